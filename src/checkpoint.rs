@@ -1,0 +1,360 @@
+//! Reading one `.kv` file: its name's key, the 52-byte prefix, and — only
+//! when asked — the text, the trailer and the DSV4 payload header.
+//!
+//! Every length that comes from the file is checked against the size
+//! `fstat` reported before it is used, so a 75-byte file that claims 4 GiB
+//! of text costs 52 bytes of reading and no allocation.
+
+use crate::dsv4::{self, Dsv4Header};
+use crate::format::{Header, HeaderError, HEADER_LEN, PREFIX_LEN, TEXT_OFFSET};
+use serde::Serialize;
+use sha1::{Digest, Sha1};
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// Length of a key: 40 hex digits of SHA-1.
+pub const KEY_HEX_LEN: usize = 40;
+/// Characters of a key a listing shows.
+pub const SHORT_KEY_LEN: usize = 12;
+/// ds4-agent's system prompt checkpoint: a fixed name, no hash in it.
+pub const SYSPROMPT_FILE: &str = "sysprompt.kv";
+pub const SYSPROMPT_KEY: &str = "sysprompt";
+pub const KV_EXT: &str = ".kv";
+
+/// What names a checkpoint: the SHA-1 of its text, or ds4-agent's fixed
+/// `sysprompt`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Key {
+    /// 40 lower-case hex digits.
+    Hash(String),
+    Sysprompt,
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+impl Key {
+    /// The key a file name denotes: `<40 hex>.kv` (any case, as ds4 accepts)
+    /// or `sysprompt.kv`.
+    pub fn from_file_name(name: &str) -> Option<Key> {
+        if name == SYSPROMPT_FILE {
+            return Some(Key::Sysprompt);
+        }
+        let stem = name.strip_suffix(KV_EXT)?;
+        if stem.len() == KEY_HEX_LEN && stem.bytes().all(|b| b.is_ascii_hexdigit()) {
+            Some(Key::Hash(stem.to_ascii_lowercase()))
+        } else {
+            None
+        }
+    }
+
+    /// The key of a text: its SHA-1 (FORMAT.md §2).
+    pub fn of_text(text: &[u8]) -> Key {
+        Key::Hash(hex(&Sha1::digest(text)))
+    }
+
+    /// `<key>.kv` in lower case, or `sysprompt.kv`.
+    pub fn file_name(&self) -> String {
+        match self {
+            Key::Hash(h) => format!("{h}{KV_EXT}"),
+            Key::Sysprompt => SYSPROMPT_FILE.to_string(),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Key::Hash(h) => h,
+            Key::Sysprompt => SYSPROMPT_KEY,
+        }
+    }
+
+    /// The first 12 hex digits, or `sysprompt`.
+    pub fn short(&self) -> &str {
+        match self {
+            Key::Hash(h) => &h[..SHORT_KEY_LEN],
+            Key::Sysprompt => SYSPROMPT_KEY,
+        }
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Key {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Why a file with a checkpoint name cannot be used as a checkpoint.
+/// `code()` is stable: it is the finding code `kvc verify` reports.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Defect {
+    #[error("empty file")]
+    Empty,
+    #[error("{size}-byte file is shorter than the {PREFIX_LEN}-byte header")]
+    ShortHeader { size: u64 },
+    #[error("{0}")]
+    Header(#[from] HeaderError),
+    #[error("text_len {text_len} runs past the end of the {size}-byte file")]
+    TextLength { text_len: u32, size: u64 },
+    #[error("file is {size} bytes, header and text_len need {need} (payload cut short)")]
+    Truncated { need: u128, size: u64 },
+    #[error("header says 0 tokens (ds4 skips such files)")]
+    ZeroTokens,
+    #[error("SHA-1 of the text is {actual}, not the file name")]
+    KeyMismatch { actual: String },
+}
+
+impl Defect {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Defect::Empty => "empty",
+            Defect::ShortHeader { .. } => "short-header",
+            Defect::Header(HeaderError::BadMagic(_)) => "bad-magic",
+            Defect::Header(HeaderError::BadVersion(_)) => "bad-version",
+            Defect::TextLength { .. } => "text-length",
+            Defect::Truncated { .. } => "truncated",
+            Defect::ZeroTokens => "zero-tokens",
+            Defect::KeyMismatch { .. } => "key-mismatch",
+        }
+    }
+}
+
+/// Opening a checkpoint fails either on I/O or on a defect of the file.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("{0}")]
+    Defect(#[from] Defect),
+}
+
+/// An open `.kv` file whose prefix has been read. Everything else is read
+/// on demand with positioned reads, so nothing moves a shared offset.
+#[derive(Debug)]
+pub struct CheckpointFile {
+    pub path: PathBuf,
+    file: File,
+    /// Size at open time (fstat).
+    pub size: u64,
+    pub header: Header,
+    pub text_len: u32,
+}
+
+impl CheckpointFile {
+    /// Open and read the 52-byte prefix, checking nothing but that it is
+    /// there. Use this to show a file that may be broken.
+    pub fn open_unchecked(path: &Path) -> Result<CheckpointFile, OpenError> {
+        let file = File::open(path)?;
+        Self::from_file(path, file)
+    }
+
+    /// Like [`open_unchecked`](Self::open_unchecked) on a file already open.
+    pub fn from_file(path: &Path, file: File) -> Result<CheckpointFile, OpenError> {
+        let size = file.metadata()?.len();
+        if size == 0 {
+            return Err(Defect::Empty.into());
+        }
+        if size < PREFIX_LEN as u64 {
+            return Err(Defect::ShortHeader { size }.into());
+        }
+        let mut prefix = [0u8; PREFIX_LEN];
+        read_exact_or_short(&file, &mut prefix, 0, size)?;
+        let header = Header::decode(prefix[..HEADER_LEN].try_into().expect("48 bytes"));
+        let text_len = u32::from_le_bytes(prefix[HEADER_LEN..].try_into().expect("4 bytes"));
+        Ok(CheckpointFile {
+            path: path.to_path_buf(),
+            file,
+            size,
+            header,
+            text_len,
+        })
+    }
+
+    /// Open, then check the envelope: magic, version, and that the text and
+    /// payload fit in the file (FORMAT.md §3). What a ds4 reader checks
+    /// before it trusts a file.
+    pub fn open(path: &Path) -> Result<CheckpointFile, OpenError> {
+        let cf = Self::open_unchecked(path)?;
+        cf.check_envelope()?;
+        Ok(cf)
+    }
+
+    /// The structural checks of [`open`](Self::open).
+    pub fn check_envelope(&self) -> Result<(), Defect> {
+        self.header.check()?;
+        if TEXT_OFFSET + self.text_len as u64 > self.size {
+            return Err(Defect::TextLength {
+                text_len: self.text_len,
+                size: self.size,
+            });
+        }
+        let need = TEXT_OFFSET as u128 + self.text_len as u128 + self.header.payload_bytes as u128;
+        if need > self.size as u128 {
+            return Err(Defect::Truncated {
+                need,
+                size: self.size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Offset of the payload. Meaningful once the envelope checked out.
+    pub fn payload_offset(&self) -> u64 {
+        TEXT_OFFSET + self.text_len as u64
+    }
+
+    /// Offset just past the payload (where trailers start).
+    pub fn payload_end(&self) -> u64 {
+        self.payload_offset()
+            .saturating_add(self.header.payload_bytes)
+    }
+
+    /// Bytes after the payload: trailer sections, or garbage.
+    pub fn trailer_len(&self) -> u64 {
+        self.size.saturating_sub(self.payload_end())
+    }
+
+    /// The stored text. Its length was checked against the file size.
+    pub fn read_text(&self) -> io::Result<Vec<u8>> {
+        let len = self.text_len as u64;
+        if TEXT_OFFSET + len > self.size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                Defect::TextLength {
+                    text_len: self.text_len,
+                    size: self.size,
+                },
+            ));
+        }
+        let mut buf = vec![0u8; len as usize];
+        read_exact_or_short(&self.file, &mut buf, TEXT_OFFSET, self.size)?;
+        Ok(buf)
+    }
+
+    /// The bytes after the payload (bounded by the file size).
+    pub fn read_trailer(&self) -> io::Result<Vec<u8>> {
+        let len = self.trailer_len();
+        let mut buf = vec![0u8; len as usize];
+        read_exact_or_short(&self.file, &mut buf, self.payload_end(), self.size)?;
+        Ok(buf)
+    }
+
+    /// `len` payload bytes at `off` within the payload, checked against both
+    /// the payload length and the file size.
+    pub fn read_payload_at(&self, off: u64, len: u64) -> io::Result<Vec<u8>> {
+        let end = off.checked_add(len);
+        if end.is_none_or(|e| e > self.header.payload_bytes) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "payload range {off}+{len} outside the {}-byte payload",
+                    self.header.payload_bytes
+                ),
+            ));
+        }
+        let mut buf = vec![0u8; len as usize];
+        read_exact_or_short(&self.file, &mut buf, self.payload_offset() + off, self.size)?;
+        Ok(buf)
+    }
+
+    /// The DSV4 layout of the payload, when it has the DSV4 magic and its
+    /// count arrays lie inside the payload. `Ok(None)` for opaque payloads.
+    pub fn read_dsv4(&self) -> io::Result<Option<Dsv4Layout>> {
+        if self.header.payload_bytes < dsv4::HEADER_LEN as u64 {
+            return Ok(None);
+        }
+        let head = self.read_payload_at(0, dsv4::HEADER_LEN as u64)?;
+        let Some(header) = Dsv4Header::decode(&head) else {
+            return Ok(None);
+        };
+        let off = header.counts_offset();
+        let len = header.counts_len();
+        let counts = match off.checked_add(len) {
+            Some(end) if end <= self.header.payload_bytes => {
+                let raw = self.read_payload_at(off, len)?;
+                header.parse_counts(&raw)
+            }
+            _ => None,
+        };
+        Ok(Some(Dsv4Layout { header, counts }))
+    }
+
+    /// The open file, for streaming reads (deep verification, export).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+}
+
+/// A DSV4 header and, when they lie inside the payload, its count arrays.
+#[derive(Clone, Debug)]
+pub struct Dsv4Layout {
+    pub header: Dsv4Header,
+    /// `(n_comp, n_index)`; `None` when the arrays would run past the payload.
+    pub counts: Option<(Vec<u32>, Vec<u32>)>,
+}
+
+impl Dsv4Layout {
+    /// The exact payload size the layout implies (`None` when the counts
+    /// are missing or the arithmetic overflows).
+    pub fn exact_size(&self) -> Option<u64> {
+        let (c, i) = self.counts.as_ref()?;
+        self.header.exact_size(c, i)
+    }
+}
+
+/// `read_exact_at`, but a file that shrank since `fstat` (an engine rewrote
+/// or truncated it) reports which read came up short instead of a bare EOF.
+fn read_exact_or_short(file: &File, buf: &mut [u8], off: u64, size: u64) -> io::Result<()> {
+    file.read_exact_at(buf, off).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "file shrank while reading: {} bytes at offset {off} of a {size}-byte file",
+                    buf.len()
+                ),
+            )
+        } else {
+            e
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_from_names() {
+        let k = Key::from_file_name("D78BECAF80C3DD16ECEC443553E5305B2557ACB3.kv").unwrap();
+        assert_eq!(k.as_str(), "d78becaf80c3dd16ecec443553e5305b2557acb3");
+        assert_eq!(k.short(), "d78becaf80c3");
+        assert_eq!(Key::from_file_name("sysprompt.kv"), Some(Key::Sysprompt));
+        assert_eq!(Key::from_file_name("d78becaf.kv"), None);
+        assert_eq!(Key::from_file_name("notes.txt"), None);
+    }
+
+    #[test]
+    fn key_of_text_is_sha1() {
+        // SHA-1 of the empty string.
+        assert_eq!(
+            Key::of_text(b"").as_str(),
+            "da39a3ee5e6b4b0d3255bfef95601890afd80709"
+        );
+    }
+}

@@ -1,0 +1,310 @@
+//! `kvc ls`: what is cached, how big, how used, what goes next.
+
+use crate::cli::{LsArgs, SortKey};
+use crate::config;
+use crate::output::{self, align_right, CheckpointView, Report};
+use crate::Outcome;
+use anyhow::Result;
+use comfy_table::Cell;
+use kvc::policy::{self, Policy};
+use kvc::scan::{self, pid_alive, Scan, ScanOptions};
+use kvc::text::sanitize_line;
+use serde::Serialize;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::time::UNIX_EPOCH;
+
+#[derive(Serialize)]
+struct TempView {
+    file: String,
+    pid: u32,
+    writer: scan::TempWriter,
+    writer_alive: bool,
+    size: u64,
+    modified: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct InvalidView {
+    file: String,
+    code: &'static str,
+    error: String,
+    size: u64,
+}
+
+#[derive(Serialize)]
+struct StrayView {
+    file: String,
+    size: u64,
+    is_dir: bool,
+}
+
+#[derive(Serialize)]
+struct DirView {
+    dir: String,
+    policy: &'static str,
+    now: u64,
+    checkpoints: Vec<CheckpointView>,
+    temp_files: Vec<TempView>,
+    invalid: Vec<InvalidView>,
+    strays: Vec<StrayView>,
+    /// Bytes of the valid checkpoints: what an engine's budget counts.
+    checkpoint_bytes: u64,
+    /// Bytes of every entry listed.
+    total_bytes: u64,
+}
+
+#[derive(Serialize)]
+struct LsReport {
+    dirs: Vec<DirView>,
+    checkpoint_bytes: u64,
+    total_bytes: u64,
+    #[serde(skip)]
+    long: bool,
+    #[serde(skip)]
+    titles: bool,
+}
+
+/// Scan a directory and rank its checkpoints as `kvc evict` would.
+fn dir_view(dir: PathBuf, args: &LsArgs, policy: Policy, now: u64) -> Result<DirView> {
+    let opts = ScanOptions {
+        read_text: !args.no_title,
+    };
+    let mut scan: Scan = scan::scan_dir(&dir, opts)?;
+    policy::load_needed_texts(policy, &mut scan.checkpoints);
+    let standings = policy::standings(policy, &scan.checkpoints, now, |c| c.is_agent_save());
+    let mut rows: Vec<CheckpointView> = scan
+        .checkpoints
+        .iter()
+        .zip(&standings)
+        .map(|(c, s)| {
+            let mut v = CheckpointView::new(c, s, now);
+            if args.no_title {
+                v.title = None;
+            }
+            v
+        })
+        .collect();
+    sort_rows(&mut rows, args.sort);
+    if args.reverse {
+        rows.reverse();
+    }
+    Ok(DirView {
+        dir: dir.display().to_string(),
+        policy: policy.name(),
+        now,
+        checkpoint_bytes: scan.checkpoint_bytes(),
+        total_bytes: scan.total_bytes(),
+        checkpoints: rows,
+        temp_files: scan
+            .temp_files
+            .iter()
+            .map(|t| TempView {
+                file: sanitize_line(t.file.as_bytes()),
+                pid: t.pid,
+                writer: t.writer,
+                writer_alive: pid_alive(t.pid),
+                size: t.size,
+                modified: t
+                    .modified
+                    .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs()),
+            })
+            .collect(),
+        invalid: scan
+            .invalid
+            .iter()
+            .map(|i| InvalidView {
+                file: sanitize_line(i.file.as_bytes()),
+                code: i.code,
+                error: i.error.clone(),
+                size: i.size,
+            })
+            .collect(),
+        strays: scan
+            .strays
+            .iter()
+            .map(|s| StrayView {
+                file: sanitize_line(s.file.as_bytes()),
+                size: s.size,
+                is_dir: s.is_dir,
+            })
+            .collect(),
+    })
+}
+
+fn sort_rows(rows: &mut [CheckpointView], by: SortKey) {
+    match by {
+        SortKey::Used => rows.sort_by(|a, b| b.last_used.cmp(&a.last_used)),
+        SortKey::Created => rows.sort_by(|a, b| b.created.cmp(&a.created)),
+        SortKey::Size => rows.sort_by(|a, b| b.size.cmp(&a.size)),
+        SortKey::Tokens => rows.sort_by(|a, b| b.tokens.cmp(&a.tokens)),
+        SortKey::Hits => rows.sort_by(|a, b| b.hits.cmp(&a.hits)),
+        // Eviction order; protected agent saves (no rank) last.
+        SortKey::Score => rows.sort_by_key(|r| (r.evict_rank.is_none(), r.evict_rank)),
+        SortKey::Key => rows.sort_by(|a, b| a.key.cmp(&b.key)),
+    }
+}
+
+pub fn run(args: LsArgs) -> Result<Outcome> {
+    let dirs = if args.dirs.is_empty() {
+        vec![config::default_dir()?]
+    } else {
+        args.dirs.clone()
+    };
+    let policy: Policy = args.policy.policy.into();
+    let now = config::now_or_clock(args.policy.now)?;
+    let views = dirs
+        .into_iter()
+        .map(|d| dir_view(d, &args, policy, now))
+        .collect::<Result<Vec<_>>>()?;
+    let report = LsReport {
+        checkpoint_bytes: views.iter().map(|d| d.checkpoint_bytes).sum(),
+        total_bytes: views.iter().map(|d| d.total_bytes).sum(),
+        dirs: views,
+        long: args.long,
+        titles: !args.no_title,
+    };
+    output::emit(&report, args.output.json)?;
+    Ok(Outcome::Clean)
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+impl LsReport {
+    fn write_dir(&self, d: &DirView, out: &mut dyn Write) -> io::Result<()> {
+        let mut header = vec!["KEY", "REASON", "TOKENS", "CTX", "Q"];
+        if self.long {
+            header.extend(["MODEL", "ABI"]);
+        }
+        header.extend(["SIZE", "HITS"]);
+        if self.long {
+            header.extend(["CREATED", "LAST USED"]);
+        } else {
+            header.push("USED");
+        }
+        header.extend(["FLAGS", "SCORE", "RANK"]);
+        if self.titles {
+            header.push("TITLE");
+        }
+        let mut t = output::table(&header);
+        for c in &d.checkpoints {
+            let key = if self.long {
+                c.key.clone()
+            } else {
+                c.key.chars().take(kvc::checkpoint::SHORT_KEY_LEN).collect()
+            };
+            let mut row = vec![
+                Cell::new(key),
+                Cell::new(&c.reason),
+                Cell::new(c.tokens),
+                Cell::new(c.ctx_size),
+                Cell::new(c.quant_bits),
+            ];
+            if self.long {
+                row.extend([Cell::new(c.model_id), Cell::new(c.payload_abi)]);
+            }
+            row.extend([Cell::new(output::size(c.size)), Cell::new(c.hits)]);
+            if self.long {
+                row.extend([
+                    Cell::new(output::timestamp(c.created)),
+                    Cell::new(output::timestamp(c.last_used)),
+                ]);
+            } else {
+                row.push(Cell::new(output::ago(c.last_used, d.now)));
+            }
+            row.extend([
+                Cell::new(c.flag_letters()),
+                Cell::new(output::score(c.score)),
+                Cell::new(c.evict_rank.map_or("-".to_string(), |r| r.to_string())),
+            ]);
+            if self.titles {
+                row.push(Cell::new(c.title.as_deref().unwrap_or("")));
+            }
+            t.add_row(row);
+        }
+        let numeric: &[usize] = if self.long {
+            &[2, 3, 4, 5, 6, 7, 8, 12, 13]
+        } else {
+            &[2, 3, 4, 5, 6, 9, 10]
+        };
+        align_right(&mut t, numeric);
+        if !d.checkpoints.is_empty() {
+            output::write_table(out, &t)?;
+        }
+        write!(
+            out,
+            "{}, {}",
+            plural(d.checkpoints.len(), "checkpoint", "checkpoints"),
+            output::size(d.checkpoint_bytes)
+        )?;
+        let mut extra = Vec::new();
+        if !d.temp_files.is_empty() {
+            let live = d.temp_files.iter().filter(|t| t.writer_alive).count();
+            extra.push(format!(
+                "{} ({live} being written)",
+                plural(d.temp_files.len(), "temp file", "temp files")
+            ));
+        }
+        if !d.strays.is_empty() {
+            extra.push(plural(d.strays.len(), "stray file", "stray files"));
+        }
+        if !d.invalid.is_empty() {
+            extra.push(format!("{} invalid", d.invalid.len()));
+        }
+        let warned: Vec<&CheckpointView> = d
+            .checkpoints
+            .iter()
+            .filter(|c| !c.warnings.is_empty())
+            .collect();
+        if !warned.is_empty() {
+            extra.push(format!("{} with warnings", warned.len()));
+        }
+        if !extra.is_empty() {
+            write!(out, "; {}", extra.join(", "))?;
+        }
+        writeln!(out)?;
+        for i in &d.invalid {
+            writeln!(out, "invalid: {}: {}", i.file, i.error)?;
+        }
+        for c in &warned {
+            for w in &c.warnings {
+                writeln!(out, "warning: {}: {}", c.file, w.message)?;
+            }
+        }
+        if !d.invalid.is_empty()
+            || !warned.is_empty()
+            || !d.temp_files.is_empty()
+            || !d.strays.is_empty()
+        {
+            writeln!(out, "hint: run `kvc verify {}` for a full check", d.dir)?;
+        }
+        Ok(())
+    }
+}
+
+impl Report for LsReport {
+    fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
+        let many = self.dirs.len() > 1;
+        for (i, d) in self.dirs.iter().enumerate() {
+            if many {
+                if i > 0 {
+                    writeln!(out)?;
+                }
+                writeln!(out, "{}:", d.dir)?;
+            }
+            self.write_dir(d, out)?;
+        }
+        if many {
+            writeln!(
+                out,
+                "\ntotal: {} in checkpoints, {} in all",
+                output::size(self.checkpoint_bytes),
+                output::size(self.total_bytes)
+            )?;
+        }
+        Ok(())
+    }
+}

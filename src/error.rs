@@ -1,0 +1,44 @@
+//! The library's error type. The library never prints and never exits:
+//! every failure comes back as one of these, and its `Display` is the one
+//! line the binary shows (always naming the file or directory concerned).
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+    #[error("no checkpoint with key {key:?} in {}", dir.display())]
+    KeyNotFound { key: String, dir: PathBuf },
+    #[error("key prefix {prefix:?} is ambiguous in {}: {}", dir.display(), candidates.join(", "))]
+    AmbiguousKey {
+        prefix: String,
+        dir: PathBuf,
+        candidates: Vec<String>,
+    },
+    #[error("{key:?} is not a key: give at least 4 hex digits of one, `sysprompt`, or a path to a .kv file")]
+    BadKey { key: String },
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    pub fn io(path: &Path, source: io::Error) -> Error {
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    pub fn invalid(path: &Path, message: impl Into<String>) -> Error {
+        Error::Invalid {
+            path: path.to_path_buf(),
+            message: message.into(),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

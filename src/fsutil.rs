@@ -1,0 +1,113 @@
+//! Crash-safe writing. A half-written result must never become visible
+//! under a checkpoint name: write a temp file, fsync it, rename it into
+//! place, fsync the directory. Files hold verbatim prompts, so everything
+//! kvc creates is private (0600 files, 0700 directories).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// Mode of every file kvc creates: owner read/write only.
+pub const FILE_MODE: u32 = 0o600;
+/// Mode of every directory kvc creates, as the engines create theirs.
+pub const DIR_MODE: u32 = 0o700;
+
+/// Create `dir` and missing parents with mode 0700.
+pub fn create_private_dir_all(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)
+}
+
+/// fsync a directory, making renames and unlinks in it durable.
+pub fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// The temp name kvc uses for `final_name`: ds4's own convention
+/// (`<name>.tmp.<pid>`, FORMAT.md §2), so the engines ignore it and
+/// `kvc gc` recognises it as a writer's temp file with a pid to check.
+pub fn temp_name_for(final_name: &str) -> String {
+    format!("{final_name}.tmp.{}", std::process::id())
+}
+
+/// A file being written that becomes visible under its final name only
+/// by [`commit`](AtomicFile::commit). Dropped uncommitted, it removes its
+/// temp file.
+#[derive(Debug)]
+pub struct AtomicFile {
+    dir: PathBuf,
+    tmp: PathBuf,
+    dest: PathBuf,
+    file: Option<File>,
+}
+
+impl AtomicFile {
+    /// Create `<dir>/<final_name>.tmp.<pid>` (0600, must not exist).
+    pub fn create(dir: &Path, final_name: &str) -> io::Result<AtomicFile> {
+        let tmp = dir.join(temp_name_for(final_name));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(&tmp)?;
+        Ok(AtomicFile {
+            dir: dir.to_path_buf(),
+            tmp,
+            dest: dir.join(final_name),
+            file: Some(file),
+        })
+    }
+
+    pub fn temp_path(&self) -> &Path {
+        &self.tmp
+    }
+
+    pub fn file(&mut self) -> &mut File {
+        self.file.as_mut().expect("not yet committed")
+    }
+
+    /// fsync, rename over the final name, fsync the directory.
+    pub fn commit(mut self) -> io::Result<PathBuf> {
+        let file = self.file.take().expect("commit once");
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&self.tmp, &self.dest)?;
+        fsync_dir(&self.dir)?;
+        Ok(self.dest.clone())
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file().write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file().flush()
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Remove a file and make the removal durable. A file already gone is fine:
+/// an engine may have consumed it first.
+pub fn remove_durably(path: &Path) -> io::Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => {
+            if let Some(dir) = path.parent() {
+                fsync_dir(dir)?;
+            }
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,26 @@
+//! kvc: read and manage KV-cache checkpoint directories of local LLM
+//! inference engines (ds4-server, ds4-agent, ds4 forks, hanzo-engine).
+//!
+//! The byte-level reference is FORMAT.md; section numbers in comments refer
+//! to it. This library never prints and never exits: it returns typed
+//! results and [`Error`]s, and the `kvc` binary decides how to show them.
+
+pub mod checkpoint;
+pub mod dsv4;
+pub mod error;
+pub mod finding;
+pub mod format;
+pub mod fsutil;
+pub mod journal;
+pub mod lock;
+pub mod policy;
+pub mod resolve;
+pub mod scan;
+pub mod text;
+pub mod trailer;
+
+pub use checkpoint::{CheckpointFile, Defect, Key};
+pub use error::{Error, Result};
+pub use format::{ExtFlags, Header, Reason};
+pub use policy::Policy;
+pub use scan::{scan_dir, Checkpoint, Scan, ScanOptions};

@@ -1,0 +1,240 @@
+//! Rendering. Every command builds one report value; the same value is
+//! rendered as a table for people or as JSON for pipelines, by one
+//! exporter per format behind one interface (as hyperfine does).
+//!
+//! Prompt text is untrusted: every piece of it that reaches this module has
+//! been through `kvc::text::sanitize_*`, in tables and in JSON alike.
+
+use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table};
+use humansize::{format_size, BINARY};
+use kvc::finding::{header_warnings, Finding};
+use kvc::policy::Standing;
+use kvc::scan::Checkpoint;
+use kvc::text::sanitize_line;
+use serde::Serialize;
+use std::io::{self, Write};
+use std::time::{Duration, UNIX_EPOCH};
+
+/// A command's result, renderable both ways.
+pub trait Report: Serialize {
+    /// The human form, for a terminal.
+    fn write_human(&self, out: &mut dyn Write) -> io::Result<()>;
+}
+
+/// One way of writing a report.
+pub trait Exporter {
+    fn export<R: Report>(&self, report: &R, out: &mut dyn Write) -> io::Result<()>;
+}
+
+pub struct HumanExporter;
+pub struct JsonExporter;
+
+impl Exporter for HumanExporter {
+    fn export<R: Report>(&self, report: &R, out: &mut dyn Write) -> io::Result<()> {
+        report.write_human(out)
+    }
+}
+
+impl Exporter for JsonExporter {
+    fn export<R: Report>(&self, report: &R, out: &mut dyn Write) -> io::Result<()> {
+        serde_json::to_writer_pretty(&mut *out, report)?;
+        writeln!(out)
+    }
+}
+
+/// Write `report` to stdout as JSON or as a table.
+pub fn emit<R: Report>(report: &R, json: bool) -> io::Result<()> {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    if json {
+        JsonExporter.export(report, &mut out)?;
+    } else {
+        HumanExporter.export(report, &mut out)?;
+    }
+    out.flush()
+}
+
+/// A borderless table, like `ls -l` or `docker ps`.
+pub fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_style(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header.iter().map(|h| Cell::new(h)));
+    t
+}
+
+/// Right-align the given columns (numbers).
+pub fn align_right(t: &mut Table, cols: &[usize]) {
+    for &c in cols {
+        if let Some(col) = t.column_mut(c) {
+            col.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+}
+
+/// Write a table without the trailing spaces comfy-table pads lines with.
+pub fn write_table(out: &mut dyn Write, t: &Table) -> io::Result<()> {
+    for line in t.lines() {
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+/// `19.87 KiB`.
+pub fn size(bytes: u64) -> String {
+    format_size(bytes, BINARY)
+}
+
+/// `3h ago`, `in 5m`, `just now`: coarse on purpose, for a column.
+pub fn ago(then: u64, now: u64) -> String {
+    if then == 0 {
+        return "never".into();
+    }
+    let (secs, future) = if now >= then {
+        (now - then, false)
+    } else {
+        (then - now, true)
+    };
+    let amount = match secs {
+        0..=9 => return "just now".into(),
+        10..=59 => format!("{secs}s"),
+        60..=3599 => format!("{}m", secs / 60),
+        3600..=172_799 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86_400),
+    };
+    if future {
+        format!("in {amount}")
+    } else {
+        format!("{amount} ago")
+    }
+}
+
+/// RFC 3339 UTC, or `never` for 0.
+pub fn timestamp(secs: u64) -> String {
+    if secs == 0 {
+        return "never".into();
+    }
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
+}
+
+/// A score in a column: three significant digits.
+pub fn score(s: Option<f64>) -> String {
+    match s {
+        Some(s) => format!("{s:.3e}"),
+        None => "-".into(),
+    }
+}
+
+/// The JSON of one checkpoint, shared by `ls` and `show`.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckpointView {
+    pub key: String,
+    pub file: String,
+    pub path: String,
+    pub size: u64,
+    pub mode: String,
+    pub reason: String,
+    pub reason_code: u8,
+    pub quant_bits: u8,
+    pub tokens: u32,
+    pub hits: u32,
+    pub ctx_size: u32,
+    pub model_id: u8,
+    pub payload_abi: u8,
+    pub ext_flags: u8,
+    pub flags: Vec<String>,
+    pub dialect: String,
+    pub created: u64,
+    pub last_used: u64,
+    pub payload_bytes: u64,
+    pub text_bytes: u32,
+    pub title: Option<String>,
+    pub score: Option<f64>,
+    pub evict_rank: Option<usize>,
+    pub superseded: bool,
+    pub agent_save: bool,
+    /// Header warnings (`bad-quant`, `unknown-reason`, `unknown-flags`,
+    /// `future-timestamp`); `kvc verify` checks everything else.
+    pub warnings: Vec<Finding>,
+}
+
+impl CheckpointView {
+    /// `standing` is the checkpoint's place in the eviction order (rank 1 =
+    /// first victim, no rank for agent saves, which eviction leaves alone).
+    pub fn new(c: &Checkpoint, standing: &Standing, now: u64) -> CheckpointView {
+        let h = &c.header;
+        CheckpointView {
+            key: c.key.to_string(),
+            file: c.file.clone(),
+            path: c.path.display().to_string(),
+            size: c.size,
+            mode: format!("{:04o}", c.mode),
+            reason: h.reason.name().into_owned(),
+            reason_code: h.reason.0,
+            quant_bits: h.quant_bits,
+            tokens: h.tokens,
+            hits: h.hits,
+            ctx_size: h.ctx_size,
+            model_id: h.model_id,
+            payload_abi: h.payload_abi,
+            ext_flags: h.ext_flags.0,
+            flags: h.ext_flags.names(),
+            dialect: h.dialect().to_string(),
+            created: h.created,
+            last_used: h.last_used,
+            payload_bytes: h.payload_bytes,
+            text_bytes: c.text_len,
+            title: c.title().map(|t| sanitize_line(&t)),
+            score: standing.score,
+            evict_rank: standing.rank,
+            superseded: standing.superseded,
+            agent_save: c.is_agent_save(),
+            warnings: header_warnings(h, now),
+        }
+    }
+
+    /// The one-letter flags of the `ls` column (legend in `kvc ls --help`).
+    pub fn flag_letters(&self) -> String {
+        let mut s = String::new();
+        let f = kvc::ExtFlags(self.ext_flags);
+        if f.has_tool_map() {
+            s.push('t');
+        }
+        if f.0 & kvc::ExtFlags::RESPONSES_VISIBLE != 0 {
+            s.push('r');
+        }
+        if f.0 & kvc::ExtFlags::THINKING_VISIBLE != 0 {
+            s.push('k');
+        }
+        if f.unknown_bits() != 0 {
+            s.push('?');
+        }
+        if self.superseded {
+            s.push('s');
+        }
+        if self.agent_save {
+            s.push('a');
+        }
+        if !self.warnings.is_empty() {
+            s.push('!');
+        }
+        if s.is_empty() {
+            s.push('-');
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_are_coarse_and_directional() {
+        assert_eq!(ago(100, 100), "just now");
+        assert_eq!(ago(100, 100 + 3 * 3600 + 5), "3h ago");
+        assert_eq!(ago(100 + 300, 100), "in 5m");
+        assert_eq!(ago(0, 100), "never");
+        assert_eq!(ago(0 + 1, 1 + 3 * 86_400), "3d ago");
+    }
+}

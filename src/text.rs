@@ -1,0 +1,157 @@
+//! The stored prompt text: titles (FORMAT.md §4) and making untrusted bytes
+//! safe to show on a terminal.
+
+use std::fmt::Write as _;
+
+/// ds4's chat markers (full-width bars and the `▁` word separator).
+pub const USER_MARKER: &str = "<｜User｜>";
+pub const ASSISTANT_MARKER: &str = "<｜Assistant｜>";
+
+/// ds4-agent cuts titles at 70 bytes and appends `...`.
+pub const TITLE_MAX_BYTES: usize = 70;
+const TITLE_ELLIPSIS: &str = "...";
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || hay.len() < needle.len() {
+        return None;
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Does `needle` occur anywhere in `hay`? (Used for tool-map DSML blocks.)
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    find(hay, needle).is_some()
+}
+
+/// The ds4-agent session title: the text after the first `<｜User｜>` up to
+/// the next `<｜Assistant｜>` or `<｜User｜>`, white space runs folded to one
+/// space, trimmed, cut at 70 bytes with `...` appended.
+///
+/// Returns raw bytes (the cut may split a UTF-8 character, as ds4's does);
+/// pass them through [`sanitize_line`] before showing them. `None` when the
+/// text has no user turn (token-id texts of hanzo-engine, system prompts).
+pub fn title(text: &[u8]) -> Option<Vec<u8>> {
+    let start = find(text, USER_MARKER.as_bytes())? + USER_MARKER.len();
+    let rest = &text[start..];
+    let end = [ASSISTANT_MARKER, USER_MARKER]
+        .iter()
+        .filter_map(|m| find(rest, m.as_bytes()))
+        .min()
+        .unwrap_or(rest.len());
+    let mut out = Vec::with_capacity(TITLE_MAX_BYTES + TITLE_ELLIPSIS.len());
+    let mut pending_space = false;
+    for &b in &rest[..end] {
+        if b.is_ascii_whitespace() {
+            pending_space = !out.is_empty();
+            continue;
+        }
+        if pending_space {
+            out.push(b' ');
+            pending_space = false;
+        }
+        out.push(b);
+        if out.len() > TITLE_MAX_BYTES {
+            break;
+        }
+    }
+    if out.is_empty() {
+        return None;
+    }
+    if out.len() > TITLE_MAX_BYTES {
+        out.truncate(TITLE_MAX_BYTES);
+        out.extend_from_slice(TITLE_ELLIPSIS.as_bytes());
+    }
+    Some(out)
+}
+
+/// Is this character unsafe to hand to a terminal as-is? C0 and C1 control
+/// characters drive terminals (ESC starts escape sequences, C1 CSI 0x9b is a
+/// one-byte escape); bidi overrides and isolates reorder what is shown
+/// ("trojan source").
+fn is_dangerous(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}')
+}
+
+fn escape_char(out: &mut String, c: char) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\t' => out.push_str("\\t"),
+        '\r' => out.push_str("\\r"),
+        '\u{1b}' => out.push_str("\\e"),
+        c if (c as u32) < 0x100 => {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        }
+        c => {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        }
+    }
+}
+
+fn sanitize_with(bytes: &[u8], keep_newlines: bool) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if keep_newlines && (c == '\n' || c == '\t') {
+                out.push(c);
+            } else if is_dangerous(c) {
+                escape_char(&mut out, c);
+            } else {
+                out.push(c);
+            }
+        }
+        if !chunk.invalid().is_empty() {
+            out.push(char::REPLACEMENT_CHARACTER);
+        }
+    }
+    out
+}
+
+/// One line safe for a terminal or a table cell: every control character
+/// (newlines included) and bidi control is shown escaped (`\e`, `\n`,
+/// `\x07`, `\u{202e}`), invalid UTF-8 becomes U+FFFD.
+pub fn sanitize_line(bytes: &[u8]) -> String {
+    sanitize_with(bytes, false)
+}
+
+/// Like [`sanitize_line`] but keeps newlines and tabs, for showing a whole
+/// text (`kvc show --text`).
+pub fn sanitize_text(bytes: &[u8]) -> String {
+    sanitize_with(bytes, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn title_folds_white_space_and_stops_at_the_next_turn() {
+        let t = "<｜begin▁of▁sentence｜>sys<｜User｜>  List\n\tthe  files <｜Assistant｜>ok";
+        assert_eq!(title(t.as_bytes()).unwrap(), b"List the files");
+    }
+
+    #[test]
+    fn title_is_cut_at_70_bytes_with_ellipsis() {
+        let long = format!("<｜User｜>{}", "word ".repeat(40));
+        let t = title(long.as_bytes()).unwrap();
+        assert_eq!(t.len(), TITLE_MAX_BYTES + 3);
+        assert!(t.ends_with(b"..."));
+        let exact = format!("<｜User｜>{}", "x".repeat(70));
+        assert_eq!(title(exact.as_bytes()).unwrap().len(), 70);
+    }
+
+    #[test]
+    fn no_user_turn_means_no_title() {
+        assert_eq!(title(b"plain system prompt"), None);
+        assert_eq!(title("<｜User｜>   <｜Assistant｜>".as_bytes()), None);
+    }
+
+    #[test]
+    fn sanitizer_escapes_controls_bidi_and_invalid_utf8() {
+        let s = sanitize_line(b"a\x1b]0;pwned\x07b\x1b[2J\n\xff\xc2\x9b");
+        assert_eq!(s, "a\\e]0;pwned\\x07b\\e[2J\\n\u{fffd}\\x9b");
+        assert!(!s.contains('\u{1b}'));
+        assert_eq!(sanitize_line("x\u{202e}y".as_bytes()), "x\\u{202e}y");
+        assert_eq!(sanitize_text(b"l1\nl2\x1b"), "l1\nl2\\e");
+    }
+}

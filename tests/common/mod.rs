@@ -1,0 +1,340 @@
+//! Test environment and fixture writers for the integration tests.
+//!
+//! Fixtures are assembled byte by byte from FORMAT.md here, never with the
+//! library's own encoders, so a bug shared by kvc's reader and writer
+//! cannot hide itself.
+#![allow(dead_code)]
+
+use assert_cmd::Command;
+use sha1::{Digest, Sha1};
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+use tempfile::TempDir;
+
+/// Fixed clock for reproducible scores: fixtures are created around here.
+pub const NOW: u64 = 1_763_710_000;
+pub const CREATED: u64 = 1_763_700_000;
+
+pub const REASON_UNKNOWN: u8 = 0;
+pub const REASON_COLD: u8 = 1;
+pub const REASON_CONTINUED: u8 = 2;
+pub const REASON_EVICT: u8 = 3;
+pub const REASON_SHUTDOWN: u8 = 4;
+pub const REASON_AGENT_SYSTEM: u8 = 5;
+pub const REASON_AGENT_SESSION: u8 = 6;
+
+pub fn sha1_hex(b: &[u8]) -> String {
+    Sha1::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+/// A chat text the way ds4 renders it, with one user turn.
+pub fn chat(user: &str) -> Vec<u8> {
+    format!("<｜begin▁of▁sentence｜>You are helpful.<｜User｜>{user}<｜Assistant｜>").into_bytes()
+}
+
+/// The small DSV4 layout of the shared fixtures (EXPECTED.md).
+#[derive(Clone, Copy, Debug)]
+pub struct Layout {
+    pub layers: u32,
+    pub head_dim: u32,
+    pub indexer_head_dim: u32,
+    pub vocab: u32,
+    pub raw_window: u32,
+    pub raw_cap: u32,
+    pub comp_cap: u32,
+}
+
+pub const SMALL: Layout = Layout {
+    layers: 4,
+    head_dim: 8,
+    indexer_head_dim: 4,
+    vocab: 16,
+    raw_window: 4,
+    raw_cap: 8,
+    comp_cap: 64,
+};
+
+/// A DSV4 payload per FORMAT.md §6. `n_comp`/`n_index` count rows per layer.
+pub fn dsv4_payload(tokens: u32, ctx: u32, l: Layout, n_comp: u32, n_index: u32) -> Vec<u8> {
+    let raw_live = tokens.min(l.raw_window);
+    let mut p = Vec::new();
+    for v in [
+        0x3456_5344u32,
+        1,
+        ctx,
+        256,
+        l.raw_cap,
+        l.raw_window,
+        l.comp_cap,
+        tokens,
+        l.layers,
+        l.head_dim,
+        l.indexer_head_dim,
+        l.vocab,
+        raw_live,
+    ] {
+        p.extend_from_slice(&v.to_le_bytes());
+    }
+    for t in 0..tokens {
+        p.extend_from_slice(&(t % l.vocab).to_le_bytes());
+    }
+    for i in 0..l.vocab {
+        p.extend_from_slice(&(i as f32 * 0.5).to_le_bytes());
+    }
+    let comp = |il: u32| if il < 2 { 0 } else { n_comp };
+    let index = |il: u32| if il >= 2 && il % 2 == 0 { n_index } else { 0 };
+    for il in 0..l.layers {
+        p.extend_from_slice(&comp(il).to_le_bytes());
+    }
+    for il in 0..l.layers {
+        p.extend_from_slice(&index(il).to_le_bytes());
+    }
+    let mut floats: u64 = 0;
+    for il in 0..l.layers {
+        let r: u64 = if il < 2 {
+            0
+        } else if il % 2 == 0 {
+            4
+        } else {
+            128
+        };
+        let c: u64 = if r == 4 { 2 } else { 1 };
+        let (hd, ihd) = (l.head_dim as u64, l.indexer_head_dim as u64);
+        floats += raw_live as u64 * hd;
+        if r > 0 {
+            floats += comp(il) as u64 * hd + 2 * c * hd * c * r;
+        }
+        if r == 4 {
+            floats += index(il) as u64 * ihd + 2 * c * ihd * c * r;
+        }
+    }
+    for i in 0..floats {
+        p.extend_from_slice(&((i % 7) as f32).to_le_bytes());
+    }
+    p
+}
+
+/// A tool-id map section per FORMAT.md §5.
+pub fn tool_map(entries: &[(&[u8], &[u8])]) -> Vec<u8> {
+    let mut b = b"KTM\x01".to_vec();
+    b.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    for (id, dsml) in entries {
+        b.extend_from_slice(&(id.len() as u32).to_le_bytes());
+        b.extend_from_slice(&(dsml.len() as u32).to_le_bytes());
+        b.extend_from_slice(id);
+        b.extend_from_slice(dsml);
+    }
+    b
+}
+
+/// One checkpoint file, every header field settable.
+#[derive(Clone, Debug)]
+pub struct Ckpt {
+    pub magic: [u8; 3],
+    pub version: u8,
+    pub quant_bits: u8,
+    pub reason: u8,
+    pub ext_flags: u8,
+    pub model_id: u8,
+    pub tokens: u32,
+    pub hits: u32,
+    pub ctx_size: u32,
+    pub payload_abi: u8,
+    pub created: u64,
+    pub last_used: u64,
+    pub text: Vec<u8>,
+    pub payload: Vec<u8>,
+    pub trailer: Vec<u8>,
+    /// Header payload_bytes when it must lie.
+    pub payload_bytes: Option<u64>,
+    /// text_len when it must lie.
+    pub text_len: Option<u32>,
+    /// File name when it must not be the key.
+    pub name: Option<String>,
+}
+
+impl Ckpt {
+    /// A healthy ds4 cold checkpoint of 600 tokens with a DSV4 payload.
+    pub fn new(text: impl Into<Vec<u8>>) -> Ckpt {
+        Ckpt {
+            magic: *b"KVC",
+            version: 1,
+            quant_bits: 2,
+            reason: REASON_COLD,
+            ext_flags: 0,
+            model_id: 0,
+            tokens: 600,
+            hits: 0,
+            ctx_size: 32768,
+            payload_abi: 0,
+            created: CREATED,
+            last_used: CREATED,
+            text: text.into(),
+            payload: dsv4_payload(600, 32768, SMALL, 3, 2),
+            trailer: Vec::new(),
+            payload_bytes: None,
+            text_len: None,
+            name: None,
+        }
+    }
+
+    /// Set tokens and ctx, regenerating a matching DSV4 payload.
+    pub fn tokens(mut self, tokens: u32, ctx: u32) -> Ckpt {
+        self.tokens = tokens;
+        self.ctx_size = ctx;
+        self.payload = dsv4_payload(tokens, ctx, SMALL, 3, 2);
+        self
+    }
+
+    pub fn reason(mut self, r: u8) -> Ckpt {
+        self.reason = r;
+        self
+    }
+
+    pub fn hits(mut self, hits: u32, last_used: u64) -> Ckpt {
+        self.hits = hits;
+        self.last_used = last_used;
+        self
+    }
+
+    pub fn opaque_payload(mut self, len: usize) -> Ckpt {
+        self.payload = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+        self
+    }
+
+    pub fn with_tool_map(mut self, entries: &[(&[u8], &[u8])]) -> Ckpt {
+        self.trailer = tool_map(entries);
+        self.ext_flags |= 1;
+        self
+    }
+
+    pub fn key(&self) -> String {
+        sha1_hex(&self.text)
+    }
+
+    pub fn file_name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| format!("{}.kv", self.key()))
+    }
+
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(&self.magic);
+        b.push(self.version);
+        b.push(self.quant_bits);
+        b.push(self.reason);
+        b.push(self.ext_flags);
+        b.push(self.model_id);
+        b.extend_from_slice(&self.tokens.to_le_bytes());
+        b.extend_from_slice(&self.hits.to_le_bytes());
+        b.extend_from_slice(&self.ctx_size.to_le_bytes());
+        b.push(self.payload_abi);
+        b.extend_from_slice(&[0, 0, 0]);
+        b.extend_from_slice(&self.created.to_le_bytes());
+        b.extend_from_slice(&self.last_used.to_le_bytes());
+        let pb = self.payload_bytes.unwrap_or(self.payload.len() as u64);
+        b.extend_from_slice(&pb.to_le_bytes());
+        assert_eq!(b.len(), 48);
+        let tl = self.text_len.unwrap_or(self.text.len() as u32);
+        b.extend_from_slice(&tl.to_le_bytes());
+        b.extend_from_slice(&self.text);
+        b.extend_from_slice(&self.payload);
+        b.extend_from_slice(&self.trailer);
+        b
+    }
+}
+
+/// A temporary cache directory plus a HOME without `~/.ds4`, and a `kvc`
+/// command that runs there with a clean environment.
+pub struct TestEnv {
+    pub root: TempDir,
+    pub cache: PathBuf,
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        let root = tempfile::tempdir().unwrap();
+        let cache = root.path().join("cache");
+        fs::create_dir(&cache).unwrap();
+        fs::set_permissions(&cache, fs::Permissions::from_mode(0o700)).unwrap();
+        fs::create_dir(root.path().join("home")).unwrap();
+        TestEnv { root, cache }
+    }
+
+    /// A copy of one of the shared sample directories (`ds4`, `broken`, …).
+    pub fn with_sample(name: &str) -> TestEnv {
+        let env = TestEnv::new();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name);
+        for e in fs::read_dir(src).unwrap() {
+            let e = e.unwrap();
+            let dst = env.cache.join(e.file_name());
+            fs::copy(e.path(), &dst).unwrap();
+            fs::set_permissions(&dst, fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        env
+    }
+
+    /// Write a checkpoint (mode 0600) and return its path.
+    pub fn add(&self, c: &Ckpt) -> PathBuf {
+        let p = self.cache.join(c.file_name());
+        fs::write(&p, c.bytes()).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+        p
+    }
+
+    /// Write any file into the cache.
+    pub fn add_raw(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.cache.join(name);
+        fs::write(&p, bytes).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+        p
+    }
+
+    /// `kvc` with HOME pointing at an empty home and no KVC_DIR.
+    pub fn kvc(&self) -> Command {
+        let mut c = Command::cargo_bin("kvc").unwrap();
+        c.env_clear()
+            .env("HOME", self.root.path().join("home"))
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .current_dir(self.root.path());
+        c
+    }
+
+    /// Every file under the cache with its bytes, mode and mtime: compare two
+    /// snapshots to prove a command changed nothing.
+    pub fn snapshot(&self) -> BTreeMap<PathBuf, (Vec<u8>, u32, SystemTime)> {
+        let mut out = BTreeMap::new();
+        let mut stack = vec![self.cache.clone()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).unwrap() {
+                let e = e.unwrap();
+                let m = fs::symlink_metadata(e.path()).unwrap();
+                if m.is_dir() {
+                    stack.push(e.path());
+                    out.insert(e.path(), (Vec::new(), m.permissions().mode(), m.modified().unwrap()));
+                } else {
+                    let bytes = if m.is_file() { fs::read(e.path()).unwrap() } else { Vec::new() };
+                    out.insert(e.path(), (bytes, m.permissions().mode(), m.modified().unwrap()));
+                }
+            }
+        }
+        out
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.kvc().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "kvc {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
