@@ -7,7 +7,7 @@
 
 use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table};
 use humansize::{format_size, BINARY};
-use kvc::finding::{header_warnings, Finding};
+use kvc::finding::{header_warnings, Finding, HANZO_QUANT_BITS};
 use kvc::policy::Standing;
 use kvc::scan::Checkpoint;
 use kvc::text::sanitize_line;
@@ -59,7 +59,7 @@ pub fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_style(presets::NOTHING)
         .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(header.iter().map(|h| Cell::new(h)));
+        .set_header(header.iter().map(Cell::new));
     t
 }
 
@@ -189,7 +189,12 @@ impl CheckpointView {
             evict_rank: standing.rank,
             superseded: standing.superseded,
             agent_save: c.is_agent_save(),
-            warnings: header_warnings(h, now),
+            // quant 0 is what hanzo-engine writes: normal in its caches, so
+            // a listing does not flag it (`kvc verify` still reports it).
+            warnings: header_warnings(h, now)
+                .into_iter()
+                .filter(|w| !(w.code == "bad-quant" && h.quant_bits == HANZO_QUANT_BITS))
+                .collect(),
         }
     }
 
@@ -235,6 +240,6 @@ mod tests {
         assert_eq!(ago(100, 100 + 3 * 3600 + 5), "3h ago");
         assert_eq!(ago(100 + 300, 100), "in 5m");
         assert_eq!(ago(0, 100), "never");
-        assert_eq!(ago(0 + 1, 1 + 3 * 86_400), "3d ago");
+        assert_eq!(ago(1, 1 + 3 * 86_400), "3d ago");
     }
 }

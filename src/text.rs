@@ -7,6 +7,10 @@ use std::fmt::Write as _;
 pub const USER_MARKER: &str = "<｜User｜>";
 pub const ASSISTANT_MARKER: &str = "<｜Assistant｜>";
 
+/// ChatML, as hanzo-engine renders chat: `<|im_start|>user\n…<|im_end|>`.
+pub const CHATML_USER: &str = "<|im_start|>user";
+pub const CHATML_END: &str = "<|im_end|>";
+
 /// ds4-agent cuts titles at 70 bytes and appends `...`.
 pub const TITLE_MAX_BYTES: usize = 70;
 const TITLE_ELLIPSIS: &str = "...";
@@ -30,17 +34,30 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
 /// Returns raw bytes (the cut may split a UTF-8 character, as ds4's does);
 /// pass them through [`sanitize_line`] before showing them. `None` when the
 /// text has no user turn (token-id texts of hanzo-engine, system prompts).
+///
+/// Texts rendered as ChatML (hanzo-engine) get the same rule applied to
+/// their first `<|im_start|>user` turn, so they are titled too.
 pub fn title(text: &[u8]) -> Option<Vec<u8>> {
-    let start = find(text, USER_MARKER.as_bytes())? + USER_MARKER.len();
-    let rest = &text[start..];
-    let end = [ASSISTANT_MARKER, USER_MARKER]
-        .iter()
-        .filter_map(|m| find(rest, m.as_bytes()))
-        .min()
-        .unwrap_or(rest.len());
+    let turn = |open: &str, ends: &[&str]| {
+        let start = find(text, open.as_bytes())? + open.len();
+        let rest = &text[start..];
+        let end = ends
+            .iter()
+            .filter_map(|m| find(rest, m.as_bytes()))
+            .min()
+            .unwrap_or(rest.len());
+        Some(&rest[..end])
+    };
+    let user = turn(USER_MARKER, &[ASSISTANT_MARKER, USER_MARKER])
+        .or_else(|| turn(CHATML_USER, &[CHATML_END]))?;
+    fold_title(user)
+}
+
+/// Fold white space runs to one space, trim, cut at 70 bytes plus `...`.
+fn fold_title(turn: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(TITLE_MAX_BYTES + TITLE_ELLIPSIS.len());
     let mut pending_space = false;
-    for &b in &rest[..end] {
+    for &b in turn {
         if b.is_ascii_whitespace() {
             pending_space = !out.is_empty();
             continue;
@@ -138,6 +155,13 @@ mod tests {
         assert!(t.ends_with(b"..."));
         let exact = format!("<｜User｜>{}", "x".repeat(70));
         assert_eq!(title(exact.as_bytes()).unwrap().len(), 70);
+    }
+
+    #[test]
+    fn chatml_texts_get_a_title_too() {
+        let t =
+            b"<|im_start|>system\nbe nice<|im_end|>\n<|im_start|>user\nhello  there<|im_end|>\n";
+        assert_eq!(title(t).unwrap(), b"hello there");
     }
 
     #[test]

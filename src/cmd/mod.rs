@@ -1,7 +1,9 @@
 //! One module per subcommand; each turns its clap arguments into library
 //! calls and one report for `output`.
 
+pub mod cat;
 pub mod ls;
+pub mod show;
 
 use crate::cli::{Cli, Command};
 use crate::Outcome;
@@ -10,8 +12,7 @@ use anyhow::Result;
 pub fn run(cli: Cli) -> Result<Outcome> {
     match cli.command {
         Command::Ls(args) => ls::run(args),
-        Command::Show(_) | Command::Cat(_) | Command::GenerateDocs { .. } => {
-            anyhow::bail!("not built yet")
-        }
+        Command::Show(args) => show::run(args),
+        Command::Cat(args) => cat::run(args),
     }
 }

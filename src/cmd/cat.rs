@@ -1,0 +1,35 @@
+//! `kvc cat`: the stored text, raw, for pipes (`kvc cat 3fa2 | less -R`
+//! is the user's explicit choice). Raw prompt text can carry escape
+//! sequences, so it never goes to a terminal unless `--force` says so.
+
+use crate::cli::CatArgs;
+use crate::config;
+use anyhow::{bail, Context, Result};
+use kvc::checkpoint::CheckpointFile;
+use kvc::resolve;
+use std::io::{self, IsTerminal, Write};
+use std::path::Path;
+
+use crate::Outcome;
+
+pub fn run(args: CatArgs) -> Result<Outcome> {
+    let path = if resolve::looks_like_path(&args.key) {
+        resolve::resolve(Path::new("."), &args.key)?
+    } else {
+        resolve::resolve(&config::dir_or_default(args.dir.dir.clone())?, &args.key)?
+    };
+    let stdout = io::stdout();
+    if stdout.is_terminal() && !args.force {
+        bail!(
+            "{}: refusing to write raw prompt text to a terminal (escape sequences in it would \
+             drive the terminal); pipe it, pass --force, or use `kvc show --text` for a safe view",
+            path.display()
+        );
+    }
+    let cf = CheckpointFile::open(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let text = cf.read_text().with_context(|| path.display().to_string())?;
+    let mut out = stdout.lock();
+    out.write_all(&text)?;
+    out.flush()?;
+    Ok(Outcome::Clean)
+}
