@@ -1,6 +1,6 @@
 //! The command line, defined once. The man pages in `man/` and the shell
 //! completions in `completions/` are generated from these definitions
-//! (`kvc generate-docs .`), as ripgrep does, so they cannot drift apart.
+//! (`KVC_UPDATE_DOCS=1 cargo test --test docs`), as ripgrep does, so they cannot drift apart.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -9,6 +9,7 @@ use std::path::PathBuf;
 #[command(
     name = "kvc",
     version,
+    propagate_version = true,
     about = "Inspect and manage KV-cache checkpoint directories of local LLM inference engines",
     long_about = "Inspect and manage the <sha1>.kv prefix checkpoints that ds4-server \
 (--kv-disk-dir), ds4-agent (~/.ds4/kvcache), ds4 forks and hanzo-engine keep on disk.\n\n\
@@ -28,12 +29,6 @@ pub enum Command {
     Show(ShowArgs),
     /// Write the stored prompt text of a checkpoint, raw, to a pipe or file
     Cat(CatArgs),
-    /// Write man pages and shell completions generated from this definition
-    #[command(hide = true)]
-    GenerateDocs {
-        /// Directory to write man/ and completions/ into
-        out: PathBuf,
-    },
 }
 
 /// `--json`: one flag, one meaning everywhere.

@@ -1,0 +1,87 @@
+//! The man pages in `man/` and the completions in `completions/` are
+//! generated from the clap definition in `src/cli.rs`, included here
+//! verbatim, so the binary, the pages and the completions share one
+//! definition of every flag (as ripgrep does).
+//!
+//! This test fails when the checked-in files are stale. Regenerate with:
+//!
+//!     KVC_UPDATE_DOCS=1 cargo test --test docs
+
+#[allow(dead_code)]
+#[path = "../src/cli.rs"]
+mod cli;
+
+use clap::CommandFactory;
+use clap_complete::Shell;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+const SHELLS: [Shell; 5] = [
+    Shell::Bash,
+    Shell::Zsh,
+    Shell::Fish,
+    Shell::Elvish,
+    Shell::PowerShell,
+];
+
+fn generate(out: &Path) {
+    let man = out.join("man");
+    let comp = out.join("completions");
+    fs::create_dir_all(&man).unwrap();
+    fs::create_dir_all(&comp).unwrap();
+    clap_mangen::generate_to(cli::Cli::command(), &man).unwrap();
+    for shell in SHELLS {
+        clap_complete::generate_to(shell, &mut cli::Cli::command(), "kvc", &comp).unwrap();
+    }
+}
+
+fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for sub in ["man", "completions"] {
+        let Ok(rd) = fs::read_dir(dir.join(sub)) else {
+            continue;
+        };
+        for e in rd {
+            let e = e.unwrap();
+            out.insert(
+                Path::new(sub).join(e.file_name()),
+                fs::read(e.path()).unwrap(),
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn man_pages_and_completions_are_up_to_date() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if std::env::var_os("KVC_UPDATE_DOCS").is_some() {
+        for sub in ["man", "completions"] {
+            let _ = fs::remove_dir_all(root.join(sub));
+        }
+        generate(root);
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    generate(tmp.path());
+    let want = files(tmp.path());
+    let have = files(root);
+    let stale: Vec<_> = want
+        .iter()
+        .filter(|(p, b)| have.get(*p) != Some(*b))
+        .map(|(p, _)| p.display().to_string())
+        .chain(
+            have.keys()
+                .filter(|p| !want.contains_key(*p))
+                .map(|p| format!("{} (no longer generated)", p.display())),
+        )
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "stale generated docs: {stale:?}; run `KVC_UPDATE_DOCS=1 cargo test --test docs`"
+    );
+    assert!(want.contains_key(Path::new("man/kvc.1")));
+    assert!(want.contains_key(Path::new("man/kvc-ls.1")));
+    assert!(want.contains_key(Path::new("completions/kvc.bash")));
+}

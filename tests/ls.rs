@@ -1,0 +1,586 @@
+//! `kvc ls`, `kvc show`, `kvc cat` through the real binary.
+
+mod common;
+
+use common::*;
+use predicates::prelude::*;
+use serde_json::Value;
+use std::fs;
+use std::os::unix::fs::symlink;
+
+fn now_arg() -> String {
+    NOW.to_string()
+}
+
+fn ls_json(env: &TestEnv, extra: &[&str]) -> Value {
+    let dir = env.cache.to_str().unwrap().to_string();
+    let now = now_arg();
+    let mut args = vec!["ls", "--json", "--now", &now, &dir];
+    args.extend_from_slice(extra);
+    env.json(&args)
+}
+
+fn checkpoints(v: &Value) -> &Vec<Value> {
+    v["dirs"][0]["checkpoints"].as_array().unwrap()
+}
+
+fn by_key<'a>(v: &'a Value, key: &str) -> &'a Value {
+    checkpoints(v)
+        .iter()
+        .find(|c| c["key"] == key)
+        .unwrap_or_else(|| panic!("no checkpoint {key} in {v:#}"))
+}
+
+#[test]
+fn every_header_field_of_a_byte_built_checkpoint_is_reported() {
+    let env = TestEnv::new();
+    let mut c = Ckpt::new(chat("Every field")).tokens(777, 40000);
+    c.quant_bits = 4;
+    c.reason = REASON_SHUTDOWN;
+    c.ext_flags = 0b1000_0110;
+    c.model_id = 9;
+    c.payload_abi = 3;
+    c.hits = 5;
+    c.created = CREATED - 100;
+    c.last_used = CREATED + 50;
+    let path = env.add(&c);
+    let v = ls_json(&env, &[]);
+    let j = by_key(&v, &c.key());
+    assert_eq!(j["file"], c.file_name());
+    assert_eq!(j["size"], fs::metadata(&path).unwrap().len());
+    assert_eq!(j["reason"], "shutdown");
+    assert_eq!(j["reason_code"], 4);
+    assert_eq!(j["quant_bits"], 4);
+    assert_eq!(j["tokens"], 777);
+    assert_eq!(j["hits"], 5);
+    assert_eq!(j["ctx_size"], 40000);
+    assert_eq!(j["model_id"], 9);
+    assert_eq!(j["payload_abi"], 3);
+    assert_eq!(j["ext_flags"], 0b1000_0110);
+    assert_eq!(
+        j["flags"],
+        serde_json::json!(["responses-visible", "thinking-visible", "bit7"])
+    );
+    assert_eq!(j["created"], CREATED - 100);
+    assert_eq!(j["last_used"], CREATED + 50);
+    assert_eq!(j["payload_bytes"], c.payload.len());
+    assert_eq!(j["text_bytes"], c.text.len());
+    assert_eq!(j["title"], "Every field");
+    assert_eq!(j["dialect"], "ds4-fork");
+    assert_eq!(j["evict_rank"], 1);
+    assert!(j["score"].as_f64().unwrap() > 0.0);
+    assert_eq!(j["warnings"][0]["code"], "unknown-flags");
+}
+
+#[test]
+fn unknown_reasons_are_kept_as_numbers() {
+    let env = TestEnv::new();
+    let c = Ckpt::new(chat("odd reason")).reason(9);
+    env.add(&c);
+    let v = ls_json(&env, &[]);
+    let j = by_key(&v, &c.key());
+    assert_eq!(j["reason"], "unknown-9");
+    assert_eq!(j["reason_code"], 9);
+    assert_eq!(j["warnings"][0]["code"], "unknown-reason");
+}
+
+#[test]
+fn sample_dialects_ds4_fork_hanzo_agent() {
+    let ds4 = TestEnv::with_sample("ds4");
+    let v = ls_json(&ds4, &[]);
+    let d = &v["dirs"][0];
+    assert_eq!(checkpoints(&v).len(), 4);
+    assert_eq!(d["temp_files"][0]["pid"], 31337);
+    assert_eq!(d["temp_files"][0]["writer"], "ds4");
+    assert_eq!(d["strays"][0]["file"], "notes.txt");
+    let cold = by_key(&v, "d78becaf80c3dd16ecec443553e5305b2557acb3");
+    assert_eq!(cold["reason"], "cold");
+    assert_eq!(cold["tokens"], 600);
+    assert_eq!(cold["hits"], 3);
+    assert_eq!(cold["quant_bits"], 2);
+    assert_eq!(cold["ctx_size"], 32768);
+    assert_eq!(
+        cold["title"],
+        "List the files in this repository and explain the layout."
+    );
+    let cont = by_key(&v, "2b5d6e1745e9bb7d85cf5c654ffe558f2481c785");
+    assert_eq!(cont["flags"], serde_json::json!(["tool-map"]));
+    // The longer continued checkpoint supersedes nothing; the cold one is
+    // not a waypoint.
+    assert_eq!(cont["superseded"], false);
+    assert_eq!(cold["superseded"], false);
+    let f6 = by_key(&v, "f6cc2ba7048df41f6708b6e71326b6e07b61527a");
+    assert_eq!(f6["reason"], "evict");
+    assert_eq!(f6["quant_bits"], 4);
+    assert_eq!(f6["hits"], 12);
+    assert_eq!(f6["flags"], serde_json::json!(["responses-visible"]));
+    assert_eq!(
+        by_key(&v, "8fd9c129ce976dcde5d42064046ab172462964ca")["reason"],
+        "shutdown"
+    );
+
+    let fork = TestEnv::with_sample("fork");
+    let v = ls_json(&fork, &[]);
+    for c in checkpoints(&v) {
+        assert_eq!(c["model_id"], 3);
+        assert_eq!(c["payload_abi"], 2);
+        assert_eq!(c["dialect"], "ds4-fork");
+        assert_eq!(c["superseded"], false);
+    }
+
+    let hanzo = TestEnv::with_sample("hanzo");
+    let v = ls_json(&hanzo, &[]);
+    let ids = by_key(&v, "481583f7811c5d9e3146817c42d0643f73b0b13b");
+    assert_eq!(ids["quant_bits"], 0);
+    assert_eq!(ids["ctx_size"], 0);
+    assert_eq!(ids["reason"], "evict");
+    assert_eq!(ids["dialect"], "hanzo-engine");
+    assert_eq!(ids["text_bytes"], 40);
+    assert_eq!(ids["title"], Value::Null);
+    assert_eq!(v["dirs"][0]["temp_files"][0]["writer"], "hanzo");
+    assert_eq!(v["dirs"][0]["temp_files"][0]["pid"], 4242);
+
+    let agent = TestEnv::with_sample("agent");
+    let v = ls_json(&agent, &[]);
+    let sys = by_key(&v, "sysprompt");
+    assert_eq!(sys["reason"], "agent-system");
+    assert_eq!(sys["agent_save"], true);
+    assert_eq!(sys["evict_rank"], Value::Null);
+    let session = checkpoints(&v)
+        .iter()
+        .find(|c| c["reason"] == "agent-session")
+        .unwrap();
+    assert_eq!(session["title"], "Refactor the parser into its own module.");
+    assert_eq!(session["evict_rank"], Value::Null);
+}
+
+#[test]
+fn broken_files_are_invalid_with_a_reason_and_never_fail_ls() {
+    let env = TestEnv::with_sample("broken");
+    let v = ls_json(&env, &[]);
+    let invalid = v["dirs"][0]["invalid"].as_array().unwrap();
+    let code = |file: &str| {
+        invalid
+            .iter()
+            .find(|i| i["file"].as_str().unwrap().starts_with(file))
+            .unwrap_or_else(|| panic!("{file} not invalid: {invalid:#?}"))["code"]
+            .clone()
+    };
+    assert_eq!(code("47b5906b"), "bad-magic");
+    assert_eq!(code("c0b096f7"), "bad-version");
+    assert_eq!(code("2b372283"), "truncated");
+    assert_eq!(code("de360656"), "key-mismatch");
+    assert_eq!(code("a76c338c"), "text-length");
+    assert_eq!(code("da39a3ee"), "empty");
+    assert_eq!(code("be102741"), "zero-tokens");
+    assert_eq!(invalid.len(), 7);
+    for i in invalid {
+        assert!(!i["error"].as_str().unwrap().is_empty());
+    }
+    // quant 3 is listed, flagged with a warning; the other defects need
+    // `kvc verify` (trailer, payload, modes).
+    let q3 = by_key(&v, "fd659e3cce46f4ff29702c0ac8cae092e7342da6");
+    assert_eq!(q3["warnings"][0]["code"], "bad-quant");
+    assert_eq!(checkpoints(&v).len(), 7);
+
+    env.kvc()
+        .args(["ls", "--now", &now_arg()])
+        .arg(&env.cache)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("7 invalid"))
+        .stdout(predicate::str::contains("hint: run `kvc verify"));
+}
+
+#[test]
+fn no_escape_byte_from_a_text_reaches_the_table() {
+    let env = TestEnv::with_sample("broken");
+    let evil = Ckpt::new(chat("\x1b]0;pwned\x07 \x1b[2J\u{9b}31m \u{202e}evil"));
+    env.add(&evil);
+    for args in [vec!["ls"], vec!["ls", "--json"], vec!["ls", "-l"]] {
+        let out = env.kvc().args(&args).arg(&env.cache).output().unwrap();
+        assert!(out.status.success());
+        assert!(!out.stdout.contains(&0x1b), "ESC in {args:?}");
+        assert!(!out.stdout.contains(&0x07), "BEL in {args:?}");
+        let s = String::from_utf8(out.stdout).unwrap();
+        assert!(!s.contains('\u{9b}') && !s.contains('\u{202e}'));
+    }
+    let out = env.kvc().args(["ls"]).arg(&env.cache).output().unwrap();
+    let s = String::from_utf8(out.stdout).unwrap();
+    assert!(s.contains("\\e]0;pwned\\x07"), "{s}");
+    for args in [vec!["show", "--text"], vec!["show", "--text", "--json"]] {
+        let out = env
+            .kvc()
+            .args(&args)
+            .arg(env.cache.join(evil.file_name()))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert!(!out.stdout.contains(&0x1b));
+    }
+}
+
+#[test]
+fn titles_fold_white_space_and_cut_at_70_bytes() {
+    let env = TestEnv::new();
+    let long = Ckpt::new(chat(&format!("  many\n\n  words {}", "x".repeat(100))));
+    env.add(&long);
+    let v = ls_json(&env, &[]);
+    let t = by_key(&v, &long.key())["title"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(t.starts_with("many words xxx"));
+    assert_eq!(t.len(), 73);
+    assert!(t.ends_with("..."));
+}
+
+#[test]
+fn no_title_reads_no_text() {
+    let env = TestEnv::new();
+    // A file whose name is not its text's SHA-1: only reading the text
+    // can tell, so `--no-title` lists it as a checkpoint.
+    let mut c = Ckpt::new(chat("mislabelled"));
+    c.name = Some(format!("{}.kv", "ab".repeat(20)));
+    env.add(&c);
+    let with = ls_json(&env, &[]);
+    assert_eq!(with["dirs"][0]["invalid"][0]["code"], "key-mismatch");
+    let without = ls_json(&env, &["--no-title"]);
+    assert_eq!(checkpoints(&without).len(), 1);
+    assert_eq!(checkpoints(&without)[0]["title"], Value::Null);
+}
+
+#[test]
+fn ranks_follow_the_policy_and_sort_options() {
+    let env = TestEnv::new();
+    // Same size and tokens; hits decide under ds4-classic.
+    let a = Ckpt::new(chat("aaaa")).hits(0, NOW - 10);
+    let b = Ckpt::new(chat("bbbb")).hits(4, NOW - 10);
+    let c = Ckpt::new(chat("cccc")).hits(1, NOW - 5000);
+    for x in [&a, &b, &c] {
+        env.add(x);
+    }
+    let v = ls_json(&env, &["--policy", "ds4-classic"]);
+    let keys: Vec<_> = checkpoints(&v).iter().map(|c| c["key"].clone()).collect();
+    assert_eq!(keys, [a.key(), c.key(), b.key()]);
+    let ranks: Vec<_> = checkpoints(&v)
+        .iter()
+        .map(|c| c["evict_rank"].clone())
+        .collect();
+    assert_eq!(ranks, [1, 2, 3]);
+    let v = ls_json(&env, &["--policy", "lru"]);
+    assert_eq!(by_key(&v, &c.key())["evict_rank"], 1);
+    assert_eq!(by_key(&v, &c.key())["score"], Value::Null);
+    let v = ls_json(&env, &["--sort", "hits"]);
+    assert_eq!(checkpoints(&v)[0]["key"], b.key());
+    let v = ls_json(&env, &["--sort", "hits", "--reverse"]);
+    assert_eq!(checkpoints(&v)[0]["key"], a.key());
+}
+
+#[test]
+fn superseded_waypoints_are_marked_under_ds4() {
+    let env = TestEnv::new();
+    let short = Ckpt::new(chat("step")).reason(REASON_CONTINUED);
+    let mut longer_text = short.text.clone();
+    longer_text.extend_from_slice(b" and more turns");
+    let long = Ckpt::new(longer_text)
+        .reason(REASON_CONTINUED)
+        .tokens(900, 32768);
+    env.add(&short);
+    env.add(&long);
+    for extra in [&[][..], &["--no-title"][..]] {
+        let v = ls_json(&env, extra);
+        assert_eq!(by_key(&v, &short.key())["superseded"], true, "{extra:?}");
+        assert_eq!(by_key(&v, &long.key())["superseded"], false);
+    }
+    let v = ls_json(&env, &["--policy", "ds4-classic"]);
+    assert_eq!(by_key(&v, &short.key())["superseded"], false);
+}
+
+#[test]
+fn several_dirs_then_a_grand_total() {
+    let a = TestEnv::with_sample("ds4");
+    let b = TestEnv::with_sample("fork");
+    let out = a
+        .kvc()
+        .args(["ls", "--json"])
+        .arg(&a.cache)
+        .arg(&b.cache)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let dirs = v["dirs"].as_array().unwrap();
+    assert_eq!(dirs.len(), 2);
+    let sum: u64 = dirs
+        .iter()
+        .map(|d| d["total_bytes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(v["total_bytes"], sum);
+    a.kvc()
+        .arg("ls")
+        .arg(&a.cache)
+        .arg(&b.cache)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("total: "));
+}
+
+#[test]
+fn default_dir_comes_from_env_then_agent_home() {
+    let env = TestEnv::with_sample("fork");
+    env.kvc()
+        .args(["ls", "--json"])
+        .env("KVC_DIR", &env.cache)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "2a2dd34c0910f0c4de85b28934d4d5ebe16f0660",
+        ));
+    env.kvc()
+        .arg("ls")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no cache directory given"));
+    let agent = env.root.path().join("home/.ds4/kvcache");
+    fs::create_dir_all(&agent).unwrap();
+    fs::copy(
+        env!("CARGO_MANIFEST_DIR").to_string() + "/tests/fixtures/agent/sysprompt.kv",
+        agent.join("sysprompt.kv"),
+    )
+    .unwrap();
+    env.kvc()
+        .args(["ls", "--json"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\"sysprompt\""));
+}
+
+#[test]
+fn missing_dir_is_one_line_and_exit_2() {
+    let env = TestEnv::new();
+    let out = env
+        .kvc()
+        .args(["ls", "/nonexistent/kvc-dir"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("/nonexistent/kvc-dir"));
+}
+
+#[test]
+fn symlinks_are_not_followed_and_upper_case_names_are_read() {
+    let env = TestEnv::new();
+    let c = Ckpt::new(chat("linked"));
+    let real = env.root.path().join("elsewhere.kv");
+    fs::write(&real, c.bytes()).unwrap();
+    symlink(&real, env.cache.join(c.file_name())).unwrap();
+    let mut upper = Ckpt::new(chat("upper"));
+    upper.name = Some(format!("{}.kv", upper.key().to_uppercase()));
+    env.add(&upper);
+    let v = ls_json(&env, &[]);
+    assert_eq!(v["dirs"][0]["invalid"][0]["code"], "symlink");
+    assert_eq!(checkpoints(&v).len(), 1);
+    assert_eq!(checkpoints(&v)[0]["key"], upper.key());
+}
+
+#[test]
+fn keys_resolve_by_unique_prefix_and_ambiguity_lists_candidates() {
+    let env = TestEnv::new();
+    // Find two texts whose keys share a 4-digit prefix.
+    let mut seen = std::collections::HashMap::new();
+    let (a, b) = (0..)
+        .find_map(|i| {
+            let c = Ckpt::new(chat(&format!("prompt {i}")));
+            let p = c.key()[..4].to_string();
+            seen.insert(p.clone(), c.clone()).map(|old| (old, c))
+        })
+        .unwrap();
+    env.add(&a);
+    env.add(&b);
+    let prefix = &a.key()[..4];
+    env.kvc()
+        .args(["show", prefix, "--dir"])
+        .arg(&env.cache)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("ambiguous"))
+        .stderr(predicate::str::contains(a.key()))
+        .stderr(predicate::str::contains(b.key()));
+    let unique = &a.key()[..12];
+    let out = env
+        .kvc()
+        .args(["show", "--json", unique, "--dir"])
+        .arg(&env.cache)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["key"], a.key());
+    env.kvc()
+        .args(["show", "ffffffffff", "--dir"])
+        .arg(&env.cache)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no checkpoint with key"));
+    env.kvc()
+        .args(["show", "abc", "--dir"])
+        .arg(&env.cache)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("at least 4 hex digits"));
+    // Upper-case prefixes work like ds4's upper-case names.
+    env.kvc()
+        .args(["cat", &a.key()[..10].to_uppercase(), "--dir"])
+        .arg(&env.cache)
+        .assert()
+        .success()
+        .stdout(predicate::eq(a.text.clone()));
+}
+
+#[test]
+fn show_reports_trailer_payload_and_inconsistencies() {
+    let env = TestEnv::with_sample("ds4");
+    let v = env.json(&[
+        "show",
+        "--json",
+        "2b5d6e17",
+        "--dir",
+        env.cache.to_str().unwrap(),
+    ]);
+    assert_eq!(v["trailer"]["entries"][0]["id"], "call_5f2a9c7e01");
+    assert_eq!(v["trailer"]["entries"][0]["in_text"], true);
+    assert_eq!(v["payload"]["kind"], "dsv4");
+    assert_eq!(v["payload"]["dsv4"]["tokens"], 2048);
+    assert_eq!(v["payload"]["exact_size"], v["payload_bytes"]);
+    assert_eq!(v["notes"], serde_json::json!([]));
+    let opaque = env.json(&[
+        "show",
+        "--json",
+        "8fd9",
+        "--dir",
+        env.cache.to_str().unwrap(),
+    ]);
+    assert_eq!(opaque["payload"]["kind"], "opaque");
+
+    let broken = TestEnv::with_sample("broken");
+    let notes = |file: &str| {
+        let v = broken.json(&["show", "--json", broken.cache.join(file).to_str().unwrap()]);
+        v["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(notes("4772db655bb7593f8c3b5b6652d2e0cee3a4720c.kv").contains("500 tokens"));
+    assert!(notes("0191b4b1408315524d06410019015517869ca16a.kv").contains("malformed"));
+    assert!(notes("c8cac2ea4ed31c966fdd7d7d9e28f462b4a05b1f.kv").contains("not in the text"));
+    assert!(notes("de360656b2b6dab0b87eb45fb04d54c8cc152dbe.kv").contains("not the file name"));
+    assert!(notes("47b5906baf7485e2fb31be89a5425e145ea6a137.kv").contains("bad magic"));
+    assert!(notes("a76c338c4038ceb0379a8d824fb1baeb910f70a5.kv").contains("runs past the end"));
+    broken
+        .kvc()
+        .arg("show")
+        .arg(
+            broken
+                .cache
+                .join("da39a3ee5e6b4b0d3255bfef95601890afd80709.kv"),
+        )
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("empty file"));
+}
+
+#[test]
+fn cat_writes_the_exact_text_bytes_to_a_pipe() {
+    let env = TestEnv::new();
+    let c = Ckpt::new(b"raw \x1b[31m bytes \xff\xfe".to_vec());
+    env.add(&c);
+    env.kvc()
+        .args(["cat", &c.key()[..8], "--dir"])
+        .arg(&env.cache)
+        .assert()
+        .success()
+        .stdout(predicate::eq(c.text.clone()));
+    env.kvc()
+        .arg("cat")
+        .arg(
+            env.cache
+                .join("0000000000000000000000000000000000000000.kv"),
+        )
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "0000000000000000000000000000000000000000.kv",
+        ));
+}
+
+#[test]
+fn read_commands_change_no_byte_and_no_mtime() {
+    let env = TestEnv::with_sample("broken");
+    for s in ["ds4", "agent"] {
+        let src = TestEnv::with_sample(s);
+        for e in fs::read_dir(&src.cache).unwrap() {
+            let e = e.unwrap();
+            fs::copy(e.path(), env.cache.join(e.file_name())).unwrap();
+        }
+    }
+    let before = env.snapshot();
+    let dir = env.cache.to_str().unwrap();
+    let runs: Vec<Vec<&str>> = vec![
+        vec!["ls", dir],
+        vec!["ls", "--json", "-l", dir],
+        vec!["ls", "--no-title", dir],
+        vec!["show", "--text", "2b5d", "--dir", dir],
+        vec!["show", "--json", "sysprompt", "--dir", dir],
+        vec!["cat", "d78b", "--dir", dir],
+    ];
+    for args in runs {
+        env.kvc().args(&args).assert().success();
+    }
+    assert_eq!(env.snapshot(), before);
+    assert!(!env.cache.join(".kvc").exists());
+}
+
+#[test]
+fn cat_refuses_a_terminal_unless_forced() {
+    // `script` (util-linux) runs kvc with a pseudo-terminal as stdout.
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: util-linux `script` is not installed");
+        return;
+    }
+    let env = TestEnv::new();
+    let c = Ckpt::new(chat("secret \x1b[2J prompt"));
+    env.add(&c);
+    let kvc = assert_cmd::cargo::cargo_bin("kvc");
+    let run = |force: &str| {
+        let cmd = format!(
+            "{} cat {} {force} --dir {}",
+            kvc.display(),
+            &c.key()[..8],
+            env.cache.display()
+        );
+        std::process::Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .output()
+            .unwrap()
+    };
+    let refused = run("");
+    assert_eq!(refused.status.code(), Some(2));
+    let shown = String::from_utf8_lossy(&refused.stdout).to_string();
+    assert!(
+        shown.contains("refusing to write raw prompt text to a terminal"),
+        "{shown}"
+    );
+    assert!(!refused.stdout.windows(4).any(|w| w == b"\x1b[2J"));
+    let forced = run("--force");
+    assert_eq!(forced.status.code(), Some(0));
+    assert!(forced.stdout.windows(4).any(|w| w == b"\x1b[2J"));
+}
