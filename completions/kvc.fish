@@ -1,0 +1,66 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_kvc_global_optspecs
+    string join \n h/help V/version
+end
+
+function __fish_kvc_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_kvc_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_kvc_using_subcommand
+    set -l cmd (__fish_kvc_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c kvc -n "__fish_kvc_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kvc -n "__fish_kvc_needs_command" -s V -l version -d 'Print version'
+complete -c kvc -n "__fish_kvc_needs_command" -f -a "ls" -d 'List the checkpoints of cache directories, with their eviction rank'
+complete -c kvc -n "__fish_kvc_needs_command" -f -a "show" -d 'Show every header field, the trailer and the payload header of one checkpoint'
+complete -c kvc -n "__fish_kvc_needs_command" -f -a "cat" -d 'Write the stored prompt text of a checkpoint, raw, to a pipe or file'
+complete -c kvc -n "__fish_kvc_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kvc -n "__fish_kvc_using_subcommand ls" -l sort -d 'Order of the rows' -r -f -a "used\t'Last use, newest first'
+created\t'Creation time, newest first'
+size\t'File size, largest first'
+tokens\t'Token count, largest first'
+hits\t'Hit count, largest first'
+score\t'Eviction order: the next victim first'
+key\t'Key, ascending'"
+complete -c kvc -n "__fish_kvc_using_subcommand ls" -l policy -d 'Eviction policy: ds4 (forks: anchors and superseded waypoints), ds4-classic (upstream ds4), lru (hanzo-engine)' -r -f -a "ds4\t''
+ds4-classic\t''
+lru\t''"
+complete -c kvc -n "__fish_kvc_using_subcommand ls" -l now -d 'Evaluate scores and ages at this Unix time instead of now (reproducible output)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand ls" -s r -l reverse -d 'Reverse the order'
+complete -c kvc -n "__fish_kvc_using_subcommand ls" -s l -l long -d 'Full keys, absolute times, model id and payload ABI'
+complete -c kvc -n "__fish_kvc_using_subcommand ls" -l no-title -d 'Do not read the texts: no titles, no key check (reads 52 bytes a file)'
+complete -c kvc -n "__fish_kvc_using_subcommand ls" -l json -d 'Print JSON (schema in README.md) instead of a table'
+complete -c kvc -n "__fish_kvc_using_subcommand ls" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kvc -n "__fish_kvc_using_subcommand ls" -s V -l version -d 'Print version'
+complete -c kvc -n "__fish_kvc_using_subcommand show" -s d -l dir -d 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand show" -l policy -d 'Eviction policy: ds4 (forks: anchors and superseded waypoints), ds4-classic (upstream ds4), lru (hanzo-engine)' -r -f -a "ds4\t''
+ds4-classic\t''
+lru\t''"
+complete -c kvc -n "__fish_kvc_using_subcommand show" -l now -d 'Evaluate scores and ages at this Unix time instead of now (reproducible output)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand show" -l text -d 'Also show the whole text, with control characters escaped'
+complete -c kvc -n "__fish_kvc_using_subcommand show" -l json -d 'Print JSON (schema in README.md) instead of a table'
+complete -c kvc -n "__fish_kvc_using_subcommand show" -s h -l help -d 'Print help'
+complete -c kvc -n "__fish_kvc_using_subcommand show" -s V -l version -d 'Print version'
+complete -c kvc -n "__fish_kvc_using_subcommand cat" -s d -l dir -d 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand cat" -l force -d 'Write the raw text even when standard output is a terminal'
+complete -c kvc -n "__fish_kvc_using_subcommand cat" -s h -l help -d 'Print help'
+complete -c kvc -n "__fish_kvc_using_subcommand cat" -s V -l version -d 'Print version'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat help" -f -a "ls" -d 'List the checkpoints of cache directories, with their eviction rank'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat help" -f -a "show" -d 'Show every header field, the trailer and the payload header of one checkpoint'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat help" -f -a "cat" -d 'Write the stored prompt text of a checkpoint, raw, to a pipe or file'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
