@@ -5,6 +5,8 @@
 //! cannot hide itself.
 #![allow(dead_code)]
 
+pub mod engine;
+
 use assert_cmd::Command;
 use sha1::{Digest, Sha1};
 use std::collections::BTreeMap;
