@@ -79,7 +79,7 @@ impl FakeEngine {
                 match rng.next() % 4 {
                     0 | 1 => {
                         let c = Ckpt::new(chat(&format!("engine save {seed} {n}")))
-                            .reason(if n % 2 == 0 {
+                            .reason(if n.is_multiple_of(2) {
                                 REASON_COLD
                             } else {
                                 REASON_CONTINUED
@@ -114,7 +114,7 @@ impl FakeEngine {
                             continue;
                         }
                         let victim = &names[(rng.next() % names.len() as u64) as usize];
-                        if rng.next() % 5 == 0 {
+                        if rng.next().is_multiple_of(5) {
                             if fs::remove_file(victim).is_ok() {
                                 log.consumed += 1;
                             }
