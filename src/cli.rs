@@ -195,9 +195,9 @@ pub struct TrailerExportArgs {
 /// How a rewrite reaches the disk (README: "Crash safety").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RewriteMethod {
-    /// Reflink clone and swap where the filesystem can, else in place
+    /// Clone where the filesystem can; else in place if that is strictly old-or-new (adding or removing a map), copy if not (replacing one)
     Auto,
-    /// Ordered in-place writes and fsyncs; no copy
+    /// Ordered in-place writes and fsyncs, never a copy; replacing a map passes through a valid state without one
     #[value(name = "in-place")]
     InPlace,
     /// Reflink clone and swap; fails where the filesystem cannot clone

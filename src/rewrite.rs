@@ -49,10 +49,15 @@
 //!   while it announces them, so every path passes through "bit 0 clear":
 //!   a valid checkpoint without its tool map. A crash in that window (two
 //!   fsyncs long) costs ds4 the exact replay of past tool calls, not the
-//!   checkpoint; re-running the command completes the rewrite. Where that
-//!   matters, `--method copy` is strict everywhere.
+//!   checkpoint. Re-running `set` completes the rewrite; an interrupted
+//!   `prune` cannot be completed (the map it pruned is no longer active:
+//!   `kvc trailer ls` shows the stray bytes).
 //!
-//! `Method::Auto` clones where it can and rewrites in place otherwise.
+//! `Method::Auto` keeps the strict guarantee everywhere and copies only as
+//! the last resort: it clones where the filesystem can; otherwise it
+//! rewrites in place when that is strict ([`Plan::in_place_is_strict`]:
+//! adding a map where there was none, removing one), and copies when it is
+//! not (replacing a non-empty map by another).
 //!
 //! # Engines working next to kvc
 //!
@@ -159,9 +164,17 @@ pub enum EntryProblem {
     #[error("{count} entries; ds4 loads at most {MAX_COUNT}")]
     TooMany { count: usize },
     #[error("entry {} (id {id}): id is {len} bytes; ds4 accepts 1 to {MAX_ID_LEN}", .index + 1)]
-    IdLen { index: usize, id: String, len: usize },
+    IdLen {
+        index: usize,
+        id: String,
+        len: usize,
+    },
     #[error("entry {} (id {id}): DSML is {len} bytes; ds4 accepts 1 to {MAX_DSML_LEN}", .index + 1)]
-    DsmlLen { index: usize, id: String, len: usize },
+    DsmlLen {
+        index: usize,
+        id: String,
+        len: usize,
+    },
     #[error("entry {} (id {id}): the id repeats entry {}", .index + 1, .first + 1)]
     DuplicateId {
         index: usize,
@@ -340,6 +353,17 @@ impl Plan {
     pub fn trailer_bytes(&self) -> (u64, u64) {
         (self.current.len() as u64, self.section.len() as u64)
     }
+
+    /// Would an in-place rewrite show ds4 only the old or the new map at
+    /// every instant? Not when a non-empty map is replaced by another one:
+    /// then bit 0 must be cleared while the section changes (module
+    /// documentation), and ds4 would see no map meanwhile.
+    pub fn in_place_is_strict(&self) -> bool {
+        let replaces_a_map = matches!(&self.before, TrailerState::Map(m) if !m.entries.is_empty())
+            && !self.section.is_empty()
+            && self.section != self.current;
+        !replaces_a_map
+    }
 }
 
 fn read_prefix(file: &File) -> io::Result<[u8; PREFIX_LEN]> {
@@ -394,35 +418,37 @@ pub fn plan(cf: &CheckpointFile, edit: Edit<'_>) -> Result<Plan> {
             }
             map.clone()
         }
-        Edit::Prune => match &before {
-            TrailerState::Map(map) => {
-                let text = cf.read_text().map_err(io_err)?;
-                let (kept, d) = prune(map, &text);
-                dropped = d;
-                kept
-            }
-            TrailerState::Broken { error, .. } => {
-                return Err(Error::invalid(
+        Edit::Prune => {
+            match &before {
+                TrailerState::Map(map) => {
+                    let text = cf.read_text().map_err(io_err)?;
+                    let (kept, d) = prune(map, &text);
+                    dropped = d;
+                    kept
+                }
+                TrailerState::Broken { error, .. } => return Err(Error::invalid(
                     path,
-                    format!("tool-id map trailer is broken ({error}); `kvc trailer strip` removes it"),
-                ))
+                    format!(
+                        "tool-id map trailer is broken ({error}); `kvc trailer strip` removes it"
+                    ),
+                )),
+                // No active map: nothing to prune. Stray bytes are strip's business.
+                TrailerState::None | TrailerState::Stray { .. } => {
+                    return Ok(Plan {
+                        path: path.clone(),
+                        after: ToolMap::default(),
+                        changes: false,
+                        section: current.clone(),
+                        current,
+                        before,
+                        dropped,
+                        missing,
+                        size: cf.size,
+                        prefix,
+                    })
+                }
             }
-            // No active map: nothing to prune. Stray bytes are strip's business.
-            TrailerState::None | TrailerState::Stray { .. } => {
-                return Ok(Plan {
-                    path: path.clone(),
-                    after: ToolMap::default(),
-                    changes: false,
-                    section: current.clone(),
-                    current,
-                    before,
-                    dropped,
-                    missing,
-                    size: cf.size,
-                    prefix,
-                })
-            }
-        },
+        }
         Edit::Strip => ToolMap::default(),
     };
     let section = if after.entries.is_empty() {
@@ -452,7 +478,8 @@ pub fn plan(cf: &CheckpointFile, edit: Edit<'_>) -> Result<Plan> {
 /// How to rewrite (see the module documentation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
-    /// Clone where the filesystem can, else in place.
+    /// Clone where the filesystem can; else in place where that is strict
+    /// ([`Plan::in_place_is_strict`]), copy where it is not.
     Auto,
     /// In place, ordered writes and fsyncs.
     InPlace,
@@ -593,10 +620,17 @@ pub fn apply(
     hook(Step::Begin);
     let applied = match method {
         Method::InPlace => in_place(cf, plan, hook)?,
-        Method::Auto => match via_temp(cf, plan, TempKind::CloneOnly, hook)? {
-            Some(a) => a,
-            None => in_place(cf, plan, hook)?,
-        },
+        Method::Auto => {
+            let kind = if plan.in_place_is_strict() {
+                TempKind::CloneOnly
+            } else {
+                TempKind::CloneOrCopy
+            };
+            match via_temp(cf, plan, kind, hook)? {
+                Some(a) => a,
+                None => in_place(cf, plan, hook)?,
+            }
+        }
         Method::Clone => via_temp(cf, plan, TempKind::CloneOnly, hook)?.ok_or_else(|| {
             Error::invalid(
                 path,
@@ -975,7 +1009,10 @@ mod tests {
             ],
         };
         let (kept, dropped) = prune(&map, b"xx<here>yy<also>");
-        assert_eq!(kept.entries, vec![entry(b"a", b"<here>"), entry(b"b", b"<here>")]);
+        assert_eq!(
+            kept.entries,
+            vec![entry(b"a", b"<here>"), entry(b"b", b"<here>")]
+        );
         let why: Vec<_> = dropped.iter().map(|d| (d.index, d.reason)).collect();
         assert_eq!(
             why,
@@ -995,9 +1032,30 @@ mod tests {
             ],
         };
         let p = check_limits(&map);
-        assert!(matches!(p[0], EntryProblem::IdLen { index: 0, len: 0, .. }));
-        assert!(matches!(p[1], EntryProblem::IdLen { index: 1, len: 257, .. }));
-        assert!(matches!(p[2], EntryProblem::DsmlLen { index: 2, len: 0, .. }));
+        assert!(matches!(
+            p[0],
+            EntryProblem::IdLen {
+                index: 0,
+                len: 0,
+                ..
+            }
+        ));
+        assert!(matches!(
+            p[1],
+            EntryProblem::IdLen {
+                index: 1,
+                len: 257,
+                ..
+            }
+        ));
+        assert!(matches!(
+            p[2],
+            EntryProblem::DsmlLen {
+                index: 2,
+                len: 0,
+                ..
+            }
+        ));
         assert!(matches!(
             p[3],
             EntryProblem::DuplicateId {
@@ -1007,7 +1065,10 @@ mod tests {
             }
         ));
         assert_eq!(p.len(), 4);
-        assert_eq!(p[3].to_string(), "entry 5 (id \"ok\"): the id repeats entry 4");
+        assert_eq!(
+            p[3].to_string(),
+            "entry 5 (id \"ok\"): the id repeats entry 4"
+        );
     }
 
     #[test]
@@ -1025,7 +1086,10 @@ mod tests {
         ));
         assert!(matches!(
             TrailerState::from_bytes(off, &sec),
-            TrailerState::Stray { bytes: 17, map: Some(_) }
+            TrailerState::Stray {
+                bytes: 17,
+                map: Some(_)
+            }
         ));
         assert!(matches!(
             TrailerState::from_bytes(on, b""),

@@ -248,9 +248,7 @@ fn ls(args: TrailerLsArgs) -> Result<Outcome> {
     let state = read_state(&cf)?;
     let mut entries = Vec::new();
     if let TrailerState::Map(map) = &state {
-        let text = cf
-            .read_text()
-            .with_context(|| path.display().to_string())?;
+        let text = cf.read_text().with_context(|| path.display().to_string())?;
         let mut seen = HashSet::new();
         for (i, e) in map.entries.iter().enumerate() {
             entries.push(EntryView {
@@ -346,11 +344,7 @@ impl Report for LsReport {
             parts.push(plural(dups, "duplicate id", "duplicate ids"));
         }
         if !parts.is_empty() {
-            writeln!(
-                out,
-                "{}: `kvc trailer prune` drops them",
-                parts.join(", ")
-            )?;
+            writeln!(out, "{}: `kvc trailer prune` drops them", parts.join(", "))?;
         }
         Ok(())
     }
@@ -429,9 +423,8 @@ fn field(text: Option<String>, hex: Option<String>, name: &str, index: usize) ->
 
 /// Parse and check a map given to `set`: JSON shape, then ds4's limits.
 fn parse_map(bytes: &[u8]) -> Result<ToolMap> {
-    let raw: Vec<EntryJson> = serde_json::from_slice(bytes).map_err(|e| {
-        anyhow!("not a tool-id map ([{{\"id\": ..., \"dsml\": ...}}, ...]): {e}")
-    })?;
+    let raw: Vec<EntryJson> = serde_json::from_slice(bytes)
+        .map_err(|e| anyhow!("not a tool-id map ([{{\"id\": ..., \"dsml\": ...}}, ...]): {e}"))?;
     let mut map = ToolMap::default();
     for (i, e) in raw.into_iter().enumerate() {
         map.entries.push(ToolMapEntry {
@@ -612,10 +605,7 @@ fn why(op: Op, plan: &Plan) -> String {
             if dups > 0 {
                 parts.push(plural(dups, "duplicate id", "duplicate ids"));
             }
-            let mut s = format!(
-                "{} dropped",
-                plural(plan.dropped.len(), "entry", "entries")
-            );
+            let mut s = format!("{} dropped", plural(plan.dropped.len(), "entry", "entries"));
             if !parts.is_empty() {
                 s.push_str(&format!(": {}", parts.join(", ")));
             }
@@ -896,13 +886,25 @@ fn set(args: TrailerSetArgs) -> Result<Outcome> {
 fn prune(args: TrailerPruneArgs) -> Result<Outcome> {
     let mut dir = Dir::new(args.dir.dir);
     let paths = targets(&args.targets, &mut dir, AllSelects::Flagged)?;
-    rewrite_all(Op::Prune, Edit::Prune, args.rewrite, paths, args.output.json)
+    rewrite_all(
+        Op::Prune,
+        Edit::Prune,
+        args.rewrite,
+        paths,
+        args.output.json,
+    )
 }
 
 fn strip(args: TrailerStripArgs) -> Result<Outcome> {
     let mut dir = Dir::new(args.dir.dir);
     let paths = targets(&args.targets, &mut dir, AllSelects::FlaggedOrStray)?;
-    rewrite_all(Op::Strip, Edit::Strip, args.rewrite, paths, args.output.json)
+    rewrite_all(
+        Op::Strip,
+        Edit::Strip,
+        args.rewrite,
+        paths,
+        args.output.json,
+    )
 }
 
 #[cfg(test)]
