@@ -376,7 +376,7 @@ fn to_hex(b: &[u8]) -> String {
 }
 
 fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -662,9 +662,8 @@ struct Locks(BTreeMap<PathBuf, DirLock>);
 impl Locks {
     fn hold(&mut self, dir: &Path) -> Result<()> {
         let id = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-        if !self.0.contains_key(&id) {
-            let lock = DirLock::acquire(dir)?;
-            self.0.insert(id, lock);
+        if let std::collections::btree_map::Entry::Vacant(slot) = self.0.entry(id) {
+            slot.insert(DirLock::acquire(dir)?);
         }
         Ok(())
     }
