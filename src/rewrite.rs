@@ -426,12 +426,14 @@ pub fn plan(cf: &CheckpointFile, edit: Edit<'_>) -> Result<Plan> {
                     dropped = d;
                     kept
                 }
-                TrailerState::Broken { error, .. } => return Err(Error::invalid(
-                    path,
-                    format!(
+                TrailerState::Broken { error, .. } => {
+                    return Err(Error::invalid(
+                        path,
+                        format!(
                         "tool-id map trailer is broken ({error}); `kvc trailer strip` removes it"
                     ),
-                )),
+                    ))
+                }
                 // No active map: nothing to prune. Stray bytes are strip's business.
                 TrailerState::None | TrailerState::Stray { .. } => {
                     return Ok(Plan {

@@ -805,11 +805,7 @@ fn rewrites_keep_header_text_and_payload_of_the_fixtures_with_every_method() {
                 .success();
             assert_same_but_trailer(&before, &fs::read(&map_file).unwrap());
         }
-        assert_bytes(
-            &fs::read(&map_file).unwrap(),
-            &original,
-            method,
-        );
+        assert_bytes(&fs::read(&map_file).unwrap(), &original, method);
 
         // A map onto the file with ext bit 1: bit 1 and everything else stay.
         let resp = file(&env, DS4_RESPONSES);
