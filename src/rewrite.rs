@@ -73,7 +73,7 @@
 
 use crate::checkpoint::CheckpointFile;
 use crate::error::{Error, Result};
-use crate::format::{ExtFlags, Header, HEADER_LEN, PREFIX_LEN};
+use crate::format::{ExtFlags, HEADER_LEN, PREFIX_LEN};
 use crate::fsutil::{fsync_dir, AtomicFile};
 use crate::text;
 use crate::trailer::{ToolMap, ToolMapEntry, TrailerError, MAX_COUNT, MAX_DSML_LEN, MAX_ID_LEN};
@@ -391,9 +391,12 @@ pub fn plan(cf: &CheckpointFile, edit: Edit<'_>) -> Result<Plan> {
             ),
         ));
     }
-    let current = cf.read_trailer().map_err(io_err)?;
     let prefix = read_prefix(cf.file()).map_err(io_err)?;
-    let before = TrailerState::from_bytes(cf.header.ext_flags, &current);
+    if !same_layout(&prefix, &cf_prefix(cf)) {
+        return Err(changed(path));
+    }
+    let current = cf.read_trailer().map_err(io_err)?;
+    let before = TrailerState::from_bytes(ExtFlags(prefix[EXT_FLAGS_OFFSET as usize]), &current);
     let mut dropped = Vec::new();
     let mut missing = Vec::new();
     let after = match edit {
@@ -613,10 +616,13 @@ pub fn apply(
     }
     let path = &cf.path;
     let io_err = |e| Error::io(path, e);
-    // The plan must still describe the file: same size, same prefix
-    // (another kvc is excluded by the lock, an engine is not).
+    // The plan must still describe the file: same size, same layout, same
+    // flags (another kvc is excluded by the lock, an engine is not).
     let size = cf.file().metadata().map_err(io_err)?.len();
-    if size != plan.size || read_prefix(cf.file()).map_err(io_err)? != plan.prefix {
+    let header = current_header(cf, plan)?;
+    if size != plan.size
+        || header[EXT_FLAGS_OFFSET as usize] != plan.prefix[EXT_FLAGS_OFFSET as usize]
+    {
         return Err(changed(path));
     }
     hook(Step::Begin);
@@ -655,21 +661,39 @@ fn changed(path: &Path) -> Error {
     )
 }
 
-/// Re-read the prefix and check the layout is the one planned with; return
+/// Header bytes an engine rewrites in place on a hit (FORMAT.md §7): hits
+/// (offset 12) and last_used (offset 32). Any other change means the file
+/// is no longer the one planned for.
+const HIT_FIELDS: [std::ops::Range<usize>; 2] = [12..16, 32..40];
+
+/// Do two prefixes describe the same checkpoint layout? Equal except for
+/// the fields a hit updates and ext bit 0 (which kvc itself flips).
+fn same_layout(a: &[u8; PREFIX_LEN], b: &[u8; PREFIX_LEN]) -> bool {
+    let flags = EXT_FLAGS_OFFSET as usize;
+    (0..PREFIX_LEN).all(|i| {
+        HIT_FIELDS.iter().any(|r| r.contains(&i))
+            || if i == flags {
+                (a[i] ^ b[i]) & !ExtFlags::TOOL_MAP == 0
+            } else {
+                a[i] == b[i]
+            }
+    })
+}
+
+/// The prefix `cf` was opened with.
+fn cf_prefix(cf: &CheckpointFile) -> [u8; PREFIX_LEN] {
+    let mut p = [0u8; PREFIX_LEN];
+    p[..HEADER_LEN].copy_from_slice(&cf.header.encode());
+    p[HEADER_LEN..].copy_from_slice(&cf.text_len.to_le_bytes());
+    p
+}
+
+/// Re-read the prefix, check the layout is the one planned with, and return
 /// the current 48 header bytes (with whatever hits or last-used an engine
-/// wrote meanwhile).
+/// wrote meanwhile: kvc keeps them).
 fn current_header(cf: &CheckpointFile, plan: &Plan) -> Result<[u8; HEADER_LEN]> {
     let p = read_prefix(cf.file()).map_err(|e| Error::io(&cf.path, e))?;
-    let (now, then) = (
-        Header::decode(p[..HEADER_LEN].try_into().expect("48 bytes")),
-        Header::decode(plan.prefix[..HEADER_LEN].try_into().expect("48 bytes")),
-    );
-    let same = now.magic == then.magic
-        && now.version == then.version
-        && now.payload_bytes == then.payload_bytes
-        && p[HEADER_LEN..] == plan.prefix[HEADER_LEN..]
-        && now.ext_flags.unknown_bits() == 0;
-    if !same {
+    if !same_layout(&p, &plan.prefix) {
         return Err(changed(&cf.path));
     }
     Ok(p[..HEADER_LEN].try_into().expect("48 bytes"))
@@ -701,7 +725,8 @@ fn in_place(cf: &CheckpointFile, plan: &Plan, hook: &mut dyn FnMut(Step)) -> Res
     let f = cf.file();
     let end = cf.payload_end();
     let want_bit = !plan.section.is_empty();
-    let bit_now = cf.header.ext_flags.has_tool_map();
+    // `apply` checked the flag byte on disk is the planned one.
+    let bit_now = plan.prefix[EXT_FLAGS_OFFSET as usize] & ExtFlags::TOOL_MAP != 0;
     let body_changes = plan.section != plan.current;
     // 1. While bit 0 announces the bytes after the payload, they must not
     //    change: clear it first.
@@ -1074,6 +1099,21 @@ mod tests {
     }
 
     #[test]
+    fn a_hit_or_a_flipped_bit0_keeps_the_layout_nothing_else_does() {
+        let a = [7u8; PREFIX_LEN];
+        let mut hit = a;
+        hit[12] = 0;
+        hit[39] = 0;
+        hit[6] ^= ExtFlags::TOOL_MAP;
+        assert!(same_layout(&a, &hit));
+        for i in [0, 6, 8, 40, 47, 48, 51] {
+            let mut other = a;
+            other[i] ^= if i == 6 { 2 } else { 1 };
+            assert!(!same_layout(&a, &other), "byte {i}");
+        }
+    }
+
+    #[test]
     fn states_follow_the_flag_and_the_bytes() {
         let sec = ToolMap {
             entries: vec![entry(b"a", b"b")],
@@ -1089,7 +1129,7 @@ mod tests {
         assert!(matches!(
             TrailerState::from_bytes(off, &sec),
             TrailerState::Stray {
-                bytes: 17,
+                bytes: 18,
                 map: Some(_)
             }
         ));

@@ -1045,6 +1045,9 @@ fn a_hit_counted_during_a_rewrite_is_kept() {
             },
         )
         .unwrap();
+        // A hit between planning and writing is no reason to stop…
+        engine_hit(&p, 50, CREATED + 500);
+        // …and one between two writes is kept too.
         let hook_path = p.clone();
         let mut hook = move |s: Step| {
             if s == at {
