@@ -329,6 +329,41 @@ fn ls_and_export_refuse_a_broken_trailer_naming_the_file() {
 }
 
 #[test]
+fn files_with_a_broken_envelope_are_reported_never_rewritten() {
+    let env = TestEnv::with_sample("broken");
+    let dir = env.cache.to_str().unwrap().to_string();
+    let before = env.snapshot();
+    // Truncated payload, 4 GiB text claim, empty file.
+    for (key, problem) in [
+        ("2b37", "payload cut short"),
+        ("a76c", "runs past the end"),
+        ("da39", "empty file"),
+    ] {
+        for args in [
+            vec!["ls", key],
+            vec!["export", key],
+            vec!["strip", key, "-n"],
+        ] {
+            let out = env
+                .kvc()
+                .arg("trailer")
+                .args(&args)
+                .args(["-d", &dir])
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(2), "{args:?}");
+            let err = stderr_of(&out);
+            assert!(
+                err.lines().next().unwrap().contains(problem),
+                "{args:?}: {err}"
+            );
+            assert!(err.contains(&dir), "{args:?}: {err}");
+        }
+    }
+    assert_eq!(env.snapshot(), before);
+}
+
+#[test]
 fn ls_never_prints_hostile_ids_or_dsml_raw() {
     let env = TestEnv::new();
     let evil = b"\x1b]0;pwned\x07\n<\xc2\x9b2J\xe2\x80\xae>".to_vec();
