@@ -725,6 +725,9 @@ impl Rewriter<'_> {
         view.why = why(self.op, &plan);
         if !plan.changes {
             view.result = "unchanged";
+            if self.op == Op::Set {
+                view.why = "the file already has this map".to_string();
+            }
             return Ok(view);
         }
         if dry_run {
