@@ -28,6 +28,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the checkpoints of cache directories, with their eviction rank')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show every header field, the trailer and the payload header of one checkpoint')
             [CompletionResult]::new('cat', 'cat', [CompletionResultType]::ParameterValue, 'Write the stored prompt text of a checkpoint, raw, to a pipe or file')
+            [CompletionResult]::new('trailer', 'trailer', [CompletionResultType]::ParameterValue, 'Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -70,10 +71,113 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'kvc;trailer' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the entries of a checkpoint''s tool-id map')
+            [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Write a checkpoint''s tool-id map to standard output as JSON')
+            [CompletionResult]::new('set', 'set', [CompletionResultType]::ParameterValue, 'Replace the tool-id map of checkpoints with one given as JSON')
+            [CompletionResult]::new('prune', 'prune', [CompletionResultType]::ParameterValue, 'Drop map entries whose DSML block is not in the text, and repeated ids')
+            [CompletionResult]::new('strip', 'strip', [CompletionResultType]::ParameterValue, 'Remove the tool-id map and clear ext bit 0 (also repairs a broken trailer)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'kvc;trailer;ls' {
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'kvc;trailer;export' {
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'kvc;trailer;set' {
+            [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'JSON file with the map, or `-` for standard input')
+            [CompletionResult]::new('--method', '--method', [CompletionResultType]::ParameterName, 'How to write the new trailer')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--allow-missing', '--allow-missing', [CompletionResultType]::ParameterName, 'Store entries whose DSML block does not occur in the text')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would change; write nothing, take no lock')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would change; write nothing, take no lock')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'kvc;trailer;prune' {
+            [CompletionResult]::new('--method', '--method', [CompletionResultType]::ParameterName, 'How to write the new trailer')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every checkpoint of the directory that has something to rewrite')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would change; write nothing, take no lock')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would change; write nothing, take no lock')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'kvc;trailer;strip' {
+            [CompletionResult]::new('--method', '--method', [CompletionResultType]::ParameterName, 'How to write the new trailer')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every checkpoint of the directory that has something to rewrite')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would change; write nothing, take no lock')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would change; write nothing, take no lock')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'kvc;trailer;help' {
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the entries of a checkpoint''s tool-id map')
+            [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Write a checkpoint''s tool-id map to standard output as JSON')
+            [CompletionResult]::new('set', 'set', [CompletionResultType]::ParameterValue, 'Replace the tool-id map of checkpoints with one given as JSON')
+            [CompletionResult]::new('prune', 'prune', [CompletionResultType]::ParameterValue, 'Drop map entries whose DSML block is not in the text, and repeated ids')
+            [CompletionResult]::new('strip', 'strip', [CompletionResultType]::ParameterValue, 'Remove the tool-id map and clear ext bit 0 (also repairs a broken trailer)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'kvc;trailer;help;ls' {
+            break
+        }
+        'kvc;trailer;help;export' {
+            break
+        }
+        'kvc;trailer;help;set' {
+            break
+        }
+        'kvc;trailer;help;prune' {
+            break
+        }
+        'kvc;trailer;help;strip' {
+            break
+        }
+        'kvc;trailer;help;help' {
+            break
+        }
         'kvc;help' {
             [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the checkpoints of cache directories, with their eviction rank')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show every header field, the trailer and the payload header of one checkpoint')
             [CompletionResult]::new('cat', 'cat', [CompletionResultType]::ParameterValue, 'Write the stored prompt text of a checkpoint, raw, to a pipe or file')
+            [CompletionResult]::new('trailer', 'trailer', [CompletionResultType]::ParameterValue, 'Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -84,6 +188,29 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;help;cat' {
+            break
+        }
+        'kvc;help;trailer' {
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the entries of a checkpoint''s tool-id map')
+            [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Write a checkpoint''s tool-id map to standard output as JSON')
+            [CompletionResult]::new('set', 'set', [CompletionResultType]::ParameterValue, 'Replace the tool-id map of checkpoints with one given as JSON')
+            [CompletionResult]::new('prune', 'prune', [CompletionResultType]::ParameterValue, 'Drop map entries whose DSML block is not in the text, and repeated ids')
+            [CompletionResult]::new('strip', 'strip', [CompletionResultType]::ParameterValue, 'Remove the tool-id map and clear ext bit 0 (also repairs a broken trailer)')
+            break
+        }
+        'kvc;help;trailer;ls' {
+            break
+        }
+        'kvc;help;trailer;export' {
+            break
+        }
+        'kvc;help;trailer;set' {
+            break
+        }
+        'kvc;help;trailer;prune' {
+            break
+        }
+        'kvc;help;trailer;strip' {
             break
         }
         'kvc;help;help' {

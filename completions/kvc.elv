@@ -25,6 +25,7 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand ls 'List the checkpoints of cache directories, with their eviction rank'
             cand show 'Show every header field, the trailer and the payload header of one checkpoint'
             cand cat 'Write the stored prompt text of a checkpoint, raw, to a pipe or file'
+            cand trailer 'Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'kvc;ls'= {
@@ -63,10 +64,100 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'kvc;trailer'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand ls 'List the entries of a checkpoint''s tool-id map'
+            cand export 'Write a checkpoint''s tool-id map to standard output as JSON'
+            cand set 'Replace the tool-id map of checkpoints with one given as JSON'
+            cand prune 'Drop map entries whose DSML block is not in the text, and repeated ids'
+            cand strip 'Remove the tool-id map and clear ext bit 0 (also repairs a broken trailer)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'kvc;trailer;ls'= {
+            cand -d 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --dir 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --json 'Print JSON (schema in README.md) instead of a table'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvc;trailer;export'= {
+            cand -d 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --dir 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvc;trailer;set'= {
+            cand --from 'JSON file with the map, or `-` for standard input'
+            cand --method 'How to write the new trailer'
+            cand -d 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --dir 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --allow-missing 'Store entries whose DSML block does not occur in the text'
+            cand -n 'Show what would change; write nothing, take no lock'
+            cand --dry-run 'Show what would change; write nothing, take no lock'
+            cand --json 'Print JSON (schema in README.md) instead of a table'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvc;trailer;prune'= {
+            cand --method 'How to write the new trailer'
+            cand -d 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --dir 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --all 'Every checkpoint of the directory that has something to rewrite'
+            cand -n 'Show what would change; write nothing, take no lock'
+            cand --dry-run 'Show what would change; write nothing, take no lock'
+            cand --json 'Print JSON (schema in README.md) instead of a table'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvc;trailer;strip'= {
+            cand --method 'How to write the new trailer'
+            cand -d 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --dir 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --all 'Every checkpoint of the directory that has something to rewrite'
+            cand -n 'Show what would change; write nothing, take no lock'
+            cand --dry-run 'Show what would change; write nothing, take no lock'
+            cand --json 'Print JSON (schema in README.md) instead of a table'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvc;trailer;help'= {
+            cand ls 'List the entries of a checkpoint''s tool-id map'
+            cand export 'Write a checkpoint''s tool-id map to standard output as JSON'
+            cand set 'Replace the tool-id map of checkpoints with one given as JSON'
+            cand prune 'Drop map entries whose DSML block is not in the text, and repeated ids'
+            cand strip 'Remove the tool-id map and clear ext bit 0 (also repairs a broken trailer)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'kvc;trailer;help;ls'= {
+        }
+        &'kvc;trailer;help;export'= {
+        }
+        &'kvc;trailer;help;set'= {
+        }
+        &'kvc;trailer;help;prune'= {
+        }
+        &'kvc;trailer;help;strip'= {
+        }
+        &'kvc;trailer;help;help'= {
+        }
         &'kvc;help'= {
             cand ls 'List the checkpoints of cache directories, with their eviction rank'
             cand show 'Show every header field, the trailer and the payload header of one checkpoint'
             cand cat 'Write the stored prompt text of a checkpoint, raw, to a pipe or file'
+            cand trailer 'Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'kvc;help;ls'= {
@@ -74,6 +165,23 @@ set edit:completion:arg-completer[kvc] = {|@words|
         &'kvc;help;show'= {
         }
         &'kvc;help;cat'= {
+        }
+        &'kvc;help;trailer'= {
+            cand ls 'List the entries of a checkpoint''s tool-id map'
+            cand export 'Write a checkpoint''s tool-id map to standard output as JSON'
+            cand set 'Replace the tool-id map of checkpoints with one given as JSON'
+            cand prune 'Drop map entries whose DSML block is not in the text, and repeated ids'
+            cand strip 'Remove the tool-id map and clear ext bit 0 (also repairs a broken trailer)'
+        }
+        &'kvc;help;trailer;ls'= {
+        }
+        &'kvc;help;trailer;export'= {
+        }
+        &'kvc;help;trailer;set'= {
+        }
+        &'kvc;help;trailer;prune'= {
+        }
+        &'kvc;help;trailer;strip'= {
         }
         &'kvc;help;help'= {
         }

@@ -29,6 +29,9 @@ pub enum Command {
     Show(ShowArgs),
     /// Write the stored prompt text of a checkpoint, raw, to a pipe or file
     Cat(CatArgs),
+    /// Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)
+    #[command(subcommand)]
+    Trailer(TrailerCommand),
 }
 
 /// `--json`: one flag, one meaning everywhere.
@@ -146,4 +149,130 @@ pub struct CatArgs {
     pub force: bool,
     #[command(flatten)]
     pub dir: DirArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrailerCommand {
+    /// List the entries of a checkpoint's tool-id map
+    Ls(TrailerLsArgs),
+    /// Write a checkpoint's tool-id map to standard output as JSON
+    Export(TrailerExportArgs),
+    /// Replace the tool-id map of checkpoints with one given as JSON
+    #[command(
+        after_help = "Input: the JSON `kvc trailer export` writes: [{\"id\": ..., \"dsml\": ...}], \
+with `id_hex`/`dsml_hex` (hex bytes) in place of a field that is not UTF-8. An empty array removes the map."
+    )]
+    Set(TrailerSetArgs),
+    /// Drop map entries whose DSML block is not in the text, and repeated ids
+    Prune(TrailerPruneArgs),
+    /// Remove the tool-id map and clear ext bit 0 (also repairs a broken trailer)
+    Strip(TrailerStripArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TrailerLsArgs {
+    /// Key, unique key prefix (4+ hex digits), `sysprompt`, or path to a .kv file
+    pub key: String,
+    #[command(flatten)]
+    pub dir: DirArg,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TrailerExportArgs {
+    /// Key, unique key prefix (4+ hex digits), `sysprompt`, or path to a .kv file
+    pub key: String,
+    #[command(flatten)]
+    pub dir: DirArg,
+}
+
+/// How a rewrite reaches the disk (README: "Crash safety").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RewriteMethod {
+    /// Clone where the filesystem can; else in place if that is strictly old-or-new (adding or removing a map), copy if not (replacing one)
+    Auto,
+    /// Ordered in-place writes and fsyncs, never a copy; replacing a map passes through a valid state without one
+    #[value(name = "in-place")]
+    InPlace,
+    /// Reflink clone and swap; fails where the filesystem cannot clone
+    Clone,
+    /// Clone, else copy the whole file, then swap: never a state without the map
+    Copy,
+}
+
+impl From<RewriteMethod> for kvc::rewrite::Method {
+    fn from(m: RewriteMethod) -> kvc::rewrite::Method {
+        match m {
+            RewriteMethod::Auto => kvc::rewrite::Method::Auto,
+            RewriteMethod::InPlace => kvc::rewrite::Method::InPlace,
+            RewriteMethod::Clone => kvc::rewrite::Method::Clone,
+            RewriteMethod::Copy => kvc::rewrite::Method::Copy,
+        }
+    }
+}
+
+/// Flags every trailer rewrite shares.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct RewriteArgs {
+    /// Show what would change; write nothing, take no lock
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// How to write the new trailer
+    #[arg(long, value_enum, default_value_t = RewriteMethod::Auto)]
+    pub method: RewriteMethod,
+}
+
+/// Checkpoints to rewrite: keys, or `--all` of the directory.
+#[derive(Debug, Args, Clone)]
+pub struct KeysOrAll {
+    /// Keys, unique key prefixes (4+ hex digits), `sysprompt`, or paths to .kv files
+    #[arg(value_name = "KEY", required_unless_present = "all")]
+    pub keys: Vec<String>,
+    /// Every checkpoint of the directory that has something to rewrite
+    #[arg(long, conflicts_with = "keys")]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TrailerSetArgs {
+    /// Keys, unique key prefixes (4+ hex digits), `sysprompt`, or paths to .kv files
+    #[arg(value_name = "KEY", required = true)]
+    pub keys: Vec<String>,
+    /// JSON file with the map, or `-` for standard input
+    #[arg(long, value_name = "FILE")]
+    pub from: PathBuf,
+    /// Store entries whose DSML block does not occur in the text
+    #[arg(long)]
+    pub allow_missing: bool,
+    #[command(flatten)]
+    pub rewrite: RewriteArgs,
+    #[command(flatten)]
+    pub dir: DirArg,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TrailerPruneArgs {
+    #[command(flatten)]
+    pub targets: KeysOrAll,
+    #[command(flatten)]
+    pub rewrite: RewriteArgs,
+    #[command(flatten)]
+    pub dir: DirArg,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TrailerStripArgs {
+    #[command(flatten)]
+    pub targets: KeysOrAll,
+    #[command(flatten)]
+    pub rewrite: RewriteArgs,
+    #[command(flatten)]
+    pub dir: DirArg,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }

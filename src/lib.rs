@@ -15,6 +15,7 @@ pub mod journal;
 pub mod lock;
 pub mod policy;
 pub mod resolve;
+pub mod rewrite;
 pub mod scan;
 pub mod text;
 pub mod trailer;

@@ -85,7 +85,7 @@ fn fold_title(turn: &[u8]) -> Option<Vec<u8>> {
 /// characters drive terminals (ESC starts escape sequences, C1 CSI 0x9b is a
 /// one-byte escape); bidi overrides and isolates reorder what is shown
 /// ("trojan source").
-fn is_dangerous(c: char) -> bool {
+pub fn is_dangerous(c: char) -> bool {
     c.is_control()
         || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}')
 }

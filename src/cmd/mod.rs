@@ -4,6 +4,7 @@
 pub mod cat;
 pub mod ls;
 pub mod show;
+pub mod trailer;
 
 use crate::cli::{Cli, Command};
 use crate::Outcome;
@@ -14,5 +15,6 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Ls(args) => ls::run(args),
         Command::Show(args) => show::run(args),
         Command::Cat(args) => cat::run(args),
+        Command::Trailer(cmd) => trailer::run(cmd),
     }
 }

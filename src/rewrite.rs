@@ -1,0 +1,1145 @@
+//! Rewriting the tool-id map trailer (FORMAT.md §5) of a checkpoint:
+//! reading its state, checking a map against ds4's loader, pruning stale
+//! entries, and replacing or removing the section crash-safely.
+//!
+//! # What a rewrite keeps
+//!
+//! Header bytes other than ext bit 0, the text and the payload stay
+//! byte-identical. Bit 0 is set exactly when a non-empty map follows the
+//! payload; an empty map is written as no section at all.
+//!
+//! # Crash safety
+//!
+//! A checkpoint is hundreds of MiB, so a rewrite must not copy it when it
+//! can avoid it. Three ways, chosen by [`Method`]:
+//!
+//! * **clone** (`FICLONE`, where the filesystem shares extents: btrfs, XFS,
+//!   bcachefs, …): clone the file into `<name>.tmp.<pid>`, rewrite the
+//!   clone's trailer and header, fsync it, then swap it in with
+//!   `renameat2(RENAME_EXCHANGE)` and fsync the directory. The name points at
+//!   the old inode or at the new one, never at anything else, so a crash
+//!   leaves exactly the old file or exactly the new one, and an engine that
+//!   opened the old file keeps reading a consistent old file.
+//! * **copy**: the same with a byte copy of header, text and payload
+//!   (`copy_file_range`) when there is no reflink. Strict old-or-new on any
+//!   filesystem, at the price of a full copy and twice the space meanwhile.
+//! * **in place**: an order of writes and fsyncs in which every state the
+//!   disk can hold is a file ds4 accepts. It rests on two facts: ds4 ignores
+//!   whatever follows the payload while bit 0 is clear, and the flag lives
+//!   in one byte of the 48-byte header at offset 0, which is rewritten with
+//!   a one-byte `pwrite` (it cannot tear, and it cannot clobber the hits or
+//!   last-used fields an engine may have just updated):
+//!
+//!   1. if bit 0 is set: clear it, fsync. From here ds4 sees no map, and the
+//!      bytes after the payload may change freely;
+//!   2. truncate to the end of the payload, write the new section, fsync;
+//!   3. if the new map is not empty: set bit 0, fsync.
+//!
+//!   The fsyncs order the steps on disk: without the first, the truncation
+//!   (metadata, journaled) could reach the disk before the cleared flag
+//!   (data) and leave a flag without its section; without the second, the
+//!   flag could reach the disk before the section it announces.
+//!
+//!   Adding a map to a file without one is strictly old-or-new (until step 3
+//!   ds4 ignores the new bytes), and so is stripping as far as ds4 can tell
+//!   (after step 1 it sees no map; the old bytes linger until step 2, which
+//!   `kvc verify` reports as the `trailing-bytes` warning). *Replacing* a
+//!   non-empty map by another one cannot be strict in place: the only
+//!   atomic switch is bit 0, and the bytes after the payload cannot change
+//!   while it announces them, so every path passes through "bit 0 clear":
+//!   a valid checkpoint without its tool map. A crash in that window (two
+//!   fsyncs long) costs ds4 the exact replay of past tool calls, not the
+//!   checkpoint. Re-running `set` completes the rewrite; an interrupted
+//!   `prune` cannot be completed (the map it pruned is no longer active:
+//!   `kvc trailer ls` shows the stray bytes).
+//!
+//! `Method::Auto` keeps the strict guarantee everywhere and copies only as
+//! the last resort: it clones where the filesystem can; otherwise it
+//! rewrites in place when that is strict ([`Plan::in_place_is_strict`]:
+//! adding a map where there was none, removing one), and copies when it is
+//! not (replacing a non-empty map by another).
+//!
+//! # Engines working next to kvc
+//!
+//! The engines do not take kvc's lock. Before each header write the prefix
+//! is read again, and the rewrite stops if the layout (magic, version, text
+//! and payload length) changed. The temp-file methods carry over a header
+//! the engine updated meanwhile and swap only if the name still points at
+//! the file that was read; a file deleted or replaced by an engine during
+//! the rewrite is left alone ([`Applied::Vanished`]). What kvc cannot
+//! prevent: an engine that loaded the checkpoint *before* the rewrite and
+//! later writes its whole in-memory header back (a hit) restores the old
+//! bit 0. `kvc verify` reports that file and `kvc trailer strip` repairs it.
+
+use crate::checkpoint::CheckpointFile;
+use crate::error::{Error, Result};
+use crate::format::{ExtFlags, HEADER_LEN, PREFIX_LEN};
+use crate::fsutil::{fsync_dir, AtomicFile};
+use crate::text;
+use crate::trailer::{ToolMap, ToolMapEntry, TrailerError, MAX_COUNT, MAX_DSML_LEN, MAX_ID_LEN};
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions, Permissions};
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Offset of the ext flag byte in the header (FORMAT.md §3).
+const EXT_FLAGS_OFFSET: u64 = 6;
+
+/// Bytes copied per `copy_file_range` call: large enough to be cheap, small
+/// enough that a signal is noticed between calls.
+const COPY_CHUNK: u64 = 64 << 20;
+/// Buffer of the read/write copy used where `copy_file_range` is refused.
+const COPY_BUFFER: usize = 1 << 20;
+
+// ---------------------------------------------------------------------------
+// The state of a file's trailer
+// ---------------------------------------------------------------------------
+
+/// What follows the payload, read as ds4 would.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TrailerState {
+    /// Bit 0 clear and nothing after the payload.
+    None,
+    /// Bit 0 set and exactly one well-formed section.
+    Map(ToolMap),
+    /// Bit 0 clear but bytes after the payload, which ds4 ignores: what an
+    /// interrupted in-place rewrite leaves, or another writer's leftovers.
+    /// `map` is what they decode to, if they form one section.
+    Stray { bytes: u64, map: Option<ToolMap> },
+    /// Bit 0 set but the bytes after the payload are not one well-formed
+    /// section (`kvc verify`: `bad-trailer`).
+    Broken { bytes: u64, error: TrailerError },
+}
+
+impl TrailerState {
+    /// Read the state of an open checkpoint whose envelope checked out.
+    pub fn read(cf: &CheckpointFile) -> io::Result<TrailerState> {
+        Ok(Self::from_bytes(cf.header.ext_flags, &cf.read_trailer()?))
+    }
+
+    fn from_bytes(flags: ExtFlags, after: &[u8]) -> TrailerState {
+        let bytes = after.len() as u64;
+        match (flags.has_tool_map(), after.is_empty()) {
+            (false, true) => TrailerState::None,
+            (false, false) => TrailerState::Stray {
+                bytes,
+                map: ToolMap::decode(after).ok(),
+            },
+            (true, _) => match ToolMap::decode(after) {
+                Ok(map) => TrailerState::Map(map),
+                Err(error) => TrailerState::Broken { bytes, error },
+            },
+        }
+    }
+
+    /// The map ds4 loads from this file (none unless bit 0 is set and the
+    /// section is whole).
+    pub fn active_map(&self) -> Option<&ToolMap> {
+        match self {
+            TrailerState::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// `none`, `map`, `stray`, `broken`: the stable JSON name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TrailerState::None => "none",
+            TrailerState::Map(_) => "map",
+            TrailerState::Stray { .. } => "stray",
+            TrailerState::Broken { .. } => "broken",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Checking and pruning maps
+// ---------------------------------------------------------------------------
+
+/// One reason a map is not what ds4 would store. `index` counts from 0;
+/// messages count from 1.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EntryProblem {
+    #[error("{count} entries; ds4 loads at most {MAX_COUNT}")]
+    TooMany { count: usize },
+    #[error("entry {} (id {id}): id is {len} bytes; ds4 accepts 1 to {MAX_ID_LEN}", .index + 1)]
+    IdLen {
+        index: usize,
+        id: String,
+        len: usize,
+    },
+    #[error("entry {} (id {id}): DSML is {len} bytes; ds4 accepts 1 to {MAX_DSML_LEN}", .index + 1)]
+    DsmlLen {
+        index: usize,
+        id: String,
+        len: usize,
+    },
+    #[error("entry {} (id {id}): the id repeats entry {}", .index + 1, .first + 1)]
+    DuplicateId {
+        index: usize,
+        first: usize,
+        id: String,
+    },
+    #[error("entry {} (id {id}): its DSML block does not occur in the text", .index + 1)]
+    NotInText { index: usize, id: String },
+}
+
+/// An id as messages show it: quoted and sanitized (ids are untrusted).
+fn shown_id(id: &[u8]) -> String {
+    format!("\"{}\"", text::sanitize_line(id))
+}
+
+/// Everything about `map` that ds4's loader would refuse, or that makes
+/// its lookup ambiguous: lengths outside its limits, too many entries,
+/// repeated ids. Independent of any text.
+pub fn check_limits(map: &ToolMap) -> Vec<EntryProblem> {
+    let mut out = Vec::new();
+    if map.entries.len() > MAX_COUNT as usize {
+        out.push(EntryProblem::TooMany {
+            count: map.entries.len(),
+        });
+    }
+    let mut seen: HashMap<&[u8], usize> = HashMap::new();
+    for (index, e) in map.entries.iter().enumerate() {
+        if e.id.is_empty() || e.id.len() > MAX_ID_LEN {
+            out.push(EntryProblem::IdLen {
+                index,
+                id: shown_id(&e.id),
+                len: e.id.len(),
+            });
+        }
+        if e.dsml.is_empty() || e.dsml.len() > MAX_DSML_LEN {
+            out.push(EntryProblem::DsmlLen {
+                index,
+                id: shown_id(&e.id),
+                len: e.dsml.len(),
+            });
+        }
+        if let Some(&first) = seen.get(e.id.as_slice()) {
+            out.push(EntryProblem::DuplicateId {
+                index,
+                first,
+                id: shown_id(&e.id),
+            });
+        } else {
+            seen.insert(&e.id, index);
+        }
+    }
+    out
+}
+
+/// Entries whose DSML block does not occur in `text`. ds4 only stores
+/// entries whose block is in the text: one that is not can never be
+/// replayed against this checkpoint.
+pub fn not_in_text(map: &ToolMap, text: &[u8]) -> Vec<EntryProblem> {
+    map.entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| !text::contains(text, &e.dsml))
+        .map(|(index, e)| EntryProblem::NotInText {
+            index,
+            id: shown_id(&e.id),
+        })
+        .collect()
+}
+
+/// Why `prune` dropped an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DropReason {
+    /// Its DSML block does not occur in the text.
+    NotInText,
+    /// An earlier kept entry has the same id.
+    DuplicateId,
+}
+
+impl DropReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            DropReason::NotInText => "not in the text",
+            DropReason::DuplicateId => "duplicate id",
+        }
+    }
+}
+
+/// An entry `prune` dropped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dropped {
+    /// Position in the map before pruning, from 0.
+    pub index: usize,
+    pub entry: ToolMapEntry,
+    pub reason: DropReason,
+}
+
+/// Drop the entries whose DSML block is not in `text`, then every entry
+/// whose id an earlier kept entry already has. Entries whose block is
+/// missing go first, so a stale entry never shadows a live one with the
+/// same id; among live duplicates the first stored is kept (ds4 appends
+/// entries as it learns them, so the first is the original).
+pub fn prune(map: &ToolMap, text: &[u8]) -> (ToolMap, Vec<Dropped>) {
+    let mut kept = ToolMap::default();
+    let mut dropped = Vec::new();
+    let mut seen: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
+    for (index, e) in map.entries.iter().enumerate() {
+        let reason = if !text::contains(text, &e.dsml) {
+            Some(DropReason::NotInText)
+        } else if !seen.insert(&e.id) {
+            Some(DropReason::DuplicateId)
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => dropped.push(Dropped {
+                index,
+                entry: e.clone(),
+                reason,
+            }),
+            None => kept.entries.push(e.clone()),
+        }
+    }
+    (kept, dropped)
+}
+
+// ---------------------------------------------------------------------------
+// Planning a rewrite
+// ---------------------------------------------------------------------------
+
+/// What to do to a file's trailer.
+#[derive(Clone, Copy, Debug)]
+pub enum Edit<'a> {
+    /// Replace the map (an empty map removes it). The map must pass
+    /// [`check_limits`]; `allow_missing` stores entries whose DSML block is
+    /// not in the text.
+    Set {
+        map: &'a ToolMap,
+        allow_missing: bool,
+    },
+    /// Drop stale entries and repeated ids ([`prune`]).
+    Prune,
+    /// Remove the map, whatever state it is in, and any stray bytes.
+    Strip,
+}
+
+/// A rewrite worked out from one reading of the file; nothing written yet.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub path: PathBuf,
+    pub before: TrailerState,
+    /// The map after the rewrite; empty means no section and bit 0 clear.
+    pub after: ToolMap,
+    /// Entries `prune` drops.
+    pub dropped: Vec<Dropped>,
+    /// Entries a `Set` with `allow_missing` stores although their DSML
+    /// block is not in the text.
+    pub missing: Vec<EntryProblem>,
+    /// Does the file change at all?
+    pub changes: bool,
+    /// The bytes after the payload as read, and as they will be.
+    current: Vec<u8>,
+    section: Vec<u8>,
+    /// Size and layout as read, to notice another writer before writing.
+    size: u64,
+    prefix: [u8; PREFIX_LEN],
+}
+
+impl Plan {
+    /// Size of the file after the rewrite.
+    pub fn size_after(&self) -> u64 {
+        self.size - self.current.len() as u64 + self.section.len() as u64
+    }
+
+    /// Bytes after the payload before and after the rewrite.
+    pub fn trailer_bytes(&self) -> (u64, u64) {
+        (self.current.len() as u64, self.section.len() as u64)
+    }
+
+    /// Would an in-place rewrite show ds4 only the old or the new map at
+    /// every instant? Not when a non-empty map is replaced by another one:
+    /// then bit 0 must be cleared while the section changes (module
+    /// documentation), and ds4 would see no map meanwhile.
+    pub fn in_place_is_strict(&self) -> bool {
+        let replaces_a_map = matches!(&self.before, TrailerState::Map(m) if !m.entries.is_empty())
+            && !self.section.is_empty()
+            && self.section != self.current;
+        !replaces_a_map
+    }
+}
+
+fn read_prefix(file: &File) -> io::Result<[u8; PREFIX_LEN]> {
+    let mut p = [0u8; PREFIX_LEN];
+    file.read_exact_at(&mut p, 0)?;
+    Ok(p)
+}
+
+/// Work out what `edit` does to the checkpoint `cf` (opened with
+/// [`open_checkpoint`] or [`CheckpointFile::open`]). Refusals are
+/// [`Error::Invalid`] naming the file.
+pub fn plan(cf: &CheckpointFile, edit: Edit<'_>) -> Result<Plan> {
+    let path = &cf.path;
+    let io_err = |e| Error::io(path, e);
+    let unknown = cf.header.ext_flags.unknown_bits();
+    if unknown != 0 {
+        // Unassigned bits may announce trailer sections of their own after
+        // the tool map (FORMAT.md §3: sections in ext-bit order); rewriting
+        // the bytes after the payload would destroy them.
+        return Err(Error::invalid(
+            path,
+            format!(
+                "ext flags 0x{:02x} have unassigned bits 0x{unknown:02x} whose trailer sections kvc does not know; not rewriting",
+                cf.header.ext_flags.0
+            ),
+        ));
+    }
+    let prefix = read_prefix(cf.file()).map_err(io_err)?;
+    if !same_layout(&prefix, &cf_prefix(cf)) {
+        return Err(changed(path));
+    }
+    let current = cf.read_trailer().map_err(io_err)?;
+    let before = TrailerState::from_bytes(ExtFlags(prefix[EXT_FLAGS_OFFSET as usize]), &current);
+    let mut dropped = Vec::new();
+    let mut missing = Vec::new();
+    let after = match edit {
+        Edit::Set { map, allow_missing } => {
+            if let Some(p) = check_limits(map).into_iter().next() {
+                return Err(Error::invalid(path, p.to_string()));
+            }
+            let text = cf.read_text().map_err(io_err)?;
+            missing = not_in_text(map, &text);
+            if !allow_missing && !missing.is_empty() {
+                let more = match missing.len() {
+                    1 => String::new(),
+                    n => format!(" (and {} more)", n - 1),
+                };
+                return Err(Error::invalid(
+                    path,
+                    format!(
+                        "{}{more}; ds4 only stores blocks that are in the text (--allow-missing stores them anyway)",
+                        missing[0]
+                    ),
+                ));
+            }
+            map.clone()
+        }
+        Edit::Prune => {
+            match &before {
+                TrailerState::Map(map) => {
+                    let text = cf.read_text().map_err(io_err)?;
+                    let (kept, d) = prune(map, &text);
+                    dropped = d;
+                    kept
+                }
+                TrailerState::Broken { error, .. } => {
+                    return Err(Error::invalid(
+                        path,
+                        format!(
+                        "tool-id map trailer is broken ({error}); `kvc trailer strip` removes it"
+                    ),
+                    ))
+                }
+                // No active map: nothing to prune. Stray bytes are strip's business.
+                TrailerState::None | TrailerState::Stray { .. } => {
+                    return Ok(Plan {
+                        path: path.clone(),
+                        after: ToolMap::default(),
+                        changes: false,
+                        section: current.clone(),
+                        current,
+                        before,
+                        dropped,
+                        missing,
+                        size: cf.size,
+                        prefix,
+                    })
+                }
+            }
+        }
+        Edit::Strip => ToolMap::default(),
+    };
+    let section = if after.entries.is_empty() {
+        Vec::new()
+    } else {
+        after.encode()
+    };
+    let changes = section != current || cf.header.ext_flags.has_tool_map() == section.is_empty();
+    Ok(Plan {
+        path: path.clone(),
+        before,
+        after,
+        dropped,
+        missing,
+        changes,
+        current,
+        section,
+        size: cf.size,
+        prefix,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Applying a plan
+// ---------------------------------------------------------------------------
+
+/// How to rewrite (see the module documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// Clone where the filesystem can; else in place where that is strict
+    /// ([`Plan::in_place_is_strict`]), copy where it is not.
+    Auto,
+    /// In place, ordered writes and fsyncs.
+    InPlace,
+    /// Reflink clone and swap; fails where the filesystem cannot clone.
+    Clone,
+    /// Clone where the filesystem can, else a full copy; then swap.
+    Copy,
+}
+
+/// The method a rewrite actually used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Used {
+    InPlace,
+    Clone,
+    Copy,
+}
+
+impl Used {
+    pub fn name(self) -> &'static str {
+        match self {
+            Used::InPlace => "in-place",
+            Used::Clone => "clone",
+            Used::Copy => "copy",
+        }
+    }
+}
+
+/// What applying a plan did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// The file under the checkpoint name is the new one, durably.
+    Rewritten { used: Used, size: u64 },
+    /// The plan changed nothing; nothing was written.
+    Unchanged,
+    /// An engine deleted or replaced the file while kvc worked; the file now
+    /// under that name (if any) was not touched.
+    Vanished,
+}
+
+/// The points between the writes of a rewrite, in order, reported to the
+/// caller's hook. Tests kill kvc at each of them; nothing else should need
+/// them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Checked, about to write; nothing changed yet.
+    Begin,
+    /// In place: bit 0 cleared and synced.
+    FlagCleared,
+    /// In place: truncated to the end of the payload.
+    Truncated,
+    /// In place: half of the new section written.
+    SectionHalf,
+    /// In place: the new section written and synced.
+    SectionSynced,
+    /// In place: bit 0 set and synced.
+    FlagSet,
+    /// Temp file created, empty.
+    TempCreated,
+    /// Copy: half of header, text and payload copied.
+    TempHalf,
+    /// Temp file holds header, text and payload (cloned or copied).
+    TempFilled,
+    /// Temp file's trailer replaced.
+    TempTrailer,
+    /// Temp file's header written, the file synced.
+    TempSynced,
+    /// Temp file swapped in under the checkpoint name.
+    Swapped,
+    /// The old file removed (after an exchange) and the directory synced.
+    OldRemoved,
+    /// Done; the result is durable.
+    Done,
+}
+
+impl Method {
+    /// Does this method (possibly) write the checkpoint file itself, so that
+    /// it must be opened read-write?
+    pub fn writes_in_place(self) -> bool {
+        matches!(self, Method::Auto | Method::InPlace)
+    }
+}
+
+/// Open a checkpoint to read or rewrite its trailer: no symlink followed,
+/// a regular file, envelope checked. `write` opens it read-write (see
+/// [`Method::writes_in_place`]). `Ok(None)` when the file is gone (an
+/// engine removed it).
+pub fn open_checkpoint(path: &Path, write: bool) -> Result<Option<CheckpointFile>> {
+    let file = match OpenOptions::new()
+        .read(true)
+        .write(write)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(Error::invalid(
+                path,
+                "is a symbolic link; kvc rewrites only the file itself",
+            ))
+        }
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(Error::invalid(path, "is not a regular file"));
+    }
+    let cf = CheckpointFile::from_file(path, file).map_err(|e| match e {
+        crate::checkpoint::OpenError::Io(e) => Error::io(path, e),
+        crate::checkpoint::OpenError::Defect(d) => Error::invalid(path, d.to_string()),
+    })?;
+    cf.check_envelope()
+        .map_err(|d| Error::invalid(path, d.to_string()))?;
+    Ok(Some(cf))
+}
+
+/// Apply `plan` to `cf` (the file it was made from, opened by
+/// [`open_checkpoint`] with the same `method`). The caller holds the
+/// directory lock. `hook` is called at every [`Step`].
+pub fn apply(
+    cf: &CheckpointFile,
+    plan: &Plan,
+    method: Method,
+    hook: &mut dyn FnMut(Step),
+) -> Result<Applied> {
+    if !plan.changes {
+        return Ok(Applied::Unchanged);
+    }
+    let path = &cf.path;
+    let io_err = |e| Error::io(path, e);
+    // The plan must still describe the file: same size, same layout, same
+    // flags (another kvc is excluded by the lock, an engine is not).
+    let size = cf.file().metadata().map_err(io_err)?.len();
+    let header = current_header(cf, plan)?;
+    if size != plan.size
+        || header[EXT_FLAGS_OFFSET as usize] != plan.prefix[EXT_FLAGS_OFFSET as usize]
+    {
+        return Err(changed(path));
+    }
+    hook(Step::Begin);
+    let applied = match method {
+        Method::InPlace => in_place(cf, plan, hook)?,
+        Method::Auto => {
+            let kind = if plan.in_place_is_strict() {
+                TempKind::CloneOnly
+            } else {
+                TempKind::CloneOrCopy
+            };
+            match via_temp(cf, plan, kind, hook)? {
+                Some(a) => a,
+                None => in_place(cf, plan, hook)?,
+            }
+        }
+        Method::Clone => via_temp(cf, plan, TempKind::CloneOnly, hook)?.ok_or_else(|| {
+            Error::invalid(
+                path,
+                "this filesystem cannot clone files (reflink); use --method copy or --method in-place",
+            )
+        })?,
+        Method::Copy => via_temp(cf, plan, TempKind::CloneOrCopy, hook)?
+            .expect("copying needs no filesystem support"),
+    };
+    if matches!(applied, Applied::Rewritten { .. }) {
+        hook(Step::Done);
+    }
+    Ok(applied)
+}
+
+fn changed(path: &Path) -> Error {
+    Error::invalid(
+        path,
+        "changed while kvc was rewriting it (an engine wrote to it); stopped between two valid states, run the command again",
+    )
+}
+
+/// Header bytes an engine rewrites in place on a hit (FORMAT.md §7): hits
+/// (offset 12) and last_used (offset 32). Any other change means the file
+/// is no longer the one planned for.
+const HIT_FIELDS: [std::ops::Range<usize>; 2] = [12..16, 32..40];
+
+/// Do two prefixes describe the same checkpoint layout? Equal except for
+/// the fields a hit updates and ext bit 0 (which kvc itself flips).
+fn same_layout(a: &[u8; PREFIX_LEN], b: &[u8; PREFIX_LEN]) -> bool {
+    let flags = EXT_FLAGS_OFFSET as usize;
+    (0..PREFIX_LEN).all(|i| {
+        HIT_FIELDS.iter().any(|r| r.contains(&i))
+            || if i == flags {
+                (a[i] ^ b[i]) & !ExtFlags::TOOL_MAP == 0
+            } else {
+                a[i] == b[i]
+            }
+    })
+}
+
+/// The prefix `cf` was opened with.
+fn cf_prefix(cf: &CheckpointFile) -> [u8; PREFIX_LEN] {
+    let mut p = [0u8; PREFIX_LEN];
+    p[..HEADER_LEN].copy_from_slice(&cf.header.encode());
+    p[HEADER_LEN..].copy_from_slice(&cf.text_len.to_le_bytes());
+    p
+}
+
+/// Re-read the prefix, check the layout is the one planned with, and return
+/// the current 48 header bytes (with whatever hits or last-used an engine
+/// wrote meanwhile: kvc keeps them).
+fn current_header(cf: &CheckpointFile, plan: &Plan) -> Result<[u8; HEADER_LEN]> {
+    let p = read_prefix(cf.file()).map_err(|e| Error::io(&cf.path, e))?;
+    if !same_layout(&p, &plan.prefix) {
+        return Err(changed(&cf.path));
+    }
+    Ok(p[..HEADER_LEN].try_into().expect("48 bytes"))
+}
+
+fn with_bit0(flags: u8, set: bool) -> u8 {
+    if set {
+        flags | ExtFlags::TOOL_MAP
+    } else {
+        flags & !ExtFlags::TOOL_MAP
+    }
+}
+
+/// Set or clear bit 0 of the file's current flag byte with a one-byte
+/// write, then fsync.
+fn write_bit0(cf: &CheckpointFile, plan: &Plan, set: bool) -> Result<()> {
+    let io_err = |e| Error::io(&cf.path, e);
+    let header = current_header(cf, plan)?;
+    let flags = with_bit0(header[EXT_FLAGS_OFFSET as usize], set);
+    cf.file()
+        .write_all_at(&[flags], EXT_FLAGS_OFFSET)
+        .map_err(io_err)?;
+    cf.file().sync_all().map_err(io_err)
+}
+
+/// The in-place order of the module documentation.
+fn in_place(cf: &CheckpointFile, plan: &Plan, hook: &mut dyn FnMut(Step)) -> Result<Applied> {
+    let io_err = |e| Error::io(&cf.path, e);
+    let f = cf.file();
+    let end = cf.payload_end();
+    let want_bit = !plan.section.is_empty();
+    // `apply` checked the flag byte on disk is the planned one.
+    let bit_now = plan.prefix[EXT_FLAGS_OFFSET as usize] & ExtFlags::TOOL_MAP != 0;
+    let body_changes = plan.section != plan.current;
+    // 1. While bit 0 announces the bytes after the payload, they must not
+    //    change: clear it first.
+    if bit_now && (body_changes || !want_bit) {
+        write_bit0(cf, plan, false)?;
+        hook(Step::FlagCleared);
+    }
+    // 2. Replace the bytes after the payload; ds4 ignores them now.
+    if body_changes {
+        if !plan.current.is_empty() {
+            f.set_len(end).map_err(io_err)?;
+            hook(Step::Truncated);
+        }
+        if want_bit {
+            let (a, b) = plan.section.split_at(plan.section.len() / 2);
+            f.write_all_at(a, end).map_err(io_err)?;
+            hook(Step::SectionHalf);
+            f.write_all_at(b, end + a.len() as u64).map_err(io_err)?;
+        }
+        f.sync_all().map_err(io_err)?;
+        hook(Step::SectionSynced);
+    }
+    // 3. Announce the new section, now durable.
+    if want_bit && (body_changes || !bit_now) {
+        write_bit0(cf, plan, true)?;
+        hook(Step::FlagSet);
+    }
+    if !same_file_at(&cf.path, f).map_err(io_err)? {
+        return Ok(Applied::Vanished);
+    }
+    Ok(Applied::Rewritten {
+        used: Used::InPlace,
+        size: plan.size_after(),
+    })
+}
+
+/// Does `path` (not followed) name the file open as `f`?
+fn same_file_at(path: &Path, f: &File) -> io::Result<bool> {
+    let ours = f.metadata()?;
+    match fs::symlink_metadata(path) {
+        Ok(m) => Ok(m.dev() == ours.dev() && m.ino() == ours.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TempKind {
+    CloneOnly,
+    CloneOrCopy,
+}
+
+/// Is this error a filesystem saying "I can't do that operation" (as
+/// opposed to a real failure)?
+fn unsupported(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EOPNOTSUPP | libc::ENOTTY | libc::EINVAL | libc::EXDEV | libc::ENOSYS)
+    )
+}
+
+/// Share `src`'s extents with the empty `dst` (`FICLONE`). `Ok(false)` where
+/// the filesystem cannot.
+#[cfg(target_os = "linux")]
+fn reflink(dst: &File, src: &File) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: FICLONE takes the source descriptor as its argument; both
+    // descriptors are open for the duration of the call.
+    let rc = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    if unsupported(&e) {
+        Ok(false)
+    } else {
+        Err(e)
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn reflink(_dst: &File, _src: &File) -> io::Result<bool> {
+    Ok(false)
+}
+
+/// Copy `src[from..to]` to the same offsets of `dst`, in the kernel where it
+/// can (`copy_file_range`, which some filesystems turn into a reflink or a
+/// server-side copy), else through a buffer.
+fn copy_range(src: &File, dst: &File, from: u64, to: u64) -> io::Result<()> {
+    let mut off = from;
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        while off < to {
+            let len = (to - off).min(COPY_CHUNK) as usize;
+            let mut off_in = off as libc::loff_t;
+            let mut off_out = off as libc::loff_t;
+            // SAFETY: explicit offsets, so neither descriptor's position
+            // moves; the kernel bounds the copy by `len`.
+            let n = unsafe {
+                libc::copy_file_range(
+                    src.as_raw_fd(),
+                    &mut off_in,
+                    dst.as_raw_fd(),
+                    &mut off_out,
+                    len,
+                    0,
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                if unsupported(&e) {
+                    break;
+                }
+                return Err(e);
+            }
+            if n == 0 {
+                return Err(shrank());
+            }
+            off += n as u64;
+        }
+    }
+    let mut buf = vec![0u8; COPY_BUFFER.min((to - off) as usize)];
+    while off < to {
+        let len = buf.len().min((to - off) as usize);
+        let n = src.read_at(&mut buf[..len], off)?;
+        if n == 0 {
+            return Err(shrank());
+        }
+        dst.write_all_at(&buf[..n], off)?;
+        off += n as u64;
+    }
+    Ok(())
+}
+
+fn shrank() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "file shrank while it was being copied",
+    )
+}
+
+/// Swap the names of two files atomically (`renameat2(RENAME_EXCHANGE)`).
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+    };
+    let (a, b) = (c(a)?, c(b)?);
+    // SAFETY: two NUL-terminated paths that outlive the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exchange(_a: &Path, _b: &Path) -> io::Result<()> {
+    Err(io::Error::from_raw_os_error(libc::ENOSYS))
+}
+
+/// Build the new file in `<name>.tmp.<pid>` and swap it in. `Ok(None)`
+/// when `kind` is clone-only and the filesystem cannot clone (the temp file
+/// is removed again).
+fn via_temp(
+    cf: &CheckpointFile,
+    plan: &Plan,
+    kind: TempKind,
+    hook: &mut dyn FnMut(Step),
+) -> Result<Option<Applied>> {
+    let path = &cf.path;
+    let io_err = |e| Error::io(path, e);
+    let (dir, name) = match (path.parent(), path.file_name()) {
+        (Some(d), Some(n)) => (
+            if d.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                d
+            },
+            n.to_string_lossy().into_owned(),
+        ),
+        _ => return Err(Error::invalid(path, "has no file name")),
+    };
+    let mut tmp = AtomicFile::create(dir, &name).map_err(|e| Error::io(dir, e))?;
+    let tmp_path = tmp.temp_path().to_path_buf();
+    let tmp_err = |e| Error::io(&tmp_path, e);
+    hook(Step::TempCreated);
+    let end = cf.payload_end();
+    let used = if reflink(tmp.file(), cf.file()).map_err(tmp_err)? {
+        Used::Clone
+    } else if kind == TempKind::CloneOrCopy {
+        let half = end / 2;
+        copy_range(cf.file(), tmp.file(), 0, half).map_err(io_err)?;
+        hook(Step::TempHalf);
+        copy_range(cf.file(), tmp.file(), half, end).map_err(io_err)?;
+        Used::Copy
+    } else {
+        // Dropping `tmp` removes the temp file.
+        return Ok(None);
+    };
+    hook(Step::TempFilled);
+    let t = tmp.file();
+    t.set_len(end).map_err(tmp_err)?;
+    t.write_all_at(&plan.section, end).map_err(tmp_err)?;
+    hook(Step::TempTrailer);
+    let want_bit = !plan.section.is_empty();
+    let mut header = current_header(cf, plan)?;
+    header[EXT_FLAGS_OFFSET as usize] = with_bit0(header[EXT_FLAGS_OFFSET as usize], want_bit);
+    t.write_all_at(&header, 0).map_err(tmp_err)?;
+    // The rewritten checkpoint keeps the original's mode and, where kvc may
+    // (as root), its owner: it is the same checkpoint.
+    let meta = cf.file().metadata().map_err(io_err)?;
+    t.set_permissions(Permissions::from_mode(meta.mode() & 0o7777))
+        .map_err(tmp_err)?;
+    let tmeta = t.metadata().map_err(tmp_err)?;
+    if (tmeta.uid(), tmeta.gid()) != (meta.uid(), meta.gid()) {
+        match std::os::unix::fs::fchown(&*t, Some(meta.uid()), Some(meta.gid())) {
+            Err(e) if e.raw_os_error() != Some(libc::EPERM) => return Err(tmp_err(e)),
+            _ => {}
+        }
+    }
+    t.sync_all().map_err(tmp_err)?;
+    hook(Step::TempSynced);
+    // An engine may have counted a hit while kvc copied: carry it over, so
+    // the swap loses as little as possible.
+    let mut again = current_header(cf, plan)?;
+    again[EXT_FLAGS_OFFSET as usize] = with_bit0(again[EXT_FLAGS_OFFSET as usize], want_bit);
+    if again != header {
+        t.write_all_at(&again, 0).map_err(tmp_err)?;
+        t.sync_all().map_err(tmp_err)?;
+    }
+    match exchange(&tmp_path, path) {
+        Ok(()) => {
+            hook(Step::Swapped);
+            // The temp name now holds what was under the checkpoint name.
+            // If that is not the file kvc read, an engine replaced it
+            // meanwhile: put the engine's file back, drop ours.
+            let ours = same_file_at(&tmp_path, cf.file()).map_err(tmp_err)?;
+            if !ours {
+                exchange(&tmp_path, path).map_err(io_err)?;
+                drop(tmp);
+                fsync_dir(dir).map_err(|e| Error::io(dir, e))?;
+                return Ok(Some(Applied::Vanished));
+            }
+            fs::remove_file(&tmp_path).map_err(tmp_err)?;
+            fsync_dir(dir).map_err(|e| Error::io(dir, e))?;
+            // `tmp` would remove its (now absent) temp name on drop; the
+            // name is this process's own, so nothing else can be there.
+            drop(tmp);
+            hook(Step::OldRemoved);
+        }
+        // The checkpoint is gone (evicted, consumed): do not resurrect it.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some(Applied::Vanished)),
+        // No RENAME_EXCHANGE here (some network filesystems): check the name
+        // still points at the file read, then rename over it. A file an
+        // engine replaces in the instant between is overwritten.
+        Err(e) if unsupported(&e) => {
+            if !same_file_at(path, cf.file()).map_err(io_err)? {
+                return Ok(Some(Applied::Vanished));
+            }
+            tmp.commit().map_err(io_err)?;
+            hook(Step::Swapped);
+        }
+        Err(e) => return Err(io_err(e)),
+    }
+    Ok(Some(Applied::Rewritten {
+        used,
+        size: plan.size_after(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &[u8], dsml: &[u8]) -> ToolMapEntry {
+        ToolMapEntry {
+            id: id.to_vec(),
+            dsml: dsml.to_vec(),
+        }
+    }
+
+    #[test]
+    fn prune_drops_stale_entries_before_judging_duplicates() {
+        let map = ToolMap {
+            entries: vec![
+                entry(b"a", b"<gone>"),
+                entry(b"a", b"<here>"),
+                entry(b"b", b"<here>"),
+                entry(b"b", b"<also>"),
+            ],
+        };
+        let (kept, dropped) = prune(&map, b"xx<here>yy<also>");
+        assert_eq!(
+            kept.entries,
+            vec![entry(b"a", b"<here>"), entry(b"b", b"<here>")]
+        );
+        let why: Vec<_> = dropped.iter().map(|d| (d.index, d.reason)).collect();
+        assert_eq!(
+            why,
+            [(0, DropReason::NotInText), (3, DropReason::DuplicateId)]
+        );
+    }
+
+    #[test]
+    fn limits_are_ds4_loader_limits() {
+        let map = ToolMap {
+            entries: vec![
+                entry(b"", b"x"),
+                entry(&[b'i'; MAX_ID_LEN + 1], b"x"),
+                entry(&[b'i'; MAX_ID_LEN], b""),
+                entry(b"ok", b"x"),
+                entry(b"ok", b"y"),
+            ],
+        };
+        let p = check_limits(&map);
+        assert!(matches!(
+            p[0],
+            EntryProblem::IdLen {
+                index: 0,
+                len: 0,
+                ..
+            }
+        ));
+        assert!(matches!(
+            p[1],
+            EntryProblem::IdLen {
+                index: 1,
+                len: 257,
+                ..
+            }
+        ));
+        assert!(matches!(
+            p[2],
+            EntryProblem::DsmlLen {
+                index: 2,
+                len: 0,
+                ..
+            }
+        ));
+        assert!(matches!(
+            p[3],
+            EntryProblem::DuplicateId {
+                index: 4,
+                first: 3,
+                ..
+            }
+        ));
+        assert_eq!(p.len(), 4);
+        assert_eq!(
+            p[3].to_string(),
+            "entry 5 (id \"ok\"): the id repeats entry 4"
+        );
+    }
+
+    #[test]
+    fn a_hit_or_a_flipped_bit0_keeps_the_layout_nothing_else_does() {
+        let a = [7u8; PREFIX_LEN];
+        let mut hit = a;
+        hit[12] = 0;
+        hit[39] = 0;
+        hit[6] ^= ExtFlags::TOOL_MAP;
+        assert!(same_layout(&a, &hit));
+        for i in [0, 6, 8, 40, 47, 48, 51] {
+            let mut other = a;
+            other[i] ^= if i == 6 { 2 } else { 1 };
+            assert!(!same_layout(&a, &other), "byte {i}");
+        }
+    }
+
+    #[test]
+    fn states_follow_the_flag_and_the_bytes() {
+        let sec = ToolMap {
+            entries: vec![entry(b"a", b"b")],
+        }
+        .encode();
+        let on = ExtFlags(1);
+        let off = ExtFlags(0);
+        assert_eq!(TrailerState::from_bytes(off, b""), TrailerState::None);
+        assert!(matches!(
+            TrailerState::from_bytes(on, &sec),
+            TrailerState::Map(_)
+        ));
+        assert!(matches!(
+            TrailerState::from_bytes(off, &sec),
+            TrailerState::Stray {
+                bytes: 18,
+                map: Some(_)
+            }
+        ));
+        assert!(matches!(
+            TrailerState::from_bytes(on, b""),
+            TrailerState::Broken { bytes: 0, .. }
+        ));
+        assert!(matches!(
+            TrailerState::from_bytes(on, &sec[..10]),
+            TrailerState::Broken { bytes: 10, .. }
+        ));
+    }
+}
