@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::fsutil::{create_private_dir_all, FILE_MODE};
 use crate::scan::STATE_DIR;
 use std::fs::{File, OpenOptions, TryLockError};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 pub const LOCK_FILE: &str = "lock";
@@ -20,34 +20,79 @@ pub struct DirLock {
 
 fn open_lock_file(dir: &Path) -> Result<(File, PathBuf)> {
     let state = dir.join(STATE_DIR);
-    create_private_dir_all(&state).map_err(|e| Error::io(&state, e))?;
     let path = state.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(FILE_MODE)
-        .open(&path)
-        .map_err(|e| Error::io(&path, e))?;
-    Ok((file, path))
+    let mut attempts = 0;
+    loop {
+        create_private_dir_all(&state).map_err(|e| Error::io(&state, e))?;
+        match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(FILE_MODE)
+            .open(&path)
+        {
+            Ok(file) => return Ok((file, path)),
+            // `kvc gc` removed an empty `.kvc/` between the two calls.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < MAX_LOCK_ATTEMPTS => {
+                attempts += 1;
+            }
+            Err(e) => return Err(Error::io(&path, e)),
+        }
+    }
+}
+
+/// Attempts at taking the lock before giving up: each retry means another
+/// kvc removed the lock file (`kvc gc` clearing empty state) while we waited,
+/// which cannot happen more than a few times in a row.
+const MAX_LOCK_ATTEMPTS: usize = 16;
+
+/// Is the file we locked still the one at `path`? `kvc gc` removes an empty
+/// `.kvc/` (lock file included) while holding the lock; a process that was
+/// waiting on the removed file would otherwise believe it holds the lock
+/// while a newcomer locks the new file.
+fn still_linked(file: &File, path: &Path) -> Result<bool> {
+    let ours = file.metadata().map_err(|e| Error::io(path, e))?;
+    match std::fs::symlink_metadata(path) {
+        Ok(m) => Ok(m.dev() == ours.dev() && m.ino() == ours.ino()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+fn retry_error(dir: &Path) -> Error {
+    Error::invalid(
+        &dir.join(STATE_DIR).join(LOCK_FILE),
+        "lock file keeps being replaced; is another program removing it?",
+    )
 }
 
 impl DirLock {
     /// Take the exclusive lock, waiting for another kvc writer to finish.
     pub fn acquire(dir: &Path) -> Result<DirLock> {
-        let (file, path) = open_lock_file(dir)?;
-        file.lock().map_err(|e| Error::io(&path, e))?;
-        Ok(DirLock { _file: file, path })
+        for _ in 0..MAX_LOCK_ATTEMPTS {
+            let (file, path) = open_lock_file(dir)?;
+            file.lock().map_err(|e| Error::io(&path, e))?;
+            if still_linked(&file, &path)? {
+                return Ok(DirLock { _file: file, path });
+            }
+        }
+        Err(retry_error(dir))
     }
 
     /// Take the lock if it is free; `Ok(None)` when another kvc holds it.
     pub fn try_acquire(dir: &Path) -> Result<Option<DirLock>> {
-        let (file, path) = open_lock_file(dir)?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(DirLock { _file: file, path })),
-            Err(TryLockError::WouldBlock) => Ok(None),
-            Err(TryLockError::Error(e)) => Err(Error::io(&path, e)),
+        for _ in 0..MAX_LOCK_ATTEMPTS {
+            let (file, path) = open_lock_file(dir)?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => return Ok(None),
+                Err(TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+            }
+            if still_linked(&file, &path)? {
+                return Ok(Some(DirLock { _file: file, path }));
+            }
         }
+        Err(retry_error(dir))
     }
 }
