@@ -10,6 +10,7 @@ use kvc::rm::{self, RmFate, Target};
 use kvc::text::sanitize_line;
 use serde::Serialize;
 use std::io::{self, Write};
+use std::path::PathBuf;
 
 #[derive(Serialize)]
 struct TargetView {
@@ -108,7 +109,12 @@ impl Report for RmReport {
 }
 
 pub fn run(args: RmArgs) -> Result<Outcome> {
-    let dir = config::dir_or_default(args.dir.dir.clone())?;
+    // Paths need no cache directory; keys do.
+    let dir = match config::dir_or_default(args.dir.dir.clone()) {
+        Ok(d) => d,
+        Err(_) if args.keys.iter().all(|k| kvc::resolve::looks_like_path(k)) => PathBuf::from("."),
+        Err(e) => return Err(e),
+    };
     let targets = rm::plan(&dir, &args.keys, args.agent.include_agent)?;
     let (views, freed) = if args.write.dry_run {
         let views: Vec<_> = targets.iter().map(|t| TargetView::new(t, None)).collect();
