@@ -96,3 +96,36 @@ impl DirLock {
         Err(retry_error(dir))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    #[test]
+    fn a_waiter_on_a_removed_lock_file_starts_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DirLock::acquire(dir.path()).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let d = dir.path().to_path_buf();
+        let waiter = std::thread::spawn(move || {
+            let lock = DirLock::acquire(&d).unwrap();
+            tx.send(()).unwrap();
+            // Hold it until the main thread has checked.
+            std::thread::sleep(Duration::from_millis(300));
+            drop(lock);
+        });
+        // Let the waiter block on the old file, then do what `kvc gc` does.
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::remove_file(&first.path).unwrap();
+        std::fs::remove_dir(dir.path().join(STATE_DIR)).unwrap();
+        drop(first);
+        rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        // The waiter holds the lock on the file now linked: nobody else can.
+        assert!(dir.path().join(STATE_DIR).join(LOCK_FILE).exists());
+        assert!(DirLock::try_acquire(dir.path()).unwrap().is_none());
+        waiter.join().unwrap();
+        assert!(DirLock::try_acquire(dir.path()).unwrap().is_some());
+    }
+}
