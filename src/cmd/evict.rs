@@ -314,6 +314,8 @@ impl Progress {
 impl Hooks for Progress {
     fn planned(&mut self, plan: &Plan) {
         if let Some(bar) = &mut self.bar {
+            // A re-plan starts a fresh bar in place of the last one.
+            bar.finish_and_clear();
             *bar = ProgressBar::new(plan.victims.len() as u64);
             bar.set_style(
                 ProgressStyle::with_template("evicting {bar:30} {pos}/{len} {msg}")
