@@ -26,6 +26,10 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand show 'Show every header field, the trailer and the payload header of one checkpoint'
             cand cat 'Write the stored prompt text of a checkpoint, raw, to a pipe or file'
             cand trailer 'Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)'
+            cand evict 'Delete checkpoints until the cache fits a budget, next victim first'
+            cand rm 'Remove named checkpoints'
+            cand gc 'Remove temp files left by crashed writers, and empty kvc state'
+            cand log 'Show the journal of what kvc deleted, oldest first'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'kvc;ls'= {
@@ -153,11 +157,68 @@ set edit:completion:arg-completer[kvc] = {|@words|
         }
         &'kvc;trailer;help;help'= {
         }
+        &'kvc;evict'= {
+            cand --budget 'Evict until the valid checkpoints take at most SIZE (8GiB, 1.5G, 500MB)'
+            cand --older-than 'Also evict checkpoints unused for longer than DURATION (30d, 12h), budget or not'
+            cand --protect 'Never evict this checkpoint (key, unique prefix, `sysprompt` or path); repeatable'
+            cand --policy 'Eviction policy: ds4 (forks: anchors and superseded waypoints), ds4-classic (upstream ds4), lru (hanzo-engine)'
+            cand --now 'Evaluate scores and ages at this Unix time instead of now (reproducible output)'
+            cand --include-agent 'Also act on ds4-agent''s explicit saves (sysprompt.kv, agent-session, agent-system)'
+            cand -n 'Show what would be done and change nothing (not even kvc''s own state)'
+            cand --dry-run 'Show what would be done and change nothing (not even kvc''s own state)'
+            cand -q 'Print nothing on success (for cron); problems still go to stderr'
+            cand --quiet 'Print nothing on success (for cron); problems still go to stderr'
+            cand --json 'Print JSON (schema in README.md) instead of a table'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvc;rm'= {
+            cand -d 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --dir 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --include-agent 'Also act on ds4-agent''s explicit saves (sysprompt.kv, agent-session, agent-system)'
+            cand -n 'Show what would be done and change nothing (not even kvc''s own state)'
+            cand --dry-run 'Show what would be done and change nothing (not even kvc''s own state)'
+            cand -q 'Print nothing on success (for cron); problems still go to stderr'
+            cand --quiet 'Print nothing on success (for cron); problems still go to stderr'
+            cand --json 'Print JSON (schema in README.md) instead of a table'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvc;gc'= {
+            cand --temp-age 'Keep temp files modified more recently than this'
+            cand -n 'Show what would be done and change nothing (not even kvc''s own state)'
+            cand --dry-run 'Show what would be done and change nothing (not even kvc''s own state)'
+            cand -q 'Print nothing on success (for cron); problems still go to stderr'
+            cand --quiet 'Print nothing on success (for cron); problems still go to stderr'
+            cand --json 'Print JSON (schema in README.md) instead of a table'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvc;log'= {
+            cand --since 'Only records from the last DURATION (30d, 12h)'
+            cand -l 'Full keys'
+            cand --long 'Full keys'
+            cand --json 'Print JSON (schema in README.md) instead of a table'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'kvc;help'= {
             cand ls 'List the checkpoints of cache directories, with their eviction rank'
             cand show 'Show every header field, the trailer and the payload header of one checkpoint'
             cand cat 'Write the stored prompt text of a checkpoint, raw, to a pipe or file'
             cand trailer 'Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)'
+            cand evict 'Delete checkpoints until the cache fits a budget, next victim first'
+            cand rm 'Remove named checkpoints'
+            cand gc 'Remove temp files left by crashed writers, and empty kvc state'
+            cand log 'Show the journal of what kvc deleted, oldest first'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'kvc;help;ls'= {
@@ -182,6 +243,14 @@ set edit:completion:arg-completer[kvc] = {|@words|
         &'kvc;help;trailer;prune'= {
         }
         &'kvc;help;trailer;strip'= {
+        }
+        &'kvc;help;evict'= {
+        }
+        &'kvc;help;rm'= {
+        }
+        &'kvc;help;gc'= {
+        }
+        &'kvc;help;log'= {
         }
         &'kvc;help;help'= {
         }

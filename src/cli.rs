@@ -2,8 +2,9 @@
 //! completions in `completions/` are generated from these definitions
 //! (`KVC_UPDATE_DOCS=1 cargo test --test docs`), as ripgrep does, so they cannot drift apart.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,6 +33,14 @@ pub enum Command {
     /// Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)
     #[command(subcommand)]
     Trailer(TrailerCommand),
+    /// Delete checkpoints until the cache fits a budget, next victim first
+    Evict(EvictArgs),
+    /// Remove named checkpoints
+    Rm(RmArgs),
+    /// Remove temp files left by crashed writers, and empty kvc state
+    Gc(GcArgs),
+    /// Show the journal of what kvc deleted, oldest first
+    Log(LogArgs),
 }
 
 /// `--json`: one flag, one meaning everywhere.
@@ -273,6 +282,120 @@ pub struct TrailerStripArgs {
     pub rewrite: RewriteArgs,
     #[command(flatten)]
     pub dir: DirArg,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `--budget`: sizes need a unit (see `kvc::size`).
+fn parse_size_arg(s: &str) -> Result<u64, String> {
+    kvc::size::parse_size(s).map_err(|e| e.to_string())
+}
+
+/// `--older-than`, `--temp-age`, `--since`: `30d`, `12h`, `90m`.
+fn parse_duration_arg(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (expected e.g. 30d, 12h, 90m)"))
+}
+
+/// Flags of every command that deletes.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct WriteArgs {
+    /// Show what would be done and change nothing (not even kvc's own state)
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Print nothing on success (for cron); problems still go to stderr
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// `--include-agent`, for commands that delete checkpoints.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct AgentArg {
+    /// Also act on ds4-agent's explicit saves (sysprompt.kv, agent-session, agent-system)
+    #[arg(long)]
+    pub include_agent: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    group(ArgGroup::new("criterion").args(["budget", "older_than"]).required(true).multiple(true)),
+    after_help = "Sizes: B, KiB, MiB, GiB, TiB (or K, M, G, T) are powers of 1024; kB, MB, GB, TB \
+powers of 1000. A bare number is refused: ds4's --kv-disk-space-mb counts MiB.\n\
+Only valid checkpoints count towards the budget; temp files, invalid files and strays are \
+never counted and never deleted. Run it beside a live engine: a checkpoint the engine \
+uses between planning and deletion is skipped and the cache planned again."
+)]
+pub struct EvictArgs {
+    /// Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Evict until the valid checkpoints take at most SIZE (8GiB, 1.5G, 500MB)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    pub budget: Option<u64>,
+    /// Also evict checkpoints unused for longer than DURATION (30d, 12h), budget or not
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+    pub older_than: Option<Duration>,
+    /// Never evict this checkpoint (key, unique prefix, `sysprompt` or path); repeatable
+    #[arg(long, value_name = "KEY")]
+    pub protect: Vec<String>,
+    #[command(flatten)]
+    pub agent: AgentArg,
+    #[command(flatten)]
+    pub write: WriteArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "A file with a checkpoint name that is not a valid checkpoint is removed too \
+when named explicitly (the journal records it as invalid); kvc never deletes one on its own."
+)]
+pub struct RmArgs {
+    /// Keys, unique key prefixes (4+ hex digits), `sysprompt`, or paths to .kv files
+    #[arg(value_name = "KEY", required = true)]
+    pub keys: Vec<String>,
+    #[command(flatten)]
+    pub dir: DirArg,
+    #[command(flatten)]
+    pub agent: AgentArg,
+    #[command(flatten)]
+    pub write: WriteArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "A temp file (<key>.kv.tmp.<pid>, <key>.<pid>-<seq>.kv.tmp) is removed only when it \
+was not modified for --temp-age and its pid is not running on this host. Run gc on the \
+host (and in the pid namespace) of the engine that writes the directory."
+)]
+pub struct GcArgs {
+    /// Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Keep temp files modified more recently than this
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg, default_value = "1h")]
+    pub temp_age: Duration,
+    #[command(flatten)]
+    pub write: WriteArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Only records from the last DURATION (30d, 12h)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+    pub since: Option<Duration>,
+    /// Full keys
+    #[arg(long, short = 'l')]
+    pub long: bool,
     #[command(flatten)]
     pub output: OutputArgs,
 }

@@ -8,15 +8,19 @@
 pub mod checkpoint;
 pub mod dsv4;
 pub mod error;
+pub mod evict;
 pub mod finding;
 pub mod format;
 pub mod fsutil;
+pub mod gc;
 pub mod journal;
 pub mod lock;
 pub mod policy;
 pub mod resolve;
 pub mod rewrite;
+pub mod rm;
 pub mod scan;
+pub mod size;
 pub mod text;
 pub mod trailer;
 

@@ -2,7 +2,11 @@
 //! calls and one report for `output`.
 
 pub mod cat;
+pub mod evict;
+pub mod gc;
+pub mod log;
 pub mod ls;
+pub mod rm;
 pub mod show;
 pub mod trailer;
 
@@ -16,5 +20,9 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Show(args) => show::run(args),
         Command::Cat(args) => cat::run(args),
         Command::Trailer(cmd) => trailer::run(cmd),
+        Command::Evict(args) => evict::run(args),
+        Command::Rm(args) => rm::run(args),
+        Command::Gc(args) => gc::run(args),
+        Command::Log(args) => log::run(args),
     }
 }

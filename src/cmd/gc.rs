@@ -1,0 +1,205 @@
+//! `kvc gc`: remove temp files of crashed writers, and empty kvc state
+//! (`kvc::gc`).
+
+use crate::cli::GcArgs;
+use crate::config;
+use crate::output::{self, align_right, Report};
+use crate::Outcome;
+use anyhow::{bail, Result};
+use comfy_table::Cell;
+use kvc::gc::{self, GcFate, GcOptions, GcPlan, Temp, Verdict};
+use kvc::scan::TempWriter;
+use kvc::text::sanitize_line;
+use serde::Serialize;
+use std::io::{self, Write};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[derive(Serialize)]
+struct TempView {
+    file: String,
+    pid: u32,
+    writer: TempWriter,
+    size: u64,
+    /// Unix seconds.
+    modified: Option<u64>,
+    /// Seconds since the last modification.
+    age: Option<u64>,
+    /// `stale`, `writer-alive`, `recent`, `not-a-file` (at planning).
+    verdict: Verdict,
+    /// `planned` (dry run, stale), `kept`, `removed`, `vanished`, `failed`.
+    outcome: &'static str,
+    detail: Option<String>,
+}
+
+impl TempView {
+    fn new(t: &Temp, fate: Option<&GcFate>, dry_run: bool) -> TempView {
+        let (outcome, detail) = match fate {
+            Some(f @ GcFate::Kept(v)) => (f.code(), Some(format!("{} now", v.describe()))),
+            Some(f @ GcFate::Failed(e)) => (f.code(), Some(e.clone())),
+            Some(f) => (f.code(), None),
+            None if dry_run && t.verdict == Verdict::Stale => ("planned", None),
+            None => ("kept", None),
+        };
+        TempView {
+            file: sanitize_line(t.file.file.as_bytes()),
+            pid: t.file.pid,
+            writer: t.file.writer,
+            size: t.file.size,
+            modified: t
+                .file
+                .modified
+                .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
+                .map(|d| d.as_secs()),
+            age: t.age.map(|a| a.as_secs()),
+            verdict: t.verdict,
+            outcome,
+            detail,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct GcReport {
+    dir: String,
+    dry_run: bool,
+    /// `--temp-age` in seconds.
+    temp_age: u64,
+    temp_files: Vec<TempView>,
+    /// Bytes removed, or that would be.
+    freed_bytes: u64,
+    /// `.kvc/` holds nothing worth keeping (no journal).
+    empty_state: bool,
+    removed_state: bool,
+}
+
+impl GcReport {
+    fn new(plan: &GcPlan, temp_age: Duration, dry_run: bool) -> GcReport {
+        GcReport {
+            dir: plan.dir.display().to_string(),
+            dry_run,
+            temp_age: temp_age.as_secs(),
+            temp_files: Vec::new(),
+            freed_bytes: 0,
+            empty_state: plan.empty_state,
+            removed_state: false,
+        }
+    }
+}
+
+impl Report for GcReport {
+    fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
+        if !self.temp_files.is_empty() {
+            let mut t = output::table(&["OUTCOME", "FILE", "PID", "SIZE", "MODIFIED", "NOTE"]);
+            for f in &self.temp_files {
+                let note = f
+                    .detail
+                    .clone()
+                    .unwrap_or_else(|| f.verdict.describe().to_string());
+                t.add_row([
+                    Cell::new(if f.outcome == "planned" {
+                        "would remove"
+                    } else {
+                        f.outcome
+                    }),
+                    Cell::new(&f.file),
+                    Cell::new(f.pid),
+                    Cell::new(output::size(f.size)),
+                    Cell::new(f.age.map_or("-".into(), |a| {
+                        humantime::format_duration(Duration::from_secs(a)).to_string() + " ago"
+                    })),
+                    Cell::new(note),
+                ]);
+            }
+            align_right(&mut t, &[2, 3]);
+            output::write_table(out, &t)?;
+        }
+        let n = self
+            .temp_files
+            .iter()
+            .filter(|f| matches!(f.outcome, "planned" | "removed"))
+            .count();
+        writeln!(
+            out,
+            "{} {n} stale temp {}, {}",
+            if self.dry_run {
+                "would remove"
+            } else {
+                "removed"
+            },
+            if n == 1 { "file" } else { "files" },
+            output::size(self.freed_bytes)
+        )?;
+        if self.dry_run && self.empty_state {
+            writeln!(
+                out,
+                "would remove empty kvc state ({})",
+                kvc::scan::STATE_DIR
+            )?;
+        }
+        if self.removed_state {
+            writeln!(out, "removed empty kvc state ({})", kvc::scan::STATE_DIR)?;
+        }
+        Ok(())
+    }
+}
+
+pub fn run(args: GcArgs) -> Result<Outcome> {
+    let dir = config::dir_or_default(args.dir.clone())?;
+    let opts = GcOptions {
+        temp_age: args.temp_age,
+        now: SystemTime::now(),
+    };
+    let dry_run = args.write.dry_run;
+    let report = if dry_run {
+        let plan = gc::plan_dir(&dir, &opts)?;
+        GcReport {
+            temp_files: plan
+                .temps
+                .iter()
+                .map(|t| TempView::new(t, None, true))
+                .collect(),
+            freed_bytes: plan.bytes_to_free(),
+            ..GcReport::new(&plan, args.temp_age, true)
+        }
+    } else {
+        let result = gc::run(&dir, &opts)?;
+        let temp_files = result
+            .plan
+            .temps
+            .iter()
+            .map(|t| {
+                let fate = result
+                    .handled
+                    .iter()
+                    .find(|(h, _)| h.file.path == t.file.path)
+                    .map(|(_, f)| f);
+                TempView::new(t, fate, false)
+            })
+            .collect();
+        GcReport {
+            temp_files,
+            freed_bytes: result.freed_bytes(),
+            removed_state: result.removed_state,
+            ..GcReport::new(&result.plan, args.temp_age, false)
+        }
+    };
+    if !args.write.quiet {
+        output::emit(&report, args.output.json)?;
+    }
+    let failed: Vec<_> = report
+        .temp_files
+        .iter()
+        .filter(|f| f.outcome == "failed")
+        .collect();
+    for f in &failed {
+        eprintln!(
+            "kvc: {}: cannot remove: {}",
+            f.file,
+            f.detail.as_deref().unwrap_or_default()
+        );
+    }
+    if !failed.is_empty() {
+        bail!("{} stale temp files not removed", failed.len());
+    }
+    Ok(Outcome::Clean)
+}

@@ -1,0 +1,165 @@
+//! `kvc rm KEY...`: remove named checkpoints (`kvc::rm`).
+
+use crate::cli::RmArgs;
+use crate::config;
+use crate::output::{self, align_right, Report};
+use crate::Outcome;
+use anyhow::{bail, Result};
+use comfy_table::Cell;
+use kvc::rm::{self, RmFate, Target};
+use kvc::text::sanitize_line;
+use serde::Serialize;
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+#[derive(Serialize)]
+struct TargetView {
+    key: String,
+    file: String,
+    path: String,
+    size: u64,
+    /// Header fields, null when the file has no readable header.
+    reason: Option<String>,
+    tokens: Option<u32>,
+    hits: Option<u32>,
+    /// Defect code when the file is not a valid checkpoint.
+    invalid: Option<&'static str>,
+    /// `planned` (dry run), `removed`, `vanished`, `failed`.
+    outcome: &'static str,
+    detail: Option<String>,
+}
+
+impl TargetView {
+    fn new(t: &Target, fate: Option<&RmFate>) -> TargetView {
+        TargetView {
+            key: t.key.to_string(),
+            file: sanitize_line(t.file.as_bytes()),
+            path: sanitize_line(t.path.as_os_str().as_encoded_bytes()),
+            size: t.size,
+            reason: t.header.as_ref().map(|h| h.reason.name().into_owned()),
+            tokens: t.header.as_ref().map(|h| h.tokens),
+            hits: t.header.as_ref().map(|h| h.hits),
+            invalid: t.invalid.as_ref().map(|(code, _)| *code),
+            outcome: fate.map_or("planned", RmFate::code),
+            detail: match fate {
+                Some(RmFate::Failed(e)) => Some(e.clone()),
+                _ => None,
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct RmReport {
+    dry_run: bool,
+    checkpoints: Vec<TargetView>,
+    /// Bytes removed, or that would be.
+    freed_bytes: u64,
+}
+
+impl Report for RmReport {
+    fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
+        let mut t = output::table(&["OUTCOME", "KEY", "REASON", "TOKENS", "SIZE", "NOTE"]);
+        for c in &self.checkpoints {
+            let note = match (&c.detail, c.invalid) {
+                (Some(d), _) => d.clone(),
+                (None, Some(code)) => format!("invalid: {code}"),
+                (None, None) => String::new(),
+            };
+            t.add_row([
+                Cell::new(if self.dry_run {
+                    "would remove"
+                } else {
+                    c.outcome
+                }),
+                Cell::new(
+                    c.key
+                        .chars()
+                        .take(kvc::checkpoint::SHORT_KEY_LEN)
+                        .collect::<String>(),
+                ),
+                Cell::new(c.reason.as_deref().unwrap_or("-")),
+                Cell::new(c.tokens.map_or("-".into(), |n| n.to_string())),
+                Cell::new(output::size(c.size)),
+                Cell::new(note),
+            ]);
+        }
+        align_right(&mut t, &[3, 4]);
+        output::write_table(out, &t)?;
+        let n = if self.dry_run {
+            self.checkpoints.len()
+        } else {
+            self.checkpoints
+                .iter()
+                .filter(|c| c.outcome == "removed")
+                .count()
+        };
+        writeln!(
+            out,
+            "{} {n} {}, {}",
+            if self.dry_run {
+                "would remove"
+            } else {
+                "removed"
+            },
+            if n == 1 { "file" } else { "files" },
+            output::size(self.freed_bytes)
+        )
+    }
+}
+
+pub fn run(args: RmArgs) -> Result<Outcome> {
+    // Paths need no cache directory; keys do.
+    let dir = match config::dir_or_default(args.dir.dir.clone()) {
+        Ok(d) => d,
+        Err(_) if args.keys.iter().all(|k| kvc::resolve::looks_like_path(k)) => PathBuf::from("."),
+        Err(e) => return Err(e),
+    };
+    let targets = rm::plan(&dir, &args.keys, args.agent.include_agent)?;
+    let (views, freed) = if args.write.dry_run {
+        let views: Vec<_> = targets.iter().map(|t| TargetView::new(t, None)).collect();
+        (views, targets.iter().map(|t| t.size).sum())
+    } else {
+        let fates = rm::run(&targets)?;
+        let freed = targets
+            .iter()
+            .zip(&fates)
+            .filter(|(_, f)| **f == RmFate::Removed)
+            .map(|(t, _)| t.size)
+            .sum();
+        let views = targets
+            .iter()
+            .zip(&fates)
+            .map(|(t, f)| TargetView::new(t, Some(f)))
+            .collect();
+        (views, freed)
+    };
+    let report = RmReport {
+        dry_run: args.write.dry_run,
+        checkpoints: views,
+        freed_bytes: freed,
+    };
+    if !args.write.quiet {
+        output::emit(&report, args.output.json)?;
+    }
+    let failed: Vec<_> = report
+        .checkpoints
+        .iter()
+        .filter(|c| c.outcome == "failed")
+        .collect();
+    for c in &failed {
+        eprintln!(
+            "kvc: {}: cannot remove: {}",
+            c.path,
+            c.detail.as_deref().unwrap_or_default()
+        );
+    }
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} files not removed",
+            failed.len(),
+            report.checkpoints.len()
+        );
+    }
+    Ok(Outcome::Clean)
+}
