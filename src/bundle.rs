@@ -945,6 +945,8 @@ enum Flow {
 struct Importer<'a> {
     dir: &'a Path,
     opts: &'a ImportOptions,
+    /// Taken when the first entry arrives (never in a dry run).
+    lock: Option<DirLock>,
     /// Checkpoint names on disk, by key (ds4 accepts upper-case hex names).
     on_disk: HashMap<Key, String>,
     seen: HashSet<Key>,
@@ -997,6 +999,15 @@ fn file_blake3(path: &Path, buf: &mut [u8]) -> Option<String> {
 }
 
 impl Importer<'_> {
+    fn open_target(&mut self) -> Result<()> {
+        if !self.opts.dry_run {
+            create_private_dir_all(self.dir).map_err(|e| Error::io(self.dir, e))?;
+            self.lock = Some(DirLock::acquire(self.dir)?);
+        }
+        self.on_disk = names_on_disk(self.dir)?;
+        Ok(())
+    }
+
     fn outcome(
         &mut self,
         entry: &str,
@@ -1615,22 +1626,14 @@ pub fn import<R: Read>(
     match fs::metadata(dir) {
         Ok(m) if !m.is_dir() => return Err(Error::invalid(dir, "not a directory")),
         Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if !opts.dry_run {
-                create_private_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-            }
-        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io(dir, e)),
     }
-    let _lock = if opts.dry_run {
-        None
-    } else {
-        Some(DirLock::acquire(dir)?)
-    };
     let mut im = Importer {
         dir,
         opts,
-        on_disk: names_on_disk(dir)?,
+        lock: None,
+        on_disk: HashMap::new(),
         seen: HashSet::new(),
         pending: None,
         entries: Vec::new(),
@@ -1655,6 +1658,11 @@ pub fn import<R: Read>(
         match entries.next() {
             None => break,
             Some(Ok(entry)) => {
+                if !any {
+                    // The input is a tar stream: only now is the target
+                    // created and locked, so garbage input leaves no trace.
+                    im.open_target()?;
+                }
                 any = true;
                 if let Flow::Stop = im.handle(entry, progress)? {
                     break;
