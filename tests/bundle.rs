@@ -375,7 +375,9 @@ fn hostile_paths_and_types_are_rejected_and_nothing_lands_outside() {
     let victim = Ckpt::new(chat("payload of the attack"));
     let name = victim.file_name();
     let data = victim.bytes();
-    let cases: Vec<(&str, Vec<u8>, tar::EntryType, Vec<u8>, &str)> = vec![
+    // (case, entry name, type, link target, expected message)
+    type Case<'a> = (&'a str, Vec<u8>, tar::EntryType, Vec<u8>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "absolute",
             Vec::new(),
@@ -957,7 +959,8 @@ fn a_file_that_shrinks_or_is_rewritten_mid_export_is_excluded() {
     // Larger than one read chunk, so the strike lands between reads.
     let big = Ckpt::new(chat("big and hot")).opaque_payload(3 * bundle::CHUNK);
     let calm = Ckpt::new(chat("calm"));
-    let strikes: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+    type Hit = Box<dyn Fn(&Path)>;
+    let strikes: Vec<(&str, Hit)> = vec![
         (
             "shrinks",
             Box::new(|p: &Path| {
