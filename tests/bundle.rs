@@ -290,6 +290,29 @@ fn export_piped_into_import_in_another_process() {
 }
 
 #[test]
+fn export_to_a_reader_that_goes_away_fails() {
+    let env = TestEnv::new();
+    env.add(&Ckpt::new(chat("big")).opaque_payload(4 << 20));
+    let mut exp = kvc_std(&env)
+        .args(["export", "--all", "-o", "-", "--dir"])
+        .arg(&env.cache)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut head = [0u8; 512];
+    std::io::Read::read_exact(exp.stdout.as_mut().unwrap(), &mut head).unwrap();
+    drop(exp.stdout.take());
+    let out = exp.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("closed before the bundle was complete"),
+        "{err}"
+    );
+}
+
+#[test]
 fn export_selects_by_key_prefix_and_filters() {
     let env = TestEnv::new();
     let now = std::time::SystemTime::now()

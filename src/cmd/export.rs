@@ -144,14 +144,24 @@ pub fn run(args: ExportArgs) -> Result<Outcome> {
             .try_clone_to_owned()
             .context("standard output")?;
         let out = StreamOut(File::from(fd));
-        let (report, _) = bundle::export(
+        let result = bundle::export(
             &selected.checkpoints,
             out,
             Path::new("standard output"),
             now,
             &mut bar,
-        )?;
-        report
+        );
+        match result {
+            Ok((report, _)) => report,
+            // `main` treats a broken pipe as a reader that had enough (`kvc
+            // ls | head`). Here the reader is the other end of a transfer:
+            // the bundle did not arrive, so say so without the io::Error
+            // that would turn it into exit 0.
+            Err(kvc::Error::Io { source, .. }) if source.kind() == io::ErrorKind::BrokenPipe => {
+                bail!("standard output was closed before the bundle was complete: nothing usable was sent")
+            }
+            Err(e) => return Err(e.into()),
+        }
     } else {
         let path = &args.out_file;
         let name = path
