@@ -33,6 +33,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('rm', 'rm', [CompletionResultType]::ParameterValue, 'Remove named checkpoints')
             [CompletionResult]::new('gc', 'gc', [CompletionResultType]::ParameterValue, 'Remove temp files left by crashed writers, and empty kvc state')
             [CompletionResult]::new('log', 'log', [CompletionResultType]::ParameterValue, 'Show the journal of what kvc deleted, oldest first')
+            [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Write checkpoints to a bundle (a tar stream with a digest per file) for `kvc import`')
+            [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Install the checkpoints of a bundle, verifying every byte before it becomes visible')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -234,6 +236,39 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'kvc;export' {
+            [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'Only checkpoints saved for this reason (repeatable: any of them)')
+            [CompletionResult]::new('--min-tokens', '--min-tokens', [CompletionResultType]::ParameterName, 'Only checkpoints of at least N tokens')
+            [CompletionResult]::new('--used-within', '--used-within', [CompletionResultType]::ParameterName, 'Only checkpoints used (or, never used, created) within DURATION, e.g. 2d, 12h')
+            [CompletionResult]::new('--quant', '--quant', [CompletionResultType]::ParameterName, 'Only checkpoints with these routed-expert quant bits')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Bundle file to write (atomically), or `-` for standard output (not a terminal)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Bundle file to write (atomically), or `-` for standard output (not a terminal)')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every checkpoint of the directory (filters still apply)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'kvc;import' {
+            [CompletionResult]::new('--on-conflict', '--on-conflict', [CompletionResultType]::ParameterName, 'When the target already has a checkpoint with the same key (identical bytes count as present)')
+            [CompletionResult]::new('--budget', '--budget', [CompletionResultType]::ParameterName, 'Afterwards, evict (as `kvc evict` does) until the checkpoints fit in SIZE (e.g. 40G, 512MiB), never evicting what was just imported')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Eviction policy: ds4 (forks: anchors and superseded waypoints), ds4-classic (upstream ds4), lru (hanzo-engine)')
+            [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Evaluate scores and ages at this Unix time instead of now (reproducible output)')
+            [CompletionResult]::new('--reset-stats', '--reset-stats', [CompletionResultType]::ParameterName, 'Zero the hit counts and set last_used to now in the installed copies')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Read and verify the bundle, report what would happen, write nothing')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'kvc;help' {
             [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the checkpoints of cache directories, with their eviction rank')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show every header field, the trailer and the payload header of one checkpoint')
@@ -243,6 +278,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('rm', 'rm', [CompletionResultType]::ParameterValue, 'Remove named checkpoints')
             [CompletionResult]::new('gc', 'gc', [CompletionResultType]::ParameterValue, 'Remove temp files left by crashed writers, and empty kvc state')
             [CompletionResult]::new('log', 'log', [CompletionResultType]::ParameterValue, 'Show the journal of what kvc deleted, oldest first')
+            [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Write checkpoints to a bundle (a tar stream with a digest per file) for `kvc import`')
+            [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Install the checkpoints of a bundle, verifying every byte before it becomes visible')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -288,6 +325,12 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;help;log' {
+            break
+        }
+        'kvc;help;export' {
+            break
+        }
+        'kvc;help;import' {
             break
         }
         'kvc;help;help' {

@@ -22,11 +22,17 @@ _kvc() {
             kvc,evict)
                 cmd="kvc__subcmd__evict"
                 ;;
+            kvc,export)
+                cmd="kvc__subcmd__export"
+                ;;
             kvc,gc)
                 cmd="kvc__subcmd__gc"
                 ;;
             kvc,help)
                 cmd="kvc__subcmd__help"
+                ;;
+            kvc,import)
+                cmd="kvc__subcmd__import"
                 ;;
             kvc,log)
                 cmd="kvc__subcmd__log"
@@ -49,11 +55,17 @@ _kvc() {
             kvc__subcmd__help,evict)
                 cmd="kvc__subcmd__help__subcmd__evict"
                 ;;
+            kvc__subcmd__help,export)
+                cmd="kvc__subcmd__help__subcmd__export"
+                ;;
             kvc__subcmd__help,gc)
                 cmd="kvc__subcmd__help__subcmd__gc"
                 ;;
             kvc__subcmd__help,help)
                 cmd="kvc__subcmd__help__subcmd__help"
+                ;;
+            kvc__subcmd__help,import)
+                cmd="kvc__subcmd__help__subcmd__import"
                 ;;
             kvc__subcmd__help,log)
                 cmd="kvc__subcmd__help__subcmd__log"
@@ -128,7 +140,7 @@ _kvc() {
 
     case "${cmd}" in
         kvc)
-            opts="-h -V --help --version ls show cat trailer evict rm gc log help"
+            opts="-h -V --help --version ls show cat trailer evict rm gc log export import help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -197,6 +209,52 @@ _kvc() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        kvc__subcmd__export)
+            opts="-o -d -h -V --all --reason --min-tokens --used-within --quant --output --dir --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --reason)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --min-tokens)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --used-within)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --quant)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         kvc__subcmd__gc)
             opts="-n -q -h -V --temp-age --dry-run --quiet --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -216,7 +274,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__help)
-            opts="ls show cat trailer evict rm gc log help"
+            opts="ls show cat trailer evict rm gc log export import help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -257,6 +315,20 @@ _kvc() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        kvc__subcmd__help__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         kvc__subcmd__help__subcmd__gc)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -272,6 +344,20 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kvc__subcmd__help__subcmd__import)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -418,6 +504,44 @@ _kvc() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kvc__subcmd__import)
+            opts="-d -h -V --on-conflict --reset-stats --budget --dry-run --dir --policy --now --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --on-conflict)
+                    COMPREPLY=($(compgen -W "skip replace newer" -- "${cur}"))
+                    return 0
+                    ;;
+                --budget)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policy)
+                    COMPREPLY=($(compgen -W "ds4 ds4-classic lru" -- "${cur}"))
+                    return 0
+                    ;;
+                --now)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -30,6 +30,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand rm 'Remove named checkpoints'
             cand gc 'Remove temp files left by crashed writers, and empty kvc state'
             cand log 'Show the journal of what kvc deleted, oldest first'
+            cand export 'Write checkpoints to a bundle (a tar stream with a digest per file) for `kvc import`'
+            cand import 'Install the checkpoints of a bundle, verifying every byte before it becomes visible'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'kvc;ls'= {
@@ -210,6 +212,37 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'kvc;export'= {
+            cand --reason 'Only checkpoints saved for this reason (repeatable: any of them)'
+            cand --min-tokens 'Only checkpoints of at least N tokens'
+            cand --used-within 'Only checkpoints used (or, never used, created) within DURATION, e.g. 2d, 12h'
+            cand --quant 'Only checkpoints with these routed-expert quant bits'
+            cand -o 'Bundle file to write (atomically), or `-` for standard output (not a terminal)'
+            cand --output 'Bundle file to write (atomically), or `-` for standard output (not a terminal)'
+            cand -d 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --dir 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --all 'Every checkpoint of the directory (filters still apply)'
+            cand --json 'Print JSON (schema in README.md) instead of a table'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvc;import'= {
+            cand --on-conflict 'When the target already has a checkpoint with the same key (identical bytes count as present)'
+            cand --budget 'Afterwards, evict (as `kvc evict` does) until the checkpoints fit in SIZE (e.g. 40G, 512MiB), never evicting what was just imported'
+            cand -d 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --dir 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --policy 'Eviction policy: ds4 (forks: anchors and superseded waypoints), ds4-classic (upstream ds4), lru (hanzo-engine)'
+            cand --now 'Evaluate scores and ages at this Unix time instead of now (reproducible output)'
+            cand --reset-stats 'Zero the hit counts and set last_used to now in the installed copies'
+            cand --dry-run 'Read and verify the bundle, report what would happen, write nothing'
+            cand --json 'Print JSON (schema in README.md) instead of a table'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'kvc;help'= {
             cand ls 'List the checkpoints of cache directories, with their eviction rank'
             cand show 'Show every header field, the trailer and the payload header of one checkpoint'
@@ -219,6 +252,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand rm 'Remove named checkpoints'
             cand gc 'Remove temp files left by crashed writers, and empty kvc state'
             cand log 'Show the journal of what kvc deleted, oldest first'
+            cand export 'Write checkpoints to a bundle (a tar stream with a digest per file) for `kvc import`'
+            cand import 'Install the checkpoints of a bundle, verifying every byte before it becomes visible'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'kvc;help;ls'= {
@@ -251,6 +286,10 @@ set edit:completion:arg-completer[kvc] = {|@words|
         &'kvc;help;gc'= {
         }
         &'kvc;help;log'= {
+        }
+        &'kvc;help;export'= {
+        }
+        &'kvc;help;import'= {
         }
         &'kvc;help;help'= {
         }

@@ -34,6 +34,8 @@ complete -c kvc -n "__fish_kvc_needs_command" -f -a "evict" -d 'Delete checkpoin
 complete -c kvc -n "__fish_kvc_needs_command" -f -a "rm" -d 'Remove named checkpoints'
 complete -c kvc -n "__fish_kvc_needs_command" -f -a "gc" -d 'Remove temp files left by crashed writers, and empty kvc state'
 complete -c kvc -n "__fish_kvc_needs_command" -f -a "log" -d 'Show the journal of what kvc deleted, oldest first'
+complete -c kvc -n "__fish_kvc_needs_command" -f -a "export" -d 'Write checkpoints to a bundle (a tar stream with a digest per file) for `kvc import`'
+complete -c kvc -n "__fish_kvc_needs_command" -f -a "import" -d 'Install the checkpoints of a bundle, verifying every byte before it becomes visible'
 complete -c kvc -n "__fish_kvc_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kvc -n "__fish_kvc_using_subcommand ls" -l sort -d 'Order of the rows' -r -f -a "used\t'Last use, newest first'
 created\t'Creation time, newest first'
@@ -148,15 +150,41 @@ complete -c kvc -n "__fish_kvc_using_subcommand log" -s l -l long -d 'Full keys'
 complete -c kvc -n "__fish_kvc_using_subcommand log" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand log" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand log" -s V -l version -d 'Print version'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat trailer evict rm gc log help" -f -a "ls" -d 'List the checkpoints of cache directories, with their eviction rank'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat trailer evict rm gc log help" -f -a "show" -d 'Show every header field, the trailer and the payload header of one checkpoint'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat trailer evict rm gc log help" -f -a "cat" -d 'Write the stored prompt text of a checkpoint, raw, to a pipe or file'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat trailer evict rm gc log help" -f -a "trailer" -d 'Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat trailer evict rm gc log help" -f -a "evict" -d 'Delete checkpoints until the cache fits a budget, next victim first'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat trailer evict rm gc log help" -f -a "rm" -d 'Remove named checkpoints'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat trailer evict rm gc log help" -f -a "gc" -d 'Remove temp files left by crashed writers, and empty kvc state'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat trailer evict rm gc log help" -f -a "log" -d 'Show the journal of what kvc deleted, oldest first'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat trailer evict rm gc log help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kvc -n "__fish_kvc_using_subcommand export" -l reason -d 'Only checkpoints saved for this reason (repeatable: any of them)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand export" -l min-tokens -d 'Only checkpoints of at least N tokens' -r
+complete -c kvc -n "__fish_kvc_using_subcommand export" -l used-within -d 'Only checkpoints used (or, never used, created) within DURATION, e.g. 2d, 12h' -r
+complete -c kvc -n "__fish_kvc_using_subcommand export" -l quant -d 'Only checkpoints with these routed-expert quant bits' -r
+complete -c kvc -n "__fish_kvc_using_subcommand export" -s o -l output -d 'Bundle file to write (atomically), or `-` for standard output (not a terminal)' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand export" -s d -l dir -d 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand export" -l all -d 'Every checkpoint of the directory (filters still apply)'
+complete -c kvc -n "__fish_kvc_using_subcommand export" -l json -d 'Print JSON (schema in README.md) instead of a table'
+complete -c kvc -n "__fish_kvc_using_subcommand export" -s h -l help -d 'Print help'
+complete -c kvc -n "__fish_kvc_using_subcommand export" -s V -l version -d 'Print version'
+complete -c kvc -n "__fish_kvc_using_subcommand import" -l on-conflict -d 'When the target already has a checkpoint with the same key (identical bytes count as present)' -r -f -a "skip\t'Keep the existing checkpoint'
+replace\t'Overwrite it'
+newer\t'Keep whichever has the later last_used (ties keep the existing)'"
+complete -c kvc -n "__fish_kvc_using_subcommand import" -l budget -d 'Afterwards, evict (as `kvc evict` does) until the checkpoints fit in SIZE (e.g. 40G, 512MiB), never evicting what was just imported' -r
+complete -c kvc -n "__fish_kvc_using_subcommand import" -s d -l dir -d 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand import" -l policy -d 'Eviction policy: ds4 (forks: anchors and superseded waypoints), ds4-classic (upstream ds4), lru (hanzo-engine)' -r -f -a "ds4\t''
+ds4-classic\t''
+lru\t''"
+complete -c kvc -n "__fish_kvc_using_subcommand import" -l now -d 'Evaluate scores and ages at this Unix time instead of now (reproducible output)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand import" -l reset-stats -d 'Zero the hit counts and set last_used to now in the installed copies'
+complete -c kvc -n "__fish_kvc_using_subcommand import" -l dry-run -d 'Read and verify the bundle, report what would happen, write nothing'
+complete -c kvc -n "__fish_kvc_using_subcommand import" -l json -d 'Print JSON (schema in README.md) instead of a table'
+complete -c kvc -n "__fish_kvc_using_subcommand import" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kvc -n "__fish_kvc_using_subcommand import" -s V -l version -d 'Print version'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat trailer evict rm gc log export import help" -f -a "ls" -d 'List the checkpoints of cache directories, with their eviction rank'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat trailer evict rm gc log export import help" -f -a "show" -d 'Show every header field, the trailer and the payload header of one checkpoint'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat trailer evict rm gc log export import help" -f -a "cat" -d 'Write the stored prompt text of a checkpoint, raw, to a pipe or file'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat trailer evict rm gc log export import help" -f -a "trailer" -d 'Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat trailer evict rm gc log export import help" -f -a "evict" -d 'Delete checkpoints until the cache fits a budget, next victim first'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat trailer evict rm gc log export import help" -f -a "rm" -d 'Remove named checkpoints'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat trailer evict rm gc log export import help" -f -a "gc" -d 'Remove temp files left by crashed writers, and empty kvc state'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat trailer evict rm gc log export import help" -f -a "log" -d 'Show the journal of what kvc deleted, oldest first'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat trailer evict rm gc log export import help" -f -a "export" -d 'Write checkpoints to a bundle (a tar stream with a digest per file) for `kvc import`'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat trailer evict rm gc log export import help" -f -a "import" -d 'Install the checkpoints of a bundle, verifying every byte before it becomes visible'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat trailer evict rm gc log export import help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kvc -n "__fish_kvc_using_subcommand help; and __fish_seen_subcommand_from trailer" -f -a "ls" -d 'List the entries of a checkpoint\'s tool-id map'
 complete -c kvc -n "__fish_kvc_using_subcommand help; and __fish_seen_subcommand_from trailer" -f -a "export" -d 'Write a checkpoint\'s tool-id map to standard output as JSON'
 complete -c kvc -n "__fish_kvc_using_subcommand help; and __fish_seen_subcommand_from trailer" -f -a "set" -d 'Replace the tool-id map of checkpoints with one given as JSON'

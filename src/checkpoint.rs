@@ -196,21 +196,7 @@ impl CheckpointFile {
 
     /// The structural checks of [`open`](Self::open).
     pub fn check_envelope(&self) -> Result<(), Defect> {
-        self.header.check()?;
-        if TEXT_OFFSET + self.text_len as u64 > self.size {
-            return Err(Defect::TextLength {
-                text_len: self.text_len,
-                size: self.size,
-            });
-        }
-        let need = TEXT_OFFSET as u128 + self.text_len as u128 + self.header.payload_bytes as u128;
-        if need > self.size as u128 {
-            return Err(Defect::Truncated {
-                need,
-                size: self.size,
-            });
-        }
-        Ok(())
+        check_envelope(&self.header, self.text_len, self.size)
     }
 
     /// Offset of the payload. Meaningful once the envelope checked out.
@@ -298,6 +284,22 @@ impl CheckpointFile {
     pub fn file(&self) -> &File {
         &self.file
     }
+}
+
+/// The envelope checks of FORMAT.md §3 on a prefix already decoded: magic,
+/// version, and that the text and the payload fit in `size` bytes. Shared by
+/// [`CheckpointFile::check_envelope`] and by readers of a byte stream (import),
+/// which have no file to open.
+pub fn check_envelope(header: &Header, text_len: u32, size: u64) -> Result<(), Defect> {
+    header.check()?;
+    if TEXT_OFFSET + text_len as u64 > size {
+        return Err(Defect::TextLength { text_len, size });
+    }
+    let need = TEXT_OFFSET as u128 + text_len as u128 + header.payload_bytes as u128;
+    if need > size as u128 {
+        return Err(Defect::Truncated { need, size });
+    }
+    Ok(())
 }
 
 /// A DSV4 header and, when they lie inside the payload, its count arrays.

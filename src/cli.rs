@@ -41,6 +41,10 @@ pub enum Command {
     Gc(GcArgs),
     /// Show the journal of what kvc deleted, oldest first
     Log(LogArgs),
+    /// Write checkpoints to a bundle (a tar stream with a digest per file) for `kvc import`
+    Export(ExportArgs),
+    /// Install the checkpoints of a bundle, verifying every byte before it becomes visible
+    Import(ImportArgs),
 }
 
 /// `--json`: one flag, one meaning everywhere.
@@ -396,6 +400,101 @@ pub struct LogArgs {
     /// Full keys
     #[arg(long, short = 'l')]
     pub long: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+fn parse_reason(s: &str) -> Result<kvc::Reason, String> {
+    kvc::Reason::from_name(s).ok_or_else(|| {
+        format!(
+            "unknown reason {s:?} (one of {}, or a number)",
+            kvc::Reason::all_names().join(", ")
+        )
+    })
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  kvc export -o ckpts.tar 3fa2 9c01\n  \
+kvc export --all -o - | ssh gpu2 kvc import - --dir /var/cache/ds4-kv\n\n\
+The bundle is a plain tar stream (GNU tar can list and extract it); each checkpoint is \
+followed by a small JSON digest record, and MANIFEST.json comes last. Filters narrow the \
+KEYs, or select from every checkpoint when no KEY and no --all is given.")]
+pub struct ExportArgs {
+    /// Keys, unique key prefixes (4+ hex digits) or `sysprompt`
+    #[arg(value_name = "KEY")]
+    pub keys: Vec<String>,
+    /// Every checkpoint of the directory (filters still apply)
+    #[arg(long, conflicts_with = "keys")]
+    pub all: bool,
+    /// Only checkpoints saved for this reason (repeatable: any of them)
+    #[arg(long, value_name = "REASON", value_parser = parse_reason)]
+    pub reason: Vec<kvc::Reason>,
+    /// Only checkpoints of at least N tokens
+    #[arg(long, value_name = "N")]
+    pub min_tokens: Option<u32>,
+    /// Only checkpoints used (or, never used, created) within DURATION, e.g. 2d, 12h
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub used_within: Option<Duration>,
+    /// Only checkpoints with these routed-expert quant bits
+    #[arg(long, value_name = "BITS")]
+    pub quant: Option<u8>,
+    /// Bundle file to write (atomically), or `-` for standard output (not a terminal)
+    #[arg(long = "output", short = 'o', value_name = "FILE")]
+    pub out_file: PathBuf,
+    #[command(flatten)]
+    pub dir: DirArg,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// What `kvc import` does when the target already has the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnConflict {
+    /// Keep the existing checkpoint
+    Skip,
+    /// Overwrite it
+    Replace,
+    /// Keep whichever has the later last_used (ties keep the existing)
+    Newer,
+}
+
+impl From<OnConflict> for kvc::bundle::OnConflict {
+    fn from(c: OnConflict) -> kvc::bundle::OnConflict {
+        match c {
+            OnConflict::Skip => kvc::bundle::OnConflict::Skip,
+            OnConflict::Replace => kvc::bundle::OnConflict::Replace,
+            OnConflict::Newer => kvc::bundle::OnConflict::Newer,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Only regular files named <40 hex digits>.kv or sysprompt.kv at the top \
+level are accepted, each only after its digest record confirmed every byte; anything else is \
+rejected and listed. Exit status: 1 when an entry was rejected, the stream was cut off, or \
+--budget could not be met; 2 when the input is not a tar stream at all."
+)]
+pub struct ImportArgs {
+    /// Bundle file, or `-` for standard input
+    #[arg(value_name = "FILE")]
+    pub source: PathBuf,
+    /// When the target already has a checkpoint with the same key (identical bytes count as present)
+    #[arg(long, value_enum, default_value_t = OnConflict::Skip)]
+    pub on_conflict: OnConflict,
+    /// Zero the hit counts and set last_used to now in the installed copies
+    #[arg(long)]
+    pub reset_stats: bool,
+    /// Afterwards, evict (as `kvc evict` does) until the checkpoints fit in SIZE (e.g. 40G, 512MiB), never evicting what was just imported
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    pub budget: Option<u64>,
+    /// Read and verify the bundle, report what would happen, write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub dir: DirArg,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     #[command(flatten)]
     pub output: OutputArgs,
 }

@@ -431,6 +431,31 @@ pub fn run(dir: &Path, opts: &EvictOptions, hooks: &mut dyn Hooks) -> Result<Evi
         // Another kvc may have evicted between that plan and the lock.
         plan = plan_dir(dir, opts)?;
     }
+    let result = execute(dir, opts, hooks, plan);
+    drop(lock);
+    result
+}
+
+/// Plan and evict in `dir` for a caller that already holds its lock (an
+/// import's `--budget` pass: taking the lock again from the same process
+/// would wait for itself, since flock locks conflict between descriptors).
+pub fn run_locked(
+    dir: &Path,
+    opts: &EvictOptions,
+    hooks: &mut dyn Hooks,
+    _held: &DirLock,
+) -> Result<EvictResult> {
+    let plan = plan_dir(dir, opts)?;
+    execute(dir, opts, hooks, plan)
+}
+
+/// Carry out `plan`, re-planning after touched victims (lock held).
+fn execute(
+    dir: &Path,
+    opts: &EvictOptions,
+    hooks: &mut dyn Hooks,
+    mut plan: Plan,
+) -> Result<EvictResult> {
     let mut result = EvictResult {
         first_plan: plan.clone(),
         handled: Vec::new(),
@@ -481,7 +506,6 @@ pub fn run(dir: &Path, opts: &EvictOptions, hooks: &mut dyn Hooks) -> Result<Evi
         }
         plan = plan_dir_excluding(dir, opts, &exclude)?;
     }
-    drop(lock);
     Ok(result)
 }
 

@@ -80,6 +80,41 @@ impl AtomicFile {
     }
 }
 
+impl AtomicFile {
+    /// Like [`commit`](AtomicFile::commit), but never replaces a file that
+    /// exists under the final name: fails with `AlreadyExists` and removes
+    /// the temp. For installs that must not overwrite a checkpoint an engine
+    /// saved meanwhile. `link()` fails atomically when the name is taken;
+    /// where the file system has no hard links, a check-then-rename is the
+    /// best that remains.
+    pub fn commit_new(mut self) -> io::Result<PathBuf> {
+        let file = self.file.take().expect("commit once");
+        let linked = file.sync_all().and_then(|()| {
+            drop(file);
+            match fs::hard_link(&self.tmp, &self.dest) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
+                Err(_) => Ok(false),
+            }
+        });
+        let result = match linked {
+            Ok(true) => fs::remove_file(&self.tmp),
+            Ok(false) => match fs::symlink_metadata(&self.dest) {
+                Ok(_) => Err(io::Error::from(io::ErrorKind::AlreadyExists)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => fs::rename(&self.tmp, &self.dest),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            let _ = fs::remove_file(&self.tmp);
+            return Err(e);
+        }
+        fsync_dir(&self.dir)?;
+        Ok(self.dest.clone())
+    }
+}
+
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.file().write(buf)

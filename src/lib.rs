@@ -5,6 +5,7 @@
 //! to it. This library never prints and never exits: it returns typed
 //! results and [`Error`]s, and the `kvc` binary decides how to show them.
 
+pub mod bundle;
 pub mod checkpoint;
 pub mod dsv4;
 pub mod error;

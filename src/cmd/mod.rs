@@ -3,7 +3,9 @@
 
 pub mod cat;
 pub mod evict;
+pub mod export;
 pub mod gc;
+pub mod import;
 pub mod log;
 pub mod ls;
 pub mod rm;
@@ -24,5 +26,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Rm(args) => rm::run(args),
         Command::Gc(args) => gc::run(args),
         Command::Log(args) => log::run(args),
+        Command::Export(args) => export::run(args),
+        Command::Import(args) => import::run(args),
     }
 }

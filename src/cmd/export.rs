@@ -1,0 +1,217 @@
+//! `kvc export`: selected checkpoints out as one bundle (format and
+//! guarantees in `kvc::bundle`). Read-only for the cache.
+
+use crate::cli::ExportArgs;
+use crate::config;
+use crate::output::{self, Exporter, HumanExporter, JsonExporter, Report};
+use crate::Outcome;
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use kvc::bundle::{self, EntryRecord, Excluded, Selection, StreamOut};
+use kvc::fsutil::AtomicFile;
+use kvc::text::sanitize_line;
+use serde::Serialize;
+use std::fs::File;
+use std::io::{self, IsTerminal, Write};
+use std::os::fd::AsFd;
+use std::path::Path;
+
+/// A byte-counting progress bar on stderr, only when stderr is a terminal.
+/// Shared by `export` and `import`.
+pub(crate) struct Bar(Option<ProgressBar>);
+
+impl Bar {
+    pub(crate) fn new() -> Bar {
+        Bar(io::stderr()
+            .is_terminal()
+            .then(|| ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())))
+    }
+}
+
+impl bundle::Progress for Bar {
+    fn begin(&mut self, total: Option<u64>) {
+        let Some(b) = &self.0 else { return };
+        let template = match total {
+            Some(t) => {
+                b.set_length(t);
+                "{spinner} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} {msg}"
+            }
+            None => "{spinner} {bytes} {binary_bytes_per_sec} {msg}",
+        };
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            b.set_style(style.progress_chars("=> "));
+        }
+    }
+    fn entry(&mut self, name: &str) {
+        if let Some(b) = &self.0 {
+            b.set_message(name.chars().take(16).collect::<String>());
+        }
+    }
+    fn advance(&mut self, bytes: u64) {
+        if let Some(b) = &self.0 {
+            b.inc(bytes);
+        }
+    }
+    fn finish(&mut self) {
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct InvalidView {
+    file: String,
+    code: &'static str,
+    error: String,
+}
+
+#[derive(Serialize)]
+struct ExportView {
+    dir: String,
+    /// The bundle file, or `-` for standard output.
+    output: String,
+    exported_at: u64,
+    /// Checkpoints in the bundle, as their digest records.
+    entries: Vec<EntryRecord>,
+    bytes: u64,
+    excluded: Vec<Excluded>,
+    vanished: Vec<String>,
+    /// Files named by a KEY argument that are not valid checkpoints.
+    invalid: Vec<InvalidView>,
+}
+
+impl Report for ExportView {
+    fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
+        let n = self.entries.len();
+        writeln!(
+            out,
+            "exported {n} checkpoint{} ({}) to {}",
+            if n == 1 { "" } else { "s" },
+            output::size(self.bytes),
+            if self.output == "-" {
+                "standard output"
+            } else {
+                &self.output
+            }
+        )?;
+        for e in &self.excluded {
+            let where_ = if e.in_bundle {
+                " (its bytes were already sent: marked excluded, import rejects them)"
+            } else {
+                " (left out of the bundle)"
+            };
+            writeln!(out, "excluded: {}: {}{where_}", e.file, e.problem)?;
+        }
+        for v in &self.vanished {
+            writeln!(out, "vanished: {v} (evicted or consumed meanwhile)")?;
+        }
+        for i in &self.invalid {
+            writeln!(out, "invalid: {}: {} (not exported)", i.file, i.error)?;
+        }
+        Ok(())
+    }
+}
+
+pub fn run(args: ExportArgs) -> Result<Outcome> {
+    let dir = config::dir_or_default(args.dir.dir)?;
+    let now = config::now_or_clock(None)?;
+    let sel = Selection {
+        keys: args.keys,
+        all: args.all,
+        reasons: args.reason,
+        min_tokens: args.min_tokens,
+        used_within: args.used_within,
+        quant: args.quant,
+    };
+    let to_stdout = args.out_file.as_os_str() == "-";
+    if to_stdout && io::stdout().is_terminal() {
+        bail!("refusing to write a bundle to a terminal: redirect standard output or use -o FILE");
+    }
+    if !to_stdout && args.out_file.is_dir() {
+        bail!(
+            "{}: is a directory; -o takes a file name",
+            args.out_file.display()
+        );
+    }
+    let selected = bundle::select(&dir, &sel, now)?;
+    let mut bar = Bar::new();
+    let report = if to_stdout {
+        // Our own descriptor for stdout: unbuffered by std, so the bundle
+        // goes out in the library's large writes, not line by line.
+        let fd = io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .context("standard output")?;
+        let out = StreamOut(File::from(fd));
+        let result = bundle::export(
+            &selected.checkpoints,
+            out,
+            Path::new("standard output"),
+            now,
+            &mut bar,
+        );
+        match result {
+            Ok((report, _)) => report,
+            // `main` treats a broken pipe as a reader that had enough (`kvc
+            // ls | head`). Here the reader is the other end of a transfer:
+            // the bundle did not arrive, so say so without the io::Error
+            // that would turn it into exit 0.
+            Err(kvc::Error::Io { source, .. }) if source.kind() == io::ErrorKind::BrokenPipe => {
+                bail!("standard output was closed before the bundle was complete: nothing usable was sent")
+            }
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        let path = &args.out_file;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .with_context(|| format!("{}: not a usable file name", path.display()))?;
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let tmp = AtomicFile::create(parent, name)
+            .with_context(|| format!("{}: cannot create", parent.join(name).display()))?;
+        let (report, tmp) = bundle::export(&selected.checkpoints, tmp, path, now, &mut bar)?;
+        tmp.commit()
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+        report
+    };
+    let problems = !report.excluded.is_empty() || !selected.invalid.is_empty();
+    let view = ExportView {
+        dir: dir.display().to_string(),
+        output: args.out_file.display().to_string(),
+        exported_at: report.exported_at,
+        bytes: report.bytes,
+        entries: report.entries,
+        excluded: report.excluded,
+        vanished: report.vanished,
+        invalid: selected
+            .invalid
+            .iter()
+            .map(|i| InvalidView {
+                file: sanitize_line(i.file.as_bytes()),
+                code: i.code,
+                error: i.error.clone(),
+            })
+            .collect(),
+    };
+    if to_stdout {
+        // Standard output carries the bundle: the report goes to stderr.
+        let mut err = io::stderr().lock();
+        if args.output.json {
+            JsonExporter.export(&view, &mut err)?;
+        } else {
+            HumanExporter.export(&view, &mut err)?;
+        }
+    } else {
+        output::emit(&view, args.output.json)?;
+    }
+    Ok(if problems {
+        Outcome::Problems
+    } else {
+        Outcome::Clean
+    })
+}

@@ -1,0 +1,190 @@
+//! `kvc import`: install the checkpoints of a bundle (format and checks in
+//! `kvc::bundle`).
+
+use super::export::Bar;
+use crate::cli::ImportArgs;
+use crate::config;
+use crate::output::{self, align_right, Report};
+use crate::Outcome;
+use anyhow::{bail, Context, Result};
+use comfy_table::Cell;
+use kvc::bundle::{self, Action, BudgetOptions, ImportOptions, ImportReport, Progress};
+use serde::Serialize;
+use std::fs::File;
+use std::io::{self, BufReader, IsTerminal, Write};
+use std::os::fd::AsFd;
+
+/// Parse a size: bytes, or a number with a binary unit (K, M, G, T, with
+/// or without `iB`/`B`; `1.5G` works). Units are powers of 1024, as the
+/// engines' `--kv-disk-space-mb` counts MiB.
+///
+
+#[derive(Serialize)]
+struct Counts {
+    installed: usize,
+    replaced: usize,
+    present: usize,
+    skipped: usize,
+    rejected: usize,
+}
+
+#[derive(Serialize)]
+struct ImportView {
+    dir: String,
+    /// The bundle file, or `-` for standard input.
+    source: String,
+    #[serde(flatten)]
+    report: ImportReport,
+    counts: Counts,
+    /// Bytes written into the directory (installed and replaced).
+    bytes_written: u64,
+}
+
+fn action_word(a: Action, dry_run: bool) -> &'static str {
+    match (a, dry_run) {
+        (Action::Installed, false) => "installed",
+        (Action::Installed, true) => "would install",
+        (Action::Replaced, false) => "replaced",
+        (Action::Replaced, true) => "would replace",
+        (Action::Present, _) => "present",
+        (Action::Skipped, false) => "skipped",
+        (Action::Skipped, true) => "would skip",
+        (Action::Rejected, _) => "rejected",
+    }
+}
+
+impl Report for ImportView {
+    fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
+        let r = &self.report;
+        let mut t = output::table(&["ACTION", "ENTRY", "SIZE", "NOTE"]);
+        for e in &r.entries {
+            t.add_row(vec![
+                Cell::new(action_word(e.action, r.dry_run)),
+                Cell::new(&e.entry),
+                Cell::new(e.size.map(output::size).unwrap_or_default()),
+                Cell::new(e.message.as_deref().unwrap_or("")),
+            ]);
+        }
+        align_right(&mut t, &[2]);
+        if !r.entries.is_empty() {
+            output::write_table(out, &t)?;
+        }
+        let c = &self.counts;
+        if r.dry_run {
+            write!(out, "dry run, nothing written: ")?;
+        }
+        writeln!(
+            out,
+            "{} installed, {} replaced, {} present, {} skipped, {} rejected; {} {} {}",
+            c.installed,
+            c.replaced,
+            c.present,
+            c.skipped,
+            c.rejected,
+            output::size(self.bytes_written),
+            if r.dry_run {
+                "would be written to"
+            } else {
+                "written to"
+            },
+            self.dir
+        )?;
+        if r.truncated {
+            writeln!(
+                out,
+                "the bundle was cut off or broken: entries after the cut were not seen"
+            )?;
+        }
+        if let Some(b) = &r.budget {
+            let freed: u64 = b.evicted.iter().map(|e| e.size).sum();
+            writeln!(
+                out,
+                "budget {} ({}): {} {} checkpoint{} ({}); {} of checkpoints {}",
+                output::size(b.budget),
+                b.policy,
+                if r.dry_run { "would evict" } else { "evicted" },
+                b.evicted.len(),
+                if b.evicted.len() == 1 { "" } else { "s" },
+                output::size(freed),
+                output::size(b.bytes_after),
+                if r.dry_run { "after" } else { "now" },
+            )?;
+            for e in &b.evicted {
+                writeln!(
+                    out,
+                    "  evict {} {} ({})",
+                    e.key,
+                    output::size(e.size),
+                    e.reason
+                )?;
+            }
+            if !b.met {
+                writeln!(
+                    out,
+                    "budget not met: the imported checkpoints and agent saves alone exceed it"
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn run(args: ImportArgs) -> Result<Outcome> {
+    let dir = config::dir_or_default(args.dir.dir)?;
+    let now = config::now_or_clock(args.policy.now)?;
+    let from_stdin = args.source.as_os_str() == "-";
+    let opts = ImportOptions {
+        on_conflict: args.on_conflict.into(),
+        reset_stats: args.reset_stats,
+        now,
+        dry_run: args.dry_run,
+        source: if from_stdin {
+            "standard input".into()
+        } else {
+            args.source.display().to_string()
+        },
+        budget: args.budget.map(|bytes| BudgetOptions {
+            bytes,
+            policy: args.policy.policy.into(),
+        }),
+    };
+    let mut bar = Bar::new();
+    let input = if from_stdin {
+        if io::stdin().is_terminal() {
+            bail!("standard input is a terminal: pipe a bundle in (kvc export ... -o - | kvc import -)");
+        }
+        bar.begin(None);
+        let fd = io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .context("standard input")?;
+        File::from(fd)
+    } else {
+        let f = File::open(&args.source)
+            .with_context(|| format!("{}: cannot open", args.source.display()))?;
+        bar.begin(f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len()));
+        f
+    };
+    let reader = BufReader::with_capacity(bundle::CHUNK, input);
+    let report = bundle::import(reader, &dir, &opts, &mut bar)?;
+    let problems = report.has_problems();
+    let view = ImportView {
+        dir: dir.display().to_string(),
+        source: args.source.display().to_string(),
+        counts: Counts {
+            installed: report.count(Action::Installed),
+            replaced: report.count(Action::Replaced),
+            present: report.count(Action::Present),
+            skipped: report.count(Action::Skipped),
+            rejected: report.count(Action::Rejected),
+        },
+        bytes_written: report.bytes_written(),
+        report,
+    };
+    output::emit(&view, args.output.json)?;
+    Ok(if problems {
+        Outcome::Problems
+    } else {
+        Outcome::Clean
+    })
+}

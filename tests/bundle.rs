@@ -1,0 +1,1099 @@
+//! `kvc export` / `kvc import`: bundles through the real binary, hostile
+//! streams crafted here with raw tar headers, and the library API where a
+//! race has to be staged.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command as StdCommand, Stdio};
+use std::time::{Duration, UNIX_EPOCH};
+
+fn blake3_hex(b: &[u8]) -> String {
+    blake3::hash(b).to_hex().to_string()
+}
+
+/// Run kvc, returning exit code, stdout and stderr.
+fn run(env: &TestEnv, args: &[&str]) -> (i32, Vec<u8>, String) {
+    let out = env.kvc().args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `kvc import FILE --dir DIR --json ...` → (exit code, report).
+fn import(env: &TestEnv, bundle: &Path, dir: &Path, extra: &[&str]) -> (i32, Value) {
+    let mut args = vec![
+        "import",
+        bundle.to_str().unwrap(),
+        "--dir",
+        dir.to_str().unwrap(),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let (code, out, err) = run(env, &args);
+    let v: Value = serde_json::from_slice(&out)
+        .unwrap_or_else(|e| panic!("import output is not JSON ({e}); stderr: {err}"));
+    (code, v)
+}
+
+fn export_to(env: &TestEnv, name: &str, args: &[&str]) -> PathBuf {
+    let path = env.root.path().join(name);
+    let mut a = vec!["export", "-o", path.to_str().unwrap(), "--dir"];
+    a.push(env.cache.to_str().unwrap());
+    a.extend_from_slice(args);
+    let (code, _, err) = run(env, &a);
+    assert_eq!(code, 0, "export failed: {err}");
+    path
+}
+
+/// Entries of the report with this action, as (entry, message).
+fn with_action(v: &Value, action: &str) -> Vec<(String, String)> {
+    v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == action)
+        .map(|e| {
+            (
+                e["entry"].as_str().unwrap().to_string(),
+                e["message"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn names_in(dir: &Path) -> BTreeSet<String> {
+    match fs::read_dir(dir) {
+        Ok(rd) => rd
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => BTreeSet::new(),
+    }
+}
+
+/// No temp file of any writer in `dir`.
+fn assert_no_temp(dir: &Path) {
+    for n in names_in(dir) {
+        assert!(!n.contains(".tmp"), "temp file left behind: {n}");
+    }
+}
+
+/// Three different healthy checkpoints, one of them an agent's sysprompt.
+fn sample_set() -> Vec<Ckpt> {
+    let mut sys = Ckpt::new(b"You are the agent.".to_vec()).reason(REASON_AGENT_SYSTEM);
+    sys.name = Some("sysprompt.kv".into());
+    vec![
+        Ckpt::new(chat("first question")).hits(3, CREATED + 50),
+        Ckpt::new(chat("second, with a tool"))
+            .reason(REASON_CONTINUED)
+            .with_tool_map(&[(b"call_1", b"<tool_calls>")]),
+        Ckpt::new(b"\x01\x02\x03\x04".to_vec()).opaque_payload(70_000),
+        sys,
+    ]
+}
+
+// ---------------------------------------------------------------------------
+// Crafting bundles by hand
+
+/// A tar stream assembled header by header, so any name and type can be
+/// written (the tar crate's path setters refuse `..` and absolute paths).
+struct Craft(tar::Builder<Vec<u8>>);
+
+impl Craft {
+    fn new() -> Craft {
+        Craft(tar::Builder::new(Vec::new()))
+    }
+
+    fn raw(&mut self, name: &[u8], ty: tar::EntryType, data: &[u8], link: &[u8]) -> &mut Self {
+        let mut h = tar::Header::new_ustar();
+        {
+            let u = h.as_ustar_mut().unwrap();
+            u.name = [0; 100];
+            u.name[..name.len()].copy_from_slice(name);
+            u.linkname = [0; 100];
+            u.linkname[..link.len()].copy_from_slice(link);
+        }
+        h.set_size(data.len() as u64);
+        h.set_mode(0o600);
+        h.set_mtime(CREATED);
+        h.set_entry_type(ty);
+        h.set_cksum();
+        self.0.append(&h, data).unwrap();
+        self
+    }
+
+    fn file(&mut self, name: &str, data: &[u8]) -> &mut Self {
+        self.raw(name.as_bytes(), tar::EntryType::Regular, data, b"")
+    }
+
+    /// A digest record as export writes it, with every field settable.
+    fn record_json(&mut self, name: &str, rec: Value) -> &mut Self {
+        let bytes = serde_json::to_vec(&rec).unwrap();
+        self.file(&format!("{name}.kvc-meta.json"), &bytes)
+    }
+
+    fn record(&mut self, name: &str, data: &[u8]) -> &mut Self {
+        let key = name.trim_end_matches(".kv").to_string();
+        self.record_json(
+            name,
+            json!({"bundle": 1, "file": name, "key": key, "size": data.len(),
+                   "blake3": blake3_hex(data), "status": "ok"}),
+        )
+    }
+
+    fn pair(&mut self, c: &Ckpt) -> &mut Self {
+        let (name, data) = (c.file_name(), c.bytes());
+        self.file(&name, &data).record(&name, &data)
+    }
+
+    fn manifest(&mut self) -> &mut Self {
+        let m = json!({"bundle": 1, "kvc_version": "test", "exported_at": CREATED, "entries": []});
+        self.file("MANIFEST.json", &serde_json::to_vec(&m).unwrap())
+    }
+
+    fn finish(self) -> Vec<u8> {
+        self.0.into_inner().unwrap()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Round trips
+
+#[test]
+fn round_trip_is_byte_identical_and_gnu_tar_lists_the_bundle() {
+    let env = TestEnv::new();
+    let set = sample_set();
+    for c in &set {
+        env.add(c);
+    }
+    env.add_raw("notes.txt", b"not a checkpoint");
+    let before = env.snapshot();
+    let bundle = export_to(&env, "b.tar", &["--all"]);
+    assert_eq!(env.snapshot(), before, "export must not modify the cache");
+    assert!(
+        !env.cache.join(".kvc").exists(),
+        "export must not create .kvc/"
+    );
+    assert_eq!(
+        fs::metadata(&bundle).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_no_temp(env.root.path());
+
+    let target = env.root.path().join("new/target");
+    let (code, v) = import(&env, &bundle, &target, &[]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["counts"]["installed"], set.len());
+    assert_eq!(v["truncated"], false);
+    assert_eq!(
+        fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    for c in &set {
+        let p = target.join(c.file_name());
+        assert_eq!(fs::read(&p).unwrap(), c.bytes(), "{}", c.file_name());
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let mut expected: BTreeSet<String> = set.iter().map(|c| c.file_name()).collect();
+    expected.insert(".kvc".into());
+    assert_eq!(names_in(&target), expected);
+
+    let journal = fs::read_to_string(target.join(".kvc/journal")).unwrap();
+    assert_eq!(journal.matches("\"op\":\"import\"").count(), set.len());
+
+    // GNU tar reads the same stream.
+    match StdCommand::new("tar").arg("-tf").arg(&bundle).output() {
+        Ok(out) if out.status.success() => {
+            let listed: Vec<String> = String::from_utf8(out.stdout)
+                .unwrap()
+                .lines()
+                .map(String::from)
+                .collect();
+            let mut want: Vec<String> = Vec::new();
+            let mut sorted: Vec<&Ckpt> = set.iter().collect();
+            sorted.sort_by_key(|c| {
+                if c.file_name() == "sysprompt.kv" {
+                    "sysprompt".to_string()
+                } else {
+                    c.key()
+                }
+            });
+            for c in sorted {
+                want.push(c.file_name());
+                want.push(format!("{}.kvc-meta.json", c.file_name()));
+            }
+            want.push("MANIFEST.json".into());
+            assert_eq!(listed, want);
+        }
+        Ok(out) => panic!("tar -tf failed: {}", String::from_utf8_lossy(&out.stderr)),
+        Err(_) => eprintln!("GNU tar not installed: listing not checked"),
+    }
+}
+
+fn kvc_std(env: &TestEnv) -> StdCommand {
+    let mut c = StdCommand::new(assert_cmd::cargo::cargo_bin("kvc"));
+    c.env_clear()
+        .env("HOME", env.root.path().join("home"))
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .current_dir(env.root.path());
+    c
+}
+
+#[test]
+fn export_piped_into_import_in_another_process() {
+    let env = TestEnv::new();
+    let set = sample_set();
+    for c in &set {
+        env.add(c);
+    }
+    let target = env.root.path().join("piped");
+    let mut exp = kvc_std(&env)
+        .args(["export", "--all", "-o", "-", "--json", "--dir"])
+        .arg(&env.cache)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let imp = kvc_std(&env)
+        .args(["import", "-", "--json", "--dir"])
+        .arg(&target)
+        .stdin(exp.stdout.take().unwrap())
+        .output()
+        .unwrap();
+    let exp = exp.wait_with_output().unwrap();
+    assert!(exp.status.success());
+    assert!(
+        imp.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imp.stderr)
+    );
+    // With the bundle on stdout, export's report goes to stderr.
+    let report: Value = serde_json::from_slice(&exp.stderr).unwrap();
+    assert_eq!(report["entries"].as_array().unwrap().len(), set.len());
+    assert_eq!(report["output"], "-");
+    let v: Value = serde_json::from_slice(&imp.stdout).unwrap();
+    assert_eq!(v["counts"]["installed"], set.len());
+    for c in &set {
+        assert_eq!(fs::read(target.join(c.file_name())).unwrap(), c.bytes());
+    }
+}
+
+#[test]
+fn export_to_a_reader_that_goes_away_fails() {
+    let env = TestEnv::new();
+    env.add(&Ckpt::new(chat("big")).opaque_payload(4 << 20));
+    let mut exp = kvc_std(&env)
+        .args(["export", "--all", "-o", "-", "--dir"])
+        .arg(&env.cache)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut head = [0u8; 512];
+    std::io::Read::read_exact(exp.stdout.as_mut().unwrap(), &mut head).unwrap();
+    drop(exp.stdout.take());
+    let out = exp.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("closed before the bundle was complete"),
+        "{err}"
+    );
+}
+
+#[test]
+fn export_selects_by_key_prefix_and_filters() {
+    let env = TestEnv::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let a = Ckpt::new(chat("alpha")).hits(1, now - 60);
+    let b = Ckpt::new(chat("beta"))
+        .tokens(1000, 32768)
+        .reason(REASON_CONTINUED);
+    let mut c = Ckpt::new(chat("gamma")).hits(2, now - 10 * 86_400);
+    c.quant_bits = 4;
+    for x in [&a, &b, &c] {
+        env.add(x);
+    }
+    let keys = |args: &[&str]| -> BTreeSet<String> {
+        let mut full = vec!["export", "-o", "-", "--json", "--dir"];
+        full.push(env.cache.to_str().unwrap());
+        full.extend_from_slice(args);
+        let out = env.kvc().args(&full).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stderr).unwrap();
+        v["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["key"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let set = |xs: &[&Ckpt]| xs.iter().map(|c| c.key()).collect::<BTreeSet<_>>();
+    assert_eq!(keys(&[&a.key()[..6], &b.key()]), set(&[&a, &b]));
+    assert_eq!(keys(&["--all", "--reason", "continued"]), set(&[&b]));
+    assert_eq!(keys(&["--reason", "cold"]), set(&[&a, &c]));
+    assert_eq!(keys(&["--min-tokens", "800"]), set(&[&b]));
+    assert_eq!(keys(&["--quant", "4"]), set(&[&c]));
+    assert_eq!(keys(&["--used-within", "2d"]), set(&[&a]));
+    assert_eq!(keys(&[&a.key()[..6], "--quant", "4"]), set(&[]));
+
+    // Nothing selected at all is a usage error, not an empty bundle.
+    let (code, _, err) = run(
+        &env,
+        &[
+            "export",
+            "-o",
+            "x.tar",
+            "--dir",
+            env.cache.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("nothing selected"), "{err}");
+    assert!(!env.root.path().join("x.tar").exists());
+}
+
+// ---------------------------------------------------------------------------
+// Hostile entries
+
+/// Import `bundle` into `env.cache`; a valid checkpoint follows every
+/// hostile entry and must still be installed.
+fn import_hostile(env: &TestEnv, hostile: impl FnOnce(&mut Craft)) -> (i32, Value, Ckpt) {
+    let good = Ckpt::new(chat("the good one"));
+    let mut cr = Craft::new();
+    hostile(&mut cr);
+    cr.pair(&good).manifest();
+    let path = env.root.path().join("hostile.tar");
+    fs::write(&path, cr.finish()).unwrap();
+    let (code, v) = import(env, &path, &env.cache, &[]);
+    assert_eq!(
+        fs::read(env.cache.join(good.file_name())).unwrap(),
+        good.bytes()
+    );
+    assert_no_temp(&env.cache);
+    (code, v, good)
+}
+
+#[test]
+fn hostile_paths_and_types_are_rejected_and_nothing_lands_outside() {
+    let victim = Ckpt::new(chat("payload of the attack"));
+    let name = victim.file_name();
+    let data = victim.bytes();
+    // (case, entry name, type, link target, expected message)
+    type Case<'a> = (&'a str, Vec<u8>, tar::EntryType, Vec<u8>, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "absolute",
+            Vec::new(),
+            tar::EntryType::Regular,
+            Vec::new(),
+            "absolute path",
+        ),
+        (
+            "dotdot",
+            format!("../{name}").into_bytes(),
+            tar::EntryType::Regular,
+            Vec::new(),
+            "`..`",
+        ),
+        (
+            "nested",
+            format!("sub/{name}").into_bytes(),
+            tar::EntryType::Regular,
+            Vec::new(),
+            "nested path",
+        ),
+        (
+            "symlink",
+            name.clone().into_bytes(),
+            tar::EntryType::Symlink,
+            b"/etc/passwd".to_vec(),
+            "symbolic link",
+        ),
+        (
+            "hardlink",
+            name.clone().into_bytes(),
+            tar::EntryType::Link,
+            b"../outside/x".to_vec(),
+            "hard link",
+        ),
+        (
+            "chardev",
+            name.clone().into_bytes(),
+            tar::EntryType::Char,
+            Vec::new(),
+            "character device",
+        ),
+        (
+            "blockdev",
+            name.clone().into_bytes(),
+            tar::EntryType::Block,
+            Vec::new(),
+            "block device",
+        ),
+        (
+            "fifo",
+            name.clone().into_bytes(),
+            tar::EntryType::Fifo,
+            Vec::new(),
+            "FIFO",
+        ),
+        (
+            "dir",
+            b"sub".to_vec(),
+            tar::EntryType::Directory,
+            Vec::new(),
+            "directory",
+        ),
+        (
+            "stray",
+            b"notes.txt".to_vec(),
+            tar::EntryType::Regular,
+            Vec::new(),
+            "not a checkpoint name",
+        ),
+    ];
+    for (what, raw_name, ty, link, expect) in cases {
+        let env = TestEnv::new();
+        let outside = env.root.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        let raw_name = if what == "absolute" {
+            format!("{}/{name}", outside.display()).into_bytes()
+        } else {
+            raw_name
+        };
+        let payload = if ty == tar::EntryType::Regular {
+            data.clone()
+        } else {
+            Vec::new()
+        };
+        let (code, v, good) = import_hostile(&env, |cr| {
+            cr.raw(&raw_name, ty, &payload, &link);
+        });
+        assert_eq!(code, 1, "{what}: {v:#}");
+        let rejected = with_action(&v, "rejected");
+        assert_eq!(rejected.len(), 1, "{what}: {v:#}");
+        assert!(rejected[0].1.contains(expect), "{what}: {:?}", rejected[0]);
+        // Nothing outside the target, nothing but the good file inside.
+        assert!(names_in(&outside).is_empty(), "{what}: wrote outside");
+        assert!(
+            !env.root.path().join(&name).exists(),
+            "{what}: wrote into the parent"
+        );
+        let mut want = BTreeSet::from([".kvc".to_string(), good.file_name()]);
+        assert_eq!(names_in(&env.cache), want, "{what}");
+        want.clear();
+    }
+}
+
+#[test]
+fn duplicate_names_keep_the_first_copy() {
+    let env = TestEnv::new();
+    let first = Ckpt::new(chat("dup")).hits(1, CREATED + 1);
+    let second = Ckpt::new(chat("dup")).hits(9, CREATED + 9);
+    let (code, v, _) = import_hostile(&env, |cr| {
+        cr.pair(&first).pair(&second);
+    });
+    assert_eq!(code, 1);
+    let rejected = with_action(&v, "rejected");
+    assert_eq!(rejected.len(), 1, "{v:#}");
+    assert!(rejected[0].1.contains("duplicate"), "{rejected:?}");
+    assert_eq!(
+        fs::read(env.cache.join(first.file_name())).unwrap(),
+        first.bytes()
+    );
+}
+
+#[test]
+fn a_name_that_is_not_the_texts_sha1_is_rejected() {
+    let env = TestEnv::new();
+    let mut liar = Ckpt::new(chat("real text"));
+    let wrong = format!("{}.kv", sha1_hex(b"some other text"));
+    liar.name = Some(wrong.clone());
+    let (code, v, _) = import_hostile(&env, |cr| {
+        cr.pair(&liar);
+    });
+    assert_eq!(code, 1);
+    let rejected = with_action(&v, "rejected");
+    assert_eq!(rejected.len(), 1, "{v:#}");
+    assert!(rejected[0].1.contains("SHA-1"), "{rejected:?}");
+    assert!(!env.cache.join(&wrong).exists());
+}
+
+#[test]
+fn digest_size_and_status_of_the_record_are_enforced() {
+    let c = Ckpt::new(chat("checked"));
+    let (name, data) = (c.file_name(), c.bytes());
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "digest",
+            json!({"bundle": 1, "file": name, "key": c.key(), "size": data.len(),
+                   "blake3": blake3_hex(b"something else"), "status": "ok"}),
+            "BLAKE3 digest mismatch",
+        ),
+        (
+            "size",
+            json!({"bundle": 1, "file": name, "key": c.key(), "size": data.len() + 1,
+                   "blake3": blake3_hex(&data), "status": "ok"}),
+            "size mismatch",
+        ),
+        (
+            "excluded",
+            json!({"bundle": 1, "file": name, "key": c.key(), "size": data.len(),
+                   "blake3": blake3_hex(&data), "status": "excluded", "problem": "file changed"}),
+            "excluded by the exporter",
+        ),
+        (
+            "future",
+            json!({"bundle": 99, "file": name, "key": c.key(), "size": data.len(),
+                   "blake3": blake3_hex(&data), "status": "ok"}),
+            "newer than this kvc",
+        ),
+    ];
+    for (what, rec, expect) in cases {
+        let env = TestEnv::new();
+        let (code, v, _) = import_hostile(&env, |cr| {
+            cr.file(&name, &data).record_json(&name, rec);
+        });
+        assert_eq!(code, 1, "{what}");
+        let rejected = with_action(&v, "rejected");
+        assert_eq!(rejected.len(), 1, "{what}: {v:#}");
+        assert!(rejected[0].1.contains(expect), "{what}: {rejected:?}");
+        assert!(!env.cache.join(&name).exists(), "{what}: installed anyway");
+    }
+}
+
+#[test]
+fn an_entry_without_its_record_is_not_installed() {
+    let env = TestEnv::new();
+    let lone = Ckpt::new(chat("no record"));
+    let (code, v, _) = import_hostile(&env, |cr| {
+        cr.file(&lone.file_name(), &lone.bytes());
+    });
+    assert_eq!(code, 1);
+    let rejected = with_action(&v, "rejected");
+    assert!(rejected[0].1.contains("no digest record"), "{rejected:?}");
+    assert!(!env.cache.join(lone.file_name()).exists());
+}
+
+#[test]
+fn extension_headers_are_rejected_with_the_entry_they_describe() {
+    let env = TestEnv::new();
+    let hidden = Ckpt::new(chat("behind a long name"));
+    let (code, v, _) = import_hostile(&env, |cr| {
+        // A GNU long-name header would rename the next entry for GNU tar.
+        cr.raw(
+            b"././@LongLink",
+            tar::EntryType::GNULongName,
+            b"../../evil.kv\0",
+            b"",
+        );
+        cr.pair(&hidden);
+    });
+    assert_eq!(code, 1);
+    let rejected = with_action(&v, "rejected");
+    assert!(rejected[0].1.contains("extension header"), "{rejected:?}");
+    assert!(rejected[1].1.contains("follows"), "{rejected:?}");
+    assert!(!env.cache.join(hidden.file_name()).exists());
+    assert!(!env.root.path().join("evil.kv").exists());
+}
+
+#[test]
+fn a_corrupted_payload_byte_is_caught_by_the_digest() {
+    let env = TestEnv::new();
+    let set = sample_set();
+    for c in &set {
+        env.add(c);
+    }
+    let bundle = export_to(&env, "b.tar", &["--all"]);
+    let mut bytes = fs::read(&bundle).unwrap();
+    // The first entry's data starts after its 512-byte header; flip a byte
+    // deep in the payload (tar headers carry checksums, data does not).
+    let first = {
+        let mut s: Vec<&Ckpt> = set
+            .iter()
+            .filter(|c| c.file_name() != "sysprompt.kv")
+            .collect();
+        s.sort_by_key(|c| c.key());
+        s[0].clone()
+    };
+    let at = 512 + first.bytes().len() - 100;
+    bytes[at] ^= 0x40;
+    fs::write(&bundle, &bytes).unwrap();
+    let target = env.root.path().join("t");
+    let (code, v) = import(&env, &bundle, &target, &[]);
+    assert_eq!(code, 1);
+    let rejected = with_action(&v, "rejected");
+    assert_eq!(rejected.len(), 1, "{v:#}");
+    assert_eq!(rejected[0].0, first.file_name());
+    assert!(rejected[0].1.contains("BLAKE3"), "{rejected:?}");
+    assert!(!target.join(first.file_name()).exists());
+    assert_eq!(v["counts"]["installed"], set.len() - 1);
+    assert_no_temp(&target);
+}
+
+#[test]
+fn input_that_is_not_a_tar_stream_exits_2_and_creates_nothing() {
+    let env = TestEnv::new();
+    let target = env.root.path().join("never");
+    for (name, bytes) in [
+        (
+            "garbage",
+            b"this is certainly not a tar archive, just some text\n".repeat(20),
+        ),
+        ("empty", Vec::new()),
+    ] {
+        let p = env.root.path().join(name);
+        fs::write(&p, bytes).unwrap();
+        let (code, _, err) = run(
+            &env,
+            &[
+                "import",
+                p.to_str().unwrap(),
+                "--dir",
+                target.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(code, 2, "{name}: {err}");
+        assert!(
+            err.contains(name),
+            "{name}: error must name the input: {err}"
+        );
+        assert!(!target.exists(), "{name}: target created");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Cut-off bundles
+
+#[test]
+fn a_bundle_cut_off_midway_installs_what_came_before_the_cut() {
+    let env = TestEnv::new();
+    let set: Vec<Ckpt> = (0..3)
+        .map(|i| Ckpt::new(chat(&format!("entry {i}"))).opaque_payload(5000 + i * 1000))
+        .collect();
+    for c in &set {
+        env.add(c);
+    }
+    let bundle = export_to(&env, "b.tar", &["--all"]);
+    let full = fs::read(&bundle).unwrap();
+    let mut order: Vec<&Ckpt> = set.iter().collect();
+    order.sort_by_key(|c| c.key());
+    // Offsets: header, data padded to 512, record header + record.
+    let mut ends = Vec::new();
+    let mut a = tar::Archive::new(&full[..]);
+    for e in a.entries().unwrap() {
+        let e = e.unwrap();
+        ends.push((
+            e.path().unwrap().display().to_string(),
+            e.raw_file_position(),
+            e.size(),
+        ));
+    }
+    let data_start_of_second = ends[2].1 as usize; // entries: kv, meta, kv, ...
+    assert_eq!(ends[2].0, order[1].file_name());
+
+    // Cut inside the second checkpoint's data.
+    let cut = env.root.path().join("cut.tar");
+    fs::write(&cut, &full[..data_start_of_second + 700]).unwrap();
+    let target = env.root.path().join("t1");
+    let (code, v) = import(&env, &cut, &target, &[]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["truncated"], true);
+    assert_eq!(
+        fs::read(target.join(order[0].file_name())).unwrap(),
+        order[0].bytes()
+    );
+    assert!(!target.join(order[1].file_name()).exists());
+    let rejected = with_action(&v, "rejected");
+    assert_eq!(rejected.len(), 1, "{v:#}");
+    assert!(rejected[0].1.contains("truncated"), "{rejected:?}");
+    assert_no_temp(&target);
+
+    // Cut right before MANIFEST.json: every entry verified, end marker missing.
+    let manifest_header = (ends.last().unwrap().1 - 512) as usize;
+    fs::write(&cut, &full[..manifest_header]).unwrap();
+    let target = env.root.path().join("t2");
+    let (code, v) = import(&env, &cut, &target, &[]);
+    assert_eq!(code, 1);
+    assert_eq!(v["truncated"], true);
+    assert_eq!(v["counts"]["installed"], 3);
+    assert!(with_action(&v, "rejected")[0].1.contains("MANIFEST.json"));
+}
+
+// ---------------------------------------------------------------------------
+// Conflicts, stats, dry runs
+
+#[test]
+fn conflicts_skip_replace_newer_and_identical() {
+    let bundle_copy = Ckpt::new(chat("contested")).hits(2, CREATED + 200);
+    let older_local = Ckpt::new(chat("contested")).hits(7, CREATED + 100);
+    let newer_local = Ckpt::new(chat("contested")).hits(1, CREATED + 900);
+    let make_bundle = |env: &TestEnv| {
+        let mut cr = Craft::new();
+        cr.pair(&bundle_copy).manifest();
+        let p = env.root.path().join("b.tar");
+        fs::write(&p, cr.finish()).unwrap();
+        p
+    };
+    let name = bundle_copy.file_name();
+    // (local copy, --on-conflict, expected action, bytes afterwards, journal op)
+    let cases: Vec<(&Ckpt, &str, &str, &Ckpt, Option<&str>)> = vec![
+        (&older_local, "skip", "skipped", &older_local, None),
+        (
+            &older_local,
+            "replace",
+            "replaced",
+            &bundle_copy,
+            Some("replace"),
+        ),
+        (
+            &older_local,
+            "newer",
+            "replaced",
+            &bundle_copy,
+            Some("replace"),
+        ),
+        (&newer_local, "newer", "skipped", &newer_local, None),
+        (&bundle_copy, "skip", "present", &bundle_copy, None),
+        (&bundle_copy, "replace", "present", &bundle_copy, None),
+    ];
+    for (local, mode, action, after, op) in cases {
+        let env = TestEnv::new();
+        env.add(local);
+        let b = make_bundle(&env);
+        let (code, v) = import(&env, &b, &env.cache, &["--on-conflict", mode]);
+        assert_eq!(code, 0, "{mode}: {v:#}");
+        assert_eq!(v["entries"][0]["action"], action, "{mode}: {v:#}");
+        assert_eq!(
+            fs::read(env.cache.join(&name)).unwrap(),
+            after.bytes(),
+            "{mode}"
+        );
+        let journal = fs::read_to_string(env.cache.join(".kvc/journal")).unwrap_or_default();
+        match op {
+            Some(op) => assert!(
+                journal.contains(&format!("\"op\":\"{op}\"")),
+                "{mode}: {journal}"
+            ),
+            None => assert!(journal.is_empty(), "{mode}: {journal}"),
+        }
+        assert_no_temp(&env.cache);
+    }
+}
+
+#[test]
+fn reset_stats_zeroes_hits_and_stamps_last_used() {
+    let env = TestEnv::new();
+    let c = Ckpt::new(chat("used a lot")).hits(42, CREATED + 500);
+    let mut cr = Craft::new();
+    cr.pair(&c).manifest();
+    let b = env.root.path().join("b.tar");
+    fs::write(&b, cr.finish()).unwrap();
+    let now = CREATED + 10_000;
+    let (code, _) = import(
+        &env,
+        &b,
+        &env.cache,
+        &["--reset-stats", "--now", &now.to_string()],
+    );
+    assert_eq!(code, 0);
+    let got = fs::read(env.cache.join(c.file_name())).unwrap();
+    let mut want = c.clone();
+    want.hits = 0;
+    want.last_used = now;
+    assert_eq!(got, want.bytes());
+}
+
+#[test]
+fn dry_run_writes_nothing() {
+    let env = TestEnv::new();
+    let existing = Ckpt::new(chat("already here")).hits(1, CREATED + 1);
+    env.add(&existing);
+    let incoming = Ckpt::new(chat("new one"));
+    let mut cr = Craft::new();
+    cr.pair(&incoming)
+        .pair(&Ckpt::new(chat("already here")).hits(5, CREATED + 5))
+        .manifest();
+    let b = env.root.path().join("b.tar");
+    fs::write(&b, cr.finish()).unwrap();
+    let before = env.snapshot();
+    let (code, v) = import(
+        &env,
+        &b,
+        &env.cache,
+        &["--dry-run", "--on-conflict", "replace"],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(v["dry_run"], true);
+    assert_eq!(v["counts"]["installed"], 1);
+    assert_eq!(v["counts"]["replaced"], 1);
+    assert_eq!(env.snapshot(), before);
+    // A missing target is not created either.
+    let missing = env.root.path().join("missing");
+    let (code, _) = import(&env, &b, &missing, &["--dry-run"]);
+    assert_eq!(code, 0);
+    assert!(!missing.exists());
+}
+
+// ---------------------------------------------------------------------------
+// --budget
+
+/// Checkpoints of one size: the same text length, the same payload.
+fn sized(tag: char, last_used: u64) -> Ckpt {
+    Ckpt::new(chat(&tag.to_string().repeat(8)))
+        .opaque_payload(20_000)
+        .hits(1, last_used)
+}
+
+#[test]
+fn budget_after_import_evicts_in_policy_order_and_protects_the_imported() {
+    let env = TestEnv::new();
+    let old_a = sized('a', CREATED + 10);
+    let mid_b = sized('b', CREATED + 20);
+    let new_c = sized('c', CREATED + 30);
+    let mut agent = sized('s', CREATED + 1).reason(REASON_AGENT_SESSION);
+    agent.hits = 0;
+    for c in [&old_a, &mid_b, &new_c, &agent] {
+        env.add(c);
+    }
+    // Imported copies are the least recently used of all: LRU would take
+    // them first if they were not protected.
+    let x = sized('x', CREATED + 2);
+    let y = sized('y', CREATED + 3);
+    let mut cr = Craft::new();
+    cr.pair(&x).pair(&y).manifest();
+    let b = env.root.path().join("b.tar");
+    fs::write(&b, cr.finish()).unwrap();
+    let size = x.bytes().len() as u64;
+    // Room for four files: x, y, the agent save and one more.
+    let budget = format!("{}B", (4 * size + size / 2));
+
+    // A dry run plans the same evictions and performs none.
+    let before = env.snapshot();
+    let (code, v) = import(
+        &env,
+        &b,
+        &env.cache,
+        &["--budget", &budget, "--policy", "lru", "--dry-run"],
+    );
+    assert_eq!(code, 0, "{v:#}");
+    let planned: Vec<&str> = v["budget"]["evicted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(planned, [old_a.key(), mid_b.key()]);
+    assert_eq!(env.snapshot(), before);
+
+    let (code, v) = import(
+        &env,
+        &b,
+        &env.cache,
+        &["--budget", &budget, "--policy", "lru"],
+    );
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["budget"]["met"], true);
+    let left = names_in(&env.cache);
+    for kept in [&x, &y, &agent, &new_c] {
+        assert!(left.contains(&kept.file_name()), "{} evicted", kept.key());
+    }
+    for gone in [&old_a, &mid_b] {
+        assert!(!left.contains(&gone.file_name()), "{} kept", gone.key());
+    }
+    let journal = fs::read_to_string(env.cache.join(".kvc/journal")).unwrap();
+    assert_eq!(journal.matches("\"op\":\"evict\"").count(), 2);
+    assert_eq!(journal.matches("\"why\":\"budget\"").count(), 2);
+}
+
+#[test]
+fn a_budget_the_imported_alone_exceed_is_reported_unmet() {
+    let env = TestEnv::new();
+    let local = sized('l', CREATED + 50);
+    env.add(&local);
+    let x = sized('x', CREATED + 2);
+    let mut cr = Craft::new();
+    cr.pair(&x).manifest();
+    let b = env.root.path().join("b.tar");
+    fs::write(&b, cr.finish()).unwrap();
+    let (code, v) = import(&env, &b, &env.cache, &["--budget", "1K"]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["budget"]["met"], false);
+    assert!(
+        env.cache.join(x.file_name()).exists(),
+        "the imported one is protected"
+    );
+    assert!(!env.cache.join(local.file_name()).exists());
+}
+
+// ---------------------------------------------------------------------------
+// Files that change while they are exported (library API: the progress
+// callback runs between reads, which is where an engine would strike)
+
+/// Runs `f` once, after the first read of the entry named `target`.
+struct Strike<F: FnMut()> {
+    target: String,
+    armed: bool,
+    f: Option<F>,
+}
+
+impl<F: FnMut()> kvc::bundle::Progress for Strike<F> {
+    fn entry(&mut self, name: &str) {
+        self.armed = name == self.target;
+    }
+    fn advance(&mut self, _bytes: u64) {
+        if self.armed {
+            if let Some(mut f) = self.f.take() {
+                f();
+            }
+        }
+    }
+}
+
+fn set_old_mtime(p: &Path) {
+    let f = fs::OpenOptions::new().write(true).open(p).unwrap();
+    f.set_modified(UNIX_EPOCH + Duration::from_secs(CREATED))
+        .unwrap();
+}
+
+#[test]
+fn a_file_that_shrinks_or_is_rewritten_mid_export_is_excluded() {
+    use kvc::bundle::{self, Selection, StreamOut};
+    // Larger than one read chunk, so the strike lands between reads.
+    let big = Ckpt::new(chat("big and hot")).opaque_payload(3 * bundle::CHUNK);
+    let calm = Ckpt::new(chat("calm"));
+    type Hit = Box<dyn Fn(&Path)>;
+    let strikes: Vec<(&str, Hit)> = vec![
+        (
+            "shrinks",
+            Box::new(|p: &Path| {
+                let f = fs::OpenOptions::new().write(true).open(p).unwrap();
+                f.set_len(1000).unwrap();
+            }),
+        ),
+        (
+            "header rewritten (a hit)",
+            Box::new(|p: &Path| {
+                let mut f = fs::OpenOptions::new().write(true).open(p).unwrap();
+                f.write_all(b"KVC").unwrap();
+            }),
+        ),
+    ];
+    for (what, strike) in strikes {
+        for to_file in [true, false] {
+            let env = TestEnv::new();
+            let big_path = env.add(&big);
+            env.add(&calm);
+            set_old_mtime(&big_path);
+            let sel = Selection {
+                all: true,
+                ..Selection::default()
+            };
+            let selected = bundle::select(&env.cache, &sel, NOW).unwrap();
+            let mut progress = Strike {
+                target: big.file_name(),
+                armed: false,
+                f: Some(|| strike(&big_path)),
+            };
+            let (report, bytes) = if to_file {
+                let out = kvc::fsutil::AtomicFile::create(env.root.path(), "b.tar").unwrap();
+                let (r, out) = bundle::export(
+                    &selected.checkpoints,
+                    out,
+                    Path::new("b.tar"),
+                    NOW,
+                    &mut progress,
+                )
+                .unwrap();
+                let p = out.commit().unwrap();
+                (r, fs::read(p).unwrap())
+            } else {
+                let (r, out) = bundle::export(
+                    &selected.checkpoints,
+                    StreamOut(Vec::new()),
+                    Path::new("-"),
+                    NOW,
+                    &mut progress,
+                )
+                .unwrap();
+                (r, out.0)
+            };
+            assert_eq!(report.excluded.len(), 1, "{what}: {report:?}");
+            assert_eq!(report.excluded[0].key, big.key());
+            assert_eq!(report.excluded[0].in_bundle, !to_file, "{what}");
+            assert_eq!(report.entries.len(), 1);
+            // A file output took the entry back: GNU-tar-visible content
+            // holds no trace of it.
+            let mut names = Vec::new();
+            let mut a = tar::Archive::new(&bytes[..]);
+            for e in a.entries().unwrap() {
+                names.push(e.unwrap().path().unwrap().display().to_string());
+            }
+            assert_eq!(
+                names.contains(&big.file_name()),
+                !to_file,
+                "{what}: {names:?}"
+            );
+            // Whatever is in the stream, import never installs it.
+            let target = env.root.path().join("t");
+            let opts = bundle::ImportOptions {
+                on_conflict: bundle::OnConflict::Skip,
+                reset_stats: false,
+                now: NOW,
+                dry_run: false,
+                source: "test".into(),
+                budget: None,
+            };
+            let r = bundle::import(&bytes[..], &target, &opts, &mut bundle::NoProgress).unwrap();
+            assert!(!target.join(big.file_name()).exists(), "{what}");
+            assert!(target.join(calm.file_name()).exists(), "{what}");
+            assert_eq!(r.has_problems(), !to_file, "{what}: {r:?}");
+            assert_no_temp(&target);
+        }
+    }
+}
+
+#[test]
+fn a_file_that_vanishes_before_its_turn_is_reported_not_fatal() {
+    use kvc::bundle::{self, Selection, StreamOut};
+    let env = TestEnv::new();
+    let gone = env.add(&Ckpt::new(chat("evicted meanwhile")));
+    env.add(&Ckpt::new(chat("stays")));
+    let sel = Selection {
+        all: true,
+        ..Selection::default()
+    };
+    let selected = bundle::select(&env.cache, &sel, NOW).unwrap();
+    fs::remove_file(&gone).unwrap();
+    let (r, _) = bundle::export(
+        &selected.checkpoints,
+        StreamOut(Vec::new()),
+        Path::new("-"),
+        NOW,
+        &mut bundle::NoProgress,
+    )
+    .unwrap();
+    assert_eq!(r.vanished.len(), 1);
+    assert_eq!(r.entries.len(), 1);
+    assert!(r.excluded.is_empty());
+}
