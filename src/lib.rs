@@ -18,6 +18,7 @@ pub mod resolve;
 pub mod scan;
 pub mod text;
 pub mod trailer;
+pub mod verify;
 
 pub use checkpoint::{CheckpointFile, Defect, Key};
 pub use error::{Error, Result};

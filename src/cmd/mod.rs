@@ -2,6 +2,7 @@
 //! calls and one report for `output`.
 
 pub mod ls;
+pub mod verify;
 
 use crate::cli::{Cli, Command};
 use crate::Outcome;
@@ -10,6 +11,7 @@ use anyhow::Result;
 pub fn run(cli: Cli) -> Result<Outcome> {
     match cli.command {
         Command::Ls(args) => ls::run(args),
+        Command::Verify(args) => verify::run(args),
         Command::Show(_) | Command::Cat(_) | Command::GenerateDocs { .. } => {
             anyhow::bail!("not built yet")
         }
