@@ -135,11 +135,11 @@ fn dir_view(dir: PathBuf, args: &LsArgs, policy: Policy, now: u64) -> Result<Dir
 
 fn sort_rows(rows: &mut [CheckpointView], by: SortKey) {
     match by {
-        SortKey::Used => rows.sort_by(|a, b| b.last_used.cmp(&a.last_used)),
-        SortKey::Created => rows.sort_by(|a, b| b.created.cmp(&a.created)),
-        SortKey::Size => rows.sort_by(|a, b| b.size.cmp(&a.size)),
-        SortKey::Tokens => rows.sort_by(|a, b| b.tokens.cmp(&a.tokens)),
-        SortKey::Hits => rows.sort_by(|a, b| b.hits.cmp(&a.hits)),
+        SortKey::Used => rows.sort_by_key(|r| std::cmp::Reverse(r.last_used)),
+        SortKey::Created => rows.sort_by_key(|r| std::cmp::Reverse(r.created)),
+        SortKey::Size => rows.sort_by_key(|r| std::cmp::Reverse(r.size)),
+        SortKey::Tokens => rows.sort_by_key(|r| std::cmp::Reverse(r.tokens)),
+        SortKey::Hits => rows.sort_by_key(|r| std::cmp::Reverse(r.hits)),
         // Eviction order; protected agent saves (no rank) last.
         SortKey::Score => rows.sort_by_key(|r| (r.evict_rank.is_none(), r.evict_rank)),
         SortKey::Key => rows.sort_by(|a, b| a.key.cmp(&b.key)),
