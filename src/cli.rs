@@ -29,6 +29,15 @@ pub enum Command {
     /// Write the stored prompt text of a checkpoint, raw, to a pipe or file
     Cat(CatArgs),
     /// Check every checkpoint for corruption, truncation and mislabelling (exit 1 on any error)
+    #[command(
+        long_about = "Check cache directories and checkpoint files against FORMAT.md and report \
+every problem with a stable code (listed in README.md, section `kvc verify`).\n\n\
+The default check reads each file's header, text and trailer, and the DSV4 payload header and \
+row-count arrays (a few positioned reads), so truncation, key mismatches, bad trailers and \
+payload header/size mismatches are found without reading the payload. --deep also streams every \
+payload once through a 256 KiB buffer to check token ids and logits and that every byte is readable.\n\n\
+Verify changes nothing unless --quarantine is given."
+    )]
     Verify(VerifyArgs),
     /// Write man pages and shell completions generated from this definition
     #[command(hide = true)]
@@ -170,13 +179,6 @@ fn parse_percent(s: &str) -> Result<f64, String> {
 
 #[derive(Debug, Args)]
 #[command(
-    long_about = "Check cache directories and checkpoint files against FORMAT.md and report \
-every problem with a stable code (listed in README.md, section `kvc verify`).\n\n\
-The default check reads each file's header, text and trailer, and the DSV4 payload header and \
-row-count arrays (a few positioned reads), so truncation, key mismatches, bad trailers and \
-payload header/size mismatches are found without reading the payload. --deep also streams every \
-payload once through a 1 MiB buffer to check token ids and logits and that every byte is readable.\n\n\
-Verify changes nothing unless --quarantine is given.",
     after_help = "Exit status: 0 no error (warnings allowed), 1 at least one error (or, with --strict, \
 a warning), 2 verify could not run."
 )]

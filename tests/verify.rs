@@ -552,8 +552,9 @@ fn payload_data_needs_deep_and_default_reads_no_payload() {
 
 #[test]
 fn deep_check_streams_payloads_larger_than_its_buffer() {
-    // A vocab of 300000 makes the logits cross the 1 MiB read buffer's
-    // edge; the bad value sits just past it, in the second read.
+    // A vocab of 300000 makes the logits (1.2 MB) cross the edge of the
+    // read buffer; the bad value sits just past it, in the second read.
+    let edge = kvc::verify::READ_BUF;
     let big = Layout {
         vocab: 300_000,
         ..SMALL
@@ -561,10 +562,10 @@ fn deep_check_streams_payloads_larger_than_its_buffer() {
     let env = TestEnv::new();
     let mut c = healthy("big payload");
     c.payload = dsv4_payload(600, 32768, big, 3, 2);
-    assert!(c.payload.len() > (1 << 20));
-    // The first logit at or after payload offset 1 MiB.
     let l0 = logits_off(600);
-    let idx = ((1usize << 20) - l0).div_ceil(4);
+    assert!(l0 < edge && l0 + 4 * big.vocab as usize > edge + 4);
+    // The first logit at or after the buffer edge.
+    let idx = (edge - l0).div_ceil(4);
     let c = poke_u32(c, l0 + 4 * idx, f32::INFINITY.to_bits());
     env.add(&c);
     let (_, v) = verify_json(&env, &["--deep", &cache_arg(&env)]);
