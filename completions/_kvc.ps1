@@ -28,6 +28,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the checkpoints of cache directories, with their eviction rank')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show every header field, the trailer and the payload header of one checkpoint')
             [CompletionResult]::new('cat', 'cat', [CompletionResultType]::ParameterValue, 'Write the stored prompt text of a checkpoint, raw, to a pipe or file')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check every checkpoint for corruption, truncation and mislabelling (exit 1 on any error)')
             [CompletionResult]::new('trailer', 'trailer', [CompletionResultType]::ParameterValue, 'Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)')
             [CompletionResult]::new('evict', 'evict', [CompletionResultType]::ParameterValue, 'Delete checkpoints until the cache fits a budget, next victim first')
             [CompletionResult]::new('rm', 'rm', [CompletionResultType]::ParameterValue, 'Remove named checkpoints')
@@ -73,6 +74,21 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Write the raw text even when standard output is a terminal')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'kvc;verify' {
+            [CompletionResult]::new('--sample', '--sample', [CompletionResultType]::ParameterName, 'Deep-check only this percentage of checkpoints, the same ones every run (implies --deep)')
+            [CompletionResult]::new('--temp-age', '--temp-age', [CompletionResultType]::ParameterName, 'Age from which a temp file whose writer is gone is reported as stale (e.g. 30m, 1h, 2d)')
+            [CompletionResult]::new('--quarantine', '--quarantine', [CompletionResultType]::ParameterName, 'Move every file with an error into DIR (created 0700) with a <name>.why file; never deletes')
+            [CompletionResult]::new('--deep', '--deep', [CompletionResultType]::ParameterName, 'Also read every payload whole: token ids below vocab, finite logits, every byte readable')
+            [CompletionResult]::new('-a', '-a', [CompletionResultType]::ParameterName, 'Also report stray files (names no engine reads)')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Also report stray files (names no engine reads)')
+            [CompletionResult]::new('--strict', '--strict', [CompletionResultType]::ParameterName, 'Treat warnings as errors for the exit status')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
@@ -273,6 +289,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the checkpoints of cache directories, with their eviction rank')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show every header field, the trailer and the payload header of one checkpoint')
             [CompletionResult]::new('cat', 'cat', [CompletionResultType]::ParameterValue, 'Write the stored prompt text of a checkpoint, raw, to a pipe or file')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check every checkpoint for corruption, truncation and mislabelling (exit 1 on any error)')
             [CompletionResult]::new('trailer', 'trailer', [CompletionResultType]::ParameterValue, 'Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)')
             [CompletionResult]::new('evict', 'evict', [CompletionResultType]::ParameterValue, 'Delete checkpoints until the cache fits a budget, next victim first')
             [CompletionResult]::new('rm', 'rm', [CompletionResultType]::ParameterValue, 'Remove named checkpoints')
@@ -290,6 +307,9 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;help;cat' {
+            break
+        }
+        'kvc;help;verify' {
             break
         }
         'kvc;help;trailer' {

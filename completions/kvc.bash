@@ -49,6 +49,9 @@ _kvc() {
             kvc,trailer)
                 cmd="kvc__subcmd__trailer"
                 ;;
+            kvc,verify)
+                cmd="kvc__subcmd__verify"
+                ;;
             kvc__subcmd__help,cat)
                 cmd="kvc__subcmd__help__subcmd__cat"
                 ;;
@@ -81,6 +84,9 @@ _kvc() {
                 ;;
             kvc__subcmd__help,trailer)
                 cmd="kvc__subcmd__help__subcmd__trailer"
+                ;;
+            kvc__subcmd__help,verify)
+                cmd="kvc__subcmd__help__subcmd__verify"
                 ;;
             kvc__subcmd__help__subcmd__trailer,export)
                 cmd="kvc__subcmd__help__subcmd__trailer__subcmd__export"
@@ -140,7 +146,7 @@ _kvc() {
 
     case "${cmd}" in
         kvc)
-            opts="-h -V --help --version ls show cat trailer evict rm gc log export import help"
+            opts="-h -V --help --version ls show cat verify trailer evict rm gc log export import help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -274,7 +280,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__help)
-            opts="ls show cat trailer evict rm gc log export import help"
+            opts="ls show cat verify trailer evict rm gc log export import help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -500,6 +506,20 @@ _kvc() {
         kvc__subcmd__help__subcmd__trailer__subcmd__strip)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kvc__subcmd__help__subcmd__verify)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -873,6 +893,32 @@ _kvc() {
                     return 0
                     ;;
                 -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kvc__subcmd__verify)
+            opts="-a -h -V --deep --sample --all --strict --temp-age --quarantine --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sample)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --temp-age)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --quarantine)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

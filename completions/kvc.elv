@@ -25,6 +25,7 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand ls 'List the checkpoints of cache directories, with their eviction rank'
             cand show 'Show every header field, the trailer and the payload header of one checkpoint'
             cand cat 'Write the stored prompt text of a checkpoint, raw, to a pipe or file'
+            cand verify 'Check every checkpoint for corruption, truncation and mislabelling (exit 1 on any error)'
             cand trailer 'Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)'
             cand evict 'Delete checkpoints until the cache fits a budget, next victim first'
             cand rm 'Remove named checkpoints'
@@ -67,6 +68,20 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --force 'Write the raw text even when standard output is a terminal'
             cand -h 'Print help'
             cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvc;verify'= {
+            cand --sample 'Deep-check only this percentage of checkpoints, the same ones every run (implies --deep)'
+            cand --temp-age 'Age from which a temp file whose writer is gone is reported as stale (e.g. 30m, 1h, 2d)'
+            cand --quarantine 'Move every file with an error into DIR (created 0700) with a <name>.why file; never deletes'
+            cand --deep 'Also read every payload whole: token ids below vocab, finite logits, every byte readable'
+            cand -a 'Also report stray files (names no engine reads)'
+            cand --all 'Also report stray files (names no engine reads)'
+            cand --strict 'Treat warnings as errors for the exit status'
+            cand --json 'Print JSON (schema in README.md) instead of a table'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
         }
@@ -247,6 +262,7 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand ls 'List the checkpoints of cache directories, with their eviction rank'
             cand show 'Show every header field, the trailer and the payload header of one checkpoint'
             cand cat 'Write the stored prompt text of a checkpoint, raw, to a pipe or file'
+            cand verify 'Check every checkpoint for corruption, truncation and mislabelling (exit 1 on any error)'
             cand trailer 'Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)'
             cand evict 'Delete checkpoints until the cache fits a budget, next victim first'
             cand rm 'Remove named checkpoints'
@@ -261,6 +277,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
         &'kvc;help;show'= {
         }
         &'kvc;help;cat'= {
+        }
+        &'kvc;help;verify'= {
         }
         &'kvc;help;trailer'= {
             cand ls 'List the entries of a checkpoint''s tool-id map'

@@ -30,6 +30,17 @@ pub enum Command {
     Show(ShowArgs),
     /// Write the stored prompt text of a checkpoint, raw, to a pipe or file
     Cat(CatArgs),
+    /// Check every checkpoint for corruption, truncation and mislabelling (exit 1 on any error)
+    #[command(
+        long_about = "Check cache directories and checkpoint files against FORMAT.md and report \
+every problem with a stable code (listed in README.md, section `kvc verify`).\n\n\
+The default check reads each file's header, text and trailer, and the DSV4 payload header and \
+row-count arrays (a few positioned reads), so truncation, key mismatches, bad trailers and \
+payload header/size mismatches are found without reading the payload. --deep also streams every \
+payload once through a 256 KiB buffer to check token ids and logits and that every byte is readable.\n\n\
+Verify changes nothing unless --quarantine is given."
+    )]
+    Verify(VerifyArgs),
     /// Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)
     #[command(subcommand)]
     Trailer(TrailerCommand),
@@ -495,6 +506,50 @@ pub struct ImportArgs {
     pub dir: DirArg,
     #[command(flatten)]
     pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `--sample`: a percentage in (0, 100], `%` optional.
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("{s:?} is not a percentage"))?;
+    if v > 0.0 && v <= 100.0 {
+        Ok(v)
+    } else {
+        Err(format!("{s} is not in (0, 100]"))
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit status: 0 no error (warnings allowed), 1 at least one error (or, with --strict, \
+a warning), 2 verify could not run."
+)]
+pub struct VerifyArgs {
+    /// Cache directories and/or single .kv files [default: $KVC_DIR, else ~/.ds4/kvcache]
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Also read every payload whole: token ids below vocab, finite logits, every byte readable
+    #[arg(long)]
+    pub deep: bool,
+    /// Deep-check only this percentage of checkpoints, the same ones every run (implies --deep)
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+    pub sample: Option<f64>,
+    /// Also report stray files (names no engine reads)
+    #[arg(long, short = 'a')]
+    pub all: bool,
+    /// Treat warnings as errors for the exit status
+    #[arg(long)]
+    pub strict: bool,
+    /// Age from which a temp file whose writer is gone is reported as stale (e.g. 30m, 1h, 2d)
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub temp_age: humantime::Duration,
+    /// Move every file with an error into DIR (created 0700) with a <name>.why file; never deletes
+    #[arg(long, value_name = "DIR")]
+    pub quarantine: Option<PathBuf>,
     #[command(flatten)]
     pub output: OutputArgs,
 }

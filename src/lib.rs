@@ -24,6 +24,7 @@ pub mod scan;
 pub mod size;
 pub mod text;
 pub mod trailer;
+pub mod verify;
 
 pub use checkpoint::{CheckpointFile, Defect, Key};
 pub use error::{Error, Result};

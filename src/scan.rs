@@ -171,7 +171,7 @@ pub struct ScanOptions {
 
 /// Open without following a symlink and without blocking on a FIFO someone
 /// named `<key>.kv`.
-fn open_nofollow(path: &Path) -> io::Result<File> {
+pub(crate) fn open_nofollow(path: &Path) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)

@@ -11,6 +11,7 @@ pub mod ls;
 pub mod rm;
 pub mod show;
 pub mod trailer;
+pub mod verify;
 
 use crate::cli::{Cli, Command};
 use crate::Outcome;
@@ -28,5 +29,6 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Log(args) => log::run(args),
         Command::Export(args) => export::run(args),
         Command::Import(args) => import::run(args),
+        Command::Verify(args) => verify::run(args),
     }
 }

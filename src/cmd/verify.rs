@@ -1,0 +1,297 @@
+//! `kvc verify`: check directories and files, print one line per finding
+//! and a summary, optionally quarantine the files with errors.
+
+use crate::cli::VerifyArgs;
+use crate::config;
+use crate::output::{self, Report};
+use crate::Outcome;
+use anyhow::{bail, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use kvc::finding::Finding;
+use kvc::text::sanitize_line;
+use kvc::verify::{self, EntryKind, Progress, Quarantined, VerifyOptions, VerifyReport};
+use serde::Serialize;
+use std::io::{self, IsTerminal, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A finding as shown: the message sanitized once more, as everything that
+/// reaches a terminal or a JSON consumer is.
+#[derive(Serialize)]
+struct FindingView {
+    code: &'static str,
+    severity: kvc::finding::Severity,
+    message: String,
+}
+
+impl From<&Finding> for FindingView {
+    fn from(f: &Finding) -> FindingView {
+        FindingView {
+            code: f.code,
+            severity: f.severity,
+            message: sanitize_line(f.message.as_bytes()),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct DirView {
+    dir: String,
+    findings: Vec<FindingView>,
+}
+
+#[derive(Serialize)]
+struct FileView {
+    file: String,
+    kind: EntryKind,
+    key: Option<String>,
+    size: u64,
+    /// The payload was read whole.
+    deep: bool,
+    bytes_read: u64,
+    findings: Vec<FindingView>,
+    quarantined_to: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    dirs: usize,
+    files: usize,
+    checkpoints: usize,
+    deep_checked: usize,
+    errors: usize,
+    warnings: usize,
+    files_with_errors: usize,
+    bytes_read: u64,
+    quarantined: usize,
+    strict: bool,
+    ok: bool,
+}
+
+#[derive(Serialize)]
+struct VerifyView {
+    dirs: Vec<DirView>,
+    files: Vec<FileView>,
+    summary: Summary,
+    #[serde(skip)]
+    quarantine_dir: Option<String>,
+    #[serde(skip)]
+    left_in_place: Vec<(String, String)>,
+}
+
+fn show_path(p: &Path) -> String {
+    sanitize_line(p.as_os_str().as_encoded_bytes())
+}
+
+/// The indicatif bar of `--deep` on a terminal: bytes read of the payloads
+/// to read, files done in the message.
+struct Bar {
+    bar: ProgressBar,
+    done: AtomicU64,
+    total: AtomicU64,
+}
+
+impl Bar {
+    fn new() -> Bar {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "verify {wide_bar} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {msg}",
+            )
+            .expect("valid template"),
+        );
+        Bar {
+            bar,
+            done: AtomicU64::new(0),
+            total: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Progress for Bar {
+    fn start(&self, files: u64, deep_bytes: u64) {
+        self.total.store(files, Ordering::Relaxed);
+        self.bar.set_length(deep_bytes);
+    }
+    fn read(&self, bytes: u64) {
+        self.bar.inc(bytes);
+    }
+    fn file_done(&self) {
+        let n = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        let total = self.total.load(Ordering::Relaxed);
+        self.bar.set_message(format!("{n}/{total} files"));
+    }
+}
+
+pub fn run(args: VerifyArgs) -> Result<Outcome> {
+    let paths = if args.paths.is_empty() {
+        vec![config::default_dir()?]
+    } else {
+        args.paths.clone()
+    };
+    let now = config::now_or_clock(None)?;
+    let opts = VerifyOptions {
+        deep: args.deep || args.sample.is_some(),
+        sample_percent: args.sample.unwrap_or(100.0),
+        temp_age: args.temp_age.into(),
+        all: args.all,
+        now,
+    };
+    let report = if opts.deep && io::stderr().is_terminal() {
+        let bar = Bar::new();
+        let r = verify::verify_paths(&paths, &opts, &bar);
+        bar.bar.finish_and_clear();
+        r?
+    } else {
+        verify::verify_paths(&paths, &opts, &verify::NoProgress)?
+    };
+    let mut moved: Vec<Option<String>> = vec![None; report.files.len()];
+    let mut left = Vec::new();
+    let mut failed = Vec::new();
+    if let Some(dest) = &args.quarantine {
+        for (i, q) in verify::quarantine(&report, dest, now)? {
+            let file = show_path(&report.files[i].path);
+            match q {
+                Quarantined::Moved { to, .. } => moved[i] = Some(show_path(&to)),
+                Quarantined::LeftInPlace { why } => left.push((file, why)),
+                Quarantined::Failed { error } => failed.push(error),
+            }
+        }
+    }
+    let view = build_view(&report, moved, left, &args);
+    output::emit(&view, args.output.json)?;
+    if !failed.is_empty() {
+        for e in &failed[1..] {
+            eprintln!("kvc: could not quarantine: {e}");
+        }
+        bail!(
+            "could not quarantine {} file(s): {}",
+            failed.len(),
+            failed[0]
+        );
+    }
+    Ok(if view.summary.ok {
+        Outcome::Clean
+    } else {
+        Outcome::Problems
+    })
+}
+
+fn build_view(
+    report: &VerifyReport,
+    moved: Vec<Option<String>>,
+    left_in_place: Vec<(String, String)>,
+    args: &VerifyArgs,
+) -> VerifyView {
+    let errors = report.errors();
+    let warnings = report.warnings();
+    let quarantined = moved.iter().filter(|m| m.is_some()).count();
+    let files = report
+        .files
+        .iter()
+        .zip(moved)
+        .map(|(f, to)| FileView {
+            file: show_path(&f.path),
+            kind: f.kind,
+            key: f.key.as_ref().map(|k| k.to_string()),
+            size: f.size,
+            deep: f.deep,
+            bytes_read: f.bytes_read,
+            findings: f.findings.iter().map(FindingView::from).collect(),
+            quarantined_to: to,
+        })
+        .collect();
+    VerifyView {
+        dirs: report
+            .dirs
+            .iter()
+            .map(|d| DirView {
+                dir: show_path(&d.dir),
+                findings: d.findings.iter().map(FindingView::from).collect(),
+            })
+            .collect(),
+        files,
+        summary: Summary {
+            dirs: report.dirs.len(),
+            files: report.files.len(),
+            checkpoints: report.checkpoints(),
+            deep_checked: report.deep_checked(),
+            errors,
+            warnings,
+            files_with_errors: report.files_with_errors(),
+            bytes_read: report.bytes_read(),
+            quarantined,
+            strict: args.strict,
+            ok: errors == 0 && !(args.strict && warnings > 0),
+        },
+        quarantine_dir: args.quarantine.as_deref().map(show_path),
+        left_in_place,
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn write_finding(out: &mut dyn Write, name: &str, f: &FindingView) -> io::Result<()> {
+    writeln!(out, "{}[{}] {name}: {}", f.severity, f.code, f.message)
+}
+
+impl Report for VerifyView {
+    fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
+        for d in &self.dirs {
+            for f in &d.findings {
+                write_finding(out, &d.dir, f)?;
+            }
+        }
+        for file in &self.files {
+            for f in &file.findings {
+                write_finding(out, &file.file, f)?;
+            }
+            if let Some(to) = &file.quarantined_to {
+                writeln!(out, "quarantined {} -> {to}", file.file)?;
+            }
+        }
+        for (file, why) in &self.left_in_place {
+            writeln!(out, "not quarantined {file}: {why}")?;
+        }
+        let s = &self.summary;
+        let mut what = plural(s.checkpoints, "checkpoint", "checkpoints");
+        if s.deep_checked > 0 {
+            what.push_str(&format!(", {} read in full", s.deep_checked));
+        }
+        write!(
+            out,
+            "{} checked ({what}) in {}: ",
+            plural(s.files, "file", "files"),
+            plural(s.dirs, "directory", "directories"),
+        )?;
+        if s.errors == 0 && s.warnings == 0 {
+            write!(out, "no problems")?;
+        } else {
+            if s.errors > 0 {
+                write!(
+                    out,
+                    "{} in {}, ",
+                    plural(s.errors, "error", "errors"),
+                    plural(s.files_with_errors, "file", "files"),
+                )?;
+            } else {
+                write!(out, "no errors, ")?;
+            }
+            write!(out, "{}", plural(s.warnings, "warning", "warnings"))?;
+            if s.strict && s.warnings > 0 {
+                write!(out, " (--strict: warnings fail)")?;
+            }
+        }
+        writeln!(out, "; {} read", output::size(s.bytes_read))?;
+        if let (Some(dir), true) = (&self.quarantine_dir, s.quarantined > 0) {
+            writeln!(
+                out,
+                "{} moved to {dir}; the findings of each are in <name>.why beside it",
+                plural(s.quarantined, "file", "files")
+            )?;
+        }
+        Ok(())
+    }
+}
