@@ -736,7 +736,7 @@ pub enum OnConflict {
     Newer,
 }
 
-/// The interim `--budget` pass run after an import.
+/// The `--budget` pass run after an import (kvc evict's planner and executor).
 #[derive(Clone, Copy, Debug)]
 pub struct BudgetOptions {
     pub bytes: u64,
@@ -1709,7 +1709,7 @@ pub fn import<R: Read>(
 }
 
 // ---------------------------------------------------------------------------
-// Budget (interim)
+// Budget: kvc evict after the import
 
 /// `import --budget`: evict down to the budget, never touching what was
 /// just imported nor agent saves, in the order of `policy`.
