@@ -140,15 +140,26 @@ fn lists_every_checkpoint(d: &Dataset, out: &[u8]) -> Result<(), String> {
 pub fn all() -> Vec<Case> {
     let chats_10k = DataSpec::chats("chats-10k", 10_000);
     vec![
-        Case::new("ls-json-no-title", chats_10k.clone(), &["ls", "--json", "--no-title", "{dir}"])
-            .about("default ds4 policy: reads 52 bytes a file plus the texts supersession needs")
-            .vs("ls -l", Cmd::argv(&["ls", "-l", "{dir}"]))
-            .vs("C floor", floor())
-            .check(lists_every_checkpoint),
+        Case::new(
+            "ls-json-no-title",
+            chats_10k.clone(),
+            &["ls", "--json", "--no-title", "{dir}"],
+        )
+        .about("default ds4 policy: reads 52 bytes a file plus the texts supersession needs")
+        .vs("ls -l", Cmd::argv(&["ls", "-l", "{dir}"]))
+        .vs("C floor", floor())
+        .check(lists_every_checkpoint),
         Case::new(
             "ls-json-no-title-classic",
             chats_10k.clone(),
-            &["ls", "--json", "--no-title", "--policy", "ds4-classic", "{dir}"],
+            &[
+                "ls",
+                "--json",
+                "--no-title",
+                "--policy",
+                "ds4-classic",
+                "{dir}",
+            ],
         )
         .about("ds4-classic needs no text: 52 bytes a file, the floor's exact work")
         .vs("ls -l", Cmd::argv(&["ls", "-l", "{dir}"]))
@@ -158,9 +169,13 @@ pub fn all() -> Vec<Case> {
             .about("with titles: reads and hashes every text (information)")
             .vs("C floor", floor())
             .check(lists_every_checkpoint),
-        Case::new("ls-table-no-title", chats_10k, &["ls", "--no-title", "{dir}"])
-            .about("the human table of the same listing (information)")
-            .vs("ls -l", Cmd::argv(&["ls", "-l", "{dir}"])),
+        Case::new(
+            "ls-table-no-title",
+            chats_10k,
+            &["ls", "--no-title", "{dir}"],
+        )
+        .about("the human table of the same listing (information)")
+        .vs("ls -l", Cmd::argv(&["ls", "-l", "{dir}"])),
         // Cases for verify, evict and export/import go here (issue 7, second
         // half); docs/performance.md shows how to write them.
     ]

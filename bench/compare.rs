@@ -31,7 +31,10 @@ const QUICK_RUNS: usize = 3;
 const DEFAULT_RUNS: usize = 10;
 
 #[derive(Debug, Parser)]
-#[command(name = "compare", about = "kvc against reference tools on synthetic cache directories")]
+#[command(
+    name = "compare",
+    about = "kvc against reference tools on synthetic cache directories"
+)]
 struct Args {
     /// Shrink every dataset to a tenth and run each command 3 times
     #[arg(long)]
@@ -75,6 +78,8 @@ struct Stats {
     min_s: f64,
     max_s: f64,
     samples_s: Vec<f64>,
+    /// Median user + system CPU time.
+    cpu_median_s: f64,
     /// Largest peak RSS over the runs, KiB.
     peak_rss_kib: u64,
 }
@@ -85,9 +90,20 @@ impl Stats {
         Stats {
             command,
             median_s: median(&walls).as_secs_f64(),
-            min_s: walls.iter().min().copied().unwrap_or_default().as_secs_f64(),
-            max_s: walls.iter().max().copied().unwrap_or_default().as_secs_f64(),
+            min_s: walls
+                .iter()
+                .min()
+                .copied()
+                .unwrap_or_default()
+                .as_secs_f64(),
+            max_s: walls
+                .iter()
+                .max()
+                .copied()
+                .unwrap_or_default()
+                .as_secs_f64(),
             samples_s: walls.iter().map(|d| d.as_secs_f64()).collect(),
+            cpu_median_s: median(&samples.iter().map(|s| s.cpu).collect::<Vec<_>>()).as_secs_f64(),
             peak_rss_kib: samples.iter().map(|s| s.max_rss_kib).max().unwrap_or(0),
         }
     }
@@ -189,7 +205,10 @@ impl Ctx {
                 s
             }
         };
-        let texts = self.texts.as_deref().unwrap_or(Path::new("/nonexistent-texts-dir"));
+        let texts = self
+            .texts
+            .as_deref()
+            .unwrap_or(Path::new("/nonexistent-texts-dir"));
         s.replace("{kvc}", &q(&self.kvc))
             .replace("{dir}", &q(&self.dir))
             .replace("{texts}", &q(texts))
@@ -319,10 +338,12 @@ fn run_case(case: &Case, data: &Dataset, ctx: &Ctx, runs: usize, work: &Path) ->
         }
     };
     // Warm-up: fills the page cache, and its output is checked.
-    let warm = kvc.run_once(ctx, &out_file, &err_file).and_then(|_| match case.check {
-        Some(check) => check(data, &fs::read(&out_file).unwrap_or_default()),
-        None => Ok(()),
-    });
+    let warm = kvc
+        .run_once(ctx, &out_file, &err_file)
+        .and_then(|_| match case.check {
+            Some(check) => check(data, &fs::read(&out_file).unwrap_or_default()),
+            None => Ok(()),
+        });
     if let Err(e) = warm {
         result.error = Some(e);
         return result;
@@ -395,7 +416,16 @@ fn run_case(case: &Case, data: &Dataset, ctx: &Ctx, runs: usize, work: &Path) ->
 fn print_table(report: &Report) {
     let mut t = Table::new();
     t.load_style(presets::UTF8_BORDERS_ONLY).set_header(vec![
-        "case", "files", "kvc", "reference", "ref", "kvc/ref", "kvc RSS", "ref RSS",
+        "case",
+        "files",
+        "kvc",
+        "kvc CPU",
+        "reference",
+        "ref",
+        "ref CPU",
+        "kvc/ref",
+        "kvc RSS",
+        "ref RSS",
     ]);
     for c in &report.cases {
         let files = c.data.files.to_string();
@@ -414,37 +444,51 @@ fn print_table(report: &Report) {
                 Some(s) => vec![
                     r.name.clone(),
                     fmt_time(s.median_s),
+                    fmt_time(s.cpu_median_s),
                     r.ratio.map_or("-".into(), |x| format!("{x:.2}")),
                     fmt_rss(s.peak_rss_kib),
                 ],
-                None => vec![r.name.clone(), "skipped".into(), "-".into(), "-".into()],
+                None => vec![
+                    r.name.clone(),
+                    "skipped".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                ],
             })
             .collect();
         if rows.is_empty() {
-            rows.push(vec!["-".into(), "-".into(), "-".into(), "-".into()]);
+            rows.push(vec!["-".into(); 5]);
         }
         for r in rows {
             t.add_row(vec![
                 c.name.clone(),
                 files.clone(),
                 fmt_time(k.median_s),
+                fmt_time(k.cpu_median_s),
                 r[0].clone(),
                 r[1].clone(),
                 r[2].clone(),
-                fmt_rss(k.peak_rss_kib),
                 r[3].clone(),
+                fmt_rss(k.peak_rss_kib),
+                r[4].clone(),
             ]);
         }
     }
-    for col in [1, 2, 4, 5, 6, 7] {
+    for col in [1, 2, 3, 5, 6, 7, 8, 9] {
         if let Some(c) = t.column_mut(col) {
             c.set_cell_alignment(CellAlignment::Right);
         }
     }
     println!("{t}");
     println!(
-        "median of {} warm runs each; kvc/ref < 1 means kvc is faster. {} ({} logical CPUs), Linux {}",
-        report.runs, report.machine.cpu, report.machine.logical_cpus, report.machine.kernel
+        "median wall and CPU (user+sys) time of {} warm runs each; kvc/ref is the wall-time ratio, \
+         < 1 means kvc is faster; RSS of `true` measured the same way: {}.\n{} ({} logical CPUs), Linux {}",
+        report.runs,
+        report.spawn_rss_kib.map_or("?".into(), fmt_rss),
+        report.machine.cpu,
+        report.machine.logical_cpus,
+        report.machine.kernel
     );
 }
 
@@ -461,15 +505,25 @@ fn main() {
         }
         return;
     }
-    let scale = args.scale.unwrap_or(if args.quick { QUICK_SCALE } else { 1.0 });
-    let runs = args.runs.unwrap_or(if args.quick { QUICK_RUNS } else { DEFAULT_RUNS }).max(1);
+    let scale = args
+        .scale
+        .unwrap_or(if args.quick { QUICK_SCALE } else { 1.0 });
+    let runs = args
+        .runs
+        .unwrap_or(if args.quick { QUICK_RUNS } else { DEFAULT_RUNS })
+        .max(1);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let out = args.out.clone().unwrap_or_else(|| root.join("bench/out"));
-    let kvc = args.kvc.clone().unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_kvc")));
+    let kvc = args
+        .kvc
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_kvc")));
     let kvc = fs::canonicalize(&kvc).unwrap_or(kvc);
     let selected: Vec<Case> = all
         .into_iter()
-        .filter(|c| args.filter.is_empty() || args.filter.iter().any(|f| c.name.contains(f.as_str())))
+        .filter(|c| {
+            args.filter.is_empty() || args.filter.iter().any(|f| c.name.contains(f.as_str()))
+        })
         .collect();
     if selected.is_empty() {
         eprintln!("no case matches {:?} (see --list)", args.filter);
@@ -489,11 +543,18 @@ fn main() {
             spec.payload = Payload::Opaque { bytes: b };
         }
         if let Some(d) = datasets.get(&spec.name) {
-            assert_eq!(d.spec, spec, "two cases define dataset {} differently", spec.name);
+            assert_eq!(
+                d.spec, spec,
+                "two cases define dataset {} differently",
+                spec.name
+            );
             continue;
         }
         let t = Instant::now();
-        eprint!("dataset {}: {} checkpoints ... ", spec.name, spec.checkpoints);
+        eprint!(
+            "dataset {}: {} checkpoints ... ",
+            spec.name, spec.checkpoints
+        );
         let d = fixture::ensure(&out.join("data"), &spec)
             .unwrap_or_else(|e| panic!("building dataset {}: {e}", spec.name));
         eprintln!(
@@ -548,7 +609,10 @@ fn main() {
         cases: results,
     };
     print_table(&report);
-    let json_path = args.json.clone().unwrap_or_else(|| out.join("results.json"));
+    let json_path = args
+        .json
+        .clone()
+        .unwrap_or_else(|| out.join("results.json"));
     let json = serde_json::to_string_pretty(&report).expect("report serializes");
     match fs::write(&json_path, json + "\n") {
         Ok(()) => eprintln!("results written to {}", json_path.display()),

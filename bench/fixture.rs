@@ -144,7 +144,9 @@ impl DataSpec {
     pub fn scaled(&self, scale: f64) -> DataSpec {
         let mut s = self.clone();
         match self.scale_by {
-            ScaleBy::Count => s.checkpoints = ((self.checkpoints as f64 * scale).round() as usize).max(1),
+            ScaleBy::Count => {
+                s.checkpoints = ((self.checkpoints as f64 * scale).round() as usize).max(1)
+            }
             ScaleBy::PayloadBytes => {
                 if let Payload::Opaque { bytes } = self.payload {
                     s.payload = Payload::Opaque {
@@ -187,10 +189,47 @@ impl Rng {
 }
 
 const WORDS: &[&str] = &[
-    "the", "parser", "returns", "a", "list", "of", "tokens", "for", "each", "file", "in", "this",
-    "repository", "and", "explain", "why", "cache", "layout", "function", "module", "error",
-    "handling", "should", "be", "moved", "into", "its", "own", "crate", "test", "passes", "now",
-    "with", "fixed", "input", "buffer", "size", "read", "write", "directory", "checkpoint",
+    "the",
+    "parser",
+    "returns",
+    "a",
+    "list",
+    "of",
+    "tokens",
+    "for",
+    "each",
+    "file",
+    "in",
+    "this",
+    "repository",
+    "and",
+    "explain",
+    "why",
+    "cache",
+    "layout",
+    "function",
+    "module",
+    "error",
+    "handling",
+    "should",
+    "be",
+    "moved",
+    "into",
+    "its",
+    "own",
+    "crate",
+    "test",
+    "passes",
+    "now",
+    "with",
+    "fixed",
+    "input",
+    "buffer",
+    "size",
+    "read",
+    "write",
+    "directory",
+    "checkpoint",
 ];
 
 /// About `n` bytes of prose.
@@ -271,8 +310,12 @@ fn ratio(il: u32) -> u64 {
 }
 
 fn dsv4_counts(l: &Dsv4Layout) -> (Vec<u32>, Vec<u32>) {
-    let comp = (0..l.layers).map(|il| if ratio(il) > 0 { l.n_comp } else { 0 }).collect();
-    let index = (0..l.layers).map(|il| if ratio(il) == 4 { l.n_index } else { 0 }).collect();
+    let comp = (0..l.layers)
+        .map(|il| if ratio(il) > 0 { l.n_comp } else { 0 })
+        .collect();
+    let index = (0..l.layers)
+        .map(|il| if ratio(il) == 4 { l.n_index } else { 0 })
+        .collect();
     (comp, index)
 }
 
@@ -298,12 +341,18 @@ fn dsv4_floats(l: &Dsv4Layout, raw_live: u32) -> u64 {
 
 fn dsv4_len(l: &Dsv4Layout, tokens: u32) -> u64 {
     let raw_live = tokens.min(l.raw_window);
-    13 * 4 + tokens as u64 * 4 + l.vocab as u64 * 4 + l.layers as u64 * 8 + dsv4_floats(l, raw_live) * 4
+    13 * 4
+        + tokens as u64 * 4
+        + l.vocab as u64 * 4
+        + l.layers as u64 * 8
+        + dsv4_floats(l, raw_live) * 4
 }
 
 /// Write `n` filler bytes in chunks.
 fn write_filler(out: &mut impl Write, mut n: u64, seed: u8) -> io::Result<()> {
-    let chunk: Vec<u8> = (0..CHUNK).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect();
+    let chunk: Vec<u8> = (0..CHUNK)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect();
     while n > 0 {
         let k = n.min(CHUNK as u64) as usize;
         out.write_all(&chunk[..k])?;
@@ -345,7 +394,10 @@ fn write_dsv4(out: &mut impl Write, l: &Dsv4Layout, tokens: u32, ctx: u32) -> io
 }
 
 fn private_dir(p: &Path) -> io::Result<()> {
-    fs::DirBuilder::new().recursive(true).mode(DIR_MODE).create(p)
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(p)
 }
 
 fn create_private(p: &Path) -> io::Result<File> {
@@ -361,7 +413,9 @@ fn create_private(p: &Path) -> io::Result<File> {
 /// file in it would be a stray to kvc).
 pub fn ensure(root: &Path, spec: &DataSpec) -> io::Result<Dataset> {
     let dir = root.join(&spec.name);
-    let texts_dir = spec.write_texts.then(|| root.join(format!("{}.texts", spec.name)));
+    let texts_dir = spec
+        .write_texts
+        .then(|| root.join(format!("{}.texts", spec.name)));
     let stamp = root.join(format!("{}.spec.json", spec.name));
     let want = serde_json::to_string_pretty(spec).expect("spec serializes");
     if fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) && dir.is_dir() {
@@ -422,8 +476,16 @@ fn write_all(spec: &DataSpec, dir: &Path, texts_dir: Option<&Path>) -> io::Resul
             let tokens = (text.len() / BYTES_PER_TOKEN).max(1) as u32;
             let ctx_size = if rng.below(2) == 0 { 32_768 } else { 65_536 };
             let created = EPOCH - rng.below(SPREAD_SECS);
-            let hits = if rng.below(3) == 0 { 0 } else { rng.below(20) as u32 };
-            let last_used = if hits == 0 { created } else { created + rng.below(EPOCH - created + 1) };
+            let hits = if rng.below(3) == 0 {
+                0
+            } else {
+                rng.below(20) as u32
+            };
+            let last_used = if hits == 0 {
+                created
+            } else {
+                created + rng.below(EPOCH - created + 1)
+            };
             let payload_bytes = match spec.payload {
                 Payload::Dsv4(l) => dsv4_len(&l, tokens),
                 Payload::Opaque { bytes } => bytes,

@@ -31,6 +31,9 @@ pub struct Sample {
     pub wall: Duration,
     /// Peak RSS in KiB (Linux reports `ru_maxrss` in KiB).
     pub max_rss_kib: u64,
+    /// User plus system CPU time: unlike wall time, barely moved by other
+    /// load on a shared machine, and it shows what parallelism costs.
+    pub cpu: Duration,
 }
 
 /// The outcome of a run whose exit status the caller checks.
@@ -41,7 +44,7 @@ pub struct Finished {
 
 /// Spawn `argv` (stdio inherited), reap it with `wait4`, and return its
 /// wall time, peak RSS and raw wait status.
-fn spawn_and_reap(argv: &[OsString]) -> io::Result<(Duration, u64, i32)> {
+fn spawn_and_reap(argv: &[OsString]) -> io::Result<(Duration, u64, Duration, i32)> {
     let (prog, args) = argv.split_first().expect("non-empty argv");
     let mut cmd = Command::new(prog);
     cmd.args(args).stdin(Stdio::null());
@@ -65,16 +68,19 @@ fn spawn_and_reap(argv: &[OsString]) -> io::Result<(Duration, u64, i32)> {
     if rc == -1 {
         return Err(io::Error::last_os_error());
     }
-    Ok((wall, usage.ru_maxrss.max(0) as u64, status))
+    let tv =
+        |t: libc::timeval| Duration::new(t.tv_sec.max(0) as u64, (t.tv_usec.max(0) as u32) * 1000);
+    let cpu = tv(usage.ru_utime) + tv(usage.ru_stime);
+    Ok((wall, usage.ru_maxrss.max(0) as u64, cpu, status))
 }
 
 /// The launcher's `main`: `--launch RESULT_FILE PROG ARGS…`. Writes
-/// `<wall ns> <max rss KiB> <raw wait status>` to RESULT_FILE.
+/// `<wall ns> <max rss KiB> <cpu ns> <raw wait status>` to RESULT_FILE.
 pub fn launcher_main(args: &[OsString]) -> ! {
     let code = match args {
         [result, argv @ ..] if !argv.is_empty() => match spawn_and_reap(argv) {
-            Ok((wall, rss, status)) => {
-                let line = format!("{} {rss} {status}\n", wall.as_nanos());
+            Ok((wall, rss, cpu, status)) => {
+                let line = format!("{} {rss} {} {status}\n", wall.as_nanos(), cpu.as_nanos());
                 match fs::write(result, line) {
                     Ok(()) => 0,
                     Err(e) => {
@@ -111,16 +117,23 @@ pub fn run(argv: &[OsString], stdout: &Path, stderr: &Path, result: &Path) -> io
         .stderr(File::create(stderr)?)
         .status()?;
     let text = fs::read_to_string(result).map_err(|e| {
-        io::Error::other(format!("launcher exited with {st} and no result ({e}): {}", head(stderr, 2000)))
+        io::Error::other(format!(
+            "launcher exited with {st} and no result ({e}): {}",
+            head(stderr, 2000)
+        ))
     })?;
-    let f: Vec<u64> = text.split_whitespace().filter_map(|x| x.parse().ok()).collect();
-    let [wall_ns, rss, status] = f[..] else {
+    let f: Vec<u64> = text
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let [wall_ns, rss, cpu_ns, status] = f[..] else {
         return Err(io::Error::other(format!("launcher wrote {text:?}")));
     };
     Ok(Finished {
         sample: Sample {
             wall: Duration::from_nanos(wall_ns),
             max_rss_kib: rss,
+            cpu: Duration::from_nanos(cpu_ns),
         },
         status: ExitStatus::from_raw(status as i32),
     })

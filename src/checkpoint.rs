@@ -166,6 +166,17 @@ impl CheckpointFile {
     /// Like [`open_unchecked`](Self::open_unchecked) on a file already open.
     pub fn from_file(path: &Path, file: File) -> Result<CheckpointFile, OpenError> {
         let size = file.metadata()?.len();
+        Self::from_file_sized(path, file, size)
+    }
+
+    /// [`from_file`](Self::from_file) when the caller already did the
+    /// `fstat` (a scan needs the mode too): one system call less per file.
+    /// `size` must come from `fstat` of this very descriptor.
+    pub fn from_file_sized(
+        path: &Path,
+        file: File,
+        size: u64,
+    ) -> Result<CheckpointFile, OpenError> {
         if size == 0 {
             return Err(Defect::Empty.into());
         }

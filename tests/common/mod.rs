@@ -27,10 +27,7 @@ pub const REASON_AGENT_SYSTEM: u8 = 5;
 pub const REASON_AGENT_SESSION: u8 = 6;
 
 pub fn sha1_hex(b: &[u8]) -> String {
-    Sha1::digest(b)
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect()
+    Sha1::digest(b).iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// A chat text the way ds4 renders it, with one user turn.
@@ -219,7 +216,9 @@ impl Ckpt {
     }
 
     pub fn file_name(&self) -> String {
-        self.name.clone().unwrap_or_else(|| format!("{}.kv", self.key()))
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("{}.kv", self.key()))
     }
 
     pub fn bytes(&self) -> Vec<u8> {
@@ -318,10 +317,20 @@ impl TestEnv {
                 let m = fs::symlink_metadata(e.path()).unwrap();
                 if m.is_dir() {
                     stack.push(e.path());
-                    out.insert(e.path(), (Vec::new(), m.permissions().mode(), m.modified().unwrap()));
+                    out.insert(
+                        e.path(),
+                        (Vec::new(), m.permissions().mode(), m.modified().unwrap()),
+                    );
                 } else {
-                    let bytes = if m.is_file() { fs::read(e.path()).unwrap() } else { Vec::new() };
-                    out.insert(e.path(), (bytes, m.permissions().mode(), m.modified().unwrap()));
+                    let bytes = if m.is_file() {
+                        fs::read(e.path()).unwrap()
+                    } else {
+                        Vec::new()
+                    };
+                    out.insert(
+                        e.path(),
+                        (bytes, m.permissions().mode(), m.modified().unwrap()),
+                    );
                 }
             }
         }
