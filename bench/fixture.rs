@@ -302,7 +302,7 @@ fn prefix(f: &Fields, text_len: u32) -> [u8; 52] {
 fn ratio(il: u32) -> u64 {
     if il < 2 {
         0
-    } else if il % 2 == 0 {
+    } else if il.is_multiple_of(2) {
         4
     } else {
         128
@@ -468,7 +468,7 @@ fn write_all(spec: &DataSpec, dir: &Path, texts_dir: Option<&Path>) -> io::Resul
                 REASON_COLD
             } else if t + 1 < turns {
                 REASON_CONTINUED
-            } else if conv % 2 == 0 {
+            } else if conv.is_multiple_of(2) {
                 REASON_EVICT
             } else {
                 REASON_SHUTDOWN

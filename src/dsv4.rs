@@ -40,7 +40,7 @@ pub struct Dsv4Header {
 pub fn compression_ratio(il: u32) -> u64 {
     if il < FIRST_COMPRESSED_LAYER {
         0
-    } else if il % 2 == 0 {
+    } else if il.is_multiple_of(2) {
         RATIO_EVEN
     } else {
         RATIO_ODD

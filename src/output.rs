@@ -63,7 +63,7 @@ pub fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_style(presets::NOTHING)
         .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(header.iter().map(|h| Cell::new(h)));
+        .set_header(header.iter().map(Cell::new));
     t
 }
 
@@ -253,6 +253,6 @@ mod tests {
         assert_eq!(ago(100, 100 + 3 * 3600 + 5), "3h ago");
         assert_eq!(ago(100 + 300, 100), "in 5m");
         assert_eq!(ago(0, 100), "never");
-        assert_eq!(ago(0 + 1, 1 + 3 * 86_400), "3d ago");
+        assert_eq!(ago(1, 1 + 3 * 86_400), "3d ago");
     }
 }

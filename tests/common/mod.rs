@@ -85,7 +85,13 @@ pub fn dsv4_payload(tokens: u32, ctx: u32, l: Layout, n_comp: u32, n_index: u32)
         p.extend_from_slice(&(i as f32 * 0.5).to_le_bytes());
     }
     let comp = |il: u32| if il < 2 { 0 } else { n_comp };
-    let index = |il: u32| if il >= 2 && il % 2 == 0 { n_index } else { 0 };
+    let index = |il: u32| {
+        if il >= 2 && il.is_multiple_of(2) {
+            n_index
+        } else {
+            0
+        }
+    };
     for il in 0..l.layers {
         p.extend_from_slice(&comp(il).to_le_bytes());
     }
