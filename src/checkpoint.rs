@@ -166,6 +166,17 @@ impl CheckpointFile {
     /// Like [`open_unchecked`](Self::open_unchecked) on a file already open.
     pub fn from_file(path: &Path, file: File) -> Result<CheckpointFile, OpenError> {
         let size = file.metadata()?.len();
+        Self::from_file_sized(path, file, size)
+    }
+
+    /// [`from_file`](Self::from_file) when the caller already did the
+    /// `fstat` (a scan needs the mode too): one system call less per file.
+    /// `size` must come from `fstat` of this very descriptor.
+    pub fn from_file_sized(
+        path: &Path,
+        file: File,
+        size: u64,
+    ) -> Result<CheckpointFile, OpenError> {
         if size == 0 {
             return Err(Defect::Empty.into());
         }
@@ -253,8 +264,22 @@ impl CheckpointFile {
                 ),
             ));
         }
+        // The header's payload length is only trusted once `check_envelope`
+        // passed, and a file opened unchecked (to show a broken one) may
+        // claim any length: bound the read by the file itself before
+        // allocating for it.
+        let start = self.payload_offset() + off;
+        if start.checked_add(len).is_none_or(|e| e > self.size) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "payload range {off}+{len} runs past the end of the {}-byte file",
+                    self.size
+                ),
+            ));
+        }
         let mut buf = vec![0u8; len as usize];
-        read_exact_or_short(&self.file, &mut buf, self.payload_offset() + off, self.size)?;
+        read_exact_or_short(&self.file, &mut buf, start, self.size)?;
         Ok(buf)
     }
 
@@ -270,8 +295,15 @@ impl CheckpointFile {
         };
         let off = header.counts_offset();
         let len = header.counts_len();
+        // Arrays past the payload, or past the file when the envelope was
+        // not checked, are missing, not an error: the header still shows.
+        let in_file = |end: u64| {
+            self.payload_offset()
+                .checked_add(end)
+                .is_some_and(|e| e <= self.size)
+        };
         let counts = match off.checked_add(len) {
-            Some(end) if end <= self.header.payload_bytes => {
+            Some(end) if end <= self.header.payload_bytes && in_file(end) => {
                 let raw = self.read_payload_at(off, len)?;
                 header.parse_counts(&raw)
             }

@@ -26,7 +26,6 @@ pub fn default_dir() -> Result<PathBuf> {
 }
 
 /// `--dir` if given, else the default.
-// Used by the commands that take `--dir` (show, cat), built on other branches.
 pub fn dir_or_default(dir: Option<PathBuf>) -> Result<PathBuf> {
     match dir {
         Some(d) => Ok(d),

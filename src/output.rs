@@ -42,10 +42,14 @@ impl Exporter for JsonExporter {
     }
 }
 
+const OUTPUT_BUFFER: usize = 64 * 1024;
+
 /// Write `report` to stdout as JSON or as a table.
 pub fn emit<R: Report>(report: &R, json: bool) -> io::Result<()> {
     let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
+    // A listing of a large directory is megabytes of JSON: write it in
+    // large pieces, not 8 KiB system calls.
+    let mut out = io::BufWriter::with_capacity(OUTPUT_BUFFER, stdout.lock());
     if json {
         JsonExporter.export(report, &mut out)?;
     } else {
@@ -162,6 +166,16 @@ impl CheckpointView {
     /// `standing` is the checkpoint's place in the eviction order (rank 1 =
     /// first victim, no rank for agent saves, which eviction leaves alone).
     pub fn new(c: &Checkpoint, standing: &Standing, now: u64) -> CheckpointView {
+        Self::build(c, standing, now, true)
+    }
+
+    /// [`new`](Self::new) without the title (`ls --no-title`): the policy
+    /// may have read the text, but taking a title from it is wasted work.
+    pub fn without_title(c: &Checkpoint, standing: &Standing, now: u64) -> CheckpointView {
+        Self::build(c, standing, now, false)
+    }
+
+    fn build(c: &Checkpoint, standing: &Standing, now: u64, title: bool) -> CheckpointView {
         let h = &c.header;
         CheckpointView {
             key: c.key.to_string(),
@@ -184,7 +198,11 @@ impl CheckpointView {
             last_used: h.last_used,
             payload_bytes: h.payload_bytes,
             text_bytes: c.text_len,
-            title: c.title().map(|t| sanitize_line(&t)),
+            title: if title {
+                c.title().map(|t| sanitize_line(&t))
+            } else {
+                None
+            },
             score: standing.score,
             evict_rank: standing.rank,
             superseded: standing.superseded,

@@ -5,6 +5,7 @@
 
 use crate::format::Reason;
 use crate::scan::Checkpoint;
+use rayon::prelude::*;
 use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
@@ -270,18 +271,25 @@ pub fn load_needed_texts(policy: Policy, cps: &mut [Checkpoint]) {
         let e = shortest.entry(c.header.model_id).or_insert(u32::MAX);
         *e = (*e).min(c.text_len);
     }
-    for c in cps.iter_mut() {
-        let needed = shortest
-            .get(&c.header.model_id)
-            .is_some_and(|&min| c.text_len >= min);
-        if needed && c.text.is_none() {
-            c.text = crate::checkpoint::CheckpointFile::open(&c.path)
-                .ok()
-                .filter(|f| f.text_len == c.text_len)
-                .and_then(|f| f.read_text().ok());
-        }
+    let needed = |c: &Checkpoint| {
+        c.text.is_none()
+            && shortest
+                .get(&c.header.model_id)
+                .is_some_and(|&min| c.text_len >= min)
+    };
+    let load = |c: &mut Checkpoint| c.text = crate::scan::reread_text(c);
+    // Each read is an open, a pread and a close: in a large directory
+    // that is most of a listing's time, so spread it over rayon's pool.
+    if cps.len() >= PARALLEL_MIN_TEXTS {
+        cps.par_iter_mut().filter(|c| needed(c)).for_each(load);
+    } else {
+        cps.iter_mut().filter(|c| needed(c)).for_each(load);
     }
 }
+
+/// Below this many checkpoints texts are read on the calling thread:
+/// starting rayon's pool would cost more than it saves.
+const PARALLEL_MIN_TEXTS: usize = 64;
 
 #[cfg(test)]
 mod tests {

@@ -7,11 +7,12 @@
 
 use crate::checkpoint::{CheckpointFile, Defect, Key, OpenError};
 use crate::error::{Error, Result};
-use crate::format::Header;
+use crate::format::{Header, HEADER_LEN, PREFIX_LEN};
 use crate::text;
+use rayon::prelude::*;
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -187,59 +188,99 @@ pub enum Loaded {
     Vanished,
 }
 
+/// Below this many checkpoint-named files a scan loads them on the calling
+/// thread: starting rayon's pool costs about as much as loading a few dozen
+/// files (open, pread, fstat, close), and small directories are the common
+/// case for `show` and tests.
+const PARALLEL_MIN_FILES: usize = 64;
+
 /// Read one file with a checkpoint name as a scan would.
 pub fn load(path: &Path, key: Key, opts: ScanOptions) -> Loaded {
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let invalid = |size: u64, code: &'static str, error: String| {
-        Loaded::Invalid(Invalid {
-            file: file_name.clone(),
-            path: path.to_path_buf(),
-            size,
-            code,
-            error,
-        })
-    };
-    let meta = match fs::symlink_metadata(path) {
-        Ok(m) => m,
+    let file_type = match fs::symlink_metadata(path) {
+        Ok(m) => m.file_type(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Loaded::Vanished,
-        Err(e) => return invalid(0, "unreadable", e.to_string()),
+        Err(e) => return invalid(path, file_name, 0, "unreadable", e.to_string()),
     };
-    if meta.file_type().is_symlink() {
-        return invalid(
-            0,
-            "symlink",
-            "is a symbolic link; kvc does not follow links".into(),
-        );
+    load_typed(path.to_path_buf(), file_name, key, opts, file_type)
+}
+
+fn invalid(path: &Path, file: String, size: u64, code: &'static str, error: String) -> Loaded {
+    Loaded::Invalid(Invalid {
+        file,
+        path: path.to_path_buf(),
+        size,
+        code,
+        error,
+    })
+}
+
+const SYMLINK_ERROR: &str = "is a symbolic link; kvc does not follow links";
+const NOT_A_FILE_ERROR: &str = "is not a regular file";
+
+/// [`load`] once the entry's type is known without following links (from
+/// `lstat`, or free from `readdir`'s `d_type` during a scan). The type is
+/// checked again on the open descriptor, so a file swapped for a link or a
+/// FIFO after the listing is still never followed or read as a checkpoint.
+fn load_typed(
+    path: PathBuf,
+    file_name: String,
+    key: Key,
+    opts: ScanOptions,
+    file_type: fs::FileType,
+) -> Loaded {
+    if file_type.is_symlink() {
+        return invalid(&path, file_name, 0, "symlink", SYMLINK_ERROR.into());
     }
-    if !meta.is_file() {
-        return invalid(0, "not-a-file", "is not a regular file".into());
+    if !file_type.is_file() {
+        return invalid(&path, file_name, 0, "not-a-file", NOT_A_FILE_ERROR.into());
     }
-    let file = match open_nofollow(path) {
+    let file = match open_nofollow(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Loaded::Vanished,
-        Err(e) => return invalid(meta.len(), "unreadable", e.to_string()),
+        // O_NOFOLLOW fails with ELOOP on a link that replaced the file.
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return invalid(&path, file_name, 0, "symlink", SYMLINK_ERROR.into())
+        }
+        Err(e) => {
+            // Rare path (permissions): report the size as a listing would.
+            let size = fs::symlink_metadata(&path).map_or(0, |m| m.len());
+            return invalid(&path, file_name, size, "unreadable", e.to_string());
+        }
     };
-    let mode = file.metadata().map(|m| m.mode() & 0o7777).unwrap_or(0);
-    let cf = match CheckpointFile::from_file(path, file) {
+    // One fstat gives the size every length is checked against, and the mode.
+    let meta = match file.metadata() {
+        Ok(m) => m,
+        Err(e) => return invalid(&path, file_name, 0, "unreadable", e.to_string()),
+    };
+    if !meta.is_file() {
+        return invalid(&path, file_name, 0, "not-a-file", NOT_A_FILE_ERROR.into());
+    }
+    let mode = meta.mode() & 0o7777;
+    let cf = match CheckpointFile::from_file_sized(&path, file, meta.len()) {
         Ok(cf) => cf,
-        Err(OpenError::Defect(d)) => return invalid(meta.len(), d.code(), d.to_string()),
-        Err(OpenError::Io(e)) => return invalid(meta.len(), "unreadable", e.to_string()),
+        Err(OpenError::Defect(d)) => {
+            return invalid(&path, file_name, meta.len(), d.code(), d.to_string())
+        }
+        Err(OpenError::Io(e)) => {
+            return invalid(&path, file_name, meta.len(), "unreadable", e.to_string())
+        }
     };
     let size = cf.size;
     if let Err(d) = cf.check_envelope() {
-        return invalid(size, d.code(), d.to_string());
+        return invalid(&path, file_name, size, d.code(), d.to_string());
     }
     if cf.header.tokens == 0 {
         let d = Defect::ZeroTokens;
-        return invalid(size, d.code(), d.to_string());
+        return invalid(&path, file_name, size, d.code(), d.to_string());
     }
     let text = if opts.read_text {
         match cf.read_text() {
             Ok(t) => Some(t),
-            Err(e) => return invalid(size, "unreadable", e.to_string()),
+            Err(e) => return invalid(&path, file_name, size, "unreadable", e.to_string()),
         }
     } else {
         None
@@ -250,40 +291,94 @@ pub fn load(path: &Path, key: Key, opts: ScanOptions) -> Loaded {
             let d = Defect::KeyMismatch {
                 actual: actual.to_string(),
             };
-            return invalid(size, d.code(), d.to_string());
+            return invalid(&path, file_name, size, d.code(), d.to_string());
         }
     }
+    let CheckpointFile {
+        header, text_len, ..
+    } = cf;
     Loaded::Checkpoint(Checkpoint {
         key,
         file: file_name,
-        path: path.to_path_buf(),
+        path,
         size,
         mode,
-        header: cf.header,
-        text_len: cf.text_len,
+        header,
+        text_len,
         text,
     })
 }
 
+/// The text of a checkpoint a scan listed without reading it, or `None`
+/// when the file vanished, shrank, or no longer has the envelope and
+/// `text_len` the scan saw (it was replaced: its text is not this
+/// checkpoint's). One open, one read of prefix and text together, one
+/// close; the length read is the one the scan checked against the size.
+pub fn reread_text(c: &Checkpoint) -> Option<Vec<u8>> {
+    let file = open_nofollow(&c.path).ok()?;
+    let mut buf = vec![0u8; PREFIX_LEN + c.text_len as usize];
+    file.read_exact_at(&mut buf, 0).ok()?;
+    let header = Header::decode(buf[..HEADER_LEN].try_into().expect("48 bytes"));
+    let text_len = u32::from_le_bytes(buf[HEADER_LEN..PREFIX_LEN].try_into().expect("4 bytes"));
+    if header.check().is_err() || text_len != c.text_len {
+        return None;
+    }
+    buf.drain(..PREFIX_LEN);
+    Some(buf)
+}
+
+/// A checkpoint-named entry waiting to be loaded.
+struct Pending {
+    name: String,
+    path: PathBuf,
+    key: Key,
+    file_type: fs::FileType,
+}
+
 /// Scan one directory. Fails only when the directory itself cannot be read.
+///
+/// `readdir` is sequential; loading the checkpoint-named files (the open,
+/// read, fstat and close that dominate a listing) runs on rayon's pool for
+/// large directories. The result does not depend on that: every list is
+/// sorted by name at the end.
 pub fn scan_dir(dir: &Path, opts: ScanOptions) -> Result<Scan> {
     let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut scan = Scan {
         dir: dir.to_path_buf(),
         ..Scan::default()
     };
+    let mut pending = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let path = entry.path();
         match classify_name(&name) {
             NameKind::State => {}
-            NameKind::Checkpoint(key) => match load(&path, key, opts) {
-                Loaded::Checkpoint(c) => scan.checkpoints.push(c),
-                Loaded::Invalid(i) => scan.invalid.push(i),
-                Loaded::Vanished => {}
-            },
+            NameKind::Checkpoint(key) => {
+                // d_type from readdir: no lstat per file. std falls back to
+                // lstat itself on file systems that leave d_type unknown.
+                let file_type = match entry.file_type() {
+                    Ok(t) => t,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => {
+                        scan.invalid.push(Invalid {
+                            file: name,
+                            path: entry.path(),
+                            size: 0,
+                            code: "unreadable",
+                            error: e.to_string(),
+                        });
+                        continue;
+                    }
+                };
+                pending.push(Pending {
+                    name,
+                    path: entry.path(),
+                    key,
+                    file_type,
+                });
+            }
             NameKind::Temp { pid, writer } => {
+                let path = entry.path();
                 let Ok(meta) = fs::symlink_metadata(&path) else {
                     continue;
                 };
@@ -297,6 +392,7 @@ pub fn scan_dir(dir: &Path, opts: ScanOptions) -> Result<Scan> {
                 });
             }
             NameKind::Other => {
+                let path = entry.path();
                 let Ok(meta) = fs::symlink_metadata(&path) else {
                     continue;
                 };
@@ -309,7 +405,24 @@ pub fn scan_dir(dir: &Path, opts: ScanOptions) -> Result<Scan> {
             }
         }
     }
-    scan.checkpoints.sort_by(|a, b| a.file.cmp(&b.file));
+    // Sort the small pending entries rather than the loaded checkpoints:
+    // loading keeps the order, so the checkpoints come out sorted.
+    pending.sort_by(|a, b| a.name.cmp(&b.name));
+    let load_one = |p: Pending| load_typed(p.path, p.name, p.key, opts, p.file_type);
+    let loaded: Vec<Loaded> = if pending.len() >= PARALLEL_MIN_FILES {
+        pending.into_par_iter().map(load_one).collect()
+    } else {
+        pending.into_iter().map(load_one).collect()
+    };
+    scan.checkpoints.reserve(loaded.len());
+    for l in loaded {
+        match l {
+            Loaded::Checkpoint(c) => scan.checkpoints.push(c),
+            Loaded::Invalid(i) => scan.invalid.push(i),
+            Loaded::Vanished => {}
+        }
+    }
+    debug_assert!(scan.checkpoints.is_sorted_by(|a, b| a.file <= b.file));
     scan.invalid.sort_by(|a, b| a.file.cmp(&b.file));
     scan.temp_files.sort_by(|a, b| a.file.cmp(&b.file));
     scan.strays.sort_by(|a, b| a.file.cmp(&b.file));

@@ -15,11 +15,14 @@ pub const CHATML_END: &str = "<|im_end|>";
 pub const TITLE_MAX_BYTES: usize = 70;
 const TITLE_ELLIPSIS: &str = "...";
 
+/// First occurrence of a non-empty `needle`. memchr's SIMD search: titles
+/// are taken from every text of a large directory, and a byte-by-byte
+/// window compare was a tenth of a listing's time.
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || hay.len() < needle.len() {
+    if needle.is_empty() {
         return None;
     }
-    hay.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(hay, needle)
 }
 
 /// Does `needle` occur anywhere in `hay`? (Used for tool-map DSML blocks.)

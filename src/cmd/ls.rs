@@ -10,7 +10,6 @@ use kvc::policy::{self, Policy};
 use kvc::scan::{self, pid_alive, Scan, ScanOptions};
 use kvc::text::sanitize_line;
 use serde::Serialize;
-use std::cmp::Reverse;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::UNIX_EPOCH;
@@ -74,22 +73,19 @@ fn dir_view(dir: PathBuf, args: &LsArgs, policy: Policy, now: u64) -> Result<Dir
     let mut scan: Scan = scan::scan_dir(&dir, opts)?;
     policy::load_needed_texts(policy, &mut scan.checkpoints);
     let standings = policy::standings(policy, &scan.checkpoints, now, |c| c.is_agent_save());
-    let mut rows: Vec<CheckpointView> = scan
+    let rows: Vec<CheckpointView> = scan
         .checkpoints
         .iter()
         .zip(&standings)
         .map(|(c, s)| {
-            let mut v = CheckpointView::new(c, s, now);
             if args.no_title {
-                v.title = None;
+                CheckpointView::without_title(c, s, now)
+            } else {
+                CheckpointView::new(c, s, now)
             }
-            v
         })
         .collect();
-    sort_rows(&mut rows, args.sort);
-    if args.reverse {
-        rows.reverse();
-    }
+    let rows = sort_rows(rows, args.sort, args.reverse);
     Ok(DirView {
         dir: dir.display().to_string(),
         policy: policy.name(),
@@ -134,17 +130,30 @@ fn dir_view(dir: PathBuf, args: &LsArgs, policy: Policy, now: u64) -> Result<Dir
     })
 }
 
-fn sort_rows(rows: &mut [CheckpointView], by: SortKey) {
+/// Rows in `by` order. Sorts indices and moves each row once: a row is a
+/// few hundred bytes, and a sort that moves rows around was a visible part
+/// of listing a large directory.
+fn sort_rows(rows: Vec<CheckpointView>, by: SortKey, reverse: bool) -> Vec<CheckpointView> {
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    let r = &rows;
     match by {
-        SortKey::Used => rows.sort_by_key(|r| Reverse(r.last_used)),
-        SortKey::Created => rows.sort_by_key(|r| Reverse(r.created)),
-        SortKey::Size => rows.sort_by_key(|r| Reverse(r.size)),
-        SortKey::Tokens => rows.sort_by_key(|r| Reverse(r.tokens)),
-        SortKey::Hits => rows.sort_by_key(|r| Reverse(r.hits)),
+        SortKey::Used => order.sort_by(|&a, &b| r[b].last_used.cmp(&r[a].last_used)),
+        SortKey::Created => order.sort_by(|&a, &b| r[b].created.cmp(&r[a].created)),
+        SortKey::Size => order.sort_by(|&a, &b| r[b].size.cmp(&r[a].size)),
+        SortKey::Tokens => order.sort_by(|&a, &b| r[b].tokens.cmp(&r[a].tokens)),
+        SortKey::Hits => order.sort_by(|&a, &b| r[b].hits.cmp(&r[a].hits)),
         // Eviction order; protected agent saves (no rank) last.
-        SortKey::Score => rows.sort_by_key(|r| (r.evict_rank.is_none(), r.evict_rank)),
-        SortKey::Key => rows.sort_by(|a, b| a.key.cmp(&b.key)),
+        SortKey::Score => order.sort_by_key(|&i| (r[i].evict_rank.is_none(), r[i].evict_rank)),
+        SortKey::Key => order.sort_by(|&a, &b| r[a].key.cmp(&r[b].key)),
     }
+    if reverse {
+        order.reverse();
+    }
+    let mut slots: Vec<Option<CheckpointView>> = rows.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .map(|i| slots[i].take().expect("a permutation takes each row once"))
+        .collect()
 }
 
 pub fn run(args: LsArgs) -> Result<Outcome> {

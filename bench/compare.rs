@@ -1,0 +1,627 @@
+//! `cargo bench --bench compare -- [--quick | --scale F] [--runs N]
+//! [--json FILE] [--filter NAME] [--kvc PATH]`
+//!
+//! Builds synthetic cache directories (bench/fixture.rs, bytes from
+//! FORMAT.md), then for every case in bench/cases.rs runs kvc and each
+//! reference command on the same data, warm cache (one untimed warm-up
+//! run each), interleaving their timed runs so drift in machine load hits
+//! both sides alike. Prints median wall time, the kvc/reference ratio and
+//! each side's peak RSS as a table, and writes the same as JSON.
+
+mod cases;
+mod fixture;
+mod runner;
+
+use cases::{Case, Cmd};
+use clap::Parser;
+use comfy_table::{presets, CellAlignment, Table};
+use fixture::{DataSpec, Dataset, Payload};
+use runner::{median, Sample};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// `--quick`: a tenth of the data and three runs: a smoke test of the
+/// whole pipeline in seconds, not a measurement to quote.
+const QUICK_SCALE: f64 = 0.1;
+const QUICK_RUNS: usize = 3;
+const DEFAULT_RUNS: usize = 10;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "compare",
+    about = "kvc against reference tools on synthetic cache directories"
+)]
+struct Args {
+    /// Shrink every dataset to a tenth and run each command 3 times
+    #[arg(long)]
+    quick: bool,
+    /// Multiply dataset sizes (checkpoint counts, or big payloads) by F
+    #[arg(long, value_name = "F")]
+    scale: Option<f64>,
+    /// Timed runs per command (after one warm-up run)
+    #[arg(long, value_name = "N")]
+    runs: Option<usize>,
+    /// Write the results as JSON here [default: bench/out/results.json]
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Run only cases whose name contains this (repeatable)
+    #[arg(long, value_name = "NAME")]
+    filter: Vec<String>,
+    /// The kvc binary to measure [default: the one cargo bench just built]
+    #[arg(long, value_name = "PATH")]
+    kvc: Option<PathBuf>,
+    /// Where datasets, compiled references and scratch space go
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Text bytes per turn in every dataset (default per dataset)
+    #[arg(long, value_name = "BYTES")]
+    text_bytes: Option<usize>,
+    /// Make every payload opaque, of this many bytes
+    #[arg(long, value_name = "BYTES")]
+    payload_bytes: Option<u64>,
+    /// List the cases and exit
+    #[arg(long)]
+    list: bool,
+    /// Passed by `cargo bench`; ignored
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+#[derive(Serialize)]
+struct Stats {
+    command: String,
+    median_s: f64,
+    min_s: f64,
+    max_s: f64,
+    samples_s: Vec<f64>,
+    /// Median user + system CPU time.
+    cpu_median_s: f64,
+    /// Largest peak RSS over the runs, KiB.
+    peak_rss_kib: u64,
+}
+
+impl Stats {
+    fn of(command: String, samples: &[Sample]) -> Stats {
+        let walls: Vec<Duration> = samples.iter().map(|s| s.wall).collect();
+        Stats {
+            command,
+            median_s: median(&walls).as_secs_f64(),
+            min_s: walls
+                .iter()
+                .min()
+                .copied()
+                .unwrap_or_default()
+                .as_secs_f64(),
+            max_s: walls
+                .iter()
+                .max()
+                .copied()
+                .unwrap_or_default()
+                .as_secs_f64(),
+            samples_s: walls.iter().map(|d| d.as_secs_f64()).collect(),
+            cpu_median_s: median(&samples.iter().map(|s| s.cpu).collect::<Vec<_>>()).as_secs_f64(),
+            peak_rss_kib: samples.iter().map(|s| s.max_rss_kib).max().unwrap_or(0),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct RefResult {
+    name: String,
+    /// Why it did not run (missing tool, compile error, failure).
+    skipped: Option<String>,
+    stats: Option<Stats>,
+    /// kvc median / reference median.
+    ratio: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct DataInfo {
+    name: String,
+    dir: String,
+    files: usize,
+    bytes: u64,
+    spec: DataSpec,
+}
+
+#[derive(Serialize)]
+struct CaseResult {
+    name: String,
+    about: String,
+    data: DataInfo,
+    runs: usize,
+    /// Why kvc's side did not run; the references then did not either.
+    error: Option<String>,
+    kvc: Option<Stats>,
+    references: Vec<RefResult>,
+}
+
+#[derive(Serialize)]
+struct Machine {
+    cpu: String,
+    logical_cpus: usize,
+    memory_kib: Option<u64>,
+    kernel: String,
+}
+
+#[derive(Serialize)]
+struct Report {
+    machine: Machine,
+    kvc: String,
+    kvc_version: String,
+    scale: f64,
+    runs: usize,
+    /// Peak RSS of `true`, the measuring floor: what any process costs.
+    spawn_rss_kib: Option<u64>,
+    cases: Vec<CaseResult>,
+}
+
+fn read_proc(path: &str, key: &str) -> Option<String> {
+    let s = fs::read_to_string(path).ok()?;
+    s.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
+}
+
+fn machine() -> Machine {
+    Machine {
+        cpu: read_proc("/proc/cpuinfo", "model name").unwrap_or_else(|| "unknown".into()),
+        logical_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        memory_kib: read_proc("/proc/meminfo", "MemTotal")
+            .and_then(|v| v.trim_end_matches(" kB").trim().parse().ok()),
+        kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
+    }
+}
+
+/// `'…'` for sh, with embedded single quotes closed and escaped.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Values for the placeholders of bench/cases.rs.
+struct Ctx {
+    kvc: PathBuf,
+    dir: PathBuf,
+    texts: Option<PathBuf>,
+    scratch: PathBuf,
+    bench_src: PathBuf,
+    bin_dir: PathBuf,
+}
+
+impl Ctx {
+    fn subst(&self, s: &str, quote: bool) -> String {
+        let q = |p: &Path| {
+            let s = p.display().to_string();
+            if quote {
+                sh_quote(&s)
+            } else {
+                s
+            }
+        };
+        let texts = self
+            .texts
+            .as_deref()
+            .unwrap_or(Path::new("/nonexistent-texts-dir"));
+        s.replace("{kvc}", &q(&self.kvc))
+            .replace("{dir}", &q(&self.dir))
+            .replace("{texts}", &q(texts))
+            .replace("{scratch}", &q(&self.scratch))
+    }
+
+    /// The argv to run, or why it cannot run here.
+    fn resolve(&self, cmd: &Cmd) -> Result<(Vec<OsString>, String), String> {
+        let uses = |s: &str| s.contains("{texts}") && self.texts.is_none();
+        let argv: Vec<String> = match cmd {
+            Cmd::Argv(a) => {
+                if a.iter().any(|s| uses(s)) {
+                    return Err("dataset has no texts directory (use .with_texts())".into());
+                }
+                let a: Vec<String> = a.iter().map(|s| self.subst(s, false)).collect();
+                if runner::which(&a[0]).is_none() {
+                    return Err(format!("`{}` not found", a[0]));
+                }
+                a
+            }
+            Cmd::Shell(script) => {
+                if uses(script) {
+                    return Err("dataset has no texts directory (use .with_texts())".into());
+                }
+                vec!["sh".into(), "-c".into(), self.subst(script, true)]
+            }
+            Cmd::C { src, args } => {
+                let exe = runner::compile_c(&self.bench_src.join(src), &self.bin_dir)?;
+                let mut a = vec![exe.display().to_string()];
+                a.extend(args.iter().map(|s| self.subst(s, false)));
+                a
+            }
+        };
+        let shown = match cmd {
+            Cmd::Shell(_) => argv[2].clone(),
+            _ => argv.join(" "),
+        };
+        Ok((argv.into_iter().map(OsString::from).collect(), shown))
+    }
+
+    fn reset_scratch(&self) -> std::io::Result<()> {
+        match fs::remove_dir_all(&self.scratch) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        fs::create_dir_all(&self.scratch)
+    }
+}
+
+/// One command of a case, ready to run.
+struct Runnable {
+    argv: Vec<OsString>,
+    shown: String,
+    ok_codes: Vec<i32>,
+    samples: Vec<Sample>,
+}
+
+impl Runnable {
+    /// Run once; `stdout` is where output goes. Err on a bad exit status.
+    fn run_once(&self, ctx: &Ctx, stdout: &Path, stderr: &Path) -> Result<Sample, String> {
+        ctx.reset_scratch().map_err(|e| format!("scratch: {e}"))?;
+        let result = stderr.with_extension("result");
+        let f = runner::run(&self.argv, stdout, stderr, &result)
+            .map_err(|e| format!("{}: {e}", self.shown))?;
+        let ok = f.status.code().is_some_and(|c| self.ok_codes.contains(&c));
+        if !ok {
+            return Err(format!(
+                "`{}` exited with {}: {}",
+                self.shown,
+                f.status,
+                runner::head(stderr, 2000)
+            ));
+        }
+        Ok(f.sample)
+    }
+}
+
+fn fmt_time(s: f64) -> String {
+    if s >= 1.0 {
+        format!("{s:.2} s")
+    } else if s >= 1e-3 {
+        format!("{:.1} ms", s * 1e3)
+    } else {
+        format!("{:.0} µs", s * 1e6)
+    }
+}
+
+fn fmt_rss(kib: u64) -> String {
+    if kib >= 1024 * 1024 {
+        format!("{:.2} GiB", kib as f64 / (1024.0 * 1024.0))
+    } else {
+        format!("{:.1} MiB", kib as f64 / 1024.0)
+    }
+}
+
+fn run_case(case: &Case, data: &Dataset, ctx: &Ctx, runs: usize, work: &Path) -> CaseResult {
+    let info = DataInfo {
+        name: data.spec.name.clone(),
+        dir: data.dir.display().to_string(),
+        files: data.files,
+        bytes: data.bytes,
+        spec: data.spec.clone(),
+    };
+    let mut result = CaseResult {
+        name: case.name.to_string(),
+        about: case.about.to_string(),
+        data: info,
+        runs,
+        error: None,
+        kvc: None,
+        references: Vec::new(),
+    };
+    let out_file = work.join("stdout");
+    let err_file = work.join("stderr");
+    let null = Path::new("/dev/null");
+
+    let mut kvc = match ctx.resolve(&case.kvc) {
+        Ok((argv, shown)) => Runnable {
+            argv,
+            shown,
+            ok_codes: case.ok_codes.to_vec(),
+            samples: Vec::new(),
+        },
+        Err(e) => {
+            result.error = Some(e);
+            return result;
+        }
+    };
+    // Warm-up: fills the page cache, and its output is checked.
+    let warm = kvc
+        .run_once(ctx, &out_file, &err_file)
+        .and_then(|_| match case.check {
+            Some(check) => check(data, &fs::read(&out_file).unwrap_or_default()),
+            None => Ok(()),
+        });
+    if let Err(e) = warm {
+        result.error = Some(e);
+        return result;
+    }
+    let mut refs: Vec<(String, Result<Runnable, String>)> = Vec::new();
+    for (name, cmd) in &case.refs {
+        let r = ctx.resolve(cmd).and_then(|(argv, shown)| {
+            let r = Runnable {
+                argv,
+                shown,
+                ok_codes: vec![0],
+                samples: Vec::new(),
+            };
+            r.run_once(ctx, null, &err_file).map(|_| r)
+        });
+        if let Err(e) = &r {
+            eprintln!("  {}: skipping reference {name}: {e}", case.name);
+        }
+        refs.push((name.to_string(), r));
+    }
+    for i in 0..runs {
+        let k = kvc.run_once(ctx, null, &err_file);
+        match k {
+            Ok(s) => kvc.samples.push(s),
+            Err(e) => {
+                result.error = Some(format!("run {i}: {e}"));
+                return result;
+            }
+        }
+        for (_, r) in refs.iter_mut() {
+            let failed = match r {
+                Ok(run) => match run.run_once(ctx, null, &err_file) {
+                    Ok(s) => {
+                        run.samples.push(s);
+                        None
+                    }
+                    Err(e) => Some(e),
+                },
+                Err(_) => None,
+            };
+            if let Some(e) = failed {
+                *r = Err(format!("run {i}: {e}"));
+            }
+        }
+    }
+    let kstats = Stats::of(kvc.shown.clone(), &kvc.samples);
+    for (name, r) in refs {
+        result.references.push(match r {
+            Ok(run) => {
+                let s = Stats::of(run.shown.clone(), &run.samples);
+                RefResult {
+                    name,
+                    skipped: None,
+                    ratio: (s.median_s > 0.0).then(|| kstats.median_s / s.median_s),
+                    stats: Some(s),
+                }
+            }
+            Err(e) => RefResult {
+                name,
+                skipped: Some(e),
+                stats: None,
+                ratio: None,
+            },
+        });
+    }
+    result.kvc = Some(kstats);
+    result
+}
+
+fn print_table(report: &Report) {
+    let mut t = Table::new();
+    t.load_style(presets::UTF8_BORDERS_ONLY).set_header(vec![
+        "case",
+        "files",
+        "kvc",
+        "kvc CPU",
+        "reference",
+        "ref",
+        "ref CPU",
+        "kvc/ref",
+        "kvc RSS",
+        "ref RSS",
+    ]);
+    for c in &report.cases {
+        let files = c.data.files.to_string();
+        let Some(k) = &c.kvc else {
+            t.add_row(vec![
+                c.name.clone(),
+                files,
+                format!("error: {}", c.error.as_deref().unwrap_or("?")),
+            ]);
+            continue;
+        };
+        let mut rows: Vec<Vec<String>> = c
+            .references
+            .iter()
+            .map(|r| match &r.stats {
+                Some(s) => vec![
+                    r.name.clone(),
+                    fmt_time(s.median_s),
+                    fmt_time(s.cpu_median_s),
+                    r.ratio.map_or("-".into(), |x| format!("{x:.2}")),
+                    fmt_rss(s.peak_rss_kib),
+                ],
+                None => vec![
+                    r.name.clone(),
+                    "skipped".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                ],
+            })
+            .collect();
+        if rows.is_empty() {
+            rows.push(vec!["-".into(); 5]);
+        }
+        for r in rows {
+            t.add_row(vec![
+                c.name.clone(),
+                files.clone(),
+                fmt_time(k.median_s),
+                fmt_time(k.cpu_median_s),
+                r[0].clone(),
+                r[1].clone(),
+                r[2].clone(),
+                r[3].clone(),
+                fmt_rss(k.peak_rss_kib),
+                r[4].clone(),
+            ]);
+        }
+    }
+    for col in [1, 2, 3, 5, 6, 7, 8, 9] {
+        if let Some(c) = t.column_mut(col) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    println!("{t}");
+    println!(
+        "median wall and CPU (user+sys) time of {} warm runs each; kvc/ref is the wall-time ratio, \
+         < 1 means kvc is faster; RSS of `true` measured the same way: {}.\n{} ({} logical CPUs), Linux {}",
+        report.runs,
+        report.spawn_rss_kib.map_or("?".into(), fmt_rss),
+        report.machine.cpu,
+        report.machine.logical_cpus,
+        report.machine.kernel
+    );
+}
+
+fn main() {
+    let raw: Vec<OsString> = std::env::args_os().collect();
+    if raw.get(1).is_some_and(|a| a == runner::LAUNCH_FLAG) {
+        runner::launcher_main(&raw[2..]);
+    }
+    let args = Args::parse();
+    let all = cases::all();
+    if args.list {
+        for c in &all {
+            println!("{:28} {}", c.name, c.about);
+        }
+        return;
+    }
+    let scale = args
+        .scale
+        .unwrap_or(if args.quick { QUICK_SCALE } else { 1.0 });
+    let runs = args
+        .runs
+        .unwrap_or(if args.quick { QUICK_RUNS } else { DEFAULT_RUNS })
+        .max(1);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let out = args.out.clone().unwrap_or_else(|| root.join("bench/out"));
+    let kvc = args
+        .kvc
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_kvc")));
+    let kvc = fs::canonicalize(&kvc).unwrap_or(kvc);
+    let selected: Vec<Case> = all
+        .into_iter()
+        .filter(|c| {
+            args.filter.is_empty() || args.filter.iter().any(|f| c.name.contains(f.as_str()))
+        })
+        .collect();
+    if selected.is_empty() {
+        eprintln!("no case matches {:?} (see --list)", args.filter);
+        std::process::exit(2);
+    }
+    let work = out.join("run");
+    fs::create_dir_all(&work).expect("create bench/out/run");
+
+    // Build each dataset once, however many cases share it.
+    let mut datasets: BTreeMap<String, Dataset> = BTreeMap::new();
+    for c in &selected {
+        let mut spec = c.data.scaled(scale);
+        if let Some(t) = args.text_bytes {
+            spec.text_bytes = t;
+        }
+        if let Some(b) = args.payload_bytes {
+            spec.payload = Payload::Opaque { bytes: b };
+        }
+        if let Some(d) = datasets.get(&spec.name) {
+            assert_eq!(
+                d.spec, spec,
+                "two cases define dataset {} differently",
+                spec.name
+            );
+            continue;
+        }
+        let t = Instant::now();
+        eprint!(
+            "dataset {}: {} checkpoints ... ",
+            spec.name, spec.checkpoints
+        );
+        let d = fixture::ensure(&out.join("data"), &spec)
+            .unwrap_or_else(|e| panic!("building dataset {}: {e}", spec.name));
+        eprintln!(
+            "{} files, {:.1} MiB, ready in {:.1} s",
+            d.files,
+            d.bytes as f64 / (1 << 20) as f64,
+            t.elapsed().as_secs_f64()
+        );
+        datasets.insert(spec.name.clone(), d);
+    }
+
+    let kvc_version = std::process::Command::new(&kvc)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", kvc.display()));
+    let spawn_rss_kib = runner::which("true")
+        .and_then(|t| {
+            let (null, err) = (Path::new("/dev/null"), work.join("stderr"));
+            runner::run(&[t.into_os_string()], null, &err, &work.join("result")).ok()
+        })
+        .map(|f| f.sample.max_rss_kib);
+
+    let mut results = Vec::new();
+    for c in &selected {
+        let data = &datasets[&c.data.scaled(scale).name];
+        let ctx = Ctx {
+            kvc: kvc.clone(),
+            dir: data.dir.clone(),
+            texts: data.texts_dir.clone(),
+            scratch: work.join("scratch"),
+            bench_src: root.join("bench"),
+            bin_dir: out.join("bin"),
+        };
+        let n = c.runs.map_or(runs, |r| r.min(runs)).max(1);
+        eprintln!("case {} ({n} runs) ...", c.name);
+        let r = run_case(c, data, &ctx, n, &work);
+        if let Some(e) = &r.error {
+            eprintln!("  {}: kvc failed: {e}", c.name);
+        }
+        results.push(r);
+    }
+    let _ = fs::remove_dir_all(work.join("scratch"));
+
+    let report = Report {
+        machine: machine(),
+        kvc: kvc.display().to_string(),
+        kvc_version,
+        scale,
+        runs,
+        spawn_rss_kib,
+        cases: results,
+    };
+    print_table(&report);
+    let json_path = args
+        .json
+        .clone()
+        .unwrap_or_else(|| out.join("results.json"));
+    let json = serde_json::to_string_pretty(&report).expect("report serializes");
+    match fs::write(&json_path, json + "\n") {
+        Ok(()) => eprintln!("results written to {}", json_path.display()),
+        Err(e) => {
+            eprintln!("cannot write {}: {e}", json_path.display());
+            std::process::exit(2);
+        }
+    }
+    if report.cases.iter().any(|c| c.error.is_some()) {
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,37 @@
+#!/bin/sh
+# Build the seed corpora of the fuzz targets from the sample directories in
+# tests/fixtures (docs/fuzzing.md). Run from anywhere; writes fuzz/corpus/,
+# which git ignores. Only coreutils (od, tail, cp).
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+fixtures="$here/../tests/fixtures"
+corpus="$here/corpus"
+mkdir -p "$corpus/checkpoint_file" "$corpus/dsv4" "$corpus/trailer" "$corpus/journal"
+
+for f in "$fixtures"/*/*.kv "$fixtures"/*/*.kv.tmp*; do
+    [ -f "$f" ] || continue
+    name="$(basename "$(dirname "$f")")-$(basename "$f")"
+    # Whole files: every dialect and every defect of broken/.
+    cp "$f" "$corpus/checkpoint_file/$name"
+    size=$(wc -c < "$f")
+    [ "$size" -ge 52 ] || continue
+    # FORMAT.md §3: u32 text_len at 48, u64 payload_bytes at 40.
+    text_len=$(od -An -tu4 -j48 -N4 "$f" | tr -d ' ')
+    payload_bytes=$(od -An -tu8 -j40 -N8 "$f" | tr -d ' ')
+    # A length no file here could have would overflow sh arithmetic: such
+    # files are seeds of checkpoint_file only.
+    [ ${#payload_bytes} -le 15 ] || continue
+    payload_at=$((52 + text_len))
+    [ "$payload_at" -lt "$size" ] || continue
+    # The payload and what follows it: DSV4 headers and count arrays.
+    tail -c +$((payload_at + 1)) "$f" > "$corpus/dsv4/$name"
+    trailer_at=$((payload_at + payload_bytes))
+    if [ "$trailer_at" -lt "$size" ]; then
+        # Bytes after the payload: tool-id map trailers (and garbage).
+        tail -c +$((trailer_at + 1)) "$f" > "$corpus/trailer/$name"
+    fi
+done
+cp "$here"/seeds/journal/* "$corpus/journal/"
+for t in checkpoint_file dsv4 trailer journal; do
+    echo "$t: $(ls "$corpus/$t" | wc -l) seeds"
+done

@@ -1,0 +1,165 @@
+//! `kvc::scan::scan_dir` on directories large enough for its parallel path:
+//! the result must be what loading each file alone (`scan::load`, which
+//! stats the path first) gives, sorted, with links never followed and
+//! non-files never read.
+
+mod common;
+
+use common::*;
+use kvc::checkpoint::Key;
+use kvc::policy::{self, Policy};
+use kvc::scan::{self, Loaded, ScanOptions};
+use std::ffi::CString;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+
+/// Comfortably above the threshold where a scan goes parallel.
+const MANY: usize = 150;
+
+fn populate(env: &TestEnv) {
+    for i in 0..MANY {
+        let mut c =
+            Ckpt::new(chat(&format!("question number {i}"))).hits(i as u32 % 7, CREATED + i as u64);
+        if i % 3 == 0 {
+            c = c.reason(REASON_CONTINUED);
+        }
+        env.add(&c);
+    }
+    // Upper-case hex names are checkpoints too (ds4 lower-cases them).
+    let upper = Ckpt::new(chat("upper case name"));
+    env.add_raw(
+        &format!("{}.kv", upper.key().to_uppercase()),
+        &upper.bytes(),
+    );
+    // Broken ones among them.
+    let mut lying = Ckpt::new(chat("claims too much text"));
+    lying.text_len = Some(0xFFFF_FFF0);
+    env.add(&lying);
+    env.add_raw(&Ckpt::new(b"empty".to_vec()).file_name(), b"");
+    // A link named as a checkpoint, pointing at a healthy one: not followed.
+    let target = Ckpt::new(chat("link target"));
+    let target_path = env.add(&target);
+    std::os::unix::fs::symlink(
+        &target_path,
+        env.cache.join(format!("{}.kv", "ab".repeat(20))),
+    )
+    .unwrap();
+    // A directory and a FIFO named as checkpoints: never opened as files.
+    fs::create_dir(env.cache.join(format!("{}.kv", "cd".repeat(20)))).unwrap();
+    let fifo = env.cache.join(format!("{}.kv", "ef".repeat(20)));
+    let c = CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    // Temp files and strays are sorted out by name.
+    env.add_raw(&format!("{}.kv.tmp.4242", "12".repeat(20)), b"partial");
+    env.add_raw("notes.txt", b"hello");
+}
+
+#[test]
+fn parallel_scan_matches_loading_each_file_alone() {
+    let env = TestEnv::new();
+    populate(&env);
+    for read_text in [false, true] {
+        let opts = ScanOptions { read_text };
+        let s = scan::scan_dir(&env.cache, opts).unwrap();
+
+        let mut names: Vec<String> = fs::read_dir(&env.cache)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| Key::from_file_name(n).is_some())
+            .collect();
+        names.sort();
+        let (mut want_ok, mut want_bad) = (Vec::new(), Vec::new());
+        for n in &names {
+            let key = Key::from_file_name(n).unwrap();
+            match scan::load(&env.cache.join(n), key, opts) {
+                Loaded::Checkpoint(c) => want_ok.push((c.file, c.size, c.mode, c.header, c.text)),
+                Loaded::Invalid(i) => want_bad.push((i.file, i.code, i.size)),
+                Loaded::Vanished => panic!("{n} vanished"),
+            }
+        }
+        let got_ok: Vec<_> = s
+            .checkpoints
+            .iter()
+            .map(|c| {
+                (
+                    c.file.clone(),
+                    c.size,
+                    c.mode,
+                    c.header.clone(),
+                    c.text.clone(),
+                )
+            })
+            .collect();
+        let got_bad: Vec<_> = s
+            .invalid
+            .iter()
+            .map(|i| (i.file.clone(), i.code, i.size))
+            .collect();
+        assert_eq!(got_ok, want_ok, "read_text {read_text}");
+        assert_eq!(got_bad, want_bad, "read_text {read_text}");
+
+        assert_eq!(
+            s.checkpoints.len(),
+            MANY + 2,
+            "150 chats, the upper-case one, the link target"
+        );
+        let codes: Vec<&str> = s.invalid.iter().map(|i| i.code).collect();
+        for code in ["symlink", "not-a-file", "text-length", "empty"] {
+            assert!(codes.contains(&code), "{code} missing from {codes:?}");
+        }
+        assert_eq!(
+            s.invalid.iter().filter(|i| i.code == "not-a-file").count(),
+            2
+        );
+        assert_eq!(s.temp_files.len(), 1);
+        assert_eq!(s.strays.len(), 1);
+        assert!(s.checkpoints.windows(2).all(|w| w[0].file < w[1].file));
+    }
+}
+
+#[test]
+fn texts_reread_for_the_policy_are_the_files_texts() {
+    let env = TestEnv::new();
+    // Conversations whose continued checkpoints are extended by later ones.
+    let mut texts = Vec::new();
+    for conv in 0..40 {
+        let mut t = chat(&format!("conversation {conv}"));
+        for turn in 0..3 {
+            t.extend_from_slice(format!(" turn {turn} of {conv}").as_bytes());
+            let reason = if turn < 2 {
+                REASON_CONTINUED
+            } else {
+                REASON_EVICT
+            };
+            env.add(&Ckpt::new(t.clone()).reason(reason));
+            texts.push(t.clone());
+        }
+    }
+    let mut s = scan::scan_dir(&env.cache, ScanOptions { read_text: false }).unwrap();
+    assert!(s.checkpoints.iter().all(|c| c.text.is_none()));
+    policy::load_needed_texts(Policy::Ds4, &mut s.checkpoints);
+    for c in &s.checkpoints {
+        let t = c
+            .text
+            .as_ref()
+            .expect("every text is needed: continued ones are the shortest");
+        assert_eq!(Key::of_text(t), c.key, "{}", c.file);
+    }
+    let sup = policy::superseded(&s.checkpoints);
+    // The first two turns of each conversation are superseded by the next.
+    assert_eq!(sup.iter().filter(|&&x| x).count(), 80);
+
+    // A file replaced since the scan (another text length) gives no text.
+    let mut s = scan::scan_dir(&env.cache, ScanOptions { read_text: false }).unwrap();
+    let victim = s.checkpoints[0].path.clone();
+    let mut other = Ckpt::new(b"a different and longer text than before, much longer".repeat(4));
+    other.name = Some(s.checkpoints[0].file.clone());
+    fs::write(&victim, other.bytes()).unwrap();
+    // And one that vanished.
+    fs::remove_file(&s.checkpoints[1].path).unwrap();
+    policy::load_needed_texts(Policy::Ds4, &mut s.checkpoints);
+    assert!(s.checkpoints[0].text.is_none());
+    assert!(s.checkpoints[1].text.is_none());
+    assert!(s.checkpoints[2].text.is_some());
+}
