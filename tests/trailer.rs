@@ -1200,9 +1200,13 @@ enum Killed {
 fn check_after_kill(path: &Path, before: &[u8], after: &[u8], strict_bytes: bool) -> Killed {
     let now = fs::read(path).unwrap();
     if now == before {
+        // Untouched: verify says what it said before (one transition
+        // starts from a broken trailer on purpose).
         return Killed::Old;
     }
     assert_same_but_trailer(before, &now);
+    let errors = verify_errors(path);
+    assert!(errors.is_empty(), "kvc verify after a kill: {errors:?}");
     let seen = ds4_sees(path);
     if now == after {
         return Killed::New;
@@ -1219,6 +1223,26 @@ fn check_after_kill(path: &Path, before: &[u8], after: &[u8], strict_bytes: bool
         "bytes after the payload are neither the old section nor a prefix of the new"
     );
     Killed::Between
+}
+
+/// The error codes `kvc verify` reports for one file.
+fn verify_errors(path: &Path) -> Vec<String> {
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("kvc"))
+        .env_clear()
+        .args(["verify", "--json"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(2), "kvc verify could not run");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| f["findings"].as_array().unwrap().clone())
+        .filter(|x| x["severity"] == "error")
+        .map(|x| x["code"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// Remove the temp files killed copies left (`<name>.tmp.<pid>`, dead pid),
