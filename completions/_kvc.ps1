@@ -56,8 +56,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;show' {
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Eviction policy: ds4 (forks: anchors and superseded waypoints), ds4-classic (upstream ds4), lru (hanzo-engine)')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Evaluate scores and ages at this Unix time instead of now (reproducible output)')
             [CompletionResult]::new('--text', '--text', [CompletionResultType]::ParameterName, 'Also show the whole text, with control characters escaped')
@@ -69,8 +69,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;cat' {
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Write the raw text even when standard output is a terminal')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -80,7 +80,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
         }
         'kvc;verify' {
             [CompletionResult]::new('--sample', '--sample', [CompletionResultType]::ParameterName, 'Deep-check only this percentage of checkpoints, the same ones every run (implies --deep)')
-            [CompletionResult]::new('--temp-age', '--temp-age', [CompletionResultType]::ParameterName, 'Age from which a temp file whose writer is gone is reported as stale (e.g. 30m, 1h, 2d)')
+            [CompletionResult]::new('--temp-age', '--temp-age', [CompletionResultType]::ParameterName, 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)')
             [CompletionResult]::new('--quarantine', '--quarantine', [CompletionResultType]::ParameterName, 'Move every file with an error into DIR (created 0700) with a <name>.why file; never deletes')
             [CompletionResult]::new('--deep', '--deep', [CompletionResultType]::ParameterName, 'Also read every payload whole: token ids below vocab, finite logits, every byte readable')
             [CompletionResult]::new('-a', '-a', [CompletionResultType]::ParameterName, 'Also report stray files (names no engine reads)')
@@ -107,8 +107,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;trailer;ls' {
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -117,8 +117,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;trailer;export' {
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -128,11 +128,11 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
         'kvc;trailer;set' {
             [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'JSON file with the map, or `-` for standard input')
             [CompletionResult]::new('--method', '--method', [CompletionResultType]::ParameterName, 'How to write the new trailer')
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
             [CompletionResult]::new('--allow-missing', '--allow-missing', [CompletionResultType]::ParameterName, 'Store entries whose DSML block does not occur in the text')
-            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would change; write nothing, take no lock')
-            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would change; write nothing, take no lock')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -142,11 +142,11 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
         }
         'kvc;trailer;prune' {
             [CompletionResult]::new('--method', '--method', [CompletionResultType]::ParameterName, 'How to write the new trailer')
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
             [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every checkpoint of the directory that has something to rewrite')
-            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would change; write nothing, take no lock')
-            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would change; write nothing, take no lock')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -156,11 +156,11 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
         }
         'kvc;trailer;strip' {
             [CompletionResult]::new('--method', '--method', [CompletionResultType]::ParameterName, 'How to write the new trailer')
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
             [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every checkpoint of the directory that has something to rewrite')
-            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would change; write nothing, take no lock')
-            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would change; write nothing, take no lock')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -202,8 +202,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Eviction policy: ds4 (forks: anchors and superseded waypoints), ds4-classic (upstream ds4), lru (hanzo-engine)')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Evaluate scores and ages at this Unix time instead of now (reproducible output)')
             [CompletionResult]::new('--include-agent', '--include-agent', [CompletionResultType]::ParameterName, 'Also act on ds4-agent''s explicit saves (sysprompt.kv, agent-session, agent-system)')
-            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (not even kvc''s own state)')
-            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (not even kvc''s own state)')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on success (for cron); problems still go to stderr')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on success (for cron); problems still go to stderr')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
@@ -214,11 +214,11 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;rm' {
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
             [CompletionResult]::new('--include-agent', '--include-agent', [CompletionResultType]::ParameterName, 'Also act on ds4-agent''s explicit saves (sysprompt.kv, agent-session, agent-system)')
-            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (not even kvc''s own state)')
-            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (not even kvc''s own state)')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on success (for cron); problems still go to stderr')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on success (for cron); problems still go to stderr')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
@@ -229,9 +229,9 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;gc' {
-            [CompletionResult]::new('--temp-age', '--temp-age', [CompletionResultType]::ParameterName, 'Keep temp files modified more recently than this')
-            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (not even kvc''s own state)')
-            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (not even kvc''s own state)')
+            [CompletionResult]::new('--temp-age', '--temp-age', [CompletionResultType]::ParameterName, 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on success (for cron); problems still go to stderr')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on success (for cron); problems still go to stderr')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
@@ -259,8 +259,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--quant', '--quant', [CompletionResultType]::ParameterName, 'Only checkpoints with these routed-expert quant bits')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Bundle file to write (atomically), or `-` for standard output (not a terminal)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Bundle file to write (atomically), or `-` for standard output (not a terminal)')
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
             [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every checkpoint of the directory (filters still apply)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -272,12 +272,13 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
         'kvc;import' {
             [CompletionResult]::new('--on-conflict', '--on-conflict', [CompletionResultType]::ParameterName, 'When the target already has a checkpoint with the same key (identical bytes count as present)')
             [CompletionResult]::new('--budget', '--budget', [CompletionResultType]::ParameterName, 'Afterwards, evict (as `kvc evict` does) until the checkpoints fit in SIZE (e.g. 40G, 512MiB), never evicting what was just imported')
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Eviction policy: ds4 (forks: anchors and superseded waypoints), ds4-classic (upstream ds4), lru (hanzo-engine)')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Evaluate scores and ages at this Unix time instead of now (reproducible output)')
             [CompletionResult]::new('--reset-stats', '--reset-stats', [CompletionResultType]::ParameterName, 'Zero the hit counts and set last_used to now in the installed copies')
-            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Read and verify the bundle, report what would happen, write nothing')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')

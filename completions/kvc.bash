@@ -532,7 +532,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__import)
-            opts="-d -h -V --on-conflict --reset-stats --budget --dry-run --dir --policy --now --json --help --version"
+            opts="-n -d -h -V --on-conflict --reset-stats --budget --dry-run --dir --policy --now --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -51,8 +51,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --version 'Print version'
         }
         &'kvc;show'= {
-            cand -d 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
-            cand --dir 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
             cand --policy 'Eviction policy: ds4 (forks: anchors and superseded waypoints), ds4-classic (upstream ds4), lru (hanzo-engine)'
             cand --now 'Evaluate scores and ages at this Unix time instead of now (reproducible output)'
             cand --text 'Also show the whole text, with control characters escaped'
@@ -63,8 +63,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --version 'Print version'
         }
         &'kvc;cat'= {
-            cand -d 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
-            cand --dir 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
             cand --force 'Write the raw text even when standard output is a terminal'
             cand -h 'Print help'
             cand --help 'Print help'
@@ -73,7 +73,7 @@ set edit:completion:arg-completer[kvc] = {|@words|
         }
         &'kvc;verify'= {
             cand --sample 'Deep-check only this percentage of checkpoints, the same ones every run (implies --deep)'
-            cand --temp-age 'Age from which a temp file whose writer is gone is reported as stale (e.g. 30m, 1h, 2d)'
+            cand --temp-age 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)'
             cand --quarantine 'Move every file with an error into DIR (created 0700) with a <name>.why file; never deletes'
             cand --deep 'Also read every payload whole: token ids below vocab, finite logits, every byte readable'
             cand -a 'Also report stray files (names no engine reads)'
@@ -98,8 +98,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'kvc;trailer;ls'= {
-            cand -d 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
-            cand --dir 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
             cand --json 'Print JSON (schema in README.md) instead of a table'
             cand -h 'Print help'
             cand --help 'Print help'
@@ -107,8 +107,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --version 'Print version'
         }
         &'kvc;trailer;export'= {
-            cand -d 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
-            cand --dir 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -117,11 +117,11 @@ set edit:completion:arg-completer[kvc] = {|@words|
         &'kvc;trailer;set'= {
             cand --from 'JSON file with the map, or `-` for standard input'
             cand --method 'How to write the new trailer'
-            cand -d 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
-            cand --dir 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
             cand --allow-missing 'Store entries whose DSML block does not occur in the text'
-            cand -n 'Show what would change; write nothing, take no lock'
-            cand --dry-run 'Show what would change; write nothing, take no lock'
+            cand -n 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
+            cand --dry-run 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
             cand --json 'Print JSON (schema in README.md) instead of a table'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
@@ -130,11 +130,11 @@ set edit:completion:arg-completer[kvc] = {|@words|
         }
         &'kvc;trailer;prune'= {
             cand --method 'How to write the new trailer'
-            cand -d 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
-            cand --dir 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
             cand --all 'Every checkpoint of the directory that has something to rewrite'
-            cand -n 'Show what would change; write nothing, take no lock'
-            cand --dry-run 'Show what would change; write nothing, take no lock'
+            cand -n 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
+            cand --dry-run 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
             cand --json 'Print JSON (schema in README.md) instead of a table'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
@@ -143,11 +143,11 @@ set edit:completion:arg-completer[kvc] = {|@words|
         }
         &'kvc;trailer;strip'= {
             cand --method 'How to write the new trailer'
-            cand -d 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
-            cand --dir 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
             cand --all 'Every checkpoint of the directory that has something to rewrite'
-            cand -n 'Show what would change; write nothing, take no lock'
-            cand --dry-run 'Show what would change; write nothing, take no lock'
+            cand -n 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
+            cand --dry-run 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
             cand --json 'Print JSON (schema in README.md) instead of a table'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
@@ -181,8 +181,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --policy 'Eviction policy: ds4 (forks: anchors and superseded waypoints), ds4-classic (upstream ds4), lru (hanzo-engine)'
             cand --now 'Evaluate scores and ages at this Unix time instead of now (reproducible output)'
             cand --include-agent 'Also act on ds4-agent''s explicit saves (sysprompt.kv, agent-session, agent-system)'
-            cand -n 'Show what would be done and change nothing (not even kvc''s own state)'
-            cand --dry-run 'Show what would be done and change nothing (not even kvc''s own state)'
+            cand -n 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
+            cand --dry-run 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
             cand -q 'Print nothing on success (for cron); problems still go to stderr'
             cand --quiet 'Print nothing on success (for cron); problems still go to stderr'
             cand --json 'Print JSON (schema in README.md) instead of a table'
@@ -192,11 +192,11 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --version 'Print version'
         }
         &'kvc;rm'= {
-            cand -d 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
-            cand --dir 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
             cand --include-agent 'Also act on ds4-agent''s explicit saves (sysprompt.kv, agent-session, agent-system)'
-            cand -n 'Show what would be done and change nothing (not even kvc''s own state)'
-            cand --dry-run 'Show what would be done and change nothing (not even kvc''s own state)'
+            cand -n 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
+            cand --dry-run 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
             cand -q 'Print nothing on success (for cron); problems still go to stderr'
             cand --quiet 'Print nothing on success (for cron); problems still go to stderr'
             cand --json 'Print JSON (schema in README.md) instead of a table'
@@ -206,9 +206,9 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --version 'Print version'
         }
         &'kvc;gc'= {
-            cand --temp-age 'Keep temp files modified more recently than this'
-            cand -n 'Show what would be done and change nothing (not even kvc''s own state)'
-            cand --dry-run 'Show what would be done and change nothing (not even kvc''s own state)'
+            cand --temp-age 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)'
+            cand -n 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
+            cand --dry-run 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
             cand -q 'Print nothing on success (for cron); problems still go to stderr'
             cand --quiet 'Print nothing on success (for cron); problems still go to stderr'
             cand --json 'Print JSON (schema in README.md) instead of a table'
@@ -234,8 +234,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --quant 'Only checkpoints with these routed-expert quant bits'
             cand -o 'Bundle file to write (atomically), or `-` for standard output (not a terminal)'
             cand --output 'Bundle file to write (atomically), or `-` for standard output (not a terminal)'
-            cand -d 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
-            cand --dir 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
             cand --all 'Every checkpoint of the directory (filters still apply)'
             cand --json 'Print JSON (schema in README.md) instead of a table'
             cand -h 'Print help'
@@ -246,12 +246,13 @@ set edit:completion:arg-completer[kvc] = {|@words|
         &'kvc;import'= {
             cand --on-conflict 'When the target already has a checkpoint with the same key (identical bytes count as present)'
             cand --budget 'Afterwards, evict (as `kvc evict` does) until the checkpoints fit in SIZE (e.g. 40G, 512MiB), never evicting what was just imported'
-            cand -d 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
-            cand --dir 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
             cand --policy 'Eviction policy: ds4 (forks: anchors and superseded waypoints), ds4-classic (upstream ds4), lru (hanzo-engine)'
             cand --now 'Evaluate scores and ages at this Unix time instead of now (reproducible output)'
             cand --reset-stats 'Zero the hit counts and set last_used to now in the installed copies'
-            cand --dry-run 'Read and verify the bundle, report what would happen, write nothing'
+            cand -n 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
+            cand --dry-run 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
             cand --json 'Print JSON (schema in README.md) instead of a table'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'

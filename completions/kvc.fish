@@ -55,7 +55,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand ls" -l no-title -d 'Do not read 
 complete -c kvc -n "__fish_kvc_using_subcommand ls" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand ls" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand ls" -s V -l version -d 'Print version'
-complete -c kvc -n "__fish_kvc_using_subcommand show" -s d -l dir -d 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand show" -s d -l dir -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
 complete -c kvc -n "__fish_kvc_using_subcommand show" -l policy -d 'Eviction policy: ds4 (forks: anchors and superseded waypoints), ds4-classic (upstream ds4), lru (hanzo-engine)' -r -f -a "ds4\t''
 ds4-classic\t''
 lru\t''"
@@ -64,12 +64,12 @@ complete -c kvc -n "__fish_kvc_using_subcommand show" -l text -d 'Also show the 
 complete -c kvc -n "__fish_kvc_using_subcommand show" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand show" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand show" -s V -l version -d 'Print version'
-complete -c kvc -n "__fish_kvc_using_subcommand cat" -s d -l dir -d 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand cat" -s d -l dir -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
 complete -c kvc -n "__fish_kvc_using_subcommand cat" -l force -d 'Write the raw text even when standard output is a terminal'
 complete -c kvc -n "__fish_kvc_using_subcommand cat" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand cat" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -l sample -d 'Deep-check only this percentage of checkpoints, the same ones every run (implies --deep)' -r
-complete -c kvc -n "__fish_kvc_using_subcommand verify" -l temp-age -d 'Age from which a temp file whose writer is gone is reported as stale (e.g. 30m, 1h, 2d)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand verify" -l temp-age -d 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -l quarantine -d 'Move every file with an error into DIR (created 0700) with a <name>.why file; never deletes' -r -F
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -l deep -d 'Also read every payload whole: token ids below vocab, finite logits, every byte readable'
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -s a -l all -d 'Also report stray files (names no engine reads)'
@@ -85,11 +85,11 @@ complete -c kvc -n "__fish_kvc_using_subcommand trailer; and not __fish_seen_sub
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and not __fish_seen_subcommand_from ls export set prune strip help" -f -a "prune" -d 'Drop map entries whose DSML block is not in the text, and repeated ids'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and not __fish_seen_subcommand_from ls export set prune strip help" -f -a "strip" -d 'Remove the tool-id map and clear ext bit 0 (also repairs a broken trailer)'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and not __fish_seen_subcommand_from ls export set prune strip help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from ls" -s d -l dir -d 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from ls" -s d -l dir -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from ls" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from ls" -s V -l version -d 'Print version'
-complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from export" -s d -l dir -d 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from export" -s d -l dir -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from export" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -l from -d 'JSON file with the map, or `-` for standard input' -r -F
@@ -97,9 +97,9 @@ complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcomm
 in-place\t'Ordered in-place writes and fsyncs, never a copy; replacing a map passes through a valid state without one'
 clone\t'Reflink clone and swap; fails where the filesystem cannot clone'
 copy\t'Clone, else copy the whole file, then swap: never a state without the map'"
-complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -s d -l dir -d 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -s d -l dir -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -l allow-missing -d 'Store entries whose DSML block does not occur in the text'
-complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -s n -l dry-run -d 'Show what would change; write nothing, take no lock'
+complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -s V -l version -d 'Print version'
@@ -107,9 +107,9 @@ complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcomm
 in-place\t'Ordered in-place writes and fsyncs, never a copy; replacing a map passes through a valid state without one'
 clone\t'Reflink clone and swap; fails where the filesystem cannot clone'
 copy\t'Clone, else copy the whole file, then swap: never a state without the map'"
-complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -s d -l dir -d 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -s d -l dir -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -l all -d 'Every checkpoint of the directory that has something to rewrite'
-complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -s n -l dry-run -d 'Show what would change; write nothing, take no lock'
+complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -s V -l version -d 'Print version'
@@ -117,9 +117,9 @@ complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcomm
 in-place\t'Ordered in-place writes and fsyncs, never a copy; replacing a map passes through a valid state without one'
 clone\t'Reflink clone and swap; fails where the filesystem cannot clone'
 copy\t'Clone, else copy the whole file, then swap: never a state without the map'"
-complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from strip" -s d -l dir -d 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from strip" -s d -l dir -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from strip" -l all -d 'Every checkpoint of the directory that has something to rewrite'
-complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from strip" -s n -l dry-run -d 'Show what would change; write nothing, take no lock'
+complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from strip" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from strip" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from strip" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from strip" -s V -l version -d 'Print version'
@@ -137,20 +137,20 @@ ds4-classic\t''
 lru\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -l now -d 'Evaluate scores and ages at this Unix time instead of now (reproducible output)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -l include-agent -d 'Also act on ds4-agent\'s explicit saves (sysprompt.kv, agent-session, agent-system)'
-complete -c kvc -n "__fish_kvc_using_subcommand evict" -s n -l dry-run -d 'Show what would be done and change nothing (not even kvc\'s own state)'
+complete -c kvc -n "__fish_kvc_using_subcommand evict" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -s q -l quiet -d 'Print nothing on success (for cron); problems still go to stderr'
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -s V -l version -d 'Print version'
-complete -c kvc -n "__fish_kvc_using_subcommand rm" -s d -l dir -d 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand rm" -s d -l dir -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -l include-agent -d 'Also act on ds4-agent\'s explicit saves (sysprompt.kv, agent-session, agent-system)'
-complete -c kvc -n "__fish_kvc_using_subcommand rm" -s n -l dry-run -d 'Show what would be done and change nothing (not even kvc\'s own state)'
+complete -c kvc -n "__fish_kvc_using_subcommand rm" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -s q -l quiet -d 'Print nothing on success (for cron); problems still go to stderr'
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -s V -l version -d 'Print version'
-complete -c kvc -n "__fish_kvc_using_subcommand gc" -l temp-age -d 'Keep temp files modified more recently than this' -r
-complete -c kvc -n "__fish_kvc_using_subcommand gc" -s n -l dry-run -d 'Show what would be done and change nothing (not even kvc\'s own state)'
+complete -c kvc -n "__fish_kvc_using_subcommand gc" -l temp-age -d 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand gc" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -s q -l quiet -d 'Print nothing on success (for cron); problems still go to stderr'
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -s h -l help -d 'Print help'
@@ -165,7 +165,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand export" -l min-tokens -d 'Only c
 complete -c kvc -n "__fish_kvc_using_subcommand export" -l used-within -d 'Only checkpoints used (or, never used, created) within DURATION, e.g. 2d, 12h' -r
 complete -c kvc -n "__fish_kvc_using_subcommand export" -l quant -d 'Only checkpoints with these routed-expert quant bits' -r
 complete -c kvc -n "__fish_kvc_using_subcommand export" -s o -l output -d 'Bundle file to write (atomically), or `-` for standard output (not a terminal)' -r -F
-complete -c kvc -n "__fish_kvc_using_subcommand export" -s d -l dir -d 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand export" -s d -l dir -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
 complete -c kvc -n "__fish_kvc_using_subcommand export" -l all -d 'Every checkpoint of the directory (filters still apply)'
 complete -c kvc -n "__fish_kvc_using_subcommand export" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand export" -s h -l help -d 'Print help'
@@ -174,13 +174,13 @@ complete -c kvc -n "__fish_kvc_using_subcommand import" -l on-conflict -d 'When 
 replace\t'Overwrite it'
 newer\t'Keep whichever has the later last_used (ties keep the existing)'"
 complete -c kvc -n "__fish_kvc_using_subcommand import" -l budget -d 'Afterwards, evict (as `kvc evict` does) until the checkpoints fit in SIZE (e.g. 40G, 512MiB), never evicting what was just imported' -r
-complete -c kvc -n "__fish_kvc_using_subcommand import" -s d -l dir -d 'Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand import" -s d -l dir -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
 complete -c kvc -n "__fish_kvc_using_subcommand import" -l policy -d 'Eviction policy: ds4 (forks: anchors and superseded waypoints), ds4-classic (upstream ds4), lru (hanzo-engine)' -r -f -a "ds4\t''
 ds4-classic\t''
 lru\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand import" -l now -d 'Evaluate scores and ages at this Unix time instead of now (reproducible output)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand import" -l reset-stats -d 'Zero the hit counts and set last_used to now in the installed copies'
-complete -c kvc -n "__fish_kvc_using_subcommand import" -l dry-run -d 'Read and verify the bundle, report what would happen, write nothing'
+complete -c kvc -n "__fish_kvc_using_subcommand import" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
 complete -c kvc -n "__fish_kvc_using_subcommand import" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand import" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand import" -s V -l version -d 'Print version'

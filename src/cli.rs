@@ -98,7 +98,7 @@ impl From<PolicyName> for kvc::Policy {
 /// `--dir` for commands that name checkpoints by key.
 #[derive(Debug, Args, Clone)]
 pub struct DirArg {
-    /// Cache directory to resolve keys in [default: $KVC_DIR, else ~/.ds4/kvcache]
+    /// Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]
     #[arg(long, short = 'd', value_name = "DIR")]
     pub dir: Option<PathBuf>,
 }
@@ -236,12 +236,27 @@ impl From<RewriteMethod> for kvc::rewrite::Method {
     }
 }
 
+/// `--dry-run`, the same flag for every command that writes.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct DryRunArg {
+    /// Show what would be done and change nothing (no lock, not even kvc's own state)
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+}
+
+/// `--temp-age`: when a temp file of a dead writer counts as stale.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct TempAgeArg {
+    /// Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg, default_value = "1h")]
+    pub temp_age: Duration,
+}
+
 /// Flags every trailer rewrite shares.
 #[derive(Debug, Args, Clone, Copy)]
 pub struct RewriteArgs {
-    /// Show what would change; write nothing, take no lock
-    #[arg(long, short = 'n')]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub dry_run: DryRunArg,
     /// How to write the new trailer
     #[arg(long, value_enum, default_value_t = RewriteMethod::Auto)]
     pub method: RewriteMethod,
@@ -314,9 +329,8 @@ fn parse_duration_arg(s: &str) -> Result<Duration, String> {
 /// Flags of every command that deletes.
 #[derive(Debug, Args, Clone, Copy)]
 pub struct WriteArgs {
-    /// Show what would be done and change nothing (not even kvc's own state)
-    #[arg(long, short = 'n')]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub dry_run: DryRunArg,
     /// Print nothing on success (for cron); problems still go to stderr
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -391,9 +405,8 @@ pub struct GcArgs {
     /// Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]
     #[arg(value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// Keep temp files modified more recently than this
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg, default_value = "1h")]
-    pub temp_age: Duration,
+    #[command(flatten)]
+    pub temp_age: TempAgeArg,
     #[command(flatten)]
     pub write: WriteArgs,
     #[command(flatten)]
@@ -444,7 +457,7 @@ pub struct ExportArgs {
     #[arg(long, value_name = "N")]
     pub min_tokens: Option<u32>,
     /// Only checkpoints used (or, never used, created) within DURATION, e.g. 2d, 12h
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
     pub used_within: Option<Duration>,
     /// Only checkpoints with these routed-expert quant bits
     #[arg(long, value_name = "BITS")]
@@ -499,9 +512,8 @@ pub struct ImportArgs {
     /// Afterwards, evict (as `kvc evict` does) until the checkpoints fit in SIZE (e.g. 40G, 512MiB), never evicting what was just imported
     #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
     pub budget: Option<u64>,
-    /// Read and verify the bundle, report what would happen, write nothing
-    #[arg(long)]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub dry_run: DryRunArg,
     #[command(flatten)]
     pub dir: DirArg,
     #[command(flatten)]
@@ -544,9 +556,8 @@ pub struct VerifyArgs {
     /// Treat warnings as errors for the exit status
     #[arg(long)]
     pub strict: bool,
-    /// Age from which a temp file whose writer is gone is reported as stale (e.g. 30m, 1h, 2d)
-    #[arg(long, value_name = "DURATION", default_value = "1h")]
-    pub temp_age: humantime::Duration,
+    #[command(flatten)]
+    pub temp_age: TempAgeArg,
     /// Move every file with an error into DIR (created 0700) with a <name>.why file; never deletes
     #[arg(long, value_name = "DIR")]
     pub quarantine: Option<PathBuf>,

@@ -369,7 +369,7 @@ pub fn run(args: EvictArgs) -> Result<Outcome> {
         protect: protected_keys(&dir, &args.protect)?,
         include_agent: args.agent.include_agent,
     };
-    let report = if args.write.dry_run {
+    let report = if args.write.dry_run.dry_run {
         EvictReport::of_plan(&evict::plan_dir(&dir, &opts)?)
     } else {
         let mut progress = Progress::new(!args.write.quiet && !args.output.json);

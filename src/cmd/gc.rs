@@ -146,10 +146,10 @@ impl Report for GcReport {
 pub fn run(args: GcArgs) -> Result<Outcome> {
     let dir = config::dir_or_default(args.dir.clone())?;
     let opts = GcOptions {
-        temp_age: args.temp_age,
+        temp_age: args.temp_age.temp_age,
         now: SystemTime::now(),
     };
-    let dry_run = args.write.dry_run;
+    let dry_run = args.write.dry_run.dry_run;
     let report = if dry_run {
         let plan = gc::plan_dir(&dir, &opts)?;
         GcReport {
@@ -159,7 +159,7 @@ pub fn run(args: GcArgs) -> Result<Outcome> {
                 .map(|t| TempView::new(t, None, true))
                 .collect(),
             freed_bytes: plan.bytes_to_free(),
-            ..GcReport::new(&plan, args.temp_age, true)
+            ..GcReport::new(&plan, args.temp_age.temp_age, true)
         }
     } else {
         let result = gc::run(&dir, &opts)?;
@@ -180,7 +180,7 @@ pub fn run(args: GcArgs) -> Result<Outcome> {
             temp_files,
             freed_bytes: result.freed_bytes(),
             removed_state: result.removed_state,
-            ..GcReport::new(&result.plan, args.temp_age, false)
+            ..GcReport::new(&result.plan, args.temp_age.temp_age, false)
         }
     };
     if !args.write.quiet {

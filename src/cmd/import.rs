@@ -137,7 +137,7 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
         on_conflict: args.on_conflict.into(),
         reset_stats: args.reset_stats,
         now,
-        dry_run: args.dry_run,
+        dry_run: args.dry_run.dry_run,
         source: if from_stdin {
             "standard input".into()
         } else {

@@ -116,7 +116,7 @@ pub fn run(args: RmArgs) -> Result<Outcome> {
         Err(e) => return Err(e),
     };
     let targets = rm::plan(&dir, &args.keys, args.agent.include_agent)?;
-    let (views, freed) = if args.write.dry_run {
+    let (views, freed) = if args.write.dry_run.dry_run {
         let views: Vec<_> = targets.iter().map(|t| TargetView::new(t, None)).collect();
         (views, targets.iter().map(|t| t.size).sum())
     } else {
@@ -135,7 +135,7 @@ pub fn run(args: RmArgs) -> Result<Outcome> {
         (views, freed)
     };
     let report = RmReport {
-        dry_run: args.write.dry_run,
+        dry_run: args.write.dry_run.dry_run,
         checkpoints: views,
         freed_bytes: freed,
     };

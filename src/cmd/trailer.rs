@@ -679,7 +679,7 @@ struct Rewriter<'a> {
 
 impl Rewriter<'_> {
     fn one(&mut self, path: &Path) -> Result<FileView> {
-        let dry_run = self.args.dry_run;
+        let dry_run = self.args.dry_run.dry_run;
         let method: Method = self.args.method.into();
         let dir = dir_of(path);
         if !dry_run {
@@ -786,7 +786,7 @@ fn rewrite_all(
     };
     let mut report = RewriteReport {
         command: op.name(),
-        dry_run: args.dry_run,
+        dry_run: args.dry_run.dry_run,
         files: Vec::new(),
         errors: Vec::new(),
     };

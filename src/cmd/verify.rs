@@ -133,7 +133,7 @@ pub fn run(args: VerifyArgs) -> Result<Outcome> {
     let opts = VerifyOptions {
         deep: args.deep || args.sample.is_some(),
         sample_percent: args.sample.unwrap_or(100.0),
-        temp_age: args.temp_age.into(),
+        temp_age: args.temp_age.temp_age,
         all: args.all,
         now,
     };
