@@ -129,6 +129,27 @@ pub fn score(s: Option<f64>) -> String {
     }
 }
 
+/// A file with a checkpoint name that is not a usable checkpoint, as `ls`
+/// and `export` report it.
+#[derive(Clone, Debug, Serialize)]
+pub struct InvalidView {
+    pub file: String,
+    pub code: &'static str,
+    pub error: String,
+    pub size: u64,
+}
+
+impl From<&kvc::scan::Invalid> for InvalidView {
+    fn from(i: &kvc::scan::Invalid) -> InvalidView {
+        InvalidView {
+            file: sanitize_line(i.file.as_bytes()),
+            code: i.code,
+            error: i.error.clone(),
+            size: i.size,
+        }
+    }
+}
+
 /// The JSON of one checkpoint, shared by `ls` and `show`.
 #[derive(Clone, Debug, Serialize)]
 pub struct CheckpointView {

@@ -3,13 +3,12 @@
 
 use crate::cli::ExportArgs;
 use crate::config;
-use crate::output::{self, Exporter, HumanExporter, JsonExporter, Report};
+use crate::output::{self, Exporter, HumanExporter, InvalidView, JsonExporter, Report};
 use crate::Outcome;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kvc::bundle::{self, EntryRecord, Excluded, Selection, StreamOut};
 use kvc::fsutil::AtomicFile;
-use kvc::text::sanitize_line;
 use serde::Serialize;
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
@@ -57,13 +56,6 @@ impl bundle::Progress for Bar {
             b.finish_and_clear();
         }
     }
-}
-
-#[derive(Serialize)]
-struct InvalidView {
-    file: String,
-    code: &'static str,
-    error: String,
 }
 
 #[derive(Serialize)]
@@ -188,15 +180,7 @@ pub fn run(args: ExportArgs) -> Result<Outcome> {
         entries: report.entries,
         excluded: report.excluded,
         vanished: report.vanished,
-        invalid: selected
-            .invalid
-            .iter()
-            .map(|i| InvalidView {
-                file: sanitize_line(i.file.as_bytes()),
-                code: i.code,
-                error: i.error.clone(),
-            })
-            .collect(),
+        invalid: selected.invalid.iter().map(InvalidView::from).collect(),
     };
     if to_stdout {
         // Standard output carries the bundle: the report goes to stderr.

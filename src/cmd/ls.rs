@@ -2,7 +2,7 @@
 
 use crate::cli::{LsArgs, SortKey};
 use crate::config;
-use crate::output::{self, align_right, CheckpointView, Report};
+use crate::output::{self, align_right, CheckpointView, InvalidView, Report};
 use crate::Outcome;
 use anyhow::Result;
 use comfy_table::Cell;
@@ -22,14 +22,6 @@ struct TempView {
     writer_alive: bool,
     size: u64,
     modified: Option<u64>,
-}
-
-#[derive(Serialize)]
-struct InvalidView {
-    file: String,
-    code: &'static str,
-    error: String,
-    size: u64,
 }
 
 #[derive(Serialize)]
@@ -108,16 +100,7 @@ fn dir_view(dir: PathBuf, args: &LsArgs, policy: Policy, now: u64) -> Result<Dir
                     .map(|d| d.as_secs()),
             })
             .collect(),
-        invalid: scan
-            .invalid
-            .iter()
-            .map(|i| InvalidView {
-                file: sanitize_line(i.file.as_bytes()),
-                code: i.code,
-                error: i.error.clone(),
-                size: i.size,
-            })
-            .collect(),
+        invalid: scan.invalid.iter().map(InvalidView::from).collect(),
         strays: scan
             .strays
             .iter()
