@@ -1,12 +1,14 @@
 #!/bin/sh
 # Build the seed corpora of the fuzz targets from the sample directories in
 # tests/fixtures (docs/fuzzing.md). Run from anywhere; writes fuzz/corpus/,
-# which git ignores. Only coreutils (od, tail, cp).
+# which git ignores. Coreutils (od, tail, cp), and cargo for the bundles,
+# which kvc itself exports (the first run builds it).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 fixtures="$here/../tests/fixtures"
 corpus="$here/corpus"
-mkdir -p "$corpus/checkpoint_file" "$corpus/dsv4" "$corpus/trailer" "$corpus/journal"
+mkdir -p "$corpus/checkpoint_file" "$corpus/dsv4" "$corpus/trailer" "$corpus/journal" \
+    "$corpus/bundle"
 
 for f in "$fixtures"/*/*.kv "$fixtures"/*/*.kv.tmp*; do
     [ -f "$f" ] || continue
@@ -32,6 +34,18 @@ for f in "$fixtures"/*/*.kv "$fixtures"/*/*.kv.tmp*; do
     fi
 done
 cp "$here"/seeds/journal/* "$corpus/journal/"
-for t in checkpoint_file dsv4 trailer journal; do
+
+# Bundles: small real ones, so that mutations start from streams that get
+# past the tar and digest checks (one entry, two, an agent's sysprompt, a
+# tool-map trailer). Export only reads the fixtures.
+export_bundle() { # NAME DIR KEY-or---all
+    cargo run -q --manifest-path "$here/../Cargo.toml" -- \
+        export --dir "$fixtures/$2" -o "$corpus/bundle/$1.tar" "$3" > /dev/null
+}
+export_bundle hanzo-all hanzo --all
+export_bundle ds4-shutdown ds4 8fd9
+export_bundle ds4-tool-map ds4 2b5d
+export_bundle agent-sysprompt agent sysprompt
+for t in checkpoint_file dsv4 trailer journal bundle; do
     echo "$t: $(ls "$corpus/$t" | wc -l) seeds"
 done

@@ -1288,11 +1288,14 @@ impl Importer<'_> {
         self.buf = buf;
         let (action, note) = match (action, temp.take()) {
             (Action::Installed | Action::Replaced, Some(mut t)) => {
-                // Keep the exporter's mtime, as tar would.
-                let when = UNIX_EPOCH + Duration::from_secs(mtime);
-                t.file()
-                    .set_modified(when)
-                    .map_err(|e| Error::io(t.temp_path(), e))?;
+                // Keep the exporter's mtime, as tar would. The header is
+                // untrusted: a time the clock type cannot hold (base-256
+                // fields reach 2^64-1 s) leaves the file its own mtime.
+                if let Some(when) = UNIX_EPOCH.checked_add(Duration::from_secs(mtime)) {
+                    t.file()
+                        .set_modified(when)
+                        .map_err(|e| Error::io(t.temp_path(), e))?;
+                }
                 let dest = self.dir.join(&name);
                 let committed = if action == Action::Installed {
                     t.commit_new()
@@ -1381,6 +1384,10 @@ impl Importer<'_> {
     }
 
     /// Read a small entry whole, refusing one larger than `max`.
+    ///
+    /// The buffer grows with the bytes that arrive, not with the size the
+    /// header claims: a few hundred bytes of hostile stream must not cost
+    /// `max` (64 MiB for the manifest) of memory.
     fn read_small<R: Read>(
         &mut self,
         entry: &mut tar::Entry<'_, R>,
@@ -1391,8 +1398,8 @@ impl Importer<'_> {
         if size > max {
             return Ok(None);
         }
-        let mut v = vec![0u8; size as usize];
-        match read_full(entry, &mut v) {
+        let mut v = Vec::new();
+        match entry.take(size).read_to_end(&mut v) {
             Ok(n) if n as u64 == size => Ok(Some(v)),
             Ok(n) => {
                 self.stream_cut(
