@@ -1,6 +1,6 @@
 #!/bin/sh
 # Build the seed corpora of the fuzz targets from the sample directories in
-# tests/fixtures (docs/fuzzing.md). Run from anywhere; writes fuzz/corpus/,
+# tests/fixtures (README.md, "Fuzzing and property tests"). Run from anywhere; writes fuzz/corpus/,
 # which git ignores. Coreutils (od, tail, cp), and cargo for the bundles,
 # which kvc itself exports (the first run builds it).
 set -eu

@@ -8,7 +8,7 @@
 //! allocated by the calling thread during the call.
 //!
 //! The same entry points are fuzzed by the cargo-fuzz targets in `fuzz/`
-//! (docs/fuzzing.md); these run in the normal `cargo test`, bounded to a
+//! (README.md, "Fuzzing and property tests"); these run in the normal `cargo test`, bounded to a
 //! few seconds.
 
 mod common;
