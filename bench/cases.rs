@@ -1,4 +1,3 @@
-#![allow(dead_code)] // The full builder API is for cases still to come (verify, evict, export).
 //! The benchmark cases: what kvc runs, what it is compared with, on which
 //! data. Adding one is a few lines in [`all`]; see docs/performance.md.
 //!
@@ -6,10 +5,14 @@
 //! `{kvc}` the kvc binary, `{dir}` the dataset's cache directory,
 //! `{texts}` the directory of its texts alone (datasets built
 //! `.with_texts()`), `{scratch}` an empty directory made fresh before
-//! every run (untimed), for commands that write (import).
+//! every run (untimed), for commands that write (import), `{work}` a
+//! directory kept for the whole case (made empty before its setup
+//! commands, removed after its last run), for inputs the setup prepares,
+//! and `{bytes:P%}` P percent of the dataset's bytes, as `<n>B` (a budget
+//! that scales with the data).
 //! In `Cmd::sh` strings the substituted paths are shell-quoted.
 
-use crate::fixture::{DataSpec, Dataset};
+use crate::fixture::{DataSpec, Dataset, Payload, MEDIUM_DSV4};
 
 /// A command line to time.
 #[derive(Clone, Debug)]
@@ -61,6 +64,12 @@ pub struct Case {
     /// Exit codes that count as success for kvc (verify exits 1 on problems).
     pub ok_codes: &'static [i32],
     pub check: Option<Check>,
+    /// Run once before the warm-up, untimed, in order; a failure fails the
+    /// case (inputs for the timed commands, e.g. a bundle to import).
+    pub setup: Vec<Cmd>,
+    /// kvc's peak RSS must stay at or below this (KiB) on every run, the
+    /// warm-up included: a claim of bounded memory, checked.
+    pub max_rss_kib: Option<u64>,
 }
 
 impl Case {
@@ -76,6 +85,8 @@ impl Case {
             runs: None,
             ok_codes: &[0],
             check: None,
+            setup: Vec::new(),
+            max_rss_kib: None,
         }
     }
 
@@ -103,6 +114,9 @@ impl Case {
         self
     }
 
+    /// For a case whose kvc exits non-zero by design (e.g. verify on a
+    /// dataset with planted defects); no case needs it today.
+    #[allow(dead_code)]
     pub fn ok_codes(mut self, codes: &'static [i32]) -> Case {
         self.ok_codes = codes;
         self
@@ -110,6 +124,17 @@ impl Case {
 
     pub fn check(mut self, f: Check) -> Case {
         self.check = Some(f);
+        self
+    }
+
+    pub fn setup(mut self, cmd: Cmd) -> Case {
+        self.setup.push(cmd);
+        self
+    }
+
+    /// Fail the case if kvc's peak RSS ever exceeds `mib` MiB.
+    pub fn max_rss_mib(mut self, mib: u64) -> Case {
+        self.max_rss_kib = Some(mib * 1024);
         self
     }
 }
@@ -136,9 +161,103 @@ fn lists_every_checkpoint(d: &Dataset, out: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// The last line of `kvc verify`'s report says every checkpoint of the
+/// dataset was checked (read in full when `DEEP`) and nothing was found:
+/// the dataset is clean, so any finding is a fixture or a kvc bug, and a
+/// run that found one would time the wrong work.
+fn verify_clean<const DEEP: bool>(d: &Dataset, out: &[u8]) -> Result<(), String> {
+    let out = String::from_utf8_lossy(out);
+    let last = out.lines().last().unwrap_or("");
+    let n = d.spec.checkpoints;
+    let what = if DEEP {
+        format!("({n} checkpoints, {n} read in full)")
+    } else {
+        format!("({n} checkpoints)")
+    };
+    let want = format!("{n} files checked {what} in 1 directory: no problems;");
+    if !last.starts_with(&want) || out.lines().count() != 1 {
+        return Err(format!("expected one line `{want} …`, got: {out}"));
+    }
+    Ok(())
+}
+
+/// `kvc evict --dry-run --json` planned over every checkpoint, found
+/// victims and meets the budget.
+fn plans_victims(d: &Dataset, out: &[u8]) -> Result<(), String> {
+    let v: serde_json::Value = serde_json::from_slice(out).map_err(|e| format!("not JSON: {e}"))?;
+    let n = v["checkpoints"].as_u64().unwrap_or(0) as usize;
+    let victims = v["victims"].as_array().map_or(0, |a| a.len());
+    if n != d.spec.checkpoints || victims == 0 || v["budget_met"] != true || v["dry_run"] != true {
+        return Err(format!(
+            "planned over {n} of {} checkpoints, {victims} victims, budget_met {}",
+            d.spec.checkpoints, v["budget_met"]
+        ));
+    }
+    Ok(())
+}
+
+/// `kvc import --json` installed every checkpoint of the dataset and
+/// rejected nothing.
+fn imports_every_checkpoint(d: &Dataset, out: &[u8]) -> Result<(), String> {
+    let v: serde_json::Value = serde_json::from_slice(out).map_err(|e| format!("not JSON: {e}"))?;
+    let c = &v["counts"];
+    let installed = c["installed"].as_u64().unwrap_or(0) as usize;
+    if installed != d.spec.checkpoints || c["rejected"] != 0 || v["truncated"] != false {
+        return Err(format!(
+            "installed {installed} of {} checkpoints: {c}",
+            d.spec.checkpoints
+        ));
+    }
+    Ok(())
+}
+
+/// `kvc export --json` (its report, which goes to stderr with `-o -`) put
+/// every checkpoint of the dataset in the bundle and left nothing out.
+fn exports_every_checkpoint(d: &Dataset, out: &[u8]) -> Result<(), String> {
+    let v: serde_json::Value = serde_json::from_slice(out).map_err(|e| format!("not JSON: {e}"))?;
+    let n = v["entries"].as_array().map_or(0, |a| a.len());
+    let left_out = ["excluded", "vanished", "invalid"]
+        .iter()
+        .map(|k| v[k].as_array().map_or(0, |a| a.len()))
+        .sum::<usize>();
+    if n != d.spec.checkpoints || left_out != 0 {
+        return Err(format!(
+            "exported {n} of {} checkpoints, {left_out} left out",
+            d.spec.checkpoints
+        ));
+    }
+    Ok(())
+}
+
+/// kvc's side of the export cases: the bundle into a pipe (as to `ssh`),
+/// drained by `cat`. sh has no `pipefail`, so export's report is kept and
+/// printed after the pipeline, for the check to see that it succeeded.
+const EXPORT_TO_PIPE: &str = "{kvc} export --all -o - -d {dir} --json 2> {work}/report.json \
+     | cat > /dev/null; cat {work}/report.json";
+
+/// Timed runs of the cases that move gigabytes (each run writes or reads
+/// 2 GiB; three are enough to see the spread).
+const BIG_RUNS: usize = 3;
+
+/// Export and import stream through fixed buffers: their peak RSS must not
+/// grow with the data (issue 5: "tens of MiB at most").
+const BOUNDED_RSS_MIB: u64 = 64;
+
 /// Every case, in report order.
 pub fn all() -> Vec<Case> {
     let chats_10k = DataSpec::chats("chats-10k", 10_000);
+    // verify: 2,000 checkpoints of about 1.5 MiB (DSV4 payloads with the
+    // real vocabulary), 3 GiB; texts of 8–32 KiB, also written alone for
+    // sha1sum.
+    let verify_data = DataSpec::chats("verify-2k", 2_000)
+        .with_text_bytes(8 << 10)
+        .with_payload(Payload::Dsv4(MEDIUM_DSV4))
+        .with_texts();
+    // evict: 100,000 small checkpoints (texts of a few hundred bytes), so
+    // the work is per file, not per byte: about 1.5 KiB each.
+    let chats_100k = DataSpec::chats("chats-100k", 100_000).with_text_bytes(256);
+    // export/import: 8 checkpoints of 256 MiB.
+    let big_2g = DataSpec::big("big-2g", 8, 256 << 20);
     vec![
         Case::new(
             "ls-json-no-title",
@@ -176,7 +295,93 @@ pub fn all() -> Vec<Case> {
         )
         .about("the human table of the same listing (information)")
         .vs("ls -l", Cmd::argv(&["ls", "-l", "{dir}"])),
-        // Cases for verify, evict and export/import go here (issue 7, second
-        // half); docs/performance.md shows how to write them.
+        Case::new("verify", verify_data.clone(), &["verify", "{dir}"])
+            .about("default mode: every header, text SHA-1, trailer and DSV4 header; payloads skipped")
+            .vs(
+                "sha1sum",
+                Cmd::sh("cd {texts} && find . -name '*.txt' -exec sha1sum -- {} + > /dev/null"),
+            )
+            .check(verify_clean::<false>),
+        Case::new("verify-deep", verify_data, &["verify", "--deep", "{dir}"])
+            .about("--deep: also every payload byte (token ids, finite logits)")
+            .vs(
+                "cat",
+                Cmd::sh("find {dir} -name '*.kv' -exec cat -- {} + > /dev/null"),
+            )
+            .check(verify_clean::<true>),
+        // Issue 4: planning over 100,000 checkpoints against a listing of
+        // the same directory. The budget keeps 90 % of the bytes, so the
+        // plan has thousands of victims whatever the scale.
+        Case::new(
+            "evict-dry-run",
+            chats_100k.clone(),
+            &["evict", "--dry-run", "--json", "--budget", "{bytes:90%}", "{dir}"],
+        )
+        .about("plan an eviction to 90 % of the bytes, change nothing")
+        .vs(
+            "kvc ls",
+            Cmd::argv(&["{kvc}", "ls", "--json", "--no-title", "{dir}"]),
+        )
+        .vs("ls -l", Cmd::argv(&["ls", "-l", "{dir}"]))
+        .vs("C floor", floor())
+        .check(plans_victims),
+        // Moving a cache: export piped into import, against tar piped into
+        // tar. kvc import fsyncs every file and the directory; tar does
+        // not, so the third reference is tar followed by an fsync of every
+        // file it wrote (`sync FILE…`), the same durability.
+        Case::new_sh(
+            "export-import",
+            big_2g.clone(),
+            "{kvc} export --all -o - -d {dir} | {kvc} import - -d {scratch} --json",
+        )
+        .about("export --all piped into import (verifies, fsyncs): 2 GiB")
+        .runs(BIG_RUNS)
+        .vs("tar | tar", Cmd::sh("tar -cf - -C {dir} . | tar -xf - -C {scratch}"))
+        .vs(
+            "tar | tar, sync",
+            Cmd::sh(
+                "tar -cf - -C {dir} . | tar -xf - -C {scratch} && find {scratch} -exec sync -- {} +",
+            ),
+        )
+        .max_rss_mib(BOUNDED_RSS_MIB)
+        .check(imports_every_checkpoint),
+        // Each side alone, for its own peak RSS (a pipeline reports its
+        // largest member). Both write through `cat`: GNU tar notices an
+        // archive that is /dev/null and then reads nothing.
+        Case::new_sh("export-all", big_2g.clone(), EXPORT_TO_PIPE)
+        .about("export --all to a pipe: 2 GiB read once, BLAKE3, tar framing")
+        .runs(BIG_RUNS)
+        .vs("tar -c", Cmd::sh("tar -cf - -C {dir} . | cat > /dev/null"))
+        .max_rss_mib(BOUNDED_RSS_MIB)
+        .check(exports_every_checkpoint),
+        // The same bundle file for both: kvc's own export of the dataset
+        // (made once, untimed) is a plain tar that GNU tar extracts.
+        Case::new(
+            "import",
+            big_2g,
+            &["import", "{work}/bundle.tar", "-d", "{scratch}", "--json"],
+        )
+        .about("import a 2 GiB bundle file: verify every byte, fsync, rename")
+        .setup(Cmd::sh("{kvc} export --all -o {work}/bundle.tar -d {dir} > /dev/null"))
+        .runs(BIG_RUNS)
+        .vs("tar -x", Cmd::sh("tar -xf {work}/bundle.tar -C {scratch}"))
+        .vs(
+            "tar -x, sync",
+            Cmd::sh("tar -xf {work}/bundle.tar -C {scratch} && find {scratch} -exec sync -- {} +"),
+        )
+        .max_rss_mib(BOUNDED_RSS_MIB)
+        .check(imports_every_checkpoint),
+        // Issue 5: one checkpoint of 2 GiB out in constant memory.
+        Case::new_sh(
+            "export-one-2g",
+            DataSpec::big("one-2g", 1, 2 << 30),
+            EXPORT_TO_PIPE,
+        )
+        .about("one 2 GiB checkpoint to a pipe; peak RSS bounded")
+        .runs(BIG_RUNS)
+        .vs("cat", Cmd::sh("find {dir} -name '*.kv' -exec cat -- {} + | cat > /dev/null"))
+        .vs("tar -c", Cmd::sh("tar -cf - -C {dir} . | cat > /dev/null"))
+        .max_rss_mib(BOUNDED_RSS_MIB)
+        .check(exports_every_checkpoint),
     ]
 }

@@ -191,8 +191,31 @@ struct Ctx {
     dir: PathBuf,
     texts: Option<PathBuf>,
     scratch: PathBuf,
+    work: PathBuf,
+    /// The dataset's bytes, for `{bytes:P%}`.
+    data_bytes: u64,
     bench_src: PathBuf,
     bin_dir: PathBuf,
+}
+
+/// Replace every `{bytes:P%}` in `s` with P percent of `total`, as `<n>B`
+/// (kvc's sizes refuse a bare number).
+fn subst_bytes(s: &str, total: u64) -> String {
+    const OPEN: &str = "{bytes:";
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find(OPEN) {
+        let after = &rest[i + OPEN.len()..];
+        let Some(j) = after.find("%}") else { break };
+        let Ok(pct) = after[..j].parse::<f64>() else {
+            break;
+        };
+        out.push_str(&rest[..i]);
+        out.push_str(&format!("{}B", (total as f64 * pct / 100.0) as u64));
+        rest = &after[j + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 impl Ctx {
@@ -209,10 +232,13 @@ impl Ctx {
             .texts
             .as_deref()
             .unwrap_or(Path::new("/nonexistent-texts-dir"));
-        s.replace("{kvc}", &q(&self.kvc))
+        let s = s
+            .replace("{kvc}", &q(&self.kvc))
             .replace("{dir}", &q(&self.dir))
             .replace("{texts}", &q(texts))
             .replace("{scratch}", &q(&self.scratch))
+            .replace("{work}", &q(&self.work));
+        subst_bytes(&s, self.data_bytes)
     }
 
     /// The argv to run, or why it cannot run here.
@@ -250,12 +276,17 @@ impl Ctx {
     }
 
     fn reset_scratch(&self) -> std::io::Result<()> {
-        match fs::remove_dir_all(&self.scratch) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-        fs::create_dir_all(&self.scratch)
+        empty_dir(&self.scratch)
     }
+}
+
+/// Make `dir` exist and be empty.
+fn empty_dir(dir: &Path) -> std::io::Result<()> {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    fs::create_dir_all(dir)
 }
 
 /// One command of a case, ready to run.
@@ -304,6 +335,35 @@ fn fmt_rss(kib: u64) -> String {
     }
 }
 
+/// Run a case's setup commands, once, untimed, in a fresh `{work}`.
+fn setup(case: &Case, ctx: &Ctx, work: &Path) -> Result<(), String> {
+    empty_dir(&ctx.work).map_err(|e| format!("{}: {e}", ctx.work.display()))?;
+    for cmd in &case.setup {
+        let (argv, shown) = ctx.resolve(cmd)?;
+        let r = Runnable {
+            argv,
+            shown,
+            ok_codes: vec![0],
+            samples: Vec::new(),
+        };
+        r.run_once(ctx, Path::new("/dev/null"), &work.join("stderr"))
+            .map_err(|e| format!("setup: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The case's memory bound, if it has one, held on this run.
+fn rss_within(case: &Case, s: &Sample) -> Result<(), String> {
+    match case.max_rss_kib {
+        Some(max) if s.max_rss_kib > max => Err(format!(
+            "peak RSS {} exceeds the case's bound of {}",
+            fmt_rss(s.max_rss_kib),
+            fmt_rss(max)
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn run_case(case: &Case, data: &Dataset, ctx: &Ctx, runs: usize, work: &Path) -> CaseResult {
     let info = DataInfo {
         name: data.spec.name.clone(),
@@ -325,6 +385,10 @@ fn run_case(case: &Case, data: &Dataset, ctx: &Ctx, runs: usize, work: &Path) ->
     let err_file = work.join("stderr");
     let null = Path::new("/dev/null");
 
+    if let Err(e) = setup(case, ctx, work) {
+        result.error = Some(e);
+        return result;
+    }
     let mut kvc = match ctx.resolve(&case.kvc) {
         Ok((argv, shown)) => Runnable {
             argv,
@@ -340,6 +404,7 @@ fn run_case(case: &Case, data: &Dataset, ctx: &Ctx, runs: usize, work: &Path) ->
     // Warm-up: fills the page cache, and its output is checked.
     let warm = kvc
         .run_once(ctx, &out_file, &err_file)
+        .and_then(|s| rss_within(case, &s))
         .and_then(|_| match case.check {
             Some(check) => check(data, &fs::read(&out_file).unwrap_or_default()),
             None => Ok(()),
@@ -365,7 +430,9 @@ fn run_case(case: &Case, data: &Dataset, ctx: &Ctx, runs: usize, work: &Path) ->
         refs.push((name.to_string(), r));
     }
     for i in 0..runs {
-        let k = kvc.run_once(ctx, null, &err_file);
+        let k = kvc
+            .run_once(ctx, null, &err_file)
+            .and_then(|s| rss_within(case, &s).map(|_| s));
         match k {
             Ok(s) => kvc.samples.push(s),
             Err(e) => {
@@ -586,18 +653,22 @@ fn main() {
             dir: data.dir.clone(),
             texts: data.texts_dir.clone(),
             scratch: work.join("scratch"),
+            work: work.join("case"),
+            data_bytes: data.bytes,
             bench_src: root.join("bench"),
             bin_dir: out.join("bin"),
         };
         let n = c.runs.map_or(runs, |r| r.min(runs)).max(1);
         eprintln!("case {} ({n} runs) ...", c.name);
         let r = run_case(c, data, &ctx, n, &work);
+        // Scratch and setup outputs can be gigabytes: not kept between cases.
+        let _ = fs::remove_dir_all(&ctx.scratch);
+        let _ = fs::remove_dir_all(&ctx.work);
         if let Some(e) = &r.error {
             eprintln!("  {}: kvc failed: {e}", c.name);
         }
         results.push(r);
     }
-    let _ = fs::remove_dir_all(work.join("scratch"));
 
     let report = Report {
         machine: machine(),

@@ -1,4 +1,3 @@
-#![allow(dead_code)] // The full builder API is for cases still to come (verify, evict, export).
 //! The benchmark's own fixture writer: synthetic cache directories whose
 //! bytes are assembled here from FORMAT.md, never with kvc's encoders, so a
 //! benchmark cannot quietly measure a reader against its own writer's
@@ -65,6 +64,24 @@ pub const SMALL_DSV4: Dsv4Layout = Dsv4Layout {
     comp_cap: 64,
     n_comp: 3,
     n_index: 2,
+};
+
+/// A layout that makes payloads of about 1.5 MiB, for datasets that read
+/// every payload byte (`verify --deep`): the real vocabulary (129,280
+/// logits, half a MiB, every one checked for being finite) and the real
+/// 43 layers with their compression ratios, but narrow heads and a short
+/// raw window, so a few thousand checkpoints make gigabytes, not
+/// terabytes.
+pub const MEDIUM_DSV4: Dsv4Layout = Dsv4Layout {
+    layers: 43,
+    head_dim: 32,
+    indexer_head_dim: 8,
+    vocab: 129_280,
+    raw_window: 16,
+    raw_cap: 32,
+    comp_cap: 64,
+    n_comp: 32,
+    n_index: 16,
 };
 
 /// What follows the text.
@@ -140,9 +157,25 @@ impl DataSpec {
         self
     }
 
+    pub fn with_text_bytes(mut self, bytes: usize) -> DataSpec {
+        self.text_bytes = bytes;
+        self
+    }
+
+    pub fn with_payload(mut self, payload: Payload) -> DataSpec {
+        self.payload = payload;
+        self
+    }
+
     /// The spec at `scale` (at least one checkpoint, at least one byte).
+    /// A scaled dataset gets its own directory (`chats-10k-x0.1`), so a
+    /// `--quick` run does not replace the full-size data, which takes
+    /// minutes to write for the big cases.
     pub fn scaled(&self, scale: f64) -> DataSpec {
         let mut s = self.clone();
+        if scale != 1.0 {
+            s.name = format!("{}-x{scale}", self.name);
+        }
         match self.scale_by {
             ScaleBy::Count => {
                 s.checkpoints = ((self.checkpoints as f64 * scale).round() as usize).max(1)

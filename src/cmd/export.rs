@@ -135,6 +135,7 @@ pub fn run(args: ExportArgs) -> Result<Outcome> {
             .as_fd()
             .try_clone_to_owned()
             .context("standard output")?;
+        kvc::fsutil::grow_pipe(fd.as_fd());
         let out = StreamOut(File::from(fd));
         let result = bundle::export(
             &selected.checkpoints,

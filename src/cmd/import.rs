@@ -158,6 +158,7 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
             .as_fd()
             .try_clone_to_owned()
             .context("standard input")?;
+        kvc::fsutil::grow_pipe(fd.as_fd());
         File::from(fd)
     } else {
         let f = File::open(&args.source)
