@@ -1097,3 +1097,68 @@ fn a_file_that_vanishes_before_its_turn_is_reported_not_fatal() {
     assert_eq!(r.entries.len(), 1);
     assert!(r.excluded.is_empty());
 }
+
+/// `-o` into something that is not a regular file writes into it, as tar
+/// does: renaming a temp file over `/dev/null` would replace the device
+/// node with a regular file (as root, that breaks the machine).
+#[test]
+fn export_into_a_device_a_fifo_or_a_symlink_keeps_what_is_there() {
+    use std::os::unix::fs::FileTypeExt;
+    let env = TestEnv::new();
+    env.add(&Ckpt::new(chat("to a device")));
+    let export = |out: &Path| {
+        env.kvc()
+            .args(["export", "--all", "--dir"])
+            .arg(&env.cache)
+            .arg("-o")
+            .arg(out)
+            .assert()
+            .success();
+    };
+
+    // A private copy of /dev/null (char device 1:3); creating one needs root.
+    let null = env.root.path().join("null");
+    let c_path = std::ffi::CString::new(null.to_str().unwrap()).unwrap();
+    let made = unsafe { libc::mknod(c_path.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) };
+    if made == 0 {
+        export(&null);
+        assert!(fs::symlink_metadata(&null)
+            .unwrap()
+            .file_type()
+            .is_char_device());
+    } else {
+        eprintln!("skipped the device node: mknod needs root");
+    }
+
+    // A FIFO with a reader: the bundle arrives through it, whole.
+    let fifo = env.root.path().join("fifo");
+    let c_fifo = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || fs::read(&fifo).unwrap())
+    };
+    export(&fifo);
+    let got = reader.join().unwrap();
+    assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    assert!(
+        got.len() > 1024 && got.len() % 512 == 0,
+        "{} bytes",
+        got.len()
+    );
+
+    // A symlink to a regular file: the file gets the bundle, the link stays.
+    let target = env.root.path().join("real.tar");
+    fs::write(&target, b"old").unwrap();
+    let link = env.root.path().join("link.tar");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    export(&link);
+    assert!(fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    // Same bundle but for the export time in its manifest.
+    let written = fs::read(&target).unwrap();
+    assert_eq!(written.len(), got.len());
+    assert_eq!(written[..512], got[..512]);
+}

@@ -13,7 +13,7 @@ use serde::Serialize;
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
 use std::os::fd::AsFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A byte-counting progress bar on stderr, only when stderr is a terminal.
 /// Shared by `export` and `import`.
@@ -105,6 +105,73 @@ impl Report for ExportView {
     }
 }
 
+/// Where `-o` sends the bundle.
+enum Dest {
+    /// `-o -` (refused on a terminal).
+    Stdout,
+    /// An existing device, FIFO or socket (`-o /dev/null`, `-o >(ssh …)`):
+    /// written into as it is, as tar does. Renaming a temp file over it
+    /// would replace a device node with a regular file.
+    Stream(File),
+    /// A regular file (new or existing) or a symlink to one: written as a
+    /// temp file beside it and renamed into place, so a half-written bundle
+    /// never carries the name. A symlink's target is replaced, not the link.
+    Atomic(PathBuf),
+}
+
+fn destination(out: &Path) -> Result<Dest> {
+    if out.as_os_str() == "-" {
+        if io::stdout().is_terminal() {
+            bail!(
+                "refusing to write a bundle to a terminal: redirect standard output or use -o FILE"
+            );
+        }
+        return Ok(Dest::Stdout);
+    }
+    match std::fs::metadata(out) {
+        Ok(m) if m.is_dir() => bail!("{}: is a directory; -o takes a file name", out.display()),
+        Ok(m) if !m.is_file() => {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(out)
+                .with_context(|| format!("{}: cannot open for writing", out.display()))?;
+            if file.metadata().is_ok_and(|m| m.is_file()) {
+                bail!("{}: changed while being opened", out.display());
+            }
+            Ok(Dest::Stream(file))
+        }
+        Ok(_) => Ok(Dest::Atomic(
+            std::fs::canonicalize(out).with_context(|| out.display().to_string())?,
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Dest::Atomic(out.to_path_buf())),
+        Err(e) => Err(e).with_context(|| out.display().to_string()),
+    }
+}
+
+/// Export into a stream that cannot be taken back (a pipe or a device).
+fn stream(
+    selected: &bundle::Selected,
+    file: File,
+    label: &Path,
+    now: u64,
+    bar: &mut Bar,
+) -> Result<bundle::ExportReport> {
+    match bundle::export(&selected.checkpoints, StreamOut(file), label, now, bar) {
+        Ok((report, _)) => Ok(report),
+        // `main` treats a broken pipe as a reader that had enough (`kvc
+        // ls | head`). Here the reader is the other end of a transfer: the
+        // bundle did not arrive, so say so without the io::Error that would
+        // turn it into exit 0.
+        Err(kvc::Error::Io { source, .. }) if source.kind() == io::ErrorKind::BrokenPipe => {
+            bail!(
+                "{}: closed before the bundle was complete: nothing usable was sent",
+                label.display()
+            )
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub fn run(args: ExportArgs) -> Result<Outcome> {
     let dir = config::dir_or_default(args.dir.dir)?;
     let now = config::now_or_clock(None)?;
@@ -116,61 +183,44 @@ pub fn run(args: ExportArgs) -> Result<Outcome> {
         used_within: args.used_within,
         quant: args.quant,
     };
-    let to_stdout = args.out_file.as_os_str() == "-";
-    if to_stdout && io::stdout().is_terminal() {
-        bail!("refusing to write a bundle to a terminal: redirect standard output or use -o FILE");
-    }
-    if !to_stdout && args.out_file.is_dir() {
-        bail!(
-            "{}: is a directory; -o takes a file name",
-            args.out_file.display()
-        );
-    }
+    let dest = destination(&args.out_file)?;
+    let to_stdout = matches!(dest, Dest::Stdout);
     let selected = bundle::select(&dir, &sel, now)?;
     let mut bar = Bar::new();
-    let report = if to_stdout {
-        // Our own descriptor for stdout: unbuffered by std, so the bundle
-        // goes out in the library's large writes, not line by line.
-        let fd = io::stdout()
-            .as_fd()
-            .try_clone_to_owned()
-            .context("standard output")?;
-        kvc::fsutil::grow_pipe(fd.as_fd());
-        let out = StreamOut(File::from(fd));
-        let result = bundle::export(
-            &selected.checkpoints,
-            out,
-            Path::new("standard output"),
-            now,
-            &mut bar,
-        );
-        match result {
-            Ok((report, _)) => report,
-            // `main` treats a broken pipe as a reader that had enough (`kvc
-            // ls | head`). Here the reader is the other end of a transfer:
-            // the bundle did not arrive, so say so without the io::Error
-            // that would turn it into exit 0.
-            Err(kvc::Error::Io { source, .. }) if source.kind() == io::ErrorKind::BrokenPipe => {
-                bail!("standard output was closed before the bundle was complete: nothing usable was sent")
-            }
-            Err(e) => return Err(e.into()),
+    let report = match dest {
+        Dest::Stdout => {
+            // Our own descriptor for stdout: unbuffered by std, so the
+            // bundle goes out in the library's large writes, not line by line.
+            let fd = io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .context("standard output")?;
+            kvc::fsutil::grow_pipe(fd.as_fd());
+            stream(
+                &selected,
+                File::from(fd),
+                Path::new("standard output"),
+                now,
+                &mut bar,
+            )?
         }
-    } else {
-        let path = &args.out_file;
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .with_context(|| format!("{}: not a usable file name", path.display()))?;
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let tmp = AtomicFile::create(parent, name)
-            .with_context(|| format!("{}: cannot create", parent.join(name).display()))?;
-        let (report, tmp) = bundle::export(&selected.checkpoints, tmp, path, now, &mut bar)?;
-        tmp.commit()
-            .with_context(|| format!("{}: cannot write", path.display()))?;
-        report
+        Dest::Stream(file) => stream(&selected, file, &args.out_file, now, &mut bar)?,
+        Dest::Atomic(path) => {
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .with_context(|| format!("{}: not a usable file name", path.display()))?;
+            let parent = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            let tmp = AtomicFile::create(parent, name)
+                .with_context(|| format!("{}: cannot create", parent.join(name).display()))?;
+            let (report, tmp) = bundle::export(&selected.checkpoints, tmp, &path, now, &mut bar)?;
+            tmp.commit()
+                .with_context(|| format!("{}: cannot write", path.display()))?;
+            report
+        }
     };
     let problems = !report.excluded.is_empty() || !selected.invalid.is_empty();
     let view = ExportView {
