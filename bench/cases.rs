@@ -1,5 +1,5 @@
 //! The benchmark cases: what kvc runs, what it is compared with, on which
-//! data. Adding one is a few lines in [`all`]; see docs/performance.md.
+//! data. Adding one is a few lines in [`all`]; see README.md, "Performance".
 //!
 //! Command lines are written with placeholders, substituted per run:
 //! `{kvc}` the kvc binary, `{dir}` the dataset's cache directory,
