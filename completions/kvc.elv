@@ -26,13 +26,13 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand show 'Show every header field, the trailer and the payload header of one checkpoint'
             cand cat 'Write the stored prompt text of a checkpoint, raw, to a pipe or file'
             cand verify 'Check every checkpoint for corruption, truncation and mislabelling (exit 1 on any error)'
-            cand trailer 'Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)'
             cand evict 'Delete checkpoints until the cache fits a budget, next victim first'
             cand rm 'Remove named checkpoints'
             cand gc 'Remove temp files left by crashed writers, and empty kvc state'
-            cand log 'Show the journal of what kvc deleted, oldest first'
+            cand log 'Show the journal of what kvc deleted, installed, quarantined or rewrote, oldest first'
             cand export 'Write checkpoints to a bundle (a tar stream with a digest per file) for `kvc import`'
             cand import 'Install the checkpoints of a bundle, verifying every byte before it becomes visible'
+            cand trailer 'Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'kvc;ls'= {
@@ -79,6 +79,91 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand -a 'Also report stray files (names no engine reads)'
             cand --all 'Also report stray files (names no engine reads)'
             cand --strict 'Treat warnings as errors for the exit status'
+            cand --json 'Print JSON (schema in README.md) instead of a table'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvc;evict'= {
+            cand --budget 'Evict until the valid checkpoints take at most SIZE (8GiB, 1.5G, 500MB)'
+            cand --older-than 'Also evict checkpoints unused for longer than DURATION (30d, 12h), budget or not'
+            cand --protect 'Never evict this checkpoint (key, unique prefix, `sysprompt` or path); repeatable'
+            cand --policy 'Eviction policy: ds4 (forks: anchors and superseded waypoints), ds4-classic (upstream ds4), lru (hanzo-engine)'
+            cand --now 'Evaluate scores and ages at this Unix time instead of now (reproducible output)'
+            cand --include-agent 'Also act on ds4-agent''s explicit saves (sysprompt.kv, agent-session, agent-system)'
+            cand -n 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
+            cand --dry-run 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
+            cand -q 'Print nothing on success (for cron); problems still go to stderr'
+            cand --quiet 'Print nothing on success (for cron); problems still go to stderr'
+            cand --json 'Print JSON (schema in README.md) instead of a table'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvc;rm'= {
+            cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --include-agent 'Also act on ds4-agent''s explicit saves (sysprompt.kv, agent-session, agent-system)'
+            cand -n 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
+            cand --dry-run 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
+            cand -q 'Print nothing on success (for cron); problems still go to stderr'
+            cand --quiet 'Print nothing on success (for cron); problems still go to stderr'
+            cand --json 'Print JSON (schema in README.md) instead of a table'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvc;gc'= {
+            cand --temp-age 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)'
+            cand -n 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
+            cand --dry-run 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
+            cand -q 'Print nothing on success (for cron); problems still go to stderr'
+            cand --quiet 'Print nothing on success (for cron); problems still go to stderr'
+            cand --json 'Print JSON (schema in README.md) instead of a table'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvc;log'= {
+            cand --since 'Only records from the last DURATION (30d, 12h)'
+            cand -l 'Full keys'
+            cand --long 'Full keys'
+            cand --json 'Print JSON (schema in README.md) instead of a table'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvc;export'= {
+            cand --reason 'Only checkpoints saved for this reason (repeatable: any of them)'
+            cand --min-tokens 'Only checkpoints of at least N tokens'
+            cand --used-within 'Only checkpoints used (or, never used, created) within DURATION, e.g. 2d, 12h'
+            cand --quant 'Only checkpoints with these routed-expert quant bits'
+            cand -o 'Bundle file to write (atomically), or `-` for standard output (not a terminal)'
+            cand --output 'Bundle file to write (atomically), or `-` for standard output (not a terminal)'
+            cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --all 'Every checkpoint of the directory (filters still apply)'
+            cand --json 'Print JSON (schema in README.md) instead of a table'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvc;import'= {
+            cand --on-conflict 'When the target already has a checkpoint with the same key (identical bytes count as present)'
+            cand --budget 'Afterwards, evict (as `kvc evict` does) until the checkpoints fit in SIZE (e.g. 40G, 512MiB), never evicting what was just imported'
+            cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --policy 'Eviction policy: ds4 (forks: anchors and superseded waypoints), ds4-classic (upstream ds4), lru (hanzo-engine)'
+            cand --now 'Evaluate scores and ages at this Unix time instead of now (reproducible output)'
+            cand --reset-stats 'Zero the hit counts and set last_used to now in the installed copies'
+            cand -n 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
+            cand --dry-run 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
             cand --json 'Print JSON (schema in README.md) instead of a table'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
@@ -174,103 +259,18 @@ set edit:completion:arg-completer[kvc] = {|@words|
         }
         &'kvc;trailer;help;help'= {
         }
-        &'kvc;evict'= {
-            cand --budget 'Evict until the valid checkpoints take at most SIZE (8GiB, 1.5G, 500MB)'
-            cand --older-than 'Also evict checkpoints unused for longer than DURATION (30d, 12h), budget or not'
-            cand --protect 'Never evict this checkpoint (key, unique prefix, `sysprompt` or path); repeatable'
-            cand --policy 'Eviction policy: ds4 (forks: anchors and superseded waypoints), ds4-classic (upstream ds4), lru (hanzo-engine)'
-            cand --now 'Evaluate scores and ages at this Unix time instead of now (reproducible output)'
-            cand --include-agent 'Also act on ds4-agent''s explicit saves (sysprompt.kv, agent-session, agent-system)'
-            cand -n 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
-            cand --dry-run 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
-            cand -q 'Print nothing on success (for cron); problems still go to stderr'
-            cand --quiet 'Print nothing on success (for cron); problems still go to stderr'
-            cand --json 'Print JSON (schema in README.md) instead of a table'
-            cand -h 'Print help'
-            cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
-        }
-        &'kvc;rm'= {
-            cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
-            cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
-            cand --include-agent 'Also act on ds4-agent''s explicit saves (sysprompt.kv, agent-session, agent-system)'
-            cand -n 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
-            cand --dry-run 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
-            cand -q 'Print nothing on success (for cron); problems still go to stderr'
-            cand --quiet 'Print nothing on success (for cron); problems still go to stderr'
-            cand --json 'Print JSON (schema in README.md) instead of a table'
-            cand -h 'Print help'
-            cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
-        }
-        &'kvc;gc'= {
-            cand --temp-age 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)'
-            cand -n 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
-            cand --dry-run 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
-            cand -q 'Print nothing on success (for cron); problems still go to stderr'
-            cand --quiet 'Print nothing on success (for cron); problems still go to stderr'
-            cand --json 'Print JSON (schema in README.md) instead of a table'
-            cand -h 'Print help'
-            cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
-        }
-        &'kvc;log'= {
-            cand --since 'Only records from the last DURATION (30d, 12h)'
-            cand -l 'Full keys'
-            cand --long 'Full keys'
-            cand --json 'Print JSON (schema in README.md) instead of a table'
-            cand -h 'Print help'
-            cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
-        }
-        &'kvc;export'= {
-            cand --reason 'Only checkpoints saved for this reason (repeatable: any of them)'
-            cand --min-tokens 'Only checkpoints of at least N tokens'
-            cand --used-within 'Only checkpoints used (or, never used, created) within DURATION, e.g. 2d, 12h'
-            cand --quant 'Only checkpoints with these routed-expert quant bits'
-            cand -o 'Bundle file to write (atomically), or `-` for standard output (not a terminal)'
-            cand --output 'Bundle file to write (atomically), or `-` for standard output (not a terminal)'
-            cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
-            cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
-            cand --all 'Every checkpoint of the directory (filters still apply)'
-            cand --json 'Print JSON (schema in README.md) instead of a table'
-            cand -h 'Print help'
-            cand --help 'Print help'
-            cand -V 'Print version'
-            cand --version 'Print version'
-        }
-        &'kvc;import'= {
-            cand --on-conflict 'When the target already has a checkpoint with the same key (identical bytes count as present)'
-            cand --budget 'Afterwards, evict (as `kvc evict` does) until the checkpoints fit in SIZE (e.g. 40G, 512MiB), never evicting what was just imported'
-            cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
-            cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
-            cand --policy 'Eviction policy: ds4 (forks: anchors and superseded waypoints), ds4-classic (upstream ds4), lru (hanzo-engine)'
-            cand --now 'Evaluate scores and ages at this Unix time instead of now (reproducible output)'
-            cand --reset-stats 'Zero the hit counts and set last_used to now in the installed copies'
-            cand -n 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
-            cand --dry-run 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
-            cand --json 'Print JSON (schema in README.md) instead of a table'
-            cand -h 'Print help (see more with ''--help'')'
-            cand --help 'Print help (see more with ''--help'')'
-            cand -V 'Print version'
-            cand --version 'Print version'
-        }
         &'kvc;help'= {
             cand ls 'List the checkpoints of cache directories, with their eviction rank'
             cand show 'Show every header field, the trailer and the payload header of one checkpoint'
             cand cat 'Write the stored prompt text of a checkpoint, raw, to a pipe or file'
             cand verify 'Check every checkpoint for corruption, truncation and mislabelling (exit 1 on any error)'
-            cand trailer 'Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)'
             cand evict 'Delete checkpoints until the cache fits a budget, next victim first'
             cand rm 'Remove named checkpoints'
             cand gc 'Remove temp files left by crashed writers, and empty kvc state'
-            cand log 'Show the journal of what kvc deleted, oldest first'
+            cand log 'Show the journal of what kvc deleted, installed, quarantined or rewrote, oldest first'
             cand export 'Write checkpoints to a bundle (a tar stream with a digest per file) for `kvc import`'
             cand import 'Install the checkpoints of a bundle, verifying every byte before it becomes visible'
+            cand trailer 'Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'kvc;help;ls'= {
@@ -280,6 +280,18 @@ set edit:completion:arg-completer[kvc] = {|@words|
         &'kvc;help;cat'= {
         }
         &'kvc;help;verify'= {
+        }
+        &'kvc;help;evict'= {
+        }
+        &'kvc;help;rm'= {
+        }
+        &'kvc;help;gc'= {
+        }
+        &'kvc;help;log'= {
+        }
+        &'kvc;help;export'= {
+        }
+        &'kvc;help;import'= {
         }
         &'kvc;help;trailer'= {
             cand ls 'List the entries of a checkpoint''s tool-id map'
@@ -297,18 +309,6 @@ set edit:completion:arg-completer[kvc] = {|@words|
         &'kvc;help;trailer;prune'= {
         }
         &'kvc;help;trailer;strip'= {
-        }
-        &'kvc;help;evict'= {
-        }
-        &'kvc;help;rm'= {
-        }
-        &'kvc;help;gc'= {
-        }
-        &'kvc;help;log'= {
-        }
-        &'kvc;help;export'= {
-        }
-        &'kvc;help;import'= {
         }
         &'kvc;help;help'= {
         }

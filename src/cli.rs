@@ -41,21 +41,21 @@ payload once through a 256 KiB buffer to check token ids and logits and that eve
 Verify changes nothing unless --quarantine is given."
     )]
     Verify(VerifyArgs),
-    /// Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)
-    #[command(subcommand)]
-    Trailer(TrailerCommand),
     /// Delete checkpoints until the cache fits a budget, next victim first
     Evict(EvictArgs),
     /// Remove named checkpoints
     Rm(RmArgs),
     /// Remove temp files left by crashed writers, and empty kvc state
     Gc(GcArgs),
-    /// Show the journal of what kvc deleted, oldest first
+    /// Show the journal of what kvc deleted, installed, quarantined or rewrote, oldest first
     Log(LogArgs),
     /// Write checkpoints to a bundle (a tar stream with a digest per file) for `kvc import`
     Export(ExportArgs),
     /// Install the checkpoints of a bundle, verifying every byte before it becomes visible
     Import(ImportArgs),
+    /// Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)
+    #[command(subcommand)]
+    Trailer(TrailerCommand),
 }
 
 /// `--json`: one flag, one meaning everywhere.
