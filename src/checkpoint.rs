@@ -217,8 +217,7 @@ impl CheckpointFile {
 
     /// Offset just past the payload (where trailers start).
     pub fn payload_end(&self) -> u64 {
-        self.payload_offset()
-            .saturating_add(self.header.payload_bytes)
+        payload_end(&self.header, self.text_len)
     }
 
     /// Bytes after the payload: trailer sections, or garbage.
@@ -316,6 +315,13 @@ impl CheckpointFile {
     pub fn file(&self) -> &File {
         &self.file
     }
+}
+
+/// Offset just past the payload of a file with this header and text
+/// length (where trailers start), for a caller that holds a scanned
+/// checkpoint rather than an open file. Saturates on a header that lies.
+pub fn payload_end(header: &Header, text_len: u32) -> u64 {
+    (TEXT_OFFSET + text_len as u64).saturating_add(header.payload_bytes)
 }
 
 /// The envelope checks of FORMAT.md §3 on a prefix already decoded: magic,

@@ -137,9 +137,13 @@ impl Drop for AtomicFile {
 pub fn remove_durably(path: &Path) -> io::Result<bool> {
     match fs::remove_file(path) {
         Ok(()) => {
-            if let Some(dir) = path.parent() {
-                fsync_dir(dir)?;
-            }
+            // A bare name (`<key>.kv`) has the empty path as its parent,
+            // which cannot be opened: its directory is the current one.
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            fsync_dir(dir)?;
             Ok(true)
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),

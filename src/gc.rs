@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::fsutil::{fsync_dir, remove_durably};
 use crate::journal::{self, Record};
 use crate::lock::{DirLock, LOCK_FILE};
-use crate::scan::{self, pid_alive, ScanOptions, TempFile, STATE_DIR};
+use crate::scan::{self, pid_alive, TempFile, STATE_DIR};
 use serde::Serialize;
 use std::fs;
 use std::io;
@@ -138,11 +138,9 @@ fn state_is_empty(dir: &Path) -> Result<bool> {
 
 /// Look, change nothing: the `--dry-run`.
 pub fn plan_dir(dir: &Path, opts: &GcOptions) -> Result<GcPlan> {
-    let scan = scan::scan_dir(dir, ScanOptions::default())?;
     Ok(GcPlan {
         dir: dir.to_path_buf(),
-        temps: scan
-            .temp_files
+        temps: scan::temp_files(dir)?
             .iter()
             .filter_map(|t| judge(t, opts))
             .collect(),

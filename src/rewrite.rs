@@ -396,7 +396,10 @@ pub fn plan(cf: &CheckpointFile, edit: Edit<'_>) -> Result<Plan> {
         return Err(changed(path));
     }
     let current = cf.read_trailer().map_err(io_err)?;
-    let before = TrailerState::from_bytes(ExtFlags(prefix[EXT_FLAGS_OFFSET as usize]), &current);
+    // The flags as on disk now (an engine may have rewritten the header
+    // since `cf` was opened): `before`, `changes` and `apply` all go by them.
+    let flags = ExtFlags(prefix[EXT_FLAGS_OFFSET as usize]);
+    let before = TrailerState::from_bytes(flags, &current);
     let mut dropped = Vec::new();
     let mut missing = Vec::new();
     let after = match edit {
@@ -461,7 +464,7 @@ pub fn plan(cf: &CheckpointFile, edit: Edit<'_>) -> Result<Plan> {
     } else {
         after.encode()
     };
-    let changes = section != current || cf.header.ext_flags.has_tool_map() == section.is_empty();
+    let changes = section != current || flags.has_tool_map() == section.is_empty();
     Ok(Plan {
         path: path.clone(),
         before,
@@ -1111,6 +1114,51 @@ mod tests {
             other[i] ^= if i == 6 { 2 } else { 1 };
             assert!(!same_layout(&a, &other), "byte {i}");
         }
+    }
+
+    /// A checkpoint built byte by byte (FORMAT.md §3): text `abc`, a 4-byte
+    /// opaque payload, bit 0 set over a one-entry map `a` -> `b`.
+    fn flagged_file() -> (tempfile::TempDir, PathBuf, Vec<u8>) {
+        let mut b = Vec::new();
+        b.extend_from_slice(b"KVC\x01\x02\x01\x01\x00"); // magic, version, quant, cold, ext, model
+        b.extend_from_slice(&1u32.to_le_bytes()); // tokens
+        b.extend_from_slice(&0u32.to_le_bytes()); // hits
+        b.extend_from_slice(&4096u32.to_le_bytes()); // ctx_size
+        b.extend_from_slice(&[0; 4]); // payload_abi, reserved
+        b.extend_from_slice(&100u64.to_le_bytes()); // created
+        b.extend_from_slice(&100u64.to_le_bytes()); // last_used
+        b.extend_from_slice(&4u64.to_le_bytes()); // payload_bytes
+        b.extend_from_slice(&3u32.to_le_bytes());
+        b.extend_from_slice(b"abc");
+        b.extend_from_slice(&[9; 4]);
+        let section: &[u8] = b"KTM\x01\x01\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00ab";
+        b.extend_from_slice(section);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.kv");
+        fs::write(&path, &b).unwrap();
+        (dir, path, section.to_vec())
+    }
+
+    #[test]
+    fn regression_plan_goes_by_the_flag_on_disk_not_the_one_opened_with() {
+        // Bit 0 cleared on disk after the file was opened (an interrupted
+        // rewrite by another writer): the section is stray, and setting the
+        // same map must set the flag again, not report "unchanged".
+        let (_dir, path, section) = flagged_file();
+        let cf = open_checkpoint(&path, true).unwrap().unwrap();
+        assert!(cf.header.ext_flags.has_tool_map());
+        cf.file().write_all_at(&[0], EXT_FLAGS_OFFSET).unwrap();
+        let map = ToolMap::decode(&section).unwrap();
+        let edit = Edit::Set {
+            map: &map,
+            allow_missing: false,
+        };
+        let p = plan(&cf, edit).unwrap();
+        assert!(matches!(p.before, TrailerState::Stray { .. }));
+        assert!(p.changes);
+        let applied = apply(&cf, &p, Method::InPlace, &mut |_| {}).unwrap();
+        assert!(matches!(applied, Applied::Rewritten { .. }));
+        assert_eq!(fs::read(&path).unwrap()[EXT_FLAGS_OFFSET as usize], 1);
     }
 
     #[test]

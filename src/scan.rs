@@ -378,18 +378,8 @@ pub fn scan_dir(dir: &Path, opts: ScanOptions) -> Result<Scan> {
                 });
             }
             NameKind::Temp { pid, writer } => {
-                let path = entry.path();
-                let Ok(meta) = fs::symlink_metadata(&path) else {
-                    continue;
-                };
-                scan.temp_files.push(TempFile {
-                    file: name,
-                    path,
-                    pid,
-                    writer,
-                    size: meta.len(),
-                    modified: meta.modified().ok(),
-                });
+                scan.temp_files
+                    .extend(temp_file(name, entry.path(), pid, writer));
             }
             NameKind::Other => {
                 let path = entry.path();
@@ -427,6 +417,35 @@ pub fn scan_dir(dir: &Path, opts: ScanOptions) -> Result<Scan> {
     scan.temp_files.sort_by(|a, b| a.file.cmp(&b.file));
     scan.strays.sort_by(|a, b| a.file.cmp(&b.file));
     Ok(scan)
+}
+
+/// A temp file as a listing sees it; `None` when it vanished.
+fn temp_file(name: String, path: PathBuf, pid: u32, writer: TempWriter) -> Option<TempFile> {
+    let meta = fs::symlink_metadata(&path).ok()?;
+    Some(TempFile {
+        file: name,
+        path,
+        pid,
+        writer,
+        size: meta.len(),
+        modified: meta.modified().ok(),
+    })
+}
+
+/// Only the temp files of `dir`, sorted by name, as [`scan_dir`] lists
+/// them: for `kvc gc`, which has no use for the checkpoints and should not
+/// open every one of them in a large cache.
+pub fn temp_files(dir: &Path) -> Result<Vec<TempFile>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let NameKind::Temp { pid, writer } = classify_name(&name) {
+            out.extend(temp_file(name, entry.path(), pid, writer));
+        }
+    }
+    out.sort_by(|a, b| a.file.cmp(&b.file));
+    Ok(out)
 }
 
 /// Is process `pid` alive on this host? A pid we may not signal (EPERM)

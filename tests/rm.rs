@@ -213,3 +213,29 @@ fn log_since_filters_and_damaged_lines_are_counted() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn regression_rm_of_a_bare_file_name_in_the_current_directory_removes_and_journals_it() {
+    // `kvc rm <key>.kv` run inside the cache: the path has an empty parent.
+    // The unlink succeeded, then syncing the directory "" failed, so the file
+    // was gone but reported as failed (exit 2) and never journaled.
+    let env = TestEnv::with_sample("ds4");
+    let name = "d78becaf80c3dd16ecec443553e5305b2557acb3.kv";
+    let out = env
+        .kvc()
+        .current_dir(&env.cache)
+        .args(["rm", "--json", name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["checkpoints"][0]["outcome"], "removed");
+    assert!(!env.cache.join(name).exists());
+    let log = records(&env, &[]);
+    assert_eq!(log["records"].as_array().unwrap().len(), 1);
+    assert_eq!(log["records"][0]["key"], &name[..40]);
+}

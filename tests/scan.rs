@@ -163,3 +163,26 @@ fn texts_reread_for_the_policy_are_the_files_texts() {
     assert!(s.checkpoints[1].text.is_none());
     assert!(s.checkpoints[2].text.is_some());
 }
+
+#[test]
+fn temp_files_alone_are_what_a_full_scan_lists() {
+    let env = TestEnv::new();
+    populate(&env);
+    env.add_raw(
+        "3c315f4983362eb6cdb04a6f46ed11650aa7135f.kv.tmp.31337",
+        b"ds4",
+    );
+    env.add_raw(
+        "4d1f6e78cbf9da0f2c6b8f93e536990ab10864a3.4242-0.kv.tmp",
+        b"hanzo!",
+    );
+    env.add_raw("0000000000000000000000000000000000000000.kv.tmp.1", b"");
+    let full = scan::scan_dir(&env.cache, ScanOptions::default()).unwrap();
+    let alone = scan::temp_files(&env.cache).unwrap();
+    let view = |t: &scan::TempFile| (t.file.clone(), t.path.clone(), t.pid, t.writer, t.size);
+    assert_eq!(full.temp_files.len(), 4); // populate adds one
+    assert_eq!(
+        alone.iter().map(view).collect::<Vec<_>>(),
+        full.temp_files.iter().map(view).collect::<Vec<_>>()
+    );
+}

@@ -35,18 +35,12 @@ struct VictimView {
     outcome: &'static str,
     /// Why a victim was not deleted, for people.
     detail: Option<String>,
+    /// `Header::used_time`, for the USED column.
+    #[serde(skip)]
+    used: u64,
 }
 
 impl VictimView {
-    /// `last_used`, or `created` when never used (FORMAT.md §8).
-    fn used_time(&self) -> u64 {
-        if self.last_used != 0 {
-            self.last_used
-        } else {
-            self.created
-        }
-    }
-
     fn is_problem(&self) -> bool {
         matches!(self.outcome, "invalid" | "failed")
     }
@@ -66,6 +60,7 @@ impl VictimView {
             why: v.why,
             outcome: fate.map_or("planned", Fate::code),
             detail: fate.map(Fate::detail).filter(|d| !d.is_empty()),
+            used: v.header.used_time(),
         }
     }
 }
@@ -244,7 +239,7 @@ impl Report for EvictReport {
                     Cell::new(v.tokens),
                     Cell::new(output::size(v.size)),
                     Cell::new(v.hits),
-                    Cell::new(output::ago(v.used_time(), self.now)),
+                    Cell::new(output::ago(v.used, self.now)),
                     Cell::new(output::score(v.score)),
                     Cell::new(v.why.names().join(",")),
                 ]);

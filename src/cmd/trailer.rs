@@ -124,11 +124,9 @@ fn targets(t: &KeysOrAll, dir: &mut Dir, select: AllSelects) -> Result<Vec<PathB
         scan.checkpoints
             .into_iter()
             .filter(|c| {
-                let payload_end = kvc::format::TEXT_OFFSET
-                    .saturating_add(c.text_len as u64)
-                    .saturating_add(c.header.payload_bytes);
                 c.header.ext_flags.has_tool_map()
-                    || matches!(select, AllSelects::FlaggedOrStray) && c.size > payload_end
+                    || matches!(select, AllSelects::FlaggedOrStray)
+                        && c.size > kvc::checkpoint::payload_end(&c.header, c.text_len)
             })
             .map(|c| c.path)
             .collect()
