@@ -84,6 +84,19 @@ pub fn write_table(out: &mut dyn Write, t: &Table) -> io::Result<()> {
     Ok(())
 }
 
+/// A key as a table column shows it: the first 12 hex digits of a SHA-1
+/// key; `sysprompt` and anything else (a temp file name in the journal)
+/// whole.
+pub fn short_key(key: &str) -> String {
+    let is_hash =
+        key.len() == kvc::checkpoint::KEY_HEX_LEN && key.bytes().all(|b| b.is_ascii_hexdigit());
+    if is_hash {
+        key[..kvc::checkpoint::SHORT_KEY_LEN].to_string()
+    } else {
+        key.to_string()
+    }
+}
+
 /// `19.87 KiB`.
 pub fn size(bytes: u64) -> String {
     format_size(bytes, BINARY)

@@ -229,12 +229,7 @@ impl Report for EvictReport {
                     row.push(Cell::new(v.outcome));
                 }
                 row.extend([
-                    Cell::new(
-                        v.key
-                            .chars()
-                            .take(kvc::checkpoint::SHORT_KEY_LEN)
-                            .collect::<String>(),
-                    ),
+                    Cell::new(output::short_key(&v.key)),
                     Cell::new(&v.reason),
                     Cell::new(v.tokens),
                     Cell::new(output::size(v.size)),

@@ -60,14 +60,12 @@ struct LogReport {
     long: bool,
 }
 
-/// A 40-hex key cut to the listing width; file names (gc) stay whole.
+/// A key cut to the listing width unless `--long`; file names (gc) stay whole.
 fn short_key(key: &str, long: bool) -> String {
-    let is_hash =
-        key.len() == kvc::checkpoint::KEY_HEX_LEN && key.bytes().all(|b| b.is_ascii_hexdigit());
-    if is_hash && !long {
-        key[..kvc::checkpoint::SHORT_KEY_LEN].to_string()
-    } else {
+    if long {
         key.to_string()
+    } else {
+        output::short_key(key)
     }
 }
 

@@ -187,7 +187,7 @@ impl LsReport {
             let key = if self.long {
                 c.key.clone()
             } else {
-                c.key.chars().take(kvc::checkpoint::SHORT_KEY_LEN).collect()
+                output::short_key(&c.key)
             };
             let mut row = vec![
                 Cell::new(key),

@@ -72,12 +72,7 @@ impl Report for RmReport {
                 } else {
                     c.outcome
                 }),
-                Cell::new(
-                    c.key
-                        .chars()
-                        .take(kvc::checkpoint::SHORT_KEY_LEN)
-                        .collect::<String>(),
-                ),
+                Cell::new(output::short_key(&c.key)),
                 Cell::new(c.reason.as_deref().unwrap_or("-")),
                 Cell::new(c.tokens.map_or("-".into(), |n| n.to_string())),
                 Cell::new(output::size(c.size)),

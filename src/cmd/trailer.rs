@@ -817,7 +817,7 @@ fn rewrite_all(
 impl Report for RewriteReport {
     fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
         for f in &self.files {
-            let key: String = f.key.chars().take(kvc::checkpoint::SHORT_KEY_LEN).collect();
+            let key = output::short_key(&f.key);
             match f.result {
                 "rewritten" => writeln!(
                     out,
