@@ -187,7 +187,8 @@ pub struct Ranked {
 
 /// The order in which `policy` evicts `cps`, first victim first: ascending
 /// score, ties to the older `last_used` (as ds4 does), then by key so the
-/// order is total. LRU: oldest use first. One sort, O(n log n).
+/// order is total. LRU: oldest `last_used` first (a never-used 0 first of
+/// all, as the engines compare the raw field). One sort, O(n log n).
 pub fn eviction_order(policy: Policy, cps: &[Checkpoint], now: u64) -> Vec<Ranked> {
     let sup = if policy.needs_texts() {
         superseded(cps)
@@ -210,7 +211,9 @@ pub fn eviction_order(policy: Policy, cps: &[Checkpoint], now: u64) -> Vec<Ranke
             _ => Ordering::Equal,
         };
         by_score
-            .then(ca.header.used_time().cmp(&cb.header.used_time()))
+            // FORMAT.md §7/§8: ties (and LRU) go by the raw `last_used`,
+            // as the engines compare it; a never-used 0 is the oldest.
+            .then(ca.header.last_used.cmp(&cb.header.last_used))
             .then(ca.key.cmp(&cb.key))
     });
     ranked
@@ -303,6 +306,52 @@ mod tests {
             file_size: size,
             reason: Reason(reason),
             superseded: false,
+        }
+    }
+
+    fn checkpoint(n: u8, created: u64, last_used: u64) -> Checkpoint {
+        let key = crate::Key::Hash(format!("{n:02x}").repeat(20));
+        Checkpoint {
+            file: key.file_name(),
+            path: key.file_name().into(),
+            key,
+            size: 1000,
+            mode: 0o600,
+            header: crate::Header {
+                magic: *b"KVC",
+                version: 1,
+                quant_bits: 2,
+                reason: Reason::COLD,
+                ext_flags: crate::ExtFlags(0),
+                model_id: 0,
+                tokens: 100,
+                hits: 0,
+                ctx_size: 4096,
+                payload_abi: 0,
+                reserved: [0; 3],
+                created,
+                last_used,
+                payload_bytes: 900,
+            },
+            text_len: 10,
+            text: None,
+        }
+    }
+
+    #[test]
+    fn ties_and_lru_go_by_the_raw_last_used() {
+        // Same score (no hits, same size and tokens). b was never used
+        // (last_used 0) but created after a was last used: the engines
+        // compare last_used itself, so b goes first.
+        let a = checkpoint(0xaa, 100, 500);
+        let b = checkpoint(0xbb, 900, 0);
+        let cps = [a, b];
+        for policy in [Policy::Ds4Classic, Policy::Lru] {
+            let order: Vec<usize> = eviction_order(policy, &cps, 10_000)
+                .iter()
+                .map(|r| r.index)
+                .collect();
+            assert_eq!(order, [1, 0], "{policy}");
         }
     }
 
