@@ -787,6 +787,8 @@ pub struct EntryOutcome {
     pub key: Option<String>,
     pub action: Action,
     pub size: Option<u64>,
+    /// Why, for anything but a plain install (sanitized: it can quote the
+    /// stream).
     pub message: Option<String>,
 }
 
@@ -1029,7 +1031,9 @@ impl Importer<'_> {
             key: key.map(|k| k.to_string()),
             action,
             size,
-            message,
+            // Messages quote untrusted bytes: tar's errors quote header
+            // fields and names, serde's an unknown value of a record.
+            message: message.map(|m| sanitize_line(m.as_bytes())),
         });
     }
 
@@ -1685,7 +1689,9 @@ pub fn import<R: Read>(
             }
             Some(Err(e)) => {
                 if !any {
-                    return Err(Error::invalid(source, format!("not a tar stream: {e}")));
+                    // tar's message quotes the header's bytes: sanitized.
+                    let why = sanitize_line(e.to_string().as_bytes());
+                    return Err(Error::invalid(source, format!("not a tar stream: {why}")));
                 }
                 im.stream_cut(
                     "(stream)",

@@ -682,6 +682,100 @@ fn input_that_is_not_a_tar_stream_exits_2_and_creates_nothing() {
     }
 }
 
+/// A 512-byte tar header block whose name and checksum field carry
+/// terminal escapes: the tar reader's error about it quotes both.
+fn escape_laden_header() -> Vec<u8> {
+    let mut block = vec![0u8; 512];
+    let name = b"\x1b]0;pwned\x07\x1b[31mevil.kv";
+    block[..name.len()].copy_from_slice(name);
+    // The checksum field (148..156) is not octal: "\e[2J".
+    block[148..152].copy_from_slice(b"\x1b[2J");
+    block
+}
+
+fn assert_no_raw_controls(what: &str, s: &str) {
+    assert!(
+        !s.chars().any(|c| c.is_control() && c != '\n'),
+        "{what}: raw control characters reached the output: {s:?}"
+    );
+}
+
+#[test]
+fn regression_untrusted_text_in_stream_errors_is_sanitized() {
+    // As the first block: import fails (exit 2), and the one line on
+    // stderr quotes the header sanitized.
+    let env = TestEnv::new();
+    let target = env.root.path().join("t");
+    let p = env.root.path().join("evil.tar");
+    fs::write(&p, escape_laden_header().repeat(3)).unwrap();
+    let (code, _, err) = run(
+        &env,
+        &[
+            "import",
+            p.to_str().unwrap(),
+            "--dir",
+            target.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a tar stream"), "{err}");
+    assert!(err.contains("\\e[2J"), "the field is shown, escaped: {err}");
+    assert_no_raw_controls("stderr", &err);
+    assert!(!target.exists());
+
+    // After a good entry: the `(stream)` row of the report, in JSON and in
+    // the table.
+    let good = Ckpt::new(chat("before the bad block"));
+    let mut cr = Craft::new();
+    cr.pair(&good);
+    let mut bytes = cr.finish();
+    bytes.truncate(bytes.len() - 1024); // the end-of-archive blocks
+    bytes.extend(escape_laden_header());
+    bytes.extend(vec![0u8; 1024]);
+    fs::write(&p, &bytes).unwrap();
+    let (code, v) = import(&env, &p, &env.cache, &["--dry-run"]);
+    assert_eq!(code, 1);
+    let rejected = with_action(&v, "rejected");
+    assert_eq!(rejected.len(), 1, "{v:#}");
+    assert!(rejected[0].1.contains("\\e[2J"), "{rejected:?}");
+    assert_no_raw_controls("JSON message", &rejected[0].1);
+    let (code, out, err) = run(
+        &env,
+        &[
+            "import",
+            p.to_str().unwrap(),
+            "--dir",
+            env.cache.to_str().unwrap(),
+            "--dry-run",
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert_no_raw_controls("table", &String::from_utf8_lossy(&out));
+}
+
+#[test]
+fn regression_untrusted_text_in_a_record_error_is_sanitized() {
+    // serde quotes an unknown enum variant as it is.
+    let env = TestEnv::new();
+    let c = Ckpt::new(chat("its record lies"));
+    let (name, data) = (c.file_name(), c.bytes());
+    let rec = json!({"bundle": 1, "file": name, "key": c.key(), "size": data.len(),
+                     "blake3": blake3_hex(&data), "status": "\u{1b}[2J\u{7}"});
+    let (code, v, _) = import_hostile(&env, |cr| {
+        cr.file(&name, &data).record_json(&name, rec);
+    });
+    assert_eq!(code, 1);
+    let rejected = with_action(&v, "rejected");
+    assert_eq!(rejected.len(), 1, "{v:#}");
+    assert!(
+        rejected[0].1.contains("digest record is unreadable"),
+        "{rejected:?}"
+    );
+    assert!(rejected[0].1.contains("\\e[2J\\x07"), "{rejected:?}");
+    assert_no_raw_controls("JSON message", &rejected[0].1);
+    assert!(!env.cache.join(&name).exists());
+}
+
 // ---------------------------------------------------------------------------
 // Cut-off bundles
 
