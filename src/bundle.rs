@@ -1740,31 +1740,6 @@ pub fn import<R: Read>(
 fn budget_after_import(im: &Importer<'_>, b: BudgetOptions) -> Result<BudgetOutcome> {
     let dir = im.dir;
     let protected: HashSet<Key> = im.imported.keys().cloned().collect();
-    let mut cps = if dir.is_dir() {
-        scan::scan_dir(dir, ScanOptions::default())?.checkpoints
-    } else {
-        Vec::new()
-    };
-    if im.opts.dry_run {
-        // Nothing was written: evaluate the directory as the import would
-        // have left it. (The imported texts are not kept, so they do not
-        // supersede waypoints in this preview; they are protected anyway.)
-        cps.retain(|c| !im.imported.contains_key(&c.key) && !im.replaced_old.contains(&c.file));
-        for (key, (size, prefix)) in &im.imported {
-            if let Some((h, tl)) = prefix {
-                cps.push(Checkpoint {
-                    key: key.clone(),
-                    file: key.file_name(),
-                    path: dir.join(key.file_name()),
-                    size: *size,
-                    mode: FILE_MODE,
-                    header: h.clone(),
-                    text_len: *tl,
-                    text: None,
-                });
-            }
-        }
-    }
     let opts = evict::EvictOptions {
         policy: b.policy,
         now: im.opts.now,
@@ -1795,6 +1770,31 @@ fn budget_after_import(im: &Importer<'_>, b: BudgetOptions) -> Result<BudgetOutc
             Ok(outcome(r.first_plan.checkpoint_bytes, r.bytes_after, gone))
         }
         _ => {
+            // Nothing was written: evaluate the directory as the import
+            // would have left it. (The imported texts are not kept, so they
+            // do not supersede waypoints in this preview; they are
+            // protected anyway.) A real run scans under the lock in
+            // `run_locked` instead.
+            let mut cps = if dir.is_dir() {
+                scan::scan_dir(dir, ScanOptions::default())?.checkpoints
+            } else {
+                Vec::new()
+            };
+            cps.retain(|c| !im.imported.contains_key(&c.key) && !im.replaced_old.contains(&c.file));
+            for (key, (size, prefix)) in &im.imported {
+                if let Some((h, tl)) = prefix {
+                    cps.push(Checkpoint {
+                        key: key.clone(),
+                        file: key.file_name(),
+                        path: dir.join(key.file_name()),
+                        size: *size,
+                        mode: FILE_MODE,
+                        header: h.clone(),
+                        text_len: *tl,
+                        text: None,
+                    });
+                }
+            }
             let mut scan = crate::scan::Scan {
                 dir: dir.to_path_buf(),
                 checkpoints: cps,
