@@ -964,7 +964,6 @@ struct Importer<'a> {
     entries: Vec<EntryOutcome>,
     /// Keys installed, replaced or already present: the budget protects them.
     imported: HashMap<Key, (u64, Option<(Header, u32)>)>,
-    replaced_old: HashSet<String>,
     manifest_seen: bool,
     manifest: Option<Manifest>,
     truncated: bool,
@@ -1339,11 +1338,6 @@ impl Importer<'_> {
             }
             (a, _) => (a, note),
         };
-        if let Plan::Replace { old } = &plan {
-            if action == Action::Replaced {
-                self.replaced_old.insert(old.clone());
-            }
-        }
         if matches!(
             action,
             Action::Installed | Action::Replaced | Action::Present
@@ -1657,7 +1651,6 @@ pub fn import<R: Read>(
         pending: None,
         entries: Vec::new(),
         imported: HashMap::new(),
-        replaced_old: HashSet::new(),
         manifest_seen: false,
         manifest: None,
         truncated: false,
@@ -1780,7 +1773,9 @@ fn budget_after_import(im: &Importer<'_>, b: BudgetOptions) -> Result<BudgetOutc
             } else {
                 Vec::new()
             };
-            cps.retain(|c| !im.imported.contains_key(&c.key) && !im.replaced_old.contains(&c.file));
+            // Every copy of an imported key (a replaced one, an upper-case
+            // name) makes way for the imported one.
+            cps.retain(|c| !im.imported.contains_key(&c.key));
             for (key, (size, prefix)) in &im.imported {
                 if let Some((h, tl)) = prefix {
                     cps.push(Checkpoint {
