@@ -46,15 +46,15 @@ use crate::journal::{self, Record};
 use crate::lock::DirLock;
 use crate::policy::{self, Policy};
 use crate::resolve;
-use crate::scan::{self, classify_name, Checkpoint, NameKind, ScanOptions};
+use crate::scan::{self, classify_name, open_nofollow, Checkpoint, NameKind, ScanOptions};
 use crate::text::sanitize_line;
 use crate::Reason;
 use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -545,14 +545,6 @@ impl SourceReader<'_> {
         let pad = (TAR_BLOCK - len % TAR_BLOCK) % TAR_BLOCK;
         out.write_all(&[0u8; TAR_BLOCK as usize][..pad as usize])
     }
-}
-
-/// Open without following a symlink and without blocking on a FIFO.
-fn open_nofollow(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
 }
 
 /// What identifies a file's content for change detection: an in-place
