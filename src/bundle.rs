@@ -360,9 +360,21 @@ pub fn select(dir: &Path, sel: &Selection, now: u64) -> Result<Selected> {
     let mut out = Selected::default();
     let mut wanted: Option<HashSet<String>> = None;
     if !sel.keys.is_empty() {
+        // Keys resolve among the names the scan listed: one listing for
+        // any number of keys, and the same view of the directory.
+        let invalid: Vec<(Key, &str)> = (scan.invalid.iter())
+            .filter_map(|i| match classify_name(&i.file) {
+                NameKind::Checkpoint(k) => Some((k, i.file.as_str())),
+                _ => None,
+            })
+            .collect();
+        let listed: Vec<(&Key, &str)> = (scan.checkpoints.iter())
+            .map(|c| (&c.key, c.file.as_str()))
+            .chain(invalid.iter().map(|(k, f)| (k, *f)))
+            .collect();
         let mut names = HashSet::new();
         for k in &sel.keys {
-            let r = resolve::resolve_key(dir, k)?;
+            let r = resolve::resolve_key_among(dir, listed.iter().copied(), k)?;
             names.insert(r.file_name_on_disk);
         }
         for inv in &scan.invalid {

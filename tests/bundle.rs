@@ -372,6 +372,43 @@ fn export_selects_by_key_prefix_and_filters() {
     assert!(!env.root.path().join("x.tar").exists());
 }
 
+#[test]
+fn export_keys_naming_an_invalid_file_or_nothing() {
+    let env = TestEnv::new();
+    let good = Ckpt::new(chat("good"));
+    let cut = Ckpt::new(chat("cut short"));
+    env.add(&good);
+    let bytes = cut.bytes();
+    env.add_raw(&cut.file_name(), &bytes[..bytes.len() - 10]);
+    let dir = env.cache.to_str().unwrap();
+    // A key of an invalid file: reported, not exported, exit 1.
+    let out = env
+        .kvc()
+        .args([
+            "export",
+            "-o",
+            "-",
+            "--json",
+            "--dir",
+            dir,
+            &good.key()[..8],
+        ])
+        .arg(&cut.key()[..8])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(v["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(v["entries"][0]["key"], good.key());
+    assert_eq!(v["invalid"][0]["file"], cut.file_name());
+    assert_eq!(v["invalid"][0]["code"], "truncated");
+    // A key of nothing: a usage error naming it, no bundle.
+    let (code, _, err) = run(&env, &["export", "-o", "x.tar", "--dir", dir, "0000"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("\"0000\""), "{err}");
+    assert!(!env.root.path().join("x.tar").exists());
+}
+
 // ---------------------------------------------------------------------------
 // Hostile entries
 
