@@ -1717,7 +1717,8 @@ pub fn import<R: Read>(
         entries: im.entries,
         truncated: im.truncated,
         manifest: im.manifest.map(|m| ManifestInfo {
-            kvc_version: m.kvc_version,
+            // From the stream: untrusted, like the entry names.
+            kvc_version: sanitize_line(m.kvc_version.as_bytes()),
             exported_at: m.exported_at,
             entries: m.entries.len(),
         }),

@@ -813,6 +813,24 @@ fn regression_untrusted_text_in_a_record_error_is_sanitized() {
     assert!(!env.cache.join(&name).exists());
 }
 
+#[test]
+fn regression_the_manifest_version_is_sanitized() {
+    // serde_json escapes only C0 controls: a C1 CSI or a bidi override
+    // would reach the terminal through --json as it is.
+    let env = TestEnv::new();
+    let good = Ckpt::new(chat("behind a hostile manifest"));
+    let mut cr = Craft::new();
+    cr.pair(&good);
+    let m = json!({"bundle": 1, "kvc_version": "1.0\u{9b}2J\u{202e}x\u{1b}",
+                   "exported_at": CREATED, "entries": []});
+    cr.file("MANIFEST.json", &serde_json::to_vec(&m).unwrap());
+    let p = env.root.path().join("b.tar");
+    fs::write(&p, cr.finish()).unwrap();
+    let (code, v) = import(&env, &p, &env.cache, &[]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["manifest"]["kvc_version"], "1.0\\x9b2J\\u{202e}x\\e");
+}
+
 // ---------------------------------------------------------------------------
 // Cut-off bundles
 
