@@ -46,15 +46,15 @@ use crate::journal::{self, Record};
 use crate::lock::DirLock;
 use crate::policy::{self, Policy};
 use crate::resolve;
-use crate::scan::{self, classify_name, Checkpoint, NameKind, ScanOptions};
+use crate::scan::{self, classify_name, open_nofollow, Checkpoint, NameKind, ScanOptions};
 use crate::text::sanitize_line;
 use crate::Reason;
 use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -360,9 +360,21 @@ pub fn select(dir: &Path, sel: &Selection, now: u64) -> Result<Selected> {
     let mut out = Selected::default();
     let mut wanted: Option<HashSet<String>> = None;
     if !sel.keys.is_empty() {
+        // Keys resolve among the names the scan listed: one listing for
+        // any number of keys, and the same view of the directory.
+        let invalid: Vec<(Key, &str)> = (scan.invalid.iter())
+            .filter_map(|i| match classify_name(&i.file) {
+                NameKind::Checkpoint(k) => Some((k, i.file.as_str())),
+                _ => None,
+            })
+            .collect();
+        let listed: Vec<(&Key, &str)> = (scan.checkpoints.iter())
+            .map(|c| (&c.key, c.file.as_str()))
+            .chain(invalid.iter().map(|(k, f)| (k, *f)))
+            .collect();
         let mut names = HashSet::new();
         for k in &sel.keys {
-            let r = resolve::resolve_key(dir, k)?;
+            let r = resolve::resolve_key_among(dir, listed.iter().copied(), k)?;
             names.insert(r.file_name_on_disk);
         }
         for inv in &scan.invalid {
@@ -545,14 +557,6 @@ impl SourceReader<'_> {
         let pad = (TAR_BLOCK - len % TAR_BLOCK) % TAR_BLOCK;
         out.write_all(&[0u8; TAR_BLOCK as usize][..pad as usize])
     }
-}
-
-/// Open without following a symlink and without blocking on a FIFO.
-fn open_nofollow(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
 }
 
 /// What identifies a file's content for change detection: an in-place
@@ -787,6 +791,8 @@ pub struct EntryOutcome {
     pub key: Option<String>,
     pub action: Action,
     pub size: Option<u64>,
+    /// Why, for anything but a plain install (sanitized: it can quote the
+    /// stream).
     pub message: Option<String>,
 }
 
@@ -962,7 +968,6 @@ struct Importer<'a> {
     entries: Vec<EntryOutcome>,
     /// Keys installed, replaced or already present: the budget protects them.
     imported: HashMap<Key, (u64, Option<(Header, u32)>)>,
-    replaced_old: HashSet<String>,
     manifest_seen: bool,
     manifest: Option<Manifest>,
     truncated: bool,
@@ -1029,7 +1034,9 @@ impl Importer<'_> {
             key: key.map(|k| k.to_string()),
             action,
             size,
-            message,
+            // Messages quote untrusted bytes: tar's errors quote header
+            // fields and names, serde's an unknown value of a record.
+            message: message.map(|m| sanitize_line(m.as_bytes())),
         });
     }
 
@@ -1335,11 +1342,6 @@ impl Importer<'_> {
             }
             (a, _) => (a, note),
         };
-        if let Plan::Replace { old } = &plan {
-            if action == Action::Replaced {
-                self.replaced_old.insert(old.clone());
-            }
-        }
         if matches!(
             action,
             Action::Installed | Action::Replaced | Action::Present
@@ -1653,7 +1655,6 @@ pub fn import<R: Read>(
         pending: None,
         entries: Vec::new(),
         imported: HashMap::new(),
-        replaced_old: HashSet::new(),
         manifest_seen: false,
         manifest: None,
         truncated: false,
@@ -1685,7 +1686,9 @@ pub fn import<R: Read>(
             }
             Some(Err(e)) => {
                 if !any {
-                    return Err(Error::invalid(source, format!("not a tar stream: {e}")));
+                    // tar's message quotes the header's bytes: sanitized.
+                    let why = sanitize_line(e.to_string().as_bytes());
+                    return Err(Error::invalid(source, format!("not a tar stream: {why}")));
                 }
                 im.stream_cut(
                     "(stream)",
@@ -1714,7 +1717,8 @@ pub fn import<R: Read>(
         entries: im.entries,
         truncated: im.truncated,
         manifest: im.manifest.map(|m| ManifestInfo {
-            kvc_version: m.kvc_version,
+            // From the stream: untrusted, like the entry names.
+            kvc_version: sanitize_line(m.kvc_version.as_bytes()),
             exported_at: m.exported_at,
             entries: m.entries.len(),
         }),
@@ -1734,31 +1738,6 @@ pub fn import<R: Read>(
 fn budget_after_import(im: &Importer<'_>, b: BudgetOptions) -> Result<BudgetOutcome> {
     let dir = im.dir;
     let protected: HashSet<Key> = im.imported.keys().cloned().collect();
-    let mut cps = if dir.is_dir() {
-        scan::scan_dir(dir, ScanOptions::default())?.checkpoints
-    } else {
-        Vec::new()
-    };
-    if im.opts.dry_run {
-        // Nothing was written: evaluate the directory as the import would
-        // have left it. (The imported texts are not kept, so they do not
-        // supersede waypoints in this preview; they are protected anyway.)
-        cps.retain(|c| !im.imported.contains_key(&c.key) && !im.replaced_old.contains(&c.file));
-        for (key, (size, prefix)) in &im.imported {
-            if let Some((h, tl)) = prefix {
-                cps.push(Checkpoint {
-                    key: key.clone(),
-                    file: key.file_name(),
-                    path: dir.join(key.file_name()),
-                    size: *size,
-                    mode: FILE_MODE,
-                    header: h.clone(),
-                    text_len: *tl,
-                    text: None,
-                });
-            }
-        }
-    }
     let opts = evict::EvictOptions {
         policy: b.policy,
         now: im.opts.now,
@@ -1789,6 +1768,33 @@ fn budget_after_import(im: &Importer<'_>, b: BudgetOptions) -> Result<BudgetOutc
             Ok(outcome(r.first_plan.checkpoint_bytes, r.bytes_after, gone))
         }
         _ => {
+            // Nothing was written: evaluate the directory as the import
+            // would have left it. (The imported texts are not kept, so they
+            // do not supersede waypoints in this preview; they are
+            // protected anyway.) A real run scans under the lock in
+            // `run_locked` instead.
+            let mut cps = if dir.is_dir() {
+                scan::scan_dir(dir, ScanOptions::default())?.checkpoints
+            } else {
+                Vec::new()
+            };
+            // Every copy of an imported key (a replaced one, an upper-case
+            // name) makes way for the imported one.
+            cps.retain(|c| !im.imported.contains_key(&c.key));
+            for (key, (size, prefix)) in &im.imported {
+                if let Some((h, tl)) = prefix {
+                    cps.push(Checkpoint {
+                        key: key.clone(),
+                        file: key.file_name(),
+                        path: dir.join(key.file_name()),
+                        size: *size,
+                        mode: FILE_MODE,
+                        header: h.clone(),
+                        text_len: *tl,
+                        text: None,
+                    });
+                }
+            }
             let mut scan = crate::scan::Scan {
                 dir: dir.to_path_buf(),
                 checkpoints: cps,

@@ -69,12 +69,18 @@ impl AtomicFile {
         self.file.as_mut().expect("not yet committed")
     }
 
-    /// fsync, rename over the final name, fsync the directory.
+    /// fsync, rename over the final name, fsync the directory. A failure
+    /// before the rename removes the temp, as dropping would.
     pub fn commit(mut self) -> io::Result<PathBuf> {
         let file = self.file.take().expect("commit once");
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&self.tmp, &self.dest)?;
+        let renamed = file.sync_all().and_then(|()| {
+            drop(file);
+            fs::rename(&self.tmp, &self.dest)
+        });
+        if let Err(e) = renamed {
+            let _ = fs::remove_file(&self.tmp);
+            return Err(e);
+        }
         fsync_dir(&self.dir)?;
         Ok(self.dest.clone())
     }
@@ -191,6 +197,20 @@ mod tests {
         use std::os::fd::AsRawFd;
         // SAFETY: F_GETPIPE_SZ on an open pipe descriptor.
         unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETPIPE_SZ) }
+    }
+
+    #[test]
+    fn regression_a_commit_that_fails_removes_its_temp() {
+        let d = tempfile::tempdir().unwrap();
+        let mut f = AtomicFile::create(d.path(), "out").unwrap();
+        f.write_all(b"bundle").unwrap();
+        // A non-empty directory took the final name: the rename fails.
+        fs::create_dir(d.path().join("out")).unwrap();
+        fs::write(d.path().join("out/x"), b"").unwrap();
+        let tmp = f.temp_path().to_path_buf();
+        assert!(f.commit().is_err());
+        assert!(!tmp.exists(), "temp left behind: {}", tmp.display());
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
     }
 
     #[test]

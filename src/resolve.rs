@@ -39,31 +39,39 @@ pub struct Resolved {
 
 /// Find the one checkpoint in `dir` whose key is `arg` or starts with it.
 pub fn resolve_key(dir: &Path, arg: &str) -> Result<Resolved> {
-    let wanted = arg.to_ascii_lowercase();
-    let is_sysprompt = wanted == SYSPROMPT_KEY;
-    if !is_sysprompt
-        && (wanted.len() < MIN_PREFIX_LEN
-            || wanted.len() > KEY_HEX_LEN
-            || !wanted.bytes().all(|b| b.is_ascii_hexdigit()))
-    {
-        return Err(Error::BadKey { key: arg.into() });
-    }
-    let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    let mut found: Vec<Resolved> = Vec::new();
-    for entry in entries {
+    // A malformed argument is reported as such, before any I/O.
+    parse_key_arg(arg)?;
+    let mut listed = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if let NameKind::Checkpoint(key) = classify_name(&name) {
-            let hit = match &key {
-                Key::Sysprompt => is_sysprompt,
-                Key::Hash(h) => !is_sysprompt && h.starts_with(&wanted),
-            };
-            if hit {
-                found.push(Resolved {
-                    key,
-                    file_name_on_disk: name,
-                });
-            }
+            listed.push((key, name));
+        }
+    }
+    resolve_key_among(dir, listed.iter().map(|(k, n)| (k, n.as_str())), arg)
+}
+
+/// [`resolve_key`] among the checkpoint names of `dir` already listed, with
+/// their keys (as a scan has them): many keys cost one listing, not one
+/// each. `dir` names the directory in errors.
+pub fn resolve_key_among<'a>(
+    dir: &Path,
+    listed: impl IntoIterator<Item = (&'a Key, &'a str)>,
+    arg: &str,
+) -> Result<Resolved> {
+    let (wanted, is_sysprompt) = parse_key_arg(arg)?;
+    let mut found: Vec<Resolved> = Vec::new();
+    for (key, name) in listed {
+        let hit = match key {
+            Key::Sysprompt => is_sysprompt,
+            Key::Hash(h) => !is_sysprompt && h.starts_with(&wanted),
+        };
+        if hit {
+            found.push(Resolved {
+                key: key.clone(),
+                file_name_on_disk: name.to_string(),
+            });
         }
     }
     found.sort_by(|a, b| a.key.cmp(&b.key));
@@ -81,4 +89,19 @@ pub fn resolve_key(dir: &Path, arg: &str) -> Result<Resolved> {
             candidates: found.into_iter().map(|r| r.key.to_string()).collect(),
         }),
     }
+}
+
+/// A key argument, lower-cased, and whether it is `sysprompt`; anything
+/// else must be 4 to 40 hex digits.
+fn parse_key_arg(arg: &str) -> Result<(String, bool)> {
+    let wanted = arg.to_ascii_lowercase();
+    let is_sysprompt = wanted == SYSPROMPT_KEY;
+    if !is_sysprompt
+        && (wanted.len() < MIN_PREFIX_LEN
+            || wanted.len() > KEY_HEX_LEN
+            || !wanted.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return Err(Error::BadKey { key: arg.into() });
+    }
+    Ok((wanted, is_sysprompt))
 }

@@ -372,6 +372,43 @@ fn export_selects_by_key_prefix_and_filters() {
     assert!(!env.root.path().join("x.tar").exists());
 }
 
+#[test]
+fn export_keys_naming_an_invalid_file_or_nothing() {
+    let env = TestEnv::new();
+    let good = Ckpt::new(chat("good"));
+    let cut = Ckpt::new(chat("cut short"));
+    env.add(&good);
+    let bytes = cut.bytes();
+    env.add_raw(&cut.file_name(), &bytes[..bytes.len() - 10]);
+    let dir = env.cache.to_str().unwrap();
+    // A key of an invalid file: reported, not exported, exit 1.
+    let out = env
+        .kvc()
+        .args([
+            "export",
+            "-o",
+            "-",
+            "--json",
+            "--dir",
+            dir,
+            &good.key()[..8],
+        ])
+        .arg(&cut.key()[..8])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(v["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(v["entries"][0]["key"], good.key());
+    assert_eq!(v["invalid"][0]["file"], cut.file_name());
+    assert_eq!(v["invalid"][0]["code"], "truncated");
+    // A key of nothing: a usage error naming it, no bundle.
+    let (code, _, err) = run(&env, &["export", "-o", "x.tar", "--dir", dir, "0000"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("\"0000\""), "{err}");
+    assert!(!env.root.path().join("x.tar").exists());
+}
+
 // ---------------------------------------------------------------------------
 // Hostile entries
 
@@ -680,6 +717,118 @@ fn input_that_is_not_a_tar_stream_exits_2_and_creates_nothing() {
         );
         assert!(!target.exists(), "{name}: target created");
     }
+}
+
+/// A 512-byte tar header block whose name and checksum field carry
+/// terminal escapes: the tar reader's error about it quotes both.
+fn escape_laden_header() -> Vec<u8> {
+    let mut block = vec![0u8; 512];
+    let name = b"\x1b]0;pwned\x07\x1b[31mevil.kv";
+    block[..name.len()].copy_from_slice(name);
+    // The checksum field (148..156) is not octal: "\e[2J".
+    block[148..152].copy_from_slice(b"\x1b[2J");
+    block
+}
+
+fn assert_no_raw_controls(what: &str, s: &str) {
+    assert!(
+        !s.chars().any(|c| c.is_control() && c != '\n'),
+        "{what}: raw control characters reached the output: {s:?}"
+    );
+}
+
+#[test]
+fn regression_untrusted_text_in_stream_errors_is_sanitized() {
+    // As the first block: import fails (exit 2), and the one line on
+    // stderr quotes the header sanitized.
+    let env = TestEnv::new();
+    let target = env.root.path().join("t");
+    let p = env.root.path().join("evil.tar");
+    fs::write(&p, escape_laden_header().repeat(3)).unwrap();
+    let (code, _, err) = run(
+        &env,
+        &[
+            "import",
+            p.to_str().unwrap(),
+            "--dir",
+            target.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a tar stream"), "{err}");
+    assert!(err.contains("\\e[2J"), "the field is shown, escaped: {err}");
+    assert_no_raw_controls("stderr", &err);
+    assert!(!target.exists());
+
+    // After a good entry: the `(stream)` row of the report, in JSON and in
+    // the table.
+    let good = Ckpt::new(chat("before the bad block"));
+    let mut cr = Craft::new();
+    cr.pair(&good);
+    let mut bytes = cr.finish();
+    bytes.truncate(bytes.len() - 1024); // the end-of-archive blocks
+    bytes.extend(escape_laden_header());
+    bytes.extend(vec![0u8; 1024]);
+    fs::write(&p, &bytes).unwrap();
+    let (code, v) = import(&env, &p, &env.cache, &["--dry-run"]);
+    assert_eq!(code, 1);
+    let rejected = with_action(&v, "rejected");
+    assert_eq!(rejected.len(), 1, "{v:#}");
+    assert!(rejected[0].1.contains("\\e[2J"), "{rejected:?}");
+    assert_no_raw_controls("JSON message", &rejected[0].1);
+    let (code, out, err) = run(
+        &env,
+        &[
+            "import",
+            p.to_str().unwrap(),
+            "--dir",
+            env.cache.to_str().unwrap(),
+            "--dry-run",
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert_no_raw_controls("table", &String::from_utf8_lossy(&out));
+}
+
+#[test]
+fn regression_untrusted_text_in_a_record_error_is_sanitized() {
+    // serde quotes an unknown enum variant as it is.
+    let env = TestEnv::new();
+    let c = Ckpt::new(chat("its record lies"));
+    let (name, data) = (c.file_name(), c.bytes());
+    let rec = json!({"bundle": 1, "file": name, "key": c.key(), "size": data.len(),
+                     "blake3": blake3_hex(&data), "status": "\u{1b}[2J\u{7}"});
+    let (code, v, _) = import_hostile(&env, |cr| {
+        cr.file(&name, &data).record_json(&name, rec);
+    });
+    assert_eq!(code, 1);
+    let rejected = with_action(&v, "rejected");
+    assert_eq!(rejected.len(), 1, "{v:#}");
+    assert!(
+        rejected[0].1.contains("digest record is unreadable"),
+        "{rejected:?}"
+    );
+    assert!(rejected[0].1.contains("\\e[2J\\x07"), "{rejected:?}");
+    assert_no_raw_controls("JSON message", &rejected[0].1);
+    assert!(!env.cache.join(&name).exists());
+}
+
+#[test]
+fn regression_the_manifest_version_is_sanitized() {
+    // serde_json escapes only C0 controls: a C1 CSI or a bidi override
+    // would reach the terminal through --json as it is.
+    let env = TestEnv::new();
+    let good = Ckpt::new(chat("behind a hostile manifest"));
+    let mut cr = Craft::new();
+    cr.pair(&good);
+    let m = json!({"bundle": 1, "kvc_version": "1.0\u{9b}2J\u{202e}x\u{1b}",
+                   "exported_at": CREATED, "entries": []});
+    cr.file("MANIFEST.json", &serde_json::to_vec(&m).unwrap());
+    let p = env.root.path().join("b.tar");
+    fs::write(&p, cr.finish()).unwrap();
+    let (code, v) = import(&env, &p, &env.cache, &[]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["manifest"]["kvc_version"], "1.0\\x9b2J\\u{202e}x\\e");
 }
 
 // ---------------------------------------------------------------------------

@@ -14,11 +14,7 @@ use std::fs::File;
 use std::io::{self, BufReader, IsTerminal, Write};
 use std::os::fd::AsFd;
 
-/// Parse a size: bytes, or a number with a binary unit (K, M, G, T, with
-/// or without `iB`/`B`; `1.5G` works). Units are powers of 1024, as the
-/// engines' `--kv-disk-space-mb` counts MiB.
-///
-
+/// Entries per action (`counts` in the JSON).
 #[derive(Serialize)]
 struct Counts {
     installed: usize,
