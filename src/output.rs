@@ -97,6 +97,19 @@ pub fn short_key(key: &str) -> String {
     }
 }
 
+/// Print one stderr line per file a command could not remove (`name`,
+/// `why`) and return how many there were, for the command's exit.
+pub fn report_removal_failures<'a>(
+    failed: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+) -> usize {
+    let mut n = 0;
+    for (name, why) in failed {
+        eprintln!("kvc: {name}: cannot remove: {}", why.unwrap_or_default());
+        n += 1;
+    }
+    n
+}
+
 /// `19.87 KiB`.
 pub fn size(bytes: u64) -> String {
     format_size(bytes, BINARY)

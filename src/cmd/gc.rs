@@ -186,20 +186,15 @@ pub fn run(args: GcArgs) -> Result<Outcome> {
     if !args.write.quiet {
         output::emit(&report, args.output.json)?;
     }
-    let failed: Vec<_> = report
-        .temp_files
-        .iter()
-        .filter(|f| f.outcome == "failed")
-        .collect();
-    for f in &failed {
-        eprintln!(
-            "kvc: {}: cannot remove: {}",
-            f.file,
-            f.detail.as_deref().unwrap_or_default()
-        );
-    }
-    if !failed.is_empty() {
-        bail!("{} stale temp files not removed", failed.len());
+    let failed = output::report_removal_failures(
+        report
+            .temp_files
+            .iter()
+            .filter(|f| f.outcome == "failed")
+            .map(|f| (f.file.as_str(), f.detail.as_deref())),
+    );
+    if failed > 0 {
+        bail!("{failed} stale temp files not removed");
     }
     Ok(Outcome::Clean)
 }

@@ -137,24 +137,15 @@ pub fn run(args: RmArgs) -> Result<Outcome> {
     if !args.write.quiet {
         output::emit(&report, args.output.json)?;
     }
-    let failed: Vec<_> = report
-        .checkpoints
-        .iter()
-        .filter(|c| c.outcome == "failed")
-        .collect();
-    for c in &failed {
-        eprintln!(
-            "kvc: {}: cannot remove: {}",
-            c.path,
-            c.detail.as_deref().unwrap_or_default()
-        );
-    }
-    if !failed.is_empty() {
-        bail!(
-            "{} of {} files not removed",
-            failed.len(),
-            report.checkpoints.len()
-        );
+    let failed = output::report_removal_failures(
+        report
+            .checkpoints
+            .iter()
+            .filter(|c| c.outcome == "failed")
+            .map(|c| (c.path.as_str(), c.detail.as_deref())),
+    );
+    if failed > 0 {
+        bail!("{failed} of {} files not removed", report.checkpoints.len());
     }
     Ok(Outcome::Clean)
 }
