@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command as StdCommand, Stdio};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -42,16 +42,6 @@ fn import(env: &TestEnv, bundle: &Path, dir: &Path, extra: &[&str]) -> (i32, Val
     let v: Value = serde_json::from_slice(&out)
         .unwrap_or_else(|e| panic!("import output is not JSON ({e}); stderr: {err}"));
     (code, v)
-}
-
-fn export_to(env: &TestEnv, name: &str, args: &[&str]) -> PathBuf {
-    let path = env.root.path().join(name);
-    let mut a = vec!["export", "-o", path.to_str().unwrap(), "--dir"];
-    a.push(env.cache.to_str().unwrap());
-    a.extend_from_slice(args);
-    let (code, _, err) = run(env, &a);
-    assert_eq!(code, 0, "export failed: {err}");
-    path
 }
 
 /// Entries of the report with this action, as (entry, message).
@@ -176,7 +166,7 @@ fn round_trip_is_byte_identical_and_gnu_tar_lists_the_bundle() {
     }
     env.add_raw("notes.txt", b"not a checkpoint");
     let before = env.snapshot();
-    let bundle = export_to(&env, "b.tar", &["--all"]);
+    let bundle = env.export_to("b.tar", &["--all"]);
     assert_eq!(env.snapshot(), before, "export must not modify the cache");
     assert!(
         !env.cache.join(".kvc").exists(),
@@ -661,7 +651,7 @@ fn a_corrupted_payload_byte_is_caught_by_the_digest() {
     for c in &set {
         env.add(c);
     }
-    let bundle = export_to(&env, "b.tar", &["--all"]);
+    let bundle = env.export_to("b.tar", &["--all"]);
     let mut bytes = fs::read(&bundle).unwrap();
     // The first entry's data starts after its 512-byte header; flip a byte
     // deep in the payload (tar headers carry checksums, data does not).
@@ -843,7 +833,7 @@ fn a_bundle_cut_off_midway_installs_what_came_before_the_cut() {
     for c in &set {
         env.add(c);
     }
-    let bundle = export_to(&env, "b.tar", &["--all"]);
+    let bundle = env.export_to("b.tar", &["--all"]);
     let full = fs::read(&bundle).unwrap();
     let mut order: Vec<&Ckpt> = set.iter().collect();
     order.sort_by_key(|c| c.key());

@@ -48,27 +48,6 @@ fn next(state: &mut u64) -> u64 {
     *state
 }
 
-/// `kvc verify --json DIR`: the error findings, as "file: code" lines.
-fn verify_errors(dir: &Path) -> Vec<String> {
-    let out = Command::new(kvc_bin())
-        .env_clear()
-        .args(["verify", "--json"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert_ne!(out.status.code(), Some(2), "verify could not run");
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut errors = Vec::new();
-    for f in v["files"].as_array().unwrap() {
-        for x in f["findings"].as_array().unwrap() {
-            if x["severity"] == "error" {
-                errors.push(format!("{}: {}", f["file"], x["code"]));
-            }
-        }
-    }
-    errors
-}
-
 /// Every `.kv` file of `dir` with its bytes.
 fn checkpoints(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     fs::read_dir(dir)
@@ -131,14 +110,7 @@ fn import_killed_at_random_instants_installs_only_whole_verified_files() {
     let sources = populate(&src, 24);
     let want: BTreeMap<String, Vec<u8>> =
         sources.iter().map(|c| (c.file_name(), c.bytes())).collect();
-    let bundle = src.root.path().join("all.tar");
-    src.kvc()
-        .args(["export", "--all", "-o"])
-        .arg(&bundle)
-        .arg("--dir")
-        .arg(&src.cache)
-        .assert()
-        .success();
+    let bundle = src.export_to("all.tar", &["--all"]);
     let dst = TestEnv::new();
     let target = dst.cache.to_str().unwrap().to_string();
     let args = ["import", bundle.to_str().unwrap(), "--dir", &target];
@@ -233,14 +205,7 @@ fn evict_import_and_verify_beside_a_live_engine() {
     populate(&env, 12);
     let src = TestEnv::new();
     populate(&src, 8);
-    let bundle = src.root.path().join("b.tar");
-    src.kvc()
-        .args(["export", "--all", "-o"])
-        .arg(&bundle)
-        .arg("--dir")
-        .arg(&src.cache)
-        .assert()
-        .success();
+    let bundle = src.export_to("b.tar", &["--all"]);
     let engine = FakeEngine::start(&env.cache, 7);
     let dir = env.cache.to_str().unwrap().to_string();
     let start = Instant::now();

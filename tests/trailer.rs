@@ -1225,26 +1225,6 @@ fn check_after_kill(path: &Path, before: &[u8], after: &[u8], strict_bytes: bool
     Killed::Between
 }
 
-/// The error codes `kvc verify` reports for one file.
-fn verify_errors(path: &Path) -> Vec<String> {
-    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("kvc"))
-        .env_clear()
-        .args(["verify", "--json"])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert_ne!(out.status.code(), Some(2), "kvc verify could not run");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|f| f["findings"].as_array().unwrap().clone())
-        .filter(|x| x["severity"] == "error")
-        .map(|x| x["code"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// Remove the temp files killed copies left (`<name>.tmp.<pid>`, dead pid),
 /// after checking nothing else appeared.
 fn clean_temps(env: &TestEnv, name: &str) -> usize {

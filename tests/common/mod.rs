@@ -345,6 +345,28 @@ impl TestEnv {
         out
     }
 
+    /// `kvc export -o <root>/<name> --dir <cache> ARGS…`, which must succeed;
+    /// the bundle's path.
+    pub fn export_to(&self, name: &str, args: &[&str]) -> PathBuf {
+        let path = self.root.path().join(name);
+        let out = self
+            .kvc()
+            .arg("export")
+            .arg("-o")
+            .arg(&path)
+            .arg("--dir")
+            .arg(&self.cache)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "export failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        path
+    }
+
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         let out = self.kvc().args(args).output().unwrap();
         assert!(
@@ -354,4 +376,26 @@ impl TestEnv {
         );
         serde_json::from_slice(&out.stdout).unwrap()
     }
+}
+
+/// `kvc verify --json PATH` (a directory or one file): its error findings
+/// as `file: code` lines, empty when the path verifies cleanly.
+pub fn verify_errors(path: &Path) -> Vec<String> {
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("kvc"))
+        .env_clear()
+        .args(["verify", "--json"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(2), "kvc verify could not run");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut errors = Vec::new();
+    for f in v["files"].as_array().unwrap() {
+        for x in f["findings"].as_array().unwrap() {
+            if x["severity"] == "error" {
+                errors.push(format!("{}: {}", f["file"], x["code"]));
+            }
+        }
+    }
+    errors
 }
