@@ -188,9 +188,9 @@ with `id_hex`/`dsml_hex` (hex bytes) in place of a field that is not UTF-8. An e
     )]
     Set(TrailerSetArgs),
     /// Drop map entries whose DSML block is not in the text, and repeated ids
-    Prune(TrailerPruneArgs),
+    Prune(TrailerEditArgs),
     /// Remove the tool-id map and clear ext bit 0 (also repairs a broken trailer)
-    Strip(TrailerStripArgs),
+    Strip(TrailerEditArgs),
 }
 
 #[derive(Debug, Args)]
@@ -292,20 +292,9 @@ pub struct TrailerSetArgs {
     pub output: OutputArgs,
 }
 
+/// `trailer prune` and `trailer strip`: which checkpoints, and how to write.
 #[derive(Debug, Args)]
-pub struct TrailerPruneArgs {
-    #[command(flatten)]
-    pub targets: KeysOrAll,
-    #[command(flatten)]
-    pub rewrite: RewriteArgs,
-    #[command(flatten)]
-    pub dir: DirArg,
-    #[command(flatten)]
-    pub output: OutputArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct TrailerStripArgs {
+pub struct TrailerEditArgs {
     #[command(flatten)]
     pub targets: KeysOrAll,
     #[command(flatten)]

@@ -3,8 +3,8 @@
 //! `kvc::rewrite`.
 
 use crate::cli::{
-    KeysOrAll, RewriteArgs, TrailerCommand, TrailerExportArgs, TrailerLsArgs, TrailerPruneArgs,
-    TrailerSetArgs, TrailerStripArgs,
+    KeysOrAll, RewriteArgs, TrailerCommand, TrailerEditArgs, TrailerExportArgs, TrailerLsArgs,
+    TrailerSetArgs,
 };
 use crate::config;
 use crate::output::{self, align_right, Report};
@@ -41,8 +41,8 @@ pub fn run(cmd: TrailerCommand) -> Result<Outcome> {
         TrailerCommand::Ls(a) => ls(a),
         TrailerCommand::Export(a) => export(a),
         TrailerCommand::Set(a) => set(a),
-        TrailerCommand::Prune(a) => prune(a),
-        TrailerCommand::Strip(a) => strip(a),
+        TrailerCommand::Prune(a) => edit_each(a, Op::Prune),
+        TrailerCommand::Strip(a) => edit_each(a, Op::Strip),
     }
 }
 
@@ -883,28 +883,17 @@ fn set(args: TrailerSetArgs) -> Result<Outcome> {
     rewrite_all(Op::Set, edit, args.rewrite, paths, args.output.json)
 }
 
-fn prune(args: TrailerPruneArgs) -> Result<Outcome> {
+/// `prune` and `strip`: the same walk over the selected files, with the
+/// edit and the `--all` selection that fit the operation.
+fn edit_each(args: TrailerEditArgs, op: Op) -> Result<Outcome> {
+    let (edit, select) = match op {
+        Op::Prune => (Edit::Prune, AllSelects::Flagged),
+        Op::Strip => (Edit::Strip, AllSelects::FlaggedOrStray),
+        Op::Set => unreachable!("set takes a map: see `set`"),
+    };
     let mut dir = Dir::new(args.dir.dir);
-    let paths = targets(&args.targets, &mut dir, AllSelects::Flagged)?;
-    rewrite_all(
-        Op::Prune,
-        Edit::Prune,
-        args.rewrite,
-        paths,
-        args.output.json,
-    )
-}
-
-fn strip(args: TrailerStripArgs) -> Result<Outcome> {
-    let mut dir = Dir::new(args.dir.dir);
-    let paths = targets(&args.targets, &mut dir, AllSelects::FlaggedOrStray)?;
-    rewrite_all(
-        Op::Strip,
-        Edit::Strip,
-        args.rewrite,
-        paths,
-        args.output.json,
-    )
+    let paths = targets(&args.targets, &mut dir, select)?;
+    rewrite_all(op, edit, args.rewrite, paths, args.output.json)
 }
 
 #[cfg(test)]
