@@ -465,22 +465,49 @@ fn show_reports_trailer_payload_and_inconsistencies() {
     assert_eq!(opaque["payload"]["kind"], "opaque");
 
     let broken = TestEnv::with_sample("broken");
-    let notes = |file: &str| {
+    // Each broken file's defect appears as a finding with its verify code,
+    // and its message as a note.
+    let shows = |file: &str, code: &str, words: &str| {
         let v = broken.json(&["show", "--json", broken.cache.join(file).to_str().unwrap()]);
-        v["notes"]
-            .as_array()
-            .unwrap()
+        let found = v["findings"].as_array().unwrap();
+        let f = found
             .iter()
-            .map(|n| n.as_str().unwrap().to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
+            .find(|f| f["code"] == code)
+            .unwrap_or_else(|| panic!("{file}: no {code} in {found:#?}"));
+        let message = f["message"].as_str().unwrap();
+        assert!(message.contains(words), "{file}: {message}");
+        assert!(v["notes"].as_array().unwrap().iter().any(|n| n == message));
     };
-    assert!(notes("4772db655bb7593f8c3b5b6652d2e0cee3a4720c.kv").contains("500 tokens"));
-    assert!(notes("0191b4b1408315524d06410019015517869ca16a.kv").contains("malformed"));
-    assert!(notes("c8cac2ea4ed31c966fdd7d7d9e28f462b4a05b1f.kv").contains("not in the text"));
-    assert!(notes("de360656b2b6dab0b87eb45fb04d54c8cc152dbe.kv").contains("not the file name"));
-    assert!(notes("47b5906baf7485e2fb31be89a5425e145ea6a137.kv").contains("bad magic"));
-    assert!(notes("a76c338c4038ceb0379a8d824fb1baeb910f70a5.kv").contains("runs past the end"));
+    shows(
+        "4772db655bb7593f8c3b5b6652d2e0cee3a4720c.kv",
+        "payload-mismatch",
+        "500 tokens",
+    );
+    shows(
+        "0191b4b1408315524d06410019015517869ca16a.kv",
+        "bad-trailer",
+        "not \"KTM\"",
+    );
+    shows(
+        "c8cac2ea4ed31c966fdd7d7d9e28f462b4a05b1f.kv",
+        "trailer-dsml-missing",
+        "not in the text",
+    );
+    shows(
+        "de360656b2b6dab0b87eb45fb04d54c8cc152dbe.kv",
+        "key-mismatch",
+        "not the file name",
+    );
+    shows(
+        "47b5906baf7485e2fb31be89a5425e145ea6a137.kv",
+        "bad-magic",
+        "bad magic",
+    );
+    shows(
+        "a76c338c4038ceb0379a8d824fb1baeb910f70a5.kv",
+        "text-length",
+        "runs past the end",
+    );
     broken
         .kvc()
         .arg("show")

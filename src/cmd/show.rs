@@ -2,7 +2,7 @@
 //! payload header, and notes on anything inconsistent.
 //!
 //! `show` works on broken files too: it displays whatever can be read and
-//! says what is wrong, instead of refusing.
+//! says what is wrong (the findings of `kvc verify`), instead of refusing.
 
 use crate::cli::ShowArgs;
 use crate::config;
@@ -12,11 +12,13 @@ use anyhow::{Context, Result};
 use comfy_table::Cell;
 use kvc::checkpoint::{CheckpointFile, Key, OpenError};
 use kvc::dsv4::Dsv4Header;
+use kvc::finding::Finding;
 use kvc::policy::{self, Policy, Standing};
 use kvc::resolve;
 use kvc::scan::{self, Checkpoint, ScanOptions};
 use kvc::text::{self, sanitize_line, sanitize_text};
 use kvc::trailer::ToolMap;
+use kvc::verify::{self, VerifyOptions};
 use serde::Serialize;
 use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
@@ -57,8 +59,11 @@ struct ShowReport {
     checkpoint: CheckpointView,
     trailer: Option<TrailerView>,
     payload: Option<PayloadView>,
-    /// Everything inconsistent, one line each.
+    /// Everything inconsistent, one line each: the messages of `findings`,
+    /// plus a note when the file name is not a checkpoint name.
     notes: Vec<String>,
+    /// What `kvc verify` (default mode) finds in this file.
+    findings: Vec<Finding>,
     /// The sanitized full text, with `--text`.
     #[serde(skip_serializing_if = "Option::is_none")]
     text: Option<String>,
@@ -98,17 +103,11 @@ fn standing_in_dir(path: &Path, key: &Key, policy: Policy, now: u64) -> Standing
         .map_or(unranked, |i| standings[i])
 }
 
-fn trailer_view(
-    cf: &CheckpointFile,
-    text: Option<&[u8]>,
-    notes: &mut Vec<String>,
-) -> Result<Option<TrailerView>> {
-    let flagged = cf.header.ext_flags.has_tool_map();
+/// What follows the payload, for display (what is wrong with it comes
+/// from `kvc verify`'s checks).
+fn trailer_view(cf: &CheckpointFile, text: Option<&[u8]>) -> Result<Option<TrailerView>> {
     let len = cf.trailer_len();
     if len == 0 {
-        if flagged {
-            notes.push("ext bit 0 says a tool-id map follows the payload, but nothing does".into());
-        }
         return Ok(None);
     }
     let bytes = cf
@@ -116,45 +115,29 @@ fn trailer_view(
         .with_context(|| cf.path.display().to_string())?;
     let mut view = TrailerView {
         bytes: len,
-        flagged,
+        flagged: cf.header.ext_flags.has_tool_map(),
         error: None,
         entries: Vec::new(),
     };
     match ToolMap::decode(&bytes) {
         Ok(map) => {
-            if !flagged {
-                notes.push(format!(
-                    "{len} bytes after the payload hold a tool-id map, but ext bit 0 is clear (ds4 ignores it)"
-                ));
-            }
-            for e in map.entries {
-                let in_text = text.is_some_and(|t| text::contains(t, &e.dsml));
-                if !in_text && text.is_some() {
-                    notes.push(format!(
-                        "tool-map entry {} names a DSML block that is not in the text",
-                        sanitize_line(&e.id)
-                    ));
-                }
-                view.entries.push(ToolMapEntryView {
+            view.entries = map
+                .entries
+                .iter()
+                .map(|e| ToolMapEntryView {
                     id: sanitize_line(&e.id),
                     dsml_bytes: e.dsml.len(),
-                    in_text,
-                });
-            }
+                    in_text: text.is_some_and(|t| text::contains(t, &e.dsml)),
+                })
+                .collect();
         }
-        Err(e) => {
-            if flagged {
-                notes.push(format!("tool-id map is malformed: {e}"));
-            } else {
-                notes.push(format!("{len} unannounced bytes after the payload"));
-            }
-            view.error = Some(e.to_string());
-        }
+        Err(e) => view.error = Some(e.to_string()),
     }
     Ok(Some(view))
 }
 
-fn payload_view(cf: &CheckpointFile, notes: &mut Vec<String>) -> Result<PayloadView> {
+/// The DSV4 header and count arrays, for display.
+fn payload_view(cf: &CheckpointFile) -> Result<PayloadView> {
     let layout = cf
         .read_dsv4()
         .with_context(|| cf.path.display().to_string())?;
@@ -167,42 +150,14 @@ fn payload_view(cf: &CheckpointFile, notes: &mut Vec<String>) -> Result<PayloadV
             exact_size: None,
         });
     };
-    let h = &cf.header;
-    let d = &layout.header;
-    if d.tokens != h.tokens {
-        notes.push(format!(
-            "DSV4 payload holds {} tokens, the header says {}",
-            d.tokens, h.tokens
-        ));
-    }
-    if d.ctx != h.ctx_size {
-        notes.push(format!(
-            "DSV4 payload ctx {} differs from the header's ctx_size {}",
-            d.ctx, h.ctx_size
-        ));
-    }
-    let exact = layout.exact_size();
-    match (&layout.counts, exact) {
-        (None, _) => notes.push("DSV4 count arrays lie past the end of the payload".into()),
-        (Some((c, i)), exact) => {
-            notes.extend(d.load_problems(c, i));
-            match exact {
-                Some(s) if s != h.payload_bytes => notes.push(format!(
-                    "DSV4 layout implies {s} payload bytes, the header says {}",
-                    h.payload_bytes
-                )),
-                None => notes.push("DSV4 layout size overflows".into()),
-                _ => {}
-            }
-        }
-    }
-    let (n_comp, n_index) = layout.counts.clone().unzip();
+    let exact_size = layout.exact_size();
+    let (n_comp, n_index) = layout.counts.unzip();
     Ok(PayloadView {
         kind: "dsv4",
         dsv4: Some(layout.header),
         n_comp,
         n_index,
-        exact_size: exact,
+        exact_size,
     })
 }
 
@@ -215,16 +170,18 @@ pub fn run(args: ShowArgs) -> Result<Outcome> {
         Err(OpenError::Io(e)) => return Err(e).context(path.display().to_string()),
         Err(OpenError::Defect(d)) => anyhow::bail!("{}: {d}", path.display()),
     };
-    let mut notes = Vec::new();
-    let envelope = cf.check_envelope();
-    let envelope_ok = envelope.is_ok();
-    if let Err(d) = &envelope {
-        notes.push(d.to_string());
-    }
-    if cf.header.tokens == 0 {
-        notes.push(kvc::Defect::ZeroTokens.to_string());
-    }
-    let text = match envelope {
+    // What is wrong is what `kvc verify` finds: one definition of every
+    // check, so show and verify never disagree about a file.
+    let verify_opts = VerifyOptions {
+        now,
+        ..VerifyOptions::default()
+    };
+    let findings = verify::check_file(&path, &verify_opts)
+        .with_context(|| format!("{}: vanished while being read", path.display()))?
+        .findings;
+    let mut notes: Vec<String> = findings.iter().map(|f| f.message.clone()).collect();
+    let envelope_ok = cf.check_envelope().is_ok();
+    let text = match cf.check_envelope() {
         Err(kvc::Defect::TextLength { .. }) => None,
         _ => Some(cf.read_text().with_context(|| path.display().to_string())?),
     };
@@ -243,16 +200,10 @@ pub fn run(args: ShowArgs) -> Result<Outcome> {
             path.display()
         ),
     };
-    if let (Key::Hash(_), Some(t)) = (&key, &text) {
-        let actual = Key::of_text(t);
-        if actual != key {
-            notes.push(format!("SHA-1 of the text is {actual}, not the file name"));
-        }
-    }
     let (trailer, payload) = if envelope_ok {
         (
-            trailer_view(&cf, text.as_deref(), &mut notes)?,
-            Some(payload_view(&cf, &mut notes)?),
+            trailer_view(&cf, text.as_deref())?,
+            Some(payload_view(&cf)?),
         )
     } else {
         (None, None)
@@ -280,7 +231,6 @@ pub fn run(args: ShowArgs) -> Result<Outcome> {
         text,
     };
     let view = CheckpointView::new(&checkpoint, &standing, now);
-    notes.extend(view.warnings.iter().map(|w| w.message.clone()));
     let report = ShowReport {
         text: if args.text {
             checkpoint.text.as_deref().map(sanitize_text)
@@ -291,6 +241,7 @@ pub fn run(args: ShowArgs) -> Result<Outcome> {
         trailer,
         payload,
         notes,
+        findings,
     };
     output::emit(&report, args.output.json)?;
     Ok(Outcome::Clean)
