@@ -37,9 +37,9 @@
 //! unpacks with the tar crate: it writes each file itself, under a name it
 //! built from the validated key, inside the target directory.
 
-use crate::checkpoint::{self, Defect, Key};
 use crate::error::{Error, Result};
 use crate::evict;
+use crate::format::checkpoint::{self, Defect, Key};
 use crate::format::{Header, HEADER_LEN, PREFIX_LEN};
 use crate::fsutil::{create_private_dir_all, remove_durably, AtomicFile, FILE_MODE};
 use crate::journal::{self, Record};

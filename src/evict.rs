@@ -8,8 +8,8 @@
 //! header changed since planning was just used; kvc skips it and plans
 //! again from a fresh scan rather than delete what the engine is using.
 
-use crate::checkpoint::Key;
 use crate::error::Result;
+use crate::format::checkpoint::Key;
 use crate::format::Header;
 use crate::fsutil::remove_durably;
 use crate::journal::{self, Record};

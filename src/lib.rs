@@ -6,8 +6,6 @@
 //! results and [`Error`]s, and the `kvc` binary decides how to show them.
 
 pub mod bundle;
-pub mod checkpoint;
-pub mod dsv4;
 pub mod error;
 pub mod evict;
 pub mod finding;
@@ -23,11 +21,10 @@ pub mod rm;
 pub mod scan;
 pub mod size;
 pub mod text;
-pub mod trailer;
 pub mod verify;
 
-pub use checkpoint::{CheckpointFile, Defect, Key};
 pub use error::{Error, Result};
+pub use format::checkpoint::{CheckpointFile, Defect, Key};
 pub use format::{ExtFlags, Header, Reason};
 pub use policy::Policy;
 pub use scan::{scan_dir, Checkpoint, Scan, ScanOptions};

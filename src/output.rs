@@ -88,10 +88,10 @@ pub fn write_table(out: &mut dyn Write, t: &Table) -> io::Result<()> {
 /// key; `sysprompt` and anything else (a temp file name in the journal)
 /// whole.
 pub fn short_key(key: &str) -> String {
-    let is_hash =
-        key.len() == kvc::checkpoint::KEY_HEX_LEN && key.bytes().all(|b| b.is_ascii_hexdigit());
+    let is_hash = key.len() == kvc::format::checkpoint::KEY_HEX_LEN
+        && key.bytes().all(|b| b.is_ascii_hexdigit());
     if is_hash {
-        key[..kvc::checkpoint::SHORT_KEY_LEN].to_string()
+        key[..kvc::format::checkpoint::SHORT_KEY_LEN].to_string()
     } else {
         key.to_string()
     }

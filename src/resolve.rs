@@ -1,8 +1,8 @@
 //! Turning what a user typed (`3fa2`, a full key, `sysprompt`, or a path)
 //! into a checkpoint file.
 
-use crate::checkpoint::{Key, KEY_HEX_LEN, SYSPROMPT_KEY};
 use crate::error::{Error, Result};
+use crate::format::checkpoint::{Key, KEY_HEX_LEN, SYSPROMPT_KEY};
 use crate::scan::{classify_name, NameKind};
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -71,12 +71,14 @@
 //! later writes its whole in-memory header back (a hit) restores the old
 //! bit 0. `kvc verify` reports that file and `kvc trailer strip` repairs it.
 
-use crate::checkpoint::CheckpointFile;
 use crate::error::{Error, Result};
+use crate::format::checkpoint::CheckpointFile;
+use crate::format::trailer::{
+    ToolMap, ToolMapEntry, TrailerError, MAX_COUNT, MAX_DSML_LEN, MAX_ID_LEN,
+};
 use crate::format::{ExtFlags, HEADER_LEN, PREFIX_LEN};
 use crate::fsutil::{fsync_dir, AtomicFile};
 use crate::text;
-use crate::trailer::{ToolMap, ToolMapEntry, TrailerError, MAX_COUNT, MAX_DSML_LEN, MAX_ID_LEN};
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io;
@@ -597,8 +599,8 @@ pub fn open_checkpoint(path: &Path, write: bool) -> Result<Option<CheckpointFile
         return Err(Error::invalid(path, "is not a regular file"));
     }
     let cf = CheckpointFile::from_file(path, file).map_err(|e| match e {
-        crate::checkpoint::OpenError::Io(e) => Error::io(path, e),
-        crate::checkpoint::OpenError::Defect(d) => Error::invalid(path, d.to_string()),
+        crate::format::checkpoint::OpenError::Io(e) => Error::io(path, e),
+        crate::format::checkpoint::OpenError::Defect(d) => Error::invalid(path, d.to_string()),
     })?;
     cf.check_envelope()
         .map_err(|d| Error::invalid(path, d.to_string()))?;

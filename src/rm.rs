@@ -6,8 +6,8 @@
 //! a corrupt file, and the journal says so. ds4-agent's explicit saves need
 //! `include_agent`, as in eviction.
 
-use crate::checkpoint::{CheckpointFile, Key};
 use crate::error::{Error, Result};
+use crate::format::checkpoint::{CheckpointFile, Key};
 use crate::format::Header;
 use crate::fsutil::remove_durably;
 use crate::journal::{self, Record};

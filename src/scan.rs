@@ -5,8 +5,8 @@
 //! are never followed, and a file that vanishes between `readdir` and
 //! `open` (an engine evicted or consumed it) is simply not there.
 
-use crate::checkpoint::{CheckpointFile, Defect, Key, OpenError};
 use crate::error::{Error, Result};
+use crate::format::checkpoint::{CheckpointFile, Defect, Key, OpenError};
 use crate::format::{Header, HEADER_LEN, PREFIX_LEN};
 use crate::text;
 use rayon::prelude::*;

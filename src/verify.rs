@@ -16,17 +16,17 @@
 //! it moves files with errors out of the cache, under the directory lock,
 //! and never deletes one.
 
-use crate::checkpoint::{hex, CheckpointFile, Defect, Key, OpenError, KEY_HEX_LEN};
-use crate::dsv4::Dsv4Header;
 use crate::error::{Error, Result};
 use crate::finding::{header_warnings, Finding, Severity};
+use crate::format::checkpoint::{hex, CheckpointFile, Defect, Key, OpenError, KEY_HEX_LEN};
+use crate::format::dsv4::Dsv4Header;
+use crate::format::trailer::{self, ToolMap, ToolMapEntry};
 use crate::format::{Header, PREFIX_LEN, TEXT_OFFSET};
 use crate::fsutil::{self, create_private_dir_all, AtomicFile, FILE_MODE};
 use crate::journal::{self, Record};
 use crate::lock::DirLock;
 use crate::scan::{classify_name, open_nofollow, pid_alive, NameKind};
 use crate::text::{self, sanitize_line};
-use crate::trailer::{self, ToolMap, ToolMapEntry};
 use rayon::prelude::*;
 use serde::Serialize;
 use sha1::{Digest, Sha1};
@@ -667,7 +667,7 @@ fn check_contents(
     // DSV4 header and counts again.
     let mut layout_bytes = 0;
     if let Some(l) = &layout {
-        layout_bytes += crate::dsv4::HEADER_LEN as u64;
+        layout_bytes += crate::format::dsv4::HEADER_LEN as u64;
         if l.counts.is_some() {
             layout_bytes += l.header.counts_len();
         }
@@ -808,7 +808,7 @@ fn read_exact(cf: &CheckpointFile, buf: &mut [u8], off: u64) -> io::Result<()> {
 
 /// The checks that need the DSV4 header and count arrays: cheap positioned
 /// reads, done in every mode.
-fn check_dsv4_layout(r: &mut FileReport, h: &Header, l: &crate::checkpoint::Dsv4Layout) {
+fn check_dsv4_layout(r: &mut FileReport, h: &Header, l: &crate::format::checkpoint::Dsv4Layout) {
     let d = &l.header;
     if d.tokens != h.tokens {
         r.push(Finding::error(

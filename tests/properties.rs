@@ -15,13 +15,13 @@ mod common;
 
 use common::{chat, sha1_hex, Ckpt, CREATED, NOW, REASON_AGENT_SYSTEM};
 use kvc::bundle::{self, Action, ImportOptions, ImportReport, NoProgress, OnConflict, StreamOut};
-use kvc::checkpoint::{CheckpointFile, Key};
-use kvc::dsv4::{self, Dsv4Header};
+use kvc::format::checkpoint::{CheckpointFile, Key};
+use kvc::format::dsv4::{self, Dsv4Header};
+use kvc::format::trailer::{ToolMap, ToolMapEntry};
 use kvc::format::{ExtFlags, Header, Reason, HEADER_LEN, PREFIX_LEN};
 use kvc::journal::{self, Record, JOURNAL_FILE};
 use kvc::lock::LOCK_FILE;
 use kvc::scan::{self, Loaded, ScanOptions};
-use kvc::trailer::{ToolMap, ToolMapEntry};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use kvc::checkpoint::Key;
+use kvc::format::checkpoint::Key;
 use kvc::policy::{self, Policy};
 use kvc::scan::{self, Loaded, ScanOptions};
 use std::ffi::CString;

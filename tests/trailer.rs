@@ -8,9 +8,9 @@
 mod common;
 
 use common::*;
-use kvc::checkpoint::CheckpointFile;
+use kvc::format::checkpoint::CheckpointFile;
+use kvc::format::trailer::{ToolMap, ToolMapEntry};
 use kvc::rewrite::{self, Applied, Edit, Method, Step};
-use kvc::trailer::{ToolMap, ToolMapEntry};
 use serde_json::{json, Value};
 use std::fs;
 use std::os::unix::fs::{FileExt, PermissionsExt};

@@ -6,7 +6,7 @@
 #![no_main]
 
 use kvc::bundle::{self, Action, ImportOptions, NoProgress, OnConflict};
-use kvc::checkpoint::Key;
+use kvc::format::checkpoint::Key;
 use kvc::journal::JOURNAL_FILE;
 use kvc::lock::LOCK_FILE;
 use kvc::scan::{self, Loaded, ScanOptions, STATE_DIR};

@@ -4,9 +4,9 @@
 //! file (FORMAT.md §3).
 #![no_main]
 
-use kvc::checkpoint::{CheckpointFile, Key};
+use kvc::format::checkpoint::{CheckpointFile, Key};
 use kvc::scan::{self, Loaded, ScanOptions};
-use kvc::trailer::ToolMap;
+use kvc::format::trailer::ToolMap;
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 

@@ -3,7 +3,7 @@
 //! or overflow, whatever the 13 fields and counts say.
 #![no_main]
 
-use kvc::dsv4::{Dsv4Header, HEADER_LEN};
+use kvc::format::dsv4::{Dsv4Header, HEADER_LEN};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,7 +2,7 @@
 //! panics, and what it accepts encodes back to the same bytes.
 #![no_main]
 
-use kvc::trailer::ToolMap;
+use kvc::format::trailer::ToolMap;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

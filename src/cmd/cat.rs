@@ -5,7 +5,7 @@
 use crate::cli::CatArgs;
 use crate::config;
 use anyhow::{bail, Context, Result};
-use kvc::checkpoint::CheckpointFile;
+use kvc::format::checkpoint::CheckpointFile;
 use kvc::resolve;
 use std::io::{self, IsTerminal, Write};
 use std::path::Path;

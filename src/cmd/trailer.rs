@@ -12,14 +12,14 @@ use crate::Outcome;
 use anyhow::{anyhow, bail, Context, Result};
 use comfy_table::Cell;
 use indicatif::ProgressBar;
-use kvc::checkpoint::{CheckpointFile, Key};
+use kvc::format::checkpoint::{CheckpointFile, Key};
+use kvc::format::trailer::{ToolMap, ToolMapEntry};
 use kvc::journal::{self, Record};
 use kvc::lock::DirLock;
 use kvc::resolve::{looks_like_path, resolve};
 use kvc::rewrite::{self, Applied, Edit, Method, Plan, Step, TrailerState};
 use kvc::scan::{self, ScanOptions};
 use kvc::text::{self, sanitize_line};
-use kvc::trailer::{ToolMap, ToolMapEntry};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
@@ -126,7 +126,7 @@ fn targets(t: &KeysOrAll, dir: &mut Dir, select: AllSelects) -> Result<Vec<PathB
             .filter(|c| {
                 c.header.ext_flags.has_tool_map()
                     || matches!(select, AllSelects::FlaggedOrStray)
-                        && c.size > kvc::checkpoint::payload_end(&c.header, c.text_len)
+                        && c.size > kvc::format::checkpoint::payload_end(&c.header, c.text_len)
             })
             .map(|c| c.path)
             .collect()

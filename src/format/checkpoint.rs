@@ -5,7 +5,7 @@
 //! `fstat` reported before it is used, so a 75-byte file that claims 4 GiB
 //! of text costs 52 bytes of reading and no allocation.
 
-use crate::dsv4::{self, Dsv4Header};
+use crate::format::dsv4::{self, Dsv4Header};
 use crate::format::{Header, HeaderError, HEADER_LEN, PREFIX_LEN, TEXT_OFFSET};
 use serde::Serialize;
 use sha1::{Digest, Sha1};
