@@ -182,7 +182,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__evict)
-            opts="-n -q -h -V --budget --older-than --protect --include-agent --dry-run --quiet --policy --now --json --help --version"
+            opts="-n -q -h -V --budget --older-than --protect --include-agent --dry-run --quiet --policy --engine --now --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -202,6 +202,10 @@ _kvc() {
                     ;;
                 --policy)
                     COMPREPLY=($(compgen -W "ds4 ds4-classic lru" -- "${cur}"))
+                    return 0
+                    ;;
+                --engine)
+                    COMPREPLY=($(compgen -W "ds4 ds4-classic hanzo" -- "${cur}"))
                     return 0
                     ;;
                 --now)
@@ -532,7 +536,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__import)
-            opts="-n -d -h -V --on-conflict --reset-stats --budget --dry-run --dir --policy --now --json --help --version"
+            opts="-n -d -h -V --on-conflict --reset-stats --budget --dry-run --dir --policy --engine --now --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -556,6 +560,10 @@ _kvc() {
                     ;;
                 --policy)
                     COMPREPLY=($(compgen -W "ds4 ds4-classic lru" -- "${cur}"))
+                    return 0
+                    ;;
+                --engine)
+                    COMPREPLY=($(compgen -W "ds4 ds4-classic hanzo" -- "${cur}"))
                     return 0
                     ;;
                 --now)
@@ -588,7 +596,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__ls)
-            opts="-r -l -h -V --sort --reverse --long --no-title --policy --now --json --help --version"
+            opts="-r -l -h -V --sort --reverse --long --no-title --policy --engine --now --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -600,6 +608,10 @@ _kvc() {
                     ;;
                 --policy)
                     COMPREPLY=($(compgen -W "ds4 ds4-classic lru" -- "${cur}"))
+                    return 0
+                    ;;
+                --engine)
+                    COMPREPLY=($(compgen -W "ds4 ds4-classic hanzo" -- "${cur}"))
                     return 0
                     ;;
                 --now)
@@ -636,7 +648,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__show)
-            opts="-d -h -V --text --dir --policy --now --json --help --version"
+            opts="-d -h -V --text --dir --policy --engine --now --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -652,6 +664,10 @@ _kvc() {
                     ;;
                 --policy)
                     COMPREPLY=($(compgen -W "ds4 ds4-classic lru" -- "${cur}"))
+                    return 0
+                    ;;
+                --engine)
+                    COMPREPLY=($(compgen -W "ds4 ds4-classic hanzo" -- "${cur}"))
                     return 0
                     ;;
                 --now)
@@ -904,7 +920,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__verify)
-            opts="-a -h -V --deep --sample --all --strict --temp-age --quarantine --json --help --version"
+            opts="-a -h -V --deep --sample --all --strict --temp-age --engine --quarantine --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -916,6 +932,10 @@ _kvc() {
                     ;;
                 --temp-age)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --engine)
+                    COMPREPLY=($(compgen -W "ds4 ds4-classic hanzo" -- "${cur}"))
                     return 0
                     ;;
                 --quarantine)

@@ -1773,30 +1773,32 @@ fn budget_after_import(im: &Importer<'_>, b: BudgetOptions) -> Result<BudgetOutc
             // do not supersede waypoints in this preview; they are
             // protected anyway.) A real run scans under the lock in
             // `run_locked` instead.
-            let mut cps = if dir.is_dir() {
-                scan::scan_dir(dir, ScanOptions::default())?.checkpoints
+            let existing = if dir.is_dir() {
+                scan::scan_dir(dir, ScanOptions::default())?
             } else {
-                Vec::new()
+                crate::scan::Scan::default()
             };
+            let engine = existing.engine.clone();
+            let mut cps = existing.checkpoints;
             // Every copy of an imported key (a replaced one, an upper-case
             // name) makes way for the imported one.
             cps.retain(|c| !im.imported.contains_key(&c.key));
             for (key, (size, prefix)) in &im.imported {
                 if let Some((h, tl)) = prefix {
-                    cps.push(Checkpoint {
-                        key: key.clone(),
-                        file: key.file_name(),
-                        path: dir.join(key.file_name()),
-                        size: *size,
-                        mode: FILE_MODE,
-                        header: h.clone(),
-                        text_len: *tl,
-                        text: None,
-                    });
+                    cps.push(Checkpoint::from_header(
+                        key.clone(),
+                        dir.join(key.file_name()),
+                        *size,
+                        FILE_MODE,
+                        h.clone(),
+                        *tl,
+                        engine.engine,
+                    ));
                 }
             }
             let mut scan = crate::scan::Scan {
                 dir: dir.to_path_buf(),
+                engine,
                 checkpoints: cps,
                 ..crate::scan::Scan::default()
             };

@@ -66,22 +66,68 @@ pub struct OutputArgs {
     pub json: bool,
 }
 
-/// The eviction policy and the clock it is evaluated at.
+/// `--engine`: whose reading of the directory kvc reproduces.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct EngineArg {
+    /// Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads
+    #[arg(long, value_enum, value_name = "ENGINE")]
+    pub engine: Option<EngineName>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineName {
+    /// ds4 mainline since e8e8779 (2026-05-26): ds4-server, ds4-agent
+    Ds4,
+    /// ds4 up to 2026-05-25, before the payload ABI byte
+    #[value(name = "ds4-classic")]
+    Ds4Classic,
+    /// hanzo-engine's disk KV spill
+    Hanzo,
+}
+
+impl From<EngineName> for kvc::format::Engine {
+    fn from(e: EngineName) -> kvc::format::Engine {
+        match e {
+            EngineName::Ds4 => kvc::format::Engine::Ds4,
+            EngineName::Ds4Classic => kvc::format::Engine::Ds4Classic,
+            EngineName::Hanzo => kvc::format::Engine::Hanzo,
+        }
+    }
+}
+
+impl EngineArg {
+    pub fn engine(self) -> Option<kvc::format::Engine> {
+        self.engine.map(Into::into)
+    }
+}
+
+/// The eviction policy, the engine it belongs to, and the clock.
 #[derive(Debug, Args, Clone, Copy)]
 pub struct PolicyArgs {
-    /// Eviction policy: ds4 (forks: anchors and superseded waypoints), ds4-classic (upstream ds4), lru (hanzo-engine)
-    #[arg(long, value_enum, default_value_t = PolicyName::Ds4)]
-    pub policy: PolicyName,
+    /// Eviction policy [default: the directory's engine's]: ds4 (mainline since ec6a82a, 2026-05-26: anchors ×2, superseded waypoints), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)
+    #[arg(long, value_enum)]
+    pub policy: Option<PolicyName>,
+    #[command(flatten)]
+    pub engine: EngineArg,
     /// Evaluate scores and ages at this Unix time instead of now (reproducible output)
     #[arg(long, value_name = "UNIX_SECONDS")]
     pub now: Option<u64>,
 }
 
+impl PolicyArgs {
+    pub fn policy(self) -> Option<kvc::Policy> {
+        self.policy.map(Into::into)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PolicyName {
+    /// ds4 mainline since ec6a82a (2026-05-26): score × 2 for cold/evict/shutdown, superseded continued waypoints × 0.05–0.5
     Ds4,
+    /// ds4 up to 2026-05-25: (hits decayed + 1) × tokens / size
     #[value(name = "ds4-classic")]
     Ds4Classic,
+    /// hanzo-engine: oldest last_used first, unreadable headers first of all
     Lru,
 }
 
@@ -547,6 +593,8 @@ pub struct VerifyArgs {
     pub strict: bool,
     #[command(flatten)]
     pub temp_age: TempAgeArg,
+    #[command(flatten)]
+    pub engine: EngineArg,
     /// Move every file with an error into DIR (created 0700) with a <name>.why file; never deletes
     #[arg(long, value_name = "DIR")]
     pub quarantine: Option<PathBuf>,

@@ -229,7 +229,7 @@ pub fn plan_dir(dir: &Path, opts: &EvictOptions) -> Result<Plan> {
 }
 
 fn plan_dir_excluding(dir: &Path, opts: &EvictOptions, exclude: &BTreeSet<Key>) -> Result<Plan> {
-    let mut scan = scan::scan_dir(dir, ScanOptions { read_text: false })?;
+    let mut scan = scan::scan_dir(dir, ScanOptions::default())?;
     policy::load_needed_texts(opts.policy, &mut scan.checkpoints);
     Ok(plan_excluding(&scan, opts, exclude))
 }
@@ -392,6 +392,13 @@ fn delete_victim(dir: &Path, v: &Victim, opts: &EvictOptions) -> Result<Fate> {
                 error: i.error,
             })
         }
+        // Rewritten by a fork since the plan: no longer what was judged.
+        Loaded::Foreign(f) => {
+            return Ok(Fate::Invalid {
+                code: "foreign",
+                error: f.what,
+            })
+        }
         Loaded::Checkpoint(c) => c,
     };
     if let Some(change) = describe_change(v, &c) {
@@ -518,13 +525,12 @@ mod tests {
 
     fn cp(n: u8, size: u64, tokens: u32, used: u64, reason: Reason) -> Checkpoint {
         let key = Key::Hash(format!("{n:02x}").repeat(20));
-        Checkpoint {
-            file: key.file_name(),
-            path: PathBuf::from(key.file_name()),
-            key,
+        Checkpoint::from_header(
+            key.clone(),
+            PathBuf::from(key.file_name()),
             size,
-            mode: 0o600,
-            header: Header {
+            0o600,
+            Header {
                 magic: *b"KVC",
                 version: 1,
                 quant_bits: 2,
@@ -540,9 +546,9 @@ mod tests {
                 last_used: used,
                 payload_bytes: size - 60,
             },
-            text_len: 8,
-            text: None,
-        }
+            8,
+            crate::format::Engine::Ds4Classic,
+        )
     }
 
     fn scan(cps: Vec<Checkpoint>) -> Scan {

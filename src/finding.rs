@@ -2,7 +2,8 @@
 //! the header warnings below; `kvc verify` adds everything that needs more
 //! than the header to see.
 
-use crate::format::{ExtFlags, Header};
+use crate::format::dialect::{Dialect, DS4_QUANTS};
+use crate::format::{ExtFlags, Header, Reason};
 use serde::Serialize;
 use std::fmt;
 
@@ -53,36 +54,37 @@ impl Finding {
     }
 }
 
-/// Quant bits ds4 loads; hanzo-engine writes 0.
-pub const DS4_QUANT_BITS: [u8; 2] = [2, 4];
-pub const HANZO_QUANT_BITS: u8 = 0;
-
-/// Warnings visible in the header alone: values an engine would skip or
-/// not understand, and timestamps from the future.
-pub fn header_warnings(h: &Header, now: u64) -> Vec<Finding> {
+/// Warnings visible in the header alone, read by the rules of the file's
+/// dialect: values its readers would skip or not understand, and timestamps
+/// from the future. hanzo-engine reads neither the quant byte nor the ext
+/// bits, so on its files neither is worth a word.
+pub fn header_warnings(h: &Header, dialect: &Dialect, now: u64) -> Vec<Finding> {
     let mut out = Vec::new();
-    if !DS4_QUANT_BITS.contains(&h.quant_bits) {
-        let msg = if h.quant_bits == HANZO_QUANT_BITS {
-            "quant_bits 0: written by hanzo-engine; ds4 would skip this file".to_string()
-        } else {
+    if dialect.quant_read && !DS4_QUANTS.contains(&h.quant_bits) {
+        out.push(Finding::warning(
+            "bad-quant",
             format!(
-                "quant_bits {}: ds4 loads only 2 or 4 and hanzo-engine writes 0, so no engine loads it",
+                "quant_bits {}: ds4 loads only 2 or 4, so its reader skips this file",
                 h.quant_bits
-            )
-        };
-        out.push(Finding::warning("bad-quant", msg));
+            ),
+        ));
     }
-    if h.reason.known_name().is_none() {
+    let reason_known = match h.reason.0 {
+        r if r <= Reason::DS4_MAX => true,
+        7 => dialect.reason7,
+        _ => false,
+    };
+    if !reason_known {
         out.push(Finding::warning(
             "unknown-reason",
             format!(
-                "reason {} is not defined (ds4 reads it as unknown)",
-                h.reason.0
+                "reason {} is not defined for {} (ds4 reads it as unknown)",
+                h.reason.0, dialect.id
             ),
         ));
     }
     let unknown = h.ext_flags.unknown_bits();
-    if unknown != 0 {
+    if dialect.ext_bits && unknown != 0 {
         out.push(Finding::warning(
             "unknown-flags",
             format!(

@@ -7,7 +7,7 @@
 
 use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table};
 use humansize::{format_size, BINARY};
-use kvc::finding::{header_warnings, Finding, HANZO_QUANT_BITS};
+use kvc::finding::{header_warnings, Finding};
 use kvc::policy::Standing;
 use kvc::scan::Checkpoint;
 use kvc::text::sanitize_line;
@@ -176,6 +176,39 @@ impl From<&kvc::scan::Invalid> for InvalidView {
     }
 }
 
+/// A file of a dialect kvc does not fully read (FORMAT.md §9), in `ls`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ForeignView {
+    pub file: String,
+    /// The §9 id, when a row describes it.
+    pub dialect: Option<&'static str>,
+    pub version: u8,
+    pub payload_abi: u8,
+    /// What was recognised.
+    pub what: String,
+    /// Bytes of the file and its companions.
+    pub size: u64,
+    pub companions: Vec<String>,
+}
+
+impl From<&kvc::scan::Foreign> for ForeignView {
+    fn from(f: &kvc::scan::Foreign) -> ForeignView {
+        ForeignView {
+            file: sanitize_line(f.file.as_bytes()),
+            dialect: f.dialect.map(|d| d.as_str()),
+            version: f.header.version,
+            payload_abi: f.header.payload_abi,
+            what: sanitize_line(f.what.as_bytes()),
+            size: f.total_size(),
+            companions: f
+                .companions
+                .iter()
+                .map(|c| sanitize_line(c.0.as_bytes()))
+                .collect(),
+        }
+    }
+}
+
 /// The JSON of one checkpoint, shared by `ls` and `show`.
 #[derive(Clone, Debug, Serialize)]
 pub struct CheckpointView {
@@ -194,7 +227,19 @@ pub struct CheckpointView {
     pub payload_abi: u8,
     pub ext_flags: u8,
     pub flags: Vec<String>,
-    pub dialect: String,
+    /// FORMAT.md §9 id: `D1`, `D3`, …
+    pub dialect: &'static str,
+    /// The bytes could be D1 or D20: the directory's engine decided.
+    pub dialect_assumed: bool,
+    /// Mainline's model name (`flash`, `pro`, `glm-5.2`, …) for dialects
+    /// that follow mainline's numbering.
+    pub model: Option<&'static str>,
+    /// D11's 24-bit weights fingerprint (bytes 21-23), hex.
+    pub fingerprint: Option<String>,
+    /// Whether the directory's engine loads, counts and may evict it.
+    pub loadable: bool,
+    /// Why not, when it does not.
+    pub not_loaded: Option<String>,
     pub created: u64,
     pub last_used: u64,
     pub payload_bytes: u64,
@@ -240,7 +285,22 @@ impl CheckpointView {
             payload_abi: h.payload_abi,
             ext_flags: h.ext_flags.0,
             flags: h.ext_flags.names(),
-            dialect: h.dialect().to_string(),
+            dialect: c.dialect.as_str(),
+            dialect_assumed: c.assumed,
+            model: c
+                .dialect
+                .spec()
+                .mainline_models
+                .then(|| kvc::format::model_name(h.model_id))
+                .flatten(),
+            fingerprint: c.dialect.spec().fingerprint.then(|| {
+                format!(
+                    "{:02x}{:02x}{:02x}",
+                    h.reserved[0], h.reserved[1], h.reserved[2]
+                )
+            }),
+            loadable: c.is_loadable(),
+            not_loaded: c.loadable.as_ref().err().map(|e| e.to_string()),
             created: h.created,
             last_used: h.last_used,
             payload_bytes: h.payload_bytes,
@@ -254,12 +314,7 @@ impl CheckpointView {
             evict_rank: standing.rank,
             superseded: standing.superseded,
             agent_save: c.is_agent_save(),
-            // quant 0 is what hanzo-engine writes: normal in its caches, so
-            // a listing does not flag it (`kvc verify` still reports it).
-            warnings: header_warnings(h, now)
-                .into_iter()
-                .filter(|w| !(w.code == "bad-quant" && h.quant_bits == HANZO_QUANT_BITS))
-                .collect(),
+            warnings: header_warnings(h, c.dialect.spec(), now),
         }
     }
 
@@ -284,6 +339,9 @@ impl CheckpointView {
         }
         if self.agent_save {
             s.push('a');
+        }
+        if !self.loadable {
+            s.push('x');
         }
         if !self.warnings.is_empty() {
             s.push('!');

@@ -59,6 +59,18 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// The policy of the engine that reads a directory: what `--policy`
+    /// defaults to.
+    pub fn for_engine(engine: crate::format::Engine) -> Policy {
+        match engine {
+            crate::format::Engine::Ds4 => Policy::Ds4,
+            crate::format::Engine::Ds4Classic => Policy::Ds4Classic,
+            crate::format::Engine::Hanzo => Policy::Lru,
+        }
+    }
+}
+
 impl fmt::Display for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -311,13 +323,12 @@ mod tests {
 
     fn checkpoint(n: u8, created: u64, last_used: u64) -> Checkpoint {
         let key = crate::Key::Hash(format!("{n:02x}").repeat(20));
-        Checkpoint {
-            file: key.file_name(),
-            path: key.file_name().into(),
-            key,
-            size: 1000,
-            mode: 0o600,
-            header: crate::Header {
+        Checkpoint::from_header(
+            key.clone(),
+            key.file_name().into(),
+            1000,
+            0o600,
+            crate::Header {
                 magic: *b"KVC",
                 version: 1,
                 quant_bits: 2,
@@ -333,9 +344,9 @@ mod tests {
                 last_used,
                 payload_bytes: 900,
             },
-            text_len: 10,
-            text: None,
-        }
+            10,
+            crate::format::Engine::Ds4Classic,
+        )
     }
 
     #[test]

@@ -73,6 +73,8 @@ fn target(dir: &Path, arg: &str) -> Result<Target> {
             })
         }
         Loaded::Checkpoint(c) => (c.size, Some(c.header), None),
+        // A fork's file: removed only because the user named it.
+        Loaded::Foreign(f) => (f.size, Some(f.header), Some(("foreign", f.what))),
         Loaded::Invalid(i) if i.code == "symlink" || i.code == "not-a-file" => {
             return Err(Error::invalid(
                 &path,

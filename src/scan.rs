@@ -1,5 +1,6 @@
-//! Sorting a cache directory into checkpoints, invalid checkpoints, temp
-//! files of both writers, and strays (FORMAT.md §2).
+//! Sorting a cache directory into checkpoints (each with its dialect and
+//! whether the directory's engine loads it), invalid checkpoints, foreign
+//! files, temp files of every writer, and strays (FORMAT.md §2, §9).
 //!
 //! A scan only reads: no header is touched, nothing is created. Symlinks
 //! are never followed, and a file that vanishes between `readdir` and
@@ -7,6 +8,10 @@
 
 use crate::error::{Error, Result};
 use crate::format::checkpoint::{CheckpointFile, Defect, Key, OpenError};
+use crate::format::dialect::{
+    self, Detected, DialectId, Engine, EngineChoice, Evidence, NotLoaded, Support,
+};
+use crate::format::trailer::{self, SessionTitle};
 use crate::format::{Header, HEADER_LEN, PREFIX_LEN};
 use crate::text;
 use rayon::prelude::*;
@@ -34,10 +39,19 @@ pub enum TempWriter {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NameKind {
     Checkpoint(Key),
-    Temp { pid: u32, writer: TempWriter },
+    Temp {
+        pid: u32,
+        writer: TempWriter,
+    },
+    /// `<key>.ckpt`: the companion of a tail-indexed fork file (D14/D15),
+    /// which belongs to its `<key>.kv`.
+    Companion(Key),
     State,
     Other,
 }
+
+/// `.ckpt`, the companion suffix of the tail-indexed dialects.
+pub const COMPANION_EXT: &str = ".ckpt";
 
 fn digits(s: &str) -> Option<u32> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -53,6 +67,11 @@ pub fn classify_name(name: &str) -> NameKind {
     }
     if let Some(key) = Key::from_file_name(name) {
         return NameKind::Checkpoint(key);
+    }
+    if let Some(stem) = name.strip_suffix(COMPANION_EXT) {
+        if let Some(Key::Hash(k)) = Key::from_file_name(&format!("{stem}.kv")) {
+            return NameKind::Companion(Key::Hash(k));
+        }
     }
     if let Some((stem, pid)) = name.rsplit_once(".kv.tmp.") {
         if let (false, Some(pid)) = (stem.is_empty(), digits(pid)) {
@@ -92,6 +111,18 @@ pub struct Checkpoint {
     pub text_len: u32,
     /// The text, when the scan was asked to read it.
     pub text: Option<Vec<u8>>,
+    /// Its dialect (FORMAT.md §9).
+    pub dialect: DialectId,
+    /// The bytes could be D1 or D20: the directory's engine decided.
+    pub assumed: bool,
+    /// ext bit 3's session title (FORMAT.md §5b), when the scan read texts.
+    pub session_title: Option<SessionTitle>,
+    /// Whether the directory's engine loads it, counts it against its
+    /// budget and may evict it (FORMAT.md §7), and if not, why.
+    pub loadable: std::result::Result<(), NotLoaded>,
+    /// Position in the directory listing: engines break ties in `readdir`
+    /// order.
+    pub order: u32,
 }
 
 impl Checkpoint {
@@ -101,9 +132,59 @@ impl Checkpoint {
         self.key == Key::Sysprompt || self.header.reason.is_agent()
     }
 
-    /// The session title (FORMAT.md §4) as raw bytes, when the text was read.
+    /// The title a listing shows: an agent session's own title trailer
+    /// (ds4-agent's `/list` shows it), else the first user turn of the
+    /// text (FORMAT.md §4), when the scan read it. Raw bytes.
     pub fn title(&self) -> Option<Vec<u8>> {
+        if let Some(t) = &self.session_title {
+            return Some(t.head.clone());
+        }
         self.text.as_deref().and_then(text::title)
+    }
+
+    /// Whether the directory's engine loads it.
+    pub fn is_loadable(&self) -> bool {
+        self.loadable.is_ok()
+    }
+
+    /// Whether the engine's budget counts it, and so its eviction may pick
+    /// it (FORMAT.md §7, "What the budget counts"): it loads it, and the
+    /// name passes the engine's filter (`sysprompt.kv` does not, for ds4).
+    pub fn is_counted(&self, engine: Engine) -> bool {
+        self.is_loadable() && engine.reader().counts_name(&self.key)
+    }
+
+    /// A checkpoint known only by its header (one a dry run would install):
+    /// its dialect from the header bytes alone, resolved by `engine`.
+    pub fn from_header(
+        key: Key,
+        path: PathBuf,
+        size: u64,
+        mode: u32,
+        header: Header,
+        text_len: u32,
+        engine: Engine,
+    ) -> Checkpoint {
+        let detected = dialect::detect(&header, text_len, Some(&key), &dialect::InMemory(&[]));
+        let loadable = engine.reader().accepts(&header);
+        Checkpoint {
+            file: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            key,
+            path,
+            size,
+            mode,
+            text_len,
+            text: None,
+            dialect: detected.resolve(engine).unwrap_or(DialectId::D3),
+            assumed: matches!(detected, Detected::Ds4OrHanzo { hanzo_only: false }),
+            session_title: None,
+            loadable,
+            order: u32::MAX,
+            header,
+        }
     }
 }
 
@@ -116,6 +197,38 @@ pub struct Invalid {
     /// Stable code: a [`Defect::code`], `symlink`, `not-a-file` or `unreadable`.
     pub code: &'static str,
     pub error: String,
+    /// Position in the directory listing.
+    pub order: u32,
+}
+
+/// A checkpoint-named file of a dialect kvc does not fully read (FORMAT.md
+/// §9): counted in sizes, reported as `foreign`, never judged, deleted,
+/// moved or rewritten on kvc's own initiative.
+#[derive(Clone, Debug)]
+pub struct Foreign {
+    pub file: String,
+    pub path: PathBuf,
+    pub key: Key,
+    pub size: u64,
+    /// The known dialect, or `None` for one no row describes.
+    pub dialect: Option<DialectId>,
+    pub header: Header,
+    /// What was recognised, in words.
+    pub what: String,
+    /// `<key>.ckpt` companions that belong to it, with their sizes.
+    pub companions: Vec<(String, u64)>,
+    /// Whether the directory's engine's reader would still load it (a
+    /// version-1, ABI-2 LZ4 file passes mainline's header checks).
+    pub loadable: std::result::Result<(), NotLoaded>,
+    /// Position in the directory listing.
+    pub order: u32,
+}
+
+impl Foreign {
+    /// Bytes of the file and its companions.
+    pub fn total_size(&self) -> u64 {
+        self.size + self.companions.iter().map(|c| c.1).sum::<u64>()
+    }
 }
 
 /// A temporary file of a writer (a save in progress, or a crashed one).
@@ -136,38 +249,119 @@ pub struct Stray {
     pub path: PathBuf,
     pub size: u64,
     pub is_dir: bool,
+    /// A symbolic link (its own size: nothing is followed).
+    pub is_symlink: bool,
+    /// Position in the directory listing.
+    pub order: u32,
+}
+
+impl Stray {
+    /// A name ending in `.kv` that is not a checkpoint name: ds4 ignores it,
+    /// hanzo-engine counts it (and deletes it when its budget needs room).
+    pub fn is_kv_name(&self) -> bool {
+        hanzo_kv_name(&self.file)
+    }
+}
+
+/// hanzo-engine counts a directory entry when Rust's `Path::extension()` is
+/// exactly `kv` (case-sensitive) and the stem is UTF-8
+/// (disk_kv_cache.rs `scan_entries`, c8bcee7d5): `.kv` alone has no
+/// extension, `x.KV` is not counted.
+pub fn hanzo_kv_name(name: &str) -> bool {
+    Path::new(name).extension().is_some_and(|e| e == "kv")
 }
 
 /// Everything a scan found in one directory, each list sorted by name.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Scan {
     pub dir: PathBuf,
+    /// The engine whose rules apply, and how it was decided.
+    pub engine: EngineChoice,
     pub checkpoints: Vec<Checkpoint>,
     pub invalid: Vec<Invalid>,
+    /// Files of dialects kvc does not fully read.
+    pub foreign: Vec<Foreign>,
     pub temp_files: Vec<TempFile>,
     pub strays: Vec<Stray>,
 }
 
+impl Default for Scan {
+    fn default() -> Scan {
+        Scan {
+            dir: PathBuf::new(),
+            engine: dialect::infer_engine(&Evidence::default(), None),
+            checkpoints: Vec::new(),
+            invalid: Vec::new(),
+            foreign: Vec::new(),
+            temp_files: Vec::new(),
+            strays: Vec::new(),
+        }
+    }
+}
+
 impl Scan {
-    /// Bytes of the valid checkpoints: what an engine's budget counts.
+    /// Bytes of the readable checkpoints, whether the engine loads them or
+    /// not.
     pub fn checkpoint_bytes(&self) -> u64 {
         self.checkpoints.iter().map(|c| c.size).sum()
     }
 
-    /// Bytes of every entry the scan saw (checkpoints, invalid, temp, stray).
+    /// Bytes of the checkpoints the directory's engine loads and counts.
+    pub fn loadable_bytes(&self) -> u64 {
+        self.checkpoints
+            .iter()
+            .filter(|c| c.is_loadable())
+            .map(|c| c.size)
+            .sum()
+    }
+
+    /// The checkpoints the engine will never load, count or evict (other
+    /// payload ABI, quant, zero tokens), with their bytes.
+    pub fn never_loaded(&self) -> (usize, u64) {
+        let dead = self.checkpoints.iter().filter(|c| !c.is_loadable());
+        dead.fold((0, 0), |(n, b), c| (n + 1, b + c.size))
+    }
+
+    /// Bytes of foreign files and their companions.
+    pub fn foreign_bytes(&self) -> u64 {
+        self.foreign.iter().map(Foreign::total_size).sum()
+    }
+
+    /// Bytes of every entry the scan saw (checkpoints, invalid, foreign,
+    /// temp, stray).
     pub fn total_bytes(&self) -> u64 {
         self.checkpoint_bytes()
             + self.invalid.iter().map(|c| c.size).sum::<u64>()
+            + self.foreign_bytes()
             + self.temp_files.iter().map(|c| c.size).sum::<u64>()
             + self.strays.iter().map(|c| c.size).sum::<u64>()
     }
+
+    /// The dialects present, with counts, in id order.
+    pub fn dialects(&self) -> Vec<(DialectId, usize)> {
+        let mut m = std::collections::BTreeMap::new();
+        for c in &self.checkpoints {
+            *m.entry(c.dialect).or_insert(0) += 1;
+        }
+        for f in &self.foreign {
+            if let Some(d) = f.dialect {
+                *m.entry(d).or_insert(0) += 1;
+            }
+        }
+        m.into_iter().collect()
+    }
 }
 
-/// What a scan reads beyond each file's 52-byte prefix.
+/// What a scan reads beyond each file's 52-byte prefix, and which engine's
+/// rules apply.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ScanOptions {
-    /// Read every text: for titles, and to check the name is the text's SHA-1.
+    /// Read every text (and agent session titles): for titles, and to check
+    /// the name against the text's SHA-1 or the session identity.
     pub read_text: bool,
+    /// `--engine`: the engine that reads the directory, instead of the one
+    /// its files point to.
+    pub engine: Option<Engine>,
 }
 
 /// Open without following a symlink and without blocking on a FIFO someone
@@ -182,8 +376,9 @@ pub(crate) fn open_nofollow(path: &Path) -> io::Result<File> {
 /// The result of loading one checkpoint-named file.
 #[derive(Debug)]
 pub enum Loaded {
-    Checkpoint(Checkpoint),
+    Checkpoint(Box<Checkpoint>),
     Invalid(Invalid),
+    Foreign(Box<Foreign>),
     /// Gone between listing and opening: not an error.
     Vanished,
 }
@@ -194,7 +389,9 @@ pub enum Loaded {
 /// case for `show` and tests.
 const PARALLEL_MIN_FILES: usize = 64;
 
-/// Read one file with a checkpoint name as a scan would.
+/// Read one file with a checkpoint name as a scan would, with the rules of
+/// `engine` (for a single file there is no directory to infer it from: the
+/// caller passes the directory's, or `None` for kvc's default reading).
 pub fn load(path: &Path, key: Key, opts: ScanOptions) -> Loaded {
     let file_name = path
         .file_name()
@@ -205,108 +402,247 @@ pub fn load(path: &Path, key: Key, opts: ScanOptions) -> Loaded {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Loaded::Vanished,
         Err(e) => return invalid(path, file_name, 0, "unreadable", e.to_string()),
     };
-    load_typed(path.to_path_buf(), file_name, key, opts, file_type)
+    let raw = load_typed(path.to_path_buf(), file_name, key, opts, file_type, 0);
+    let mut ev = Evidence::default();
+    if let Raw::Checkpoint(r) = &raw {
+        ev.add(&r.detected);
+    }
+    let engine = dialect::infer_engine(&ev, opts.engine);
+    raw.finish(&engine)
 }
 
 fn invalid(path: &Path, file: String, size: u64, code: &'static str, error: String) -> Loaded {
-    Loaded::Invalid(Invalid {
+    Loaded::Invalid(invalid_entry(path, file, size, code, error, 0))
+}
+
+fn invalid_entry(
+    path: &Path,
+    file: String,
+    size: u64,
+    code: &'static str,
+    error: String,
+    order: u32,
+) -> Invalid {
+    Invalid {
         file,
         path: path.to_path_buf(),
         size,
         code,
         error,
-    })
+        order,
+    }
 }
 
 const SYMLINK_ERROR: &str = "is a symbolic link; kvc does not follow links";
 const NOT_A_FILE_ERROR: &str = "is not a regular file";
 
-/// [`load`] once the entry's type is known without following links (from
-/// `lstat`, or free from `readdir`'s `d_type` during a scan). The type is
-/// checked again on the open descriptor, so a file swapped for a link or a
-/// FIFO after the listing is still never followed or read as a checkpoint.
+/// A loaded file before the directory's engine is known: a D1/D20
+/// look-alike is resolved, and the rules that depend on the dialect (zero
+/// tokens, the name's identity) are applied, in [`Raw::finish`].
+#[derive(Debug)]
+enum Raw {
+    Checkpoint(Box<RawCheckpoint>),
+    Done(Loaded),
+}
+
+#[derive(Debug)]
+struct RawCheckpoint {
+    cp: Checkpoint,
+    detected: Detected,
+    /// SHA-1 of the text, when it was read.
+    text_key: Option<Key>,
+    /// The session title, when ext bit 3 is set and texts were read.
+    title: Option<std::result::Result<SessionTitle, trailer::TitleError>>,
+}
+
+impl Raw {
+    fn finish(self, engine: &EngineChoice) -> Loaded {
+        let r = match self {
+            Raw::Done(l) => return l,
+            Raw::Checkpoint(r) => *r,
+        };
+        let RawCheckpoint {
+            mut cp,
+            detected,
+            text_key,
+            title,
+        } = r;
+        let dialect = detected
+            .resolve(engine.engine)
+            .expect("only known dialects are checkpoints");
+        let spec = dialect.spec();
+        cp.dialect = dialect;
+        cp.assumed = matches!(detected, Detected::Ds4OrHanzo { hanzo_only: false });
+        let bad = |d: Defect| {
+            Loaded::Invalid(invalid_entry(
+                &cp.path,
+                cp.file.clone(),
+                cp.size,
+                d.code(),
+                d.to_string(),
+                cp.order,
+            ))
+        };
+        if cp.header.tokens == 0 && !spec.zero_tokens_valid {
+            return bad(Defect::ZeroTokens);
+        }
+        if let Some(expected) = expected_key(spec, &cp, text_key, title.as_ref()) {
+            if expected != cp.key {
+                return bad(Defect::KeyMismatch {
+                    actual: expected.to_string(),
+                });
+            }
+        }
+        cp.session_title = title.and_then(|t| t.ok());
+        cp.loadable = engine.engine.reader().accepts(&cp.header);
+        Loaded::Checkpoint(Box::new(cp))
+    }
+}
+
+/// The key a checkpoint's content says its name must be (FORMAT.md §2):
+/// the SHA-1 of the text, or for a ds4-agent session with ext bit 3 the
+/// SHA-1 of its title and creation time. `None` when there is nothing to
+/// check: a fixed name, texts not read, or a title that could not be read
+/// (verify reports that).
+fn expected_key(
+    spec: &dialect::Dialect,
+    cp: &Checkpoint,
+    text_key: Option<Key>,
+    title: Option<&std::result::Result<SessionTitle, trailer::TitleError>>,
+) -> Option<Key> {
+    if cp.key == Key::Sysprompt {
+        return None;
+    }
+    let session =
+        spec.identity == dialect::Identity::Ds4 && cp.header.ext_flags.has_session_title();
+    if session {
+        return title?.as_ref().ok().map(|t| t.identity.clone());
+    }
+    text_key
+}
+
+/// Load a file whose type is known without following links (from `lstat`,
+/// or free from `readdir`'s `d_type` during a scan). The type is checked
+/// again on the open descriptor, so a file swapped for a link or a FIFO
+/// after the listing is still never followed or read as a checkpoint.
 fn load_typed(
     path: PathBuf,
     file_name: String,
     key: Key,
     opts: ScanOptions,
     file_type: fs::FileType,
-) -> Loaded {
+    order: u32,
+) -> Raw {
+    let done = |size: u64, code: &'static str, error: String| {
+        Raw::Done(Loaded::Invalid(invalid_entry(
+            &path,
+            file_name.clone(),
+            size,
+            code,
+            error,
+            order,
+        )))
+    };
     if file_type.is_symlink() {
-        return invalid(&path, file_name, 0, "symlink", SYMLINK_ERROR.into());
+        return done(0, "symlink", SYMLINK_ERROR.into());
     }
     if !file_type.is_file() {
-        return invalid(&path, file_name, 0, "not-a-file", NOT_A_FILE_ERROR.into());
+        return done(0, "not-a-file", NOT_A_FILE_ERROR.into());
     }
     let file = match open_nofollow(&path) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Loaded::Vanished,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Raw::Done(Loaded::Vanished),
         // O_NOFOLLOW fails with ELOOP on a link that replaced the file.
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return invalid(&path, file_name, 0, "symlink", SYMLINK_ERROR.into())
+            return done(0, "symlink", SYMLINK_ERROR.into())
         }
         Err(e) => {
             // Rare path (permissions): report the size as a listing would.
             let size = fs::symlink_metadata(&path).map_or(0, |m| m.len());
-            return invalid(&path, file_name, size, "unreadable", e.to_string());
+            return done(size, "unreadable", e.to_string());
         }
     };
     // One fstat gives the size every length is checked against, and the mode.
     let meta = match file.metadata() {
         Ok(m) => m,
-        Err(e) => return invalid(&path, file_name, 0, "unreadable", e.to_string()),
+        Err(e) => return done(0, "unreadable", e.to_string()),
     };
     if !meta.is_file() {
-        return invalid(&path, file_name, 0, "not-a-file", NOT_A_FILE_ERROR.into());
+        return done(0, "not-a-file", NOT_A_FILE_ERROR.into());
     }
     let mode = meta.mode() & 0o7777;
     let cf = match CheckpointFile::from_file_sized(&path, file, meta.len()) {
         Ok(cf) => cf,
-        Err(OpenError::Defect(d)) => {
-            return invalid(&path, file_name, meta.len(), d.code(), d.to_string())
-        }
-        Err(OpenError::Io(e)) => {
-            return invalid(&path, file_name, meta.len(), "unreadable", e.to_string())
-        }
+        Err(OpenError::Defect(d)) => return done(meta.len(), d.code(), d.to_string()),
+        Err(OpenError::Io(e)) => return done(meta.len(), "unreadable", e.to_string()),
     };
     let size = cf.size;
+    let detected = dialect::detect(&cf.header, cf.text_len, Some(&key), &cf);
+    let foreign_dialect = match &detected {
+        Detected::NotKvc => {
+            let d = Defect::Header(crate::format::HeaderError::BadMagic(cf.header.magic));
+            return done(size, d.code(), d.to_string());
+        }
+        Detected::Unknown { .. } => Some(None),
+        Detected::Known(d) if matches!(d.spec().support, Support::Foreign | Support::NotKvc) => {
+            Some(Some(*d))
+        }
+        _ => None,
+    };
+    if let Some(dialect) = foreign_dialect {
+        let what = dialect::describe_foreign(&detected, &cf.header, &cf, cf.payload_offset());
+        return Raw::Done(Loaded::Foreign(Box::new(Foreign {
+            file: file_name,
+            path,
+            key,
+            size,
+            dialect,
+            header: cf.header.clone(),
+            what,
+            companions: Vec::new(),
+            loadable: Ok(()),
+            order,
+        })));
+    }
     if let Err(d) = cf.check_envelope() {
-        return invalid(&path, file_name, size, d.code(), d.to_string());
+        return done(size, d.code(), d.to_string());
     }
-    if cf.header.tokens == 0 {
-        let d = Defect::ZeroTokens;
-        return invalid(&path, file_name, size, d.code(), d.to_string());
-    }
-    let text = if opts.read_text {
+    let (text, text_key) = if opts.read_text {
         match cf.read_text() {
-            Ok(t) => Some(t),
-            Err(e) => return invalid(&path, file_name, size, "unreadable", e.to_string()),
+            Ok(t) => {
+                let k = Key::of_text(&t);
+                (Some(t), Some(k))
+            }
+            Err(e) => return done(size, "unreadable", e.to_string()),
         }
     } else {
-        None
+        (None, None)
     };
-    if let (Some(t), Key::Hash(_)) = (&text, &key) {
-        let actual = Key::of_text(t);
-        if actual != key {
-            let d = Defect::KeyMismatch {
-                actual: actual.to_string(),
-            };
-            return invalid(&path, file_name, size, d.code(), d.to_string());
-        }
-    }
+    let title = (opts.read_text && cf.header.ext_flags.has_session_title())
+        .then(|| trailer::read_session_title(&cf, cf.payload_end(), cf.header.created));
     let CheckpointFile {
         header, text_len, ..
     } = cf;
-    Loaded::Checkpoint(Checkpoint {
-        key,
-        file: file_name,
-        path,
-        size,
-        mode,
-        header,
-        text_len,
-        text,
-    })
+    Raw::Checkpoint(Box::new(RawCheckpoint {
+        cp: Checkpoint {
+            key,
+            file: file_name,
+            path,
+            size,
+            mode,
+            header,
+            text_len,
+            text,
+            dialect: DialectId::D3,
+            assumed: false,
+            session_title: None,
+            loadable: Ok(()),
+            order,
+        },
+        detected,
+        text_key,
+        title,
+    }))
 }
 
 /// The text of a checkpoint a scan listed without reading it, or `None`
@@ -333,6 +669,7 @@ struct Pending {
     path: PathBuf,
     key: Key,
     file_type: fs::FileType,
+    order: u32,
 }
 
 /// Scan one directory. Fails only when the directory itself cannot be read.
@@ -340,33 +677,43 @@ struct Pending {
 /// `readdir` is sequential; loading the checkpoint-named files (the open,
 /// read, fstat and close that dominate a listing) runs on rayon's pool for
 /// large directories. The result does not depend on that: every list is
-/// sorted by name at the end.
+/// sorted by name at the end, and each entry keeps its `readdir` position.
+///
+/// The directory's engine is decided from what the files show (or taken
+/// from `opts.engine`) once they are all read; then a D1/D20 look-alike
+/// gets its dialect and every checkpoint its place in or out of the
+/// engine's population.
 pub fn scan_dir(dir: &Path, opts: ScanOptions) -> Result<Scan> {
     let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut scan = Scan {
         dir: dir.to_path_buf(),
         ..Scan::default()
     };
+    let mut ev = Evidence::default();
     let mut pending = Vec::new();
-    for entry in entries {
+    let mut companions: Vec<(Key, String, u64)> = Vec::new();
+    for (order, entry) in entries.enumerate() {
+        let order = u32::try_from(order).unwrap_or(u32::MAX);
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         match classify_name(&name) {
             NameKind::State => {}
             NameKind::Checkpoint(key) => {
+                ev.sysprompt |= key == Key::Sysprompt;
                 // d_type from readdir: no lstat per file. std falls back to
                 // lstat itself on file systems that leave d_type unknown.
                 let file_type = match entry.file_type() {
                     Ok(t) => t,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                     Err(e) => {
-                        scan.invalid.push(Invalid {
-                            file: name,
-                            path: entry.path(),
-                            size: 0,
-                            code: "unreadable",
-                            error: e.to_string(),
-                        });
+                        scan.invalid.push(invalid_entry(
+                            &entry.path(),
+                            name,
+                            0,
+                            "unreadable",
+                            e.to_string(),
+                            order,
+                        ));
                         continue;
                     }
                 };
@@ -375,11 +722,21 @@ pub fn scan_dir(dir: &Path, opts: ScanOptions) -> Result<Scan> {
                     path: entry.path(),
                     key,
                     file_type,
+                    order,
                 });
             }
             NameKind::Temp { pid, writer } => {
+                if writer == TempWriter::Hanzo {
+                    ev.hanzo_temps += 1;
+                } else {
+                    ev.ds4_temps += 1;
+                }
                 scan.temp_files
                     .extend(temp_file(name, entry.path(), pid, writer));
+            }
+            NameKind::Companion(key) => {
+                let size = fs::symlink_metadata(entry.path()).map_or(0, |m| m.len());
+                companions.push((key, name, size));
             }
             NameKind::Other => {
                 let path = entry.path();
@@ -389,8 +746,12 @@ pub fn scan_dir(dir: &Path, opts: ScanOptions) -> Result<Scan> {
                 scan.strays.push(Stray {
                     file: name,
                     path,
-                    size: if meta.is_file() { meta.len() } else { 0 },
+                    // A symlink counts at its own size, as hanzo-engine's
+                    // `DirEntry::metadata` sees it.
+                    size: if meta.is_dir() { 0 } else { meta.len() },
                     is_dir: meta.is_dir(),
+                    is_symlink: meta.file_type().is_symlink(),
+                    order,
                 });
             }
         }
@@ -398,18 +759,44 @@ pub fn scan_dir(dir: &Path, opts: ScanOptions) -> Result<Scan> {
     // Sort the small pending entries rather than the loaded checkpoints:
     // loading keeps the order, so the checkpoints come out sorted.
     pending.sort_by(|a, b| a.name.cmp(&b.name));
-    let load_one = |p: Pending| load_typed(p.path, p.name, p.key, opts, p.file_type);
-    let loaded: Vec<Loaded> = if pending.len() >= PARALLEL_MIN_FILES {
+    let load_one = |p: Pending| load_typed(p.path, p.name, p.key, opts, p.file_type, p.order);
+    let raws: Vec<Raw> = if pending.len() >= PARALLEL_MIN_FILES {
         pending.into_par_iter().map(load_one).collect()
     } else {
         pending.into_iter().map(load_one).collect()
     };
-    scan.checkpoints.reserve(loaded.len());
-    for l in loaded {
-        match l {
-            Loaded::Checkpoint(c) => scan.checkpoints.push(c),
+    for r in &raws {
+        if let Raw::Checkpoint(c) = r {
+            ev.add(&c.detected);
+        }
+    }
+    scan.engine = dialect::infer_engine(&ev, opts.engine);
+    scan.checkpoints.reserve(raws.len());
+    for r in raws {
+        match r.finish(&scan.engine) {
+            Loaded::Checkpoint(c) => scan.checkpoints.push(*c),
             Loaded::Invalid(i) => scan.invalid.push(i),
+            Loaded::Foreign(mut f) => {
+                f.loadable = scan.engine.engine.reader().accepts(&f.header);
+                scan.foreign.push(*f)
+            }
             Loaded::Vanished => {}
+        }
+    }
+    for (key, name, size) in companions {
+        match scan.foreign.iter_mut().find(|f| f.key == key) {
+            Some(f) => f.companions.push((name, size)),
+            None => {
+                let path = dir.join(&name);
+                scan.strays.push(Stray {
+                    file: name,
+                    path,
+                    size,
+                    is_dir: false,
+                    is_symlink: false,
+                    order: u32::MAX,
+                });
+            }
         }
     }
     debug_assert!(scan.checkpoints.is_sorted_by(|a, b| a.file <= b.file));

@@ -74,6 +74,7 @@ pub mod code {
     pub const WORLD_READABLE: &str = "world-readable";
     pub const STALE_TEMP: &str = "stale-temp";
     pub const STRAY: &str = "stray";
+    pub const FOREIGN: &str = "foreign";
 }
 
 /// Every code `kvc verify` reports, its severity and what it means: the
@@ -82,7 +83,6 @@ pub const CODES: &[(&str, Severity, &str)] = &[
     ("empty", Severity::Error, "the file has zero bytes"),
     ("short-header", Severity::Error, "shorter than the 52-byte header and text_len"),
     ("bad-magic", Severity::Error, "does not start with `KVC`"),
-    ("bad-version", Severity::Error, "envelope version is not 1"),
     ("text-length", Severity::Error, "text_len runs past the end of the file"),
     ("truncated", Severity::Error, "file shorter than 52 + text_len + payload_bytes"),
     ("key-mismatch", Severity::Error, "SHA-1 of the text is not the file name"),
@@ -102,6 +102,7 @@ pub const CODES: &[(&str, Severity, &str)] = &[
     ("world-readable", Severity::Warning, "group or other can read the file (or list the directory) of verbatim prompts"),
     ("stale-temp", Severity::Warning, "a temp file older than --temp-age whose writer pid is not running"),
     ("stray", Severity::Warning, "--all only: a name no engine reads"),
+    ("foreign", Severity::Warning, "a file of a dialect kvc does not fully read (FORMAT.md §9): what was recognised is named; it is never judged, quarantined or deleted"),
 ];
 
 /// What a verification run checks.
@@ -118,6 +119,9 @@ pub struct VerifyOptions {
     pub all: bool,
     /// Unix seconds: the clock for `future-timestamp` and `stale-temp`.
     pub now: u64,
+    /// `--engine`: the engine that reads the directories, instead of the
+    /// one their files point to.
+    pub engine: Option<crate::format::Engine>,
 }
 
 impl Default for VerifyOptions {
@@ -130,6 +134,7 @@ impl Default for VerifyOptions {
             now: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
+            engine: None,
         }
     }
 }
@@ -343,8 +348,8 @@ impl Entry {
                 key: None,
                 deep: opts.deep && in_sample(name, opts.sample_percent),
             },
-            NameKind::Other if opts.all => What::Stray,
-            NameKind::Other => return None,
+            NameKind::Other | NameKind::Companion(_) if opts.all => What::Stray,
+            NameKind::Other | NameKind::Companion(_) => return None,
         };
         Some(Entry {
             path,
@@ -601,12 +606,28 @@ fn check_contents(
     r.bytes_read += PREFIX_LEN as u64;
     let h = &cf.header;
     r.header = Some(h.clone());
-    // A wrong magic or version means no other field can be trusted.
+    let detected = crate::format::dialect::detect(h, cf.text_len, r.key.as_ref(), cf);
+    // A dialect kvc does not read is reported for what it is and left
+    // alone: judging it by another dialect's rules would call a healthy
+    // file corrupt (FORMAT.md §9).
+    if crate::format::dialect::is_foreign(&detected) {
+        let what = crate::format::dialect::describe_foreign(&detected, h, cf, cf.payload_offset());
+        r.push(Finding::warning(
+            code::FOREIGN,
+            format!("{what}; kvc does not read this dialect and leaves it alone"),
+        ));
+        return;
+    }
+    // A wrong magic means no other field can be trusted.
     if let Err(e) = h.check() {
         r.defect(e.into());
         return;
     }
-    r.findings.extend(header_warnings(h, opts.now));
+    let dialect = detected
+        .resolve(crate::format::Engine::Ds4Classic)
+        .unwrap_or(crate::format::DialectId::D3);
+    r.findings
+        .extend(header_warnings(h, dialect.spec(), opts.now));
     if h.tokens == 0 {
         r.defect(Defect::ZeroTokens);
     }
@@ -671,7 +692,9 @@ fn check_contents(
         if l.counts.is_some() {
             layout_bytes += l.header.counts_len();
         }
-        check_dsv4_layout(r, h, l);
+        if let Ok(schedule) = crate::format::dsv4::judged(dialect, h.model_id, l.header.version) {
+            check_dsv4_layout(r, h, l, schedule);
+        }
     }
     if !deep {
         r.bytes_read += layout_bytes;
@@ -808,7 +831,12 @@ fn read_exact(cf: &CheckpointFile, buf: &mut [u8], off: u64) -> io::Result<()> {
 
 /// The checks that need the DSV4 header and count arrays: cheap positioned
 /// reads, done in every mode.
-fn check_dsv4_layout(r: &mut FileReport, h: &Header, l: &crate::format::checkpoint::Dsv4Layout) {
+fn check_dsv4_layout(
+    r: &mut FileReport,
+    h: &Header,
+    l: &crate::format::checkpoint::Dsv4Layout,
+    schedule: crate::format::dsv4::Schedule,
+) {
     let d = &l.header;
     if d.tokens != h.tokens {
         r.push(Finding::error(
@@ -840,7 +868,7 @@ fn check_dsv4_layout(r: &mut FileReport, h: &Header, l: &crate::format::checkpoi
         ));
         return;
     };
-    match l.exact_size() {
+    match l.exact_size(schedule) {
         Some(exact) if exact == pb => {}
         Some(exact) => r.push(Finding::error(
             code::PAYLOAD_SIZE,

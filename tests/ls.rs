@@ -66,8 +66,16 @@ fn every_header_field_of_a_byte_built_checkpoint_is_reported() {
     assert_eq!(j["payload_bytes"], c.payload.len());
     assert_eq!(j["text_bytes"], c.text.len());
     assert_eq!(j["title"], "Every field");
-    assert_eq!(j["dialect"], "ds4-fork");
-    assert_eq!(j["evict_rank"], 1);
+    // Version 1 with payload ABI 3: a DGX Spark fork (FORMAT.md §9), whose
+    // model numbers are its own.
+    assert_eq!(j["dialect"], "D5");
+    assert_eq!(j["model"], Value::Null);
+    // Nothing in the directory names an engine, so it is read as mainline
+    // ds4's, whose reader skips payload ABI 3: never loaded, never ranked.
+    assert_eq!(v["dirs"][0]["engine"]["how"], "default");
+    assert_eq!(j["loadable"], false);
+    assert_eq!(j["not_loaded"], "payload ABI 3");
+    assert_eq!(j["evict_rank"], Value::Null);
     assert!(j["score"].as_f64().unwrap() > 0.0);
     assert_eq!(j["warnings"][0]["code"], "unknown-flags");
 }
@@ -124,7 +132,9 @@ fn sample_dialects_ds4_fork_hanzo_agent() {
     for c in checkpoints(&v) {
         assert_eq!(c["model_id"], 3);
         assert_eq!(c["payload_abi"], 2);
-        assert_eq!(c["dialect"], "ds4-fork");
+        // Payload ABI 2: mainline's dialect, with mainline's number 3.
+        assert_eq!(c["dialect"], "D3");
+        assert_eq!(c["model"], "laguna");
         assert_eq!(c["superseded"], false);
     }
 
@@ -134,7 +144,9 @@ fn sample_dialects_ds4_fork_hanzo_agent() {
     assert_eq!(ids["quant_bits"], 0);
     assert_eq!(ids["ctx_size"], 0);
     assert_eq!(ids["reason"], "evict");
-    assert_eq!(ids["dialect"], "hanzo-engine");
+    assert_eq!(ids["dialect"], "D20");
+    assert_eq!(v["dirs"][0]["engine"]["engine"], "hanzo");
+    assert_eq!(v["dirs"][0]["policy"], "lru");
     assert_eq!(ids["text_bytes"], 40);
     assert_eq!(ids["title"], Value::Null);
     assert_eq!(v["dirs"][0]["temp_files"][0]["writer"], "hanzo");
@@ -167,13 +179,18 @@ fn broken_files_are_invalid_with_a_reason_and_never_fail_ls() {
             .clone()
     };
     assert_eq!(code("47b5906b"), "bad-magic");
-    assert_eq!(code("c0b096f7"), "bad-version");
+    // Revision 2 of FORMAT.md: version 2 is a fork envelope. One that
+    // matches no known version-2 dialect is foreign, never corrupt.
+    let foreign = v["dirs"][0]["foreign"].as_array().unwrap();
+    assert_eq!(foreign.len(), 1);
+    assert!(foreign[0]["file"].as_str().unwrap().starts_with("c0b096f7"));
+    assert_eq!(foreign[0]["version"], 2);
     assert_eq!(code("2b372283"), "truncated");
     assert_eq!(code("de360656"), "key-mismatch");
     assert_eq!(code("a76c338c"), "text-length");
     assert_eq!(code("da39a3ee"), "empty");
     assert_eq!(code("be102741"), "zero-tokens");
-    assert_eq!(invalid.len(), 7);
+    assert_eq!(invalid.len(), 6);
     for i in invalid {
         assert!(!i["error"].as_str().unwrap().is_empty());
     }
@@ -188,7 +205,7 @@ fn broken_files_are_invalid_with_a_reason_and_never_fail_ls() {
         .arg(&env.cache)
         .assert()
         .success()
-        .stdout(predicate::str::contains("7 invalid"))
+        .stdout(predicate::str::contains("6 invalid"))
         .stdout(predicate::str::contains("hint: run `kvc verify"));
 }
 
@@ -280,12 +297,13 @@ fn ranks_follow_the_policy_and_sort_options() {
 #[test]
 fn superseded_waypoints_are_marked_under_ds4() {
     let env = TestEnv::new();
-    let short = Ckpt::new(chat("step")).reason(REASON_CONTINUED);
+    let short = Ckpt::new(chat("step")).reason(REASON_CONTINUED).mainline();
     let mut longer_text = short.text.clone();
     longer_text.extend_from_slice(b" and more turns");
     let long = Ckpt::new(longer_text)
         .reason(REASON_CONTINUED)
-        .tokens(900, 32768);
+        .tokens(900, 32768)
+        .mainline();
     env.add(&short);
     env.add(&long);
     for extra in [&[][..], &["--no-title"][..]] {

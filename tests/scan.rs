@@ -60,7 +60,10 @@ fn parallel_scan_matches_loading_each_file_alone() {
     let env = TestEnv::new();
     populate(&env);
     for read_text in [false, true] {
-        let opts = ScanOptions { read_text };
+        let opts = ScanOptions {
+            read_text,
+            engine: None,
+        };
         let s = scan::scan_dir(&env.cache, opts).unwrap();
 
         let mut names: Vec<String> = fs::read_dir(&env.cache)
@@ -75,6 +78,7 @@ fn parallel_scan_matches_loading_each_file_alone() {
             match scan::load(&env.cache.join(n), key, opts) {
                 Loaded::Checkpoint(c) => want_ok.push((c.file, c.size, c.mode, c.header, c.text)),
                 Loaded::Invalid(i) => want_bad.push((i.file, i.code, i.size)),
+                Loaded::Foreign(f) => panic!("{n} read as foreign: {}", f.what),
                 Loaded::Vanished => panic!("{n} vanished"),
             }
         }
@@ -136,7 +140,7 @@ fn texts_reread_for_the_policy_are_the_files_texts() {
             texts.push(t.clone());
         }
     }
-    let mut s = scan::scan_dir(&env.cache, ScanOptions { read_text: false }).unwrap();
+    let mut s = scan::scan_dir(&env.cache, ScanOptions::default()).unwrap();
     assert!(s.checkpoints.iter().all(|c| c.text.is_none()));
     policy::load_needed_texts(Policy::Ds4, &mut s.checkpoints);
     for c in &s.checkpoints {
@@ -151,7 +155,7 @@ fn texts_reread_for_the_policy_are_the_files_texts() {
     assert_eq!(sup.iter().filter(|&&x| x).count(), 80);
 
     // A file replaced since the scan (another text length) gives no text.
-    let mut s = scan::scan_dir(&env.cache, ScanOptions { read_text: false }).unwrap();
+    let mut s = scan::scan_dir(&env.cache, ScanOptions::default()).unwrap();
     let victim = s.checkpoints[0].path.clone();
     let mut other = Ckpt::new(b"a different and longer text than before, much longer".repeat(4));
     other.name = Some(s.checkpoints[0].file.clone());

@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(Some(l)) = cf.read_dsv4() {
             if let Some((comp, index)) = &l.counts {
                 assert!(cf.payload_offset() + l.header.counts_offset() + l.header.counts_len() <= size);
-                let _ = l.exact_size();
+                let _ = l.exact_size(kvc::format::dsv4::Schedule::Flash);
                 let _ = l.header.load_problems(comp, index);
             }
         }

@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     // The counts as the header places them, when the input has them.
     if let Some((comp, index)) = h.parse_counts(rest) {
         assert_eq!(comp.len() as u32, h.layers);
-        if let Some(size) = h.exact_size(&comp, &index) {
+        if let Some(size) = h.exact_size(kvc::format::dsv4::Schedule::Flash, &comp, &index) {
             assert!(size >= h.counts_offset() + h.counts_len());
         }
         let _ = h.load_problems(&comp, &index);
@@ -27,6 +27,6 @@ fuzz_target!(|data: &[u8]| {
         .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
         .collect();
     let (comp, index) = words.split_at(words.len() / 2);
-    let _ = h.exact_size(comp, index);
+    let _ = h.exact_size(kvc::format::dsv4::Schedule::Flash, comp, index);
     let _ = h.load_problems(comp, index);
 });

@@ -10,7 +10,6 @@ use anyhow::{bail, Result};
 use comfy_table::Cell;
 use indicatif::{ProgressBar, ProgressStyle};
 use kvc::evict::{self, EvictOptions, EvictResult, Fate, Hooks, Plan, Victim, Why};
-use kvc::policy::Policy;
 use kvc::text::sanitize_line;
 use kvc::Key;
 use serde::Serialize;
@@ -352,7 +351,7 @@ fn protected_keys(dir: &Path, args: &[String]) -> Result<BTreeSet<Key>> {
 pub fn run(args: EvictArgs) -> Result<Outcome> {
     let dir = config::dir_or_default(args.dir.clone())?;
     let opts = EvictOptions {
-        policy: Policy::from(args.policy.policy),
+        policy: args.policy.policy().unwrap_or_default(),
         now: config::now_or_clock(args.policy.now)?,
         budget: args.budget,
         older_than: args.older_than.map(|d| d.as_secs()),

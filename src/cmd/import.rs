@@ -141,7 +141,7 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
         },
         budget: args.budget.map(|bytes| BudgetOptions {
             bytes,
-            policy: args.policy.policy.into(),
+            policy: args.policy.policy().unwrap_or_default(),
         }),
     };
     let mut bar = Bar::new();

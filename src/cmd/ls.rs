@@ -2,7 +2,7 @@
 
 use crate::cli::{LsArgs, SortKey};
 use crate::config;
-use crate::output::{self, align_right, CheckpointView, InvalidView, Report};
+use crate::output::{self, align_right, CheckpointView, ForeignView, InvalidView, Report};
 use crate::Outcome;
 use anyhow::Result;
 use comfy_table::Cell;
@@ -31,17 +31,35 @@ struct StrayView {
     is_dir: bool,
 }
 
+/// Checkpoints the directory's engine never loads, counts or evicts.
+#[derive(Serialize)]
+struct NeverLoaded {
+    count: usize,
+    bytes: u64,
+}
+
 #[derive(Serialize)]
 struct DirView {
     dir: String,
+    /// The engine whose rules apply, how it was decided, and whether the
+    /// directory also holds another engine's files.
+    engine: kvc::format::dialect::EngineChoice,
     policy: &'static str,
+    /// `--policy`, or `engine` when it is the engine's own.
+    policy_from: &'static str,
     now: u64,
     checkpoints: Vec<CheckpointView>,
     temp_files: Vec<TempView>,
     invalid: Vec<InvalidView>,
+    foreign: Vec<ForeignView>,
     strays: Vec<StrayView>,
-    /// Bytes of the valid checkpoints: what an engine's budget counts.
+    /// Bytes of the readable checkpoints.
     checkpoint_bytes: u64,
+    /// Bytes of the checkpoints the engine loads and counts.
+    loadable_bytes: u64,
+    never_loaded: NeverLoaded,
+    /// Bytes of foreign files and their companions.
+    foreign_bytes: u64,
     /// Bytes of every entry listed.
     total_bytes: u64,
 }
@@ -58,13 +76,23 @@ struct LsReport {
 }
 
 /// Scan a directory and rank its checkpoints as `kvc evict` would.
-fn dir_view(dir: PathBuf, args: &LsArgs, policy: Policy, now: u64) -> Result<DirView> {
+fn dir_view(dir: PathBuf, args: &LsArgs, now: u64) -> Result<DirView> {
     let opts = ScanOptions {
         read_text: !args.no_title,
+        engine: args.policy.engine.engine(),
     };
     let mut scan: Scan = scan::scan_dir(&dir, opts)?;
+    let (policy, policy_from) = match args.policy.policy() {
+        Some(p) => (p, "--policy"),
+        None => (Policy::for_engine(scan.engine.engine), "engine"),
+    };
     policy::load_needed_texts(policy, &mut scan.checkpoints);
-    let standings = policy::standings(policy, &scan.checkpoints, now, |c| c.is_agent_save());
+    // Eviction never picks agent saves, nor files the engine does not
+    // load (it neither counts nor evicts them).
+    let engine = scan.engine.engine;
+    let standings = policy::standings(policy, &scan.checkpoints, now, |c| {
+        c.is_agent_save() || !c.is_counted(engine)
+    });
     let rows: Vec<CheckpointView> = scan
         .checkpoints
         .iter()
@@ -78,11 +106,18 @@ fn dir_view(dir: PathBuf, args: &LsArgs, policy: Policy, now: u64) -> Result<Dir
         })
         .collect();
     let rows = sort_rows(rows, args.sort, args.reverse);
+    let (count, bytes) = scan.never_loaded();
     Ok(DirView {
         dir: dir.display().to_string(),
+        engine: scan.engine.clone(),
         policy: policy.name(),
+        policy_from,
         now,
         checkpoint_bytes: scan.checkpoint_bytes(),
+        loadable_bytes: scan.loadable_bytes(),
+        never_loaded: NeverLoaded { count, bytes },
+        foreign_bytes: scan.foreign_bytes(),
+        foreign: scan.foreign.iter().map(ForeignView::from).collect(),
         total_bytes: scan.total_bytes(),
         checkpoints: rows,
         temp_files: scan
@@ -145,11 +180,10 @@ pub fn run(args: LsArgs) -> Result<Outcome> {
     } else {
         args.dirs.clone()
     };
-    let policy: Policy = args.policy.policy.into();
     let now = config::now_or_clock(args.policy.now)?;
     let views = dirs
         .into_iter()
-        .map(|d| dir_view(d, &args, policy, now))
+        .map(|d| dir_view(d, &args, now))
         .collect::<Result<Vec<_>>>()?;
     let report = LsReport {
         checkpoint_bytes: views.iter().map(|d| d.checkpoint_bytes).sum(),
@@ -170,7 +204,7 @@ impl LsReport {
     fn write_dir(&self, d: &DirView, out: &mut dyn Write) -> io::Result<()> {
         let mut header = vec!["KEY", "REASON", "TOKENS", "CTX", "Q"];
         if self.long {
-            header.extend(["MODEL", "ABI"]);
+            header.extend(["DIALECT", "MODEL", "ABI"]);
         }
         header.extend(["SIZE", "HITS"]);
         if self.long {
@@ -197,7 +231,15 @@ impl LsReport {
                 Cell::new(c.quant_bits),
             ];
             if self.long {
-                row.extend([Cell::new(c.model_id), Cell::new(c.payload_abi)]);
+                let model = match c.model {
+                    Some(name) => format!("{} {name}", c.model_id),
+                    None => c.model_id.to_string(),
+                };
+                row.extend([
+                    Cell::new(c.dialect),
+                    Cell::new(model),
+                    Cell::new(c.payload_abi),
+                ]);
             }
             row.extend([Cell::new(output::size(c.size)), Cell::new(c.hits)]);
             if self.long {
@@ -219,7 +261,7 @@ impl LsReport {
             t.add_row(row);
         }
         let numeric: &[usize] = if self.long {
-            &[2, 3, 4, 5, 6, 7, 8, 12, 13]
+            &[2, 3, 4, 7, 8, 9, 13, 14]
         } else {
             &[2, 3, 4, 5, 6, 9, 10]
         };
@@ -247,6 +289,13 @@ impl LsReport {
         if !d.invalid.is_empty() {
             extra.push(format!("{} invalid", d.invalid.len()));
         }
+        if !d.foreign.is_empty() {
+            extra.push(format!(
+                "{} foreign ({})",
+                d.foreign.len(),
+                output::size(d.foreign_bytes)
+            ));
+        }
         let warned: Vec<&CheckpointView> = d
             .checkpoints
             .iter()
@@ -259,8 +308,41 @@ impl LsReport {
             write!(out, "; {}", extra.join(", "))?;
         }
         writeln!(out)?;
+        let engine = &d.engine;
+        if !d.checkpoints.is_empty() || !d.foreign.is_empty() {
+            let policy = if d.policy_from == "engine" {
+                format!("policy {} (the engine's)", d.policy)
+            } else {
+                format!("policy {} (--policy)", d.policy)
+            };
+            writeln!(out, "engine: {}; {policy}", engine.describe())?;
+        }
+        if engine.mixed {
+            writeln!(
+                out,
+                "warning: files of both ds4 and hanzo-engine in one directory: hanzo-engine zeroes bytes 7 and 20-23 of a ds4 file it loads (making it invisible to mainline); pass --engine to say which engine reads it"
+            )?;
+        }
+        if d.never_loaded.count > 0 {
+            writeln!(
+                out,
+                "never loaded: {}, {} that {} never loads, counts or evicts (flag x); kvc evict keeps them unless --include-unloadable",
+                plural(d.never_loaded.count, "checkpoint", "checkpoints"),
+                output::size(d.never_loaded.bytes),
+                engine.engine.describe_short(),
+            )?;
+        }
+        if d.checkpoints.iter().any(|c| c.superseded) {
+            writeln!(
+                out,
+                "note: s = a continued waypoint whose text a longer stored checkpoint extends; ds4 applies this only against the checkpoint it is saving, so ranking a directory at rest this way is kvc's extension (FORMAT.md §8)"
+            )?;
+        }
         for i in &d.invalid {
             writeln!(out, "invalid: {}: {}", i.file, i.error)?;
+        }
+        for f in &d.foreign {
+            writeln!(out, "foreign: {}: {} (left alone)", f.file, f.what)?;
         }
         for c in &warned {
             for w in &c.warnings {

@@ -12,8 +12,10 @@ use anyhow::{Context, Result};
 use comfy_table::Cell;
 use kvc::finding::Finding;
 use kvc::format::checkpoint::{CheckpointFile, Key, OpenError};
-use kvc::format::dsv4::Dsv4Header;
+use kvc::format::dialect::{DialectId, Engine};
+use kvc::format::dsv4::{self, Dsv4Header};
 use kvc::format::trailer::ToolMap;
+use kvc::format::trailer::{self as trailers, SessionTitle};
 use kvc::policy::{self, Policy, Standing};
 use kvc::resolve;
 use kvc::scan::{self, Checkpoint, ScanOptions};
@@ -35,8 +37,13 @@ struct ToolMapEntryView {
 struct TrailerView {
     /// Bytes after the payload.
     bytes: u64,
+    /// `tool-map` (ext bit 0), `session-title` (ext bit 3), or `none`
+    /// (bytes no flag announces).
+    kind: &'static str,
     /// Whether ext bit 0 announces a tool-id map.
     flagged: bool,
+    /// The session title (sanitized), for `session-title`.
+    title: Option<String>,
     /// Why the bytes do not decode as one KTM section, when they do not.
     error: Option<String>,
     entries: Vec<ToolMapEntryView>,
@@ -44,9 +51,14 @@ struct TrailerView {
 
 #[derive(Serialize)]
 struct PayloadView {
-    /// `dsv4` or `opaque`.
+    /// `dsv4` (judged), `dsv4-header` (a DSV4 header over a body kvc does
+    /// not judge, e.g. GLM-5.2) or `opaque`.
     kind: &'static str,
+    /// Why the body is not judged.
+    why_opaque: Option<String>,
     dsv4: Option<Dsv4Header>,
+    /// The layer schedule the exact size was computed with.
+    schedule: Option<dsv4::Schedule>,
     n_comp: Option<Vec<u32>>,
     n_index: Option<Vec<u32>>,
     /// The payload size its DSV4 layout implies.
@@ -57,6 +69,10 @@ struct PayloadView {
 struct ShowReport {
     #[serde(flatten)]
     checkpoint: CheckpointView,
+    /// The engine that reads the directory, and how kvc decided it.
+    engine: String,
+    /// The policy the score and rank are computed with.
+    policy: &'static str,
     trailer: Option<TrailerView>,
     payload: Option<PayloadView>,
     /// Everything inconsistent, one line each: the messages of `findings`,
@@ -77,44 +93,107 @@ fn locate(args: &ShowArgs) -> Result<PathBuf> {
     Ok(resolve::resolve(&dir, &args.key)?)
 }
 
-/// The checkpoint's score and rank among its directory's checkpoints.
-fn standing_in_dir(path: &Path, key: &Key, policy: Policy, now: u64) -> Standing {
-    let unranked = Standing {
-        score: None,
-        superseded: false,
-        rank: None,
-    };
-    let Some(dir) = path.parent() else {
-        return unranked;
-    };
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    let Ok(mut scan) = scan::scan_dir(dir, ScanOptions::default()) else {
-        return unranked;
-    };
-    policy::load_needed_texts(policy, &mut scan.checkpoints);
-    let standings = policy::standings(policy, &scan.checkpoints, now, |c| c.is_agent_save());
-    scan.checkpoints
-        .iter()
-        .position(|c| &c.key == key && c.path.file_name() == path.file_name())
-        .map_or(unranked, |i| standings[i])
+/// What the file's directory says about it: the engine that reads the
+/// directory, and the file's own entry in the scan (dialect, population,
+/// standing), when the directory can be scanned.
+struct InDir {
+    scan: Option<scan::Scan>,
+    standings: Vec<Standing>,
+    policy: Policy,
+}
+
+impl InDir {
+    fn of(path: &Path, args: &ShowArgs, now: u64) -> InDir {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let opts = ScanOptions {
+            read_text: false,
+            engine: args.policy.engine.engine(),
+        };
+        let Ok(mut scan) = scan::scan_dir(dir, opts) else {
+            let engine = args.policy.engine.engine().unwrap_or(Engine::Ds4);
+            return InDir {
+                scan: None,
+                standings: Vec::new(),
+                policy: args
+                    .policy
+                    .policy()
+                    .unwrap_or_else(|| Policy::for_engine(engine)),
+            };
+        };
+        let policy = args
+            .policy
+            .policy()
+            .unwrap_or_else(|| Policy::for_engine(scan.engine.engine));
+        policy::load_needed_texts(policy, &mut scan.checkpoints);
+        let engine = scan.engine.engine;
+        let standings = policy::standings(policy, &scan.checkpoints, now, |c| {
+            c.is_agent_save() || !c.is_counted(engine)
+        });
+        InDir {
+            scan: Some(scan),
+            standings,
+            policy,
+        }
+    }
+
+    fn engine(&self, args: &ShowArgs) -> Engine {
+        self.scan
+            .as_ref()
+            .map(|s| s.engine.engine)
+            .or(args.policy.engine.engine())
+            .unwrap_or(Engine::Ds4)
+    }
+
+    fn position(&self, path: &Path) -> Option<usize> {
+        let scan = self.scan.as_ref()?;
+        scan.checkpoints
+            .iter()
+            .position(|c| c.path.file_name() == path.file_name())
+    }
+
+    fn foreign(&self, path: &Path) -> Option<&scan::Foreign> {
+        let scan = self.scan.as_ref()?;
+        scan.foreign
+            .iter()
+            .find(|f| f.path.file_name() == path.file_name())
+    }
 }
 
 /// What follows the payload, for display (what is wrong with it comes
 /// from `kvc verify`'s checks).
-fn trailer_view(cf: &CheckpointFile, text: Option<&[u8]>) -> Result<Option<TrailerView>> {
+fn trailer_view(
+    cf: &CheckpointFile,
+    text: Option<&[u8]>,
+    title: Option<&SessionTitle>,
+) -> Result<Option<TrailerView>> {
     let len = cf.trailer_len();
     if len == 0 {
         return Ok(None);
+    }
+    if cf.header.ext_flags.has_session_title() && !cf.header.ext_flags.has_tool_map() {
+        return Ok(Some(TrailerView {
+            bytes: len,
+            kind: "session-title",
+            flagged: false,
+            title: title.map(|t| sanitize_line(&t.head)),
+            error: None,
+            entries: Vec::new(),
+        }));
     }
     let bytes = cf
         .read_trailer()
         .with_context(|| cf.path.display().to_string())?;
     let mut view = TrailerView {
         bytes: len,
+        kind: if cf.header.ext_flags.has_tool_map() {
+            "tool-map"
+        } else {
+            "none"
+        },
+        title: None,
         flagged: cf.header.ext_flags.has_tool_map(),
         error: None,
         entries: Vec::new(),
@@ -137,24 +216,48 @@ fn trailer_view(cf: &CheckpointFile, text: Option<&[u8]>) -> Result<Option<Trail
 }
 
 /// The DSV4 header and count arrays, for display.
-fn payload_view(cf: &CheckpointFile) -> Result<PayloadView> {
+fn payload_view(cf: &CheckpointFile, dialect: DialectId) -> Result<PayloadView> {
+    let opaque = |why: String| PayloadView {
+        kind: "opaque",
+        why_opaque: Some(why),
+        dsv4: None,
+        schedule: None,
+        n_comp: None,
+        n_index: None,
+        exact_size: None,
+    };
+    if cf.header.payload_bytes == 0 {
+        return Ok(opaque(
+            "no payload (payload_bytes 0: a stripped agent session is rebuilt by prefill)".into(),
+        ));
+    }
+    if dialect.spec().payload != kvc::format::dialect::PayloadRule::Dsv4 {
+        return Ok(opaque(format!("{dialect} payloads are opaque to kvc")));
+    }
     let layout = cf
         .read_dsv4()
         .with_context(|| cf.path.display().to_string())?;
     let Some(layout) = layout else {
-        return Ok(PayloadView {
-            kind: "opaque",
-            dsv4: None,
-            n_comp: None,
-            n_index: None,
-            exact_size: None,
-        });
+        return Ok(opaque("no DSV4 magic".into()));
     };
-    let exact_size = layout.exact_size();
+    let schedule = match dsv4::judged(dialect, cf.header.model_id, layout.header.version) {
+        Ok(s) => s,
+        Err(why) => {
+            return Ok(PayloadView {
+                kind: "dsv4-header",
+                why_opaque: Some(format!("body not judged: {why}")),
+                dsv4: Some(layout.header),
+                ..opaque(String::new())
+            })
+        }
+    };
+    let exact_size = layout.exact_size(schedule);
     let (n_comp, n_index) = layout.counts.unzip();
     Ok(PayloadView {
         kind: "dsv4",
+        why_opaque: None,
         dsv4: Some(layout.header),
+        schedule: Some(schedule),
         n_comp,
         n_index,
         exact_size,
@@ -163,17 +266,18 @@ fn payload_view(cf: &CheckpointFile) -> Result<PayloadView> {
 
 pub fn run(args: ShowArgs) -> Result<Outcome> {
     let path = locate(&args)?;
-    let policy: Policy = args.policy.policy.into();
     let now = config::now_or_clock(args.policy.now)?;
     let cf = match CheckpointFile::open_unchecked(&path) {
         Ok(cf) => cf,
         Err(OpenError::Io(e)) => return Err(e).context(path.display().to_string()),
         Err(OpenError::Defect(d)) => anyhow::bail!("{}: {d}", path.display()),
     };
+    let in_dir = InDir::of(&path, &args, now);
     // What is wrong is what `kvc verify` finds: one definition of every
     // check, so show and verify never disagree about a file.
     let verify_opts = VerifyOptions {
         now,
+        engine: args.policy.engine.engine(),
         ..VerifyOptions::default()
     };
     let findings = verify::check_file(&path, &verify_opts)
@@ -200,43 +304,69 @@ pub fn run(args: ShowArgs) -> Result<Outcome> {
             path.display()
         ),
     };
-    let (trailer, payload) = if envelope_ok {
+    let mode = std::fs::metadata(&path)
+        .map(|m| m.mode() & 0o7777)
+        .unwrap_or(0);
+    let unranked = Standing {
+        score: None,
+        superseded: false,
+        rank: None,
+    };
+    let (mut checkpoint, standing) = match in_dir.position(&path) {
+        Some(i) => {
+            let scan = in_dir.scan.as_ref().expect("position implies a scan");
+            (scan.checkpoints[i].clone(), in_dir.standings[i])
+        }
+        None => (
+            Checkpoint::from_header(
+                key,
+                path.clone(),
+                cf.size,
+                mode,
+                cf.header.clone(),
+                cf.text_len,
+                in_dir.engine(&args),
+            ),
+            unranked,
+        ),
+    };
+    checkpoint.text = text;
+    if envelope_ok && cf.header.ext_flags.has_session_title() {
+        checkpoint.session_title =
+            trailers::read_session_title(&cf, cf.payload_end(), cf.header.created).ok();
+    }
+    let foreign = in_dir.foreign(&path);
+    let (trailer, payload) = if envelope_ok && foreign.is_none() {
         (
-            trailer_view(&cf, text.as_deref())?,
-            Some(payload_view(&cf)?),
+            trailer_view(
+                &cf,
+                checkpoint.text.as_deref(),
+                checkpoint.session_title.as_ref(),
+            )?,
+            Some(payload_view(&cf, checkpoint.dialect)?),
         )
     } else {
         (None, None)
     };
-    let mode = std::fs::metadata(&path)
-        .map(|m| m.mode() & 0o7777)
-        .unwrap_or(0);
-    let standing = if envelope_ok {
-        standing_in_dir(&path, &key, policy, now)
-    } else {
-        Standing {
-            score: None,
-            superseded: false,
-            rank: None,
-        }
-    };
-    let checkpoint = Checkpoint {
-        key,
-        file: name,
-        path: path.clone(),
-        size: cf.size,
-        mode,
-        header: cf.header.clone(),
-        text_len: cf.text_len,
-        text,
-    };
-    let view = CheckpointView::new(&checkpoint, &standing, now);
+    let mut view = CheckpointView::new(&checkpoint, &standing, now);
+    if let Some(f) = foreign {
+        view.dialect = f.dialect.map_or("foreign", |d| d.as_str());
+        view.model = None;
+        view.loadable = f.loadable.is_ok();
+        view.not_loaded = f.loadable.as_ref().err().map(|e| e.to_string());
+    }
     let report = ShowReport {
         text: if args.text {
             checkpoint.text.as_deref().map(sanitize_text)
         } else {
             None
         },
+        engine: in_dir
+            .scan
+            .as_ref()
+            .map(|s| s.engine.describe())
+            .unwrap_or_else(|| in_dir.engine(&args).to_string()),
+        policy: in_dir.policy.name(),
         checkpoint: view,
         trailer,
         payload,
@@ -262,12 +392,37 @@ impl Report for ShowReport {
         row(
             "key",
             c.key.clone(),
-            "SHA-1 of the text (sysprompt: fixed name)",
+            if c.ext_flags & kvc::ExtFlags::SESSION_TITLE != 0 {
+                "agent session identity: SHA-1(title + created as u64 LE)"
+            } else {
+                "SHA-1 of the text (sysprompt: fixed name)"
+            },
         );
+        let dialect_meaning = match DialectId::ALL.iter().find(|d| d.as_str() == c.dialect) {
+            Some(d) => d.spec().writer,
+            None => "a dialect kvc does not read (left alone)",
+        };
         row(
             "dialect",
-            c.dialect.clone(),
-            "writer, guessed from field values",
+            if c.dialect_assumed {
+                format!("{} (assumed from the directory's engine)", c.dialect)
+            } else {
+                c.dialect.to_string()
+            },
+            dialect_meaning,
+        );
+        row(
+            "engine",
+            self.engine.clone(),
+            if c.loadable {
+                "loads, counts and may evict this file".to_string()
+            } else {
+                format!(
+                    "never loads, counts or evicts it ({})",
+                    c.not_loaded.as_deref().unwrap_or("not read")
+                )
+            }
+            .as_str(),
         );
         row(
             "reason",
@@ -282,12 +437,15 @@ impl Report for ShowReport {
         row(
             "ext_flags",
             format!("0x{:02x} {}", c.ext_flags, c.flags.join(",")),
-            "bit 0 tool-map, bit 1 responses-visible, bit 2 thinking-visible",
+            "bit 0 tool-map, 1 responses-visible, 2 thinking-visible, 3 session title",
         );
         row(
             "model_id",
-            c.model_id.to_string(),
-            "0 in ds4 and hanzo-engine; a model id in forks",
+            match c.model {
+                Some(m) => format!("{} ({m})", c.model_id),
+                None => c.model_id.to_string(),
+            },
+            "mainline since 2026-05-25: 0 flash, 1 pro, 2 glm-5.2; forks reuse the numbers",
         );
         row("tokens", c.tokens.to_string(), "tokens in the checkpoint");
         row("hits", c.hits.to_string(), "times the engine loaded it");
@@ -299,8 +457,15 @@ impl Report for ShowReport {
         row(
             "payload_abi",
             c.payload_abi.to_string(),
-            "0 in ds4; payload ABI in forks",
+            "2 in mainline since 2026-05-26 (required by its reader); 0 before and in hanzo-engine; 3-4 in forks",
         );
+        if let Some(fp) = &c.fingerprint {
+            row(
+                "fingerprint",
+                fp.clone(),
+                "D11: 24-bit weights fingerprint in bytes 21-23",
+            );
+        }
         row(
             "created",
             format!("{} ({})", output::timestamp(c.created), c.created),
@@ -329,13 +494,18 @@ impl Report for ShowReport {
         row(
             "score",
             output::score(c.score),
-            "eviction score (lower goes first)",
+            &format!(
+                "eviction score under policy {} (lower goes first)",
+                self.policy
+            ),
         );
         row(
             "evict_rank",
             c.evict_rank.map_or("-".into(), |r| r.to_string()),
             if c.agent_save {
                 "agent save: not evicted"
+            } else if !c.loadable {
+                "not in the engine's population: not evicted"
             } else {
                 "1 = evicted first in its directory"
             },
@@ -343,6 +513,9 @@ impl Report for ShowReport {
         output::write_table(out, &t)?;
         if let Some(tr) = &self.trailer {
             writeln!(out, "\ntrailer: {} bytes after the payload", tr.bytes)?;
+            if let Some(title) = &tr.title {
+                writeln!(out, "  session title: {title}")?;
+            }
             if let Some(e) = &tr.error {
                 writeln!(out, "  not a tool-id map: {e}")?;
             }
@@ -361,7 +534,11 @@ impl Report for ShowReport {
         }
         if let Some(p) = &self.payload {
             match &p.dsv4 {
-                None => writeln!(out, "\npayload: opaque (no DSV4 magic)")?,
+                None => writeln!(
+                    out,
+                    "\npayload: opaque ({})",
+                    p.why_opaque.as_deref().unwrap_or("not DSV4")
+                )?,
                 Some(d) => {
                     writeln!(
                         out,
@@ -378,6 +555,9 @@ impl Report for ShowReport {
                     }
                     if let Some(s) = p.exact_size {
                         writeln!(out, "  exact size {s} bytes")?;
+                    }
+                    if let Some(why) = &p.why_opaque {
+                        writeln!(out, "  {why}")?;
                     }
                 }
             }

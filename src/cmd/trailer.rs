@@ -120,7 +120,7 @@ enum AllSelects {
 fn targets(t: &KeysOrAll, dir: &mut Dir, select: AllSelects) -> Result<Vec<PathBuf>> {
     let paths = if t.all {
         let d = dir.get()?;
-        let scan = scan::scan_dir(&d, ScanOptions { read_text: false })?;
+        let scan = scan::scan_dir(&d, ScanOptions::default())?;
         scan.checkpoints
             .into_iter()
             .filter(|c| {

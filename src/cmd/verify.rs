@@ -136,6 +136,7 @@ pub fn run(args: VerifyArgs) -> Result<Outcome> {
         temp_age: args.temp_age.temp_age,
         all: args.all,
         now,
+        engine: args.engine.engine(),
     };
     let report = if opts.deep && io::stderr().is_terminal() {
         let bar = Bar::new();

@@ -63,6 +63,11 @@ impl Key {
         Key::Hash(hex(&Sha1::digest(text)))
     }
 
+    /// The key a SHA-1 digest names.
+    pub fn from_digest(d: &[u8; 20]) -> Key {
+        Key::Hash(hex(d))
+    }
+
     /// `<key>.kv` in lower case, or `sysprompt.kv`.
     pub fn file_name(&self) -> String {
         match self {
@@ -317,6 +322,18 @@ impl CheckpointFile {
     }
 }
 
+/// Dialect checks read through the open file, bounded by its `fstat` size.
+impl crate::format::dialect::Probe for CheckpointFile {
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> bool {
+        off.checked_add(buf.len() as u64)
+            .is_some_and(|end| end <= self.size)
+            && self.file.read_exact_at(buf, off).is_ok()
+    }
+}
+
 /// Offset just past the payload of a file with this header and text
 /// length (where trailers start), for a caller that holds a scanned
 /// checkpoint rather than an open file. Saturates on a header that lies.
@@ -349,11 +366,11 @@ pub struct Dsv4Layout {
 }
 
 impl Dsv4Layout {
-    /// The exact payload size the layout implies (`None` when the counts
-    /// are missing or the arithmetic overflows).
-    pub fn exact_size(&self) -> Option<u64> {
+    /// The exact payload size the layout implies under `schedule` (`None`
+    /// when the counts are missing or the arithmetic overflows).
+    pub fn exact_size(&self, schedule: crate::format::dsv4::Schedule) -> Option<u64> {
         let (c, i) = self.counts.as_ref()?;
-        self.header.exact_size(c, i)
+        self.header.exact_size(schedule, c, i)
     }
 }
 

@@ -1,23 +1,84 @@
 //! The DSV4 payload of ds4 and its forks (FORMAT.md §6).
 //!
 //! The payload's length is exactly determined by its 13-field header and its
-//! two count arrays, which sit after the token ids and the logits. Payloads
-//! that do not start with the magic (newer fork ABIs, hanzo-engine) are
+//! two count arrays, which sit after the token ids and the logits (ds4.c
+//! at b030961 refuses a payload with bytes left over: "KV checkpoint has
+//! trailing payload bytes"). Only V4 Flash and V4 PRO bodies are judged:
+//! GLM-5.2 writes the DSV4 magic and a version-2 header over a body of its
+//! own, and payloads without the magic (newer fork ABIs, hanzo-engine) are
 //! opaque to kvc.
 
+use super::dialect::{DialectId, PayloadRule};
 use serde::Serialize;
 
 /// "DSV4" as bytes, read as a little-endian u32.
 pub const MAGIC: u32 = 0x3456_5344;
-pub const VERSION: u32 = 1;
+/// ds4 before e8e8779 (2026-05-26) wrote version 1; mainline since writes
+/// 2 and its loader refuses 1 (the body is the same: the bump marks a
+/// runtime-state incompatibility).
+pub const VERSION_1: u32 = 1;
+pub const VERSION_2: u32 = 2;
 /// 13 u32 fields.
 pub const HEADER_LEN: usize = 13 * 4;
-/// Layers below this index are uncompressed (ratio 0).
-const FIRST_COMPRESSED_LAYER: u32 = 2;
+/// Layers below this index have their own ratio (0 on Flash, 128 on PRO).
+const FIRST_SCHEDULED_LAYER: u32 = 2;
 /// Even layers from 2 on compress 4:1 and carry an indexer; odd ones 128:1.
 const RATIO_EVEN: u64 = 4;
 const RATIO_ODD: u64 = 128;
 const F32: u64 = 4;
+
+/// The per-layer compression schedule (`ds4_expected_layer_compress_ratio`,
+/// ds4.c at b030961): layers 0 and 1 are uncompressed on V4 Flash (43
+/// layers) and 128:1 on V4 PRO (61 layers); from layer 2 on both compress
+/// even layers 4:1 (with an indexer) and odd ones 128:1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Schedule {
+    Flash,
+    Pro,
+}
+
+impl Schedule {
+    /// The schedule of a mainline model id: 0 V4 Flash, 1 V4 PRO. Other
+    /// models' bodies are not DSV4 bodies kvc can judge.
+    pub fn for_model(model_id: u8) -> Option<Schedule> {
+        match model_id {
+            0 => Some(Schedule::Flash),
+            1 => Some(Schedule::Pro),
+            _ => None,
+        }
+    }
+}
+
+/// Whether kvc judges the DSV4 body of a file of `dialect` and model
+/// `model_id` whose payload header says `version` (FORMAT.md §6): only a
+/// V4 Flash or PRO body of version 1 or 2 in a dialect whose payload is
+/// DSV4. `Err` says why the payload is opaque instead.
+pub fn judged(dialect: DialectId, model_id: u8, version: u32) -> Result<Schedule, String> {
+    if dialect.spec().payload != PayloadRule::Dsv4 {
+        return Err(format!("dialect {dialect} payloads are opaque"));
+    }
+    let Some(schedule) = Schedule::for_model(model_id) else {
+        let name = super::header::model_name(model_id).unwrap_or("an unknown model");
+        return Err(format!(
+            "model {model_id} ({name}) writes its own body after the DSV4 header"
+        ));
+    };
+    if version != VERSION_1 && version != VERSION_2 {
+        return Err(format!("DSV4 version {version} is not one kvc reads"));
+    }
+    Ok(schedule)
+}
+
+/// The DSV4 version a dialect's writer puts in its payloads: mainline's
+/// readers refuse the other one.
+pub fn expected_version(dialect: DialectId) -> Option<u32> {
+    match dialect {
+        DialectId::D1 => Some(VERSION_1),
+        DialectId::D3 | DialectId::D4 | DialectId::D11 => Some(VERSION_2),
+        _ => None,
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Dsv4Header {
@@ -37,9 +98,12 @@ pub struct Dsv4Header {
 }
 
 /// Compression ratio `r` of layer `il`.
-pub fn compression_ratio(il: u32) -> u64 {
-    if il < FIRST_COMPRESSED_LAYER {
-        0
+pub fn compression_ratio(schedule: Schedule, il: u32) -> u64 {
+    if il < FIRST_SCHEDULED_LAYER {
+        match schedule {
+            Schedule::Flash => 0,
+            Schedule::Pro => RATIO_ODD,
+        }
     } else if il.is_multiple_of(2) {
         RATIO_EVEN
     } else {
@@ -109,12 +173,12 @@ impl Dsv4Header {
     }
 
     /// The exact payload size the layout implies, `None` on overflow.
-    pub fn exact_size(&self, n_comp: &[u32], n_index: &[u32]) -> Option<u64> {
+    pub fn exact_size(&self, schedule: Schedule, n_comp: &[u32], n_index: &[u32]) -> Option<u64> {
         let hd = self.head_dim as u64;
         let ihd = self.indexer_head_dim as u64;
         let mut size = self.counts_offset().checked_add(self.counts_len())?;
         for il in 0..self.layers {
-            let r = compression_ratio(il);
+            let r = compression_ratio(schedule, il);
             let c: u64 = if r == RATIO_EVEN { 2 } else { 1 };
             let mut floats = (self.raw_live as u64).checked_mul(hd)?;
             if r > 0 {
@@ -139,9 +203,6 @@ impl Dsv4Header {
     /// ds4's load-time rejections that need only the header and counts.
     pub fn load_problems(&self, n_comp: &[u32], n_index: &[u32]) -> Vec<String> {
         let mut p = Vec::new();
-        if self.version != VERSION {
-            p.push(format!("DSV4 version {} is not {VERSION}", self.version));
-        }
         if self.tokens >= self.ctx {
             p.push(format!(
                 "DSV4 tokens {} not below its ctx {}",

@@ -5,13 +5,13 @@
 //! (see [`Header::check`]). That keeps `show` able to display a header that
 //! `verify` rejects.
 
-use serde::Serialize;
 use std::borrow::Cow;
 use std::fmt;
 
 /// `KVC` at offset 0.
 pub const MAGIC: [u8; 3] = *b"KVC";
-/// The only envelope version any engine writes.
+/// The envelope version of every ds4 dialect and of hanzo-engine. Forks
+/// that changed the envelope write 2 (FORMAT.md §9: D8, D13, D14/D15).
 pub const VERSION: u8 = 1;
 /// Size of the fixed header.
 pub const HEADER_LEN: usize = 48;
@@ -20,10 +20,136 @@ pub const PREFIX_LEN: usize = HEADER_LEN + 4;
 /// Offset of the text in the file.
 pub const TEXT_OFFSET: u64 = PREFIX_LEN as u64;
 
+/// Named offsets of the fixed header (FORMAT.md §3). [`LAYOUT`] is the same
+/// table with widths and meanings; `decode` and `encode` use only these.
+pub mod off {
+    pub const MAGIC: usize = 0;
+    pub const VERSION: usize = 3;
+    pub const QUANT_BITS: usize = 4;
+    pub const REASON: usize = 5;
+    pub const EXT_FLAGS: usize = 6;
+    pub const MODEL_ID: usize = 7;
+    pub const TOKENS: usize = 8;
+    pub const HITS: usize = 12;
+    pub const CTX_SIZE: usize = 16;
+    pub const PAYLOAD_ABI: usize = 20;
+    pub const RESERVED: usize = 21;
+    pub const CREATED: usize = 24;
+    pub const LAST_USED: usize = 32;
+    pub const PAYLOAD_BYTES: usize = 40;
+    pub const TEXT_LEN: usize = 48;
+}
+
+/// One field of the fixed header.
+#[derive(Clone, Copy, Debug)]
+pub struct Field {
+    pub name: &'static str,
+    pub offset: usize,
+    pub len: usize,
+    pub meaning: &'static str,
+}
+
+/// The header, field by field, as FORMAT.md §3 gives it: the one table
+/// `kvc show` and the docs print from.
+pub const LAYOUT: [Field; 15] = [
+    Field {
+        name: "magic",
+        offset: off::MAGIC,
+        len: 3,
+        meaning: "`KVC`",
+    },
+    Field {
+        name: "version",
+        offset: off::VERSION,
+        len: 1,
+        meaning: "envelope version: 1 (forks: 2)",
+    },
+    Field {
+        name: "quant_bits",
+        offset: off::QUANT_BITS,
+        len: 1,
+        meaning: "routed-expert quant bits: ds4 2 or 4, hanzo-engine 0",
+    },
+    Field {
+        name: "reason",
+        offset: off::REASON,
+        len: 1,
+        meaning: "why it was written",
+    },
+    Field {
+        name: "ext_flags",
+        offset: off::EXT_FLAGS,
+        len: 1,
+        meaning: "bit 0 tool-id map, 1 responses-visible, 2 thinking-visible, 3 session title",
+    },
+    Field {
+        name: "model_id",
+        offset: off::MODEL_ID,
+        len: 1,
+        meaning: "mainline since 2026-05-25: 0 flash, 1 pro, 2 glm-5.2, 3 laguna, 4 qwen3.8",
+    },
+    Field {
+        name: "tokens",
+        offset: off::TOKENS,
+        len: 4,
+        meaning: "checkpoint token count",
+    },
+    Field {
+        name: "hits",
+        offset: off::HITS,
+        len: 4,
+        meaning: "times loaded",
+    },
+    Field {
+        name: "ctx_size",
+        offset: off::CTX_SIZE,
+        len: 4,
+        meaning: "context size it was written for",
+    },
+    Field {
+        name: "payload_abi",
+        offset: off::PAYLOAD_ABI,
+        len: 1,
+        meaning: "mainline since 2026-05-26: 2 (required by its reader)",
+    },
+    Field {
+        name: "reserved",
+        offset: off::RESERVED,
+        len: 3,
+        meaning: "0 in mainline; forks: codec, chunk size, fingerprint",
+    },
+    Field {
+        name: "created",
+        offset: off::CREATED,
+        len: 8,
+        meaning: "Unix seconds",
+    },
+    Field {
+        name: "last_used",
+        offset: off::LAST_USED,
+        len: 8,
+        meaning: "Unix seconds",
+    },
+    Field {
+        name: "payload_bytes",
+        offset: off::PAYLOAD_BYTES,
+        len: 8,
+        meaning: "payload length (0 for a stripped agent session)",
+    },
+    Field {
+        name: "text_len",
+        offset: off::TEXT_LEN,
+        len: 4,
+        meaning: "length of the text that follows",
+    },
+];
+
 /// Why the engine wrote a checkpoint (header offset 5).
 ///
-/// Values above 6 are kept as numbers: ds4 reads them as "unknown", but a
-/// fork may have given them a meaning, so kvc shows the number.
+/// 0–6 are ds4's (reasons 5 and 6 since ds4-agent, 599e49d 2026-05-19);
+/// 7 is pulsar's "sys-prefix" (dialect D4, FORMAT.md §9), which ds4 itself
+/// reads as unknown. Values above 7 are kept as numbers: a fork may have
+/// given them a meaning, so kvc shows the number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Reason(pub u8);
 
@@ -35,8 +161,10 @@ impl Reason {
     pub const SHUTDOWN: Reason = Reason(4);
     pub const AGENT_SYSTEM: Reason = Reason(5);
     pub const AGENT_SESSION: Reason = Reason(6);
+    /// pulsar (a C++ fork of ds4): a system-prompt prefix checkpoint.
+    pub const SYS_PREFIX: Reason = Reason(7);
 
-    const NAMES: [&'static str; 7] = [
+    const NAMES: [&'static str; 8] = [
         "unknown",
         "cold",
         "continued",
@@ -44,14 +172,19 @@ impl Reason {
         "shutdown",
         "agent-system",
         "agent-session",
+        "sys-prefix",
     ];
 
-    /// The name of a known reason, `None` above 6.
+    /// The highest reason ds4 itself defines; ds4 reads anything above as
+    /// unknown.
+    pub const DS4_MAX: u8 = 6;
+
+    /// The name of a known reason, `None` above 7.
     pub fn known_name(self) -> Option<&'static str> {
         Self::NAMES.get(self.0 as usize).copied()
     }
 
-    /// `cold`, `continued`, … or `unknown-N` for a value ds4 does not define.
+    /// `cold`, `continued`, … or `unknown-N` for a value no engine defines.
     pub fn name(self) -> Cow<'static, str> {
         match self.known_name() {
             Some(n) => Cow::Borrowed(n),
@@ -102,11 +235,30 @@ impl ExtFlags {
     pub const RESPONSES_VISIBLE: u8 = 1 << 1;
     /// The text is the thinking-visible transcript.
     pub const THINKING_VISIBLE: u8 = 1 << 2;
-    /// Every bit with a meaning; the rest are reported as unknown.
-    pub const KNOWN: u8 = Self::TOOL_MAP | Self::RESPONSES_VISIBLE | Self::THINKING_VISIBLE;
+    /// ds4-agent since bfe070a (2026-05-24): a session-title trailer follows
+    /// the payload and the file is named by the session identity, not by
+    /// its text (FORMAT.md §2, §5b).
+    pub const SESSION_TITLE: u8 = 1 << 3;
+    /// "Pictures" in the tail-indexed fork dialect D15 only; no ds4 dialect
+    /// assigns it, so elsewhere it is an unknown bit.
+    pub const PICTURES: u8 = 1 << 4;
+    /// Every bit a ds4 dialect gives a meaning; the rest are reported as
+    /// unknown.
+    pub const KNOWN: u8 =
+        Self::TOOL_MAP | Self::RESPONSES_VISIBLE | Self::THINKING_VISIBLE | Self::SESSION_TITLE;
 
     pub fn has_tool_map(self) -> bool {
         self.0 & Self::TOOL_MAP != 0
+    }
+
+    pub fn has_session_title(self) -> bool {
+        self.0 & Self::SESSION_TITLE != 0
+    }
+
+    /// The text is a client-visible transcript (bit 1 or 2), not the token
+    /// text: the lookup key of responses/thinking-visible checkpoints.
+    pub fn visible_transcript(self) -> bool {
+        self.0 & (Self::RESPONSES_VISIBLE | Self::THINKING_VISIBLE) != 0
     }
 
     /// Bits no engine defines.
@@ -114,8 +266,8 @@ impl ExtFlags {
         self.0 & !Self::KNOWN
     }
 
-    /// `tool-map`, `responses-visible`, `thinking-visible`, then `bit3` … for
-    /// unknown bits, in bit order.
+    /// `tool-map`, `responses-visible`, `thinking-visible`, `session-title`,
+    /// then `bit4` … for unknown bits, in bit order.
     pub fn names(self) -> Vec<String> {
         (0..8)
             .filter(|b| self.0 & (1 << b) != 0)
@@ -123,10 +275,37 @@ impl ExtFlags {
                 0 => "tool-map".to_string(),
                 1 => "responses-visible".to_string(),
                 2 => "thinking-visible".to_string(),
+                3 => "session-title".to_string(),
                 _ => format!("bit{b}"),
             })
             .collect()
     }
+}
+
+/// Model ids of ds4 mainline (header offset 7, since 04f151d 2026-05-25;
+/// GLM-5.2 since 005afed 2026-07-18). Lookup, load and the same-name check
+/// of mainline all require an exact match. Forks reuse the numbers for their
+/// own models, so a name is shown only for dialects that follow mainline.
+pub const MODEL_NAMES: [(u8, &str, &str); 5] = [
+    (0, "flash", "DeepSeek V4 Flash"),
+    (1, "pro", "DeepSeek V4 PRO"),
+    (2, "glm-5.2", "GLM-5.2"),
+    (3, "laguna", "Laguna S2.1 (a mainline branch)"),
+    (4, "qwen3.8", "Qwen3.8 Flash Next (reported, not read)"),
+];
+
+/// The short mainline name of a model id (`flash`, `pro`, …).
+pub fn model_name(id: u8) -> Option<&'static str> {
+    MODEL_NAMES.iter().find(|m| m.0 == id).map(|m| m.1)
+}
+
+/// Parse a model as `--model` takes it: a mainline name or a number.
+pub fn model_from_name(s: &str) -> Option<u8> {
+    MODEL_NAMES
+        .iter()
+        .find(|m| m.1.eq_ignore_ascii_case(s))
+        .map(|m| m.0)
+        .or_else(|| s.parse().ok())
 }
 
 /// Every field of the fixed header, decoded but not judged.
@@ -168,41 +347,43 @@ fn u64_at(b: &[u8], off: usize) -> u64 {
 impl Header {
     /// Decode the 48 header bytes. Never fails: see [`Header::check`].
     pub fn decode(b: &[u8; HEADER_LEN]) -> Header {
+        let u8_at = |o: usize| b[o];
         Header {
-            magic: [b[0], b[1], b[2]],
-            version: b[3],
-            quant_bits: b[4],
-            reason: Reason(b[5]),
-            ext_flags: ExtFlags(b[6]),
-            model_id: b[7],
-            tokens: u32_at(b, 8),
-            hits: u32_at(b, 12),
-            ctx_size: u32_at(b, 16),
-            payload_abi: b[20],
-            reserved: [b[21], b[22], b[23]],
-            created: u64_at(b, 24),
-            last_used: u64_at(b, 32),
-            payload_bytes: u64_at(b, 40),
+            magic: [b[off::MAGIC], b[off::MAGIC + 1], b[off::MAGIC + 2]],
+            version: u8_at(off::VERSION),
+            quant_bits: u8_at(off::QUANT_BITS),
+            reason: Reason(u8_at(off::REASON)),
+            ext_flags: ExtFlags(u8_at(off::EXT_FLAGS)),
+            model_id: u8_at(off::MODEL_ID),
+            tokens: u32_at(b, off::TOKENS),
+            hits: u32_at(b, off::HITS),
+            ctx_size: u32_at(b, off::CTX_SIZE),
+            payload_abi: u8_at(off::PAYLOAD_ABI),
+            reserved: [b[off::RESERVED], b[off::RESERVED + 1], b[off::RESERVED + 2]],
+            created: u64_at(b, off::CREATED),
+            last_used: u64_at(b, off::LAST_USED),
+            payload_bytes: u64_at(b, off::PAYLOAD_BYTES),
         }
     }
 
     /// Encode back to bytes; `decode(encode(h)) == h` for every header.
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
-        b[0..3].copy_from_slice(&self.magic);
-        b[3] = self.version;
-        b[4] = self.quant_bits;
-        b[5] = self.reason.0;
-        b[6] = self.ext_flags.0;
-        b[7] = self.model_id;
-        b[8..12].copy_from_slice(&self.tokens.to_le_bytes());
-        b[12..16].copy_from_slice(&self.hits.to_le_bytes());
-        b[16..20].copy_from_slice(&self.ctx_size.to_le_bytes());
-        b[20] = self.payload_abi;
-        b[21..24].copy_from_slice(&self.reserved);
-        b[24..32].copy_from_slice(&self.created.to_le_bytes());
-        b[32..40].copy_from_slice(&self.last_used.to_le_bytes());
-        b[40..48].copy_from_slice(&self.payload_bytes.to_le_bytes());
+        b[off::MAGIC..off::MAGIC + 3].copy_from_slice(&self.magic);
+        b[off::VERSION] = self.version;
+        b[off::QUANT_BITS] = self.quant_bits;
+        b[off::REASON] = self.reason.0;
+        b[off::EXT_FLAGS] = self.ext_flags.0;
+        b[off::MODEL_ID] = self.model_id;
+        b[off::TOKENS..off::TOKENS + 4].copy_from_slice(&self.tokens.to_le_bytes());
+        b[off::HITS..off::HITS + 4].copy_from_slice(&self.hits.to_le_bytes());
+        b[off::CTX_SIZE..off::CTX_SIZE + 4].copy_from_slice(&self.ctx_size.to_le_bytes());
+        b[off::PAYLOAD_ABI] = self.payload_abi;
+        b[off::RESERVED..off::RESERVED + 3].copy_from_slice(&self.reserved);
+        b[off::CREATED..off::CREATED + 8].copy_from_slice(&self.created.to_le_bytes());
+        b[off::LAST_USED..off::LAST_USED + 8].copy_from_slice(&self.last_used.to_le_bytes());
+        b[off::PAYLOAD_BYTES..off::PAYLOAD_BYTES + 8]
+            .copy_from_slice(&self.payload_bytes.to_le_bytes());
         b
     }
 
@@ -228,41 +409,6 @@ impl Header {
     }
 }
 
-/// The dialect a header looks like it was written by. A guess from field
-/// values (FORMAT.md §1, §3), shown to help the reader, never used to decide.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Dialect {
-    /// ds4-server / ds4-agent: model id and payload ABI reserved (0).
-    Ds4,
-    /// A ds4 fork: model id or payload ABI set.
-    Fork,
-    /// hanzo-engine: quant bits 0 and ctx 0.
-    Hanzo,
-}
-
-impl Header {
-    pub fn dialect(&self) -> Dialect {
-        if self.model_id != 0 || self.payload_abi != 0 {
-            Dialect::Fork
-        } else if self.quant_bits == 0 && self.ctx_size == 0 {
-            Dialect::Hanzo
-        } else {
-            Dialect::Ds4
-        }
-    }
-}
-
-impl fmt::Display for Dialect {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Dialect::Ds4 => "ds4",
-            Dialect::Fork => "ds4-fork",
-            Dialect::Hanzo => "hanzo-engine",
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,6 +431,7 @@ mod tests {
     #[test]
     fn reason_names_and_unknown_values() {
         assert_eq!(Reason(2).name(), "continued");
+        assert_eq!(Reason(7).name(), "sys-prefix");
         assert_eq!(Reason(9).name(), "unknown-9");
         assert_eq!(Reason::from_name("agent-session"), Some(Reason(6)));
         assert_eq!(Reason::from_name("unknown-9"), Some(Reason(9)));
@@ -294,9 +441,15 @@ mod tests {
     #[test]
     fn ext_flag_names_keep_unknown_bits() {
         assert_eq!(
-            ExtFlags(0b1000_0101).names(),
-            ["tool-map", "thinking-visible", "bit7"]
+            ExtFlags(0b1001_1101).names(),
+            [
+                "tool-map",
+                "thinking-visible",
+                "session-title",
+                "bit4",
+                "bit7"
+            ]
         );
-        assert_eq!(ExtFlags(0b1000_0101).unknown_bits(), 0b1000_0000);
+        assert_eq!(ExtFlags(0b1001_1101).unknown_bits(), 0b1001_0000);
     }
 }

@@ -6,9 +6,11 @@
 //! turns bytes into typed values and says which rules they break.
 
 pub mod checkpoint;
+pub mod dialect;
 pub mod dsv4;
 pub mod header;
 pub mod trailer;
 
 pub use checkpoint::{CheckpointFile, Defect, Key};
+pub use dialect::{DialectId, Engine};
 pub use header::*;

@@ -1,6 +1,13 @@
-//! The tool-id map trailer (FORMAT.md §5): maps API tool-call ids to the
-//! exact DSML block the model sampled, so a restarted ds4-server can replay
-//! past tool calls byte for byte.
+//! The trailers that may follow a payload: the tool-id map (FORMAT.md §5,
+//! ext bit 0, ds4-server), which maps API tool-call ids to the exact DSML
+//! block the model sampled so a restarted server can replay past tool calls
+//! byte for byte; and the session title (§5b, ext bit 3, ds4-agent since
+//! bfe070a 2026-05-24), which names an agent session.
+
+use super::dialect::Probe;
+use super::header::Header;
+use super::Key;
+use sha1::{Digest, Sha1};
 
 /// `KTM` at the start of the section.
 pub const MAGIC: [u8; 3] = *b"KTM";
@@ -132,6 +139,104 @@ impl ToolMap {
     }
 }
 
+/// ext bits 0 and 3 together: no engine writes both (the server writes tool
+/// maps, the agent titles), so such a file is reported, never guessed at.
+pub fn trailer_conflict(h: &Header) -> bool {
+    h.ext_flags.has_tool_map() && h.ext_flags.has_session_title()
+}
+
+/// Bytes of a session title kept for display; the rest is only hashed. The
+/// agent's titles are one line; a longer claim costs reading, not memory.
+pub const TITLE_KEEP: usize = 1024;
+
+/// A session-title trailer (FORMAT.md §5b) as ds4-agent reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionTitle {
+    /// `title_len` as stored.
+    pub len: u32,
+    /// The first [`TITLE_KEEP`] bytes of the title.
+    pub head: Vec<u8>,
+    /// The identity the title gives the session: SHA-1(title ‖ created as
+    /// u64 little-endian), the name ds4-agent saves it under.
+    pub identity: Key,
+    /// Bytes after the title; the agent writes none.
+    pub trailing: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TitleError {
+    #[error("ext bit 3 says a session title follows the payload, but only {0} bytes do (a title needs at least 4)")]
+    Short(u64),
+    #[error("session title claims {len} bytes, only {left} follow its length (cut short)")]
+    Truncated { len: u32, left: u64 },
+    #[error("the session title could not be read")]
+    Unreadable,
+}
+
+/// Read the session title at `payload_end`, as ds4-agent does (it seeks to
+/// `52 + text_len + payload_bytes`). The agent caps `title_len` by the bytes
+/// left, so a claim past the end reads as a shorter title and the identity
+/// no longer matches: kvc reports it as cut short instead.
+pub fn read_session_title(
+    probe: &dyn Probe,
+    payload_end: u64,
+    created: u64,
+) -> Result<SessionTitle, TitleError> {
+    let left = probe.size().saturating_sub(payload_end);
+    let mut len = [0u8; 4];
+    if left < 4 {
+        return Err(TitleError::Short(left));
+    }
+    if !probe.read_at(payload_end, &mut len) {
+        return Err(TitleError::Unreadable);
+    }
+    let len = u32::from_le_bytes(len);
+    let body = left - 4;
+    if len as u64 > body {
+        return Err(TitleError::Truncated { len, left: body });
+    }
+    let mut head = vec![0u8; (len as usize).min(TITLE_KEEP)];
+    if !probe.read_at(payload_end + 4, &mut head) {
+        return Err(TitleError::Unreadable);
+    }
+    // The agent hashes the title as a C string (`strlen`, ds4_agent.c
+    // agent_session_identity_sha at b030961): a NUL ends it.
+    let mut h = Sha1::new();
+    let mut buf = [0u8; 16 << 10];
+    let mut pos = 0u64;
+    while pos < len as u64 {
+        let n = (len as u64 - pos).min(buf.len() as u64) as usize;
+        if !probe.read_at(payload_end + 4 + pos, &mut buf[..n]) {
+            return Err(TitleError::Unreadable);
+        }
+        match memchr::memchr(0, &buf[..n]) {
+            Some(nul) => {
+                h.update(&buf[..nul]);
+                break;
+            }
+            None => h.update(&buf[..n]),
+        }
+        pos += n as u64;
+    }
+    h.update(created.to_le_bytes());
+    Ok(SessionTitle {
+        len,
+        head,
+        identity: Key::from_digest(&h.finalize().into()),
+        trailing: body - len as u64,
+    })
+}
+
+/// The identity name of an agent session: SHA-1(title ‖ created as u64
+/// little-endian) (FORMAT.md §2, ds4-agent since bfe070a).
+pub fn session_identity(title: &[u8], created: u64) -> Key {
+    let title = title.split(|&b| b == 0).next().unwrap_or_default();
+    let mut h = Sha1::new();
+    h.update(title);
+    h.update(created.to_le_bytes());
+    Key::from_digest(&h.finalize().into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,5 +284,34 @@ mod tests {
         let mut extra = section(&[(b"a", b"b")]);
         extra.push(0);
         assert_eq!(ToolMap::decode(&extra), Err(TrailerError::TrailingBytes(1)));
+    }
+
+    #[test]
+    fn session_titles_as_the_agent_reads_them() {
+        use crate::format::dialect::InMemory;
+        let mut f = vec![7u8; 10];
+        f.extend_from_slice(&5u32.to_le_bytes());
+        f.extend_from_slice(b"Hello");
+        let t = read_session_title(&InMemory(&f), 10, 42).unwrap();
+        assert_eq!(t.head, b"Hello");
+        assert_eq!(t.trailing, 0);
+        assert_eq!(t.identity, session_identity(b"Hello", 42));
+        let mut want = b"Hello".to_vec();
+        want.extend_from_slice(&42u64.to_le_bytes());
+        assert_eq!(t.identity, Key::of_text(&want));
+        // A NUL ends the title for the identity, as strlen() does.
+        assert_eq!(
+            session_identity(b"Hel\0lo", 42),
+            session_identity(b"Hel", 42)
+        );
+        f.truncate(f.len() - 1);
+        assert_eq!(
+            read_session_title(&InMemory(&f), 10, 42),
+            Err(TitleError::Truncated { len: 5, left: 4 })
+        );
+        assert_eq!(
+            read_session_title(&InMemory(&f[..12]), 10, 42),
+            Err(TitleError::Short(2))
+        );
     }
 }

@@ -162,6 +162,8 @@ pub struct Ckpt {
     pub text_len: Option<u32>,
     /// File name when it must not be the key.
     pub name: Option<String>,
+    /// Bytes 21-23 (0 in mainline; forks put codecs and fingerprints here).
+    pub reserved: [u8; 3],
 }
 
 impl Ckpt {
@@ -186,7 +188,18 @@ impl Ckpt {
             payload_bytes: None,
             text_len: None,
             name: None,
+            reserved: [0; 3],
         }
+    }
+
+    /// As ds4 mainline writes it since 2026-05-26 (dialect D3): payload ABI
+    /// 2 in byte 20 and DSV4 payload version 2 (FORMAT.md §3, §6).
+    pub fn mainline(mut self) -> Ckpt {
+        self.payload_abi = 2;
+        if self.payload.get(..4) == Some(&0x3456_5344u32.to_le_bytes()[..]) {
+            self.payload[4..8].copy_from_slice(&2u32.to_le_bytes());
+        }
+        self
     }
 
     /// Set tokens and ctx, regenerating a matching DSV4 payload.
@@ -241,7 +254,7 @@ impl Ckpt {
         b.extend_from_slice(&self.hits.to_le_bytes());
         b.extend_from_slice(&self.ctx_size.to_le_bytes());
         b.push(self.payload_abi);
-        b.extend_from_slice(&[0, 0, 0]);
+        b.extend_from_slice(&self.reserved);
         b.extend_from_slice(&self.created.to_le_bytes());
         b.extend_from_slice(&self.last_used.to_le_bytes());
         let pb = self.payload_bytes.unwrap_or(self.payload.len() as u64);
