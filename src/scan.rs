@@ -448,21 +448,6 @@ pub fn temp_files(dir: &Path) -> Result<Vec<TempFile>> {
     Ok(out)
 }
 
-/// Is process `pid` alive on this host? A pid we may not signal (EPERM)
-/// exists, so it counts as alive: never touch a temp file whose writer
-/// might still be writing it.
-pub fn pid_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    if pid <= 0 {
-        return false;
-    }
-    // SAFETY: kill with signal 0 only checks for existence and permission.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -487,12 +472,5 @@ mod tests {
         assert_eq!(classify_name(".kv.tmp.12"), NameKind::Other);
         assert_eq!(classify_name(".kvc"), NameKind::State);
         assert_eq!(classify_name("notes.txt"), NameKind::Other);
-    }
-
-    #[test]
-    fn own_pid_is_alive() {
-        assert!(pid_alive(std::process::id()));
-        assert!(!pid_alive(0));
-        assert!(!pid_alive(u32::MAX));
     }
 }
