@@ -20,6 +20,12 @@ fn dead_pid() -> u32 {
     pid
 }
 
+/// A pid of a ds4-server temp name that is surely dead, and surely a pid:
+/// above Linux's PID_MAX_LIMIT (2^22), and not six digits. A reaped
+/// child's pid can have six digits where pid_max is large, and then the
+/// name may be a ds4-agent mkstemp name: gc would judge it by its holders.
+const DEAD_SERVER_PID: u32 = 99_999_999;
+
 fn age(path: &Path, by: Duration) {
     File::options()
         .write(true)
@@ -43,9 +49,9 @@ fn temps(env: &TestEnv) -> Temps {
     let me = std::process::id();
     let key = Ckpt::new(chat("being saved")).key();
     let t = Temps {
-        stale_ds4: env.add_raw(&format!("{key}.kv.tmp.{dead}"), &[1u8; 3000]),
+        stale_ds4: env.add_raw(&format!("{key}.kv.tmp.{DEAD_SERVER_PID}"), &[1u8; 3000]),
         stale_hanzo: env.add_raw(&format!("{key}.{dead}-3.kv.tmp"), &[2u8; 500]),
-        fresh_dead: env.add_raw(&format!("{key}.kv.tmp.{}", dead_pid()), &[3u8; 10]),
+        fresh_dead: env.add_raw(&format!("{key}.kv.tmp.{}", DEAD_SERVER_PID - 1), &[3u8; 10]),
         old_alive: env.add_raw(&format!("{key}.kv.tmp.{me}"), &[4u8; 10]),
     };
     age(&t.stale_ds4, TWO_HOURS);
@@ -309,7 +315,7 @@ fn gc_removes_stale_agent_temps_and_keeps_them_while_held_open() {
     let maybe_pid = dead_six_digit_pid();
     let digits = env.add_raw(&format!("{key}.kv.tmp.{maybe_pid}"), &[3u8; 50]);
     // A dead certain pid does not outweigh a process holding the file.
-    let server = env.add_raw(&format!("{key}.kv.tmp.{}", dead_pid()), &[4u8; 20]);
+    let server = env.add_raw(&format!("{key}.kv.tmp.{DEAD_SERVER_PID}"), &[4u8; 20]);
     let fresh = env.add_raw(&format!("{key}.kv.tmp.fReSh1"), &[5u8; 10]);
     for p in [&agent, &sysprompt, &digits, &server] {
         age(p, TWO_HOURS);
