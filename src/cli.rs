@@ -432,9 +432,15 @@ pub struct RmArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "A temp file (<key>.kv.tmp.<pid>, <key>.<pid>-<seq>.kv.tmp) is removed only when it \
-was not modified for --temp-age and its pid is not running on this host. Run gc on the \
-host (and in the pid namespace) of the engine that writes the directory."
+    after_help = "Temp files: <key>.kv.tmp.<pid> (ds4-server, kvc), <name>.kv.tmp.XXXXXX (ds4-agent: \
+mkstemp, no pid), <key>.<pid>-<seq>.kv.tmp, <key>.<pid>.kv.tmp and <key>.kv.tmp (hanzo-engine). \
+One is removed only when it was not modified for --temp-age, the pid in its name (if any) is \
+not running, and no process holds it open (found through /proc/*/fd). Six digits may be a \
+mkstemp suffix: a running pid keeps such a file, a dead one proves nothing. When kvc cannot \
+inspect every process that may hold a file (no /proc, another user's file, or processes \
+closed to it), temp files without a certain pid are kept, and gc says why. Run gc on the host \
+(and in the pid namespace) of the engine that writes the directory; as root to see every \
+process."
 )]
 pub struct GcArgs {
     /// Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]

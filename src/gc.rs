@@ -3,21 +3,28 @@
 //! mid-save leaves hundreds of MiB), and kvc's own state when it holds
 //! nothing worth keeping.
 //!
-//! A temp file goes only when it is both stale (not modified for a while)
-//! and orphaned (its pid is not running here). Either alone is not enough:
-//! a slow save of a huge checkpoint keeps an old mtime for minutes, and a
+//! A temp file goes only when it is stale (not modified for `--temp-age`)
+//! and no live writer is known: the pid in its name, when it has one, is not
+//! running, and no process on this host holds the file open. No one sign is
+//! enough: a slow save of a huge checkpoint keeps an old mtime for minutes;
+//! ds4-agent's mkstemp names and hanzo-engine's `<key>.kv.tmp` carry no pid,
+//! so only the writer's open descriptor shows the save in progress; and a
 //! pid can be reused by an unrelated process (then the file is kept — the
-//! safe mistake).
+//! safe mistake). When kvc cannot see every process that may hold a file
+//! open (no `/proc`, or processes closed to it), a temp file without a
+//! certain pid is kept, and the plan says why.
 
 use crate::error::{Error, Result};
 use crate::fsutil::{fsync_dir, remove_durably};
 use crate::journal::{self, Record};
 use crate::lock::{DirLock, LOCK_FILE};
-use crate::scan::{self, pid_alive, TempFile, STATE_DIR};
+use crate::scan::{self, TempFile, TempKind, STATE_DIR};
+use crate::sys::{pid_alive, Holding, OpenFiles, Unseen};
 use serde::Serialize;
-use std::fs;
+use std::fs::{self, Metadata};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// `--temp-age` default: a save writes at disk speed, so a temp file not
@@ -39,23 +46,114 @@ pub struct GcOptions {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
-    /// Old and orphaned: removed.
+    /// Old, and no live writer is known: removed.
     Stale,
-    /// Its writer's pid is running: a save may be in progress.
+    /// The pid in its name is running: a save may be in progress. Also for
+    /// a pid that may be mkstemp's random digits (`TempKind::pid_certain`):
+    /// keeping a file by mistake is the safe mistake.
     WriterAlive,
     /// Modified within `--temp-age` (or in the future, or without a time).
     Recent,
     /// Not a regular file; gc removes files only.
     NotAFile,
+    /// A process on this host holds it open: a save may be in progress
+    /// (the only sign of one for a name without a pid).
+    HeldOpen,
+    /// No certain pid in its name, and kvc could not see every process that
+    /// may hold it open (`Temp::unseen` says why).
+    HoldersUnknown,
 }
 
 impl Verdict {
     pub fn describe(self) -> &'static str {
         match self {
-            Verdict::Stale => "stale, writer not running",
-            Verdict::WriterAlive => "writer is running",
+            Verdict::Stale => "stale, no live writer",
+            Verdict::WriterAlive => "the pid in its name is running",
             Verdict::Recent => "modified recently",
             Verdict::NotAFile => "not a regular file",
+            Verdict::HeldOpen => "a process holds it open",
+            Verdict::HoldersUnknown => {
+                "no certain pid in its name, and kvc cannot see every process that may hold it open"
+            }
+        }
+    }
+}
+
+/// A temp file's verdict, and what led to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Judgement {
+    pub verdict: Verdict,
+    /// Time since the last modification, when known and in the past.
+    pub age: Option<Duration>,
+    /// Why the holders are unknown, for [`Verdict::HoldersUnknown`].
+    pub unseen: Option<Unseen>,
+}
+
+/// The judgement on temp files that `gc` and `verify`'s `stale-temp` share.
+/// It walks `/proc` at most once, the first time a file's holders matter
+/// (old, and no live pid), however many temp files there are.
+#[derive(Debug)]
+pub struct TempJudge {
+    temp_age: Duration,
+    now: SystemTime,
+    open_files: OnceLock<OpenFiles>,
+}
+
+impl TempJudge {
+    pub fn new(temp_age: Duration, now: SystemTime) -> TempJudge {
+        TempJudge {
+            temp_age,
+            now,
+            open_files: OnceLock::new(),
+        }
+    }
+
+    /// Judge by `open_files` instead of walking `/proc`.
+    pub fn with_open_files(
+        temp_age: Duration,
+        now: SystemTime,
+        open_files: OpenFiles,
+    ) -> TempJudge {
+        TempJudge {
+            temp_age,
+            now,
+            open_files: OnceLock::from(open_files),
+        }
+    }
+
+    /// Judge a temp file from its name and its `lstat`.
+    pub fn judge(&self, kind: &TempKind, meta: &Metadata) -> Judgement {
+        let age = meta
+            .modified()
+            .ok()
+            .and_then(|m| self.now.duration_since(m).ok());
+        let verdict = |verdict| Judgement {
+            verdict,
+            age,
+            unseen: None,
+        };
+        if !meta.is_file() {
+            return verdict(Verdict::NotAFile);
+        }
+        // Any pid, certain or not: a running one may be the writer.
+        if kind.pid.is_some_and(pid_alive) {
+            return verdict(Verdict::WriterAlive);
+        }
+        if age.is_none_or(|a| a < self.temp_age) {
+            return verdict(Verdict::Recent);
+        }
+        match self.open_files.get_or_init(OpenFiles::scan).holding(meta) {
+            Holding::Open => verdict(Verdict::HeldOpen),
+            Holding::NotOpen => verdict(Verdict::Stale),
+            // The writer named in the file is dead: that is what gc always
+            // went by, and what a name with a pid lets it know.
+            Holding::Unknown(_) if kind.certain_pid().is_some() => verdict(Verdict::Stale),
+            // A dead "pid" that may be mkstemp's digits, or no pid: nothing
+            // but the holders could tell, and they cannot be seen.
+            Holding::Unknown(unseen) => Judgement {
+                unseen: Some(unseen),
+                ..verdict(Verdict::HoldersUnknown)
+            },
         }
     }
 }
@@ -67,32 +165,23 @@ pub struct Temp {
     /// Time since the last modification, when known and in the past.
     pub age: Option<Duration>,
     pub verdict: Verdict,
+    /// Why the holders are unknown, for [`Verdict::HoldersUnknown`].
+    pub unseen: Option<Unseen>,
 }
 
 /// Look at a temp file afresh: `None` when it is gone.
-fn judge(t: &TempFile, opts: &GcOptions) -> Option<Temp> {
+fn look(t: &TempFile, judge: &TempJudge) -> Option<Temp> {
     let meta = fs::symlink_metadata(&t.path).ok()?;
-    let age = meta
-        .modified()
-        .ok()
-        .and_then(|m| opts.now.duration_since(m).ok());
-    let verdict = if !meta.is_file() {
-        Verdict::NotAFile
-    } else if pid_alive(t.pid) {
-        Verdict::WriterAlive
-    } else if age.is_none_or(|a| a < opts.temp_age) {
-        Verdict::Recent
-    } else {
-        Verdict::Stale
-    };
+    let j = judge.judge(&t.kind, &meta);
     Some(Temp {
         file: TempFile {
             size: meta.len(),
             modified: meta.modified().ok(),
             ..t.clone()
         },
-        age,
-        verdict,
+        age: j.age,
+        verdict: j.verdict,
+        unseen: j.unseen,
     })
 }
 
@@ -138,11 +227,12 @@ fn state_is_empty(dir: &Path) -> Result<bool> {
 
 /// Look, change nothing: the `--dry-run`.
 pub fn plan_dir(dir: &Path, opts: &GcOptions) -> Result<GcPlan> {
+    let judge = TempJudge::new(opts.temp_age, opts.now);
     Ok(GcPlan {
         dir: dir.to_path_buf(),
         temps: scan::temp_files(dir)?
             .iter()
-            .filter_map(|t| judge(t, opts))
+            .filter_map(|t| look(t, &judge))
             .collect(),
         empty_state: state_is_empty(dir)?,
     })
@@ -247,8 +337,12 @@ pub fn run(dir: &Path, opts: &GcOptions) -> Result<GcResult> {
         return Ok(result);
     }
     let lock = DirLock::acquire(dir)?;
+    // A fresh look at /proc too (once, not per file): the lock may have
+    // taken a while. What opens a temp file after this look is no writer
+    // of it: each save makes a new one.
+    let judge = TempJudge::new(opts.temp_age, opts.now);
     for t in result.plan.stale() {
-        let fate = match judge(&t.file, opts) {
+        let fate = match look(&t.file, &judge) {
             None => GcFate::Vanished,
             Some(now) if now.verdict != Verdict::Stale => GcFate::Kept(now.verdict),
             Some(now) => match remove_durably(&now.file.path) {
@@ -266,4 +360,82 @@ pub fn run(dir: &Path, opts: &GcOptions) -> Result<GcResult> {
     // journaled: a gc with nothing to remove leaves no trace.
     result.removed_state = remove_state(dir, lock)?;
     Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::{classify_name, NameKind};
+    use std::fs::File;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    /// Judge a temp file two hours old, with no /proc to look at.
+    fn blind(kind: TempKind) -> Judgement {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("temp");
+        let now = SystemTime::now();
+        File::create(&path)
+            .unwrap()
+            .set_modified(now - 2 * HOUR)
+            .unwrap();
+        let judge = TempJudge::with_open_files(HOUR, now, OpenFiles::unknown());
+        judge.judge(&kind, &fs::symlink_metadata(&path).unwrap())
+    }
+
+    fn kind(name: &str) -> TempKind {
+        match classify_name(name) {
+            NameKind::Temp(kind) => kind,
+            _ => panic!("{name} is no temp name"),
+        }
+    }
+
+    const KEY: &str = "3c315f4983362eb6cdb04a6f46ed11650aa7135f";
+    /// Above the largest pid_max Linux allows (2^22): never running.
+    const DEAD: u32 = 4_194_305;
+
+    #[test]
+    fn without_proc_only_a_certain_dead_pid_is_stale() {
+        for name in [
+            format!("{KEY}.kv.tmp.{DEAD}"),
+            format!("{KEY}.{DEAD}-0.kv.tmp"),
+        ] {
+            assert_eq!(blind(kind(&name)).verdict, Verdict::Stale, "{name}");
+        }
+        // A dead six-digit "pid" may be mkstemp's digits: it proves nothing.
+        let maybe = TempKind {
+            pid: Some(DEAD),
+            ..kind(&format!("{KEY}.kv.tmp.123456"))
+        };
+        for k in [
+            maybe,
+            kind(&format!("{KEY}.kv.tmp.Qx7aZ2")),
+            kind(&format!("{KEY}.kv.tmp")),
+        ] {
+            let j = blind(k);
+            assert_eq!(j.verdict, Verdict::HoldersUnknown, "{k:?}");
+            assert_eq!(j.unseen, Some(Unseen::NoProc), "{k:?}");
+        }
+    }
+
+    #[test]
+    fn a_running_pid_keeps_even_an_uncertain_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let now = SystemTime::now();
+        File::create(&path)
+            .unwrap()
+            .set_modified(now - 2 * HOUR)
+            .unwrap();
+        let meta = fs::symlink_metadata(&path).unwrap();
+        let judge = TempJudge::with_open_files(HOUR, now, OpenFiles::unknown());
+        for pid_certain in [true, false] {
+            let kind = TempKind {
+                writer: crate::scan::TempWriter::Ds4Server,
+                pid: Some(std::process::id()),
+                pid_certain,
+            };
+            assert_eq!(judge.judge(&kind, &meta).verdict, Verdict::WriterAlive);
+        }
+    }
 }

@@ -20,6 +20,7 @@ pub mod rewrite;
 pub mod rm;
 pub mod scan;
 pub mod size;
+pub mod sys;
 pub mod text;
 pub mod verify;
 

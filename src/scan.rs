@@ -25,24 +25,67 @@ use std::time::SystemTime;
 /// engines ignore every name that is not theirs (FORMAT.md §2).
 pub const STATE_DIR: &str = ".kvc";
 
-/// Which engine left a temporary file behind.
+/// Which engine left a temporary file behind (FORMAT.md §2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TempWriter {
-    /// `<key>.kv.tmp.<pid>` — ds4, and kvc's own writes.
-    Ds4,
-    /// `<key>.<pid>-<seq>.kv.tmp` — hanzo-engine.
+    /// `<key>.kv.tmp.<pid>`: ds4-server, every version since d997b56
+    /// (ds4_kvstore.c:1054-1058 at mainline b030961:
+    /// `kv_buf_printf(&tmpb, "%s.tmp.%ld", path, (long)getpid())`), and
+    /// kvc's own writes (`fsutil::temp_name_for`).
+    Ds4Server,
+    /// `<name>.kv.tmp.XXXXXX`: ds4-agent, every version since 599e49d
+    /// (2026-05-19), for sessions and `sysprompt.kv` alike: `mkstemp` on
+    /// `<path>.tmp.XXXXXX` (ds4_agent.c:4366-4371 to save, 5757-5761 for
+    /// `/strip` since 4a855d8, at b030961): six random characters, no pid.
+    Ds4Agent,
+    /// hanzo-engine: `<key>.<pid>-<seq>.kv.tmp` since 170f6248b (2026-05-29;
+    /// disk_kv_cache.rs:183-184,
+    /// `path.with_extension(format!("{}-{}.kv.tmp", std::process::id(), seq))`).
+    /// `<key>.kv.tmp` comes from the 5d09e62f3 scaffold, and
+    /// `<key>.<pid>.kv.tmp` (FORMAT.md §9, D20) from no version of
+    /// disk_kv_cache.rs we found; both are still its: hanzo-engine deletes
+    /// every `*.kv.tmp` at start (`sweep_partial`), whoever wrote it.
     Hanzo,
+}
+
+impl TempWriter {
+    pub fn name(self) -> &'static str {
+        match self {
+            TempWriter::Ds4Server => "ds4-server",
+            TempWriter::Ds4Agent => "ds4-agent",
+            TempWriter::Hanzo => "hanzo-engine",
+        }
+    }
+}
+
+/// What a temp file's name says about its writer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TempKind {
+    /// The likeliest writer: for an ambiguous name (see `pid_certain`),
+    /// ds4-server.
+    pub writer: TempWriter,
+    /// The number in the name that is, or may be, the writer's pid.
+    pub pid: Option<u32>,
+    /// `pid` is surely a pid. Not so for `<name>.kv.tmp.123456`: six digits
+    /// are also a ds4-agent mkstemp suffix that happens to be all digits
+    /// (1 in 57,000 of them), and then a dead "pid" says nothing about the
+    /// writer. A running one is still respected, to be safe.
+    pub pid_certain: bool,
+}
+
+impl TempKind {
+    /// The pid whose death means the writer is gone.
+    pub fn certain_pid(&self) -> Option<u32> {
+        self.pid.filter(|_| self.pid_certain)
+    }
 }
 
 /// What a directory entry's name says it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NameKind {
     Checkpoint(Key),
-    Temp {
-        pid: u32,
-        writer: TempWriter,
-    },
+    Temp(TempKind),
     /// `<key>.ckpt`: the companion of a tail-indexed fork file (D14/D15),
     /// which belongs to its `<key>.kv`.
     Companion(Key),
@@ -53,11 +96,61 @@ pub enum NameKind {
 /// `.ckpt`, the companion suffix of the tail-indexed dialects.
 pub const COMPANION_EXT: &str = ".ckpt";
 
-fn digits(s: &str) -> Option<u32> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+/// A pid as a writer prints it (`%ld`, Rust's `{}`): digits without a
+/// leading zero, as no pid is 0. `000123` is therefore no pid, and can only
+/// be mkstemp's.
+fn pid_digits(s: &str) -> Option<u32> {
+    if s.starts_with('0') || s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     s.parse().ok()
+}
+
+/// The length of mkstemp's random suffix: its template ends in `XXXXXX`.
+const MKSTEMP_LEN: usize = 6;
+
+/// mkstemp's alphabet is `[A-Za-z0-9]` in glibc and the BSDs/macOS; musl's
+/// is a subset of it.
+fn mkstemp_suffix(s: &str) -> bool {
+    s.len() == MKSTEMP_LEN && s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+fn temp_kind(name: &str) -> Option<TempKind> {
+    let kind = |writer, pid, pid_certain| {
+        Some(TempKind {
+            writer,
+            pid,
+            pid_certain,
+        })
+    };
+    // ds4: `<stem>.kv.tmp.<suffix>`
+    if let Some((stem, suffix)) = name.rsplit_once(".kv.tmp.") {
+        if stem.is_empty() {
+            return None;
+        }
+        return match (pid_digits(suffix), mkstemp_suffix(suffix)) {
+            (Some(pid), false) => kind(TempWriter::Ds4Server, Some(pid), true),
+            (Some(pid), true) => kind(TempWriter::Ds4Server, Some(pid), false),
+            (None, true) => kind(TempWriter::Ds4Agent, None, false),
+            (None, false) => None,
+        };
+    }
+    // hanzo-engine: `<stem>.kv.tmp`, `<stem>.<pid>.kv.tmp`, `<stem>.<pid>-<seq>.kv.tmp`
+    let rest = name.strip_suffix(".kv.tmp")?;
+    if rest.is_empty() {
+        return None;
+    }
+    if let Some((stem, pid_seq)) = rest.rsplit_once('.') {
+        let (pid, seq) = match pid_seq.split_once('-') {
+            Some((pid, seq)) => (pid, Some(seq)),
+            None => (pid_seq, None),
+        };
+        let seq_ok = seq.is_none_or(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()));
+        if let (false, Some(pid), true) = (stem.is_empty(), pid_digits(pid), seq_ok) {
+            return kind(TempWriter::Hanzo, Some(pid), true);
+        }
+    }
+    kind(TempWriter::Hanzo, None, false)
 }
 
 /// Classify a file name without touching the file.
@@ -73,27 +166,10 @@ pub fn classify_name(name: &str) -> NameKind {
             return NameKind::Companion(Key::Hash(k));
         }
     }
-    if let Some((stem, pid)) = name.rsplit_once(".kv.tmp.") {
-        if let (false, Some(pid)) = (stem.is_empty(), digits(pid)) {
-            return NameKind::Temp {
-                pid,
-                writer: TempWriter::Ds4,
-            };
-        }
+    match temp_kind(name) {
+        Some(kind) => NameKind::Temp(kind),
+        None => NameKind::Other,
     }
-    if let Some(rest) = name.strip_suffix(".kv.tmp") {
-        if let Some((stem, pid_seq)) = rest.rsplit_once('.') {
-            if let Some((pid, seq)) = pid_seq.split_once('-') {
-                if let (false, Some(pid), Some(_)) = (stem.is_empty(), digits(pid), digits(seq)) {
-                    return NameKind::Temp {
-                        pid,
-                        writer: TempWriter::Hanzo,
-                    };
-                }
-            }
-        }
-    }
-    NameKind::Other
 }
 
 /// A file that reads as a checkpoint.
@@ -236,8 +312,7 @@ impl Foreign {
 pub struct TempFile {
     pub file: String,
     pub path: PathBuf,
-    pub pid: u32,
-    pub writer: TempWriter,
+    pub kind: TempKind,
     pub size: u64,
     pub modified: Option<SystemTime>,
 }
@@ -725,14 +800,13 @@ pub fn scan_dir(dir: &Path, opts: ScanOptions) -> Result<Scan> {
                     order,
                 });
             }
-            NameKind::Temp { pid, writer } => {
-                if writer == TempWriter::Hanzo {
+            NameKind::Temp(kind) => {
+                if kind.writer == TempWriter::Hanzo {
                     ev.hanzo_temps += 1;
                 } else {
                     ev.ds4_temps += 1;
                 }
-                scan.temp_files
-                    .extend(temp_file(name, entry.path(), pid, writer));
+                scan.temp_files.extend(temp_file(name, entry.path(), kind));
             }
             NameKind::Companion(key) => {
                 let size = fs::symlink_metadata(entry.path()).map_or(0, |m| m.len());
@@ -807,13 +881,12 @@ pub fn scan_dir(dir: &Path, opts: ScanOptions) -> Result<Scan> {
 }
 
 /// A temp file as a listing sees it; `None` when it vanished.
-fn temp_file(name: String, path: PathBuf, pid: u32, writer: TempWriter) -> Option<TempFile> {
+fn temp_file(name: String, path: PathBuf, kind: TempKind) -> Option<TempFile> {
     let meta = fs::symlink_metadata(&path).ok()?;
     Some(TempFile {
         file: name,
         path,
-        pid,
-        writer,
+        kind,
         size: meta.len(),
         modified: meta.modified().ok(),
     })
@@ -827,59 +900,99 @@ pub fn temp_files(dir: &Path) -> Result<Vec<TempFile>> {
     for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if let NameKind::Temp { pid, writer } = classify_name(&name) {
-            out.extend(temp_file(name, entry.path(), pid, writer));
+        if let NameKind::Temp(kind) = classify_name(&name) {
+            out.extend(temp_file(name, entry.path(), kind));
         }
     }
     out.sort_by(|a, b| a.file.cmp(&b.file));
     Ok(out)
 }
 
-/// Is process `pid` alive on this host? A pid we may not signal (EPERM)
-/// exists, so it counts as alive: never touch a temp file whose writer
-/// might still be writing it.
-pub fn pid_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    if pid <= 0 {
-        return false;
-    }
-    // SAFETY: kill with signal 0 only checks for existence and permission.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn temp(writer: TempWriter, pid: Option<u32>, pid_certain: bool) -> NameKind {
+        NameKind::Temp(TempKind {
+            writer,
+            pid,
+            pid_certain,
+        })
+    }
+
+    const KEY: &str = "3c315f4983362eb6cdb04a6f46ed11650aa7135f";
+
     #[test]
-    fn names_of_both_writers_temp_files() {
-        assert_eq!(
-            classify_name("3c315f4983362eb6cdb04a6f46ed11650aa7135f.kv.tmp.31337"),
-            NameKind::Temp {
-                pid: 31337,
-                writer: TempWriter::Ds4
-            }
-        );
-        assert_eq!(
-            classify_name("4d1f6e78cbf9da0f2c6b8f93e536990ab10864a3.4242-0.kv.tmp"),
-            NameKind::Temp {
-                pid: 4242,
-                writer: TempWriter::Hanzo
-            }
-        );
-        assert_eq!(classify_name("x.kv.tmp.12a"), NameKind::Other);
-        assert_eq!(classify_name(".kv.tmp.12"), NameKind::Other);
-        assert_eq!(classify_name(".kvc"), NameKind::State);
-        assert_eq!(classify_name("notes.txt"), NameKind::Other);
+    fn names_of_every_writers_temp_files() {
+        use TempWriter::*;
+        let cases = [
+            // ds4-server: any number of digits but six is surely a pid.
+            (
+                format!("{KEY}.kv.tmp.31337"),
+                temp(Ds4Server, Some(31337), true),
+            ),
+            (format!("{KEY}.kv.tmp.1"), temp(Ds4Server, Some(1), true)),
+            (
+                format!("{KEY}.kv.tmp.4194304"),
+                temp(Ds4Server, Some(4194304), true),
+            ),
+            // ds4-agent: mkstemp's six characters, for sessions and sysprompt.kv.
+            (format!("{KEY}.kv.tmp.Qx7aZ2"), temp(Ds4Agent, None, false)),
+            (
+                "sysprompt.kv.tmp.abcDEF".into(),
+                temp(Ds4Agent, None, false),
+            ),
+            (format!("{KEY}.kv.tmp.ZZZZZZ"), temp(Ds4Agent, None, false)),
+            // Six digits: a server pid, or an all-digit mkstemp suffix.
+            (
+                format!("{KEY}.kv.tmp.123456"),
+                temp(Ds4Server, Some(123456), false),
+            ),
+            (
+                "sysprompt.kv.tmp.987654".into(),
+                temp(Ds4Server, Some(987654), false),
+            ),
+            // No pid starts with 0: only mkstemp writes that.
+            (format!("{KEY}.kv.tmp.000123"), temp(Ds4Agent, None, false)),
+            // hanzo-engine's three forms.
+            (
+                format!("{KEY}.4242-0.kv.tmp"),
+                temp(Hanzo, Some(4242), true),
+            ),
+            (format!("{KEY}.4242.kv.tmp"), temp(Hanzo, Some(4242), true)),
+            (format!("{KEY}.kv.tmp"), temp(Hanzo, None, false)),
+            ("x.kv.tmp".into(), temp(Hanzo, None, false)),
+            // Neither a pid nor a sequence number: the stem is all there is.
+            (format!("{KEY}.42-x.kv.tmp"), temp(Hanzo, None, false)),
+            (format!("{KEY}.042.kv.tmp"), temp(Hanzo, None, false)),
+            // Strays.
+            ("x.kv.tmp.12a".into(), NameKind::Other),
+            ("x.kv.tmp.12345a7".into(), NameKind::Other),
+            ("x.kv.tmp.Qx7a-2".into(), NameKind::Other),
+            ("x.kv.tmp.0123".into(), NameKind::Other),
+            ("x.kv.tmp.".into(), NameKind::Other),
+            (".kv.tmp.12".into(), NameKind::Other),
+            (".kv.tmp.Qx7aZ2".into(), NameKind::Other),
+            (".kv.tmp".into(), NameKind::Other),
+            ("x.kv.tmp.99999999999".into(), NameKind::Other),
+            (format!("{KEY}.kv.part"), NameKind::Other),
+            ("notes.txt".into(), NameKind::Other),
+            (".kvc".into(), NameKind::State),
+        ];
+        for (name, want) in cases {
+            assert_eq!(classify_name(&name), want, "{name}");
+        }
     }
 
     #[test]
-    fn own_pid_is_alive() {
-        assert!(pid_alive(std::process::id()));
-        assert!(!pid_alive(0));
-        assert!(!pid_alive(u32::MAX));
+    fn only_a_certain_pid_is_certain() {
+        let NameKind::Temp(k) = classify_name(&format!("{KEY}.kv.tmp.123456")) else {
+            panic!("not a temp name");
+        };
+        assert_eq!((k.pid, k.certain_pid()), (Some(123456), None));
+        let NameKind::Temp(k) = classify_name(&format!("{KEY}.kv.tmp.12345")) else {
+            panic!("not a temp name");
+        };
+        assert_eq!(k.certain_pid(), Some(12345));
     }
 }

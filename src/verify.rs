@@ -23,9 +23,10 @@ use crate::format::dsv4::Dsv4Header;
 use crate::format::trailer::{self, ToolMap, ToolMapEntry};
 use crate::format::{Header, PREFIX_LEN, TEXT_OFFSET};
 use crate::fsutil::{self, create_private_dir_all, AtomicFile, FILE_MODE};
+use crate::gc::{TempJudge, Verdict};
 use crate::journal::{self, Record};
 use crate::lock::DirLock;
-use crate::scan::{classify_name, open_nofollow, pid_alive, NameKind};
+use crate::scan::{classify_name, open_nofollow, NameKind, TempKind};
 use crate::text::{self, sanitize_line};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -100,7 +101,7 @@ pub const CODES: &[(&str, Severity, &str)] = &[
     ("trailer-dsml-missing", Severity::Warning, "a tool-map entry whose DSML block does not occur in the text"),
     ("future-timestamp", Severity::Warning, "created or last_used more than 5 minutes in the future"),
     ("world-readable", Severity::Warning, "group or other can read the file (or list the directory) of verbatim prompts"),
-    ("stale-temp", Severity::Warning, "a temp file older than --temp-age whose writer pid is not running"),
+    ("stale-temp", Severity::Warning, "a temp file older than --temp-age with no live writer: the pid in its name (if any) is not running and no process holds it open; what `kvc gc` removes"),
     ("stray", Severity::Warning, "--all only: a name no engine reads"),
     ("foreign", Severity::Warning, "a file of a dialect kvc does not fully read (FORMAT.md §9): what was recognised is named; it is never judged, quarantined or deleted"),
 ];
@@ -329,7 +330,7 @@ struct Entry {
 #[derive(Clone, Debug)]
 enum What {
     Checkpoint { key: Option<Key>, deep: bool },
-    Temp { pid: u32 },
+    Temp(TempKind),
     Stray,
 }
 
@@ -341,7 +342,7 @@ impl Entry {
                 deep: opts.deep && in_sample(key.as_str(), opts.sample_percent),
                 key: Some(key),
             },
-            NameKind::Temp { pid, .. } => What::Temp { pid },
+            NameKind::Temp(kind) => What::Temp(kind),
             // A file the user named is checked as a checkpoint whatever its
             // name; in a directory, other names are strays.
             NameKind::Other if explicit => What::Checkpoint {
@@ -416,12 +417,14 @@ pub fn verify_paths(
         .map(|m| m.len())
         .sum();
     progress.start(entries.len() as u64, deep_bytes);
+    // One judge for the run: it walks /proc once, if a temp file needs it.
+    let temps = TempJudge::new(opts.temp_age, UNIX_EPOCH + Duration::from_secs(opts.now));
     let checked: Vec<Option<FileReport>> = entries
         .par_iter()
         .map_init(
             || vec![0u8; READ_BUF],
             |buf, e| {
-                let r = check_entry(e, opts, buf, progress);
+                let r = check_entry(e, opts, &temps, buf, progress);
                 progress.file_done();
                 r
             },
@@ -451,6 +454,7 @@ pub fn check_file(path: &Path, opts: &VerifyOptions) -> Option<FileReport> {
 fn check_entry(
     e: &Entry,
     opts: &VerifyOptions,
+    temps: &TempJudge,
     buf: &mut [u8],
     progress: &dyn Progress,
 ) -> Option<FileReport> {
@@ -458,12 +462,12 @@ fn check_entry(
         What::Checkpoint { key, deep } => {
             check_checkpoint(&e.path, key.clone(), *deep, e.explicit, opts, buf, progress)
         }
-        What::Temp { pid } => check_temp(&e.path, *pid, opts),
+        What::Temp(kind) => check_temp(&e.path, kind, temps),
         What::Stray => check_stray(&e.path),
     }
 }
 
-fn check_temp(path: &Path, pid: u32, opts: &VerifyOptions) -> Option<FileReport> {
+fn check_temp(path: &Path, kind: &TempKind, temps: &TempJudge) -> Option<FileReport> {
     let meta = match fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
         other => other,
@@ -477,18 +481,26 @@ fn check_temp(path: &Path, pid: u32, opts: &VerifyOptions) -> Option<FileReport>
         }
     };
     r.size = meta.len();
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs());
-    let age = opts.now.saturating_sub(mtime);
-    if age >= opts.temp_age.as_secs() && !pid_alive(pid) {
+    // Exactly what `kvc gc` would remove.
+    let j = temps.judge(kind, &meta);
+    if j.verdict == Verdict::Stale {
+        let writer = match (kind.pid, kind.pid_certain) {
+            (Some(pid), true) => format!("temp file of pid {pid}, which is not running,"),
+            (Some(pid), false) => format!(
+                "temp file ending in {pid} (a {} pid, not running, or a ds4-agent mkstemp suffix), held open by no process,",
+                kind.writer.name()
+            ),
+            (None, _) => format!(
+                "{} temp file (no pid in its name), held open by no process,",
+                kind.writer.name()
+            ),
+        };
+        let age = Duration::from_secs(j.age.unwrap_or_default().as_secs());
         r.push(Finding::warning(
             code::STALE_TEMP,
             format!(
-                "temp file of pid {pid}, which is not running, last written {} ago: a save that never finished (safe to remove)",
-                humantime::format_duration(Duration::from_secs(age))
+                "{writer} last written {} ago: a save that never finished (safe to remove)",
+                humantime::format_duration(age)
             ),
         ));
     }

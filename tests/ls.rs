@@ -99,7 +99,7 @@ fn sample_dialects_ds4_fork_hanzo_agent() {
     let d = &v["dirs"][0];
     assert_eq!(checkpoints(&v).len(), 4);
     assert_eq!(d["temp_files"][0]["pid"], 31337);
-    assert_eq!(d["temp_files"][0]["writer"], "ds4");
+    assert_eq!(d["temp_files"][0]["writer"], "ds4-server");
     assert_eq!(d["strays"][0]["file"], "notes.txt");
     let cold = by_key(&v, "d78becaf80c3dd16ecec443553e5305b2557acb3");
     assert_eq!(cold["reason"], "cold");

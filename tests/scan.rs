@@ -183,7 +183,7 @@ fn temp_files_alone_are_what_a_full_scan_lists() {
     env.add_raw("0000000000000000000000000000000000000000.kv.tmp.1", b"");
     let full = scan::scan_dir(&env.cache, ScanOptions::default()).unwrap();
     let alone = scan::temp_files(&env.cache).unwrap();
-    let view = |t: &scan::TempFile| (t.file.clone(), t.path.clone(), t.pid, t.writer, t.size);
+    let view = |t: &scan::TempFile| (t.file.clone(), t.path.clone(), t.kind, t.size);
     assert_eq!(full.temp_files.len(), 4); // populate adds one
     assert_eq!(
         alone.iter().map(view).collect::<Vec<_>>(),

@@ -1239,7 +1239,7 @@ fn clean_temps(env: &TestEnv, name: &str) -> usize {
             .strip_prefix(&format!("{name}.tmp."))
             .and_then(|p| p.parse::<u32>().ok())
             .unwrap_or_else(|| panic!("unexpected file {f}"));
-        assert!(!kvc::scan::pid_alive(pid) || pid == std::process::id());
+        assert!(!kvc::sys::pid_alive(pid) || pid == std::process::id());
         fs::remove_file(e.path()).unwrap();
         n += 1;
     }

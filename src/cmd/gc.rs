@@ -17,14 +17,19 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 #[derive(Serialize)]
 struct TempView {
     file: String,
-    pid: u32,
+    /// `null` for a name without one (ds4-agent's mkstemp names,
+    /// hanzo-engine's `<key>.kv.tmp`).
+    pid: Option<u32>,
+    /// `false` when `pid` may be a ds4-agent mkstemp suffix of six digits.
+    pid_certain: bool,
     writer: TempWriter,
     size: u64,
     /// Unix seconds.
     modified: Option<u64>,
     /// Seconds since the last modification.
     age: Option<u64>,
-    /// `stale`, `writer-alive`, `recent`, `not-a-file` (at planning).
+    /// `stale`, `writer-alive`, `recent`, `not-a-file`, `held-open`,
+    /// `holders-unknown` (at planning).
     verdict: Verdict,
     /// `planned` (dry run, stale), `kept`, `removed`, `vanished`, `failed`.
     outcome: &'static str,
@@ -38,12 +43,13 @@ impl TempView {
             Some(f @ GcFate::Failed(e)) => (f.code(), Some(e.clone())),
             Some(f) => (f.code(), None),
             None if dry_run && t.verdict == Verdict::Stale => ("planned", None),
-            None => ("kept", None),
+            None => ("kept", t.unseen.map(|u| u.describe())),
         };
         TempView {
             file: sanitize_line(t.file.file.as_bytes()),
-            pid: t.file.pid,
-            writer: t.file.writer,
+            pid: t.file.kind.pid,
+            pid_certain: t.file.kind.pid_certain,
+            writer: t.file.kind.writer,
             size: t.file.size,
             modified: t
                 .file
@@ -102,7 +108,12 @@ impl Report for GcReport {
                         f.outcome
                     }),
                     Cell::new(&f.file),
-                    Cell::new(f.pid),
+                    Cell::new(match (f.pid, f.pid_certain) {
+                        (Some(pid), true) => pid.to_string(),
+                        // Maybe mkstemp's digits.
+                        (Some(pid), false) => format!("{pid}?"),
+                        (None, _) => "-".into(),
+                    }),
                     Cell::new(output::size(f.size)),
                     Cell::new(f.age.map_or("-".into(), |a| {
                         humantime::format_duration(Duration::from_secs(a)).to_string() + " ago"
@@ -129,6 +140,19 @@ impl Report for GcReport {
             if n == 1 { "file" } else { "files" },
             output::size(self.freed_bytes)
         )?;
+        let blind = self
+            .temp_files
+            .iter()
+            .filter(|f| f.verdict == Verdict::HoldersUnknown)
+            .count();
+        if blind > 0 {
+            writeln!(
+                out,
+                "kept {blind} old temp {} without a certain pid: kvc could not see every process that may hold {} open (see NOTE)",
+                if blind == 1 { "file" } else { "files" },
+                if blind == 1 { "it" } else { "them" },
+            )?;
+        }
         if self.dry_run && self.empty_state {
             writeln!(
                 out,

@@ -7,7 +7,8 @@ use crate::Outcome;
 use anyhow::Result;
 use comfy_table::Cell;
 use kvc::policy::{self, Policy};
-use kvc::scan::{self, pid_alive, Scan, ScanOptions};
+use kvc::scan::{self, Scan, ScanOptions};
+use kvc::sys::pid_alive;
 use kvc::text::sanitize_line;
 use serde::Serialize;
 use std::io::{self, Write};
@@ -17,8 +18,13 @@ use std::time::UNIX_EPOCH;
 #[derive(Serialize)]
 struct TempView {
     file: String,
-    pid: u32,
+    /// `null` for a name without one (ds4-agent's mkstemp names).
+    pid: Option<u32>,
+    /// `false` when `pid` may be a ds4-agent mkstemp suffix of six digits.
+    pid_certain: bool,
     writer: scan::TempWriter,
+    /// The pid in the name is running (`ls` does not look for processes
+    /// holding the file open; `kvc gc --dry-run` does).
     writer_alive: bool,
     size: u64,
     modified: Option<u64>,
@@ -125,9 +131,10 @@ fn dir_view(dir: PathBuf, args: &LsArgs, now: u64) -> Result<DirView> {
             .iter()
             .map(|t| TempView {
                 file: sanitize_line(t.file.as_bytes()),
-                pid: t.pid,
-                writer: t.writer,
-                writer_alive: pid_alive(t.pid),
+                pid: t.kind.pid,
+                pid_certain: t.kind.pid_certain,
+                writer: t.kind.writer,
+                writer_alive: t.kind.pid.is_some_and(pid_alive),
                 size: t.size,
                 modified: t
                     .modified
