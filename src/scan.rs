@@ -326,6 +326,9 @@ pub struct Stray {
     pub is_dir: bool,
     /// A symbolic link (its own size: nothing is followed).
     pub is_symlink: bool,
+    /// Another store's file kvc recognises (FORMAT.md §9: D16 `DS4CHN01`
+    /// block chains, D17 `KVB4` blocks): a stray of a known kind.
+    pub known: Option<DialectId>,
     /// Position in the directory listing.
     pub order: u32,
 }
@@ -335,6 +338,26 @@ impl Stray {
     /// hanzo-engine counts it (and deletes it when its budget needs room).
     pub fn is_kv_name(&self) -> bool {
         hanzo_kv_name(&self.file)
+    }
+}
+
+/// The block stores of FORMAT.md §9 name their files `.kvs`/`.kvt` (D16)
+/// and `.kvb` (D17). Their magic is read (8 bytes, never following a
+/// link) only for those names, so a listing pays nothing for other strays.
+fn block_store_kind(name: &str, path: &Path) -> Option<DialectId> {
+    let ext = Path::new(name).extension()?.to_str()?;
+    if !matches!(ext, "kvs" | "kvt" | "kvb") {
+        return None;
+    }
+    let file = open_nofollow(path).ok()?;
+    let mut head = [0u8; 8];
+    let n = file.read_at(&mut head, 0).ok()?;
+    if n == 8 && head == dialect::CHAIN_MAGIC {
+        Some(DialectId::D16)
+    } else if n >= 4 && head[..4] == dialect::KVB4_MAGIC {
+        Some(DialectId::D17)
+    } else {
+        None
     }
 }
 
@@ -817,6 +840,10 @@ pub fn scan_dir(dir: &Path, opts: ScanOptions) -> Result<Scan> {
                 let Ok(meta) = fs::symlink_metadata(&path) else {
                     continue;
                 };
+                let known = meta
+                    .is_file()
+                    .then(|| block_store_kind(&name, &path))
+                    .flatten();
                 scan.strays.push(Stray {
                     file: name,
                     path,
@@ -825,6 +852,7 @@ pub fn scan_dir(dir: &Path, opts: ScanOptions) -> Result<Scan> {
                     size: if meta.is_dir() { 0 } else { meta.len() },
                     is_dir: meta.is_dir(),
                     is_symlink: meta.file_type().is_symlink(),
+                    known,
                     order,
                 });
             }
@@ -868,6 +896,7 @@ pub fn scan_dir(dir: &Path, opts: ScanOptions) -> Result<Scan> {
                     size,
                     is_dir: false,
                     is_symlink: false,
+                    known: None,
                     order: u32::MAX,
                 });
             }

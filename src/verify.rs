@@ -349,6 +349,11 @@ impl Entry {
                 key: None,
                 deep: opts.deep && in_sample(name, opts.sample_percent),
             },
+            // `<key>.ckpt` belongs to its `<key>.kv` (D14/D15): checked
+            // with it, a stray only when the `.kv` is gone.
+            NameKind::Companion(key) if path.with_file_name(key.file_name()).exists() => {
+                return None
+            }
             NameKind::Other | NameKind::Companion(_) if opts.all => What::Stray,
             NameKind::Other | NameKind::Companion(_) => return None,
         };

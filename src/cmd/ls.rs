@@ -35,6 +35,8 @@ struct StrayView {
     file: String,
     size: u64,
     is_dir: bool,
+    /// A known other store's file (`D16`, `D17`), else null.
+    known: Option<&'static str>,
 }
 
 /// Checkpoints the directory's engine never loads, counts or evicts.
@@ -150,6 +152,7 @@ fn dir_view(dir: PathBuf, args: &LsArgs, now: u64) -> Result<DirView> {
                 file: sanitize_line(s.file.as_bytes()),
                 size: s.size,
                 is_dir: s.is_dir,
+                known: s.known.map(|d| d.as_str()),
             })
             .collect(),
     })
