@@ -53,6 +53,36 @@ fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
+/// Replace what lies between `<!-- NAME:begin -->` and `<!-- NAME:end -->`
+/// in `doc` with `body`.
+fn splice(doc: &str, name: &str, body: &str) -> String {
+    let begin = format!("<!-- {name}:begin -->\n");
+    let end = format!("<!-- {name}:end -->");
+    let a = doc.find(&begin).expect("begin marker") + begin.len();
+    let b = doc.find(&end).expect("end marker");
+    format!("{}{body}{}", &doc[..a], &doc[b..])
+}
+
+/// The guide's dialect and engine tables are generated from the registry
+/// kvc applies (`kvc::format::dialect`), so they cannot drift from it.
+#[test]
+fn guide_tables_match_the_dialect_registry() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("doc/GUIDE.md");
+    let doc = fs::read_to_string(&path).unwrap();
+    let want = splice(&doc, "dialects", &kvc::format::dialect::markdown_tables());
+    if std::env::var_os("KVC_UPDATE_DOCS").is_some() {
+        fs::write(&path, want).unwrap();
+        return;
+    }
+    assert!(
+        doc == want,
+        "doc/GUIDE.md dialect tables are stale; run `KVC_UPDATE_DOCS=1 cargo test --test docs`"
+    );
+    for d in &kvc::format::dialect::DIALECTS {
+        assert!(doc.contains(&format!("| {} |", d.code)), "{}", d.code);
+    }
+}
+
 #[test]
 fn man_pages_and_completions_are_up_to_date() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

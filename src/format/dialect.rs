@@ -527,6 +527,71 @@ pub static READERS: [Reader; 3] = [
     },
 ];
 
+impl Support {
+    /// What kvc does with a file of this support level, in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Support::Full => "read fully: envelope, name, trailers, payload",
+            Support::Envelope => "envelope, name and trailers; payload opaque",
+            Support::Foreign => {
+                "`foreign` warning naming what was recognised; never judged, moved or deleted"
+            }
+            Support::NotKvc => "another store's file: a stray of a known kind",
+        }
+    }
+}
+
+/// The dialect and engine tables of the user guide, generated from
+/// [`DIALECTS`] and [`READERS`] so the documentation cannot drift from the
+/// rules kvc applies (`tests/docs.rs` checks `doc/GUIDE.md`).
+pub fn markdown_tables() -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    out.push_str("| id | written by | told apart by | what kvc does | name | loaded by |\n");
+    out.push_str("|---|---|---|---|---|---|\n");
+    for d in &DIALECTS {
+        let name = match d.identity {
+            Identity::Ds4 => "SHA-1 of the text; agent sessions with ext bit 3: SHA-1(title ‖ created); `sysprompt.kv` fixed",
+            Identity::TextSha1 => "SHA-1 of the text",
+            Identity::Unhashed => "not a hash kvc checks",
+        };
+        let engine = d.engine.map_or("no engine kvc reproduces", |e| e.name());
+        let does = match (d.support, d.trailers) {
+            (Support::Envelope, Trailers::NoneAllowed) => {
+                "envelope and name; payload opaque; no trailers (bytes after the payload mean a clobbered header)"
+            }
+            (s, _) => s.describe(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {does} | {name} | {engine} |",
+            d.code, d.writer, d.detect,
+        );
+    }
+    out.push_str("\n| engine | its reader loads | budget counts | policy |\n");
+    out.push_str("|---|---|---|---|\n");
+    for r in &READERS {
+        let counts = if r.every_kv_name {
+            "every `*.kv` name it can stat, valid or not"
+        } else {
+            "`<40 hex>.kv` names it loads (not `sysprompt.kv`)"
+        };
+        let policy = match r.engine {
+            Engine::Ds4 => "`ds4`: ec6a82a (2026-05-26), anchors ×2, superseded waypoints",
+            Engine::Ds4Classic => "`ds4-classic`: score = (decayed hits + 1) × tokens / size",
+            Engine::Hanzo => {
+                "`lru`: oldest last_used first, unreadable headers first, at least 64 MiB"
+            }
+        };
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {counts} | {policy} |",
+            r.engine, r.describe
+        );
+    }
+    out
+}
+
 /// Why an engine's reader does not load a file that kvc reads.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "why")]
