@@ -144,6 +144,12 @@ pub fn timestamp(secs: u64) -> String {
     if secs == 0 {
         return "never".into();
     }
+    // RFC 3339 ends at 9999-12-31T23:59:59Z (humantime panics past it); a
+    // header can hold any u64, so show such a time as the number it is.
+    const RFC3339_MAX: u64 = 253_402_300_799;
+    if secs > RFC3339_MAX {
+        return format!("{secs} (past year 9999)");
+    }
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
 }
 

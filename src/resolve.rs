@@ -16,17 +16,75 @@ pub fn looks_like_path(arg: &str) -> bool {
     arg.contains('/') || arg.ends_with(".kv")
 }
 
-/// Resolve `arg` to a file: a path is taken as it is (it must exist); a key
-/// or unique key prefix is looked up in `dir`.
-pub fn resolve(dir: &Path, arg: &str) -> Result<PathBuf> {
-    if looks_like_path(arg) {
-        let p = PathBuf::from(arg);
-        return match fs::symlink_metadata(&p) {
-            Ok(_) => Ok(p),
-            Err(e) => Err(Error::io(&p, e)),
-        };
+/// Where an argument led, and how the file may be opened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Located {
+    pub path: PathBuf,
+    /// Found in a cache directory by key or bare name: open it without
+    /// following a symlink (a link in a cache must never lead kvc out of
+    /// it). A path the user typed is followed as they typed it.
+    pub in_cache: bool,
+}
+
+/// The one resolver of KEY arguments (every command that names
+/// checkpoints): a path with a `/` is taken as typed; a bare file name
+/// (`<key>.kv`, `sysprompt.kv`) is looked up in `dir` when one was given
+/// (`--dir` wins), else as typed when it exists in the current directory,
+/// else in the default directory; a key or unique key prefix (4+ hex
+/// digits, `sysprompt`) is looked up in `dir`, else the default directory.
+/// `default_dir` is asked only when needed, so a path needs no cache
+/// directory.
+pub fn locate<E: From<Error>>(
+    arg: &str,
+    dir: Option<&Path>,
+    default_dir: impl FnOnce() -> std::result::Result<PathBuf, E>,
+) -> std::result::Result<Located, E> {
+    let exists = |p: &Path| -> std::result::Result<(), E> {
+        fs::symlink_metadata(p).map_err(|e| Error::io(p, e))?;
+        Ok(())
+    };
+    if arg.contains('/') {
+        let path = PathBuf::from(arg);
+        exists(&path)?;
+        return Ok(Located {
+            path,
+            in_cache: false,
+        });
     }
-    Ok(dir.join(resolve_key(dir, arg)?.file_name_on_disk))
+    if arg.ends_with(".kv") {
+        if dir.is_none() && Path::new(arg).symlink_metadata().is_ok() {
+            return Ok(Located {
+                path: PathBuf::from(arg),
+                in_cache: false,
+            });
+        }
+        let path = match dir {
+            Some(d) => d.join(arg),
+            None => default_dir()?.join(arg),
+        };
+        exists(&path)?;
+        return Ok(Located {
+            path,
+            in_cache: true,
+        });
+    }
+    let dir = match dir {
+        Some(d) => d.to_path_buf(),
+        None => default_dir()?,
+    };
+    let found = resolve_key(&dir, arg)?;
+    Ok(Located {
+        path: dir.join(found.file_name_on_disk),
+        in_cache: true,
+    })
+}
+
+/// Resolve `arg` in `dir` (given, not a default): [`locate`] with `--dir`.
+pub fn resolve(dir: &Path, arg: &str) -> Result<PathBuf> {
+    locate(arg, Some(dir), || -> Result<PathBuf> {
+        unreachable!("dir given")
+    })
+    .map(|l| l.path)
 }
 
 /// A key found in a directory.

@@ -46,8 +46,7 @@ impl Target {
     }
 }
 
-fn target(dir: &Path, arg: &str) -> Result<Target> {
-    let path = resolve::resolve(dir, arg)?;
+fn target(arg: &str, path: PathBuf) -> Result<Target> {
     let file = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -107,10 +106,19 @@ fn target(dir: &Path, arg: &str) -> Result<Target> {
 /// removed, on the first argument that names nothing, names something that
 /// is not a checkpoint file, or names an agent save without `include_agent`.
 /// The same file named twice is removed once.
-pub fn plan(dir: &Path, args: &[String], include_agent: bool) -> Result<Vec<Target>> {
+/// Resolve every argument (`resolve::locate`: `dir` is `--dir`, asked
+/// for first; `default_dir` only when a key needs a directory) and judge
+/// each file, before anything is removed.
+pub fn plan<E: From<Error>>(
+    dir: Option<&Path>,
+    default_dir: impl Fn() -> std::result::Result<PathBuf, E>,
+    args: &[String],
+    include_agent: bool,
+) -> std::result::Result<Vec<Target>, E> {
     let mut out: Vec<Target> = Vec::new();
     for arg in args {
-        let t = target(dir, arg)?;
+        let located = resolve::locate(arg, dir, &default_dir)?;
+        let t = target(arg, located.path)?;
         if t.is_agent_save() && !include_agent {
             let what = t
                 .header
@@ -119,7 +127,8 @@ pub fn plan(dir: &Path, args: &[String], include_agent: bool) -> Result<Vec<Targ
             return Err(Error::Usage(format!(
                 "{}: an explicit ds4-agent save ({what}); pass --include-agent to remove it",
                 t.path.display()
-            )));
+            ))
+            .into());
         }
         if !out.iter().any(|o| o.dir == t.dir && o.file == t.file) {
             out.push(t);

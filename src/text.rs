@@ -84,13 +84,25 @@ fn fold_title(turn: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Is this character unsafe to hand to a terminal as-is? C0 and C1 control
-/// characters drive terminals (ESC starts escape sequences, C1 CSI 0x9b is a
-/// one-byte escape); bidi overrides and isolates reorder what is shown
-/// ("trojan source").
+/// Is this character unsafe to hand to a terminal or a line-based reader
+/// as-is? C0 and C1 control characters drive terminals (ESC starts escape
+/// sequences, C1 CSI 0x9b is a one-byte escape); bidi overrides, isolates
+/// and marks (U+202A–U+202E, U+2066–U+2069, U+200E, U+200F and the Arabic
+/// letter mark U+061C) reorder what is shown ("trojan source"); the line and
+/// paragraph separators U+2028/U+2029 end a line for JavaScript and many
+/// viewers, so a "one line" field could spill into the next.
 pub fn is_dangerous(c: char) -> bool {
     c.is_control()
-        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}')
+        || matches!(
+            c,
+            '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{061c}'
+                | '\u{2028}'
+                | '\u{2029}'
+        )
 }
 
 fn escape_char(out: &mut String, c: char) {
@@ -180,5 +192,19 @@ mod tests {
         assert!(!s.contains('\u{1b}'));
         assert_eq!(sanitize_line("x\u{202e}y".as_bytes()), "x\\u{202e}y");
         assert_eq!(sanitize_text(b"l1\nl2\x1b"), "l1\nl2\\e");
+    }
+
+    #[test]
+    fn sanitizer_escapes_the_arabic_letter_mark_and_line_separators() {
+        for (c, shown) in [
+            ('\u{061c}', "\\u{61c}"),
+            ('\u{2028}', "\\u{2028}"),
+            ('\u{2029}', "\\u{2029}"),
+        ] {
+            let raw = format!("a{c}b");
+            assert_eq!(sanitize_line(raw.as_bytes()), format!("a{shown}b"));
+            // Kept newlines or not, a separator never passes raw.
+            assert!(!sanitize_text(raw.as_bytes()).contains(c));
+        }
     }
 }

@@ -629,3 +629,85 @@ fn cat_refuses_a_terminal_unless_forced() {
     assert_eq!(forced.status.code(), Some(0));
     assert!(forced.stdout.windows(4).any(|w| w == b"\x1b[2J"));
 }
+
+/// A header may hold any u64: times past 9999-12-31 (where RFC 3339 and
+/// humantime end) are shown as numbers, never a panic (exit 101).
+#[test]
+fn regression_timestamps_past_year_9999_do_not_panic() {
+    let env = TestEnv::new();
+    let far = 1_000_000_000_000u64;
+    let c = Ckpt::new(chat("the far future")).hits(1, far);
+    let mut c = c;
+    c.created = far;
+    env.add(&c);
+    let dir = env.cache.to_str().unwrap();
+    let out = env.kvc().args(["ls", "-l", dir]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1000000000000 (past year 9999)"));
+    let out = env
+        .kvc()
+        .args(["show", "--dir", dir, &c.key()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // A journal record from the far future (a crafted or corrupt journal).
+    let state = env.cache.join(".kvc");
+    fs::create_dir(&state).unwrap();
+    let json = format!(
+        r#"{{"time":{far},"op":"rm","key":"{}","bytes":1,"why":"requested"}}"#,
+        c.key()
+    );
+    let line = format!("{:08x} {json}\n", crc32fast::hash(json.as_bytes()));
+    fs::write(state.join("journal"), line).unwrap();
+    let out = env.kvc().args(["log", dir]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("past year 9999"));
+}
+
+/// `show` and `cat` found a key in the cache and opened it blindly: a FIFO
+/// named `<key>.kv` hung them, a symlink led out of the cache.
+#[test]
+fn regression_show_and_cat_never_block_on_a_fifo_or_follow_a_link_in_the_cache() {
+    let env = TestEnv::new();
+    let outside = env.root.path().join("outside.kv");
+    let c = Ckpt::new(chat("outside the cache"));
+    fs::write(&outside, c.bytes()).unwrap();
+    let linked = env.cache.join(c.file_name());
+    symlink(&outside, &linked).unwrap();
+    let fifo_key = sha1_hex(b"a fifo");
+    let fifo = env.cache.join(format!("{fifo_key}.kv"));
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let dir = env.cache.to_str().unwrap();
+    for (cmd, key) in [
+        ("show", c.key()),
+        ("cat", c.key()),
+        ("show", fifo_key.clone()),
+        ("cat", fifo_key.clone()),
+    ] {
+        let out = env
+            .kvc()
+            .args([cmd, "--dir", dir, &key])
+            .timeout(std::time::Duration::from_secs(10))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{cmd} {key}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("symbolic link") || err.contains("not a regular file"),
+            "{cmd} {key}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    // Typed as a path, the user's symlink is followed as they typed it.
+    let out = env
+        .kvc()
+        .args(["cat", linked.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stdout, c.text);
+}

@@ -239,3 +239,28 @@ fn regression_rm_of_a_bare_file_name_in_the_current_directory_removes_and_journa
     assert_eq!(log["records"].as_array().unwrap().len(), 1);
     assert_eq!(log["records"][0]["key"], &name[..40]);
 }
+
+#[test]
+fn regression_rm_of_a_bare_file_name_with_dir_removes_it_in_that_dir() {
+    // `kvc rm <key>.kv --dir CACHE` removed ./<key>.kv of the current
+    // directory instead: --dir wins for a bare name.
+    let env = TestEnv::with_sample("ds4");
+    let name = "d78becaf80c3dd16ecec443553e5305b2557acb3.kv";
+    let decoy = env.root.path().join(name);
+    fs::copy(env.cache.join(name), &decoy).unwrap();
+    let out = env
+        .kvc()
+        .args(["rm", "--json", "--dir", env.cache.to_str().unwrap(), name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !env.cache.join(name).exists(),
+        "the cache's copy is removed"
+    );
+    assert!(decoy.exists(), "the current directory's file is untouched");
+}

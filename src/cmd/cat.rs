@@ -8,16 +8,12 @@ use anyhow::{bail, Context, Result};
 use kvc::format::checkpoint::CheckpointFile;
 use kvc::resolve;
 use std::io::{self, IsTerminal, Write};
-use std::path::Path;
 
 use crate::Outcome;
 
 pub fn run(args: CatArgs) -> Result<Outcome> {
-    let path = if resolve::looks_like_path(&args.key) {
-        resolve::resolve(Path::new("."), &args.key)?
-    } else {
-        resolve::resolve(&config::dir_or_default(args.dir.dir.clone())?, &args.key)?
-    };
+    let located = resolve::locate(&args.key, args.dir.dir.as_deref(), config::default_dir)?;
+    let path = located.path;
     let stdout = io::stdout();
     if stdout.is_terminal() && !args.force {
         bail!(
@@ -26,7 +22,12 @@ pub fn run(args: CatArgs) -> Result<Outcome> {
             path.display()
         );
     }
-    let cf = CheckpointFile::open(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let cf = CheckpointFile::open_named(&path, !located.in_cache)
+        .and_then(|cf| {
+            cf.check_envelope()?;
+            Ok(cf)
+        })
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let text = cf.read_text().with_context(|| path.display().to_string())?;
     let mut out = stdout.lock();
     out.write_all(&text)?;

@@ -10,7 +10,6 @@ use kvc::rm::{self, RmFate, Target};
 use kvc::text::sanitize_line;
 use serde::Serialize;
 use std::io::{self, Write};
-use std::path::PathBuf;
 
 #[derive(Serialize)]
 struct TargetView {
@@ -104,13 +103,13 @@ impl Report for RmReport {
 }
 
 pub fn run(args: RmArgs) -> Result<Outcome> {
-    // Paths need no cache directory; keys do.
-    let dir = match config::dir_or_default(args.dir.dir.clone()) {
-        Ok(d) => d,
-        Err(_) if args.keys.iter().all(|k| kvc::resolve::looks_like_path(k)) => PathBuf::from("."),
-        Err(e) => return Err(e),
-    };
-    let targets = rm::plan(&dir, &args.keys, args.agent.include_agent)?;
+    // Paths need no cache directory; keys do (asked for only then).
+    let targets = rm::plan(
+        args.dir.dir.as_deref(),
+        config::default_dir,
+        &args.keys,
+        args.agent.include_agent,
+    )?;
     let (views, freed) = if args.write.dry_run.dry_run {
         let views: Vec<_> = targets.iter().map(|t| TargetView::new(t, None)).collect();
         (views, targets.iter().map(|t| t.size).sum())

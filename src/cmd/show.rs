@@ -24,7 +24,7 @@ use kvc::verify::{self, VerifyOptions};
 use serde::Serialize;
 use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 #[derive(Serialize)]
 struct ToolMapEntryView {
@@ -85,12 +85,8 @@ struct ShowReport {
     text: Option<String>,
 }
 
-fn locate(args: &ShowArgs) -> Result<PathBuf> {
-    if resolve::looks_like_path(&args.key) {
-        return Ok(resolve::resolve(Path::new("."), &args.key)?);
-    }
-    let dir = config::dir_or_default(args.dir.dir.clone())?;
-    Ok(resolve::resolve(&dir, &args.key)?)
+fn locate(args: &ShowArgs) -> Result<resolve::Located> {
+    resolve::locate(&args.key, args.dir.dir.as_deref(), config::default_dir)
 }
 
 /// What the file's directory says about it: the engine that reads the
@@ -265,9 +261,10 @@ fn payload_view(cf: &CheckpointFile, dialect: DialectId) -> Result<PayloadView> 
 }
 
 pub fn run(args: ShowArgs) -> Result<Outcome> {
-    let path = locate(&args)?;
+    let located = locate(&args)?;
+    let path = located.path;
     let now = config::now_or_clock(args.policy.now)?;
-    let cf = match CheckpointFile::open_unchecked(&path) {
+    let cf = match CheckpointFile::open_named(&path, !located.in_cache) {
         Ok(cf) => cf,
         Err(OpenError::Io(e)) => return Err(e).context(path.display().to_string()),
         Err(OpenError::Defect(d)) => anyhow::bail!("{}: {d}", path.display()),

@@ -168,6 +168,35 @@ impl CheckpointFile {
         Self::from_file(path, file)
     }
 
+    /// [`open_unchecked`](Self::open_unchecked) for a file a user named:
+    /// never blocks on a FIFO (O_NONBLOCK), follows a symlink only when
+    /// `follow` (a path typed by the user) and never when the file was
+    /// found in a cache by its key, and refuses anything but a regular file
+    /// before reading a byte.
+    pub fn open_named(path: &Path, follow: bool) -> Result<CheckpointFile, OpenError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut flags = libc::O_NONBLOCK;
+        if !follow {
+            flags |= libc::O_NOFOLLOW;
+        }
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags)
+            .open(path)
+            .map_err(|e| {
+                if e.raw_os_error() == Some(libc::ELOOP) && !follow {
+                    io::Error::other("is a symbolic link; kvc does not follow links in a cache")
+                } else {
+                    e
+                }
+            })?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(io::Error::other("is not a regular file").into());
+        }
+        Self::from_file_sized(path, file, meta.len())
+    }
+
     /// Like [`open_unchecked`](Self::open_unchecked) on a file already open.
     pub fn from_file(path: &Path, file: File) -> Result<CheckpointFile, OpenError> {
         let size = file.metadata()?.len();
