@@ -1298,14 +1298,23 @@ mod tests {
             mixed: false,
         };
         let given = EngineChoice::given(Engine::Ds4Classic);
-        assert_eq!(spill.resolve_in(&inferred(Engine::Ds4Classic)), Some(DialectId::D20));
+        assert_eq!(
+            spill.resolve_in(&inferred(Engine::Ds4Classic)),
+            Some(DialectId::D20)
+        );
         assert!(!spill.assumed_in(&inferred(Engine::Ds4Classic)));
         assert_eq!(spill.resolve_in(&given), Some(DialectId::D1));
         assert!(spill.assumed_in(&given));
-        assert_eq!(plain.resolve_in(&inferred(Engine::Hanzo)), Some(DialectId::D20));
+        assert_eq!(
+            plain.resolve_in(&inferred(Engine::Hanzo)),
+            Some(DialectId::D20)
+        );
         assert!(plain.assumed_in(&given));
         let d3 = Detected::Known(DialectId::D3);
-        assert_eq!(d3.resolve_in(&EngineChoice::given(Engine::Hanzo)), Some(DialectId::D3));
+        assert_eq!(
+            d3.resolve_in(&EngineChoice::given(Engine::Hanzo)),
+            Some(DialectId::D3)
+        );
         assert!(!d3.assumed_in(&given));
     }
 
