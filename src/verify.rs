@@ -131,6 +131,7 @@ pub const CODES: &[(&str, Severity, &str)] = &[
     ("mixed-engines", Severity::Warning, "a directory holding files of both ds4 and hanzo-engine"),
     ("mixed-payload-versions", Severity::Warning, "a directory holding DSV4 payloads of both version 1 and version 2: either ds4 loads only part of it"),
 ];
+
 /// What a verification run checks.
 #[derive(Clone, Debug)]
 pub struct VerifyOptions {
