@@ -38,6 +38,11 @@ The default check reads each file's header, text and trailer, and the DSV4 paylo
 row-count arrays (a few positioned reads), so truncation, key mismatches, bad trailers and \
 payload header/size mismatches are found without reading the payload. --deep also streams every \
 payload once through a 256 KiB buffer to check token ids and logits and that every byte is readable.\n\n\
+Each file is judged by the rules of its dialect (FORMAT.md §9), read by its directory's engine \
+(inferred from the files as `kvc ls` does, or --engine): hanzo-engine files may have 0 tokens and \
+opaque payloads, ds4-agent sessions are named by their title, GLM-5.2 bodies are opaque. A file of a \
+dialect kvc does not read is a `foreign` warning, never an error. Per directory, the summary also \
+says which healthy checkpoints its engine never loads (they stay on disk until removed).\n\n\
 Verify changes nothing unless --quarantine is given."
     )]
     Verify(VerifyArgs),

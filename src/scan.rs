@@ -566,11 +566,11 @@ impl Raw {
             title,
         } = r;
         let dialect = detected
-            .resolve(engine.engine)
+            .resolve_in(engine)
             .expect("only known dialects are checkpoints");
         let spec = dialect.spec();
         cp.dialect = dialect;
-        cp.assumed = matches!(detected, Detected::Ds4OrHanzo { hanzo_only: false });
+        cp.assumed = detected.assumed_in(engine);
         let bad = |d: Defect| {
             Loaded::Invalid(invalid_entry(
                 &cp.path,

@@ -7,6 +7,14 @@
 //! module adds what needs the text, the trailer, the payload or the
 //! directory entry to see.
 //!
+//! Every rule comes from the row of the file's dialect (FORMAT.md §9,
+//! [`crate::format::dialect::DIALECTS`]), and a directory's files are read
+//! with the directory's engine, decided exactly as a scan decides it
+//! ([`crate::scan::scan_dir`]): a pre-ABI ds4 file (D1) and a hanzo-engine
+//! spill (D20) can have identical headers, and only the directory (or
+//! `--engine`) tells them apart. A file of a dialect kvc does not read is a
+//! `foreign` warning and nothing more.
+//!
 //! Reading is bounded whatever the file says: every length is checked
 //! against `fstat` before use, the text and the payload are streamed through
 //! one fixed buffer per worker ([`READ_BUF`]), and only the trailer (the
@@ -19,18 +27,23 @@
 use crate::error::{Error, Result};
 use crate::finding::{header_warnings, Finding, Severity};
 use crate::format::checkpoint::{hex, CheckpointFile, Defect, Key, OpenError, KEY_HEX_LEN};
-use crate::format::dsv4::Dsv4Header;
-use crate::format::trailer::{self, ToolMap, ToolMapEntry};
+use crate::format::dialect::{
+    self, DialectId, Engine, EngineChoice, EngineHow, Evidence, Identity, NotLoaded, PayloadRule,
+    Trailers,
+};
+use crate::format::dsv4::{self, Dsv4Header};
+use crate::format::trailer::{self, SessionTitle, TitleError, ToolMap, ToolMapEntry};
 use crate::format::{Header, PREFIX_LEN, TEXT_OFFSET};
 use crate::fsutil::{self, create_private_dir_all, AtomicFile, FILE_MODE};
 use crate::gc::{TempJudge, Verdict};
 use crate::journal::{self, Record};
 use crate::lock::DirLock;
-use crate::scan::{classify_name, open_nofollow, NameKind, TempKind};
+use crate::scan::{self, classify_name, open_nofollow, NameKind, ScanOptions, TempKind};
 use crate::text::{self, sanitize_line};
 use rayon::prelude::*;
 use serde::Serialize;
 use sha1::{Digest, Sha1};
+use std::collections::HashMap;
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
@@ -64,7 +77,14 @@ const MAX_NAMED_IDS: usize = 3;
 /// [`header_warnings`]. All codes are listed, with severity and meaning, in
 /// [`CODES`].
 pub mod code {
+    pub const KEY_MISMATCH: &str = "key-mismatch";
     pub const BAD_TRAILER: &str = "bad-trailer";
+    pub const BAD_TITLE: &str = "bad-title";
+    pub const TRAILER_CONFLICT: &str = "trailer-conflict";
+    pub const CLOBBERED_HEADER: &str = "clobbered-header";
+    pub const PAYLOAD_VERSION: &str = "payload-version";
+    pub const MIXED_ENGINES: &str = "mixed-engines";
+    pub const MIXED_PAYLOAD_VERSIONS: &str = "mixed-payload-versions";
     pub const PAYLOAD_MISMATCH: &str = "payload-mismatch";
     pub const PAYLOAD_SIZE: &str = "payload-size";
     pub const PAYLOAD_DATA: &str = "payload-data";
@@ -86,24 +106,30 @@ pub const CODES: &[(&str, Severity, &str)] = &[
     ("bad-magic", Severity::Error, "does not start with `KVC`"),
     ("text-length", Severity::Error, "text_len runs past the end of the file"),
     ("truncated", Severity::Error, "file shorter than 52 + text_len + payload_bytes"),
-    ("key-mismatch", Severity::Error, "SHA-1 of the text is not the file name"),
-    ("zero-tokens", Severity::Error, "header token count is 0 (ds4 skips the file)"),
+    ("key-mismatch", Severity::Error, "the file name is not what the content says: the SHA-1 of the text, or for a ds4-agent session with ext bit 3 the SHA-1 of its title and created time"),
+    ("zero-tokens", Severity::Error, "header token count is 0: ds4 skips the file (valid on hanzo-engine files, D20)"),
     ("bad-trailer", Severity::Error, "ext bit 0 set, but the bytes after the payload are not one well-formed KTM section within ds4's limits"),
+    ("bad-title", Severity::Error, "ext bit 3 set, but the session-title trailer after the payload is missing or cut short"),
+    ("trailer-conflict", Severity::Error, "ext bits 0 (tool-id map) and 3 (session title) both set: no engine writes both, so kvc cannot tell which trailer follows"),
+    ("clobbered-header", Severity::Error, "a hanzo-engine file (D20) with bytes after its payload: hanzo writes no trailers, so its header belongs to another file"),
     ("payload-mismatch", Severity::Error, "the DSV4 payload header disagrees with the KVC header (tokens or ctx)"),
     ("payload-size", Severity::Error, "DSV4 payload whose exact size (FORMAT.md §6) is not payload_bytes, or whose counts break ds4's load rules"),
     ("payload-data", Severity::Error, "--deep only: a DSV4 token id not below vocab, or a logit that is not finite"),
     ("not-a-file", Severity::Error, "a checkpoint name that is a symbolic link, directory or other non-regular file"),
     ("unreadable", Severity::Error, "the file could not be opened or read (permissions, I/O error)"),
-    ("bad-quant", Severity::Warning, "quant_bits not 2 or 4: ds4 skips the file (hanzo-engine writes 0)"),
-    ("unknown-reason", Severity::Warning, "reason above 6"),
-    ("unknown-flags", Severity::Warning, "ext_flags bits no engine defines"),
-    ("trailing-bytes", Severity::Warning, "bytes after the payload, but no flag announces a trailer"),
+    ("bad-quant", Severity::Warning, "quant_bits not 2 or 4: ds4 skips the file (not judged on hanzo-engine files, which never read it)"),
+    ("unknown-reason", Severity::Warning, "reason above 6 (7 is pulsar's sys-prefix in D4)"),
+    ("unknown-flags", Severity::Warning, "ext_flags bits no engine defines (not judged on hanzo-engine files)"),
+    ("payload-version", Severity::Warning, "a DSV4 payload version the file's dialect does not write: version 1 with payload ABI 2 (mainline refuses it) or 2 with ABI 0 (ds4 before 2026-05-26 refuses it)"),
+    ("trailing-bytes", Severity::Warning, "bytes after the payload or the session title that no flag announces"),
     ("trailer-dsml-missing", Severity::Warning, "a tool-map entry whose DSML block does not occur in the text"),
     ("future-timestamp", Severity::Warning, "created or last_used more than 5 minutes in the future"),
     ("world-readable", Severity::Warning, "group or other can read the file (or list the directory) of verbatim prompts"),
     ("stale-temp", Severity::Warning, "a temp file older than --temp-age with no live writer: the pid in its name (if any) is not running and no process holds it open; what `kvc gc` removes"),
     ("stray", Severity::Warning, "--all only: a name no engine reads"),
     ("foreign", Severity::Warning, "a file of a dialect kvc does not fully read (FORMAT.md §9): what was recognised is named; it is never judged, quarantined or deleted"),
+    ("mixed-engines", Severity::Warning, "a directory holding files of both ds4 and hanzo-engine"),
+    ("mixed-payload-versions", Severity::Warning, "a directory holding DSV4 payloads of both version 1 and version 2: either ds4 loads only part of it"),
 ];
 
 /// What a verification run checks.
@@ -219,6 +245,19 @@ pub struct FileReport {
     pub deep: bool,
     /// The header, when the file had one that decoded.
     pub header: Option<Header>,
+    /// The file's dialect (FORMAT.md §9), once identified: a row kvc
+    /// reads, or, when `foreign`, a row it only recognises.
+    pub dialect: Option<DialectId>,
+    /// A file of a dialect kvc does not read (`dialect` is `None` when no
+    /// row describes it).
+    pub foreign: bool,
+    /// The bytes could be D1 or D20: the directory's engine decided.
+    pub assumed: bool,
+    /// The version of a DSV4 payload kvc judged (V4 Flash or PRO).
+    pub dsv4_version: Option<u32>,
+    /// Why the engine that reads the directory never loads this file
+    /// (FORMAT.md §7), when it does not.
+    pub not_loaded: Option<NotLoaded>,
     ident: Option<Ident>,
 }
 
@@ -233,6 +272,11 @@ impl FileReport {
             bytes_read: 0,
             deep: false,
             header: None,
+            dialect: None,
+            foreign: false,
+            assumed: false,
+            dsv4_version: None,
+            not_loaded: None,
             ident: None,
         }
     }
@@ -263,11 +307,45 @@ impl FileReport {
     }
 }
 
-/// Findings about a directory given as an argument (its own mode).
+/// Findings about a directory given as an argument: its own mode, the
+/// engines and payload versions its files mix, and what its engine never
+/// loads.
 #[derive(Clone, Debug)]
 pub struct DirReport {
     pub dir: PathBuf,
     pub findings: Vec<Finding>,
+    /// The engine whose rules judged the files, and how it was decided.
+    pub engine: EngineChoice,
+    /// Checkpoints whose bytes could be D1 or D20, read by `engine`'s rule.
+    pub assumed: usize,
+    /// Checkpoints without errors that `engine` never loads, counts or
+    /// evicts (FORMAT.md §7): they stay on disk until removed by hand.
+    pub unloadable: Unloadable,
+}
+
+/// Healthy checkpoints an engine never loads, with their bytes, by reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Unloadable {
+    pub files: usize,
+    pub bytes: u64,
+    /// `(why, files, bytes)` per reason (`payload ABI 0`, `quant_bits 3`,
+    /// …), in the order first met.
+    pub why: Vec<(String, usize, u64)>,
+}
+
+impl Unloadable {
+    fn add(&mut self, why: &NotLoaded, bytes: u64) {
+        let why = why.to_string();
+        self.files += 1;
+        self.bytes += bytes;
+        match self.why.iter_mut().find(|w| w.0 == why) {
+            Some(w) => {
+                w.1 += 1;
+                w.2 += bytes;
+            }
+            None => self.why.push((why, 1, bytes)),
+        }
+    }
 }
 
 /// Everything one run found, in argument order, entries of a directory
@@ -316,6 +394,14 @@ impl VerifyReport {
     pub fn files_with_errors(&self) -> usize {
         self.files.iter().filter(|f| f.errors() > 0).count()
     }
+
+    /// Healthy checkpoints of the directories that their engine never
+    /// loads, all directories together.
+    pub fn unloadable(&self) -> (usize, u64) {
+        self.dirs.iter().fold((0, 0), |(n, b), d| {
+            (n + d.unloadable.files, b + d.unloadable.bytes)
+        })
+    }
 }
 
 /// One entry to check.
@@ -325,6 +411,12 @@ struct Entry {
     what: What,
     /// Named on the command line: follow a symlink there, as the user did.
     explicit: bool,
+    /// The directory argument it was found in (index into the report's
+    /// `dirs`).
+    dir: Option<usize>,
+    /// The engine that reads its directory (index into the run's
+    /// contexts); `None`: the file alone tells (and `--engine`).
+    ctx: Option<usize>,
 }
 
 #[derive(Clone, Debug)]
@@ -361,31 +453,170 @@ impl Entry {
             path,
             what,
             explicit,
+            dir: None,
+            ctx: None,
         })
     }
 }
 
-/// Check a directory's own mode.
-fn check_dir(dir: &Path, meta: &Metadata) -> DirReport {
+/// The modes the writers of `engine`'s dialects create, from the dialect
+/// table (the first row that engine reads): what a permission finding
+/// about its directory may say.
+fn engine_modes(engine: Engine) -> &'static str {
+    dialect::DIALECTS
+        .iter()
+        .find(|d| d.engine == Some(engine))
+        .map_or("", |d| d.modes)
+}
+
+/// Check a directory's own mode, and whether both engines wrote into it.
+fn check_dir(dir: &Path, meta: &Metadata, choice: &EngineChoice) -> DirReport {
     let mut findings = Vec::new();
     let mode = meta.mode() & 0o7777;
     if mode & DIR_OPEN_TO_OTHERS != 0 {
         findings.push(Finding::warning(
             code::WORLD_READABLE,
             format!(
-                "directory mode {mode:04o}: group or other can list it or reach the prompts in it (the engines create it 0700; chmod 700)"
+                "directory mode {mode:04o}: group or other can list it or reach the prompts in it ({}; chmod 700)",
+                engine_modes(choice.engine)
+            ),
+        ));
+    }
+    if choice.mixed {
+        findings.push(Finding::warning(
+            code::MIXED_ENGINES,
+            format!(
+                "files of both ds4 and hanzo-engine: hanzo-engine evicts every *.kv by age and zeroes bytes 7 and 20-23 of a ds4 file it loads (mainline never loads it again), some forks delete what they cannot parse; read as {} (--engine decides)",
+                choice.describe()
             ),
         ));
     }
     DirReport {
         dir: dir.to_path_buf(),
         findings,
+        engine: choice.clone(),
+        assumed: 0,
+        unloadable: Unloadable::default(),
     }
+}
+
+/// The engines of the directories a run reads, each decided once, exactly
+/// as a scan decides it ([`scan::scan_dir`]: only the 52-byte prefixes are
+/// read), and shared by every file in it.
+#[derive(Default)]
+struct Contexts {
+    choices: Vec<EngineChoice>,
+    /// Directory -> its choice; `None` when it could not be scanned.
+    by_dir: HashMap<PathBuf, Option<usize>>,
+}
+
+impl Contexts {
+    /// The engine of a directory argument. `--engine` is honoured by the
+    /// scan, which still says whether both engines left files in it.
+    fn of_dir(&mut self, dir: &Path, opts: &VerifyOptions) -> Result<usize> {
+        if let Some(Some(i)) = self.by_dir.get(dir) {
+            return Ok(*i);
+        }
+        let i = self.push(dir, scan_engine(dir, opts)?);
+        Ok(i)
+    }
+
+    /// The engine of the directory a single file sits in, when it sits in
+    /// a cache directory: a checkpoint name (`<key>.kv`, `sysprompt.kv`)
+    /// says it does, and then its directory's other files decide as they
+    /// would for the directory. `None` (the file alone, with `--engine`)
+    /// for any other name, when `--engine` was given, or when the
+    /// directory cannot be listed.
+    fn of_file(&mut self, path: &Path, opts: &VerifyOptions) -> Option<usize> {
+        if opts.engine.is_some() {
+            return None;
+        }
+        Key::from_file_name(&path.file_name()?.to_string_lossy())?;
+        let dir = source_dir(path);
+        if let Some(i) = self.by_dir.get(&dir) {
+            return *i;
+        }
+        match scan_engine(&dir, opts) {
+            Ok(choice) => Some(self.push(&dir, choice)),
+            Err(_) => {
+                self.by_dir.insert(dir, None);
+                None
+            }
+        }
+    }
+
+    fn push(&mut self, dir: &Path, choice: EngineChoice) -> usize {
+        self.choices.push(choice);
+        let i = self.choices.len() - 1;
+        self.by_dir.insert(dir.to_path_buf(), Some(i));
+        i
+    }
+
+    fn get(&self, i: Option<usize>) -> Option<&EngineChoice> {
+        i.map(|i| &self.choices[i])
+    }
+}
+
+fn scan_engine(dir: &Path, opts: &VerifyOptions) -> Result<EngineChoice> {
+    let scan = scan::scan_dir(
+        dir,
+        ScanOptions {
+            read_text: false,
+            engine: opts.engine,
+        },
+    )?;
+    Ok(scan.engine)
+}
+
+/// What the files of one directory add up to.
+#[derive(Default)]
+struct Tally {
+    v1: usize,
+    v2: usize,
+    assumed: usize,
+    unloadable: Unloadable,
+}
+
+impl Tally {
+    fn add(&mut self, r: &FileReport) {
+        self.assumed += usize::from(r.assumed);
+        match r.dsv4_version {
+            Some(dsv4::VERSION_1) => self.v1 += 1,
+            Some(dsv4::VERSION_2) => self.v2 += 1,
+            _ => {}
+        }
+        if let (Some(why), 0, false) = (&r.not_loaded, r.errors(), r.foreign) {
+            self.unloadable.add(why, r.size);
+        }
+    }
+
+    fn finish(self, d: &mut DirReport) {
+        d.assumed = self.assumed;
+        d.unloadable = self.unloadable;
+        if self.v1 > 0 && self.v2 > 0 {
+            d.findings.push(Finding::warning(
+                code::MIXED_PAYLOAD_VERSIONS,
+                format!(
+                    "{} with DSV4 payload version 1 and {} with version 2: ds4 mainline (since e8e8779, 2026-05-26) loads only version 2 and ds4 before it only version 1, so whichever runs can load only part of this cache",
+                    plural(self.v1, "checkpoint", "checkpoints"),
+                    self.v2
+                ),
+            ));
+        }
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Verify directories and single files. Fails only when an argument cannot
 /// be read at all (missing, or a directory that cannot be listed); every
 /// problem with a file is a finding.
+///
+/// Each directory's engine is decided first, from its files' headers as a
+/// scan decides it (or `opts.engine`); a file named on its own gets the
+/// engine of the cache directory it sits in.
 pub fn verify_paths(
     paths: &[PathBuf],
     opts: &VerifyOptions,
@@ -393,10 +624,10 @@ pub fn verify_paths(
 ) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
     let mut entries: Vec<Entry> = Vec::new();
+    let mut ctxs = Contexts::default();
     for p in paths {
         let meta = fs::metadata(p).map_err(|e| Error::io(p, e))?;
         if meta.is_dir() {
-            report.dirs.push(check_dir(p, &meta));
             let mut found = Vec::new();
             for de in fs::read_dir(p).map_err(|e| Error::io(p, e))? {
                 let de = de.map_err(|e| Error::io(p, e))?;
@@ -406,13 +637,23 @@ pub fn verify_paths(
                 }
             }
             found.sort_by(|a, b| a.0.cmp(&b.0));
-            entries.extend(found.into_iter().map(|(_, e)| e));
+            let ctx = ctxs.of_dir(p, opts)?;
+            let dir = report.dirs.len();
+            report.dirs.push(check_dir(p, &meta, &ctxs.choices[ctx]));
+            entries.extend(found.into_iter().map(|(_, mut e)| {
+                e.dir = Some(dir);
+                e.ctx = Some(ctx);
+                e
+            }));
         } else {
             let name = p
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            entries.extend(Entry::new(p.clone(), &name, opts, true));
+            if let Some(mut e) = Entry::new(p.clone(), &name, opts, true) {
+                e.ctx = ctxs.of_file(p, opts);
+                entries.push(e);
+            }
         }
     }
     let deep_bytes: u64 = entries
@@ -429,18 +670,28 @@ pub fn verify_paths(
         .map_init(
             || vec![0u8; READ_BUF],
             |buf, e| {
-                let r = check_entry(e, opts, &temps, buf, progress);
+                let r = check_entry(e, ctxs.get(e.ctx), opts, &temps, buf, progress);
                 progress.file_done();
                 r
             },
         )
         .collect();
+    let mut tallies: Vec<Tally> = report.dirs.iter().map(|_| Tally::default()).collect();
+    for (e, r) in entries.iter().zip(&checked) {
+        if let (Some(d), Some(r)) = (e.dir, r) {
+            tallies[d].add(r);
+        }
+    }
+    for (t, d) in tallies.into_iter().zip(&mut report.dirs) {
+        t.finish(d);
+    }
     report.files = checked.into_iter().flatten().collect();
     Ok(report)
 }
 
 /// Check one checkpoint file (any name; a `<key>.kv` or `sysprompt.kv`
-/// name gets the key check). `None` when the file does not exist.
+/// name gets the key check, and the engine of the directory it sits in).
+/// `None` when the file does not exist.
 pub fn check_file(path: &Path, opts: &VerifyOptions) -> Option<FileReport> {
     let name = path
         .file_name()
@@ -452,12 +703,21 @@ pub fn check_file(path: &Path, opts: &VerifyOptions) -> Option<FileReport> {
             key.as_ref().map_or(&name, |k| k.as_str()),
             opts.sample_percent,
         );
+    let mut ctxs = Contexts::default();
+    let ctx = ctxs.of_file(path, opts);
     let mut buf = vec![0u8; READ_BUF];
-    check_checkpoint(path, key, deep, true, opts, &mut buf, &NoProgress)
+    let c = Check {
+        deep,
+        follow: true,
+        ctx: ctxs.get(ctx),
+        opts,
+    };
+    check_checkpoint(path, key, &c, &mut buf, &NoProgress)
 }
 
 fn check_entry(
     e: &Entry,
+    ctx: Option<&EngineChoice>,
     opts: &VerifyOptions,
     temps: &TempJudge,
     buf: &mut [u8],
@@ -465,7 +725,13 @@ fn check_entry(
 ) -> Option<FileReport> {
     match &e.what {
         What::Checkpoint { key, deep } => {
-            check_checkpoint(&e.path, key.clone(), *deep, e.explicit, opts, buf, progress)
+            let c = Check {
+                deep: *deep,
+                follow: e.explicit,
+                ctx,
+                opts,
+            };
+            check_checkpoint(&e.path, key.clone(), &c, buf, progress)
         }
         What::Temp(kind) => check_temp(&e.path, kind, temps),
         What::Stray => check_stray(&e.path),
@@ -546,22 +812,32 @@ fn open_for_check(path: &Path, follow: bool) -> io::Result<File> {
     }
 }
 
+/// How one checkpoint is checked.
+struct Check<'a> {
+    /// Read the payload whole.
+    deep: bool,
+    /// Named on the command line: follow a symlink there, as the user did.
+    follow: bool,
+    /// The engine of its directory; `None`: the file alone (and
+    /// `--engine`) decides.
+    ctx: Option<&'a EngineChoice>,
+    opts: &'a VerifyOptions,
+}
+
 /// All checks of one checkpoint-named file.
 fn check_checkpoint(
     path: &Path,
     key: Option<Key>,
-    deep: bool,
-    follow: bool,
-    opts: &VerifyOptions,
+    c: &Check,
     buf: &mut [u8],
     progress: &dyn Progress,
 ) -> Option<FileReport> {
     let mut r = FileReport::new(path, EntryKind::Checkpoint, key);
-    let file = match open_for_check(path, follow) {
+    let file = match open_for_check(path, c.follow) {
         Ok(f) => f,
         // Evicted or consumed by an engine since the listing: not there.
         Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) && !follow => {
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) && !c.follow => {
             r.push(Finding::error(
                 code::NOT_A_FILE,
                 "is a symbolic link; kvc does not follow links in a cache directory (ds4 would load its target)",
@@ -595,40 +871,82 @@ fn check_checkpoint(
     r.size = meta.len();
     r.ident = Some(Ident::of(&meta));
     let mode = meta.mode() & 0o7777;
-    if mode & FILE_READ_BY_OTHERS != 0 {
-        r.push(Finding::warning(
-            code::WORLD_READABLE,
-            format!("mode {mode:04o}: group or other can read this verbatim prompt (chmod 600)"),
-        ));
-    }
     match CheckpointFile::from_file(path, file) {
-        Ok(cf) => check_contents(&mut r, &cf, deep, opts, buf, progress),
-        Err(OpenError::Defect(d)) => r.defect(d),
-        Err(OpenError::Io(e)) => r.unreadable(e),
+        Ok(cf) => check_contents(&mut r, &cf, mode, c, buf, progress),
+        Err(OpenError::Defect(d)) => {
+            check_mode(&mut r, mode, None);
+            r.defect(d)
+        }
+        Err(OpenError::Io(e)) => {
+            check_mode(&mut r, mode, None);
+            r.unreadable(e)
+        }
     }
     // Errors first; the sort is stable, so each group stays in check order.
     r.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     Some(r)
 }
 
-/// The checks past the 52-byte prefix.
+/// `world-readable` on a file, worded with the modes its dialect's writer
+/// creates (FORMAT.md §1) when the dialect is known.
+fn check_mode(r: &mut FileReport, mode: u32, writer_modes: Option<&str>) {
+    if mode & FILE_READ_BY_OTHERS == 0 {
+        return;
+    }
+    let msg = match writer_modes {
+        Some(m) => format!(
+            "mode {mode:04o}: group or other can read this verbatim prompt wherever the directory lets them in ({m}; chmod 600)"
+        ),
+        None => format!("mode {mode:04o}: group or other can read this verbatim prompt (chmod 600)"),
+    };
+    r.push(Finding::warning(code::WORLD_READABLE, msg));
+}
+
+/// What a checkpoint's name must be (FORMAT.md §2).
+enum NameRule {
+    /// The SHA-1 of the text.
+    Text,
+    /// A ds4-agent session's identity, SHA-1(title ‖ created as u64 LE).
+    Identity(Key),
+    /// Nothing to compare: the dialect's names hash nothing kvc reads, or
+    /// the title that makes the name could not be read (reported on its
+    /// own), or the trailers are ambiguous.
+    Unchecked,
+}
+
+/// The checks past the 52-byte prefix, by the rules of the file's dialect.
 fn check_contents(
     r: &mut FileReport,
     cf: &CheckpointFile,
-    deep: bool,
-    opts: &VerifyOptions,
+    mode: u32,
+    c: &Check,
     buf: &mut [u8],
     progress: &dyn Progress,
 ) {
     r.bytes_read += PREFIX_LEN as u64;
     let h = &cf.header;
     r.header = Some(h.clone());
-    let detected = crate::format::dialect::detect(h, cf.text_len, r.key.as_ref(), cf);
+    let detected = dialect::detect(h, cf.text_len, r.key.as_ref(), cf);
+    let alone;
+    let choice = match c.ctx {
+        Some(choice) => choice,
+        None => {
+            let mut ev = Evidence::default();
+            ev.add(&detected);
+            alone = dialect::infer_engine(&ev, c.opts.engine);
+            &alone
+        }
+    };
     // A dialect kvc does not read is reported for what it is and left
     // alone: judging it by another dialect's rules would call a healthy
     // file corrupt (FORMAT.md §9).
-    if crate::format::dialect::is_foreign(&detected) {
-        let what = crate::format::dialect::describe_foreign(&detected, h, cf, cf.payload_offset());
+    if dialect::is_foreign(&detected) {
+        r.foreign = true;
+        if let dialect::Detected::Known(id) = detected {
+            r.dialect = Some(id);
+        }
+        check_mode(r, mode, r.dialect.map(|d| d.spec().modes));
+        let what = dialect::describe_foreign(&detected, h, cf, cf.payload_offset());
         r.push(Finding::warning(
             code::FOREIGN,
             format!("{what}; kvc does not read this dialect and leaves it alone"),
@@ -636,16 +954,20 @@ fn check_contents(
         return;
     }
     // A wrong magic means no other field can be trusted.
-    if let Err(e) = h.check() {
-        r.defect(e.into());
+    let Some(dialect) = h.check().ok().and(detected.resolve_in(choice)) else {
+        check_mode(r, mode, None);
+        if let Err(e) = h.check() {
+            r.defect(e.into());
+        }
         return;
-    }
-    let dialect = detected
-        .resolve(crate::format::Engine::Ds4Classic)
-        .unwrap_or(crate::format::DialectId::D3);
-    r.findings
-        .extend(header_warnings(h, dialect.spec(), opts.now));
-    if h.tokens == 0 {
+    };
+    let spec = dialect.spec();
+    r.dialect = Some(dialect);
+    r.assumed = detected.assumed_in(choice);
+    r.not_loaded = choice.engine.reader().accepts(h).err();
+    check_mode(r, mode, Some(spec.modes));
+    r.findings.extend(header_warnings(h, spec, c.opts.now));
+    if h.tokens == 0 && !spec.zero_tokens_valid {
         r.defect(Defect::ZeroTokens);
     }
     let truncated = match cf.check_envelope() {
@@ -662,12 +984,40 @@ fn check_contents(
             true
         }
     };
+    // ext bit 3 makes a ds4-agent session's name its identity, read from
+    // the title trailer (FORMAT.md §2, §5b); only where ext bits mean what
+    // ds4 says.
+    let titled = spec.trailers == Trailers::Ds4 && h.ext_flags.has_session_title();
+    let mut name = match spec.identity {
+        Identity::Unhashed => NameRule::Unchecked,
+        Identity::Ds4 if titled => NameRule::Unchecked,
+        Identity::Ds4 | Identity::TextSha1 => NameRule::Text,
+    };
     let mut tool_map = ToolMap::default();
     if !truncated {
-        match check_trailer(r, cf) {
-            Ok(Some(m)) => tool_map = m,
-            Ok(None) => {}
-            Err(e) => return r.unreadable(e),
+        match spec.trailers {
+            Trailers::Ds4 if trailer::trailer_conflict(h) => {
+                r.push(Finding::error(
+                    code::TRAILER_CONFLICT,
+                    "ext bits 0 (tool-id map, ds4-server) and 3 (session title, ds4-agent) are both set: no engine writes both, so which trailer follows the payload, and what the name must be, cannot be told; kvc does not guess",
+                ));
+                name = NameRule::Unchecked;
+            }
+            Trailers::Ds4 if titled => {
+                if let Some(t) = check_title(r, cf) {
+                    name = NameRule::Identity(t.identity);
+                }
+            }
+            Trailers::Ds4 => match check_trailer(r, cf) {
+                Ok(Some(m)) => tool_map = m,
+                Ok(None) => {}
+                Err(e) => return r.unreadable(e),
+            },
+            Trailers::NoneAllowed => {
+                let inferred = r.assumed && choice.how != EngineHow::Given;
+                check_no_trailer(r, cf, inferred, choice);
+            }
+            Trailers::Unread => {}
         }
     }
     let needles: Vec<&[u8]> = tool_map.entries.iter().map(|e| e.dsml.as_slice()).collect();
@@ -677,10 +1027,25 @@ fn check_contents(
     };
     r.bytes_read += cf.text_len as u64;
     if let Some(Key::Hash(want)) = &r.key {
-        let actual = hex(&digest);
-        debug_assert_eq!(actual.len(), KEY_HEX_LEN);
-        if &actual != want {
-            r.defect(Defect::KeyMismatch { actual });
+        match name {
+            NameRule::Text => {
+                let actual = hex(&digest);
+                debug_assert_eq!(actual.len(), KEY_HEX_LEN);
+                if &actual != want {
+                    r.defect(Defect::KeyMismatch { actual });
+                }
+            }
+            NameRule::Identity(identity) => {
+                if identity.as_str() != want {
+                    r.push(Finding::error(
+                        code::KEY_MISMATCH,
+                        format!(
+                            "SHA-1 of the session title and created time is {identity}, not the file name (ds4-agent names a session with ext bit 3 by that identity)"
+                        ),
+                    ));
+                }
+            }
+            NameRule::Unchecked => {}
         }
     }
     let missing: Vec<&ToolMapEntry> = tool_map
@@ -696,28 +1061,38 @@ fn check_contents(
     if truncated {
         return;
     }
-    let layout = match cf.read_dsv4() {
-        Ok(l) => l,
-        Err(e) => return r.unreadable(e),
-    };
-    let dsv4 = layout.as_ref().map(|l| l.header.clone());
+    // Only a dialect whose payload is DSV4 has its DSV4 header read, and
+    // only a V4 Flash or PRO body of version 1 or 2 is judged
+    // (dsv4::judged): GLM-5.2 and other models write their own body after
+    // the same header, hanzo-engine's payload is opaque even when it
+    // starts with `DSV4`.
+    let mut judged: Option<Dsv4Header> = None;
     // Bytes of the file read, each counted once: a deep read covers the
     // DSV4 header and counts again.
     let mut layout_bytes = 0;
-    if let Some(l) = &layout {
-        layout_bytes += crate::format::dsv4::HEADER_LEN as u64;
-        if l.counts.is_some() {
-            layout_bytes += l.header.counts_len();
-        }
-        if let Ok(schedule) = crate::format::dsv4::judged(dialect, h.model_id, l.header.version) {
-            check_dsv4_layout(r, h, l, schedule);
+    if spec.payload == PayloadRule::Dsv4 {
+        let layout = match cf.read_dsv4() {
+            Ok(l) => l,
+            Err(e) => return r.unreadable(e),
+        };
+        if let Some(l) = &layout {
+            layout_bytes += dsv4::HEADER_LEN as u64;
+            if l.counts.is_some() {
+                layout_bytes += l.header.counts_len();
+            }
+            if let Ok(schedule) = dsv4::judged(dialect, h.model_id, l.header.version) {
+                r.dsv4_version = Some(l.header.version);
+                check_dsv4_layout(r, h, l, schedule);
+                check_payload_version(r, dialect, l.header.version);
+                judged = Some(l.header.clone());
+            }
         }
     }
-    if !deep {
+    if !c.deep {
         r.bytes_read += layout_bytes;
         return;
     }
-    match read_payload(cf, dsv4.as_ref(), buf, progress) {
+    match read_payload(cf, judged.as_ref(), buf, progress) {
         Ok(p) => {
             r.bytes_read += cf.header.payload_bytes;
             r.deep = true;
@@ -730,8 +1105,107 @@ fn check_contents(
     }
 }
 
-/// Trailer checks. Returns the tool-id map when there is a valid one, for
-/// the DSML check against the text.
+/// A DSV4 payload version the file's dialect does not write: mainline's
+/// loader (ds4.c at b030961) refuses every version but 2, ds4 before
+/// e8e8779 every version but 1. The body is the same either way (e8e8779
+/// only bumped the constant), so it was judged all the same: a warning,
+/// since which ds4 loads the file is what changes, not whether it is whole.
+fn check_payload_version(r: &mut FileReport, dialect: DialectId, version: u32) {
+    let Some(want) = dsv4::expected_version(dialect) else {
+        return;
+    };
+    if version == want {
+        return;
+    }
+    let msg = if want == dsv4::VERSION_2 {
+        format!(
+            "DSV4 payload version {version} in a {dialect} file (payload ABI 2): ds4 mainline writes version 2 and refuses any other on load (\"unsupported session payload version\"); the body has the same layout and was checked as such"
+        )
+    } else {
+        format!(
+            "DSV4 payload version {version} in a {dialect} file (payload ABI 0): ds4 before e8e8779 (2026-05-26) refuses any version but 1, and mainline never reads payload ABI 0 (hanzo-engine zeroes byte 20 of a mainline file it loads); the body has the same layout and was checked as such"
+        )
+    };
+    r.push(Finding::warning(code::PAYLOAD_VERSION, msg));
+}
+
+/// The session-title trailer of a ds4-agent session (ext bit 3, FORMAT.md
+/// §5b), read as the agent reads it. The title when it is whole.
+fn check_title(r: &mut FileReport, cf: &CheckpointFile) -> Option<SessionTitle> {
+    match trailer::read_session_title(cf, cf.payload_end(), cf.header.created) {
+        Ok(t) => {
+            r.bytes_read += 4 + t.len as u64;
+            if t.trailing > 0 {
+                r.push(Finding::warning(
+                    code::TRAILING_BYTES,
+                    format!(
+                        "{} bytes after the session title; ds4-agent writes none and reads only the title",
+                        t.trailing
+                    ),
+                ));
+            }
+            Some(t)
+        }
+        Err(TitleError::Unreadable) => {
+            r.push(Finding::error(
+                code::UNREADABLE,
+                TitleError::Unreadable.to_string(),
+            ));
+            None
+        }
+        Err(e) => {
+            r.push(Finding::error(
+                code::BAD_TITLE,
+                format!("{e}: ds4-agent cannot read the session's identity, so it never loads it"),
+            ));
+            None
+        }
+    }
+}
+
+/// hanzo-engine writes no trailers (disk_kv_cache.rs at c8bcee7d5), so on
+/// its files bytes after the payload mean a clobbered header: a hit
+/// re-opens the file by path and writes back the whole header it read at
+/// load, so a file replaced in between carries the old file's header,
+/// `payload_bytes` included (FORMAT.md §7).
+///
+/// One exception keeps a healthy ds4 file from being called corrupt: when
+/// only the directory made this file hanzo-engine's (its bytes could be a
+/// pre-ABI ds4 file's) and its ext bits announce a ds4 trailer, which
+/// hanzo-engine's writer never sets, the bytes may well be that trailer.
+fn check_no_trailer(
+    r: &mut FileReport,
+    cf: &CheckpointFile,
+    inferred: bool,
+    choice: &EngineChoice,
+) {
+    let len = cf.trailer_len();
+    if len == 0 {
+        return;
+    }
+    let f = cf.header.ext_flags;
+    if inferred && (f.has_tool_map() || f.has_session_title()) {
+        r.push(Finding::warning(
+            code::TRAILING_BYTES,
+            format!(
+                "{len} bytes after the payload, announced by ext bit {}, a ds4 trailer hanzo-engine never writes; read as hanzo-engine's because the directory is {}: with --engine ds4-classic the trailer is checked, and if hanzo-engine did write this file its header was clobbered",
+                if f.has_tool_map() { 0 } else { 3 },
+                choice.describe()
+            ),
+        ));
+        return;
+    }
+    r.push(Finding::error(
+        code::CLOBBERED_HEADER,
+        format!(
+            "{len} bytes after the payload of a hanzo-engine file, which never has a trailer: its header was clobbered (a hanzo-engine hit writes back the whole header it read earlier, by path, so a file replaced in between carries another file's header and payload_bytes)"
+        ),
+    ));
+}
+
+/// Tool-map trailer checks (ext bit 0), or `trailing-bytes` when no flag
+/// announces the bytes after the payload. Returns the tool-id map when
+/// there is a valid one, for the DSML check against the text.
 fn check_trailer(r: &mut FileReport, cf: &CheckpointFile) -> io::Result<Option<ToolMap>> {
     let len = cf.trailer_len();
     if !cf.header.ext_flags.has_tool_map() {
@@ -739,7 +1213,7 @@ fn check_trailer(r: &mut FileReport, cf: &CheckpointFile) -> io::Result<Option<T
             r.push(Finding::warning(
                 code::TRAILING_BYTES,
                 format!(
-                    "{len} bytes after the payload, but ext bit 0 (tool-map trailer) is clear; engines ignore them"
+                    "{len} bytes after the payload, but neither ext bit 0 (tool-map trailer) nor 3 (session title) is set; engines ignore them"
                 ),
             ));
         }

@@ -470,6 +470,94 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            code: "bad-title",
+            what: "ext bit 3, nothing after the payload",
+            args: &[],
+            build: |e| {
+                let mut c = healthy("no title").mainline().titled(b"Lost title");
+                c.trailer.clear();
+                e.add(&c);
+            },
+        },
+        Case {
+            code: "bad-title",
+            what: "title cut short",
+            args: &[],
+            build: |e| {
+                let mut c = healthy("cut title").mainline().titled(b"A title cut short");
+                c.trailer.truncate(c.trailer.len() - 3);
+                e.add(&c);
+            },
+        },
+        Case {
+            code: "trailer-conflict",
+            what: "ext bits 0 and 3 together",
+            args: &[],
+            build: |e| {
+                let mut c = healthy("both trailers").mainline().titled(b"Which one?");
+                c.ext_flags |= 1;
+                e.add(&c);
+            },
+        },
+        Case {
+            code: "clobbered-header",
+            what: "hanzo-engine spill with bytes after its payload",
+            args: &[],
+            build: |e| {
+                let mut c = Ckpt::hanzo_spill(&[1, 2, 3, 4]);
+                c.trailer = vec![0xAB; 16];
+                e.add(&c);
+            },
+        },
+        Case {
+            code: "key-mismatch",
+            what: "titled session renamed",
+            args: &[],
+            build: |e| {
+                let mut c = healthy("renamed session").mainline().titled(b"Renamed");
+                c.name = Some(format!("{}.kv", session_identity(b"Renamed", CREATED + 1)));
+                e.add(&c);
+            },
+        },
+        Case {
+            code: "payload-version",
+            what: "DSV4 version 1 in a payload-ABI-2 file",
+            args: &[],
+            build: |e| {
+                e.add(
+                    &healthy("old payload, new envelope")
+                        .mainline()
+                        .dsv4(1, Schedule::Flash),
+                );
+            },
+        },
+        Case {
+            code: "payload-version",
+            what: "DSV4 version 2 in a payload-ABI-0 file",
+            args: &[],
+            build: |e| {
+                e.add(&healthy("new payload, old envelope").dsv4(2, Schedule::Flash));
+            },
+        },
+        Case {
+            code: "mixed-engines",
+            what: "a mainline file beside a hanzo-engine spill",
+            args: &[],
+            build: |e| {
+                e.add(&healthy("mainline").mainline());
+                e.add(&Ckpt::hanzo_spill(&[7, 8, 9]));
+            },
+        },
+        Case {
+            code: "mixed-payload-versions",
+            what: "DSV4 v1 (pre-ABI file) beside DSV4 v2 (mainline file)",
+            args: &[],
+            build: |e| {
+                e.add(&healthy("written before 2026-05-26"));
+                e.add(&healthy("written since").mainline());
+            },
+        },
+        Case {
             code: "stray",
             what: "notes.txt with --all",
             args: &["--all"],
@@ -651,7 +739,14 @@ fn human_output_is_one_line_per_finding_and_never_raw_text() {
     assert!(!stdout.contains('\u{1b}'));
     assert!(!stdout.contains("pwned"), "prompt text must not be printed");
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 8 + 3 + 1, "{stdout}");
+    // A line per finding, one for what the engine never loads (the quant-3
+    // file), the summary.
+    assert_eq!(lines.len(), 8 + 3 + 1 + 1, "{stdout}");
+    assert!(
+        lines[lines.len() - 2].starts_with("never loaded: 1 checkpoint in ")
+            && lines[lines.len() - 2].contains("(quant_bits 3): ds4-classic (inferred"),
+        "{stdout}"
+    );
     assert!(
         lines.last().unwrap().starts_with(
             "14 files checked (14 checkpoints) in 1 directory: 8 errors in 8 files, 3 warnings; "
@@ -1116,4 +1211,636 @@ fn library_check_file_and_progress() {
     assert_eq!(count.read.load(Ordering::Relaxed), payloads);
     let missing: PathBuf = env.root.path().join("missing");
     assert!(verify::verify_paths(&[missing], &opts, &verify::NoProgress).is_err());
+}
+
+// --- dialects, engines and directories (FORMAT.md §9, issue 10) ---
+
+/// Findings as `(file name or "<dir>", code, severity)`, sorted.
+fn findings(v: &Value) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for d in v["dirs"].as_array().unwrap() {
+        for f in d["findings"].as_array().unwrap() {
+            out.push((
+                "<dir>".to_string(),
+                f["code"].as_str().unwrap().to_string(),
+                f["severity"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    for (file, codes) in codes_by_file(v) {
+        let entry = v["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["file"].as_str().unwrap().ends_with(&file))
+            .unwrap();
+        for (code, f) in codes.iter().zip(entry["findings"].as_array().unwrap()) {
+            out.push((
+                file.clone(),
+                code.clone(),
+                f["severity"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The JSON entry of the file whose name is `name`.
+fn file_entry<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| Path::new(f["file"].as_str().unwrap()).file_name().unwrap() == name)
+        .unwrap_or_else(|| panic!("{name} not in {v:#}"))
+}
+
+#[test]
+fn the_shared_samples_of_todays_engines_verify_without_error() {
+    for sample in ["mainline", "agent-current", "foreign"] {
+        let env = TestEnv::with_sample(sample);
+        for deep in [false, true] {
+            let cache = cache_arg(&env);
+            let mut args = vec![cache.as_str()];
+            if deep {
+                args.insert(0, "--deep");
+            }
+            let (exit, v) = verify_json(&env, &args);
+            assert_eq!(exit, 0, "{sample} deep={deep}: {v:#}");
+            assert_eq!(v["summary"]["errors"], 0, "{sample}: {v:#}");
+            let got = findings(&v);
+            let want: Vec<(String, String, String)> = match sample {
+                // The ABI-0 file holds a DSV4 v1 payload, the others v2.
+                "mainline" => vec![(
+                    "<dir>".into(),
+                    "mixed-payload-versions".into(),
+                    "warning".into(),
+                )],
+                "agent-current" => vec![],
+                _ => [
+                    "13be316d3835959b49716a6d57451d189f237426.kv",
+                    "8a25ce0b979d659eebe016726057064135c3db8e.kv",
+                    "f00f5dac7736d6779c1ef0fdf3db2370ccdd358c.kv",
+                ]
+                .iter()
+                .map(|f| (f.to_string(), "foreign".into(), "warning".into()))
+                .collect(),
+            };
+            assert_eq!(got, want, "{sample} deep={deep}");
+            assert_eq!(
+                v["summary"]["deep_checked"].as_u64().unwrap() > 0,
+                deep && sample != "foreign",
+                "{sample}: foreign files are never read whole"
+            );
+        }
+    }
+}
+
+#[test]
+fn mainline_sample_names_its_engine_dialects_and_what_it_never_loads() {
+    let env = TestEnv::with_sample("mainline");
+    let (_, v) = verify_json(&env, &[&cache_arg(&env)]);
+    let d = &v["dirs"][0];
+    assert_eq!(d["engine"]["engine"], "ds4");
+    assert_eq!(d["engine"]["how"], "inferred");
+    assert!(d["engine"]["from"]
+        .as_str()
+        .unwrap()
+        .contains("payload ABI 2"));
+    assert_eq!(d["engine"]["mixed"], false);
+    let dead = "ca7080058e9eb017456c1ebc535afe6e0e669c0c.kv";
+    let size = fs::metadata(env.cache.join(dead)).unwrap().len();
+    assert_eq!(d["unloadable"]["files"], 1);
+    assert_eq!(d["unloadable"]["bytes"], size);
+    assert_eq!(d["unloadable"]["why"][0]["why"], "payload ABI 0");
+    assert_eq!(v["summary"]["unloadable_files"], 1);
+    assert_eq!(v["summary"]["unloadable_bytes"], size);
+    assert_eq!(file_entry(&v, dead)["dialect"], "D1");
+    assert_eq!(file_entry(&v, dead)["dialect_assumed"], true);
+    assert_eq!(file_entry(&v, dead)["not_loaded"], "payload ABI 0");
+    let glm = file_entry(&v, "acb7fc3da118f5c3c647b40e47e1a0f7c00ee184.kv");
+    assert_eq!(
+        (glm["dialect"].as_str(), glm["not_loaded"].is_null()),
+        (Some("D3"), true)
+    );
+    // The human summary says it in one line, before the total.
+    let out = env
+        .kvc()
+        .args(["verify", &cache_arg(&env)])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("never loaded: "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        line.contains("1 checkpoint in ")
+            && line.contains("payload ABI 0")
+            && line.contains("ds4 (inferred"),
+        "{line}"
+    );
+    assert_eq!(out.status.code(), Some(0));
+    // Not a finding: --strict fails on the mixed versions only.
+    let (_, v) = verify_json(&env, &["--strict", &cache_arg(&env)]);
+    assert_eq!(v["summary"]["warnings"], 1);
+}
+
+#[test]
+fn an_old_cache_never_loaded_is_no_warning() {
+    // Pre-ABI files under --engine ds4: all dead to mainline, no finding
+    // (a per-file warning would fail --strict on every old cache).
+    let env = TestEnv::new();
+    env.add(&healthy("old one"));
+    env.add(&healthy("old two"));
+    let (exit, v) = verify_json(&env, &["--strict", "--engine", "ds4", &cache_arg(&env)]);
+    assert_eq!((exit, all_codes(&v)), (0, vec![]));
+    assert_eq!(v["dirs"][0]["unloadable"]["files"], 2);
+    assert_eq!(v["dirs"][0]["engine"]["how"], "given");
+    // Read by the engine that wrote them, nothing is dead.
+    let (_, v) = verify_json(&env, &[&cache_arg(&env)]);
+    assert_eq!(v["dirs"][0]["engine"]["engine"], "ds4-classic");
+    assert_eq!(v["dirs"][0]["unloadable"]["files"], 0);
+}
+
+#[test]
+fn agent_sessions_are_named_by_their_identity() {
+    let env = TestEnv::new();
+    let titled = healthy("titled session")
+        .mainline()
+        .titled(b"Refactor the parser");
+    env.add(&titled);
+    // Legacy: no bit 3, named by the text.
+    env.add(
+        &healthy("legacy session")
+            .mainline()
+            .reason(REASON_AGENT_SESSION),
+    );
+    // A NUL ends the title for the identity, as the agent's strlen() does.
+    let nul = healthy("nul title").mainline().titled(b"Hel\0lo");
+    assert_eq!(
+        nul.file_name(),
+        format!("{}.kv", session_identity(b"Hel", CREATED))
+    );
+    env.add(&nul);
+    let (exit, v) = verify_json(&env, &[&cache_arg(&env)]);
+    assert_eq!((exit, all_codes(&v)), (0, vec![]), "{v:#}");
+    // The same sessions under other names.
+    let env = TestEnv::new();
+    let mut by_text = titled.clone();
+    by_text.name = None;
+    env.add(&by_text);
+    let mut whole_title = nul.clone();
+    let mut hashed = b"Hel\0lo".to_vec();
+    hashed.extend_from_slice(&CREATED.to_le_bytes());
+    whole_title.name = Some(format!("{}.kv", sha1_hex(&hashed)));
+    env.add(&whole_title);
+    let mut legacy_renamed = healthy("legacy renamed")
+        .mainline()
+        .reason(REASON_AGENT_SESSION);
+    legacy_renamed.name = Some(format!("{}.kv", session_identity(b"legacy", CREATED)));
+    env.add(&legacy_renamed);
+    let (exit, v) = verify_json(&env, &[&cache_arg(&env)]);
+    assert_eq!(exit, 1);
+    let by_file = codes_by_file(&v);
+    assert_eq!(by_file.len(), 3);
+    for (file, codes) in &by_file {
+        assert_eq!(codes, &["key-mismatch"], "{file}");
+    }
+    let msg = file_entry(&v, &by_text.file_name())["findings"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(msg.contains("session title and created time"), "{msg}");
+}
+
+#[test]
+fn a_title_trailer_is_read_as_the_agent_reads_it() {
+    let env = TestEnv::new();
+    let mut extra = healthy("bytes after the title").mainline().titled(b"Title");
+    extra.trailer.extend_from_slice(b"xyz");
+    env.add(&extra);
+    let (exit, v) = verify_json(&env, &[&cache_arg(&env)]);
+    assert_eq!(
+        (exit, all_codes(&v)),
+        (0, vec!["trailing-bytes".to_string()])
+    );
+    let msg = v["files"][0]["findings"][0]["message"].as_str().unwrap();
+    assert!(msg.contains("3 bytes after the session title"), "{msg}");
+    // Cut short: an error naming what is missing, and no key check on a
+    // name the agent cannot derive.
+    let env = TestEnv::new();
+    let mut cut = healthy("cut").mainline().titled(b"A long enough title");
+    cut.trailer.truncate(10);
+    env.add(&cut);
+    let (exit, v) = verify_json(&env, &[&cache_arg(&env)]);
+    assert_eq!((exit, all_codes(&v)), (1, vec!["bad-title".to_string()]));
+    let msg = v["files"][0]["findings"][0]["message"].as_str().unwrap();
+    assert!(msg.contains("claims 19 bytes, only 6 follow"), "{msg}");
+    // sysprompt.kv has a fixed name: a title is read, no name is derived.
+    let env = TestEnv::new();
+    let mut sys = Ckpt::new(b"You are the agent.".to_vec())
+        .mainline()
+        .reason(REASON_AGENT_SYSTEM)
+        .titled(b"odd");
+    sys.name = Some("sysprompt.kv".into());
+    env.add(&sys);
+    let (exit, v) = verify_json(&env, &[&cache_arg(&env)]);
+    assert_eq!((exit, all_codes(&v)), (0, vec![]));
+}
+
+#[test]
+fn stripped_sessions_are_healthy_with_or_without_a_title() {
+    let env = TestEnv::new();
+    // /strip came in 4a855d8, an hour before bit 3 (bfe070a): both exist.
+    env.add(
+        &healthy("stripped, titled")
+            .mainline()
+            .titled(b"Release notes")
+            .stripped(),
+    );
+    env.add(
+        &healthy("stripped, legacy")
+            .mainline()
+            .reason(REASON_AGENT_SESSION)
+            .stripped(),
+    );
+    for deep in ["--sample", "--deep"] {
+        let args: Vec<&str> = if deep == "--sample" {
+            vec!["--sample", "100"]
+        } else {
+            vec!["--deep"]
+        };
+        let cache = cache_arg(&env);
+        let mut a = args.clone();
+        a.push(&cache);
+        let (exit, v) = verify_json(&env, &a);
+        assert_eq!((exit, all_codes(&v)), (0, vec![]), "{v:#}");
+        assert_eq!(v["summary"]["checkpoints"], 2);
+    }
+    // The same stripped session with a payload_bytes that lies is caught.
+    let env = TestEnv::new();
+    let mut lying = healthy("stripped, lying")
+        .mainline()
+        .titled(b"Liar")
+        .stripped();
+    lying.payload_bytes = Some(100);
+    env.add(&lying);
+    let (_, v) = verify_json(&env, &[&cache_arg(&env)]);
+    assert_eq!(all_codes(&v), ["truncated"]);
+}
+
+#[test]
+fn hanzo_spills_are_read_as_hanzo_reads_them() {
+    let env = TestEnv::new();
+    // tokens 0 and quant 0: a valid hanzo-engine file.
+    let empty = Ckpt::hanzo_spill(&[]);
+    assert_eq!((empty.tokens, empty.quant_bits), (0, 0));
+    env.add(&empty);
+    // Ext bit 0 set by a caller is no tool map, and a payload that starts
+    // with DSV4 is still opaque.
+    let mut bit0 = Ckpt::hanzo_spill(&[5, 6]);
+    bit0.ext_flags = 1 | 1 << 6;
+    env.add(&bit0);
+    let mut dsv4_looking = Ckpt::hanzo_spill(&[9, 9, 9]);
+    dsv4_looking.payload = dsv4_payload(600, 32768, SMALL, 3, 2);
+    dsv4_looking.payload.truncate(500);
+    env.add(&dsv4_looking);
+    for deep in [false, true] {
+        let cache = cache_arg(&env);
+        let args: Vec<&str> = if deep {
+            vec!["--deep", &cache]
+        } else {
+            vec![&cache]
+        };
+        let (exit, v) = verify_json(&env, &args);
+        assert_eq!((exit, all_codes(&v)), (0, vec![]), "{v:#}");
+        assert_eq!(v["dirs"][0]["engine"]["engine"], "hanzo");
+        for f in v["files"].as_array().unwrap() {
+            assert_eq!(f["dialect"], "D20");
+        }
+    }
+    // The same bytes read as ds4 up to 2026-05-25 wrote them (D1) are broken
+    // in exactly the ways hanzo-engine does not care about.
+    let (exit, v) = verify_json(&env, &["--engine", "ds4-classic", &cache_arg(&env)]);
+    assert_eq!(exit, 1);
+    let by_file = codes_by_file(&v);
+    assert_eq!(by_file[&empty.file_name()], ["zero-tokens", "bad-quant"]);
+    assert!(by_file[&bit0.file_name()].contains(&"bad-trailer".to_string()));
+    assert!(by_file[&bit0.file_name()].contains(&"unknown-flags".to_string()));
+    assert!(by_file[&dsv4_looking.file_name()].contains(&"payload-mismatch".to_string()));
+    assert_eq!(file_entry(&v, &empty.file_name())["dialect"], "D1");
+}
+
+#[test]
+fn bytes_after_a_hanzo_payload_are_a_clobbered_header_not_a_trailer() {
+    let env = TestEnv::new();
+    let mut c = Ckpt::hanzo_spill(&[1, 2, 3]);
+    c.trailer = tool_map(&[(b"id", b"x")]);
+    env.add(&c);
+    let (exit, v) = verify_json(&env, &[&cache_arg(&env)]);
+    assert_eq!(
+        (exit, all_codes(&v)),
+        (1, vec!["clobbered-header".to_string()])
+    );
+    let msg = v["files"][0]["findings"][0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("clobbered") && msg.contains("by path"),
+        "{msg}"
+    );
+    // --quarantine moves it: it is an error.
+    let q = env.root.path().join("q");
+    let (_, v) = verify_json(
+        &env,
+        &["--quarantine", q.to_str().unwrap(), &cache_arg(&env)],
+    );
+    assert_eq!(v["summary"]["quarantined"], 1);
+}
+
+#[test]
+fn a_ds4_trailer_on_a_file_only_the_directory_calls_hanzos_is_no_error() {
+    // A pre-ABI ds4 file with a tool map, in a directory a hanzo temp file
+    // makes hanzo-engine's: the bytes may be ds4's trailer.
+    let env = TestEnv::new();
+    let c = Ckpt::new(chat_with_tool_call()).with_tool_map(&[(b"call_1", DSML)]);
+    env.add(&c);
+    env.add_raw(&format!("{}.4242-0.kv.tmp", sha1_hex(b"spill")), b"KVC");
+    let (exit, v) = verify_json(&env, &[&cache_arg(&env)]);
+    assert_eq!(
+        (exit, all_codes(&v)),
+        (0, vec!["trailing-bytes".to_string()]),
+        "{v:#}"
+    );
+    assert_eq!(file_entry(&v, &c.file_name())["dialect"], "D20");
+    assert_eq!(file_entry(&v, &c.file_name())["dialect_assumed"], true);
+    let msg = file_entry(&v, &c.file_name())["findings"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(msg.contains("--engine ds4-classic"), "{msg}");
+    // Told so, kvc reads it as ds4's, and the trailer checks out.
+    let (exit, v) = verify_json(&env, &["--engine", "ds4-classic", &cache_arg(&env)]);
+    assert_eq!((exit, all_codes(&v)), (0, vec![]));
+    // Told it is hanzo-engine's, the bytes can only be a clobbered header.
+    let (exit, v) = verify_json(&env, &["--engine", "hanzo", &cache_arg(&env)]);
+    assert_eq!(
+        (exit, all_codes(&v)),
+        (1, vec!["clobbered-header".to_string()])
+    );
+}
+
+#[test]
+fn payload_bodies_are_judged_by_model_and_version() {
+    let env = TestEnv::new();
+    // GLM-5.2: DSV4 magic and a v2 header over its own body.
+    let mut glm = healthy("glm").mainline();
+    glm.model_id = 2;
+    glm.payload = glm_payload(600, 32768);
+    env.add(&glm);
+    // V4 PRO with the PRO schedule (ratio 128 on layers 0 and 1).
+    let mut pro = healthy("pro").mainline();
+    pro.model_id = 1;
+    let pro = pro.dsv4(2, Schedule::Pro);
+    env.add(&pro);
+    // D11: bytes 21-23 a weights fingerprint, read as D3.
+    let mut d11 = healthy("fingerprinted").mainline();
+    d11.reserved = [0xAB, 0xCD, 0xEF];
+    env.add(&d11);
+    // An unknown model id: its body is its own.
+    let mut other = healthy("model 9").mainline();
+    other.model_id = 9;
+    other.payload = glm_payload(600, 32768);
+    env.add(&other);
+    for deep in [false, true] {
+        let cache = cache_arg(&env);
+        let args: Vec<&str> = if deep {
+            vec!["--deep", &cache]
+        } else {
+            vec![&cache]
+        };
+        let (exit, v) = verify_json(&env, &args);
+        assert_eq!((exit, all_codes(&v)), (0, vec![]), "{v:#}");
+        assert_eq!(file_entry(&v, &d11.file_name())["dialect"], "D11");
+    }
+    // The same bodies under the other models' rules are broken: proof that
+    // each was judged by its own rule above, not skipped.
+    let env = TestEnv::new();
+    let mut glm_as_flash = glm.clone();
+    glm_as_flash.model_id = 0;
+    env.add(&glm_as_flash);
+    let mut pro_as_flash = pro.clone();
+    pro_as_flash.model_id = 0;
+    env.add(&pro_as_flash);
+    let flash_sizes = {
+        let mut c = healthy("pro with flash sizes")
+            .mainline()
+            .dsv4(2, Schedule::Flash);
+        c.model_id = 1;
+        c
+    };
+    env.add(&flash_sizes);
+    let mut d11_bad = d11.clone();
+    d11_bad.payload.extend_from_slice(&[0; 4]);
+    env.add(&d11_bad);
+    let (exit, v) = verify_json(&env, &[&cache_arg(&env)]);
+    assert_eq!(exit, 1);
+    let by_file = codes_by_file(&v);
+    for c in [&glm_as_flash, &pro_as_flash, &flash_sizes, &d11_bad] {
+        assert!(
+            by_file[&c.file_name()].contains(&"payload-size".to_string()),
+            "{}: {:?}",
+            c.file_name(),
+            by_file[&c.file_name()]
+        );
+    }
+}
+
+#[test]
+fn fork_envelopes_are_judged_and_their_payloads_are_not() {
+    let env = TestEnv::new();
+    let mut d5 = healthy("dgx spark abi 3");
+    d5.payload_abi = 3;
+    d5.payload = dsv4_payload(600, 32768, SMALL, 3, 2);
+    d5.payload.truncate(300); // A DSV4 reading would call it cut short.
+    env.add(&d5);
+    let mut d6 = healthy("dgx spark abi 4").opaque_payload(777);
+    d6.payload_abi = 4;
+    env.add(&d6);
+    let (exit, v) = verify_json(&env, &["--deep", &cache_arg(&env)]);
+    assert_eq!((exit, all_codes(&v)), (0, vec![]), "{v:#}");
+    assert_eq!(file_entry(&v, &d5.file_name())["dialect"], "D5");
+    assert_eq!(file_entry(&v, &d6.file_name())["dialect"], "D6");
+    // Mainline never loads either: counted, not a finding.
+    assert_eq!(v["dirs"][0]["unloadable"]["files"], 2);
+    // Their envelope and name are still judged.
+    let env = TestEnv::new();
+    let mut renamed = d5.clone();
+    renamed.name = Some(format!("{}.kv", sha1_hex(b"not this text")));
+    env.add(&renamed);
+    let mut short = d6.clone();
+    short.payload_bytes = Some(10_000);
+    env.add(&short);
+    let (exit, v) = verify_json(&env, &[&cache_arg(&env)]);
+    assert_eq!(exit, 1);
+    assert_eq!(codes_by_file(&v)[&renamed.file_name()], ["key-mismatch"]);
+    assert_eq!(codes_by_file(&v)[&short.file_name()], ["truncated"]);
+}
+
+#[test]
+fn foreign_dialects_are_warnings_and_quarantine_leaves_them() {
+    let env = TestEnv::new();
+    let d8 = d8_file(b"compressed text", 2, 2);
+    env.add(&d8);
+    let d8_v1 = d8_file(b"compressed, version 1", 1, 2);
+    env.add(&d8_v1);
+    let (d13_name, d13) = d13_file(b"a 72-byte header");
+    env.add_raw(&d13_name, &d13);
+    let d14_name = format!("{}.kv", sha1_hex(b"tail indexed"));
+    env.add_raw(&d14_name, &d14_file(b"TAIL"));
+    env.add_raw(&format!("{}.ckpt", sha1_hex(b"tail indexed")), b"companion");
+    let mut v9 = healthy("version nine");
+    v9.version = 9;
+    env.add(&v9);
+    let mut abi7 = healthy("abi seven");
+    abi7.payload_abi = 7;
+    env.add(&abi7);
+    // One broken file, so that quarantine has something to do.
+    let mut broken = healthy("truncated");
+    broken.payload_bytes = Some(broken.payload.len() as u64 + 1);
+    env.add(&broken);
+    let foreign = [
+        (d8.file_name(), "D8"),
+        (d8_v1.file_name(), "D8"),
+        (d13_name.clone(), "D13"),
+        (d14_name.clone(), "D14"),
+        (v9.file_name(), "foreign"),
+        (abi7.file_name(), "foreign"),
+    ];
+    let q = env.root.path().join("q");
+    let (exit, v) = verify_json(
+        &env,
+        &[
+            "--deep",
+            "--quarantine",
+            q.to_str().unwrap(),
+            &cache_arg(&env),
+        ],
+    );
+    assert_eq!(exit, 1);
+    assert_eq!(v["summary"]["quarantined"], 1);
+    assert!(!env.cache.join(broken.file_name()).exists());
+    let by_file = codes_by_file(&v);
+    for (name, dialect) in &foreign {
+        assert_eq!(by_file[name], ["foreign"], "{name}");
+        let f = file_entry(&v, name);
+        assert_eq!(f["dialect"], *dialect, "{name}");
+        assert_eq!(f["findings"][0]["severity"], "warning");
+        assert_eq!(f["deep"], false, "{name}: a foreign payload is never read");
+        assert!(env.cache.join(name).exists(), "{name} was moved");
+    }
+    assert!(env
+        .cache
+        .join(format!("{}.ckpt", sha1_hex(b"tail indexed")))
+        .exists());
+    let msg = |name: &str| {
+        file_entry(&v, name)["findings"][0]["message"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        msg(&d8.file_name()).contains("LZ4"),
+        "{}",
+        msg(&d8.file_name())
+    );
+    assert!(msg(&d14_name).contains("tail block"), "{}", msg(&d14_name));
+    assert!(
+        msg(&abi7.file_name()).contains("payload ABI 7"),
+        "{}",
+        msg(&abi7.file_name())
+    );
+}
+
+#[test]
+fn a_file_named_alone_is_read_with_its_directorys_engine() {
+    // An ambiguous file (quant 2, ctx 8192: ds4 could have written it) with
+    // 0 tokens: valid for hanzo-engine, not for ds4.
+    let mut c = healthy("ambiguous");
+    c.tokens = 0;
+    c.ctx_size = 8192;
+    c.payload = vec![1, 2, 3];
+    let hanzo = TestEnv::new();
+    let in_hanzo = hanzo.add(&c);
+    hanzo.add(&Ckpt::hanzo_spill(&[4, 5]));
+    let (exit, v) = verify_json(&hanzo, &[in_hanzo.to_str().unwrap()]);
+    assert_eq!((exit, all_codes(&v)), (0, vec![]), "{v:#}");
+    assert_eq!(v["files"][0]["dialect"], "D20");
+    // The same bytes in a directory of their own: ds4's reading.
+    let alone = TestEnv::new();
+    let p = alone.add(&c);
+    let (exit, v) = verify_json(&alone, &[p.to_str().unwrap()]);
+    assert_eq!((exit, all_codes(&v)), (1, vec!["zero-tokens".to_string()]));
+    // And the library's check_file does the same.
+    use kvc::verify::{check_file, VerifyOptions};
+    let r = check_file(&in_hanzo, &VerifyOptions::default()).unwrap();
+    assert!(r.findings.is_empty(), "{:?}", r.findings);
+    let r = check_file(&p, &VerifyOptions::default()).unwrap();
+    assert_eq!(r.findings[0].code, "zero-tokens");
+    let given = VerifyOptions {
+        engine: Some(kvc::format::Engine::Hanzo),
+        ..VerifyOptions::default()
+    };
+    assert!(check_file(&p, &given).unwrap().findings.is_empty());
+}
+
+#[test]
+fn permission_findings_say_what_each_engine_creates() {
+    let env = TestEnv::new();
+    let p = env.add(&Ckpt::hanzo_spill(&[1]));
+    set_mode(&p, 0o644);
+    set_mode(&env.cache, 0o755);
+    let (_, v) = verify_json(&env, &[&cache_arg(&env)]);
+    let dir_msg = v["dirs"][0]["findings"][0]["message"].as_str().unwrap();
+    assert!(
+        dir_msg.contains("hanzo-engine creates 0755 directories"),
+        "{dir_msg}"
+    );
+    assert!(!dir_msg.contains("0700"), "{dir_msg}");
+    let file_msg = v["files"][0]["findings"][0]["message"].as_str().unwrap();
+    assert!(file_msg.contains("0644 files"), "{file_msg}");
+    let env = TestEnv::new();
+    let p = env.add(&healthy("server file").mainline());
+    set_mode(&p, 0o644);
+    set_mode(&env.cache, 0o750);
+    let (_, v) = verify_json(&env, &[&cache_arg(&env)]);
+    assert_eq!(all_codes(&v), ["world-readable"]);
+    let dir_msg = v["dirs"][0]["findings"][0]["message"].as_str().unwrap();
+    assert!(
+        dir_msg.contains("ds4 creates its cache directory 0700"),
+        "{dir_msg}"
+    );
+    let file_msg = v["files"][0]["findings"][0]["message"].as_str().unwrap();
+    assert!(
+        file_msg.contains("ds4-server writes files 0644") && file_msg.contains("ds4-agent 0600"),
+        "{file_msg}"
+    );
+}
+
+#[test]
+fn mixed_engines_name_the_engine_chosen() {
+    let env = TestEnv::new();
+    env.add(&healthy("mainline").mainline());
+    env.add(&Ckpt::hanzo_spill(&[1, 2]));
+    let (_, v) = verify_json(&env, &[&cache_arg(&env)]);
+    let d = &v["dirs"][0];
+    assert_eq!(d["engine"]["mixed"], true);
+    assert_eq!(d["engine"]["engine"], "ds4");
+    let msg = d["findings"][0]["message"].as_str().unwrap();
+    assert!(msg.contains("read as ds4 (inferred"), "{msg}");
+    // --engine settles which rules apply, the warning stays: both engines
+    // still write here.
+    let (_, v) = verify_json(&env, &["--engine", "hanzo", &cache_arg(&env)]);
+    assert_eq!(v["dirs"][0]["engine"]["how"], "given");
+    assert_eq!(all_codes(&v), ["mixed-engines"]);
 }

@@ -8,8 +8,11 @@ use crate::Outcome;
 use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use kvc::finding::Finding;
+use kvc::format::dialect::EngineChoice;
 use kvc::text::sanitize_line;
-use kvc::verify::{self, EntryKind, Progress, Quarantined, VerifyOptions, VerifyReport};
+use kvc::verify::{
+    self, EntryKind, FileReport, Progress, Quarantined, Unloadable, VerifyOptions, VerifyReport,
+};
 use serde::Serialize;
 use std::io::{self, IsTerminal, Write};
 use std::path::Path;
@@ -37,7 +40,45 @@ impl From<&Finding> for FindingView {
 #[derive(Serialize)]
 struct DirView {
     dir: String,
+    /// The engine whose rules judged the files, and how it was decided.
+    engine: EngineChoice,
+    /// Checkpoints whose bytes could be D1 or D20, read by the engine's rule.
+    assumed: usize,
+    /// Healthy checkpoints the engine never loads, counts or evicts.
+    unloadable: UnloadableView,
     findings: Vec<FindingView>,
+}
+
+#[derive(Serialize)]
+struct UnloadableView {
+    files: usize,
+    bytes: u64,
+    why: Vec<WhyView>,
+}
+
+#[derive(Serialize)]
+struct WhyView {
+    why: String,
+    files: usize,
+    bytes: u64,
+}
+
+impl From<&Unloadable> for UnloadableView {
+    fn from(u: &Unloadable) -> UnloadableView {
+        UnloadableView {
+            files: u.files,
+            bytes: u.bytes,
+            why: u
+                .why
+                .iter()
+                .map(|(why, files, bytes)| WhyView {
+                    why: why.clone(),
+                    files: *files,
+                    bytes: *bytes,
+                })
+                .collect(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -45,6 +86,13 @@ struct FileView {
     file: String,
     kind: EntryKind,
     key: Option<String>,
+    /// The FORMAT.md §9 id, `"foreign"` for a KVC file no row describes,
+    /// `null` when not identified (not a checkpoint, or no KVC header).
+    dialect: Option<&'static str>,
+    /// The bytes could be D1 or D20: the directory's engine decided.
+    dialect_assumed: bool,
+    /// Why the directory's engine never loads it, when it does not.
+    not_loaded: Option<String>,
     size: u64,
     /// The payload was read whole.
     deep: bool,
@@ -63,6 +111,9 @@ struct Summary {
     warnings: usize,
     files_with_errors: usize,
     bytes_read: u64,
+    /// Healthy checkpoints their directory's engine never loads.
+    unloadable_files: usize,
+    unloadable_bytes: u64,
     quarantined: usize,
     strict: bool,
     ok: bool,
@@ -81,6 +132,14 @@ struct VerifyView {
 
 fn show_path(p: &Path) -> String {
     sanitize_line(p.as_os_str().as_encoded_bytes())
+}
+
+fn dialect_label(f: &FileReport) -> Option<&'static str> {
+    match (f.dialect, f.foreign) {
+        (Some(d), _) => Some(d.as_str()),
+        (None, true) => Some("foreign"),
+        (None, false) => None,
+    }
 }
 
 /// The indicatif bar of `--deep` on a terminal: bytes read of the payloads
@@ -195,6 +254,9 @@ fn build_view(
             file: show_path(&f.path),
             kind: f.kind,
             key: f.key.as_ref().map(|k| k.to_string()),
+            dialect: dialect_label(f),
+            dialect_assumed: f.assumed,
+            not_loaded: f.not_loaded.as_ref().map(|n| n.to_string()),
             size: f.size,
             deep: f.deep,
             bytes_read: f.bytes_read,
@@ -208,6 +270,19 @@ fn build_view(
             .iter()
             .map(|d| DirView {
                 dir: show_path(&d.dir),
+                engine: EngineChoice {
+                    how: match &d.engine.how {
+                        kvc::format::dialect::EngineHow::Inferred(from) => {
+                            kvc::format::dialect::EngineHow::Inferred(sanitize_line(
+                                from.as_bytes(),
+                            ))
+                        }
+                        how => how.clone(),
+                    },
+                    ..d.engine.clone()
+                },
+                assumed: d.assumed,
+                unloadable: UnloadableView::from(&d.unloadable),
                 findings: d.findings.iter().map(FindingView::from).collect(),
             })
             .collect(),
@@ -221,6 +296,8 @@ fn build_view(
             warnings,
             files_with_errors: report.files_with_errors(),
             bytes_read: report.bytes_read(),
+            unloadable_files: report.unloadable().0,
+            unloadable_bytes: report.unloadable().1,
             quarantined,
             strict: args.strict,
             ok: errors == 0 && !(args.strict && warnings > 0),
@@ -232,6 +309,32 @@ fn build_view(
 
 fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// One line per directory holding healthy checkpoints its engine never
+/// loads: they stay on disk until removed by hand (FORMAT.md §7).
+fn write_unloadable(out: &mut dyn Write, d: &DirView) -> io::Result<()> {
+    let u = &d.unloadable;
+    if u.files == 0 {
+        return Ok(());
+    }
+    let why: Vec<String> = match u.why.as_slice() {
+        [one] => vec![one.why.clone()],
+        all => all
+            .iter()
+            .map(|w| format!("{} with {}", w.files, w.why))
+            .collect(),
+    };
+    writeln!(
+        out,
+        "never loaded: {} in {}, {} ({}): {} never loads, counts or evicts {}",
+        plural(u.files, "checkpoint", "checkpoints"),
+        d.dir,
+        output::size(u.bytes),
+        why.join(", "),
+        d.engine.describe(),
+        if u.files == 1 { "it" } else { "them" },
+    )
 }
 
 fn write_finding(out: &mut dyn Write, name: &str, f: &FindingView) -> io::Result<()> {
@@ -255,6 +358,9 @@ impl Report for VerifyView {
         }
         for (file, why) in &self.left_in_place {
             writeln!(out, "not quarantined {file}: {why}")?;
+        }
+        for d in &self.dirs {
+            write_unloadable(out, d)?;
         }
         let s = &self.summary;
         let mut what = plural(s.checkpoints, "checkpoint", "checkpoints");

@@ -230,7 +230,11 @@ pub struct Dialect {
     pub modes: &'static str,
 }
 
-const DS4_MODES: &str = "ds4 creates its cache directory 0700";
+/// ds4_kvstore.c (directories, `mkdir` 0700 per missing component; server
+/// files by `fopen("wb")`, 0666 & ~umask) and ds4_agent.c (sessions by
+/// `mkstemp`, 0600) at mainline b030961.
+const DS4_MODES: &str =
+    "ds4 creates its cache directory 0700; inside it ds4-server writes files 0644 under umask 022, ds4-agent 0600";
 const FORK_MODES: &str = "the writer's modes are not known to kvc";
 
 /// The dialects of FORMAT.md §9, one row each: every per-dialect rule of
@@ -747,6 +751,33 @@ impl Detected {
                 }
             }
             Detected::Unknown { .. } | Detected::NotKvc => None,
+        }
+    }
+
+    /// The dialect under a directory's engine choice. An engine the user
+    /// gave (`--engine`) decides every D1/D20 look-alike, even one with a
+    /// field only hanzo-engine writes: the user says who reads the
+    /// directory. An inferred engine leaves such a file D20, as
+    /// [`resolve`](Self::resolve) does.
+    pub fn resolve_in(&self, choice: &EngineChoice) -> Option<DialectId> {
+        match (self, &choice.how) {
+            (Detected::Ds4OrHanzo { .. }, EngineHow::Given) => Some(match choice.engine {
+                Engine::Hanzo => DialectId::D20,
+                Engine::Ds4 | Engine::Ds4Classic => DialectId::D1,
+            }),
+            _ => self.resolve(choice.engine),
+        }
+    }
+
+    /// Whether [`resolve_in`](Self::resolve_in) took the dialect from the
+    /// directory's engine rather than from the bytes.
+    pub fn assumed_in(&self, choice: &EngineChoice) -> bool {
+        match self {
+            Detected::Ds4OrHanzo { hanzo_only: false } => true,
+            Detected::Ds4OrHanzo { hanzo_only: true } => {
+                self.resolve_in(choice) != Some(DialectId::D20)
+            }
+            _ => false,
         }
     }
 }
@@ -1320,6 +1351,36 @@ mod tests {
             infer_engine(&Evidence::default(), Some(Engine::Hanzo)).engine,
             Engine::Hanzo
         );
+    }
+
+    #[test]
+    fn a_given_engine_decides_every_look_alike() {
+        let spill = Detected::Ds4OrHanzo { hanzo_only: true };
+        let plain = Detected::Ds4OrHanzo { hanzo_only: false };
+        let inferred = |engine| EngineChoice {
+            engine,
+            how: EngineHow::Default,
+            mixed: false,
+        };
+        let given = EngineChoice::given(Engine::Ds4Classic);
+        assert_eq!(
+            spill.resolve_in(&inferred(Engine::Ds4Classic)),
+            Some(DialectId::D20)
+        );
+        assert!(!spill.assumed_in(&inferred(Engine::Ds4Classic)));
+        assert_eq!(spill.resolve_in(&given), Some(DialectId::D1));
+        assert!(spill.assumed_in(&given));
+        assert_eq!(
+            plain.resolve_in(&inferred(Engine::Hanzo)),
+            Some(DialectId::D20)
+        );
+        assert!(plain.assumed_in(&given));
+        let d3 = Detected::Known(DialectId::D3);
+        assert_eq!(
+            d3.resolve_in(&EngineChoice::given(Engine::Hanzo)),
+            Some(DialectId::D3)
+        );
+        assert!(!d3.assumed_in(&given));
     }
 
     #[test]

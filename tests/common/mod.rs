@@ -412,3 +412,228 @@ pub fn verify_errors(path: &Path) -> Vec<String> {
     }
     errors
 }
+
+// --- verify (dialects) ---
+//
+// Builders for the dialects of FORMAT.md §9 and the engines' payloads and
+// trailers, byte by byte from FORMAT.md revision 2 (never with kvc's code).
+
+/// "DSV4" as the first payload bytes.
+pub const DSV4_MAGIC: u32 = 0x3456_5344;
+
+/// The per-layer compression schedule of FORMAT.md §6: layers 0 and 1 are
+/// uncompressed on V4 Flash (model 0) and 128:1 on V4 PRO (model 1); from
+/// layer 2 on, even layers 4:1 (with an indexer), odd ones 128:1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Schedule {
+    Flash,
+    Pro,
+}
+
+/// A DSV4 payload of any version and schedule; `n_comp` rows on every
+/// compressed layer, `n_index` on every indexer layer.
+pub fn dsv4_payload_of(
+    version: u32,
+    schedule: Schedule,
+    tokens: u32,
+    ctx: u32,
+    l: Layout,
+    n_comp: u32,
+    n_index: u32,
+) -> Vec<u8> {
+    let ratio = |il: u32| -> u64 {
+        match (il < 2, schedule) {
+            (true, Schedule::Flash) => 0,
+            (true, Schedule::Pro) => 128,
+            (false, _) if il.is_multiple_of(2) => 4,
+            (false, _) => 128,
+        }
+    };
+    let raw_live = tokens.min(l.raw_window);
+    let mut p = Vec::new();
+    for v in [
+        DSV4_MAGIC,
+        version,
+        ctx,
+        256,
+        l.raw_cap,
+        l.raw_window,
+        l.comp_cap,
+        tokens,
+        l.layers,
+        l.head_dim,
+        l.indexer_head_dim,
+        l.vocab,
+        raw_live,
+    ] {
+        p.extend_from_slice(&v.to_le_bytes());
+    }
+    for t in 0..tokens {
+        p.extend_from_slice(&(t % l.vocab).to_le_bytes());
+    }
+    for i in 0..l.vocab {
+        p.extend_from_slice(&(i as f32 * 0.25).to_le_bytes());
+    }
+    let comp = |il: u32| if ratio(il) > 0 { n_comp } else { 0 };
+    let index = |il: u32| if ratio(il) == 4 { n_index } else { 0 };
+    for il in 0..l.layers {
+        p.extend_from_slice(&comp(il).to_le_bytes());
+    }
+    for il in 0..l.layers {
+        p.extend_from_slice(&index(il).to_le_bytes());
+    }
+    let (hd, ihd) = (l.head_dim as u64, l.indexer_head_dim as u64);
+    let mut floats: u64 = 0;
+    for il in 0..l.layers {
+        let r = ratio(il);
+        let c: u64 = if r == 4 { 2 } else { 1 };
+        floats += raw_live as u64 * hd;
+        if r > 0 {
+            floats += comp(il) as u64 * hd + 2 * c * hd * c * r;
+        }
+        if r == 4 {
+            floats += index(il) as u64 * ihd + 2 * c * ihd * c * r;
+        }
+    }
+    for i in 0..floats {
+        p.extend_from_slice(&((i % 5) as f32).to_le_bytes());
+    }
+    p
+}
+
+/// A GLM-5.2 payload (model 2, mainline since 005afed): the DSV4 magic and
+/// a version-2 header whose fields mean other things, then GLM's own body,
+/// which is no DSV4 body (its size follows none of §6's rules).
+pub fn glm_payload(tokens: u32, ctx: u32) -> Vec<u8> {
+    let mut p = Vec::new();
+    for v in [
+        DSV4_MAGIC, 2, ctx, 256, ctx, ctx, 512, tokens, 78, 256, 256, 154_880, tokens,
+    ] {
+        p.extend_from_slice(&v.to_le_bytes());
+    }
+    // Far fewer bytes than 154880 logits: a DSV4 reading would call it
+    // cut short.
+    p.extend((0..3000u32).map(|i| (i * 7 % 251) as u8));
+    p
+}
+
+/// The name ds4-agent gives a session with ext bit 3: SHA-1 of the title
+/// up to its first NUL (the agent hashes `strlen(title)` bytes) followed by
+/// `created` as u64 little-endian (FORMAT.md §2, §5b).
+pub fn session_identity(title: &[u8], created: u64) -> String {
+    let end = title.iter().position(|&b| b == 0).unwrap_or(title.len());
+    let mut b = title[..end].to_vec();
+    b.extend_from_slice(&created.to_le_bytes());
+    sha1_hex(&b)
+}
+
+/// A session-title trailer (§5b): u32 length, the title, no magic.
+pub fn title_trailer(title: &[u8]) -> Vec<u8> {
+    let mut t = (title.len() as u32).to_le_bytes().to_vec();
+    t.extend_from_slice(title);
+    t
+}
+
+impl Ckpt {
+    /// A ds4-agent session (reason 6) saved since bfe070a: ext bit 3, the
+    /// title trailer after the payload, named by its identity.
+    pub fn titled(mut self, title: &[u8]) -> Ckpt {
+        self.reason = REASON_AGENT_SESSION;
+        self.ext_flags |= 1 << 3;
+        self.trailer = title_trailer(title);
+        self.name = Some(format!("{}.kv", session_identity(title, self.created)));
+        self
+    }
+
+    /// Stripped by the agent's `/strip`: no payload at all.
+    pub fn stripped(mut self) -> Ckpt {
+        self.payload.clear();
+        self
+    }
+
+    /// A DSV4 payload of this version and schedule for the current tokens
+    /// and ctx.
+    pub fn dsv4(mut self, version: u32, schedule: Schedule) -> Ckpt {
+        self.payload = dsv4_payload_of(version, schedule, self.tokens, self.ctx_size, SMALL, 3, 2);
+        self
+    }
+
+    /// A hanzo-engine prefix-cache spill (D20, disk_kv_cache.rs): quant 0,
+    /// reason evict, ext 0, ctx 0, model and bytes 20-23 zero, text = the
+    /// token ids as little-endian u32, payload = version byte 1, a u64
+    /// model fingerprint, then per-layer data.
+    pub fn hanzo_spill(ids: &[u32]) -> Ckpt {
+        let text: Vec<u8> = ids.iter().flat_map(|t| t.to_le_bytes()).collect();
+        let mut payload = vec![1u8];
+        payload.extend_from_slice(&0x5eed_f00d_u64.to_le_bytes());
+        payload.extend_from_slice(&2u32.to_le_bytes());
+        payload.extend((0..40u8).map(|i| i.wrapping_mul(13)));
+        Ckpt {
+            quant_bits: 0,
+            reason: REASON_EVICT,
+            tokens: ids.len() as u32,
+            ctx_size: 0,
+            payload,
+            ..Ckpt::new(text)
+        }
+    }
+}
+
+/// A D8 file (LZ4-compressed payload fork): header `version`, byte 20
+/// `abi`, byte 21 = codec 1 (LZ4), byte 22 = log2(4096), the text at 52
+/// hashing to the name, payload = `u64 uncompressed_total, u32
+/// chunk_count`, then per chunk `u32 raw_len, u32 comp_len, bytes`.
+pub fn d8_file(text: &[u8], version: u8, abi: u8) -> Ckpt {
+    let mut payload = Vec::new();
+    payload.extend_from_slice(&4096u64.to_le_bytes());
+    payload.extend_from_slice(&1u32.to_le_bytes());
+    payload.extend_from_slice(&4096u32.to_le_bytes());
+    payload.extend_from_slice(&5u32.to_le_bytes());
+    payload.extend_from_slice(b"\x1f\x00\x01\x00\xff");
+    let mut c = Ckpt::new(text.to_vec());
+    c.version = version;
+    c.payload_abi = abi;
+    c.reserved = [1, 12, 0];
+    c.payload = payload;
+    c
+}
+
+/// A D13 file (the fork with a 72-byte header): version 2, ABI 2, then
+/// u64 conv_id @48, u64 model_fp @56, u32 bucket @64, u8 level @68, u8
+/// stale @69, two zero bytes, u32 text_len @72, the text @76; named by the
+/// text's SHA-1. Returns the name and the bytes.
+pub fn d13_file(text: &[u8]) -> (String, Vec<u8>) {
+    let mut c = Ckpt::new(Vec::new());
+    c.version = 2;
+    c.payload_abi = 2;
+    c.payload.clear();
+    let payload = vec![0x42u8; 64];
+    c.payload_bytes = Some(payload.len() as u64);
+    let mut b = c.bytes()[..48].to_vec();
+    b.extend_from_slice(&77u64.to_le_bytes());
+    b.extend_from_slice(&0xfeed_u64.to_le_bytes());
+    b.extend_from_slice(&3u32.to_le_bytes());
+    b.push(1);
+    b.push(0);
+    b.extend_from_slice(&[0, 0]);
+    assert_eq!(b.len(), 72);
+    b.extend_from_slice(&(text.len() as u32).to_le_bytes());
+    b.extend_from_slice(text);
+    b.extend_from_slice(&payload);
+    (format!("{}.kv", sha1_hex(text)), b)
+}
+
+/// A D14 file (tail-indexed growing file): version 2, ABI 3, the u64 at 40
+/// = the file offset of a `TAIL` block. Its name is no hash of anything.
+pub fn d14_file(magic: &[u8; 4]) -> Vec<u8> {
+    let mut c = Ckpt::new(b"segment one".to_vec());
+    c.version = 2;
+    c.payload_abi = 3;
+    c.payload = vec![0x33; 40];
+    let tail_at = 52 + c.text.len() as u64 + c.payload.len() as u64;
+    c.payload_bytes = Some(tail_at);
+    let mut b = c.bytes();
+    b.extend_from_slice(magic);
+    b.extend_from_slice(&[0u8; 12]);
+    b
+}
