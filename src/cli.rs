@@ -550,6 +550,9 @@ pub struct ImportArgs {
     /// Zero the hit counts and set last_used to now in the installed copies
     #[arg(long)]
     pub reset_stats: bool,
+    /// With replace or newer, also replace ds4-agent's explicit saves (sysprompt.kv, agent-system, agent-session), which are kept otherwise
+    #[arg(long)]
+    pub include_agent: bool,
     /// Afterwards, evict (as `kvc evict` does) until the checkpoints fit in SIZE (e.g. 40G, 512MiB), never evicting what was just imported
     #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
     pub budget: Option<u64>,

@@ -412,3 +412,64 @@ pub fn verify_errors(path: &Path) -> Vec<String> {
     }
     errors
 }
+
+// --- writes (sessions, dialects) ---
+
+/// ds4-agent's session identity (FORMAT.md §2, §5b): SHA-1 of the title's
+/// bytes up to its first NUL (the agent hashes `strlen(title)` bytes),
+/// then `created` as u64 little-endian. Hex.
+pub fn session_identity(title: &[u8], created: u64) -> String {
+    let title = title.split(|&b| b == 0).next().unwrap_or_default();
+    let mut h = Sha1::new();
+    h.update(title);
+    h.update(created.to_le_bytes());
+    h.finalize().iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A session-title trailer (FORMAT.md §5b): `u32 title_len`, the title.
+pub fn title_trailer(title: &[u8]) -> Vec<u8> {
+    let mut b = (title.len() as u32).to_le_bytes().to_vec();
+    b.extend_from_slice(title);
+    b
+}
+
+impl Ckpt {
+    /// A ds4-agent session as saved since bfe070a: reason agent-session,
+    /// ext bit 3, the title trailer after the payload, and the file named
+    /// by the session identity instead of the text.
+    pub fn session(mut self, title: &[u8]) -> Ckpt {
+        self.reason = REASON_AGENT_SESSION;
+        self.ext_flags |= 8;
+        self.trailer = title_trailer(title);
+        self.name = Some(format!("{}.kv", session_identity(title, self.created)));
+        self
+    }
+
+    /// `/strip`ped: no payload (payload_bytes 0); the agent rebuilds the
+    /// KV by prefill.
+    pub fn stripped(mut self) -> Ckpt {
+        self.payload.clear();
+        self
+    }
+
+    /// Bytes a fork or a newer engine owns, which kvc must carry through
+    /// its writes untouched: model id 2 (GLM-5.2 in mainline), payload ABI
+    /// 2 with bytes 21-23 set (D11's fingerprint), reason 7 (pulsar's
+    /// sys-prefix, unknown to ds4) and an opaque payload.
+    pub fn with_unowned_bytes(mut self) -> Ckpt {
+        self.model_id = 2;
+        self.payload_abi = 2;
+        self.reserved = [0xAB, 0xCD, 0xEF];
+        self.reason = 7;
+        self.opaque_payload(300)
+    }
+}
+
+/// A checkpoint file's bytes with hits (offset 12) and last_used (32)
+/// replaced: what `--reset-stats` may change, and nothing else.
+pub fn with_stats(bytes: &[u8], hits: u32, last_used: u64) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    b[12..16].copy_from_slice(&hits.to_le_bytes());
+    b[32..40].copy_from_slice(&last_used.to_le_bytes());
+    b
+}
