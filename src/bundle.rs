@@ -21,9 +21,12 @@
 //! hasher, straight into the tar entry, then writes the record. Import
 //! streams each file into a hidden temp file while hashing it, and renames
 //! it into place only after the record that follows has confirmed digest
-//! and size, and the bytes parsed as a checkpoint whose text hashes to its
-//! name. Nothing becomes visible under a checkpoint name before every byte
-//! of it was checked.
+//! and size, and the bytes parsed as a checkpoint of a dialect kvc reads
+//! whose content gives it its name (the text's SHA-1, or a ds4-agent
+//! session's identity: [`identity::expected_key`], the scan's own rule).
+//! Nothing becomes visible under a checkpoint name before every byte of it
+//! was checked. Foreign dialects are neither exported nor installed: kvc
+//! cannot verify them.
 //!
 //! The manifest comes last for the same reason, and doubles as the end
 //! marker: a stream that ends without it was cut off.
@@ -2289,6 +2292,125 @@ mod tests {
                 verdict(&Key::of_text(b"other")),
                 Err(Problem::Name { .. })
             ));
+        }
+    }
+
+    /// A file's bytes with a header, text, payload and trailer.
+    fn file(
+        header: impl FnOnce(&mut [u8; HEADER_LEN]),
+        text: &[u8],
+        payload: &[u8],
+        after: &[u8],
+    ) -> Vec<u8> {
+        let mut h = [0u8; HEADER_LEN];
+        h[..3].copy_from_slice(b"KVC");
+        h[3] = 1;
+        h[4] = 2;
+        h[8] = 1; // tokens
+        h[16] = 1; // ctx
+        h[40..48].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+        header(&mut h);
+        let mut f = h.to_vec();
+        f.extend_from_slice(&(text.len() as u32).to_le_bytes());
+        f.extend_from_slice(text);
+        f.extend_from_slice(payload);
+        f.extend_from_slice(after);
+        f
+    }
+
+    #[test]
+    fn a_stream_tells_the_dialect_as_a_file_read_at_random_does() {
+        use crate::format::dialect::InMemory;
+        let text = b"some text";
+        let key = Key::of_text(text);
+        // D8: LZ4 codec in byte 21, chunks of 2^12, a framing that adds up.
+        let mut lz4 = Vec::new();
+        lz4.extend_from_slice(&7u64.to_le_bytes());
+        lz4.extend_from_slice(&2u32.to_le_bytes());
+        for (raw, comp) in [(3u32, 2u32), (4, 1)] {
+            lz4.extend_from_slice(&raw.to_le_bytes());
+            lz4.extend_from_slice(&comp.to_le_bytes());
+            lz4.extend(std::iter::repeat_n(9u8, comp as usize));
+        }
+        let d8 = |v: u8| {
+            file(
+                |h| {
+                    h[3] = v;
+                    h[20] = 2;
+                    h[21] = 1;
+                    h[22] = 12;
+                },
+                text,
+                &lz4,
+                b"",
+            )
+        };
+        // The same bytes 21-22 without the framing: a D11 fingerprint.
+        let d11 = file(
+            |h| {
+                h[20] = 2;
+                h[21] = 1;
+                h[22] = 12;
+            },
+            text,
+            &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13],
+            b"",
+        );
+        // D14: version 2, ABI 3, the u64 at 40 points at `TAIL`.
+        let mut d14 = file(|h| h[3] = 2, text, b"", b"");
+        let tail_at = d14.len() as u64 + 5;
+        d14[20] = 3;
+        d14[40..48].copy_from_slice(&tail_at.to_le_bytes());
+        d14.extend_from_slice(b"xxxxxTAILmore");
+        // A titled session, its title cut by a NUL for the identity.
+        let title = b"Plan\0junk";
+        let mut after = (title.len() as u32).to_le_bytes().to_vec();
+        after.extend_from_slice(title);
+        let session = file(
+            |h| {
+                h[6] = 8;
+                h[20] = 2;
+                h[24] = 42;
+            },
+            text,
+            b"pay",
+            &after,
+        );
+        let identity = crate::format::trailer::session_identity(b"Plan", 42);
+        for (f, name) in [
+            (d8(1), &key),
+            (d8(2), &key),
+            (d11, &key),
+            (d14, &key),
+            (session.clone(), &identity),
+            (session, &key),
+        ] {
+            let h = Header::decode(f[..HEADER_LEN].try_into().unwrap());
+            let tl = u32::from_le_bytes(f[HEADER_LEN..PREFIX_LEN].try_into().unwrap());
+            let want = dialect::detect(&h, tl, Some(name), &InMemory(&f));
+            for step in [1, 5, 13, 64, 4096] {
+                let mut c = StreamCheck::new();
+                for chunk in f.chunks(step) {
+                    c.update(chunk);
+                }
+                let done = c.finish();
+                assert_eq!(
+                    dialect::detect(&h, tl, Some(name), &done.probe),
+                    want,
+                    "step {step}"
+                );
+                let verdict = done.verdict(name, |d| d.resolve(Engine::Ds4));
+                match &want {
+                    Detected::Known(DialectId::D8 | DialectId::D14) => {
+                        assert!(matches!(verdict, Err(Problem::Foreign(_))), "{verdict:?}")
+                    }
+                    Detected::Known(DialectId::D3) if name == &key => {
+                        assert!(matches!(verdict, Err(Problem::Name { .. })), "{verdict:?}")
+                    }
+                    Detected::Known(d) => assert_eq!(verdict, Ok(*d)),
+                    other => panic!("{other:?}"),
+                }
+            }
         }
     }
 }
