@@ -76,8 +76,12 @@
 //! the file that was read; a file deleted or replaced by an engine during
 //! the rewrite is left alone ([`Applied::Vanished`]). What kvc cannot
 //! prevent: an engine that loaded the checkpoint *before* the rewrite and
-//! later writes its whole in-memory header back (a hit) restores the old
-//! bit 0. `kvc verify` reports that file and `kvc trailer strip` repairs it.
+//! later writes the header it loaded back on a hit — hanzo-engine re-opens
+//! the file by path and writes its whole loaded header (FORMAT.md §7) —
+//! restores the old bit 0 in place, or lands on the swapped-in file. (ds4
+//! mainline re-reads the header before writing a hit back: only its hit
+//! count is stale.) `kvc verify` reports a flag without its section and
+//! `kvc trailer strip` repairs it.
 
 use crate::error::{Error, Result};
 use crate::format::checkpoint::{CheckpointFile, Key};
