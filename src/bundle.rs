@@ -1393,15 +1393,25 @@ impl Importer<'_> {
     /// hanzo-engine hit re-opens the file by path and writes the whole
     /// 48-byte header it loaded back (FORMAT.md §7): if kvc replaced the
     /// file in between, the old header lands on the new file.
+    /// A directory where hanzo-engine also left files (`mixed`) gets the
+    /// warning too.
     fn warn_replace(&mut self, progress: &mut dyn Progress) {
-        if self.engine.engine != Engine::Hanzo || self.warned_replace {
+        let hanzo = self.engine.engine == Engine::Hanzo;
+        if !(hanzo || self.engine.mixed) || self.warned_replace {
             return;
         }
         self.warned_replace = true;
+        let who = if hanzo {
+            format!("read by {}", self.engine.describe())
+        } else {
+            format!(
+                "hanzo-engine left files here too (engine {})",
+                self.engine.describe()
+            )
+        };
         let line = format!(
-            "{}: read by {}; replacing checkpoints next to a running hanzo-engine is unsafe: on a hit it re-opens the file by path and writes back the header it loaded, onto the new file (stop it first, or use --on-conflict skip)",
+            "{}: {who}; replacing checkpoints next to a running hanzo-engine is unsafe: on a hit it re-opens the file by path and writes back the header it loaded, onto the new file (stop it first, or use --on-conflict skip)",
             self.dir.display(),
-            self.engine.describe()
         );
         progress.warn(&line);
         self.warnings.push(line);

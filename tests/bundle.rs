@@ -1695,4 +1695,24 @@ fn replacing_next_to_hanzo_engine_warns_first() {
     );
     assert_eq!(code, 0, "{err}");
     assert!(err.is_empty(), "{err}");
+    // A ds4 directory where hanzo-engine left a temp file: warned too.
+    ds4.add_raw(&format!("{}.4242-0.kv.tmp", "a".repeat(40)), b"partial");
+    for (_, b) in changed.iter_mut() {
+        b[12] = b[12].wrapping_add(1);
+    }
+    let b = craft_bundle(&ds4, "m2.tar", &changed);
+    let (code, _, err) = run(
+        &ds4,
+        &[
+            "import",
+            b.to_str().unwrap(),
+            "-d",
+            ds4.cache.to_str().unwrap(),
+            "--on-conflict",
+            "replace",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("hanzo-engine left files here too"), "{err}");
 }
