@@ -1716,3 +1716,70 @@ fn replacing_next_to_hanzo_engine_warns_first() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("hanzo-engine left files here too"), "{err}");
 }
+
+#[test]
+fn every_dialect_kvc_reads_round_trips_with_its_name_in_the_record() {
+    let env = TestEnv::new();
+    let d1 = Ckpt::new(chat("before the ABI byte"));
+    let d3 = Ckpt::new(chat("mainline")).mainline();
+    let d4 = Ckpt::new(chat("pulsar's sys-prefix")).mainline().reason(7);
+    let mut d5 = Ckpt::new(chat("spark three")).opaque_payload(90);
+    d5.payload_abi = 3;
+    let mut d6 = Ckpt::new(chat("spark four")).opaque_payload(90);
+    d6.payload_abi = 4;
+    let mut d11 = Ckpt::new(chat("fingerprinted")).mainline();
+    d11.reserved = [0x12, 0x34, 0x56];
+    // hanzo-engine's prefix spill: quant 0, ctx 0, token ids as text,
+    // zero tokens allowed, ext bit 3 meaningless (so the text names it).
+    let mut d20 = Ckpt::new(vec![1, 0, 0, 0, 2, 0, 0, 0]).opaque_payload(33);
+    d20.quant_bits = 0;
+    d20.ctx_size = 0;
+    d20.tokens = 0;
+    d20.reason = REASON_EVICT;
+    d20.ext_flags = 8;
+    let all = [
+        (&d1, "D1"),
+        (&d3, "D3"),
+        (&d4, "D4"),
+        (&d5, "D5"),
+        (&d6, "D6"),
+        (&d11, "D11"),
+        (&d20, "D20"),
+    ];
+    for (c, _) in &all {
+        env.add(c);
+    }
+    let bundle = env.root.path().join("d.tar");
+    let (code, out, err) = run(
+        &env,
+        &[
+            "export",
+            "--all",
+            "--json",
+            "-o",
+            bundle.to_str().unwrap(),
+            "-d",
+            env.cache.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    for (c, want) in &all {
+        let rec = v["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["file"] == c.file_name())
+            .unwrap_or_else(|| panic!("{want} not exported: {v:#}"));
+        assert_eq!(rec["dialect"], *want);
+    }
+    // The target infers ds4 from nothing, yet the spill's quant 0 and
+    // ctx 0 say hanzo-engine: each file is installed as what it is.
+    let target = env.root.path().join("t");
+    let (code, v) = import(&env, &bundle, &target, &[]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["counts"]["installed"], all.len(), "{v:#}");
+    for (c, _) in &all {
+        assert_eq!(fs::read(target.join(c.file_name())).unwrap(), c.bytes());
+    }
+}
