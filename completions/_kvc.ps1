@@ -172,7 +172,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;import' {
-            [CompletionResult]::new('--on-conflict', '--on-conflict', [CompletionResultType]::ParameterName, 'When the target already has a checkpoint with the same key (identical bytes count as present)')
+            [CompletionResult]::new('--on-conflict', '--on-conflict', [CompletionResultType]::ParameterName, 'When the target already has a checkpoint with the same key (identical bytes count as present; unsafe next to a running hanzo-engine, see below)')
             [CompletionResult]::new('--budget', '--budget', [CompletionResultType]::ParameterName, 'Afterwards, evict (as `kvc evict` does) until the checkpoints fit in SIZE (e.g. 40G, 512MiB), never evicting what was just imported')
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
             [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
@@ -180,6 +180,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Evaluate scores and ages at this Unix time instead of now (reproducible output)')
             [CompletionResult]::new('--reset-stats', '--reset-stats', [CompletionResultType]::ParameterName, 'Zero the hit counts and set last_used to now in the installed copies')
+            [CompletionResult]::new('--include-agent', '--include-agent', [CompletionResultType]::ParameterName, 'With replace or newer, also replace ds4-agent''s explicit saves (sysprompt.kv, agent-system, agent-session), which are kept otherwise')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
@@ -194,10 +195,10 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the entries of a checkpoint''s tool-id map')
-            [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Write a checkpoint''s tool-id map to standard output as JSON')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the entries of a checkpoint''s tool-id map, and which of them ds4 uses (the last entry of an id wins)')
+            [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Write a checkpoint''s tool-id map to standard output as JSON (shadowed entries marked)')
             [CompletionResult]::new('set', 'set', [CompletionResultType]::ParameterValue, 'Replace the tool-id map of checkpoints with one given as JSON')
-            [CompletionResult]::new('prune', 'prune', [CompletionResultType]::ParameterValue, 'Drop map entries whose DSML block is not in the text, and repeated ids')
+            [CompletionResult]::new('prune', 'prune', [CompletionResultType]::ParameterValue, 'Drop map entries ds4 never uses (shadowed ids, NUL-first) or whose DSML block is not in the text')
             [CompletionResult]::new('strip', 'strip', [CompletionResultType]::ParameterValue, 'Remove the tool-id map and clear ext bit 0 (also repairs a broken trailer)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -265,10 +266,10 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;trailer;help' {
-            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the entries of a checkpoint''s tool-id map')
-            [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Write a checkpoint''s tool-id map to standard output as JSON')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the entries of a checkpoint''s tool-id map, and which of them ds4 uses (the last entry of an id wins)')
+            [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Write a checkpoint''s tool-id map to standard output as JSON (shadowed entries marked)')
             [CompletionResult]::new('set', 'set', [CompletionResultType]::ParameterValue, 'Replace the tool-id map of checkpoints with one given as JSON')
-            [CompletionResult]::new('prune', 'prune', [CompletionResultType]::ParameterValue, 'Drop map entries whose DSML block is not in the text, and repeated ids')
+            [CompletionResult]::new('prune', 'prune', [CompletionResultType]::ParameterValue, 'Drop map entries ds4 never uses (shadowed ids, NUL-first) or whose DSML block is not in the text')
             [CompletionResult]::new('strip', 'strip', [CompletionResultType]::ParameterValue, 'Remove the tool-id map and clear ext bit 0 (also repairs a broken trailer)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -337,10 +338,10 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;help;trailer' {
-            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the entries of a checkpoint''s tool-id map')
-            [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Write a checkpoint''s tool-id map to standard output as JSON')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the entries of a checkpoint''s tool-id map, and which of them ds4 uses (the last entry of an id wins)')
+            [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Write a checkpoint''s tool-id map to standard output as JSON (shadowed entries marked)')
             [CompletionResult]::new('set', 'set', [CompletionResultType]::ParameterValue, 'Replace the tool-id map of checkpoints with one given as JSON')
-            [CompletionResult]::new('prune', 'prune', [CompletionResultType]::ParameterValue, 'Drop map entries whose DSML block is not in the text, and repeated ids')
+            [CompletionResult]::new('prune', 'prune', [CompletionResultType]::ParameterValue, 'Drop map entries ds4 never uses (shadowed ids, NUL-first) or whose DSML block is not in the text')
             [CompletionResult]::new('strip', 'strip', [CompletionResultType]::ParameterValue, 'Remove the tool-id map and clear ext bit 0 (also repairs a broken trailer)')
             break
         }

@@ -536,7 +536,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__import)
-            opts="-n -d -h -V --on-conflict --reset-stats --budget --dry-run --dir --policy --engine --now --json --help --version"
+            opts="-n -d -h -V --on-conflict --reset-stats --include-agent --budget --dry-run --dir --policy --engine --now --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

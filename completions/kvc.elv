@@ -159,7 +159,7 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --version 'Print version'
         }
         &'kvc;import'= {
-            cand --on-conflict 'When the target already has a checkpoint with the same key (identical bytes count as present)'
+            cand --on-conflict 'When the target already has a checkpoint with the same key (identical bytes count as present; unsafe next to a running hanzo-engine, see below)'
             cand --budget 'Afterwards, evict (as `kvc evict` does) until the checkpoints fit in SIZE (e.g. 40G, 512MiB), never evicting what was just imported'
             cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
             cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
@@ -167,6 +167,7 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --engine 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads'
             cand --now 'Evaluate scores and ages at this Unix time instead of now (reproducible output)'
             cand --reset-stats 'Zero the hit counts and set last_used to now in the installed copies'
+            cand --include-agent 'With replace or newer, also replace ds4-agent''s explicit saves (sysprompt.kv, agent-system, agent-session), which are kept otherwise'
             cand -n 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
             cand --dry-run 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
             cand --json 'Print JSON (schema in README.md) instead of a table'
@@ -180,10 +181,10 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
-            cand ls 'List the entries of a checkpoint''s tool-id map'
-            cand export 'Write a checkpoint''s tool-id map to standard output as JSON'
+            cand ls 'List the entries of a checkpoint''s tool-id map, and which of them ds4 uses (the last entry of an id wins)'
+            cand export 'Write a checkpoint''s tool-id map to standard output as JSON (shadowed entries marked)'
             cand set 'Replace the tool-id map of checkpoints with one given as JSON'
-            cand prune 'Drop map entries whose DSML block is not in the text, and repeated ids'
+            cand prune 'Drop map entries ds4 never uses (shadowed ids, NUL-first) or whose DSML block is not in the text'
             cand strip 'Remove the tool-id map and clear ext bit 0 (also repairs a broken trailer)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -245,10 +246,10 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --version 'Print version'
         }
         &'kvc;trailer;help'= {
-            cand ls 'List the entries of a checkpoint''s tool-id map'
-            cand export 'Write a checkpoint''s tool-id map to standard output as JSON'
+            cand ls 'List the entries of a checkpoint''s tool-id map, and which of them ds4 uses (the last entry of an id wins)'
+            cand export 'Write a checkpoint''s tool-id map to standard output as JSON (shadowed entries marked)'
             cand set 'Replace the tool-id map of checkpoints with one given as JSON'
-            cand prune 'Drop map entries whose DSML block is not in the text, and repeated ids'
+            cand prune 'Drop map entries ds4 never uses (shadowed ids, NUL-first) or whose DSML block is not in the text'
             cand strip 'Remove the tool-id map and clear ext bit 0 (also repairs a broken trailer)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -299,10 +300,10 @@ set edit:completion:arg-completer[kvc] = {|@words|
         &'kvc;help;import'= {
         }
         &'kvc;help;trailer'= {
-            cand ls 'List the entries of a checkpoint''s tool-id map'
-            cand export 'Write a checkpoint''s tool-id map to standard output as JSON'
+            cand ls 'List the entries of a checkpoint''s tool-id map, and which of them ds4 uses (the last entry of an id wins)'
+            cand export 'Write a checkpoint''s tool-id map to standard output as JSON (shadowed entries marked)'
             cand set 'Replace the tool-id map of checkpoints with one given as JSON'
-            cand prune 'Drop map entries whose DSML block is not in the text, and repeated ids'
+            cand prune 'Drop map entries ds4 never uses (shadowed ids, NUL-first) or whose DSML block is not in the text'
             cand strip 'Remove the tool-id map and clear ext bit 0 (also repairs a broken trailer)'
         }
         &'kvc;help;trailer;ls'= {

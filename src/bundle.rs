@@ -21,9 +21,12 @@
 //! hasher, straight into the tar entry, then writes the record. Import
 //! streams each file into a hidden temp file while hashing it, and renames
 //! it into place only after the record that follows has confirmed digest
-//! and size, and the bytes parsed as a checkpoint whose text hashes to its
-//! name. Nothing becomes visible under a checkpoint name before every byte
-//! of it was checked.
+//! and size, and the bytes parsed as a checkpoint of a dialect kvc reads
+//! whose content gives it its name (the text's SHA-1, or a ds4-agent
+//! session's identity: [`identity::expected_key`], the scan's own rule).
+//! Nothing becomes visible under a checkpoint name before every byte of it
+//! was checked. Foreign dialects are neither exported nor installed: kvc
+//! cannot verify them.
 //!
 //! The manifest comes last for the same reason, and doubles as the end
 //! marker: a stream that ends without it was cut off.
@@ -40,6 +43,11 @@
 use crate::error::{Error, Result};
 use crate::evict;
 use crate::format::checkpoint::{self, Defect, Key};
+use crate::format::dialect::{
+    self, Detected, DialectId, Engine, EngineChoice, Lz4Framing, Lz4Walk, Probe,
+};
+use crate::format::identity;
+use crate::format::trailer::{SessionTitle, TitleError, TitleReader};
 use crate::format::{Header, HEADER_LEN, PREFIX_LEN};
 use crate::fsutil::{create_private_dir_all, remove_durably, AtomicFile, FILE_MODE};
 use crate::journal::{self, Record};
@@ -152,6 +160,11 @@ pub struct EntryRecord {
     pub problem: Option<String>,
     #[serde(default)]
     pub header: Option<HeaderSummary>,
+    /// The file's dialect (FORMAT.md §9: `D1`, `D3`, …) as the exporting
+    /// directory's engine read it. Informational: import judges the bytes
+    /// itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dialect: Option<String>,
 }
 
 /// A selected checkpoint that is not in the bundle at all.
@@ -185,6 +198,9 @@ pub trait Progress {
     fn entry(&mut self, _name: &str) {}
     /// `bytes` more were moved.
     fn advance(&mut self, _bytes: u64) {}
+    /// Something the user should read before the work goes on (one line;
+    /// it is also in the report).
+    fn warn(&mut self, _message: &str) {}
     fn finish(&mut self) {}
 }
 
@@ -195,15 +211,205 @@ impl Progress for NoProgress {}
 // ---------------------------------------------------------------------------
 // One pass over a checkpoint's bytes
 
+/// Bytes at the start of a file that a dialect check may read: the 52-byte
+/// prefix, and D13's longer header up to its text (length at 72, text at 76).
+const HEAD_LEN: usize = 80;
+
+/// The part of `[from, to)` that a buffer at `off` of `len` bytes covers, as
+/// a range of that buffer.
+fn overlap(off: u64, len: usize, from: u64, to: u64) -> Option<std::ops::Range<usize>> {
+    let end = off.saturating_add(len as u64);
+    let (a, b) = (off.max(from), end.min(to));
+    (a < b).then(|| (a - off) as usize..(b - off) as usize)
+}
+
+/// SHA-1 of a fixed range of a stream.
+struct RangeSha1 {
+    at: u64,
+    len: u64,
+    sha: Sha1,
+    fed: u64,
+}
+
+impl RangeSha1 {
+    fn new(at: u64, len: u64) -> RangeSha1 {
+        RangeSha1 {
+            at,
+            len,
+            sha: Sha1::new(),
+            fed: 0,
+        }
+    }
+
+    fn feed(&mut self, off: u64, buf: &[u8]) {
+        if let Some(r) = overlap(off, buf.len(), self.at, self.at.saturating_add(self.len)) {
+            self.fed += r.len() as u64;
+            self.sha.update(&buf[r]);
+        }
+    }
+
+    /// `(at, len, digest)` when every byte of the range passed.
+    fn finish(self) -> Option<(u64, u64, [u8; 20])> {
+        (self.fed == self.len).then(|| (self.at, self.len, self.sha.finalize().into()))
+    }
+}
+
+/// Four bytes at a fixed offset of a stream (D14/D15's tail magic).
+struct Window {
+    at: u64,
+    buf: [u8; 4],
+    got: usize,
+}
+
+impl Window {
+    fn feed(&mut self, off: u64, buf: &[u8]) {
+        if let Some(r) = overlap(off, buf.len(), self.at, self.at.saturating_add(4)) {
+            let into = (off + r.start as u64 - self.at) as usize;
+            self.got += r.len();
+            self.buf[into..into + r.len()].copy_from_slice(&buf[r]);
+        }
+    }
+}
+
+/// The D8 chunk-framing walk ([`dialect::Lz4Walk`]), fed from a stream.
+struct Lz4Feed {
+    at: u64,
+    len: u64,
+    walk: Lz4Walk,
+    /// The record being gathered across buffers.
+    rec: Vec<u8>,
+}
+
+impl Lz4Feed {
+    fn feed(&mut self, off: u64, buf: &[u8]) {
+        while let Some((rel, n)) = self.walk.need() {
+            let base = self.at.saturating_add(rel);
+            let from = base.saturating_add(self.rec.len() as u64);
+            let Some(r) = overlap(off, buf.len(), from, base.saturating_add(n as u64)) else {
+                return;
+            };
+            self.rec.extend_from_slice(&buf[r]);
+            if self.rec.len() < n {
+                return;
+            }
+            let rec = std::mem::take(&mut self.rec);
+            self.walk.supply(&rec);
+        }
+    }
+}
+
+/// What a dialect check or a name check may need from a file, gathered as
+/// its bytes pass: set up once the prefix is known.
+struct Regions {
+    text: RangeSha1,
+    /// D13's text, after its 72-byte header.
+    d13_text: Option<RangeSha1>,
+    tail: Window,
+    lz4: Option<Lz4Feed>,
+    title: Option<TitleReader>,
+}
+
+impl Regions {
+    /// From the first bytes of a file (at least the 52-byte prefix).
+    fn new(head: &[u8]) -> Regions {
+        let h = Header::decode(head[..HEADER_LEN].try_into().expect("48"));
+        let text_len = u32::from_le_bytes(head[HEADER_LEN..PREFIX_LEN].try_into().expect("4"));
+        let d13_text = (h.version == 2 && head.len() >= 76).then(|| {
+            let len = u32::from_le_bytes(head[72..76].try_into().expect("4"));
+            RangeSha1::new(76, len as u64)
+        });
+        let payload_at = crate::format::TEXT_OFFSET + text_len as u64;
+        Regions {
+            text: RangeSha1::new(crate::format::TEXT_OFFSET, text_len as u64),
+            d13_text,
+            tail: Window {
+                at: h.payload_bytes,
+                buf: [0; 4],
+                got: 0,
+            },
+            lz4: (h.reserved[0] == dialect::CODEC_LZ4).then(|| Lz4Feed {
+                at: payload_at,
+                len: h.payload_bytes,
+                walk: Lz4Walk::new(h.payload_bytes),
+                rec: Vec::new(),
+            }),
+            title: h
+                .ext_flags
+                .has_session_title()
+                .then(|| TitleReader::new(checkpoint::payload_end(&h, text_len), h.created)),
+        }
+    }
+
+    fn feed(&mut self, off: u64, buf: &[u8]) {
+        self.text.feed(off, buf);
+        if let Some(d) = self.d13_text.as_mut() {
+            d.feed(off, buf);
+        }
+        self.tail.feed(off, buf);
+        if let Some(l) = self.lz4.as_mut() {
+            l.feed(off, buf);
+        }
+        if let Some(t) = self.title.as_mut() {
+            t.feed(off, buf);
+        }
+    }
+}
+
+/// What [`dialect::detect`] may read of a file, as a stream captured it:
+/// the first [`HEAD_LEN`] bytes, the tail magic, the SHA-1 of the text
+/// ranges and the chunk-framing walk. Anything else reads as missing.
+#[derive(Clone, Debug)]
+struct Streamed {
+    size: u64,
+    head: Vec<u8>,
+    tail: Option<(u64, [u8; 4])>,
+    sha1s: Vec<(u64, u64, [u8; 20])>,
+    lz4: Option<(u64, u64, std::result::Result<Lz4Framing, String>)>,
+}
+
+impl Probe for Streamed {
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> bool {
+        let end = off.saturating_add(buf.len() as u64);
+        if end <= self.head.len() as u64 {
+            buf.copy_from_slice(&self.head[off as usize..end as usize]);
+            return true;
+        }
+        match self.tail {
+            Some((at, t)) if off >= at && end <= at + 4 => {
+                buf.copy_from_slice(&t[(off - at) as usize..(end - at) as usize]);
+                true
+            }
+            _ => false,
+        }
+    }
+    fn sha1_at(&self, off: u64, len: u64) -> Option<[u8; 20]> {
+        self.sha1s
+            .iter()
+            .find(|(a, l, _)| (*a, *l) == (off, len))
+            .map(|s| s.2)
+    }
+    fn lz4_framing(&self, at: u64, len: u64) -> std::result::Result<Lz4Framing, String> {
+        match &self.lz4 {
+            Some((a, l, r)) if (*a, *l) == (at, len) => r.clone(),
+            _ => Err("the chunk framing was not read".into()),
+        }
+    }
+}
+
 /// What one pass over a checkpoint's bytes learns: the BLAKE3 digest of the
-/// whole file, the 52-byte prefix, and the SHA-1 of the text (the key). Both
-/// export and import feed every byte through it exactly once, so neither
-/// side reads anything twice and nothing is held in memory but the prefix.
+/// whole file, and what its dialect and name checks need (the prefix, the
+/// SHA-1 of the text, a session title, a few bytes and walks for the fork
+/// dialects). Both export and import feed every byte through it exactly
+/// once, so neither side reads anything twice and nothing is held in memory
+/// but a few small buffers.
 struct StreamCheck {
     blake3: blake3::Hasher,
-    sha1: Sha1,
-    prefix: [u8; PREFIX_LEN],
+    head: [u8; HEAD_LEN],
     seen: u64,
+    regions: Option<Regions>,
 }
 
 /// The result of a [`StreamCheck`].
@@ -215,15 +421,18 @@ struct Checked {
     prefix: Option<(Header, u32)>,
     /// SHA-1 key of the text, when the whole text was there.
     text_key: Option<Key>,
+    /// The session title, when ext bit 3 is set.
+    title: Option<std::result::Result<SessionTitle, TitleError>>,
+    probe: Streamed,
 }
 
 impl StreamCheck {
     fn new() -> StreamCheck {
         StreamCheck {
             blake3: blake3::Hasher::new(),
-            sha1: Sha1::new(),
-            prefix: [0; PREFIX_LEN],
+            head: [0; HEAD_LEN],
             seen: 0,
+            regions: None,
         }
     }
 
@@ -231,68 +440,152 @@ impl StreamCheck {
         self.blake3.update(buf);
         let start = self.seen;
         let end = start + buf.len() as u64;
-        let plen = PREFIX_LEN as u64;
-        if start < plen {
-            let n = (plen - start).min(buf.len() as u64) as usize;
-            self.prefix[start as usize..start as usize + n].copy_from_slice(&buf[..n]);
-        }
-        if end > plen {
-            // The prefix is complete: the text spans [52, 52 + text_len).
-            let text_len = u32::from_le_bytes(self.prefix[HEADER_LEN..].try_into().expect("4"));
-            let (t0, t1) = (plen, plen + text_len as u64);
-            let (a, b) = (start.max(t0), end.min(t1));
-            if a < b {
-                self.sha1
-                    .update(&buf[(a - start) as usize..(b - start) as usize]);
-            }
+        let hl = HEAD_LEN as u64;
+        if start < hl {
+            let n = (hl - start).min(buf.len() as u64) as usize;
+            self.head[start as usize..start as usize + n].copy_from_slice(&buf[..n]);
         }
         self.seen = end;
+        match self.regions.as_mut() {
+            Some(r) => r.feed(start, buf),
+            None if end >= hl => {
+                // The head is complete: set up, replay it, then the rest.
+                let mut r = Regions::new(&self.head);
+                r.feed(0, &self.head);
+                r.feed(hl, &buf[(hl - start) as usize..]);
+                self.regions = Some(r);
+            }
+            None => {}
+        }
     }
 
     fn finish(self) -> Checked {
-        let prefix = (self.seen >= PREFIX_LEN as u64).then(|| {
-            let h = Header::decode(self.prefix[..HEADER_LEN].try_into().expect("48"));
-            let tl = u32::from_le_bytes(self.prefix[HEADER_LEN..].try_into().expect("4"));
+        let have = (self.seen as usize).min(HEAD_LEN);
+        let head = self.head[..have].to_vec();
+        let regions = match self.regions {
+            Some(r) => Some(r),
+            None if have >= PREFIX_LEN => {
+                let mut r = Regions::new(&head);
+                r.feed(0, &head);
+                Some(r)
+            }
+            None => None,
+        };
+        let prefix = (have >= PREFIX_LEN).then(|| {
+            let h = Header::decode(head[..HEADER_LEN].try_into().expect("48"));
+            let tl = u32::from_le_bytes(head[HEADER_LEN..PREFIX_LEN].try_into().expect("4"));
             (h, tl)
         });
-        let text_key = prefix
-            .as_ref()
-            .filter(|(_, tl)| PREFIX_LEN as u64 + *tl as u64 <= self.seen)
-            .map(|_| Key::Hash(checkpoint::hex(&self.sha1.finalize())));
+        let mut probe = Streamed {
+            size: self.seen,
+            head,
+            tail: None,
+            sha1s: Vec::new(),
+            lz4: None,
+        };
+        let (mut text_key, mut title) = (None, None);
+        if let Some(r) = regions {
+            if let Some(t) = r.text.finish() {
+                text_key = Some(Key::from_digest(&t.2));
+                probe.sha1s.push(t);
+            }
+            probe.sha1s.extend(r.d13_text.and_then(RangeSha1::finish));
+            probe.tail = (r.tail.got == 4).then_some((r.tail.at, r.tail.buf));
+            probe.lz4 = r.lz4.map(|l| (l.at, l.len, l.walk.result()));
+            title = r.title.map(|t| t.finish(self.seen));
+        }
         Checked {
             blake3: self.blake3.finalize().to_hex().to_string(),
             size: self.seen,
             prefix,
             text_key,
+            title,
+            probe,
+        }
+    }
+}
+
+/// Why a file's bytes are not a checkpoint that may be exported or
+/// installed under its name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Problem {
+    /// The checks a scan makes: envelope, zero tokens.
+    Defect(Defect),
+    /// The name is not what the content says (`key-mismatch`).
+    Name { rule: &'static str, actual: Key },
+    /// ext bit 3 over a session title that cannot be read: the name cannot
+    /// be checked.
+    Title(TitleError),
+    /// A dialect kvc does not read (FORMAT.md §9): what was recognised.
+    Foreign(String),
+}
+
+impl Problem {
+    /// The message, with `verb` ("install", "export") for a foreign file.
+    fn describe(&self, verb: &str) -> String {
+        match self {
+            Problem::Defect(d) => format!("not a valid checkpoint: {d}"),
+            Problem::Name { rule, actual } => format!(
+                "not a valid checkpoint (key-mismatch): its {rule} is {actual}, not the file name"
+            ),
+            Problem::Title(e) => {
+                format!("not a valid checkpoint: {e}; its name (the session identity) cannot be checked")
+            }
+            Problem::Foreign(what) => {
+                format!("foreign dialect {what}: kvc does not {verb} files it cannot verify")
+            }
         }
     }
 }
 
 impl Checked {
-    /// Why these bytes are not a usable checkpoint named `key`: the checks
-    /// a scan makes (envelope, zero tokens, text SHA-1 = name).
-    fn defect(&self, key: &Key) -> Option<Defect> {
+    /// The dialect of these bytes under the name `key` (`resolve` decides
+    /// between a pre-ABI ds4 file and a hanzo-engine file, whose headers
+    /// can be identical: the directory's engine does), or why they are not a checkpoint a scan of a
+    /// directory would list under that name: a dialect kvc does not read,
+    /// the envelope, zero tokens (where the dialect does not allow them),
+    /// and the name the dialect's identity rule gives the content
+    /// ([`identity::expected_key`], the rule the scan applies).
+    fn verdict(
+        &self,
+        key: &Key,
+        resolve: impl FnOnce(&Detected) -> Option<DialectId>,
+    ) -> std::result::Result<DialectId, Problem> {
         let Some((h, tl)) = &self.prefix else {
-            return Some(if self.size == 0 {
+            return Err(Problem::Defect(if self.size == 0 {
                 Defect::Empty
             } else {
                 Defect::ShortHeader { size: self.size }
-            });
+            }));
         };
-        if let Err(d) = checkpoint::check_envelope(h, *tl, self.size) {
-            return Some(d);
+        let detected = dialect::detect(h, *tl, Some(key), &self.probe);
+        if let Detected::NotKvc = detected {
+            return Err(Problem::Defect(Defect::Header(
+                crate::format::HeaderError::BadMagic(h.magic),
+            )));
         }
-        if h.tokens == 0 {
-            return Some(Defect::ZeroTokens);
+        if dialect::is_foreign(&detected) {
+            let payload_at = crate::format::TEXT_OFFSET + *tl as u64;
+            return Err(Problem::Foreign(dialect::describe_foreign(
+                &detected,
+                h,
+                &self.probe,
+                payload_at,
+            )));
         }
-        if let (Key::Hash(_), Some(actual)) = (key, &self.text_key) {
-            if actual != key {
-                return Some(Defect::KeyMismatch {
-                    actual: actual.to_string(),
-                });
-            }
+        let dialect = resolve(&detected).expect("a dialect kvc reads is known");
+        checkpoint::check_envelope(h, *tl, self.size).map_err(Problem::Defect)?;
+        if h.tokens == 0 && !dialect.spec().zero_tokens_valid {
+            return Err(Problem::Defect(Defect::ZeroTokens));
         }
-        None
+        match identity::expected_key(dialect, h, key, self.text_key.as_ref(), self.title.as_ref()) {
+            Ok(Some(want)) if want != *key => Err(Problem::Name {
+                rule: identity::describe_rule(dialect, h),
+                actual: want,
+            }),
+            Ok(_) => Ok(dialect),
+            Err(e) => Err(Problem::Title(e)),
+        }
     }
 
     fn summary(&self) -> Option<HeaderSummary> {
@@ -345,6 +638,35 @@ pub struct Selected {
     pub checkpoints: Vec<Checkpoint>,
     /// Files named by a key argument that are not usable checkpoints.
     pub invalid: Vec<scan::Invalid>,
+    /// Files of dialects kvc does not read (FORMAT.md §9) that the
+    /// selection met: named by a key argument, or in the directory when
+    /// the selection is `--all` or filters. Never exported: kvc cannot
+    /// verify them, and import would refuse them.
+    pub foreign: Vec<LeftForeign>,
+}
+
+/// A foreign file a selection met and left out.
+#[derive(Clone, Debug, Serialize)]
+pub struct LeftForeign {
+    pub file: String,
+    /// The §9 id, or `foreign` for a dialect no row describes.
+    pub dialect: String,
+    /// What was recognised.
+    pub what: String,
+    /// A KEY argument named it (an error), rather than `--all` or a filter
+    /// meeting it (a note).
+    pub named: bool,
+}
+
+impl LeftForeign {
+    fn of(f: &scan::Foreign, named: bool) -> LeftForeign {
+        LeftForeign {
+            file: f.file.clone(),
+            dialect: f.dialect.map_or("foreign", |d| d.as_str()).to_string(),
+            what: f.what.clone(),
+            named,
+        }
+    }
 }
 
 /// Resolve a selection in `dir` (read-only: a scan of 52-byte prefixes).
@@ -371,6 +693,7 @@ pub fn select(dir: &Path, sel: &Selection, now: u64) -> Result<Selected> {
         let listed: Vec<(&Key, &str)> = (scan.checkpoints.iter())
             .map(|c| (&c.key, c.file.as_str()))
             .chain(invalid.iter().map(|(k, f)| (k, *f)))
+            .chain(scan.foreign.iter().map(|f| (&f.key, f.file.as_str())))
             .collect();
         let mut names = HashSet::new();
         for k in &sel.keys {
@@ -382,7 +705,16 @@ pub fn select(dir: &Path, sel: &Selection, now: u64) -> Result<Selected> {
                 out.invalid.push(inv.clone());
             }
         }
+        for f in &scan.foreign {
+            if names.contains(&f.file) {
+                out.foreign.push(LeftForeign::of(f, true));
+            }
+        }
         wanted = Some(names);
+    } else {
+        out.foreign = (scan.foreign.iter())
+            .map(|f| LeftForeign::of(f, false))
+            .collect();
     }
     let mut by_key: HashMap<Key, Checkpoint> = HashMap::new();
     for c in scan.checkpoints {
@@ -683,10 +1015,18 @@ pub fn export<W: BundleWrite>(
             Ok(_) => Some("file was replaced while being exported".to_string()),
             Err(_) => None, // deleted after we opened it: our copy is whole
         };
+        // The scan resolved a pre-ABI ds4 / hanzo-engine look-alike by the
+        // directory's engine: the same bytes resolve the same way here.
+        let verdict = check.verdict(&c.key, |d| match d {
+            Detected::Ds4OrHanzo { .. } if matches!(c.dialect, DialectId::D1 | DialectId::D20) => {
+                Some(c.dialect)
+            }
+            d => d.resolve(Engine::Ds4),
+        });
         let problem = read_problem
             .or(changed)
             .or(replaced)
-            .or_else(|| check.defect(&c.key).map(|d| d.to_string()));
+            .or_else(|| verdict.as_ref().err().map(|p| p.describe("export")));
         let mut record = EntryRecord {
             bundle: BUNDLE_VERSION,
             file: name.clone(),
@@ -696,6 +1036,7 @@ pub fn export<W: BundleWrite>(
             status: EntryStatus::Ok,
             problem: None,
             header: check.summary(),
+            dialect: verdict.ok().map(|d| d.as_str().to_string()),
         };
         if let Some(problem) = problem {
             // A file output takes the entry back; a pipe has sent it, so it
@@ -766,6 +1107,13 @@ pub struct ImportOptions {
     /// Where the bundle came from, for error messages and the journal.
     pub source: String,
     pub budget: Option<BudgetOptions>,
+    /// Also replace ds4-agent's explicit saves (`sysprompt.kv`, reasons
+    /// agent-system and agent-session) on a conflict, as `kvc rm` and
+    /// `kvc evict` need it to delete them.
+    pub include_agent: bool,
+    /// `--engine`: the engine that reads the target directory, instead of
+    /// the one its files point to.
+    pub engine: Option<Engine>,
 }
 
 /// What happened to one entry of the stream.
@@ -841,6 +1189,12 @@ pub struct ImportReport {
     pub truncated: bool,
     pub manifest: Option<ManifestInfo>,
     pub budget: Option<BudgetOutcome>,
+    /// The engine whose reading of the target kvc applied, and why
+    /// (`ds4 (inferred: …)`).
+    pub engine: String,
+    /// Lines the user should read (e.g. replacing files next to a running
+    /// hanzo-engine).
+    pub warnings: Vec<String>,
 }
 
 impl ImportReport {
@@ -959,6 +1313,12 @@ enum Flow {
 struct Importer<'a> {
     dir: &'a Path,
     opts: &'a ImportOptions,
+    /// The engine that reads the target, decided from the directory as it
+    /// was before the first entry (or `--engine`).
+    engine: EngineChoice,
+    warnings: Vec<String>,
+    /// The hanzo-engine warning was given.
+    warned_replace: bool,
     /// Taken when the first entry arrives (never in a dry run).
     lock: Option<DirLock>,
     /// Checkpoint names on disk, by key (ds4 accepts upper-case hex names).
@@ -1018,7 +1378,43 @@ impl Importer<'_> {
             self.lock = Some(DirLock::acquire(self.dir)?);
         }
         self.on_disk = names_on_disk(self.dir)?;
+        // Which engine reads the target decides what a pre-ABI ds4 file
+        // and a hanzo-engine file (identical headers) are, as a scan of
+        // the directory will after the import.
+        self.engine = match self.opts.engine {
+            Some(e) => EngineChoice::given(e),
+            None if self.dir.is_dir() => scan::scan_dir(self.dir, ScanOptions::default())?.engine,
+            None => dialect::infer_engine(&dialect::Evidence::default(), None),
+        };
         Ok(())
+    }
+
+    /// Before the first replacement in a directory hanzo-engine reads: a
+    /// hanzo-engine hit re-opens the file by path and writes the whole
+    /// 48-byte header it loaded back (FORMAT.md §7): if kvc replaced the
+    /// file in between, the old header lands on the new file.
+    /// A directory where hanzo-engine also left files (`mixed`) gets the
+    /// warning too.
+    fn warn_replace(&mut self, progress: &mut dyn Progress) {
+        let hanzo = self.engine.engine == Engine::Hanzo;
+        if !(hanzo || self.engine.mixed) || self.warned_replace {
+            return;
+        }
+        self.warned_replace = true;
+        let who = if hanzo {
+            format!("read by {}", self.engine.describe())
+        } else {
+            format!(
+                "hanzo-engine left files here too (engine {})",
+                self.engine.describe()
+            )
+        };
+        let line = format!(
+            "{}: {who}; replacing checkpoints next to a running hanzo-engine is unsafe: on a hit it re-opens the file by path and writes back the header it loaded, onto the new file (stop it first, or use --on-conflict skip)",
+            self.dir.display(),
+        );
+        progress.warn(&line);
+        self.warnings.push(line);
     }
 
     fn outcome(
@@ -1082,15 +1478,31 @@ impl Importer<'_> {
             )));
         }
         let old = name.clone();
-        Ok(match self.opts.on_conflict {
-            OnConflict::Skip => Plan::Keep {
+        if self.opts.on_conflict == OnConflict::Skip {
+            return Ok(Plan::Keep {
                 old,
                 note: "a different copy exists; kept (--on-conflict replace or newer to overwrite)"
                     .into(),
-            },
+            });
+        }
+        let existing = checkpoint::CheckpointFile::open_unchecked(&path);
+        // ds4-agent's explicit saves are replaced only when asked, as rm
+        // and evict delete them only when asked.
+        let agent_save = *key == Key::Sysprompt
+            || existing
+                .as_ref()
+                .is_ok_and(|cf| cf.header.reason.is_agent());
+        if agent_save && !self.opts.include_agent {
+            return Ok(Plan::Keep {
+                old,
+                note: "the existing copy is an explicit ds4-agent save; kept (--include-agent to replace it)"
+                    .into(),
+            });
+        }
+        Ok(match self.opts.on_conflict {
+            OnConflict::Skip => unreachable!("handled above"),
             OnConflict::Replace => Plan::Replace { old },
             OnConflict::Newer => {
-                let existing = checkpoint::CheckpointFile::open_unchecked(&path);
                 match (existing, incoming) {
                     (Ok(cf), Some(h)) if h.last_used > cf.header.last_used => Plan::Replace { old },
                     (Ok(cf), _) => Plan::Keep {
@@ -1210,7 +1622,7 @@ impl Importer<'_> {
     }
 
     /// The record for the pending entry arrived: verify, then install.
-    fn complete(&mut self, p: Pending, record: &[u8]) -> Result<()> {
+    fn complete(&mut self, p: Pending, record: &[u8], progress: &mut dyn Progress) -> Result<()> {
         let Pending {
             shown,
             name,
@@ -1261,9 +1673,11 @@ impl Importer<'_> {
         } else if !rec.blake3.eq_ignore_ascii_case(&check.blake3) {
             Some("BLAKE3 digest mismatch: the bytes were corrupted after export".into())
         } else {
+            let engine = self.engine.engine;
             check
-                .defect(&key)
-                .map(|d| format!("not a valid checkpoint: {d}"))
+                .verdict(&key, |d| d.resolve(engine))
+                .err()
+                .map(|p| p.describe("install"))
         };
         if let Some(problem) = problem {
             self.reject(&shown, Some(&key), size, problem);
@@ -1300,6 +1714,9 @@ impl Importer<'_> {
             }
         };
         self.buf = buf;
+        if action == Action::Replaced {
+            self.warn_replace(progress);
+        }
         let (action, note) = match (action, temp.take()) {
             (Action::Installed | Action::Replaced, Some(mut t)) => {
                 // Keep the exporter's mtime, as tar would. The header is
@@ -1520,7 +1937,7 @@ impl Importer<'_> {
                     return Ok(Flow::Next);
                 };
                 match self.read_small(&mut entry, &shown, MAX_META_LEN) {
-                    Ok(Some(bytes)) => self.complete(p, &bytes)?,
+                    Ok(Some(bytes)) => self.complete(p, &bytes, progress)?,
                     Ok(None) => {
                         let (s, k) = (p.shown.clone(), p.key.clone());
                         self.reject(
@@ -1649,6 +2066,9 @@ pub fn import<R: Read>(
     let mut im = Importer {
         dir,
         opts,
+        engine: EngineChoice::given(opts.engine.unwrap_or(Engine::Ds4)),
+        warnings: Vec::new(),
+        warned_replace: false,
         lock: None,
         on_disk: HashMap::new(),
         seen: HashSet::new(),
@@ -1723,6 +2143,8 @@ pub fn import<R: Read>(
             entries: m.entries.len(),
         }),
         budget,
+        engine: im.engine.describe(),
+        warnings: im.warnings,
     })
 }
 
@@ -1858,7 +2280,9 @@ mod tests {
         let mut h = [0u8; HEADER_LEN];
         h[..3].copy_from_slice(b"KVC");
         h[3] = 1;
+        h[4] = 2; // quant
         h[8] = 1; // tokens
+        h[16] = 1; // ctx
         h[40] = 5; // payload_bytes
         file.extend_from_slice(&h);
         file.extend_from_slice(&(text.len() as u32).to_le_bytes());
@@ -1872,11 +2296,131 @@ mod tests {
             let done = c.finish();
             assert_eq!(done.text_key, Some(Key::of_text(text)), "step {step}");
             assert_eq!(done.blake3, blake3::hash(&file).to_hex().to_string());
-            assert!(done.defect(&Key::of_text(text)).is_none());
+            let verdict = |k: &Key| done.verdict(k, |d| d.resolve(Engine::Ds4));
+            assert_eq!(verdict(&Key::of_text(text)), Ok(DialectId::D1));
             assert!(matches!(
-                done.defect(&Key::of_text(b"other")),
-                Some(Defect::KeyMismatch { .. })
+                verdict(&Key::of_text(b"other")),
+                Err(Problem::Name { .. })
             ));
+        }
+    }
+
+    /// A file's bytes with a header, text, payload and trailer.
+    fn file(
+        header: impl FnOnce(&mut [u8; HEADER_LEN]),
+        text: &[u8],
+        payload: &[u8],
+        after: &[u8],
+    ) -> Vec<u8> {
+        let mut h = [0u8; HEADER_LEN];
+        h[..3].copy_from_slice(b"KVC");
+        h[3] = 1;
+        h[4] = 2;
+        h[8] = 1; // tokens
+        h[16] = 1; // ctx
+        h[40..48].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+        header(&mut h);
+        let mut f = h.to_vec();
+        f.extend_from_slice(&(text.len() as u32).to_le_bytes());
+        f.extend_from_slice(text);
+        f.extend_from_slice(payload);
+        f.extend_from_slice(after);
+        f
+    }
+
+    #[test]
+    fn a_stream_tells_the_dialect_as_a_file_read_at_random_does() {
+        use crate::format::dialect::InMemory;
+        let text = b"some text";
+        let key = Key::of_text(text);
+        // D8: LZ4 codec in byte 21, chunks of 2^12, a framing that adds up.
+        let mut lz4 = Vec::new();
+        lz4.extend_from_slice(&7u64.to_le_bytes());
+        lz4.extend_from_slice(&2u32.to_le_bytes());
+        for (raw, comp) in [(3u32, 2u32), (4, 1)] {
+            lz4.extend_from_slice(&raw.to_le_bytes());
+            lz4.extend_from_slice(&comp.to_le_bytes());
+            lz4.extend(std::iter::repeat_n(9u8, comp as usize));
+        }
+        let d8 = |v: u8| {
+            file(
+                |h| {
+                    h[3] = v;
+                    h[20] = 2;
+                    h[21] = 1;
+                    h[22] = 12;
+                },
+                text,
+                &lz4,
+                b"",
+            )
+        };
+        // The same bytes 21-22 without the framing: a D11 fingerprint.
+        let d11 = file(
+            |h| {
+                h[20] = 2;
+                h[21] = 1;
+                h[22] = 12;
+            },
+            text,
+            &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13],
+            b"",
+        );
+        // D14: version 2, ABI 3, the u64 at 40 points at `TAIL`.
+        let mut d14 = file(|h| h[3] = 2, text, b"", b"");
+        let tail_at = d14.len() as u64 + 5;
+        d14[20] = 3;
+        d14[40..48].copy_from_slice(&tail_at.to_le_bytes());
+        d14.extend_from_slice(b"xxxxxTAILmore");
+        // A titled session, its title cut by a NUL for the identity.
+        let title = b"Plan\0junk";
+        let mut after = (title.len() as u32).to_le_bytes().to_vec();
+        after.extend_from_slice(title);
+        let session = file(
+            |h| {
+                h[6] = 8;
+                h[20] = 2;
+                h[24] = 42;
+            },
+            text,
+            b"pay",
+            &after,
+        );
+        let identity = crate::format::trailer::session_identity(b"Plan", 42);
+        for (f, name) in [
+            (d8(1), &key),
+            (d8(2), &key),
+            (d11, &key),
+            (d14, &key),
+            (session.clone(), &identity),
+            (session, &key),
+        ] {
+            let h = Header::decode(f[..HEADER_LEN].try_into().unwrap());
+            let tl = u32::from_le_bytes(f[HEADER_LEN..PREFIX_LEN].try_into().unwrap());
+            let want = dialect::detect(&h, tl, Some(name), &InMemory(&f));
+            for step in [1, 5, 13, 64, 4096] {
+                let mut c = StreamCheck::new();
+                for chunk in f.chunks(step) {
+                    c.update(chunk);
+                }
+                let done = c.finish();
+                assert_eq!(
+                    dialect::detect(&h, tl, Some(name), &done.probe),
+                    want,
+                    "step {step}"
+                );
+                let verdict = done.verdict(name, |d| d.resolve(Engine::Ds4));
+                match &want {
+                    Detected::Known(DialectId::D8 | DialectId::D14) => {
+                        assert!(matches!(verdict, Err(Problem::Foreign(_))), "{verdict:?}")
+                    }
+                    Detected::Known(DialectId::D3) if name == &key => {
+                        assert!(matches!(verdict, Err(Problem::Name { .. })), "{verdict:?}")
+                    }
+                    Detected::Known(d) => assert_eq!(verdict, Ok(*d)),
+                    other => panic!("{other:?}"),
+                }
+            }
         }
     }
 }

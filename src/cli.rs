@@ -228,21 +228,37 @@ pub struct CatArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum TrailerCommand {
-    /// List the entries of a checkpoint's tool-id map
+    /// List the entries of a checkpoint's tool-id map, and which of them ds4 uses (the last entry of an id wins)
     Ls(TrailerLsArgs),
-    /// Write a checkpoint's tool-id map to standard output as JSON
+    /// Write a checkpoint's tool-id map to standard output as JSON (shadowed entries marked)
     Export(TrailerExportArgs),
     /// Replace the tool-id map of checkpoints with one given as JSON
     #[command(
         after_help = "Input: the JSON `kvc trailer export` writes: [{\"id\": ..., \"dsml\": ...}], \
-with `id_hex`/`dsml_hex` (hex bytes) in place of a field that is not UTF-8. An empty array removes the map."
+with `id_hex`/`dsml_hex` (hex bytes) in place of a field that is not UTF-8 (`shadowed_by` and \
+`dropped_by_ds4`, which export adds, are ignored). An empty array removes the map. Refused as ds4's \
+loader would read them otherwise: ids of 0 or more than 256 bytes, an id twice (ds4 uses the last), \
+NUL bytes in an id or a DSML block (ds4 reads C strings).\n\n\
+Only ds4's tool-id maps are rewritten: a ds4-agent session (ext bit 3: its trailer is its title), \
+a file with ext bits 0 and 3, a hanzo-engine file and a foreign one are refused with one line."
     )]
     Set(TrailerSetArgs),
-    /// Drop map entries whose DSML block is not in the text, and repeated ids
+    /// Drop map entries ds4 never uses (shadowed ids, NUL-first) or whose DSML block is not in the text
+    #[command(after_help = TRAILER_FILES_HELP)]
     Prune(TrailerEditArgs),
     /// Remove the tool-id map and clear ext bit 0 (also repairs a broken trailer)
+    #[command(after_help = TRAILER_FILES_HELP)]
     Strip(TrailerEditArgs),
 }
+
+/// What `trailer prune` and `strip` leave alone, for their `--help`.
+const TRAILER_FILES_HELP: &str = "Only ds4's tool-id maps are rewritten. Left alone: a ds4-agent \
+session (ext bit 3: what follows its payload is its title), a file with ext bits 0 and 3, a \
+hanzo-engine file (no trailers; its ext bits mean nothing) and a foreign dialect. --all lists them \
+under `skipped` and goes on; a KEY naming one gets one line (exit 2).\n\n\
+A rewrite changes ext bit 0 and the bytes after the payload, nothing else. An engine that writes \
+the header it loaded back on a hit (hanzo-engine re-opens the file by path) can undo it or land on \
+the new file: rewrite while the engines are idle.";
 
 #[derive(Debug, Args)]
 pub struct TrailerLsArgs {
@@ -488,7 +504,11 @@ fn parse_reason(s: &str) -> Result<kvc::Reason, String> {
 kvc export --all -o - | ssh gpu2 kvc import - --dir /var/cache/ds4-kv\n\n\
 The bundle is a plain tar stream (GNU tar can list and extract it); each checkpoint is \
 followed by a small JSON digest record, and MANIFEST.json comes last. Filters narrow the \
-KEYs, or select from every checkpoint when no KEY and no --all is given.")]
+KEYs, or select from every checkpoint when no KEY and no --all is given.\n\n\
+Each file is checked as it streams: its dialect, envelope and name (a ds4-agent session with \
+ext bit 3 is named SHA-1(title ‖ created), others by the SHA-1 of their text). Files of \
+dialects kvc does not read (`foreign` in kvc ls) are never exported: listed as a note with \
+--all or a filter, an error (exit 1) when a KEY names one.")]
 pub struct ExportArgs {
     /// Keys, unique key prefixes (4+ hex digits) or `sysprompt`
     #[arg(value_name = "KEY")]
@@ -541,20 +561,31 @@ impl From<OnConflict> for kvc::bundle::OnConflict {
 #[derive(Debug, Args)]
 #[command(
     after_help = "Only regular files named <40 hex digits>.kv or sysprompt.kv at the top \
-level are accepted, each only after its digest record confirmed every byte; anything else is \
-rejected and listed. Exit status: 1 when an entry was rejected, the stream was cut off, or \
+level are accepted, each only after its digest record confirmed every byte, and only of a \
+dialect kvc reads, named as that dialect names its content (the text's SHA-1; a ds4-agent \
+session's identity SHA-1(title ‖ created)); anything else, foreign dialects included, is \
+rejected and listed. Bytes are installed as they came (--reset-stats changes hits and \
+last_used only).\n\n\
+Next to a running hanzo-engine, --on-conflict replace (and newer, when it replaces) is unsafe: \
+on a hit hanzo-engine re-opens the file by path and writes back the header it loaded, onto \
+the new file. kvc warns before the first replacement in a directory hanzo-engine reads; stop \
+the engine first.\n\n\
+Exit status: 1 when an entry was rejected, the stream was cut off, or \
 --budget could not be met; 2 when the input is not a tar stream at all."
 )]
 pub struct ImportArgs {
     /// Bundle file, or `-` for standard input
     #[arg(value_name = "FILE")]
     pub source: PathBuf,
-    /// When the target already has a checkpoint with the same key (identical bytes count as present)
+    /// When the target already has a checkpoint with the same key (identical bytes count as present; unsafe next to a running hanzo-engine, see below)
     #[arg(long, value_enum, default_value_t = OnConflict::Skip)]
     pub on_conflict: OnConflict,
     /// Zero the hit counts and set last_used to now in the installed copies
     #[arg(long)]
     pub reset_stats: bool,
+    /// With replace or newer, also replace ds4-agent's explicit saves (sysprompt.kv, agent-system, agent-session), which are kept otherwise
+    #[arg(long)]
+    pub include_agent: bool,
     /// Afterwards, evict (as `kvc evict` does) until the checkpoints fit in SIZE (e.g. 40G, 512MiB), never evicting what was just imported
     #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
     pub budget: Option<u64>,

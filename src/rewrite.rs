@@ -5,8 +5,16 @@
 //! # What a rewrite keeps
 //!
 //! Header bytes other than ext bit 0, the text and the payload stay
-//! byte-identical. Bit 0 is set exactly when a non-empty map follows the
-//! payload; an empty map is written as no section at all.
+//! byte-identical: the header is never re-encoded from decoded fields, only
+//! its flag byte is written (in place) or the bytes on disk are copied with
+//! that bit changed (temp file), so the model id (byte 7), the payload ABI
+//! (byte 20), bytes 21–23 and any reason survive as they are. Bit 0 is set
+//! exactly when a non-empty map follows the payload; an empty map is
+//! written as no section at all.
+//!
+//! Only files with ds4's tool-id map are rewritten ([`tool_map_rule`]): not
+//! a ds4-agent session (ext bit 3: its trailer is its title), not a file of
+//! a dialect without ds4's trailers (hanzo-engine), not a foreign one.
 //!
 //! # Crash safety
 //!
@@ -68,15 +76,20 @@
 //! the file that was read; a file deleted or replaced by an engine during
 //! the rewrite is left alone ([`Applied::Vanished`]). What kvc cannot
 //! prevent: an engine that loaded the checkpoint *before* the rewrite and
-//! later writes its whole in-memory header back (a hit) restores the old
-//! bit 0. `kvc verify` reports that file and `kvc trailer strip` repairs it.
+//! later writes the header it loaded back on a hit — hanzo-engine re-opens
+//! the file by path and writes its whole loaded header (FORMAT.md §7) —
+//! restores the old bit 0 in place, or lands on the swapped-in file. (ds4
+//! mainline re-reads the header before writing a hit back: only its hit
+//! count is stale.) `kvc verify` reports a flag without its section and
+//! `kvc trailer strip` repairs it.
 
 use crate::error::{Error, Result};
-use crate::format::checkpoint::CheckpointFile;
+use crate::format::checkpoint::{CheckpointFile, Key};
+use crate::format::dialect::{self, DialectId, Engine, Trailers};
 use crate::format::trailer::{
-    ToolMap, ToolMapEntry, TrailerError, MAX_COUNT, MAX_DSML_LEN, MAX_ID_LEN,
+    self as ktm, EntryUse, ToolMap, ToolMapEntry, TrailerError, MAX_COUNT, MAX_DSML_LEN, MAX_ID_LEN,
 };
-use crate::format::{ExtFlags, HEADER_LEN, PREFIX_LEN};
+use crate::format::{ExtFlags, Header, HEADER_LEN, PREFIX_LEN};
 use crate::fsutil::{fsync_dir, AtomicFile};
 use crate::text;
 use std::collections::HashMap;
@@ -177,11 +190,18 @@ pub enum EntryProblem {
         id: String,
         len: usize,
     },
-    #[error("entry {} (id {id}): the id repeats entry {}", .index + 1, .first + 1)]
+    #[error("entry {} (id {id}): the id repeats entry {} (ds4 would use only the last of them)", .index + 1, .first + 1)]
     DuplicateId {
         index: usize,
         first: usize,
         id: String,
+    },
+    #[error("entry {} (id {id}): its {field} has a NUL byte at byte {at}; ds4 reads ids and DSML blocks as C strings and would cut it there", .index + 1)]
+    Nul {
+        index: usize,
+        id: String,
+        field: &'static str,
+        at: usize,
     },
     #[error("entry {} (id {id}): its DSML block does not occur in the text", .index + 1)]
     NotInText { index: usize, id: String },
@@ -192,9 +212,11 @@ fn shown_id(id: &[u8]) -> String {
     format!("\"{}\"", text::sanitize_line(id))
 }
 
-/// Everything about `map` that ds4's loader would refuse, or that makes
-/// its lookup ambiguous: lengths outside its limits, too many entries,
-/// repeated ids. Independent of any text.
+/// Everything about `map` that ds4's loader would refuse or read other than
+/// it is written: lengths outside its limits, too many entries, NUL bytes
+/// (ds4 reads ids and DSML blocks as C strings: a NUL cuts them, and an
+/// entry that starts with one is dropped), repeated ids (only the last is
+/// used). Independent of any text.
 pub fn check_limits(map: &ToolMap) -> Vec<EntryProblem> {
     let mut out = Vec::new();
     if map.entries.len() > MAX_COUNT as usize {
@@ -217,6 +239,16 @@ pub fn check_limits(map: &ToolMap) -> Vec<EntryProblem> {
                 id: shown_id(&e.id),
                 len: e.dsml.len(),
             });
+        }
+        for (field, bytes) in [("id", &e.id), ("DSML", &e.dsml)] {
+            if let Some(at) = memchr::memchr(0, bytes) {
+                out.push(EntryProblem::Nul {
+                    index,
+                    id: shown_id(&e.id),
+                    field,
+                    at,
+                });
+            }
         }
         if let Some(&first) = seen.get(e.id.as_slice()) {
             out.push(EntryProblem::DuplicateId {
@@ -252,15 +284,20 @@ pub fn not_in_text(map: &ToolMap, text: &[u8]) -> Vec<EntryProblem> {
 pub enum DropReason {
     /// Its DSML block does not occur in the text.
     NotInText,
-    /// An earlier kept entry has the same id.
+    /// A later entry has the same id: ds4 uses the last one, never this.
     DuplicateId,
+    /// Its id or DSML block starts with a NUL byte: ds4 drops it.
+    NulStart,
 }
 
 impl DropReason {
     pub fn describe(self) -> &'static str {
         match self {
             DropReason::NotInText => "not in the text",
-            DropReason::DuplicateId => "duplicate id",
+            DropReason::DuplicateId => {
+                "duplicate id, shadowed by a later entry (ds4 uses the last)"
+            }
+            DropReason::NulStart => "its id or DSML starts with a NUL byte (ds4 drops it)",
         }
     }
 }
@@ -274,22 +311,25 @@ pub struct Dropped {
     pub reason: DropReason,
 }
 
-/// Drop the entries whose DSML block is not in `text`, then every entry
-/// whose id an earlier kept entry already has. Entries whose block is
-/// missing go first, so a stale entry never shadows a live one with the
-/// same id; among live duplicates the first stored is kept (ds4 appends
-/// entries as it learns them, so the first is the original).
+/// Drop what ds4 never uses or should not have (FORMAT.md §5, read as
+/// ds4 reads a map: ids and DSML blocks are C strings, the last entry of an
+/// id wins): entries shadowed by a later entry with the same id, entries
+/// whose id or DSML starts with a NUL byte (ds4 drops them), and entries
+/// whose DSML block does not occur in the text (ds4 only stores blocks
+/// that do; such an entry can never be replayed against this checkpoint).
+///
+/// Prune only removes: every id resolves, after it, to the entry ds4 used
+/// before it, or — when that entry was stale — to nothing. A shadowed entry
+/// is never promoted in place of a stale last one.
 pub fn prune(map: &ToolMap, text: &[u8]) -> (ToolMap, Vec<Dropped>) {
     let mut kept = ToolMap::default();
     let mut dropped = Vec::new();
-    let mut seen: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
-    for (index, e) in map.entries.iter().enumerate() {
-        let reason = if !text::contains(text, &e.dsml) {
-            Some(DropReason::NotInText)
-        } else if !seen.insert(&e.id) {
-            Some(DropReason::DuplicateId)
-        } else {
-            None
+    for (index, (e, used)) in map.entries.iter().zip(map.uses()).enumerate() {
+        let reason = match used {
+            EntryUse::Dropped(_) => Some(DropReason::NulStart),
+            EntryUse::Shadowed { .. } => Some(DropReason::DuplicateId),
+            EntryUse::Used if !text::contains(text, &e.dsml) => Some(DropReason::NotInText),
+            EntryUse::Used => None,
         };
         match reason {
             Some(reason) => dropped.push(Dropped {
@@ -301,6 +341,82 @@ pub fn prune(map: &ToolMap, text: &[u8]) -> (ToolMap, Vec<Dropped>) {
         }
     }
     (kept, dropped)
+}
+
+// ---------------------------------------------------------------------------
+// Which files have a tool-id map
+// ---------------------------------------------------------------------------
+
+/// Why trailer commands leave a file alone: the tool-id map is ds4's
+/// (FORMAT.md §5), so kvc reads and rewrites it only in a file of a dialect
+/// whose ext bits mean what ds4 says, and only where bit 3 does not say the
+/// bytes after the payload are something else.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotToolMap {
+    /// A dialect kvc does not read (FORMAT.md §9): what was recognised.
+    #[error("foreign dialect {0}: kvc reads no tool-id map in it and rewrites nothing")]
+    Foreign(String),
+    /// ext bit 3: a ds4-agent session, whose trailer is its title (§5b).
+    #[error("a ds4-agent session (ext bit 3): what follows its payload is its session title, not a tool-id map; trailer commands leave it alone")]
+    SessionTitle,
+    /// ext bits 0 and 3 together (`trailer-conflict`).
+    #[error("ext bits 0 and 3 are both set (trailer-conflict): no engine writes both, and kvc does not guess which trailer follows the payload; left alone")]
+    Conflict,
+    /// A dialect without ds4's trailers (D20, hanzo-engine).
+    #[error("{0}: hanzo-engine gives the ext bits no meaning and writes no trailers; trailer commands leave it alone")]
+    NoTrailers(String),
+}
+
+/// Whether a file of `dialect` with header `h` has ds4's tool-id map
+/// trailer for kvc to read and rewrite (see [`NotToolMap`]).
+pub fn tool_map_rule(dialect: DialectId, h: &Header) -> std::result::Result<(), NotToolMap> {
+    let spec = dialect.spec();
+    if matches!(
+        spec.support,
+        dialect::Support::Foreign | dialect::Support::NotKvc
+    ) {
+        return Err(NotToolMap::Foreign(format!("{dialect}, {}", spec.writer)));
+    }
+    if spec.trailers != Trailers::Ds4 || !spec.ext_bits {
+        return Err(NotToolMap::NoTrailers(format!(
+            "a {} file ({dialect})",
+            spec.writer
+        )));
+    }
+    if ktm::trailer_conflict(h) {
+        return Err(NotToolMap::Conflict);
+    }
+    if h.ext_flags.has_session_title() {
+        return Err(NotToolMap::SessionTitle);
+    }
+    Ok(())
+}
+
+/// The dialect of an open checkpoint, as `engine` (the engine that reads
+/// its directory) resolves a pre-ABI ds4 / hanzo-engine look-alike, when it
+/// has ds4's tool-id map trailer; otherwise why not.
+pub fn tool_map_dialect(
+    cf: &CheckpointFile,
+    engine: Engine,
+) -> std::result::Result<DialectId, NotToolMap> {
+    let key = cf
+        .path
+        .file_name()
+        .and_then(|n| Key::from_file_name(&n.to_string_lossy()));
+    let detected = dialect::detect(&cf.header, cf.text_len, key.as_ref(), cf);
+    let Some(d) = detected
+        .resolve(engine)
+        .filter(|_| !dialect::is_foreign(&detected))
+    else {
+        return Err(NotToolMap::Foreign(dialect::describe_foreign(
+            &detected,
+            &cf.header,
+            cf,
+            cf.payload_offset(),
+        )));
+    };
+    tool_map_rule(d, &cf.header)?;
+    Ok(d)
 }
 
 // ---------------------------------------------------------------------------
@@ -375,11 +491,13 @@ fn read_prefix(file: &File) -> io::Result<[u8; PREFIX_LEN]> {
 }
 
 /// Work out what `edit` does to the checkpoint `cf` (opened with
-/// [`open_checkpoint`] or [`CheckpointFile::open`]). Refusals are
-/// [`Error::Invalid`] naming the file.
-pub fn plan(cf: &CheckpointFile, edit: Edit<'_>) -> Result<Plan> {
+/// [`open_checkpoint`] or [`CheckpointFile::open`]), in a directory read by
+/// `engine` ([`tool_map_dialect`]). Refusals are [`Error::Invalid`] naming
+/// the file.
+pub fn plan(cf: &CheckpointFile, edit: Edit<'_>, engine: Engine) -> Result<Plan> {
     let path = &cf.path;
     let io_err = |e| Error::io(path, e);
+    tool_map_dialect(cf, engine).map_err(|e| Error::invalid(path, e.to_string()))?;
     let unknown = cf.header.ext_flags.unknown_bits();
     if unknown != 0 {
         // Unassigned bits may announce trailer sections of their own after
@@ -602,6 +720,16 @@ pub fn open_checkpoint(path: &Path, write: bool) -> Result<Option<CheckpointFile
         crate::format::checkpoint::OpenError::Io(e) => Error::io(path, e),
         crate::format::checkpoint::OpenError::Defect(d) => Error::invalid(path, d.to_string()),
     })?;
+    // A fork's file is foreign, not broken: say so before its envelope
+    // (another header version, say) is judged by ds4's rules.
+    let key = path
+        .file_name()
+        .and_then(|n| Key::from_file_name(&n.to_string_lossy()));
+    let detected = dialect::detect(&cf.header, cf.text_len, key.as_ref(), &cf);
+    if dialect::is_foreign(&detected) {
+        let what = dialect::describe_foreign(&detected, &cf.header, &cf, cf.payload_offset());
+        return Err(Error::invalid(path, NotToolMap::Foreign(what).to_string()));
+    }
     cf.check_envelope()
         .map_err(|d| Error::invalid(path, d.to_string()))?;
     Ok(Some(cf))
@@ -1031,25 +1159,73 @@ mod tests {
     }
 
     #[test]
-    fn prune_drops_stale_entries_before_judging_duplicates() {
+    fn prune_keeps_the_entry_ds4_uses_and_never_promotes_a_shadowed_one() {
         let map = ToolMap {
             entries: vec![
                 entry(b"a", b"<gone>"),
                 entry(b"a", b"<here>"),
                 entry(b"b", b"<here>"),
                 entry(b"b", b"<also>"),
+                // The last `c` is stale: `c` ends unmapped, the earlier
+                // (never used) entry is not promoted.
+                entry(b"c", b"<here>"),
+                entry(b"c", b"<gone>"),
+                // ds4 drops an entry whose id starts with NUL; it shadows
+                // nothing.
+                entry(b"\0d", b"<here>"),
+                // A NUL cuts the id: `e\0x` and `e\0y` are one id to ds4.
+                entry(b"e\0x", b"<here>"),
+                entry(b"e\0y", b"<also>"),
             ],
         };
         let (kept, dropped) = prune(&map, b"xx<here>yy<also>");
         assert_eq!(
             kept.entries,
-            vec![entry(b"a", b"<here>"), entry(b"b", b"<here>")]
+            vec![
+                entry(b"a", b"<here>"),
+                entry(b"b", b"<also>"),
+                entry(b"e\0y", b"<also>")
+            ]
         );
         let why: Vec<_> = dropped.iter().map(|d| (d.index, d.reason)).collect();
         assert_eq!(
             why,
-            [(0, DropReason::NotInText), (3, DropReason::DuplicateId)]
+            [
+                (0, DropReason::DuplicateId),
+                (2, DropReason::DuplicateId),
+                (4, DropReason::DuplicateId),
+                (5, DropReason::NotInText),
+                (6, DropReason::NulStart),
+                (7, DropReason::DuplicateId),
+            ]
         );
+    }
+
+    #[test]
+    fn set_refuses_nul_bytes_in_ids_and_dsml() {
+        let map = ToolMap {
+            entries: vec![entry(b"a\0", b"x"), entry(b"b", b"\0x")],
+        };
+        let p = check_limits(&map);
+        assert!(matches!(
+            p[0],
+            EntryProblem::Nul {
+                index: 0,
+                field: "id",
+                at: 1,
+                ..
+            }
+        ));
+        assert!(matches!(
+            p[1],
+            EntryProblem::Nul {
+                index: 1,
+                field: "DSML",
+                at: 0,
+                ..
+            }
+        ));
+        assert!(p[0].to_string().contains("C strings"), "{}", p[0]);
     }
 
     #[test]
@@ -1099,7 +1275,7 @@ mod tests {
         assert_eq!(p.len(), 4);
         assert_eq!(
             p[3].to_string(),
-            "entry 5 (id \"ok\"): the id repeats entry 4"
+            "entry 5 (id \"ok\"): the id repeats entry 4 (ds4 would use only the last of them)"
         );
     }
 
@@ -1155,7 +1331,7 @@ mod tests {
             map: &map,
             allow_missing: false,
         };
-        let p = plan(&cf, edit).unwrap();
+        let p = plan(&cf, edit, Engine::Ds4).unwrap();
         assert!(matches!(p.before, TrailerState::Stray { .. }));
         assert!(p.changes);
         let applied = apply(&cf, &p, Method::InPlace, &mut |_| {}).unwrap();

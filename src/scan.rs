@@ -11,6 +11,7 @@ use crate::format::checkpoint::{CheckpointFile, Defect, Key, OpenError};
 use crate::format::dialect::{
     self, Detected, DialectId, Engine, EngineChoice, Evidence, NotLoaded, Support,
 };
+use crate::format::identity;
 use crate::format::trailer::{self, SessionTitle};
 use crate::format::{Header, HEADER_LEN, PREFIX_LEN};
 use crate::text;
@@ -584,7 +585,14 @@ impl Raw {
         if cp.header.tokens == 0 && !spec.zero_tokens_valid {
             return bad(Defect::ZeroTokens);
         }
-        if let Some(expected) = expected_key(spec, &cp, text_key, title.as_ref()) {
+        // A broken title is verify's to report; the name cannot be checked.
+        if let Ok(Some(expected)) = identity::expected_key(
+            dialect,
+            &cp.header,
+            &cp.key,
+            text_key.as_ref(),
+            title.as_ref(),
+        ) {
             if expected != cp.key {
                 return bad(Defect::KeyMismatch {
                     actual: expected.to_string(),
@@ -595,28 +603,6 @@ impl Raw {
         cp.loadable = engine.engine.reader().accepts(&cp.header);
         Loaded::Checkpoint(Box::new(cp))
     }
-}
-
-/// The key a checkpoint's content says its name must be (FORMAT.md §2):
-/// the SHA-1 of the text, or for a ds4-agent session with ext bit 3 the
-/// SHA-1 of its title and creation time. `None` when there is nothing to
-/// check: a fixed name, texts not read, or a title that could not be read
-/// (verify reports that).
-fn expected_key(
-    spec: &dialect::Dialect,
-    cp: &Checkpoint,
-    text_key: Option<Key>,
-    title: Option<&std::result::Result<SessionTitle, trailer::TitleError>>,
-) -> Option<Key> {
-    if cp.key == Key::Sysprompt {
-        return None;
-    }
-    let session =
-        spec.identity == dialect::Identity::Ds4 && cp.header.ext_flags.has_session_title();
-    if session {
-        return title?.as_ref().ok().map(|t| t.identity.clone());
-    }
-    text_key
 }
 
 /// Load a file whose type is known without following links (from `lstat`,

@@ -1202,6 +1202,8 @@ fn a_file_that_shrinks_or_is_rewritten_mid_export_is_excluded() {
                 dry_run: false,
                 source: "test".into(),
                 budget: None,
+                include_agent: false,
+                engine: None,
             };
             let r = bundle::import(&bytes[..], &target, &opts, &mut bundle::NoProgress).unwrap();
             assert!(!target.join(big.file_name()).exists(), "{what}");
@@ -1300,4 +1302,482 @@ fn export_into_a_device_a_fifo_or_a_symlink_keeps_what_is_there() {
     let written = fs::read(&target).unwrap();
     assert_eq!(written.len(), got.len());
     assert_eq!(written[..512], got[..512]);
+}
+
+// ---------------------------------------------------------------------------
+// Dialects, agent sessions, and bytes kvc does not own
+
+/// Files of a shared sample directory, by name.
+fn sample_files(name: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let mut v: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".kv"))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// A bundle crafted from (name, bytes) pairs, each with a valid record.
+fn craft_bundle(env: &TestEnv, name: &str, files: &[(String, Vec<u8>)]) -> std::path::PathBuf {
+    let mut cr = Craft::new();
+    for (n, b) in files {
+        cr.file(n, b).record(n, b);
+    }
+    cr.manifest();
+    let p = env.root.path().join(name);
+    fs::write(&p, cr.finish()).unwrap();
+    p
+}
+
+#[test]
+fn todays_agent_sessions_round_trip_byte_identical() {
+    // Titled sessions (named by their identity), a /strip'ped one
+    // (payload_bytes 0), a legacy one and sysprompt.kv (EXPECTED.md).
+    let env = TestEnv::with_sample("agent-current");
+    let files = sample_files("agent-current");
+    assert_eq!(files.len(), 4);
+    let bundle = env.root.path().join("agent.tar");
+    let (code, out, err) = run(
+        &env,
+        &[
+            "export",
+            "--all",
+            "--json",
+            "-o",
+            bundle.to_str().unwrap(),
+            "-d",
+            env.cache.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    let exported: Vec<(&str, &str)> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["file"].as_str().unwrap(), e["dialect"].as_str().unwrap()))
+        .collect();
+    assert_eq!(exported.len(), 4, "{v:#}");
+    assert!(exported.iter().all(|(_, d)| *d == "D3"), "{exported:?}");
+    assert!(v["excluded"].as_array().unwrap().is_empty(), "{v:#}");
+
+    let target = env.root.path().join("elsewhere");
+    let (code, v) = import(&env, &bundle, &target, &[]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["counts"]["installed"], 4, "{v:#}");
+    for (name, bytes) in &files {
+        assert_eq!(&fs::read(target.join(name)).unwrap(), bytes, "{name}");
+    }
+    // And a scan of the target lists them as the checkpoints they are.
+    let ls = env.json(&["ls", target.to_str().unwrap(), "--json"]);
+    let d = &ls["dirs"][0];
+    assert_eq!(d["checkpoints"].as_array().unwrap().len(), 4, "{ls:#}");
+    assert!(d["invalid"].as_array().unwrap().is_empty(), "{ls:#}");
+}
+
+#[test]
+fn a_session_is_checked_by_its_identity_not_its_text() {
+    let env = TestEnv::new();
+    let good = Ckpt::new(chat("plan the release"))
+        .mainline()
+        .titled(b"Release plan");
+    // The name a session without bit 3 would have: right for the text,
+    // wrong for a session (the old rule would have taken it).
+    let mut by_text = good.clone();
+    by_text.name = Some(format!("{}.kv", good.key()));
+    // The title changed after it was named.
+    let mut retitled = good.clone();
+    retitled.trailer = title_trailer(b"Release plan (edited)");
+    retitled.name = Some(format!("{}.kv", sha1_hex(b"retitled")));
+    let mut renamed = retitled.clone();
+    renamed.name = good.name.clone();
+    let stripped = Ckpt::new(chat("stripped one"))
+        .mainline()
+        .stripped()
+        .titled(b"Stripped");
+    let b = craft_bundle(
+        &env,
+        "s.tar",
+        &[
+            (by_text.file_name(), by_text.bytes()),
+            (stripped.file_name(), stripped.bytes()),
+        ],
+    );
+    let (code, v) = import(&env, &b, &env.cache, &[]);
+    assert_eq!(code, 1, "{v:#}");
+    let rejected = with_action(&v, "rejected");
+    assert_eq!(rejected.len(), 1, "{v:#}");
+    assert_eq!(rejected[0].0, by_text.file_name());
+    assert!(
+        rejected[0].1.contains("key-mismatch")
+            && rejected[0].1.contains("session identity")
+            && rejected[0]
+                .1
+                .contains(&session_identity(b"Release plan", CREATED)),
+        "{rejected:?}"
+    );
+    assert!(!env.cache.join(by_text.file_name()).exists());
+    assert_eq!(
+        fs::read(env.cache.join(stripped.file_name())).unwrap(),
+        stripped.bytes()
+    );
+
+    // A title that no longer gives the name is caught as well.
+    let env = TestEnv::new();
+    let b = craft_bundle(&env, "r.tar", &[(renamed.file_name(), renamed.bytes())]);
+    let (code, v) = import(&env, &b, &env.cache, &[]);
+    assert_eq!(code, 1, "{v:#}");
+    assert!(with_action(&v, "rejected")[0].1.contains("key-mismatch"));
+    // A title cut short cannot name anything.
+    let mut cut = good.clone();
+    cut.trailer.truncate(cut.trailer.len() - 3);
+    let b = craft_bundle(&env, "c.tar", &[(cut.file_name(), cut.bytes())]);
+    let (code, v) = import(&env, &b, &env.cache, &[]);
+    assert_eq!(code, 1, "{v:#}");
+    assert!(
+        with_action(&v, "rejected")[0].1.contains("session title"),
+        "{v:#}"
+    );
+    assert!(names_in(&env.cache).iter().all(|n| !n.ends_with(".kv")));
+    // And the same session under its own name goes in.
+    let b = craft_bundle(&env, "g.tar", &[(good.file_name(), good.bytes())]);
+    let (code, v) = import(&env, &b, &env.cache, &[]);
+    assert_eq!(code, 0, "{v:#}");
+}
+
+#[test]
+fn foreign_files_are_not_exported_or_installed_as_checkpoints() {
+    let env = TestEnv::with_sample("foreign");
+    let healthy = Ckpt::new(chat("the one checkpoint here")).mainline();
+    env.add(&healthy);
+    let dir = env.cache.to_str().unwrap().to_string();
+    let bundle = env.root.path().join("f.tar");
+    let out = bundle.to_str().unwrap().to_string();
+    // --all: the foreign files are left out with a note, not an error.
+    let (code, stdout, err) = run(&env, &["export", "--all", "--json", "-o", &out, "-d", &dir]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_slice(&stdout).unwrap();
+    assert_eq!(v["entries"].as_array().unwrap().len(), 1, "{v:#}");
+    let foreign: Vec<(&str, bool)> = v["foreign"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["dialect"].as_str().unwrap(),
+                f["named"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        foreign,
+        [("D8", false), ("foreign", false), ("D14", false)],
+        "{v:#}"
+    );
+    let names: Vec<String> = tar::Archive::new(fs::File::open(&bundle).unwrap())
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .filter(|n| n.ends_with(".kv"))
+        .collect();
+    assert_eq!(names, [healthy.file_name()]);
+    // Named: an error (exit 1), still not exported.
+    let (code, _, err) = run(&env, &["export", "13be", "-o", &out, "-d", &dir]);
+    assert_eq!(code, 1);
+    assert!(err.is_empty(), "{err}");
+    let (_, stdout, _) = run(&env, &["export", "13be", "-o", &out, "-d", &dir]);
+    let human = String::from_utf8(stdout).unwrap();
+    assert!(
+        human.contains("foreign: 13be316d") && human.contains("D8"),
+        "{human}"
+    );
+
+    // A bundle made by hand with them: each refused, with its dialect.
+    let target = env.root.path().join("t");
+    let mut files = sample_files("foreign");
+    files.push((healthy.file_name(), healthy.bytes()));
+    let b = craft_bundle(&env, "hand.tar", &files);
+    for dry in [true, false] {
+        let extra: &[&str] = if dry { &["--dry-run"] } else { &[] };
+        let (code, v) = import(&env, &b, &target, extra);
+        assert_eq!(code, 1, "{v:#}");
+        let rejected = with_action(&v, "rejected");
+        assert_eq!(rejected.len(), 3, "{v:#}");
+        for (entry, want) in [
+            ("13be316d", "foreign dialect D8"),
+            ("8a25ce0b", "foreign dialect version 9"),
+            ("f00f5dac", "foreign dialect D14"),
+        ] {
+            let (_, msg) = rejected.iter().find(|(e, _)| e.starts_with(entry)).unwrap();
+            assert!(msg.contains(want) && msg.contains("cannot verify"), "{msg}");
+        }
+    }
+    assert_eq!(
+        names_in(&target),
+        [".kvc".to_string(), healthy.file_name()].into()
+    );
+}
+
+#[test]
+fn import_keeps_every_byte_it_does_not_own() {
+    // Model id 2, payload ABI 2 with bytes 21-23 set, reason 7, ext bits
+    // kvc gives no meaning (0x20, 0x40) beside bit 1, and bytes after the
+    // payload that are no trailer: only hits and last_used may change,
+    // and only with --reset-stats.
+    let mut c = Ckpt::new(chat("a fork's checkpoint")).with_unowned_bytes();
+    c.ext_flags = 0x62;
+    c.hits = 9;
+    c.last_used = CREATED + 77;
+    c.trailer = b"\x00unknown region\xff".to_vec();
+    // A DGX Spark fork's ABI 4 (D6), model 7, byte 22 set.
+    let mut spark = Ckpt::new(chat("a spark checkpoint")).opaque_payload(64);
+    spark.payload_abi = 4;
+    spark.model_id = 7;
+    spark.reserved = [0, 0x11, 0];
+    let set = [c, spark];
+    let now = CREATED + 5000;
+    for reset in [false, true] {
+        let env = TestEnv::new();
+        let files: Vec<_> = set.iter().map(|c| (c.file_name(), c.bytes())).collect();
+        let b = craft_bundle(&env, "u.tar", &files);
+        let extra: Vec<String> = if reset {
+            vec!["--reset-stats".into(), "--now".into(), now.to_string()]
+        } else {
+            Vec::new()
+        };
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let (code, v) = import(&env, &b, &env.cache, &extra);
+        assert_eq!(code, 0, "{v:#}");
+        for c in &set {
+            let got = fs::read(env.cache.join(c.file_name())).unwrap();
+            let want = if reset {
+                with_stats(&c.bytes(), 0, now)
+            } else {
+                c.bytes()
+            };
+            assert_eq!(got, want, "{} reset {reset}", c.file_name());
+            assert_eq!(
+                (got[7], &got[20..24]),
+                (
+                    c.model_id,
+                    &[c.payload_abi, c.reserved[0], c.reserved[1], c.reserved[2]][..]
+                )
+            );
+        }
+    }
+}
+
+#[test]
+fn agent_saves_are_replaced_only_with_include_agent() {
+    // issue 13: `--on-conflict newer` replaced sysprompt.kv.
+    let mut local = Ckpt::new(b"You are the agent.".to_vec()).reason(REASON_AGENT_SYSTEM);
+    local.name = Some("sysprompt.kv".into());
+    local.last_used = CREATED + 10;
+    let mut newer = local.clone();
+    newer.text = b"You are the agent, newer.".to_vec();
+    newer.last_used = CREATED + 900;
+    let session_local = Ckpt::new(chat("a session")).mainline().titled(b"A session");
+    let mut session_newer = session_local.clone();
+    session_newer.last_used = CREATED + 900;
+    session_newer.hits = 4;
+    for mode in ["newer", "replace"] {
+        for include in [false, true] {
+            let env = TestEnv::new();
+            env.add(&local);
+            env.add(&session_local);
+            let b = craft_bundle(
+                &env,
+                "a.tar",
+                &[
+                    (newer.file_name(), newer.bytes()),
+                    (session_newer.file_name(), session_newer.bytes()),
+                ],
+            );
+            let mut extra = vec!["--on-conflict", mode];
+            if include {
+                extra.push("--include-agent");
+            }
+            let (code, v) = import(&env, &b, &env.cache, &extra);
+            assert_eq!(code, 0, "{v:#}");
+            let (action, after_sys, after_session) = if include {
+                ("replaced", &newer, &session_newer)
+            } else {
+                ("skipped", &local, &session_local)
+            };
+            for e in v["entries"].as_array().unwrap() {
+                assert_eq!(e["action"], action, "{mode} {include}: {v:#}");
+                if !include {
+                    assert!(
+                        e["message"].as_str().unwrap().contains("--include-agent"),
+                        "{e}"
+                    );
+                }
+            }
+            assert_eq!(
+                fs::read(env.cache.join("sysprompt.kv")).unwrap(),
+                after_sys.bytes()
+            );
+            assert_eq!(
+                fs::read(env.cache.join(session_local.file_name())).unwrap(),
+                after_session.bytes()
+            );
+        }
+    }
+}
+
+#[test]
+fn replacing_next_to_hanzo_engine_warns_first() {
+    // hanzo-engine re-opens a file by path on a hit and writes back the
+    // whole header it loaded: onto a replaced file (FORMAT.md §7).
+    let hanzo = TestEnv::with_sample("hanzo");
+    let files = sample_files("hanzo");
+    let mut changed = files.clone();
+    for (_, b) in changed.iter_mut() {
+        b[12] = b[12].wrapping_add(1); // another hit count: a different copy
+    }
+    let b = craft_bundle(&hanzo, "h.tar", &changed);
+    let dir = hanzo.cache.to_str().unwrap().to_string();
+    let bs = b.to_str().unwrap().to_string();
+    let (code, out, err) = run(&hanzo, &["import", &bs, "-d", &dir, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.is_empty(), "no replacement, no warning: {err}");
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert!(v["engine"].as_str().unwrap().starts_with("hanzo"), "{v:#}");
+    for dry in [true, false] {
+        let mut args = vec!["import", &bs, "-d", &dir, "--on-conflict", "replace"];
+        if dry {
+            args.push("--dry-run");
+        }
+        let (code, _, err) = run(&hanzo, &args);
+        assert_eq!(code, 0, "{err}");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "one warning line: {err}");
+        assert!(
+            lines[0].starts_with("kvc: warning:")
+                && lines[0].contains("hanzo-engine")
+                && lines[0].contains("header"),
+            "{err}"
+        );
+    }
+    for (name, bytes) in &changed {
+        assert_eq!(&fs::read(hanzo.cache.join(name)).unwrap(), bytes);
+    }
+    // A ds4 directory: no warning.
+    let ds4 = TestEnv::with_sample("mainline");
+    let files = sample_files("mainline");
+    let mut changed = files.clone();
+    for (_, b) in changed.iter_mut() {
+        b[12] = b[12].wrapping_add(1);
+    }
+    let b = craft_bundle(&ds4, "m.tar", &changed);
+    let (code, _, err) = run(
+        &ds4,
+        &[
+            "import",
+            b.to_str().unwrap(),
+            "-d",
+            ds4.cache.to_str().unwrap(),
+            "--on-conflict",
+            "replace",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.is_empty(), "{err}");
+    // A ds4 directory where hanzo-engine left a temp file: warned too.
+    ds4.add_raw(&format!("{}.4242-0.kv.tmp", "a".repeat(40)), b"partial");
+    for (_, b) in changed.iter_mut() {
+        b[12] = b[12].wrapping_add(1);
+    }
+    let b = craft_bundle(&ds4, "m2.tar", &changed);
+    let (code, _, err) = run(
+        &ds4,
+        &[
+            "import",
+            b.to_str().unwrap(),
+            "-d",
+            ds4.cache.to_str().unwrap(),
+            "--on-conflict",
+            "replace",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("hanzo-engine left files here too"), "{err}");
+}
+
+#[test]
+fn every_dialect_kvc_reads_round_trips_with_its_name_in_the_record() {
+    let env = TestEnv::new();
+    let d1 = Ckpt::new(chat("before the ABI byte"));
+    let d3 = Ckpt::new(chat("mainline")).mainline();
+    let d4 = Ckpt::new(chat("pulsar's sys-prefix")).mainline().reason(7);
+    let mut d5 = Ckpt::new(chat("spark three")).opaque_payload(90);
+    d5.payload_abi = 3;
+    let mut d6 = Ckpt::new(chat("spark four")).opaque_payload(90);
+    d6.payload_abi = 4;
+    let mut d11 = Ckpt::new(chat("fingerprinted")).mainline();
+    d11.reserved = [0x12, 0x34, 0x56];
+    // hanzo-engine's prefix spill: quant 0, ctx 0, token ids as text,
+    // zero tokens allowed, ext bit 3 meaningless (so the text names it).
+    let mut d20 = Ckpt::new(vec![1, 0, 0, 0, 2, 0, 0, 0]).opaque_payload(33);
+    d20.quant_bits = 0;
+    d20.ctx_size = 0;
+    d20.tokens = 0;
+    d20.reason = REASON_EVICT;
+    d20.ext_flags = 8;
+    let all = [
+        (&d1, "D1"),
+        (&d3, "D3"),
+        (&d4, "D4"),
+        (&d5, "D5"),
+        (&d6, "D6"),
+        (&d11, "D11"),
+        (&d20, "D20"),
+    ];
+    for (c, _) in &all {
+        env.add(c);
+    }
+    let bundle = env.root.path().join("d.tar");
+    let (code, out, err) = run(
+        &env,
+        &[
+            "export",
+            "--all",
+            "--json",
+            "-o",
+            bundle.to_str().unwrap(),
+            "-d",
+            env.cache.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    for (c, want) in &all {
+        let rec = v["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["file"] == c.file_name())
+            .unwrap_or_else(|| panic!("{want} not exported: {v:#}"));
+        assert_eq!(rec["dialect"], *want);
+    }
+    // The target infers ds4 from nothing, yet the spill's quant 0 and
+    // ctx 0 say hanzo-engine: each file is installed as what it is.
+    let target = env.root.path().join("t");
+    let (code, v) = import(&env, &bundle, &target, &[]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["counts"]["installed"], all.len(), "{v:#}");
+    for (c, _) in &all {
+        assert_eq!(fs::read(target.join(c.file_name())).unwrap(), c.bytes());
+    }
 }

@@ -1037,6 +1037,8 @@ fn import_options(dry_run: bool) -> ImportOptions {
         dry_run,
         source: "property".into(),
         budget: None,
+        include_agent: false,
+        engine: None,
     }
 }
 

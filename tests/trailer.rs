@@ -9,6 +9,7 @@ mod common;
 
 use common::*;
 use kvc::format::checkpoint::CheckpointFile;
+use kvc::format::dialect::Engine;
 use kvc::format::trailer::{ToolMap, ToolMapEntry};
 use kvc::rewrite::{self, Applied, Edit, Method, Step};
 use serde_json::{json, Value};
@@ -296,13 +297,17 @@ fn ls_marks_entries_missing_from_the_text_and_duplicates() {
     let c = Ckpt::new(text_with(&[&a, &b])).with_tool_map(&[(b"x", &a), (b"x", &b)]);
     let p = env.add(&c);
     let v = env.json(&["trailer", "ls", p.to_str().unwrap(), "--json"]);
-    let dups: Vec<_> = v["entries"]
+    // ds4 uses the last entry of an id: the first is shadowed by it.
+    let ds4: Vec<_> = v["entries"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| e["duplicate_id"].as_bool().unwrap())
+        .map(|e| (e["ds4"].clone(), e["shadowed_by"].clone()))
         .collect();
-    assert_eq!(dups, [false, true]);
+    assert_eq!(
+        ds4,
+        [(json!("shadowed"), json!(2)), (json!("used"), Value::Null)]
+    );
 }
 
 #[test]
@@ -672,11 +677,12 @@ fn prune_drops_stale_entries_and_duplicate_ids() {
     assert_eq!(f["result"], "rewritten");
     assert_eq!(f["entries_before"], 4);
     assert_eq!(f["entries_after"], 2);
-    assert_eq!(f["dropped"][0]["id"], "id_gone");
-    assert_eq!(f["dropped"][0]["reason"], "not-in-text");
-    assert_eq!(f["dropped"][1]["index"], 3);
-    assert_eq!(f["dropped"][1]["reason"], "duplicate-id");
-    let kept: &[(&[u8], &[u8])] = &[(b"id_a", &a), (b"id_c", &c)];
+    // ds4 uses the last entry of an id: the first `id_a` is shadowed.
+    assert_eq!(f["dropped"][0]["index"], 1);
+    assert_eq!(f["dropped"][0]["reason"], "duplicate-id");
+    assert_eq!(f["dropped"][1]["id"], "id_gone");
+    assert_eq!(f["dropped"][1]["reason"], "not-in-text");
+    let kept: &[(&[u8], &[u8])] = &[(b"id_a", &b), (b"id_c", &c)];
     assert_bytes(
         &fs::read(&p).unwrap(),
         &with_map(&base, kept).bytes(),
@@ -1078,6 +1084,7 @@ fn a_hit_counted_during_a_rewrite_is_kept() {
                 map: &new_map,
                 allow_missing: false,
             },
+            Engine::Ds4,
         )
         .unwrap();
         // A hit between planning and writing is no reason to stop…
@@ -1113,7 +1120,7 @@ fn a_file_removed_during_a_rewrite_is_not_resurrected() {
         let cf = rewrite::open_checkpoint(&p, method.writes_in_place())
             .unwrap()
             .unwrap();
-        let plan = rewrite::plan(&cf, Edit::Strip).unwrap();
+        let plan = rewrite::plan(&cf, Edit::Strip, Engine::Ds4).unwrap();
         let hook_path = p.clone();
         let mut hook = move |s: Step| {
             if s == at {
@@ -1145,6 +1152,7 @@ fn a_layout_change_during_a_rewrite_stops_it_between_valid_states() {
             map: &map,
             allow_missing: false,
         },
+        Engine::Ds4,
     )
     .unwrap();
     let hook_path = p.clone();
@@ -1357,7 +1365,8 @@ fn transitions(env: &TestEnv) -> Vec<Transition> {
             file: base.file_name(),
             name: "prune",
             before: with_map(&base, stale).bytes(),
-            after: with_map(&base, &[(b"call_a", &a)]).bytes(),
+            // ds4 uses the last entry of an id: prune keeps that one.
+            after: with_map(&base, &[(b"call_a", &b)]).bytes(),
             args: vec!["prune".into()],
         },
         Transition {
@@ -1467,4 +1476,372 @@ fn killed_at_random_instants_the_file_is_old_or_new_and_valid() {
     let (k2, _) = kill_at_random(&env, "auto", Duration::from_millis(1000));
     eprintln!("random kills: in place {k1} ({b1} between), auto {k2}");
     assert!(k1 > 0 && k2 > 0, "no run was killed");
+}
+
+// ---------------------------------------------------------------------------
+// Files without ds4's tool-id map; maps as ds4 reads them; unowned bytes
+// ---------------------------------------------------------------------------
+
+/// agent-current sample: titled sessions (ext bit 3), the stripped one.
+const AGENT_TITLED: &str = "a4a86ba87ffc343b57b0cb9f0a31d923db88c0ba";
+const AGENT_STRIPPED: &str = "c4c35a204aa7895f4a815d3cc7f8b4b0ebdfb237";
+/// mainline sample: the continued checkpoint with a map (`call_r1`).
+const MAINLINE_MAP: &str = "3b41d5827c3a6ab13b81ecc88418839d0173b38e";
+
+/// Copy the files of another sample into `env`'s cache.
+fn add_sample(env: &TestEnv, name: &str) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    for e in fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        fs::copy(e.path(), env.cache.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn all_skips_agent_sessions_with_a_note_and_rewrites_the_rest() {
+    let env = TestEnv::with_sample("agent-current");
+    add_sample(&env, "mainline");
+    let sessions = [file(&env, AGENT_TITLED), file(&env, AGENT_STRIPPED)];
+    let before: Vec<Vec<u8>> = sessions.iter().map(|p| fs::read(p).unwrap()).collect();
+    let dir = env.cache.to_str().unwrap().to_string();
+    let out = env
+        .kvc()
+        .args(["trailer", "strip", "--all", "-d", &dir, "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let done: Vec<&str> = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(done, [MAINLINE_MAP], "{v:#}");
+    assert_eq!(v["files"][0]["result"], "rewritten");
+    let skipped: Vec<(&str, &str)> = v["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["key"].as_str().unwrap(), s["why"].as_str().unwrap()))
+        .collect();
+    assert_eq!(skipped.len(), 2, "{v:#}");
+    for ((key, why), want) in skipped.iter().zip([AGENT_TITLED, AGENT_STRIPPED]) {
+        assert_eq!(*key, want);
+        assert!(why.contains("ds4-agent session (ext bit 3)"), "{why}");
+    }
+    for (p, b) in sessions.iter().zip(&before) {
+        assert_bytes(&fs::read(p).unwrap(), b, "a session's title");
+    }
+    assert_eq!(ds4_sees(&file(&env, MAINLINE_MAP)), Seen::NoMap);
+
+    // The human report says so, one line each.
+    let out = env
+        .kvc()
+        .args(["trailer", "strip", "--all", "-d", &dir, "-n"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.matches("skipped: a ds4-agent session").count(),
+        2,
+        "{text}"
+    );
+}
+
+#[test]
+fn a_named_file_without_ds4s_map_gets_one_line_and_is_left_alone() {
+    let env = TestEnv::with_sample("agent-current");
+    let dir = env.cache.to_str().unwrap().to_string();
+    let map = write_json(&env, "m.json", &json!([]));
+    // Both trailer bits: no engine writes that.
+    let mut both = Ckpt::new(chat("two trailers?")).mainline().titled(b"Both");
+    both.ext_flags |= 1;
+    env.add(&both);
+    let both_key = both.file_name().trim_end_matches(".kv").to_string();
+    let before = checkpoint_bytes(&env);
+    for (key, want) in [
+        (AGENT_TITLED, "ds4-agent session (ext bit 3)"),
+        (AGENT_STRIPPED, "ds4-agent session (ext bit 3)"),
+        (both_key.as_str(), "trailer-conflict"),
+    ] {
+        for args in [
+            vec!["ls", key],
+            vec!["export", key],
+            vec!["strip", key],
+            vec!["prune", key],
+            vec!["set", key, "--from", map.to_str().unwrap()],
+        ] {
+            let out = env
+                .kvc()
+                .arg("trailer")
+                .args(&args)
+                .args(["-d", &dir])
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(2), "{args:?}");
+            let err = stderr_of(&out);
+            assert!(
+                err.lines().next().unwrap().contains(want),
+                "{args:?}: {err}"
+            );
+            assert!(err.contains(key), "names the file: {err}");
+        }
+    }
+    assert!(checkpoint_bytes(&env) == before, "a file changed");
+
+    // hanzo-engine gives ext bit 0 no meaning: a bit its caller set over
+    // bytes that look like a map is still not one.
+    let env = TestEnv::with_sample("hanzo");
+    let mut spill = Ckpt::new(b"\x01\x00\x00\x00\x02\x00\x00\x00".to_vec())
+        .opaque_payload(40)
+        .with_tool_map(&[(b"x", b"\x01")]);
+    spill.quant_bits = 0;
+    spill.ctx_size = 0;
+    spill.reason = REASON_EVICT;
+    let p = env.add(&spill);
+    let before = checkpoint_bytes(&env);
+    let out = env
+        .kvc()
+        .args(["trailer", "ls", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr_of(&out).contains("hanzo-engine"),
+        "{}",
+        stderr_of(&out)
+    );
+    let dir = env.cache.to_str().unwrap().to_string();
+    let v = env.json(&["trailer", "strip", "--all", "-d", &dir, "--json"]);
+    assert!(v["files"].as_array().unwrap().is_empty(), "{v:#}");
+    assert_eq!(v["skipped"][0]["key"], spill.key());
+    assert!(v["skipped"][0]["why"].as_str().unwrap().contains("D20"));
+    assert!(checkpoint_bytes(&env) == before, "a file changed");
+
+    // A foreign dialect is named as such, not as a broken file.
+    let env = TestEnv::with_sample("foreign");
+    let dir = env.cache.to_str().unwrap().to_string();
+    for key in ["13be", "f00f", "8a25"] {
+        let out = env
+            .kvc()
+            .args(["trailer", "strip", key, "-d", &dir])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            stderr_of(&out).contains("foreign dialect"),
+            "{key}: {}",
+            stderr_of(&out)
+        );
+    }
+}
+
+#[test]
+fn duplicate_ids_show_and_keep_the_last_entry_as_ds4_does() {
+    let env = TestEnv::new();
+    let (a, b, c) = (dsml("a", "1"), dsml("b", "2"), dsml("c", "3"));
+    let base = Ckpt::new(text_with(&[&a, &b, &c]));
+    let entries: &[(&[u8], &[u8])] = &[
+        (b"call_x", &a),
+        (b"call_y", &c),
+        (b"call_x", &b),
+        (b"\0late", &c),
+        (b"call_z\0tail", &c),
+    ];
+    let p = env.add(&with_map(&base, entries));
+    let path = p.to_str().unwrap();
+    let v = env.json(&["trailer", "ls", path, "--json"]);
+    let ds4: Vec<(Value, Value)> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["ds4"].clone(), e["shadowed_by"].clone()))
+        .collect();
+    assert_eq!(
+        ds4,
+        [
+            (json!("shadowed"), json!(3)),
+            (json!("used"), Value::Null),
+            (json!("used"), Value::Null),
+            (json!("dropped"), Value::Null),
+            (json!("used"), Value::Null),
+        ]
+    );
+    assert!(v["entries"][3]["note"].as_str().unwrap().contains("NUL"));
+    assert!(v["entries"][4]["note"]
+        .as_str()
+        .unwrap()
+        .contains("first 6 of 11 bytes"));
+    let out = env.kvc().args(["trailer", "ls", path]).output().unwrap();
+    let human = String::from_utf8_lossy(&out.stdout);
+    assert!(human.contains("shadowed by #3"), "{human}");
+    assert!(
+        human.contains("1 entry shadowed by a later entry"),
+        "{human}"
+    );
+
+    let v = env.json(&["trailer", "export", path]);
+    assert_eq!(v[0]["shadowed_by"], 3);
+    assert!(v[1].get("shadowed_by").is_none());
+    assert!(v[3]["dropped_by_ds4"].as_str().unwrap().contains("NUL"));
+
+    // Prune keeps what ds4 uses: the last `call_x`.
+    let v = env.json(&["trailer", "prune", path, "--json"]);
+    let dropped: Vec<(Value, Value)> = v["files"][0]["dropped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["index"].clone(), d["reason"].clone()))
+        .collect();
+    assert_eq!(
+        dropped,
+        [
+            (json!(1), json!("duplicate-id")),
+            (json!(4), json!("nul-start"))
+        ]
+    );
+    let kept: &[(&[u8], &[u8])] = &[(b"call_y", &c), (b"call_x", &b), (b"call_z\0tail", &c)];
+    assert_bytes(
+        &fs::read(&p).unwrap(),
+        &with_map(&base, kept).bytes(),
+        "file",
+    );
+}
+
+#[test]
+fn set_refuses_nul_bytes_that_ds4_would_cut() {
+    let env = TestEnv::new();
+    let a = dsml("read", "x");
+    let p = env.add(&Ckpt::new(text_with(&[&a])));
+    let a_hex: String = a.iter().map(|x| format!("{x:02x}")).collect();
+    let before = env.snapshot();
+    for (i, (v, what)) in [
+        (
+            json!([{"id_hex": "63616c6c00", "dsml_hex": a_hex}]),
+            "its id has a NUL byte at byte 4",
+        ),
+        (
+            json!([{"id": "call", "dsml_hex": format!("{a_hex}00")}]),
+            "its DSML has a NUL byte",
+        ),
+        (
+            json!([{"id": "call\u{0}x", "dsml_hex": a_hex}]),
+            "its id has a NUL byte at byte 4",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let src = write_json(&env, &format!("nul{i}.json"), &v);
+        let out = env
+            .kvc()
+            .args(["trailer", "set", p.to_str().unwrap(), "--from"])
+            .arg(&src)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "case {i}");
+        let err = stderr_of(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains(what) && err.contains("C strings"),
+            "case {i}: {err}"
+        );
+    }
+    assert_eq!(env.snapshot(), before);
+}
+
+#[test]
+fn every_rewrite_method_keeps_the_bytes_it_does_not_own() {
+    // Model id 2, payload ABI 2, bytes 21-23 = AB CD EF (D11), reason 7,
+    // ext bit 1: only bit 0 and the bytes after the payload may change.
+    let (a, b) = (dsml("a", "1"), dsml("b", "2"));
+    let mut base = Ckpt::new(text_with(&[&a, &b])).with_unowned_bytes();
+    base.ext_flags = 0x02;
+    base.hits = 3;
+    let m1: &[(&[u8], &[u8])] = &[(b"x", &a), (b"x", &b)];
+    let m2: &[(&[u8], &[u8])] = &[(b"y", &b)];
+    let pruned: &[(&[u8], &[u8])] = &[(b"x", &b)];
+    let json2 = |env: &TestEnv| write_json(env, "m2.json", &map_json(m2));
+    for method in ["in-place", "copy", "auto", "clone"] {
+        let env = TestEnv::new();
+        let p = env.add(&with_map(&base, m1));
+        let path = p.to_str().unwrap().to_string();
+        let j = json2(&env);
+        type Map<'a> = &'a [(&'a [u8], &'a [u8])];
+        let steps: Vec<(Vec<String>, Map)> = vec![
+            (vec!["prune".into()], pruned),
+            (
+                vec!["set".into(), "--from".into(), j.to_str().unwrap().into()],
+                m2,
+            ),
+            (vec!["strip".into()], &[]),
+            (
+                vec!["set".into(), "--from".into(), j.to_str().unwrap().into()],
+                m2,
+            ),
+        ];
+        for (args, after) in steps {
+            let before = fs::read(&p).unwrap();
+            let out = env
+                .kvc()
+                .arg("trailer")
+                .args(&args)
+                .args([path.as_str(), "--method", method])
+                .output()
+                .unwrap();
+            if method == "clone" && !out.status.success() {
+                assert!(
+                    stderr_of(&out).contains("cannot clone"),
+                    "{}",
+                    stderr_of(&out)
+                );
+                break;
+            }
+            assert!(
+                out.status.success(),
+                "{method} {args:?}: {}",
+                stderr_of(&out)
+            );
+            let now = fs::read(&p).unwrap();
+            assert_same_but_trailer(&before, &now);
+            assert_eq!(
+                (now[5], now[7], &now[20..24]),
+                (7, 2, &[2, 0xAB, 0xCD, 0xEF][..]),
+                "{method} {args:?}"
+            );
+            assert_eq!(now[6] & !1, 0x02, "{method} {args:?}: ext bits");
+            assert_bytes(&now, &with_map(&base, after).bytes(), method);
+        }
+    }
+    // Unknown ext bits may announce sections after the map: every
+    // rewriting command refuses, and the file stays as it was.
+    let env = TestEnv::new();
+    let mut odd = with_map(&base, m1);
+    odd.ext_flags |= 0x40;
+    let p = env.add(&odd);
+    let j = json2(&env);
+    for args in [
+        vec!["strip"],
+        vec!["prune"],
+        vec!["set", "--from", j.to_str().unwrap()],
+    ] {
+        let out = env
+            .kvc()
+            .arg("trailer")
+            .args(&args)
+            .arg(&p)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr_of(&out).contains("unassigned bits 0x40"),
+            "{}",
+            stderr_of(&out)
+        );
+    }
+    assert_bytes(&fs::read(&p).unwrap(), &odd.bytes(), "unknown bits");
 }

@@ -22,6 +22,8 @@ fn options(dry_run: bool) -> ImportOptions {
         dry_run,
         source: "fuzz".into(),
         budget: None,
+        include_agent: false,
+        engine: None,
     }
 }
 

@@ -7,7 +7,7 @@ use crate::output::{self, Exporter, HumanExporter, InvalidView, JsonExporter, Re
 use crate::Outcome;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use kvc::bundle::{self, EntryRecord, Excluded, Selection, StreamOut};
+use kvc::bundle::{self, EntryRecord, Excluded, LeftForeign, Selection, StreamOut};
 use kvc::fsutil::AtomicFile;
 use serde::Serialize;
 use std::fs::File;
@@ -51,6 +51,12 @@ impl bundle::Progress for Bar {
             b.inc(bytes);
         }
     }
+    fn warn(&mut self, message: &str) {
+        match &self.0 {
+            Some(b) => b.suspend(|| eprintln!("kvc: warning: {message}")),
+            None => eprintln!("kvc: warning: {message}"),
+        }
+    }
     fn finish(&mut self) {
         if let Some(b) = &self.0 {
             b.finish_and_clear();
@@ -71,6 +77,9 @@ struct ExportView {
     vanished: Vec<String>,
     /// Files named by a KEY argument that are not valid checkpoints.
     invalid: Vec<InvalidView>,
+    /// Files of dialects kvc does not read, left out: named by a KEY
+    /// (`named`: an error) or met by `--all` or a filter (a note).
+    foreign: Vec<LeftForeign>,
 }
 
 impl Report for ExportView {
@@ -100,6 +109,13 @@ impl Report for ExportView {
         }
         for i in &self.invalid {
             writeln!(out, "invalid: {}: {} (not exported)", i.file, i.error)?;
+        }
+        for f in &self.foreign {
+            writeln!(
+                out,
+                "foreign: {}: {} (not exported: kvc exports only checkpoints it can verify)",
+                f.file, f.what
+            )?;
         }
         Ok(())
     }
@@ -222,7 +238,9 @@ pub fn run(args: ExportArgs) -> Result<Outcome> {
             report
         }
     };
-    let problems = !report.excluded.is_empty() || !selected.invalid.is_empty();
+    let problems = !report.excluded.is_empty()
+        || !selected.invalid.is_empty()
+        || selected.foreign.iter().any(|f| f.named);
     let view = ExportView {
         dir: dir.display().to_string(),
         output: args.out_file.display().to_string(),
@@ -232,6 +250,7 @@ pub fn run(args: ExportArgs) -> Result<Outcome> {
         excluded: report.excluded,
         vanished: report.vanished,
         invalid: selected.invalid.iter().map(InvalidView::from).collect(),
+        foreign: selected.foreign,
     };
     if to_stdout {
         // Standard output carries the bundle: the report goes to stderr.

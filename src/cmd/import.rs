@@ -143,6 +143,8 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
             bytes,
             policy: args.policy.policy().unwrap_or_default(),
         }),
+        include_agent: args.include_agent,
+        engine: args.policy.engine.engine(),
     };
     let mut bar = Bar::new();
     let input = if from_stdin {

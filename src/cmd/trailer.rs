@@ -13,7 +13,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use comfy_table::Cell;
 use indicatif::ProgressBar;
 use kvc::format::checkpoint::{CheckpointFile, Key};
-use kvc::format::trailer::{ToolMap, ToolMapEntry};
+use kvc::format::dialect::Engine;
+use kvc::format::trailer::{c_string, EntryUse, NulField, ToolMap, ToolMapEntry};
 use kvc::journal::{self, Record};
 use kvc::lock::DirLock;
 use kvc::resolve::{looks_like_path, resolve};
@@ -117,23 +118,90 @@ enum AllSelects {
     FlaggedOrStray,
 }
 
-fn targets(t: &KeysOrAll, dir: &mut Dir, select: AllSelects) -> Result<Vec<PathBuf>> {
-    let paths = if t.all {
-        let d = dir.get()?;
-        let scan = scan::scan_dir(&d, ScanOptions::default())?;
-        scan.checkpoints
-            .into_iter()
-            .filter(|c| {
-                c.header.ext_flags.has_tool_map()
-                    || matches!(select, AllSelects::FlaggedOrStray)
-                        && c.size > kvc::format::checkpoint::payload_end(&c.header, c.text_len)
-            })
-            .map(|c| c.path)
-            .collect()
-    } else {
-        keys_to_paths(&t.keys, dir)?
+/// The engine that reads each directory (it decides whether a pre-ABI ds4
+/// file is that or a hanzo-engine file): one scan per directory, taken
+/// when first needed.
+#[derive(Default)]
+struct Engines(BTreeMap<PathBuf, Engine>);
+
+impl Engines {
+    fn of(&mut self, dir: &Path) -> Engine {
+        let id = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        *self.0.entry(id).or_insert_with(|| {
+            // A directory that cannot be listed leaves kvc's default reading.
+            scan::scan_dir(dir, ScanOptions::default()).map_or(Engine::Ds4, |s| s.engine.engine)
+        })
+    }
+}
+
+/// A file `--all` leaves alone, and why (a note, not an error).
+#[derive(Serialize)]
+struct SkippedView {
+    key: String,
+    file: String,
+    path: String,
+    why: String,
+}
+
+/// The files a command works on.
+struct Targets {
+    paths: Vec<PathBuf>,
+    /// What `--all` met and leaves alone: ds4-agent sessions, hanzo-engine
+    /// files, foreign files.
+    skipped: Vec<SkippedView>,
+}
+
+fn skipped(path: &Path, why: String) -> SkippedView {
+    SkippedView {
+        key: key_of(path),
+        file: sanitize_line(file_name(path).as_bytes()),
+        path: shown_path(path),
+        why,
+    }
+}
+
+fn targets(
+    t: &KeysOrAll,
+    dir: &mut Dir,
+    select: AllSelects,
+    engines: &mut Engines,
+) -> Result<Targets> {
+    if !t.all {
+        return Ok(Targets {
+            paths: keys_to_paths(&t.keys, dir)?,
+            skipped: Vec::new(),
+        });
+    }
+    let d = dir.get()?;
+    let scan = scan::scan_dir(&d, ScanOptions::default())?;
+    let id = fs::canonicalize(&d).unwrap_or_else(|_| d.clone());
+    engines.0.insert(id, scan.engine.engine);
+    let mut out = Targets {
+        paths: Vec::new(),
+        skipped: Vec::new(),
     };
-    Ok(paths)
+    for c in scan.checkpoints {
+        let wanted = c.header.ext_flags.has_tool_map()
+            || matches!(select, AllSelects::FlaggedOrStray)
+                && c.size > kvc::format::checkpoint::payload_end(&c.header, c.text_len);
+        if !wanted {
+            continue;
+        }
+        match rewrite::tool_map_rule(c.dialect, &c.header) {
+            Ok(()) => out.paths.push(c.path),
+            Err(why) => out.skipped.push(skipped(&c.path, why.to_string())),
+        }
+    }
+    // A foreign file whose flag byte has bit 0 set would look like a
+    // candidate to a reader of ds4's rules: say why it is left alone.
+    for f in scan.foreign {
+        if f.header.ext_flags.has_tool_map() {
+            let why = rewrite::NotToolMap::Foreign(f.what.clone()).to_string();
+            out.skipped.push(skipped(&f.path, why));
+        }
+    }
+    out.skipped.sort_by(|a, b| a.file.cmp(&b.file));
+    Ok(out)
 }
 
 /// Resolve every key before touching anything: a typo stops the command
@@ -152,10 +220,14 @@ fn keys_to_paths(keys: &[String], dir: &mut Dir) -> Result<Vec<PathBuf>> {
 }
 
 /// Open a checkpoint to read its trailer; a vanished file is an error here
-/// (the user named it a moment ago).
+/// (the user named it a moment ago), and so is a file without ds4's
+/// tool-id map (a ds4-agent session, a hanzo-engine file, a foreign one).
 fn open_for_reading(path: &Path) -> Result<CheckpointFile> {
-    rewrite::open_checkpoint(path, false)?
-        .ok_or_else(|| anyhow!("{}: no such file (removed meanwhile?)", path.display()))
+    let cf = rewrite::open_checkpoint(path, false)?
+        .ok_or_else(|| anyhow!("{}: no such file (removed meanwhile?)", path.display()))?;
+    let engine = Engines::default().of(&dir_of(path));
+    rewrite::tool_map_dialect(&cf, engine).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    Ok(cf)
 }
 
 /// The state of a file's trailer, for `ls` and `export`: a broken trailer
@@ -184,10 +256,47 @@ struct EntryView {
     id_bytes: usize,
     dsml_bytes: usize,
     in_text: bool,
-    /// An earlier entry has the same id.
-    duplicate_id: bool,
+    /// What ds4 makes of the entry when it loads the map: `used`,
+    /// `shadowed` (a later entry has the same id: the last one wins) or
+    /// `dropped` (its id or DSML starts with a NUL byte).
+    ds4: &'static str,
+    /// For `shadowed`: the entry ds4 uses instead (its `index`).
+    shadowed_by: Option<usize>,
+    /// How ds4 reads the id or DSML other than it is stored (a NUL byte
+    /// ends them: ds4 reads C strings).
+    note: Option<String>,
     /// The DSML block's start, white space folded, sanitized.
     preview: String,
+}
+
+/// What ds4 makes of an entry, for `ls` and `export`: its `ds4` word, the
+/// entry that shadows it (from 1), and a note on NUL bytes.
+fn ds4_reading(e: &ToolMapEntry, used: EntryUse) -> (&'static str, Option<usize>, Option<String>) {
+    let cut = |what: &str, b: &[u8]| {
+        let n = c_string(b).len();
+        (n > 0 && n < b.len()).then(|| {
+            format!("ds4 reads the {what} as a C string: only its first {n} of {} bytes (a NUL follows)", b.len())
+        })
+    };
+    match used {
+        EntryUse::Used => (
+            "used",
+            None,
+            cut("id", &e.id).or_else(|| cut("DSML", &e.dsml)),
+        ),
+        EntryUse::Shadowed { by } => ("shadowed", Some(by + 1), cut("id", &e.id)),
+        EntryUse::Dropped(f) => (
+            "dropped",
+            None,
+            Some(format!(
+                "its {} starts with a NUL byte: ds4 drops the entry",
+                match f {
+                    NulField::Id => "id",
+                    NulField::Dsml => "DSML",
+                }
+            )),
+        ),
+    }
 }
 
 #[derive(Serialize)]
@@ -247,15 +356,17 @@ fn ls(args: TrailerLsArgs) -> Result<Outcome> {
     let mut entries = Vec::new();
     if let TrailerState::Map(map) = &state {
         let text = cf.read_text().with_context(|| path.display().to_string())?;
-        let mut seen = HashSet::new();
-        for (i, e) in map.entries.iter().enumerate() {
+        for (i, (e, used)) in map.entries.iter().zip(map.uses()).enumerate() {
+            let (ds4, shadowed_by, note) = ds4_reading(e, used);
             entries.push(EntryView {
                 index: i + 1,
                 id: sanitize_line(&e.id),
                 id_bytes: e.id.len(),
                 dsml_bytes: e.dsml.len(),
                 in_text: text::contains(&text, &e.dsml),
-                duplicate_id: !seen.insert(e.id.as_slice()),
+                ds4,
+                shadowed_by,
+                note,
                 preview: preview(&e.dsml),
             });
         }
@@ -312,25 +423,32 @@ impl Report for LsReport {
         if self.entries.is_empty() {
             return Ok(());
         }
-        let mut t = output::table(&["#", "ID", "DSML", "IN TEXT", "PREVIEW"]);
+        let mut t = output::table(&["#", "ID", "DSML", "IN TEXT", "DS4", "PREVIEW"]);
         for e in &self.entries {
-            let id = if e.duplicate_id {
-                format!("{} (dup)", e.id)
-            } else {
-                e.id.clone()
+            let ds4 = match e.shadowed_by {
+                Some(by) => format!("shadowed by #{by}"),
+                None => e.ds4.to_string(),
             };
             t.add_row(vec![
                 Cell::new(e.index),
-                Cell::new(id),
+                Cell::new(&e.id),
                 Cell::new(output::size(e.dsml_bytes as u64)),
                 Cell::new(if e.in_text { "yes" } else { "no" }),
+                Cell::new(ds4),
                 Cell::new(&e.preview),
             ]);
         }
         align_right(&mut t, &[0, 2]);
         output::write_table(out, &t)?;
-        let stale = self.entries.iter().filter(|e| !e.in_text).count();
-        let dups = self.entries.iter().filter(|e| e.duplicate_id).count();
+        for e in &self.entries {
+            if let Some(n) = &e.note {
+                writeln!(out, "#{}: {n}", e.index)?;
+            }
+        }
+        let count = |ds4: &str| self.entries.iter().filter(|e| e.ds4 == ds4).count();
+        let stale = (self.entries.iter())
+            .filter(|e| !e.in_text && e.ds4 == "used")
+            .count();
         let mut parts = Vec::new();
         if stale > 0 {
             parts.push(format!(
@@ -338,11 +456,22 @@ impl Report for LsReport {
                 plural(stale, "entry", "entries")
             ));
         }
-        if dups > 0 {
-            parts.push(plural(dups, "duplicate id", "duplicate ids"));
+        let shadowed = count("shadowed");
+        if shadowed > 0 {
+            parts.push(format!(
+                "{} shadowed by a later entry with the same id (ds4 uses the last)",
+                plural(shadowed, "entry", "entries")
+            ));
+        }
+        let dropped = count("dropped");
+        if dropped > 0 {
+            parts.push(format!(
+                "{} that ds4 drops (a NUL byte first)",
+                plural(dropped, "entry", "entries")
+            ));
         }
         if !parts.is_empty() {
-            writeln!(out, "{}: `kvc trailer prune` drops them", parts.join(", "))?;
+            writeln!(out, "{}: `kvc trailer prune` drops them", parts.join("; "))?;
         }
         Ok(())
     }
@@ -367,6 +496,14 @@ struct EntryJson {
     dsml: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     dsml_hex: Option<String>,
+    /// Written by `export` for an entry ds4 never uses because a later
+    /// entry (this index, from 1) has the same id; ignored by `set`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shadowed_by: Option<usize>,
+    /// Written by `export` for an entry ds4 drops (its id or DSML starts
+    /// with a NUL byte); ignored by `set`, which refuses NUL bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dropped_by_ds4: Option<String>,
 }
 
 fn to_hex(b: &[u8]) -> String {
@@ -391,14 +528,17 @@ fn split_field(b: &[u8]) -> (Option<String>, Option<String>) {
     }
 }
 
-fn entry_to_json(e: &ToolMapEntry) -> EntryJson {
+fn entry_to_json(e: &ToolMapEntry, used: EntryUse) -> EntryJson {
     let (id, id_hex) = split_field(&e.id);
     let (dsml, dsml_hex) = split_field(&e.dsml);
+    let (_, shadowed_by, note) = ds4_reading(e, used);
     EntryJson {
         id,
         id_hex,
         dsml,
         dsml_hex,
+        shadowed_by,
+        dropped_by_ds4: note.filter(|_| matches!(used, EntryUse::Dropped(_))),
     }
 }
 
@@ -466,7 +606,10 @@ fn export(args: TrailerExportArgs) -> Result<Outcome> {
     let cf = open_for_reading(&path)?;
     // Only the map ds4 would load: stray bytes after a clear bit 0 are not one.
     let entries: Vec<EntryJson> = match read_state(&cf)? {
-        TrailerState::Map(m) => m.entries.iter().map(entry_to_json).collect(),
+        TrailerState::Map(m) => (m.entries.iter())
+            .zip(m.uses())
+            .map(|(e, u)| entry_to_json(e, u))
+            .collect(),
         _ => Vec::new(),
     };
     let json = serde_json::to_string_pretty(&entries)?;
@@ -549,6 +692,9 @@ struct RewriteReport {
     command: &'static str,
     dry_run: bool,
     files: Vec<FileView>,
+    /// Files `--all` met and left alone (ds4-agent sessions, hanzo-engine
+    /// files, foreign files), with why: notes, not errors.
+    skipped: Vec<SkippedView>,
     errors: Vec<ErrorView>,
 }
 
@@ -590,18 +736,20 @@ fn why(op: Op, plan: &Plan) -> String {
             _ => "no map".to_string(),
         },
         Op::Prune => {
-            let stale = plan
-                .dropped
-                .iter()
-                .filter(|d| d.reason == rewrite::DropReason::NotInText)
-                .count();
-            let dups = plan.dropped.len() - stale;
+            let count =
+                |r: rewrite::DropReason| plan.dropped.iter().filter(|d| d.reason == r).count();
+            let stale = count(rewrite::DropReason::NotInText);
+            let dups = count(rewrite::DropReason::DuplicateId);
+            let nul = count(rewrite::DropReason::NulStart);
             let mut parts = Vec::new();
             if stale > 0 {
                 parts.push(format!("{stale} not in the text"));
             }
             if dups > 0 {
                 parts.push(plural(dups, "duplicate id", "duplicate ids"));
+            }
+            if nul > 0 {
+                parts.push(format!("{nul} starting with a NUL byte"));
             }
             let mut s = format!("{} dropped", plural(plan.dropped.len(), "entry", "entries"));
             if !parts.is_empty() {
@@ -672,6 +820,7 @@ struct Rewriter<'a> {
     edit: Edit<'a>,
     args: RewriteArgs,
     locks: Locks,
+    engines: Engines,
     hook: Box<dyn FnMut(Step)>,
 }
 
@@ -703,7 +852,7 @@ impl Rewriter<'_> {
         let Some(cf) = opened else {
             return Ok(view);
         };
-        let plan = rewrite::plan(&cf, self.edit)?;
+        let plan = rewrite::plan(&cf, self.edit, self.engines.of(&dir))?;
         let (before_bytes, after_bytes) = plan.trailer_bytes();
         view.before = plan.before.name();
         view.entries_before = entries_of(&plan.before);
@@ -767,14 +916,17 @@ fn rewrite_all(
     op: Op,
     edit: Edit<'_>,
     args: RewriteArgs,
-    paths: Vec<PathBuf>,
+    targets: Targets,
+    engines: Engines,
     json: bool,
 ) -> Result<Outcome> {
+    let Targets { paths, skipped } = targets;
     let mut rw = Rewriter {
         op,
         edit,
         args,
         locks: Locks::default(),
+        engines,
         hook: Box::new(step_hook()),
     };
     let bar = if paths.len() > 1 && io::stderr().is_terminal() {
@@ -786,6 +938,7 @@ fn rewrite_all(
         command: op.name(),
         dry_run: args.dry_run.dry_run,
         files: Vec::new(),
+        skipped,
         errors: Vec::new(),
     };
     for p in &paths {
@@ -843,6 +996,9 @@ impl Report for RewriteReport {
                 )?;
             }
         }
+        for s in &self.skipped {
+            writeln!(out, "{}  skipped: {}", output::short_key(&s.key), s.why)?;
+        }
         if self.files.is_empty() && self.errors.is_empty() {
             writeln!(out, "nothing to {}", self.command)?;
         }
@@ -875,12 +1031,22 @@ fn set(args: TrailerSetArgs) -> Result<Outcome> {
     };
     let map = parse_map(&input).with_context(|| source)?;
     let mut dir = Dir::new(args.dir.dir);
-    let paths = keys_to_paths(&args.keys, &mut dir)?;
+    let targets = Targets {
+        paths: keys_to_paths(&args.keys, &mut dir)?,
+        skipped: Vec::new(),
+    };
     let edit = Edit::Set {
         map: &map,
         allow_missing: args.allow_missing,
     };
-    rewrite_all(Op::Set, edit, args.rewrite, paths, args.output.json)
+    rewrite_all(
+        Op::Set,
+        edit,
+        args.rewrite,
+        targets,
+        Engines::default(),
+        args.output.json,
+    )
 }
 
 /// `prune` and `strip`: the same walk over the selected files, with the
@@ -892,8 +1058,9 @@ fn edit_each(args: TrailerEditArgs, op: Op) -> Result<Outcome> {
         Op::Set => unreachable!("set takes a map: see `set`"),
     };
     let mut dir = Dir::new(args.dir.dir);
-    let paths = targets(&args.targets, &mut dir, select)?;
-    rewrite_all(op, edit, args.rewrite, paths, args.output.json)
+    let mut engines = Engines::default();
+    let targets = targets(&args.targets, &mut dir, select, &mut engines)?;
+    rewrite_all(op, edit, args.rewrite, targets, engines, args.output.json)
 }
 
 #[cfg(test)]

@@ -694,6 +694,11 @@ pub trait Probe {
         self.update_sha1(&mut h, off, len)
             .then(|| h.finalize().into())
     }
+    /// The D8 chunk framing of the `len`-byte payload at `at` (a stream
+    /// that walked it as the bytes passed answers from that walk).
+    fn lz4_framing(&self, at: u64, len: u64) -> Result<Lz4Framing, String> {
+        lz4_framing(self, at, len)
+    }
 }
 
 /// A whole file already in memory (a bundle entry, a test).
@@ -898,7 +903,7 @@ fn is_d8(h: &Header, payload_at: u64, key: Option<&Key>, probe: &dyn Probe) -> b
                 payload_at - super::header::TEXT_OFFSET,
             ),
         )
-        && lz4_framing(probe, payload_at, h.payload_bytes).is_ok()
+        && probe.lz4_framing(payload_at, h.payload_bytes).is_ok()
 }
 
 /// D13: a 72-byte header whose text (length at 72) hashes to the name.
@@ -923,51 +928,148 @@ pub struct Lz4Framing {
     pub chunks: u32,
 }
 
-/// Walk the chunk records of a D8 payload at `at` of `len` bytes. The walk
-/// is bounded by the payload: each record takes at least 8 bytes, so a
-/// hostile chunk count costs no more than the payload's own size.
-pub fn lz4_framing(probe: &dyn Probe, at: u64, len: u64) -> Result<Lz4Framing, String> {
-    let mut head = [0u8; 12];
-    if len < 12 || !probe.read_at(at, &mut head) {
-        return Err(format!(
-            "payload of {len} bytes is shorter than the 12-byte chunk framing"
-        ));
-    }
-    let total = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
-    let chunks = u32::from_le_bytes(head[8..].try_into().expect("4 bytes"));
-    let mut pos = 12u64;
-    let mut raw_sum = 0u64;
-    for i in 0..chunks {
-        let mut rec = [0u8; 8];
-        if pos + 8 > len || !probe.read_at(at + pos, &mut rec) {
-            return Err(format!(
-                "chunk {i} of {chunks} runs past the {len}-byte payload"
-            ));
+/// The walk of a D8 chunk framing, as a state machine that asks for the
+/// bytes it needs ([`need`](Self::need)) and is given them
+/// ([`supply`](Self::supply)): the same walk serves a file read at random
+/// ([`lz4_framing`]) and a stream that passes each byte once (a bundle's
+/// import, which cannot seek). Offsets are relative to the payload.
+///
+/// The walk is bounded by the payload: each record takes at least 8 bytes,
+/// so a hostile chunk count costs no more than the payload's own size.
+#[derive(Clone, Debug)]
+pub struct Lz4Walk {
+    len: u64,
+    total: u64,
+    chunks: u32,
+    /// The next chunk record to read.
+    i: u32,
+    /// Where it starts.
+    pos: u64,
+    raw_sum: u64,
+    head_done: bool,
+    result: Option<Result<Lz4Framing, String>>,
+}
+
+/// The framing's head: `u64 uncompressed_total, u32 chunk_count`.
+const LZ4_HEAD: usize = 12;
+/// A chunk record's head: `u32 raw_len, u32 comp_len`.
+const LZ4_RECORD: usize = 8;
+
+impl Lz4Walk {
+    /// A walk over a payload of `len` bytes.
+    pub fn new(len: u64) -> Lz4Walk {
+        let mut w = Lz4Walk {
+            len,
+            total: 0,
+            chunks: 0,
+            i: 0,
+            pos: 0,
+            raw_sum: 0,
+            head_done: false,
+            result: None,
+        };
+        if len < LZ4_HEAD as u64 {
+            w.missing();
         }
-        let raw = u32::from_le_bytes(rec[..4].try_into().expect("4 bytes")) as u64;
-        let comp = u32::from_le_bytes(rec[4..].try_into().expect("4 bytes")) as u64;
-        pos += 8 + comp;
-        raw_sum += raw;
-        if pos > len {
-            return Err(format!(
-                "chunk {i} of {chunks} runs past the {len}-byte payload"
-            ));
+        w
+    }
+
+    /// The bytes the walk needs next, `(offset, length)`; `None` once it
+    /// is decided.
+    pub fn need(&self) -> Option<(u64, usize)> {
+        match (&self.result, self.head_done) {
+            (Some(_), _) => None,
+            (None, false) => Some((0, LZ4_HEAD)),
+            (None, true) => Some((self.pos, LZ4_RECORD)),
         }
     }
-    if pos != len {
-        return Err(format!(
-            "chunk framing ends at byte {pos} of the {len}-byte payload"
-        ));
+
+    /// Give the walk exactly the bytes [`need`](Self::need) asked for.
+    pub fn supply(&mut self, b: &[u8]) {
+        let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"));
+        if !self.head_done {
+            self.total = u64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
+            self.chunks = u32_at(8);
+            self.pos = LZ4_HEAD as u64;
+            self.head_done = true;
+        } else {
+            let (raw, comp) = (u32_at(0) as u64, u32_at(4) as u64);
+            self.pos = self.pos.saturating_add(LZ4_RECORD as u64 + comp);
+            self.raw_sum = self.raw_sum.saturating_add(raw);
+            if self.pos > self.len {
+                return self.past_end();
+            }
+            self.i += 1;
+        }
+        self.advance();
     }
-    if raw_sum != total {
-        return Err(format!(
-            "chunks hold {raw_sum} uncompressed bytes, the framing says {total}"
-        ));
+
+    /// The bytes [`need`](Self::need) asked for are not there.
+    pub fn missing(&mut self) {
+        if self.head_done {
+            self.past_end();
+        } else {
+            self.result = Some(Err(format!(
+                "payload of {} bytes is shorter than the 12-byte chunk framing",
+                self.len
+            )));
+        }
     }
-    Ok(Lz4Framing {
-        uncompressed_total: total,
-        chunks,
-    })
+
+    fn past_end(&mut self) {
+        self.result = Some(Err(format!(
+            "chunk {} of {} runs past the {}-byte payload",
+            self.i, self.chunks, self.len
+        )));
+    }
+
+    fn advance(&mut self) {
+        if self.i < self.chunks {
+            if self.pos.saturating_add(LZ4_RECORD as u64) > self.len {
+                self.past_end();
+            }
+            return;
+        }
+        self.result = Some(if self.pos != self.len {
+            Err(format!(
+                "chunk framing ends at byte {} of the {}-byte payload",
+                self.pos, self.len
+            ))
+        } else if self.raw_sum != self.total {
+            Err(format!(
+                "chunks hold {} uncompressed bytes, the framing says {}",
+                self.raw_sum, self.total
+            ))
+        } else {
+            Ok(Lz4Framing {
+                uncompressed_total: self.total,
+                chunks: self.chunks,
+            })
+        });
+    }
+
+    /// What the walk found; a walk not yet decided reports the bytes it
+    /// still needed as missing.
+    pub fn result(mut self) -> Result<Lz4Framing, String> {
+        if self.result.is_none() {
+            self.missing();
+        }
+        self.result.expect("decided")
+    }
+}
+
+/// Walk the chunk records of a D8 payload at `at` of `len` bytes.
+pub fn lz4_framing<P: Probe + ?Sized>(probe: &P, at: u64, len: u64) -> Result<Lz4Framing, String> {
+    let mut w = Lz4Walk::new(len);
+    let mut buf = [0u8; LZ4_HEAD];
+    while let Some((off, n)) = w.need() {
+        if probe.read_at(at + off, &mut buf[..n]) {
+            w.supply(&buf[..n]);
+        } else {
+            w.missing();
+        }
+    }
+    w.result()
 }
 
 /// Whether a detected file is one kvc only reports as `foreign`: a row it
@@ -985,7 +1087,7 @@ pub fn describe_foreign(d: &Detected, h: &Header, probe: &dyn Probe, payload_at:
     match d {
         Detected::Known(id) => {
             let detail = match id {
-                DialectId::D8 => match lz4_framing(probe, payload_at, h.payload_bytes) {
+                DialectId::D8 => match probe.lz4_framing(payload_at, h.payload_bytes) {
                     Ok(f) => format!(
                         "LZ4 codec {}, chunks of 2^{} bytes, {} chunk(s) framing {} uncompressed bytes; not decompressed",
                         h.reserved[0], h.reserved[1], f.chunks, f.uncompressed_total
@@ -1407,5 +1509,41 @@ mod tests {
         h.version = 9;
         assert_eq!(Engine::Hanzo.reader().accepts(&h), Ok(()));
         assert!(Engine::Hanzo.reader().counts_name(&Key::Sysprompt));
+    }
+
+    #[test]
+    fn the_walk_fed_by_a_stream_agrees_with_the_walk_that_reads() {
+        // Framings that add up, run past the payload, end early, or
+        // disagree with their total, fed record by record as a stream.
+        let mut good = Vec::new();
+        good.extend_from_slice(&10u64.to_le_bytes());
+        good.extend_from_slice(&2u32.to_le_bytes());
+        for (raw, comp) in [(4u32, 3u32), (6, 2)] {
+            good.extend_from_slice(&raw.to_le_bytes());
+            good.extend_from_slice(&comp.to_le_bytes());
+            good.extend(std::iter::repeat_n(0xaa, comp as usize));
+        }
+        let mut wrong_total = good.clone();
+        wrong_total[0] = 11;
+        let mut many = good.clone();
+        many[8] = 200;
+        for (p, len) in [
+            (good.clone(), good.len() as u64),
+            (good.clone(), good.len() as u64 + 3),
+            (good.clone(), 20),
+            (wrong_total, good.len() as u64),
+            (many, good.len() as u64),
+            (good[..5].to_vec(), 5),
+        ] {
+            let want = lz4_framing(&InMemory(&p), 0, len);
+            let mut w = Lz4Walk::new(len);
+            while let Some((off, n)) = w.need() {
+                match p.get(off as usize..off as usize + n) {
+                    Some(b) => w.supply(b),
+                    None => w.missing(),
+                }
+            }
+            assert_eq!(w.result(), want, "{p:?} in {len}");
+        }
     }
 }

@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod dialect;
 pub mod dsv4;
 pub mod header;
+pub mod identity;
 pub mod trailer;
 
 pub use checkpoint::{CheckpointFile, Defect, Key};

@@ -139,6 +139,71 @@ impl ToolMap {
     }
 }
 
+/// The bytes of an id or DSML block that ds4 reads: it uses both as C
+/// strings (`strcmp`, `strlen`), so a NUL byte ends them.
+pub fn c_string(b: &[u8]) -> &[u8] {
+    match memchr::memchr(0, b) {
+        Some(n) => &b[..n],
+        None => b,
+    }
+}
+
+/// Which field of an entry starts with a NUL byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NulField {
+    Id,
+    Dsml,
+}
+
+/// What ds4 makes of one entry of a map it loads (ds4_server.c at
+/// b030961: `kv_tool_map_load_from_pos`, `tool_memory_put_source`,
+/// `tool_memory_put_locked`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryUse {
+    /// The entry ds4 uses for its id.
+    Used,
+    /// A later entry has the same id (as a C string) and replaces this one
+    /// when ds4 loads the map: the last entry of an id wins. `by` is the
+    /// index (from 0) of that last entry.
+    Shadowed { by: usize },
+    /// Its id or DSML block starts with a NUL byte: an empty C string,
+    /// which ds4 drops (it still counts it as loaded; it shadows nothing).
+    Dropped(NulField),
+}
+
+impl ToolMap {
+    /// What ds4 makes of each entry, in stored order.
+    pub fn uses(&self) -> Vec<EntryUse> {
+        let mut last: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::new();
+        let dropped = |e: &ToolMapEntry| {
+            if c_string(&e.id).is_empty() {
+                Some(NulField::Id)
+            } else if c_string(&e.dsml).is_empty() {
+                Some(NulField::Dsml)
+            } else {
+                None
+            }
+        };
+        for (i, e) in self.entries.iter().enumerate() {
+            if dropped(e).is_none() {
+                last.insert(c_string(&e.id), i);
+            }
+        }
+        self.entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| match dropped(e) {
+                Some(f) => EntryUse::Dropped(f),
+                None => match last[c_string(&e.id)] {
+                    by if by == i => EntryUse::Used,
+                    by => EntryUse::Shadowed { by },
+                },
+            })
+            .collect()
+    }
+}
+
 /// ext bits 0 and 3 together: no engine writes both (the server writes tool
 /// maps, the agent titles), so such a file is reported, never guessed at.
 pub fn trailer_conflict(h: &Header) -> bool {
@@ -173,58 +238,141 @@ pub enum TitleError {
     Unreadable,
 }
 
+/// Reads a session-title trailer (FORMAT.md §5b) from bytes fed in file
+/// order: by [`read_session_title`] from an open file, and by a stream that
+/// passes every byte of a file once (a bundle's export and import). Bytes
+/// outside the trailer are ignored, so a stream can feed it everything.
+#[derive(Clone, Debug)]
+pub struct TitleReader {
+    /// Where the title's length field starts: the end of the payload.
+    at: u64,
+    created: u64,
+    len: [u8; 4],
+    head: Vec<u8>,
+    sha: Sha1,
+    /// Still hashing: no NUL met yet.
+    hashing: bool,
+}
+
+/// The part of `[from, to)` that a buffer at `off` of `len` bytes covers, as
+/// a range of that buffer.
+fn overlap(off: u64, len: usize, from: u64, to: u64) -> Option<std::ops::Range<usize>> {
+    let end = off.saturating_add(len as u64);
+    let (a, b) = (off.max(from), end.min(to));
+    (a < b).then(|| (a - off) as usize..(b - off) as usize)
+}
+
+impl TitleReader {
+    /// A reader for the title of a file whose payload ends at
+    /// `payload_end`, created at `created` (header offset 24).
+    pub fn new(payload_end: u64, created: u64) -> TitleReader {
+        TitleReader {
+            at: payload_end,
+            created,
+            len: [0; 4],
+            head: Vec::new(),
+            sha: Sha1::new(),
+            hashing: true,
+        }
+    }
+
+    fn title_len(&self) -> u64 {
+        u32::from_le_bytes(self.len) as u64
+    }
+
+    /// Feed `buf`, the bytes at file offset `off`. Bytes arrive in file
+    /// order, each once; the length field comes before the title, so the
+    /// title's extent is known when its bytes arrive.
+    pub fn feed(&mut self, off: u64, buf: &[u8]) {
+        let len_end = self.at.saturating_add(4);
+        if let Some(r) = overlap(off, buf.len(), self.at, len_end) {
+            let into = (off + r.start as u64 - self.at) as usize;
+            self.len[into..into + r.len()].copy_from_slice(&buf[r]);
+        }
+        let body_end = len_end.saturating_add(self.title_len());
+        if let Some(r) = overlap(off, buf.len(), len_end, body_end) {
+            let chunk = &buf[r];
+            let keep = TITLE_KEEP.saturating_sub(self.head.len()).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..keep]);
+            // The agent hashes the title as a C string (`strlen`, ds4_agent.c
+            // agent_session_identity_sha at b030961): a NUL ends it.
+            if self.hashing {
+                match memchr::memchr(0, chunk) {
+                    Some(nul) => {
+                        self.sha.update(&chunk[..nul]);
+                        self.hashing = false;
+                    }
+                    None => self.sha.update(chunk),
+                }
+            }
+        }
+    }
+
+    /// Whether bytes past those fed so far can still change the result
+    /// (the hash stops at a NUL, the kept head at [`TITLE_KEEP`]).
+    fn wants_more(&self) -> bool {
+        self.hashing || (self.head.len() as u64) < self.title_len().min(TITLE_KEEP as u64)
+    }
+
+    /// The title of a `size`-byte file all of whose bytes from the payload's
+    /// end on were fed. The agent caps `title_len` by the bytes left, so a
+    /// claim past the end reads as a shorter title and the identity no
+    /// longer matches: kvc reports it as cut short instead.
+    pub fn finish(self, size: u64) -> Result<SessionTitle, TitleError> {
+        let left = size.saturating_sub(self.at);
+        if left < 4 {
+            return Err(TitleError::Short(left));
+        }
+        let len = u32::from_le_bytes(self.len);
+        let body = left - 4;
+        if len as u64 > body {
+            return Err(TitleError::Truncated { len, left: body });
+        }
+        let mut h = self.sha;
+        h.update(self.created.to_le_bytes());
+        Ok(SessionTitle {
+            len,
+            head: self.head,
+            identity: Key::from_digest(&h.finalize().into()),
+            trailing: body - len as u64,
+        })
+    }
+}
+
 /// Read the session title at `payload_end`, as ds4-agent does (it seeks to
-/// `52 + text_len + payload_bytes`). The agent caps `title_len` by the bytes
-/// left, so a claim past the end reads as a shorter title and the identity
-/// no longer matches: kvc reports it as cut short instead.
+/// `52 + text_len + payload_bytes`). See [`TitleReader::finish`] for a
+/// title that claims more bytes than the file has.
 pub fn read_session_title(
     probe: &dyn Probe,
     payload_end: u64,
     created: u64,
 ) -> Result<SessionTitle, TitleError> {
-    let left = probe.size().saturating_sub(payload_end);
-    let mut len = [0u8; 4];
+    let size = probe.size();
+    let mut r = TitleReader::new(payload_end, created);
+    let left = size.saturating_sub(payload_end);
     if left < 4 {
-        return Err(TitleError::Short(left));
+        return r.finish(size);
     }
+    let mut len = [0u8; 4];
     if !probe.read_at(payload_end, &mut len) {
         return Err(TitleError::Unreadable);
     }
-    let len = u32::from_le_bytes(len);
-    let body = left - 4;
-    if len as u64 > body {
-        return Err(TitleError::Truncated { len, left: body });
+    r.feed(payload_end, &len);
+    let title_len = r.title_len();
+    if title_len > left - 4 {
+        return r.finish(size);
     }
-    let mut head = vec![0u8; (len as usize).min(TITLE_KEEP)];
-    if !probe.read_at(payload_end + 4, &mut head) {
-        return Err(TitleError::Unreadable);
-    }
-    // The agent hashes the title as a C string (`strlen`, ds4_agent.c
-    // agent_session_identity_sha at b030961): a NUL ends it.
-    let mut h = Sha1::new();
     let mut buf = [0u8; 16 << 10];
     let mut pos = 0u64;
-    while pos < len as u64 {
-        let n = (len as u64 - pos).min(buf.len() as u64) as usize;
+    while pos < title_len && r.wants_more() {
+        let n = (title_len - pos).min(buf.len() as u64) as usize;
         if !probe.read_at(payload_end + 4 + pos, &mut buf[..n]) {
             return Err(TitleError::Unreadable);
         }
-        match memchr::memchr(0, &buf[..n]) {
-            Some(nul) => {
-                h.update(&buf[..nul]);
-                break;
-            }
-            None => h.update(&buf[..n]),
-        }
+        r.feed(payload_end + 4 + pos, &buf[..n]);
         pos += n as u64;
     }
-    h.update(created.to_le_bytes());
-    Ok(SessionTitle {
-        len,
-        head,
-        identity: Key::from_digest(&h.finalize().into()),
-        trailing: body - len as u64,
-    })
+    r.finish(size)
 }
 
 /// The identity name of an agent session: SHA-1(title ‖ created as u64
@@ -312,6 +460,60 @@ mod tests {
         assert_eq!(
             read_session_title(&InMemory(&f[..12]), 10, 42),
             Err(TitleError::Short(2))
+        );
+    }
+
+    #[test]
+    fn a_title_fed_in_pieces_reads_as_one_read_from_the_file() {
+        use crate::format::dialect::InMemory;
+        let mut f = vec![7u8; 10];
+        f.extend_from_slice(&9u32.to_le_bytes());
+        f.extend_from_slice(b"Hi\0there!");
+        f.extend_from_slice(b"xy");
+        let want = read_session_title(&InMemory(&f), 10, 42).unwrap();
+        assert_eq!(want.identity, session_identity(b"Hi", 42));
+        assert_eq!((want.len, want.trailing), (9, 2));
+        for step in [1, 2, 3, 5, 8, 100] {
+            let mut r = TitleReader::new(10, 42);
+            for (i, chunk) in f.chunks(step).enumerate() {
+                r.feed((i * step) as u64, chunk);
+            }
+            assert_eq!(r.finish(f.len() as u64), Ok(want.clone()), "step {step}");
+        }
+        // Cut short: the same error whichever way it is read.
+        let cut = &f[..16];
+        let mut r = TitleReader::new(10, 42);
+        r.feed(0, cut);
+        assert_eq!(
+            r.finish(cut.len() as u64),
+            read_session_title(&InMemory(cut), 10, 42)
+        );
+    }
+
+    #[test]
+    fn ds4_reads_the_last_entry_of_an_id_and_drops_empty_c_strings() {
+        let e = |id: &[u8], dsml: &[u8]| ToolMapEntry {
+            id: id.to_vec(),
+            dsml: dsml.to_vec(),
+        };
+        let map = ToolMap {
+            entries: vec![
+                e(b"a", b"1"),
+                e(b"b", b"2"),
+                e(b"a\0junk", b"3"),
+                e(b"\0a", b"4"),
+                e(b"b", b"\0"),
+            ],
+        };
+        assert_eq!(
+            map.uses(),
+            [
+                EntryUse::Shadowed { by: 2 },
+                EntryUse::Used,
+                EntryUse::Used,
+                EntryUse::Dropped(NulField::Id),
+                EntryUse::Dropped(NulField::Dsml),
+            ]
         );
     }
 }

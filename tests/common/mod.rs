@@ -637,3 +637,28 @@ pub fn d14_file(magic: &[u8; 4]) -> Vec<u8> {
     b.extend_from_slice(&[0u8; 12]);
     b
 }
+
+// --- writes (sessions, dialects) ---
+
+impl Ckpt {
+    /// Bytes a fork or a newer engine owns, which kvc must carry through
+    /// its writes untouched: model id 2 (GLM-5.2 in mainline), payload ABI
+    /// 2 with bytes 21-23 set (D11's fingerprint), reason 7 (pulsar's
+    /// sys-prefix, unknown to ds4) and an opaque payload.
+    pub fn with_unowned_bytes(mut self) -> Ckpt {
+        self.model_id = 2;
+        self.payload_abi = 2;
+        self.reserved = [0xAB, 0xCD, 0xEF];
+        self.reason = 7;
+        self.opaque_payload(300)
+    }
+}
+
+/// A checkpoint file's bytes with hits (offset 12) and last_used (32)
+/// replaced: what `--reset-stats` may change, and nothing else.
+pub fn with_stats(bytes: &[u8], hits: u32, last_used: u64) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    b[12..16].copy_from_slice(&hits.to_le_bytes());
+    b[32..40].copy_from_slice(&last_used.to_le_bytes());
+    b
+}
