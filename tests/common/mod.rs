@@ -5,6 +5,7 @@
 //! cannot hide itself.
 #![allow(dead_code)]
 
+pub mod dialects;
 pub mod engine;
 
 use assert_cmd::Command;
