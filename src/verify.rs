@@ -86,6 +86,7 @@ pub mod code {
     pub const MIXED_ENGINES: &str = "mixed-engines";
     pub const MIXED_PAYLOAD_VERSIONS: &str = "mixed-payload-versions";
     pub const PAYLOAD_MISMATCH: &str = "payload-mismatch";
+    pub const PAYLOAD_CTX: &str = "payload-ctx";
     pub const PAYLOAD_SIZE: &str = "payload-size";
     pub const PAYLOAD_DATA: &str = "payload-data";
     pub const NOT_A_FILE: &str = "not-a-file";
@@ -112,7 +113,8 @@ pub const CODES: &[(&str, Severity, &str)] = &[
     ("bad-title", Severity::Error, "ext bit 3 set, but the session-title trailer after the payload is missing or cut short"),
     ("trailer-conflict", Severity::Error, "ext bits 0 (tool-id map) and 3 (session title) both set: no engine writes both, so kvc cannot tell which trailer follows"),
     ("clobbered-header", Severity::Error, "a hanzo-engine file (D20) with bytes after its payload: hanzo writes no trailers, so its header belongs to another file"),
-    ("payload-mismatch", Severity::Error, "the DSV4 payload header disagrees with the KVC header (tokens or ctx)"),
+    ("payload-mismatch", Severity::Error, "the DSV4 payload holds another token count than the KVC header (ds4 deletes such a file when it loads it)"),
+    ("payload-ctx", Severity::Warning, "the DSV4 payload's ctx is not the header's ctx_size: ds4 loads it, but looks it up by the header's"),
     ("payload-size", Severity::Error, "DSV4 payload whose exact size (FORMAT.md §6) is not payload_bytes, or whose counts break ds4's load rules"),
     ("payload-data", Severity::Error, "--deep only: a DSV4 token id not below vocab, or a logit that is not finite"),
     ("not-a-file", Severity::Error, "a checkpoint name that is a symbolic link, directory or other non-regular file"),
@@ -1338,11 +1340,15 @@ fn check_dsv4_layout(
             ),
         ));
     }
+    // ds4 writes both from the session's ctx, but loads the file anyway
+    // when they differ: its lookup filters on the header's ctx_size and its
+    // loader checks the payload's ctx only against the live context
+    // (ds4.c, ds4_kvstore.c at b030961). Worth a word, not an error.
     if d.ctx != h.ctx_size {
-        r.push(Finding::error(
-            code::PAYLOAD_MISMATCH,
+        r.push(Finding::warning(
+            code::PAYLOAD_CTX,
             format!(
-                "DSV4 payload was written for ctx {}, the header says ctx_size {}",
+                "DSV4 payload was written for ctx {}, the header says ctx_size {}: ds4 still loads it, but looks it up by the header's",
                 d.ctx, h.ctx_size
             ),
         ));

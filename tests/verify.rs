@@ -267,7 +267,7 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
-            code: "payload-mismatch",
+            code: "payload-ctx",
             what: "payload ctx 65536, header 32768",
             args: &[],
             build: |e| {
@@ -1843,4 +1843,16 @@ fn mixed_engines_name_the_engine_chosen() {
     let (_, v) = verify_json(&env, &["--engine", "hanzo", &cache_arg(&env)]);
     assert_eq!(v["dirs"][0]["engine"]["how"], "given");
     assert_eq!(all_codes(&v), ["mixed-engines"]);
+}
+
+/// The agent/ sample of revision 1 has a sysprompt whose payload was
+/// written for ctx 32768 under a header of 100000. ds4 loads it (its loader
+/// compares the payload's ctx with the live one only): a warning, never an
+/// error that would fail a user's CI or quarantine a loadable file.
+#[test]
+fn regression_a_ctx_that_differs_from_the_payloads_is_a_warning() {
+    let env = TestEnv::with_sample("agent");
+    let (exit, v) = verify_json(&env, &[&cache_arg(&env)]);
+    assert_eq!(exit, 0, "{v:#}");
+    assert_eq!(codes_by_file(&v)["sysprompt.kv"], ["payload-ctx"], "{v:#}");
 }
