@@ -400,7 +400,7 @@ mod tests {
             let ctx = [4096, 8192, 32768][rng.below(3) as usize];
             let text = match (rng.below(6), ts.is_empty()) {
                 (0, _) => Vec::new(),
-                (1 | 2 | 3, false) => {
+                (1..=3, false) => {
                     // Extend, cut or copy an earlier text.
                     let base = &ts[rng.below(ts.len() as u64) as usize].text;
                     let mut t = base.clone();

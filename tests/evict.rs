@@ -70,7 +70,9 @@ fn fresher_denser_snapshot_is_kept_over_a_sparser_one() {
     let sparse = Ckpt::new(tb).opaque_payload(64 * 1024).hits(1, NOW - 3 * H);
     let dense_path = env.add(&dense);
     env.add(&sparse);
-    for policy in ["ds4", "ds4-classic", "lru"] {
+    // (LRU, hanzo-engine's, never budgets below 64 MiB: its own tests use
+    // files of that size.)
+    for policy in ["ds4", "ds4-classic"] {
         let p = plan(
             &env,
             &[
@@ -146,7 +148,7 @@ fn equal_decayed_scores_are_broken_by_age() {
         let older = if older_is_a { a.key() } else { b.key() };
         assert_eq!(victims(&p), [older]);
         // And the scores really are equal: compare with budget 0.
-        let all = plan(&env, &["--budget", "0B"]);
+        let all = plan(&env, &["--budget", "1B"]);
         let s: Vec<f64> = all["victims"]
             .as_array()
             .unwrap()
@@ -180,16 +182,28 @@ fn ds4_doubles_anchors_and_shrinks_superseded_waypoints() {
     let mut longer = base.clone();
     longer.extend_from_slice(b"The build uses cargo.<\xef\xbd\x9cUser\xef\xbd\x9c>and tests?");
     // A continued waypoint whose text a longer continued checkpoint extends.
-    let waypoint = Ckpt::new(base).reason(REASON_CONTINUED).hits(0, NOW - 600);
+    // Mainline files (D3): the directory is ds4 mainline's, whose policy
+    // is the default.
+    let waypoint = Ckpt::new(base)
+        .reason(REASON_CONTINUED)
+        .hits(0, NOW - 600)
+        .mainline();
     let head = Ckpt::new(longer)
         .tokens(1200, 32768)
         .reason(REASON_CONTINUED)
-        .hits(0, NOW - 600);
+        .hits(0, NOW - 600)
+        .mainline();
     // Same size and use; one an anchor (cold), one not (unknown); the
     // anchor is older, so without anchors it would go first.
     let (ta, tb) = texts();
-    let anchor = Ckpt::new(ta).reason(REASON_COLD).hits(0, NOW - 5000);
-    let plain = Ckpt::new(tb).reason(REASON_UNKNOWN).hits(0, NOW - 4000);
+    let anchor = Ckpt::new(ta)
+        .reason(REASON_COLD)
+        .hits(0, NOW - 5000)
+        .mainline();
+    let plain = Ckpt::new(tb)
+        .reason(REASON_UNKNOWN)
+        .hits(0, NOW - 4000)
+        .mainline();
     for c in [&waypoint, &head, &anchor, &plain] {
         env.add(c);
     }
@@ -205,14 +219,18 @@ fn ds4_doubles_anchors_and_shrinks_superseded_waypoints() {
             .unwrap()
     };
 
-    let ds4 = plan(&env, &["--budget", "0B"]);
+    let ds4 = plan(&env, &["--budget", "1B"]);
+    assert_eq!(
+        (&ds4["policy"], &ds4["policy_from"]),
+        (&"ds4".into(), &"engine".into())
+    );
     assert_eq!(victims(&ds4).len(), 4);
     assert_eq!(victims(&ds4)[0], waypoint.key());
     assert!(superseded(&ds4, &waypoint.key()));
     assert!(!superseded(&ds4, &head.key()));
     assert!(pos(&ds4, &plain.key()) < pos(&ds4, &anchor.key()));
 
-    let classic = plan(&env, &["--policy", "ds4-classic", "--budget", "0B"]);
+    let classic = plan(&env, &["--policy", "ds4-classic", "--budget", "1B"]);
     assert!(!superseded(&classic, &waypoint.key()));
     // Equal scores without anchors: the older (the cold one) goes first.
     assert!(pos(&classic, &anchor.key()) < pos(&classic, &plain.key()));
@@ -241,7 +259,13 @@ fn lru_evicts_in_pure_age_order() {
     for c in &cps {
         env.add(c);
     }
-    let p = plan(&env, &["--policy", "lru", "--budget", "0B"]);
+    // hanzo-engine's 64 MiB floor keeps these small files within any
+    // budget: --older-than makes every one a victim, in the walk's order.
+    let p = plan(
+        &env,
+        &["--policy", "lru", "--budget", "1B", "--older-than", "1s"],
+    );
+    assert_eq!(p["budget_applied"], 64 << 20);
     let mut by_age: Vec<&Ckpt> = cps.iter().collect();
     by_age.sort_by_key(|c| {
         if c.last_used != 0 {
@@ -280,33 +304,38 @@ fn budget_counts_real_checkpoint_sizes_only() {
     let invalid = env.add(&bad);
     let stray = env.add_raw("notes.txt", b"mine");
 
-    let sizes: Vec<u64> = paths.iter().map(|p| size_of(p)).collect();
-    let total: u64 = sizes.iter().sum();
-    let p = plan(&env, &["--policy", "lru", "--budget", &budget(total)]);
-    assert_eq!(p["checkpoint_bytes"], total);
-    assert_eq!(p["checkpoints"], 4);
+    let total: u64 = paths.iter().map(|p| size_of(p)).sum();
+    let p = plan(&env, &["--budget", &budget(total)]);
+    assert_eq!(p["counted_bytes"], total);
+    assert_eq!(p["counted"], 4);
     assert!(victims(&p).is_empty());
 
-    let p = plan(&env, &["--policy", "lru", "--budget", &budget(total - 1)]);
-    assert_eq!(victims(&p), [cps[0].key()]);
+    // The policy's order, from a plan that takes everything.
+    let order = victims(&plan(&env, &["--budget", "1B"]));
+    assert_eq!(order.len(), 4);
+    let path_of = |k: &str| env.cache.join(format!("{k}.kv"));
+    let sizes: Vec<u64> = order.iter().map(|k| size_of(&path_of(k))).collect();
+
+    let p = plan(&env, &["--budget", &budget(total - 1)]);
+    assert_eq!(victims(&p), order[..1]);
     assert_eq!(p["freed_bytes"], sizes[0]);
 
     // Exactly two fit the budget: the third victim would be one too many.
     let b = total - sizes[0] - sizes[1];
-    let (r, code) = evict(&env, &["--policy", "lru", "--budget", &budget(b)]);
+    let (r, code) = evict(&env, &["--budget", &budget(b)]);
     assert_eq!(code, 0);
-    assert_eq!(victims(&r), [cps[0].key(), cps[1].key()]);
+    assert_eq!(victims(&r), order[..2]);
     assert_eq!(r["freed_bytes"], sizes[0] + sizes[1]);
-    assert!(!paths[0].exists() && !paths[1].exists());
-    let left: u64 = paths[2..].iter().map(|p| size_of(p)).sum();
+    assert!(!path_of(&order[0]).exists() && !path_of(&order[1]).exists());
+    let left: u64 = order[2..].iter().map(|k| size_of(&path_of(k))).sum();
     assert_eq!(left, b);
-    assert_eq!(r["checkpoint_bytes_after"], left);
+    assert_eq!(r["counted_bytes_after"], left);
     assert!(temp.exists() && invalid.exists() && stray.exists());
 
-    // Budget 0 takes every checkpoint and still nothing else.
-    let (r, code) = evict(&env, &["--budget", "0B"]);
+    // A budget of 1 byte takes every checkpoint and still nothing else.
+    let (r, code) = evict(&env, &["--budget", "1B"]);
     assert_eq!(code, 0);
-    assert_eq!(r["checkpoint_bytes_after"], 0);
+    assert_eq!(r["counted_bytes_after"], 0);
     assert!(temp.exists() && invalid.exists() && stray.exists());
     assert_eq!(fs::read(&temp).unwrap().len(), 50_000);
 }
@@ -324,7 +353,7 @@ fn dry_run_changes_nothing_not_even_kvc_state() {
         .iter()
         .all(|v| v["outcome"] == "planned"));
     env.kvc()
-        .args(["evict", "--dry-run", "--budget", "0B"])
+        .args(["evict", "--dry-run", "--budget", "1B"])
         .arg(&env.cache)
         .assert()
         .success();
@@ -334,7 +363,7 @@ fn dry_run_changes_nothing_not_even_kvc_state() {
     // With kvc state present, a dry run touches neither lock nor journal.
     evict(&env, &["--budget", "60KiB"]);
     let before = env.snapshot();
-    plan(&env, &["--budget", "0B"]);
+    plan(&env, &["--budget", "1B"]);
     assert_eq!(env.snapshot(), before);
 }
 
@@ -361,7 +390,7 @@ fn agent_saves_are_untouched_unless_included() {
         .kvc()
         .arg("evict")
         .arg(&env.cache)
-        .args(["--budget", "0B", "--older-than", "1s"])
+        .args(["--budget", "1B", "--older-than", "1s"])
         .output()
         .unwrap();
     // The budget cannot be met: exit 1, said on stderr.
@@ -380,7 +409,7 @@ fn agent_saves_are_untouched_unless_included() {
         &env,
         &[
             "--budget",
-            "0B",
+            "1B",
             "--include-agent",
             "--protect",
             &kept.key()[..6],
@@ -388,9 +417,29 @@ fn agent_saves_are_untouched_unless_included() {
     );
     assert_eq!(r["protected"], 1);
     assert!(env.cache.join(kept.file_name()).exists());
-    for f in agent_files {
-        assert!(!env.cache.join(f).exists(), "{f}");
-    }
+    // The session went; sysprompt.kv, which ds4's budget never counts, is
+    // kept apart, and goes only when asked for as well.
+    assert!(!env.cache.join(agent_files[1]).exists());
+    assert!(env.cache.join(agent_files[0]).exists());
+    let apart: Vec<&str> = r["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["why"].as_str().unwrap())
+        .collect();
+    assert_eq!(apart, ["not-counted-name"]);
+    let (r, _) = evict(
+        &env,
+        &[
+            "--include-unloadable",
+            "--include-agent",
+            "--protect",
+            &kept.key()[..6],
+        ],
+    );
+    assert_eq!(victims(&r), ["sysprompt"]);
+    assert_eq!(r["victims"][0]["why"], serde_json::json!(["unloadable"]));
+    assert!(!env.cache.join(agent_files[0]).exists());
 }
 
 #[test]
@@ -455,15 +504,15 @@ impl Hooks for Engine {
     fn before_delete(&mut self, v: &Victim) {
         if self.touch > 0 {
             self.touch -= 1;
-            hit(&v.path, v.header.hits, NOW + 1);
-            self.touched.push(v.key.to_string());
+            hit(&v.path, v.header.as_ref().unwrap().hits, NOW + 1);
+            self.touched.push(v.name());
         }
     }
 }
 
 fn options(budget: u64) -> EvictOptions {
     EvictOptions {
-        policy: Policy::Ds4,
+        policy: Some(Policy::Ds4),
         now: NOW,
         budget: Some(budget),
         ..EvictOptions::default()
@@ -490,7 +539,7 @@ fn a_header_changed_between_plan_and_delete_is_skipped_and_replanned() {
     assert!(
         matches!(&r.handled[0].fate, Fate::Touched { change } if change.contains("hits 0 -> 1"))
     );
-    assert_eq!(r.handled[1].victim.key.to_string(), b.key());
+    assert_eq!(r.handled[1].victim.name(), b.key());
     assert_eq!(r.handled[1].fate, Fate::Deleted);
     assert_eq!(r.passes, 2);
     assert!(r.budget_met() && !r.gave_up);
@@ -574,7 +623,7 @@ fn journal_records_survive_a_torn_tail() {
         &env,
         &[
             "--policy",
-            "lru",
+            "ds4-classic",
             "--budget",
             &budget(sizes[1] + sizes[2] + sizes[3]),
         ],
@@ -585,7 +634,10 @@ fn journal_records_survive_a_torn_tail() {
     let mut bytes = fs::read(&journal).unwrap();
     bytes.extend_from_slice(b"1a2b3c4d {\"time\":17637");
     fs::write(&journal, &bytes).unwrap();
-    let (_, code) = evict(&env, &["--policy", "lru", "--budget", &budget(sizes[3])]);
+    let (_, code) = evict(
+        &env,
+        &["--policy", "ds4-classic", "--budget", &budget(sizes[3])],
+    );
     assert_eq!(code, 0);
 
     let log = env.json(&["log", env.cache.to_str().unwrap(), "--json"]);
@@ -603,7 +655,7 @@ fn journal_records_survive_a_torn_tail() {
     assert_eq!(r0["bytes"], sizes[0]);
     assert_eq!(r0["tokens"], 600);
     assert_eq!(r0["reason"], "cold");
-    assert_eq!(r0["policy"], "lru");
+    assert_eq!(r0["policy"], "ds4-classic");
     assert_eq!(r0["why"], "budget");
 
     let out = env.kvc().arg("log").arg(&env.cache).output().unwrap();
