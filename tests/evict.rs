@@ -908,7 +908,7 @@ fn abi0_files_in_a_mainline_dir_are_kept_without_the_flag_and_deleted_with_it() 
             && text.contains(
                 "that ds4 mainline (since 2026-05-26) never counts or evicts: 1 with payload ABI 0"
             )
-            && text.contains("--include-unloadable deletes them"),
+            && text.contains("--include-unloadable deletes it"),
         "{text}"
     );
 

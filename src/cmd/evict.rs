@@ -332,7 +332,8 @@ impl EvictReport {
             if n == 0 || self.include_unloadable {
                 String::new()
             } else if n == group.len() {
-                format!("; --include-unloadable deletes them{agent}")
+                let them = if n == 1 { "it" } else { "them" };
+                format!("; --include-unloadable deletes {them}{agent}")
             } else {
                 format!("; --include-unloadable deletes {n} of them{agent}")
             }
