@@ -208,6 +208,9 @@ struct Entry {
     last_used: u64,
     /// For an entry that is not a readable checkpoint, what `lstat` saw.
     stat: Option<Stat>,
+    /// `lstat` saw a regular file: only such an entry that is not a
+    /// readable checkpoint may be deleted (on request).
+    regular: bool,
 }
 
 /// Why kvc leaves an entry alone.
@@ -437,6 +440,7 @@ fn entries(scan: &Scan, engine: Engine) -> Vec<Entry> {
             counted: c.is_counted(engine),
             last_used: c.header.last_used,
             stat: None,
+            regular: true,
         });
     }
     for f in &scan.foreign {
@@ -459,6 +463,7 @@ fn entries(scan: &Scan, engine: Engine) -> Vec<Entry> {
             },
             last_used: if readable { f.header.last_used } else { 0 },
             stat: None,
+            regular: true,
         });
     }
     for i in &scan.invalid {
@@ -485,6 +490,7 @@ fn entries(scan: &Scan, engine: Engine) -> Vec<Entry> {
                 0
             },
             stat: meta.as_ref().map(Stat::of),
+            regular: meta.as_ref().is_some_and(|m| m.is_file()),
             kind,
         });
     }
@@ -510,6 +516,7 @@ fn entries(scan: &Scan, engine: Engine) -> Vec<Entry> {
                     0
                 },
                 stat: meta.as_ref().map(Stat::of),
+                regular: meta.as_ref().is_some_and(|m| m.is_file()),
                 kind,
                 counted: true,
             });
@@ -533,9 +540,10 @@ fn keep_why(e: &Entry, scan: &Scan, engine: Engine) -> Option<(Keep, bool)> {
                 }
             }
         }
-        // Only hanzo-engine counts these; it would delete them.
-        EntryKind::Invalid { code } => Some((Keep::Invalid { code }, e.counted)),
-        EntryKind::Stray => Some((Keep::Stray, e.counted)),
+        // Only hanzo-engine counts these; it would delete them (a regular
+        // file: a FIFO or a socket kvc leaves alone).
+        EntryKind::Invalid { code } => Some((Keep::Invalid { code }, e.counted && e.regular)),
+        EntryKind::Stray => Some((Keep::Stray, e.counted && e.regular)),
         EntryKind::Foreign { what } => Some((Keep::Foreign { what: what.clone() }, false)),
         EntryKind::Directory => Some((Keep::Directory, false)),
         EntryKind::Symlink => Some((Keep::Symlink, false)),

@@ -1243,6 +1243,11 @@ fn hanzo_lru_counts_every_kv_entry_and_deletes_what_it_identified() {
     // cannot remove the directory, kvc removes neither.
     let dir = env.add_dir("bar.kv");
     let link = env.add_symlink("link.kv", &spills[0].1);
+    // A FIFO is counted too (at size 0); kvc deletes only regular files.
+    let fifo = env.cache.join("pipe.kv");
+    let c_fifo = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
     // Names hanzo-engine does not count: no extension, another case, a temp.
     env.add_raw(".kv", b"hidden");
     env.add_raw("UPPER.KV", b"shouting");
@@ -1254,7 +1259,7 @@ fn hanzo_lru_counts_every_kv_entry_and_deletes_what_it_identified() {
     assert_eq!(p["budget"], 1);
     assert_eq!(p["budget_applied"], 64 << 20);
     assert_eq!(p["counted_bytes"], hanzo_total(&env.cache));
-    assert_eq!(p["counted"], 9);
+    assert_eq!(p["counted"], 10);
     // Oldest first until the total is within 64 MiB: three spills; the
     // rest are kept, and still counted.
     let key = |i: usize| spills[i].0.key();
@@ -1268,6 +1273,7 @@ fn hanzo_lru_counts_every_kv_entry_and_deletes_what_it_identified() {
             ("bar.kv".into(), "directory".into(), true),
             ("foo.kv".into(), "stray".into(), true),
             ("link.kv".into(), "symlink".into(), true),
+            ("pipe.kv".into(), "stray".into(), true),
         ]
     );
     let text = human_plan(&env, &["--budget", "1B"]);
@@ -1295,6 +1301,7 @@ fn hanzo_lru_counts_every_kv_entry_and_deletes_what_it_identified() {
     assert_eq!(r["budget_met"], true);
     assert!(!bad.exists() && !pfoo.exists());
     assert!(dir.is_dir() && fs::symlink_metadata(&link).is_ok());
+    assert!(fs::symlink_metadata(&fifo).is_ok());
     assert!(spills[3].1.exists() && spills[4].1.exists());
     assert!(env.cache.join(".kv").exists() && env.cache.join("UPPER.KV").exists());
     assert_eq!(r["counted_bytes_after"], hanzo_total(&env.cache));
