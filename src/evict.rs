@@ -424,8 +424,11 @@ fn raw_last_used(path: &Path) -> u64 {
     u64::from_le_bytes(h[32..40].try_into().expect("8 bytes"))
 }
 
-/// The entries of a scan the plan weighs, in the engine's terms.
-fn entries(scan: &Scan, engine: Engine) -> Vec<Entry> {
+/// The entries of a scan the plan weighs, in the engine's terms, and the
+/// bytes they hold beyond what the scan counted (a scan counts links and
+/// directories as 0 bytes; hanzo-engine counts them at their own size).
+fn entries(scan: &Scan, engine: Engine) -> (Vec<Entry>, u64) {
+    let mut more = 0;
     let every_kv = engine.reader().every_kv_name;
     let lstat = |p: &Path| fs::symlink_metadata(p).ok();
     let mut out = Vec::new();
@@ -468,6 +471,8 @@ fn entries(scan: &Scan, engine: Engine) -> Vec<Entry> {
     }
     for i in &scan.invalid {
         let meta = lstat(&i.path);
+        let size = meta.as_ref().map_or(i.size, |m| m.len());
+        more += size.saturating_sub(i.size);
         let kind = match &meta {
             Some(m) if m.file_type().is_symlink() => EntryKind::Symlink,
             Some(m) if m.is_dir() => EntryKind::Directory,
@@ -478,7 +483,7 @@ fn entries(scan: &Scan, engine: Engine) -> Vec<Entry> {
             path: i.path.clone(),
             key: Key::from_file_name(&i.file),
             // Their own size, as hanzo-engine's `DirEntry::metadata` sees it.
-            size: meta.as_ref().map_or(i.size, |m| m.len()),
+            size,
             order: i.order,
             // ds4's reader rejects every envelope kvc rejects; it follows a
             // link, which kvc does not (the totals then differ by the size
@@ -497,6 +502,8 @@ fn entries(scan: &Scan, engine: Engine) -> Vec<Entry> {
     if every_kv {
         for s in scan.strays.iter().filter(|s| hanzo_counts(&s.path)) {
             let meta = lstat(&s.path);
+            let size = meta.as_ref().map_or(s.size, |m| m.len());
+            more += size.saturating_sub(s.size);
             let kind = if s.is_symlink {
                 EntryKind::Symlink
             } else if s.is_dir {
@@ -508,7 +515,7 @@ fn entries(scan: &Scan, engine: Engine) -> Vec<Entry> {
                 file: s.file.clone(),
                 path: s.path.clone(),
                 key: None,
-                size: meta.as_ref().map_or(s.size, |m| m.len()),
+                size,
                 order: s.order,
                 last_used: if kind == EntryKind::Stray {
                     raw_last_used(&s.path)
@@ -522,7 +529,7 @@ fn entries(scan: &Scan, engine: Engine) -> Vec<Entry> {
             });
         }
     }
-    out
+    (out, more)
 }
 
 /// Why kvc keeps an entry whatever the options say, if it does, and
@@ -573,7 +580,7 @@ fn plan_excluding(scan: &Scan, opts: &EvictOptions, exclude: &BTreeSet<String>) 
         Some(min) if opts.engine_minimum => b.max(min),
         _ => b,
     });
-    let entries = entries(scan, engine);
+    let (entries, unlisted_bytes) = entries(scan, engine);
     let keep: Vec<Option<(Keep, bool)>> =
         entries.iter().map(|e| keep_why(e, scan, engine)).collect();
     let by_options = |e: &Entry| match &e.kind {
@@ -748,7 +755,7 @@ fn plan_excluding(scan: &Scan, opts: &EvictOptions, exclude: &BTreeSet<String>) 
         kept,
         never_loaded: scan.never_loaded(),
         foreign_bytes: scan.foreign_bytes(),
-        total_bytes: scan.total_bytes(),
+        total_bytes: scan.total_bytes() + unlisted_bytes,
         superseded_at_rest: ranks.iter().any(|r| r.superseded),
         victims,
     }
