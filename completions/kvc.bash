@@ -182,7 +182,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__evict)
-            opts="-n -q -h -V --budget --older-than --protect --include-agent --dry-run --quiet --policy --engine --now --json --help --version"
+            opts="-n -q -h -V --budget --older-than --include-unloadable --protect --include-agent --dry-run --quiet --policy --engine --now --reject-different-quant --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -596,7 +596,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__ls)
-            opts="-r -l -h -V --sort --reverse --long --no-title --policy --engine --now --json --help --version"
+            opts="-r -l -h -V --sort --reverse --long --no-title --policy --engine --now --reject-different-quant --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -648,7 +648,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__show)
-            opts="-d -h -V --text --dir --policy --engine --now --json --help --version"
+            opts="-d -h -V --text --dir --policy --engine --now --reject-different-quant --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -45,9 +45,9 @@ tokens\t'Token count, largest first'
 hits\t'Hit count, largest first'
 score\t'Eviction order: the next victim first'
 key\t'Key, ascending'"
-complete -c kvc -n "__fish_kvc_using_subcommand ls" -l policy -d 'Eviction policy [default: the directory\'s engine\'s]: ds4 (mainline since ec6a82a, 2026-05-26: anchors ×2, superseded waypoints), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)' -r -f -a "ds4\t'ds4 mainline since ec6a82a (2026-05-26): score × 2 for cold/evict/shutdown, superseded continued waypoints × 0.05–0.5'
-ds4-classic\t'ds4 up to 2026-05-25: (hits decayed + 1) × tokens / size'
-lru\t'hanzo-engine: oldest last_used first, unreadable headers first of all'"
+complete -c kvc -n "__fish_kvc_using_subcommand ls" -l policy -d 'Eviction order [default: the policy of the directory\'s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)' -r -f -a "ds4\t'ds4 mainline since ec6a82a (2026-05-26, ds4_kvstore.c at b030961): ((hits decayed + 1) × tokens) / size, ×2 for cold/evict/shutdown, superseded continued waypoints × (0.05 + 0.45·h)'
+ds4-classic\t'ds4 up to 2026-05-25 (8d57664): ((hits decayed + 1) × tokens) / size'
+lru\t'hanzo-engine (disk_kv_cache.rs, c8bcee7d5): oldest last_used first, unreadable headers first, readdir order for ties, never below 64 MiB'"
 complete -c kvc -n "__fish_kvc_using_subcommand ls" -l engine -d 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads' -r -f -a "ds4\t'ds4 mainline since e8e8779 (2026-05-26): ds4-server, ds4-agent'
 ds4-classic\t'ds4 up to 2026-05-25, before the payload ABI byte'
 hanzo\t'hanzo-engine\'s disk KV spill'"
@@ -55,18 +55,20 @@ complete -c kvc -n "__fish_kvc_using_subcommand ls" -l now -d 'Evaluate scores a
 complete -c kvc -n "__fish_kvc_using_subcommand ls" -s r -l reverse -d 'Reverse the order'
 complete -c kvc -n "__fish_kvc_using_subcommand ls" -s l -l long -d 'Full keys, absolute times, model id and payload ABI'
 complete -c kvc -n "__fish_kvc_using_subcommand ls" -l no-title -d 'Do not read the texts: no titles, no key check (reads 52 bytes a file)'
+complete -c kvc -n "__fish_kvc_using_subcommand ls" -l reject-different-quant -d 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)'
 complete -c kvc -n "__fish_kvc_using_subcommand ls" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand ls" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand ls" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand show" -s d -l dir -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
-complete -c kvc -n "__fish_kvc_using_subcommand show" -l policy -d 'Eviction policy [default: the directory\'s engine\'s]: ds4 (mainline since ec6a82a, 2026-05-26: anchors ×2, superseded waypoints), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)' -r -f -a "ds4\t'ds4 mainline since ec6a82a (2026-05-26): score × 2 for cold/evict/shutdown, superseded continued waypoints × 0.05–0.5'
-ds4-classic\t'ds4 up to 2026-05-25: (hits decayed + 1) × tokens / size'
-lru\t'hanzo-engine: oldest last_used first, unreadable headers first of all'"
+complete -c kvc -n "__fish_kvc_using_subcommand show" -l policy -d 'Eviction order [default: the policy of the directory\'s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)' -r -f -a "ds4\t'ds4 mainline since ec6a82a (2026-05-26, ds4_kvstore.c at b030961): ((hits decayed + 1) × tokens) / size, ×2 for cold/evict/shutdown, superseded continued waypoints × (0.05 + 0.45·h)'
+ds4-classic\t'ds4 up to 2026-05-25 (8d57664): ((hits decayed + 1) × tokens) / size'
+lru\t'hanzo-engine (disk_kv_cache.rs, c8bcee7d5): oldest last_used first, unreadable headers first, readdir order for ties, never below 64 MiB'"
 complete -c kvc -n "__fish_kvc_using_subcommand show" -l engine -d 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads' -r -f -a "ds4\t'ds4 mainline since e8e8779 (2026-05-26): ds4-server, ds4-agent'
 ds4-classic\t'ds4 up to 2026-05-25, before the payload ABI byte'
 hanzo\t'hanzo-engine\'s disk KV spill'"
 complete -c kvc -n "__fish_kvc_using_subcommand show" -l now -d 'Evaluate scores and ages at this Unix time instead of now (reproducible output)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand show" -l text -d 'Also show the whole text, with control characters escaped'
+complete -c kvc -n "__fish_kvc_using_subcommand show" -l reject-different-quant -d 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)'
 complete -c kvc -n "__fish_kvc_using_subcommand show" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand show" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand show" -s V -l version -d 'Print version'
@@ -86,19 +88,21 @@ complete -c kvc -n "__fish_kvc_using_subcommand verify" -l strict -d 'Treat warn
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -s V -l version -d 'Print version'
-complete -c kvc -n "__fish_kvc_using_subcommand evict" -l budget -d 'Evict until the valid checkpoints take at most SIZE (8GiB, 1.5G, 500MB)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand evict" -l budget -d 'Evict until what the engine\'s budget counts takes at most SIZE (8GiB, 1.5G, 500MB)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -l older-than -d 'Also evict checkpoints unused for longer than DURATION (30d, 12h), budget or not' -r
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -l protect -d 'Never evict this checkpoint (key, unique prefix, `sysprompt` or path); repeatable' -r
-complete -c kvc -n "__fish_kvc_using_subcommand evict" -l policy -d 'Eviction policy [default: the directory\'s engine\'s]: ds4 (mainline since ec6a82a, 2026-05-26: anchors ×2, superseded waypoints), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)' -r -f -a "ds4\t'ds4 mainline since ec6a82a (2026-05-26): score × 2 for cold/evict/shutdown, superseded continued waypoints × 0.05–0.5'
-ds4-classic\t'ds4 up to 2026-05-25: (hits decayed + 1) × tokens / size'
-lru\t'hanzo-engine: oldest last_used first, unreadable headers first of all'"
+complete -c kvc -n "__fish_kvc_using_subcommand evict" -l policy -d 'Eviction order [default: the policy of the directory\'s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)' -r -f -a "ds4\t'ds4 mainline since ec6a82a (2026-05-26, ds4_kvstore.c at b030961): ((hits decayed + 1) × tokens) / size, ×2 for cold/evict/shutdown, superseded continued waypoints × (0.05 + 0.45·h)'
+ds4-classic\t'ds4 up to 2026-05-25 (8d57664): ((hits decayed + 1) × tokens) / size'
+lru\t'hanzo-engine (disk_kv_cache.rs, c8bcee7d5): oldest last_used first, unreadable headers first, readdir order for ties, never below 64 MiB'"
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -l engine -d 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads' -r -f -a "ds4\t'ds4 mainline since e8e8779 (2026-05-26): ds4-server, ds4-agent'
 ds4-classic\t'ds4 up to 2026-05-25, before the payload ABI byte'
 hanzo\t'hanzo-engine\'s disk KV spill'"
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -l now -d 'Evaluate scores and ages at this Unix time instead of now (reproducible output)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand evict" -l include-unloadable -d 'Also delete what the engine never loads: under ds4 the readable checkpoints outside its population (other payload ABI, quant, version; sysprompt.kv with --include-agent); under hanzo-engine the *.kv entries it counts that kvc cannot read. Never foreign files, links or directories'
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -l include-agent -d 'Also act on ds4-agent\'s explicit saves (sysprompt.kv, agent-session, agent-system)'
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -s q -l quiet -d 'Print nothing on success (for cron); problems still go to stderr'
+complete -c kvc -n "__fish_kvc_using_subcommand evict" -l reject-different-quant -d 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)'
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -s V -l version -d 'Print version'
@@ -135,9 +139,9 @@ replace\t'Overwrite it'
 newer\t'Keep whichever has the later last_used (ties keep the existing)'"
 complete -c kvc -n "__fish_kvc_using_subcommand import" -l budget -d 'Afterwards, evict (as `kvc evict` does) until the checkpoints fit in SIZE (e.g. 40G, 512MiB), never evicting what was just imported' -r
 complete -c kvc -n "__fish_kvc_using_subcommand import" -s d -l dir -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
-complete -c kvc -n "__fish_kvc_using_subcommand import" -l policy -d 'Eviction policy [default: the directory\'s engine\'s]: ds4 (mainline since ec6a82a, 2026-05-26: anchors ×2, superseded waypoints), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)' -r -f -a "ds4\t'ds4 mainline since ec6a82a (2026-05-26): score × 2 for cold/evict/shutdown, superseded continued waypoints × 0.05–0.5'
-ds4-classic\t'ds4 up to 2026-05-25: (hits decayed + 1) × tokens / size'
-lru\t'hanzo-engine: oldest last_used first, unreadable headers first of all'"
+complete -c kvc -n "__fish_kvc_using_subcommand import" -l policy -d 'Eviction order [default: the policy of the directory\'s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)' -r -f -a "ds4\t'ds4 mainline since ec6a82a (2026-05-26, ds4_kvstore.c at b030961): ((hits decayed + 1) × tokens) / size, ×2 for cold/evict/shutdown, superseded continued waypoints × (0.05 + 0.45·h)'
+ds4-classic\t'ds4 up to 2026-05-25 (8d57664): ((hits decayed + 1) × tokens) / size'
+lru\t'hanzo-engine (disk_kv_cache.rs, c8bcee7d5): oldest last_used first, unreadable headers first, readdir order for ties, never below 64 MiB'"
 complete -c kvc -n "__fish_kvc_using_subcommand import" -l engine -d 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads' -r -f -a "ds4\t'ds4 mainline since e8e8779 (2026-05-26): ds4-server, ds4-agent'
 ds4-classic\t'ds4 up to 2026-05-25, before the payload ABI byte'
 hanzo\t'hanzo-engine\'s disk KV spill'"

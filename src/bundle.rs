@@ -52,7 +52,7 @@ use crate::format::{Header, HEADER_LEN, PREFIX_LEN};
 use crate::fsutil::{create_private_dir_all, remove_durably, AtomicFile, FILE_MODE};
 use crate::journal::{self, Record};
 use crate::lock::DirLock;
-use crate::policy::{self, Policy};
+use crate::policy::Policy;
 use crate::resolve;
 use crate::scan::{self, classify_name, open_nofollow, Checkpoint, NameKind, ScanOptions};
 use crate::text::sanitize_line;
@@ -2161,18 +2161,17 @@ fn budget_after_import(im: &Importer<'_>, b: BudgetOptions) -> Result<BudgetOutc
     let dir = im.dir;
     let protected: HashSet<Key> = im.imported.keys().cloned().collect();
     let opts = evict::EvictOptions {
-        policy: b.policy,
+        policy: Some(b.policy),
         now: im.opts.now,
         budget: Some(b.bytes),
-        older_than: None,
         protect: protected.into_iter().collect(),
-        include_agent: false,
+        ..evict::EvictOptions::default()
     };
     let evicted = |v: &evict::Victim| Evicted {
-        key: v.key.to_string(),
+        key: v.name(),
         file: v.file.clone(),
         size: v.size,
-        reason: v.header.reason.name().into_owned(),
+        reason: v.reason_name(),
         score: v.score,
     };
     let outcome = |before: u64, after: u64, evicted: Vec<Evicted>| BudgetOutcome {
@@ -2187,7 +2186,7 @@ fn budget_after_import(im: &Importer<'_>, b: BudgetOptions) -> Result<BudgetOutc
         (Some(lock), false) => {
             let r = evict::run_locked(dir, &opts, &mut evict::NoHooks, lock)?;
             let gone = r.deleted().map(|h| evicted(&h.victim)).collect();
-            Ok(outcome(r.first_plan.checkpoint_bytes, r.bytes_after, gone))
+            Ok(outcome(r.first_plan.counted_bytes, r.bytes_after, gone))
         }
         _ => {
             // Nothing was written: evaluate the directory as the import
@@ -2218,16 +2217,15 @@ fn budget_after_import(im: &Importer<'_>, b: BudgetOptions) -> Result<BudgetOutc
                     ));
                 }
             }
-            let mut scan = crate::scan::Scan {
+            let scan = crate::scan::Scan {
                 dir: dir.to_path_buf(),
                 engine,
                 checkpoints: cps,
                 ..crate::scan::Scan::default()
             };
-            policy::load_needed_texts(b.policy, &mut scan.checkpoints);
             let plan = evict::plan(&scan, &opts);
             let gone = plan.victims.iter().map(evicted).collect();
-            Ok(outcome(plan.checkpoint_bytes, plan.bytes_after(), gone))
+            Ok(outcome(plan.counted_bytes, plan.bytes_after(), gone))
         }
     }
 }

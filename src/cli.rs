@@ -109,7 +109,7 @@ impl EngineArg {
 /// The eviction policy, the engine it belongs to, and the clock.
 #[derive(Debug, Args, Clone, Copy)]
 pub struct PolicyArgs {
-    /// Eviction policy [default: the directory's engine's]: ds4 (mainline since ec6a82a, 2026-05-26: anchors ×2, superseded waypoints), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)
+    /// Eviction order [default: the policy of the directory's engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)
     #[arg(long, value_enum)]
     pub policy: Option<PolicyName>,
     #[command(flatten)]
@@ -125,14 +125,22 @@ impl PolicyArgs {
     }
 }
 
+/// `--reject-different-quant`: ds4-server's `--kv-cache-reject-different-quant`.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct QuantArg {
+    /// As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)
+    #[arg(long)]
+    pub reject_different_quant: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PolicyName {
-    /// ds4 mainline since ec6a82a (2026-05-26): score × 2 for cold/evict/shutdown, superseded continued waypoints × 0.05–0.5
+    /// ds4 mainline since ec6a82a (2026-05-26, ds4_kvstore.c at b030961): ((hits decayed + 1) × tokens) / size, ×2 for cold/evict/shutdown, superseded continued waypoints × (0.05 + 0.45·h)
     Ds4,
-    /// ds4 up to 2026-05-25: (hits decayed + 1) × tokens / size
+    /// ds4 up to 2026-05-25 (8d57664): ((hits decayed + 1) × tokens) / size
     #[value(name = "ds4-classic")]
     Ds4Classic,
-    /// hanzo-engine: oldest last_used first, unreadable headers first of all
+    /// hanzo-engine (disk_kv_cache.rs, c8bcee7d5): oldest last_used first, unreadable headers first, readdir order for ties, never below 64 MiB
     Lru,
 }
 
@@ -197,6 +205,8 @@ pub struct LsArgs {
     #[command(flatten)]
     pub policy: PolicyArgs,
     #[command(flatten)]
+    pub quant: QuantArg,
+    #[command(flatten)]
     pub output: OutputArgs,
 }
 
@@ -211,6 +221,8 @@ pub struct ShowArgs {
     pub dir: DirArg,
     #[command(flatten)]
     pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub quant: QuantArg,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -377,6 +389,17 @@ fn parse_size_arg(s: &str) -> Result<u64, String> {
     kvc::size::parse_size(s).map_err(|e| e.to_string())
 }
 
+/// `--budget` of the commands that evict: a size, and never 0, which ds4
+/// reads as its default (`--kv-disk-space-mb 0` = 4096 MiB,
+/// ds4_kvstore.c `ds4_kvstore_open`): kvc refuses rather than guess which
+/// was meant.
+fn parse_budget_arg(s: &str) -> Result<u64, String> {
+    match parse_size_arg(s)? {
+        0 => Err("a budget of 0 is refused: ds4 reads --kv-disk-space-mb 0 as its default of 4096 MiB, not as nothing; give the size meant (use `kvc rm` to delete checkpoints by name)".into()),
+        n => Ok(n),
+    }
+}
+
 /// `--older-than`, `--temp-age`, `--since`: `30d`, `12h`, `90m`.
 fn parse_duration_arg(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (expected e.g. 30d, 12h, 90m)"))
@@ -402,23 +425,39 @@ pub struct AgentArg {
 
 #[derive(Debug, Args)]
 #[command(
-    group(ArgGroup::new("criterion").args(["budget", "older_than"]).required(true).multiple(true)),
+    group(ArgGroup::new("criterion").args(["budget", "older_than", "include_unloadable"]).required(true).multiple(true)),
     after_help = "Sizes: B, KiB, MiB, GiB, TiB (or K, M, G, T) are powers of 1024; kB, MB, GB, TB \
-powers of 1000. A bare number is refused: ds4's --kv-disk-space-mb counts MiB.\n\
-Only valid checkpoints count towards the budget; temp files, invalid files and strays are \
-never counted and never deleted. Run it beside a live engine: a checkpoint the engine \
-uses between planning and deletion is skipped and the cache planned again."
+powers of 1000. A bare number is refused: ds4's --kv-disk-space-mb counts MiB. --budget 0 is refused \
+too: ds4 reads --kv-disk-space-mb 0 as its default, 4096 MiB, not as nothing.\n\n\
+Population: the plan covers exactly what the directory's engine counts against its budget \
+(--engine, else inferred from the files; the output says which). ds4 (mainline since e8e8779, \
+2026-05-26, and ds4 up to 2026-05-25): <40 hex>.kv files its reader accepts (version 1, quant 2 or 4, \
+tokens > 0; mainline also payload ABI 2), any model, any reason. Everything else a checkpoint name \
+holds (other ABI or quant, sysprompt.kv, invalid, foreign) is kept and reported apart with its total; \
+--include-unloadable deletes the readable checkpoints among it. hanzo-engine (disk_kv_cache.rs, \
+c8bcee7d5): every *.kv entry it can stat, valid or not; kvc deletes the ones that are not readable \
+checkpoints only with --include-unloadable (hanzo itself would), and never foreign files, links or \
+directories. Temp files and other names are never counted and never deleted.\n\n\
+Policies: ds4 = ds4 mainline since ec6a82a (2026-05-26), ds4-classic = ds4 up to 2026-05-25, \
+lru = hanzo-engine (its default budget is 4096 MiB, its minimum 64 MiB: a smaller --budget is raised \
+to 64 MiB and the output says so). Superseded waypoints are ds4's test applied at rest, with every \
+longer stored checkpoint in the role of the one ds4 is saving: kvc's extension.\n\n\
+Run it beside a live engine: a checkpoint the engine uses between planning and deletion is skipped \
+and the cache planned again."
 )]
 pub struct EvictArgs {
     /// Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]
     #[arg(value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// Evict until the valid checkpoints take at most SIZE (8GiB, 1.5G, 500MB)
-    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    /// Evict until what the engine's budget counts takes at most SIZE (8GiB, 1.5G, 500MB)
+    #[arg(long, value_name = "SIZE", value_parser = parse_budget_arg)]
     pub budget: Option<u64>,
     /// Also evict checkpoints unused for longer than DURATION (30d, 12h), budget or not
     #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
     pub older_than: Option<Duration>,
+    /// Also delete what the engine never loads: under ds4 the readable checkpoints outside its population (other payload ABI, quant, version; sysprompt.kv with --include-agent); under hanzo-engine the *.kv entries it counts that kvc cannot read. Never foreign files, links or directories
+    #[arg(long)]
+    pub include_unloadable: bool,
     /// Never evict this checkpoint (key, unique prefix, `sysprompt` or path); repeatable
     #[arg(long, value_name = "KEY")]
     pub protect: Vec<String>,
@@ -428,6 +467,8 @@ pub struct EvictArgs {
     pub write: WriteArgs,
     #[command(flatten)]
     pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub quant: QuantArg,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -587,7 +628,7 @@ pub struct ImportArgs {
     #[arg(long)]
     pub include_agent: bool,
     /// Afterwards, evict (as `kvc evict` does) until the checkpoints fit in SIZE (e.g. 40G, 512MiB), never evicting what was just imported
-    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_budget_arg)]
     pub budget: Option<u64>,
     #[command(flatten)]
     pub dry_run: DryRunArg,

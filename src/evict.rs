@@ -1,25 +1,35 @@
-//! Keeping a cache directory within a budget next to a running engine:
-//! planning which checkpoints go (one sort, O(n log n)), then deleting them
-//! one by one under kvc's directory lock, re-reading each header first.
+//! Keeping a cache directory within a budget next to a running engine,
+//! the way the engine itself would: planning over exactly the population
+//! the engine's budget counts (FORMAT.md §7, "What the budget counts") in
+//! the engine's order (one sort, O(n log n)), then deleting the victims one
+//! by one under kvc's directory lock, re-reading each first.
 //!
 //! The engines do not know kvc's lock. What keeps kvc safe beside a live
 //! ds4-server is the re-check: an engine that hits a checkpoint rewrites its
 //! header (`hits + 1`, `last_used = now`, FORMAT.md §7), so a victim whose
 //! header changed since planning was just used; kvc skips it and plans
 //! again from a fresh scan rather than delete what the engine is using.
+//!
+//! kvc deletes only what it has positively identified. What the engine
+//! never counts (ds4: another payload ABI, quant or envelope version, zero
+//! tokens, `sysprompt.kv`, anything kvc cannot read) is reported apart and
+//! deleted only on request (`include_unloadable`); foreign files, links and
+//! directories never.
 
 use crate::error::Result;
 use crate::format::checkpoint::Key;
-use crate::format::Header;
+use crate::format::dialect::{EngineChoice, NotLoaded};
+use crate::format::{Engine, Header, HEADER_LEN, MAGIC, VERSION};
 use crate::fsutil::remove_durably;
 use crate::journal::{self, Record};
 use crate::lock::DirLock;
-use crate::policy::{self, Policy};
+use crate::policy::{self, OrderKey, Policy, PolicyFrom, RankOptions};
 use crate::scan::{self, Checkpoint, Loaded, Scan, ScanOptions, STATE_DIR};
 use serde::ser::SerializeSeq;
 use serde::{Serialize, Serializer};
 use std::collections::BTreeSet;
 use std::fs;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -32,17 +42,38 @@ pub const MAX_REPLANS: usize = 3;
 /// What to evict.
 #[derive(Clone, Debug, Default)]
 pub struct EvictOptions {
-    pub policy: Policy,
+    /// The eviction order; `None`: the policy of the directory's engine
+    /// ([`Policy::for_engine`]).
+    pub policy: Option<Policy>,
+    /// The engine that reads the directory (`--engine`), instead of the one
+    /// its files point to: it decides the population.
+    pub engine: Option<Engine>,
     /// Unix seconds the scores and ages are evaluated at.
     pub now: u64,
-    /// Evict until the valid checkpoints take at most this many bytes.
+    /// Evict until what the engine's budget counts takes at most this many
+    /// bytes.
     pub budget: Option<u64>,
+    /// Apply the policy's smallest budget as its engine does: hanzo-engine
+    /// never budgets below 64 MiB, so under `lru` a smaller budget is raised
+    /// to it (`kvc evict` does; `import --budget` applies its budget as
+    /// given).
+    pub engine_minimum: bool,
     /// Also evict every checkpoint unused for longer than this (seconds).
     pub older_than: Option<u64>,
     /// Keys never evicted.
     pub protect: BTreeSet<Key>,
     /// Evict ds4-agent's explicit saves too (normally never).
     pub include_agent: bool,
+    /// Also delete what the engine counts or loads not, or what kvc cannot
+    /// read: under ds4, the checkpoints it never loads (another payload
+    /// ABI, quant or envelope version; `sysprompt.kv` with
+    /// `include_agent`); under hanzo-engine, the `*.kv` entries it counts
+    /// that are not readable checkpoints (it would delete them itself).
+    /// Never foreign files, links or directories.
+    pub include_unloadable: bool,
+    /// ds4-server's `--kv-cache-reject-different-quant`: a waypoint is
+    /// superseded only by a checkpoint of the same quant bits.
+    pub reject_different_quant: bool,
 }
 
 impl EvictOptions {
@@ -58,8 +89,8 @@ impl EvictOptions {
     }
 }
 
-/// Why a checkpoint was chosen. Both can hold: unused for too long, and
-/// the directory still over budget when the walk reached it.
+/// Why a victim was chosen. `budget` and `age` can both hold: unused for
+/// too long, and the directory still over budget when the walk reached it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Why {
     /// Still over budget at this point of the eviction order (age victims
@@ -67,10 +98,13 @@ pub struct Why {
     pub budget: bool,
     /// Unused for longer than `--older-than`.
     pub age: bool,
+    /// A checkpoint the engine never loads, deleted on request
+    /// (`--include-unloadable`).
+    pub unloadable: bool,
 }
 
 impl Why {
-    /// `["budget"]`, `["age"]` or `["budget", "age"]`.
+    /// `["budget"]`, `["age"]`, `["budget", "age"]` or `["unloadable"]`.
     pub fn names(self) -> Vec<&'static str> {
         let mut v = Vec::with_capacity(2);
         if self.budget {
@@ -79,12 +113,19 @@ impl Why {
         if self.age {
             v.push("age");
         }
+        if self.unloadable {
+            v.push("unloadable");
+        }
         v
     }
 
-    /// The journal's `why`: `budget`, `age` or `budget,age`.
+    /// The journal's `why`: `budget`, `age`, `budget,age` or `unloadable`.
     pub fn joined(self) -> String {
         self.names().join(",")
+    }
+
+    fn any(self) -> bool {
+        self.budget || self.age || self.unloadable
     }
 }
 
@@ -99,33 +140,187 @@ impl Serialize for Why {
     }
 }
 
-/// One checkpoint the plan deletes, as it was when planned.
+/// What a directory entry of the plan is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A checkpoint kvc reads (index into the scan's checkpoints).
+    Checkpoint(usize),
+    /// A checkpoint name kvc cannot read as a checkpoint (a `Defect` code).
+    Invalid { code: &'static str },
+    /// A file of a dialect kvc does not fully read (FORMAT.md §9).
+    Foreign { what: String },
+    /// A `*.kv` name that is not a checkpoint name (`foo.kv`): hanzo-engine
+    /// counts it.
+    Stray,
+    /// A directory named `*.kv`.
+    Directory,
+    /// A symbolic link (kvc never follows one).
+    Symlink,
+}
+
+impl EntryKind {
+    /// `checkpoint`, `invalid`, `foreign`, `stray`, `directory`, `symlink`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EntryKind::Checkpoint(_) => "checkpoint",
+            EntryKind::Invalid { .. } => "invalid",
+            EntryKind::Foreign { .. } => "foreign",
+            EntryKind::Stray => "stray",
+            EntryKind::Directory => "directory",
+            EntryKind::Symlink => "symlink",
+        }
+    }
+}
+
+/// What `lstat` said of an entry kvc may delete without a header to
+/// compare: deletion re-checks it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stat {
+    pub ino: u64,
+    pub size: u64,
+    pub mtime: (i64, i64),
+}
+
+impl Stat {
+    fn of(m: &fs::Metadata) -> Stat {
+        Stat {
+            ino: m.ino(),
+            size: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+        }
+    }
+}
+
+/// One directory entry the plan weighs: in the engine's population, or a
+/// checkpoint name kept apart.
+#[derive(Clone, Debug)]
+struct Entry {
+    file: String,
+    path: PathBuf,
+    key: Option<Key>,
+    size: u64,
+    order: u32,
+    kind: EntryKind,
+    /// The engine's budget counts it (FORMAT.md §7).
+    counted: bool,
+    /// The `last_used` the engine orders it by: the header's, or 0 for an
+    /// unreadable one (hanzo-engine's `scan_entries`).
+    last_used: u64,
+    /// For an entry that is not a readable checkpoint, what `lstat` saw.
+    stat: Option<Stat>,
+    /// `lstat` saw a regular file: only such an entry that is not a
+    /// readable checkpoint may be deleted (on request).
+    regular: bool,
+}
+
+/// Why kvc leaves an entry alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// A checkpoint the engine never loads (ds4: another payload ABI,
+    /// quant or envelope version, zero tokens): `--include-unloadable`
+    /// deletes it.
+    NotLoaded(NotLoaded),
+    /// ds4-agent's `sysprompt.kv`: the agent loads it by its fixed path,
+    /// and ds4's budget never counts it (its name is not 40 hex digits).
+    NotCountedName,
+    /// Not a readable checkpoint (the `Defect` code): evict never deletes
+    /// it under ds4; under hanzo-engine, which counts and would delete it,
+    /// only with `--include-unloadable`.
+    Invalid { code: &'static str },
+    /// A foreign file: never deleted by evict (`kvc rm` deletes one when
+    /// named).
+    Foreign { what: String },
+    /// A `*.kv` name that is not a checkpoint name (hanzo-engine counts it
+    /// and would delete it): only with `--include-unloadable`.
+    Stray,
+    /// A directory named `*.kv`: hanzo-engine counts it, fails to remove
+    /// it and goes on without subtracting its size; kvc keeps it too.
+    Directory,
+    /// A symbolic link: kvc never acts on one (hanzo-engine would remove
+    /// the link; ds4 follows it and counts its target).
+    Symlink,
+}
+
+impl Keep {
+    /// Stable code: `not-loaded`, `not-counted-name`, `invalid`, `foreign`,
+    /// `stray`, `directory`, `symlink`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Keep::NotLoaded(_) => "not-loaded",
+            Keep::NotCountedName => "not-counted-name",
+            Keep::Invalid { .. } => "invalid",
+            Keep::Foreign { .. } => "foreign",
+            Keep::Stray => "stray",
+            Keep::Directory => "directory",
+            Keep::Symlink => "symlink",
+        }
+    }
+
+    /// A few words, to follow a count: `with payload ABI 0 (never
+    /// loaded)`, `sysprompt.kv (…)`, `invalid (truncated)`.
+    pub fn detail(&self) -> String {
+        match self {
+            Keep::NotLoaded(n) => format!("with {n} (never loaded)"),
+            Keep::NotCountedName => "sysprompt.kv (ds4-agent loads it by its name)".into(),
+            Keep::Invalid { code } => format!("invalid ({code})"),
+            Keep::Foreign { .. } => "foreign".into(),
+            Keep::Stray => "*.kv name that is not a checkpoint name".into(),
+            Keep::Directory => "directory".into(),
+            Keep::Symlink => "symbolic link".into(),
+        }
+    }
+}
+
+/// An entry the plan leaves alone, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Kept {
+    pub file: String,
+    pub size: u64,
+    /// The engine's budget counts it (it is in the total the budget is
+    /// compared with, and the engine's own pass could delete it).
+    pub counted: bool,
+    pub why: Keep,
+    /// `--include-unloadable` would delete it.
+    pub deletable_on_request: bool,
+}
+
+/// One entry the plan deletes, as it was when planned.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Victim {
-    pub key: Key,
+    /// `None` for a `*.kv` name that is not a checkpoint name.
+    pub key: Option<Key>,
     /// Name on disk.
     pub file: String,
     pub path: PathBuf,
     pub size: u64,
     /// The header at planning time; deletion re-reads and compares it.
-    pub header: Header,
+    /// `None` for an entry that is not a readable checkpoint (deleted under
+    /// hanzo-engine with `--include-unloadable`), whose `lstat` is compared
+    /// instead.
+    pub header: Option<Header>,
+    pub stat: Option<Stat>,
+    pub kind: EntryKind,
+    /// In the engine's population: deleting it lowers the counted total.
+    pub counted: bool,
     pub score: Option<f64>,
     pub superseded: bool,
     pub why: Why,
 }
 
 impl Victim {
-    fn of(c: &Checkpoint, r: &policy::Ranked, why: Why) -> Victim {
-        Victim {
-            key: c.key.clone(),
-            file: c.file.clone(),
-            path: c.path.clone(),
-            size: c.size,
-            header: c.header.clone(),
-            score: r.score,
-            superseded: r.superseded,
-            why,
-        }
+    /// The key, or the file name when there is none (as the journal names
+    /// temp files).
+    pub fn name(&self) -> String {
+        self.key
+            .as_ref()
+            .map_or_else(|| self.file.clone(), |k| k.to_string())
+    }
+
+    /// The header's reason name, empty without a header.
+    pub fn reason_name(&self) -> String {
+        self.header
+            .as_ref()
+            .map_or_else(String::new, |h| h.reason.name().into_owned())
     }
 }
 
@@ -134,14 +329,36 @@ impl Victim {
 pub struct Plan {
     pub dir: PathBuf,
     pub options: EvictOptions,
-    /// Valid checkpoints found, and their bytes (what a budget counts;
-    /// temp files, invalid files and strays are not in it).
-    pub checkpoints: usize,
-    pub checkpoint_bytes: u64,
-    /// Checkpoints the options protect, and their bytes.
+    /// The engine whose population and order apply, and how it was decided.
+    pub engine: EngineChoice,
+    pub policy: Policy,
+    pub policy_from: PolicyFrom,
+    /// The budget the plan applies: the one given, or under `lru` with
+    /// `engine_minimum` at least hanzo-engine's 64 MiB.
+    pub budget: Option<u64>,
+    /// Entries the engine's budget counts, and their bytes: the engine's
+    /// own total, the one the budget is compared with.
+    pub counted: usize,
+    pub counted_bytes: u64,
+    /// Counted entries the options protect, and their bytes.
     pub protected: usize,
     pub protected_bytes: u64,
-    /// In eviction order, first victim first.
+    /// Entries left alone that are not protected by the options: what the
+    /// engine does not count, and what it counts but kvc will not delete.
+    pub kept: Vec<Kept>,
+    /// Readable checkpoints the engine never loads, and their bytes (as
+    /// `kvc ls` reports them).
+    pub never_loaded: (usize, u64),
+    /// Bytes of foreign files and their companions.
+    pub foreign_bytes: u64,
+    /// Bytes of every entry of the directory (checkpoints, invalid,
+    /// foreign, temp, stray): what the disk holds.
+    pub total_bytes: u64,
+    /// Some waypoint is superseded at rest (kvc's extension of ds4's test:
+    /// output says so).
+    pub superseded_at_rest: bool,
+    /// In eviction order, first victim first (victims the engine does not
+    /// count, deleted on request, last).
     pub victims: Vec<Victim>,
 }
 
@@ -150,87 +367,414 @@ impl Plan {
         self.victims.iter().map(|v| v.size).sum()
     }
 
-    /// Bytes of valid checkpoints left once the plan is carried out.
+    /// Counted bytes left once the plan is carried out.
     pub fn bytes_after(&self) -> u64 {
-        self.checkpoint_bytes - self.bytes_to_free()
+        let counted_gone: u64 = self
+            .victims
+            .iter()
+            .filter(|v| v.counted)
+            .map(|v| v.size)
+            .sum();
+        self.counted_bytes - counted_gone
+    }
+
+    /// Counted entries left once the plan is carried out.
+    pub fn counted_after(&self) -> usize {
+        self.counted - self.victims.iter().filter(|v| v.counted).count()
     }
 
     /// Whether the plan brings the directory within the budget (true
-    /// without one). False when protected checkpoints alone exceed it.
+    /// without one). False when what is protected or kept alone exceeds it.
     pub fn budget_met(&self) -> bool {
-        self.options.budget.is_none_or(|b| self.bytes_after() <= b)
+        self.budget.is_none_or(|b| self.bytes_after() <= b)
+    }
+
+    /// Bytes of the kept entries that the engine counts, and of those it
+    /// does not.
+    pub fn kept_bytes(&self) -> (u64, u64) {
+        self.kept.iter().fold((0, 0), |(c, n), k| {
+            if k.counted {
+                (c + k.size, n)
+            } else {
+                (c, n + k.size)
+            }
+        })
     }
 }
 
-/// Plan over a scan. Without texts in the scan, the `ds4` policy sees no
-/// superseded waypoints: use [`plan_dir`], or call
-/// [`policy::load_needed_texts`] first.
+/// hanzo-engine counts an entry whose `Path::extension()` is `kv` and whose
+/// stem is UTF-8 (disk_kv_cache.rs `scan_entries`, c8bcee7d5).
+fn hanzo_counts(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()) == Some("kv")
+        && path.file_stem().and_then(|s| s.to_str()).is_some()
+}
+
+/// The `last_used` hanzo-engine reads from an entry's first 48 bytes:
+/// magic `KVC` and version 1, else 0 (`KvcHeader::read` failing). Links
+/// are not followed (kvc never deletes one, so where it sorts changes
+/// nothing).
+fn raw_last_used(path: &Path) -> u64 {
+    let Ok(f) = scan::open_nofollow(path) else {
+        return 0;
+    };
+    let mut h = [0u8; HEADER_LEN];
+    if f.read_exact_at(&mut h, 0).is_err() || h[..3] != MAGIC || h[3] != VERSION {
+        return 0;
+    }
+    u64::from_le_bytes(h[32..40].try_into().expect("8 bytes"))
+}
+
+/// The entries of a scan the plan weighs, in the engine's terms, and the
+/// bytes they hold beyond what the scan counted (a scan counts links and
+/// directories as 0 bytes; hanzo-engine counts them at their own size).
+fn entries(scan: &Scan, engine: Engine) -> (Vec<Entry>, u64) {
+    let mut more = 0;
+    let every_kv = engine.reader().every_kv_name;
+    let lstat = |p: &Path| fs::symlink_metadata(p).ok();
+    let mut out = Vec::new();
+    for (i, c) in scan.checkpoints.iter().enumerate() {
+        out.push(Entry {
+            file: c.file.clone(),
+            path: c.path.clone(),
+            key: Some(c.key.clone()),
+            size: c.size,
+            order: c.order,
+            kind: EntryKind::Checkpoint(i),
+            counted: c.is_counted(engine),
+            last_used: c.header.last_used,
+            stat: None,
+            regular: true,
+        });
+    }
+    for f in &scan.foreign {
+        let readable = f.header.magic == MAGIC && f.header.version == VERSION;
+        out.push(Entry {
+            file: f.file.clone(),
+            path: f.path.clone(),
+            key: Some(f.key.clone()),
+            size: f.size,
+            order: f.order,
+            kind: EntryKind::Foreign {
+                what: f.what.clone(),
+            },
+            // ds4's reader decides by header bytes alone: a version-1, ABI-2
+            // LZ4 file passes it, and its budget counts it.
+            counted: if every_kv {
+                hanzo_counts(&f.path)
+            } else {
+                f.loadable.is_ok() && engine.reader().counts_name(&f.key)
+            },
+            last_used: if readable { f.header.last_used } else { 0 },
+            stat: None,
+            regular: true,
+        });
+    }
+    for i in &scan.invalid {
+        let meta = lstat(&i.path);
+        let size = meta.as_ref().map_or(i.size, |m| m.len());
+        more += size.saturating_sub(i.size);
+        let kind = match &meta {
+            Some(m) if m.file_type().is_symlink() => EntryKind::Symlink,
+            Some(m) if m.is_dir() => EntryKind::Directory,
+            _ => EntryKind::Invalid { code: i.code },
+        };
+        out.push(Entry {
+            file: i.file.clone(),
+            path: i.path.clone(),
+            key: Key::from_file_name(&i.file),
+            // Their own size, as hanzo-engine's `DirEntry::metadata` sees it.
+            size,
+            order: i.order,
+            // ds4's reader rejects every envelope kvc rejects; it follows a
+            // link, which kvc does not (the totals then differ by the size
+            // of the link's target).
+            counted: every_kv && hanzo_counts(&i.path),
+            last_used: if kind == (EntryKind::Invalid { code: i.code }) {
+                raw_last_used(&i.path)
+            } else {
+                0
+            },
+            stat: meta.as_ref().map(Stat::of),
+            regular: meta.as_ref().is_some_and(|m| m.is_file()),
+            kind,
+        });
+    }
+    if every_kv {
+        for s in scan.strays.iter().filter(|s| hanzo_counts(&s.path)) {
+            let meta = lstat(&s.path);
+            let size = meta.as_ref().map_or(s.size, |m| m.len());
+            more += size.saturating_sub(s.size);
+            let kind = if s.is_symlink {
+                EntryKind::Symlink
+            } else if s.is_dir {
+                EntryKind::Directory
+            } else {
+                EntryKind::Stray
+            };
+            out.push(Entry {
+                file: s.file.clone(),
+                path: s.path.clone(),
+                key: None,
+                size,
+                order: s.order,
+                last_used: if kind == EntryKind::Stray {
+                    raw_last_used(&s.path)
+                } else {
+                    0
+                },
+                stat: meta.as_ref().map(Stat::of),
+                regular: meta.as_ref().is_some_and(|m| m.is_file()),
+                kind,
+                counted: true,
+            });
+        }
+    }
+    (out, more)
+}
+
+/// Why kvc keeps an entry whatever the options say, if it does, and
+/// whether `--include-unloadable` lifts that.
+fn keep_why(e: &Entry, scan: &Scan, engine: Engine) -> Option<(Keep, bool)> {
+    match &e.kind {
+        EntryKind::Checkpoint(i) => {
+            let c = &scan.checkpoints[*i];
+            match (&c.loadable, e.counted) {
+                (_, true) => None,
+                (Err(n), false) => Some((Keep::NotLoaded(n.clone()), true)),
+                (Ok(()), false) => {
+                    debug_assert!(!engine.reader().counts_name(&c.key));
+                    Some((Keep::NotCountedName, true))
+                }
+            }
+        }
+        // Only hanzo-engine counts these; it would delete them (a regular
+        // file: a FIFO or a socket kvc leaves alone).
+        EntryKind::Invalid { code } => Some((Keep::Invalid { code }, e.counted && e.regular)),
+        EntryKind::Stray => Some((Keep::Stray, e.counted && e.regular)),
+        EntryKind::Foreign { what } => Some((Keep::Foreign { what: what.clone() }, false)),
+        EntryKind::Directory => Some((Keep::Directory, false)),
+        EntryKind::Symlink => Some((Keep::Symlink, false)),
+    }
+}
+
+/// Plan over a scan, with the scan's engine. The `ds4` policy streams the
+/// texts of the waypoints and of the checkpoints that may supersede them
+/// from the files (or from the scan, when it read them).
 pub fn plan(scan: &Scan, opts: &EvictOptions) -> Plan {
     plan_excluding(scan, opts, &BTreeSet::new())
 }
 
-/// Plan, also leaving out `exclude` (checkpoints that could not be
-/// deleted in an earlier pass: they still count, but are not picked again).
-fn plan_excluding(scan: &Scan, opts: &EvictOptions, exclude: &BTreeSet<Key>) -> Plan {
-    let cps = &scan.checkpoints;
-    let keep = |c: &Checkpoint| opts.is_protected(c) || exclude.contains(&c.key);
+/// One entry's place in the order.
+struct Slot {
+    entry: usize,
+    score: Option<f64>,
+    superseded: bool,
+}
+
+/// Plan, also leaving out `exclude` (entries that could not be deleted in
+/// an earlier pass: they still count, but are not picked again).
+fn plan_excluding(scan: &Scan, opts: &EvictOptions, exclude: &BTreeSet<String>) -> Plan {
+    let engine = scan.engine.engine;
+    let (policy, policy_from) = PolicyFrom::resolve(opts.policy, engine);
+    let budget = opts.budget.map(|b| match policy.min_budget() {
+        Some(min) if opts.engine_minimum => b.max(min),
+        _ => b,
+    });
+    let (entries, unlisted_bytes) = entries(scan, engine);
+    let keep: Vec<Option<(Keep, bool)>> =
+        entries.iter().map(|e| keep_why(e, scan, engine)).collect();
+    let by_options = |e: &Entry| match &e.kind {
+        EntryKind::Checkpoint(i) => opts.is_protected(&scan.checkpoints[*i]),
+        _ => e.key.as_ref().is_some_and(|k| opts.protect.contains(k)),
+    };
+    let deletable = |i: usize| match &keep[i] {
+        None => true,
+        Some((_, on_request)) => *on_request && opts.include_unloadable,
+    };
     let cutoff = opts.age_cutoff();
-    let is_old = |c: &Checkpoint| cutoff.is_some_and(|t| c.header.used_time() < t);
-    let total = scan.checkpoint_bytes();
+    let used = |e: &Entry| match &e.kind {
+        EntryKind::Checkpoint(i) => scan.checkpoints[*i].header.used_time(),
+        _ => e.last_used,
+    };
+    let is_old = |e: &Entry| cutoff.is_some_and(|t| used(e) < t);
+
+    // The engine's order over its population: the checkpoints by the
+    // policy, entries without a readable header first (hanzo-engine reads
+    // their last_used as 0; no ds4 population has any).
+    let cps = &scan.checkpoints;
+    let ranks = policy::eviction_order(
+        &RankOptions {
+            policy,
+            now: opts.now,
+            reject_different_quant: opts.reject_different_quant,
+        },
+        cps,
+        |c| c.is_counted(engine),
+    );
+    let mut at_checkpoint = vec![usize::MAX; cps.len()];
+    for (i, e) in entries.iter().enumerate() {
+        if let EntryKind::Checkpoint(c) = e.kind {
+            at_checkpoint[c] = i;
+        }
+    }
+    let mut slots: Vec<Slot> = ranks
+        .iter()
+        .map(|r| Slot {
+            entry: at_checkpoint[r.index],
+            score: r.score,
+            superseded: r.superseded,
+        })
+        .collect();
+    slots.extend(
+        entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.counted && !matches!(e.kind, EntryKind::Checkpoint(_)))
+            .map(|(i, _)| Slot {
+                entry: i,
+                score: None,
+                superseded: false,
+            }),
+    );
+    let key = |s: &Slot| OrderKey {
+        score: s.score,
+        last_used: entries[s.entry].last_used,
+        order: entries[s.entry].order,
+    };
+    let scored = policy.has_score();
+    slots.sort_by(|a, b| policy::engine_cmp(&key(a), &key(b), scored));
+
+    let victim = |e: &Entry, slot: Option<&Slot>, why: Why| Victim {
+        key: e.key.clone(),
+        file: e.file.clone(),
+        path: e.path.clone(),
+        size: e.size,
+        header: match &e.kind {
+            EntryKind::Checkpoint(i) => Some(cps[*i].header.clone()),
+            _ => None,
+        },
+        stat: e.stat,
+        kind: e.kind.clone(),
+        counted: e.counted,
+        score: slot.and_then(|s| s.score),
+        superseded: slot.is_some_and(|s| s.superseded),
+        why,
+    };
+    let counted_bytes: u64 = entries.iter().filter(|e| e.counted).map(|e| e.size).sum();
+    let candidate =
+        |i: usize| deletable(i) && !by_options(&entries[i]) && !exclude.contains(&entries[i].file);
     // Age victims go whatever the budget says, so they count as gone before
     // the budget walk starts: the budget then takes no more than it needs.
-    let age_bytes: u64 = cps
+    let age_bytes: u64 = slots
         .iter()
-        .filter(|c| !keep(c) && is_old(c))
-        .map(|c| c.size)
+        .filter(|s| candidate(s.entry) && is_old(&entries[s.entry]))
+        .map(|s| entries[s.entry].size)
         .sum();
-    let mut remaining = total - age_bytes;
+    let mut remaining = counted_bytes - age_bytes;
     let mut victims = Vec::new();
-    if opts.budget.is_some() || cutoff.is_some() {
-        for r in policy::eviction_order(opts.policy, cps, opts.now) {
-            let c = &cps[r.index];
-            if keep(c) {
+    if budget.is_some() || cutoff.is_some() {
+        for s in &slots {
+            let e = &entries[s.entry];
+            if !candidate(s.entry) {
+                // Kept, and still counted: the walk goes on without
+                // subtracting it, as hanzo-engine does for an entry it
+                // fails to remove.
                 continue;
             }
             let why = Why {
-                budget: opts.budget.is_some_and(|b| remaining > b),
-                age: is_old(c),
+                budget: budget.is_some_and(|b| remaining > b),
+                age: is_old(e),
+                unloadable: false,
             };
             if why.budget && !why.age {
-                remaining -= c.size;
+                remaining -= e.size;
             }
-            if why.budget || why.age {
-                victims.push(Victim::of(c, &r, why));
+            if why.any() {
+                victims.push(victim(e, Some(s), why));
             } else if cutoff.is_none() {
                 // Within budget, and the remaining total only falls.
                 break;
             }
         }
     }
-    let (protected, protected_bytes) = cps
-        .iter()
-        .filter(|c| opts.is_protected(c))
-        .fold((0, 0), |(n, b), c| (n + 1, b + c.size));
+    // On request, what the engine never counts and kvc can identify.
+    if opts.include_unloadable {
+        for (i, e) in entries.iter().enumerate() {
+            if !e.counted && candidate(i) {
+                let why = Why {
+                    unloadable: true,
+                    ..Why::default()
+                };
+                victims.push(victim(e, None, why));
+            }
+        }
+    }
+    let picked: BTreeSet<&str> = victims.iter().map(|v| v.file.as_str()).collect();
+    let (mut n_protected, mut protected_bytes) = (0, 0);
+    let mut kept = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        if picked.contains(e.file.as_str()) {
+            continue;
+        }
+        let keep_it = |why: &Keep, on_request: bool| Kept {
+            file: e.file.clone(),
+            size: e.size,
+            counted: e.counted,
+            why: why.clone(),
+            deletable_on_request: on_request,
+        };
+        match &keep[i] {
+            // A counted checkpoint.
+            None if by_options(e) => {
+                n_protected += 1;
+                protected_bytes += e.size;
+            }
+            None => {}
+            Some((why, on_request)) if !deletable(i) => kept.push(keep_it(why, *on_request)),
+            // Deletable on request, and requested, but protected.
+            Some(_) if by_options(e) && e.counted => {
+                n_protected += 1;
+                protected_bytes += e.size;
+            }
+            Some((why, on_request)) if by_options(e) => kept.push(keep_it(why, *on_request)),
+            // Deletable, and not needed by the budget.
+            Some(_) => {}
+        }
+    }
     Plan {
         dir: scan.dir.clone(),
         options: opts.clone(),
-        checkpoints: cps.len(),
-        checkpoint_bytes: total,
-        protected,
+        engine: scan.engine.clone(),
+        policy,
+        policy_from,
+        budget,
+        counted: entries.iter().filter(|e| e.counted).count(),
+        counted_bytes,
+        protected: n_protected,
         protected_bytes,
+        kept,
+        never_loaded: scan.never_loaded(),
+        foreign_bytes: scan.foreign_bytes(),
+        total_bytes: scan.total_bytes() + unlisted_bytes,
+        superseded_at_rest: ranks.iter().any(|r| r.superseded),
         victims,
     }
 }
 
-/// Scan `dir` (headers only, plus the texts the policy needs) and plan.
-/// Reads only: no lock, no `.kvc/`, nothing touched. This is `--dry-run`.
+/// Scan `dir` (headers only) and plan. Reads only: no lock, no `.kvc/`,
+/// nothing touched. This is `--dry-run`.
 pub fn plan_dir(dir: &Path, opts: &EvictOptions) -> Result<Plan> {
     plan_dir_excluding(dir, opts, &BTreeSet::new())
 }
 
-fn plan_dir_excluding(dir: &Path, opts: &EvictOptions, exclude: &BTreeSet<Key>) -> Result<Plan> {
-    let mut scan = scan::scan_dir(dir, ScanOptions::default())?;
-    policy::load_needed_texts(opts.policy, &mut scan.checkpoints);
+fn plan_dir_excluding(dir: &Path, opts: &EvictOptions, exclude: &BTreeSet<String>) -> Result<Plan> {
+    let scan = scan::scan_dir(
+        dir,
+        ScanOptions {
+            read_text: false,
+            engine: opts.engine,
+        },
+    )?;
     Ok(plan_excluding(&scan, opts, exclude))
 }
 
@@ -315,10 +859,11 @@ pub struct EvictResult {
     pub passes: usize,
     /// Stopped after [`MAX_REPLANS`] re-plans with victims left undone.
     pub gave_up: bool,
-    /// Valid checkpoint bytes and count left at the end.
-    pub checkpoints_after: usize,
+    /// Counted entries and bytes left at the end (what the engine's budget
+    /// counts).
+    pub counted_after: usize,
     pub bytes_after: u64,
-    /// Protected checkpoints at the end.
+    /// Protected entries at the end.
     pub protected: usize,
     pub protected_bytes: u64,
 }
@@ -334,10 +879,7 @@ impl EvictResult {
     }
 
     pub fn budget_met(&self) -> bool {
-        self.first_plan
-            .options
-            .budget
-            .is_none_or(|b| self.bytes_after <= b)
+        self.first_plan.budget.is_none_or(|b| self.bytes_after <= b)
     }
 }
 
@@ -348,8 +890,8 @@ fn unix_now() -> u64 {
 }
 
 /// What changed in a header, for the report: `hits 3 -> 4, last_used …`.
-fn describe_change(was: &Victim, now: &Checkpoint) -> Option<String> {
-    let (a, b) = (&was.header, &now.header);
+fn describe_change(was: &Header, size: u64, now: &Checkpoint) -> Option<String> {
+    let (a, b) = (was, &now.header);
     let mut parts = Vec::new();
     if a.hits != b.hits {
         parts.push(format!("hits {} -> {}", a.hits, b.hits));
@@ -357,8 +899,8 @@ fn describe_change(was: &Victim, now: &Checkpoint) -> Option<String> {
     if a.last_used != b.last_used {
         parts.push(format!("last_used {} -> {}", a.last_used, b.last_used));
     }
-    if was.size != now.size {
-        parts.push(format!("size {} -> {}", was.size, now.size));
+    if size != now.size {
+        parts.push(format!("size {} -> {}", size, now.size));
     }
     if parts.is_empty() && a != b {
         parts.push("header rewritten".into());
@@ -371,11 +913,11 @@ pub fn record(op: &str, v: &Victim, policy: Policy, why: String) -> Record {
     Record {
         time: unix_now(),
         op: op.into(),
-        key: v.key.to_string(),
+        key: v.name(),
         bytes: v.size,
-        tokens: v.header.tokens,
-        hits: v.header.hits,
-        reason: v.header.reason.name().into_owned(),
+        tokens: v.header.as_ref().map_or(0, |h| h.tokens),
+        hits: v.header.as_ref().map_or(0, |h| h.hits),
+        reason: v.reason_name(),
         score: v.score,
         policy: Some(policy.name().into()),
         why,
@@ -383,33 +925,53 @@ pub fn record(op: &str, v: &Victim, policy: Policy, why: String) -> Record {
 }
 
 /// Re-read the victim and delete it if it is as planned.
-fn delete_victim(dir: &Path, v: &Victim, opts: &EvictOptions) -> Result<Fate> {
-    let c = match scan::load(&v.path, v.key.clone(), ScanOptions::default()) {
-        Loaded::Vanished => return Ok(Fate::Vanished),
-        Loaded::Invalid(i) => {
-            return Ok(Fate::Invalid {
-                code: i.code,
-                error: i.error,
-            })
+fn delete_victim(dir: &Path, v: &Victim, policy: Policy) -> Result<Fate> {
+    match (&v.header, &v.key) {
+        (Some(header), Some(key)) => {
+            let c = match scan::load(&v.path, key.clone(), ScanOptions::default()) {
+                Loaded::Vanished => return Ok(Fate::Vanished),
+                Loaded::Invalid(i) => {
+                    return Ok(Fate::Invalid {
+                        code: i.code,
+                        error: i.error,
+                    })
+                }
+                // Rewritten by a fork since the plan: no longer what was judged.
+                Loaded::Foreign(f) => {
+                    return Ok(Fate::Invalid {
+                        code: "foreign",
+                        error: f.what,
+                    })
+                }
+                Loaded::Checkpoint(c) => c,
+            };
+            if let Some(change) = describe_change(header, v.size, &c) {
+                return Ok(Fate::Touched { change });
+            }
         }
-        // Rewritten by a fork since the plan: no longer what was judged.
-        Loaded::Foreign(f) => {
-            return Ok(Fate::Invalid {
-                code: "foreign",
-                error: f.what,
-            })
-        }
-        Loaded::Checkpoint(c) => c,
-    };
-    if let Some(change) = describe_change(v, &c) {
-        return Ok(Fate::Touched { change });
+        // Not a readable checkpoint (hanzo-engine's population, on
+        // request): still the same regular file, or left alone.
+        _ => match fs::symlink_metadata(&v.path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Fate::Vanished),
+            Err(e) => {
+                return Ok(Fate::Failed {
+                    error: e.to_string(),
+                })
+            }
+            Ok(m) if !m.is_file() || Some(Stat::of(&m)) != v.stat => {
+                return Ok(Fate::Touched {
+                    change: "the file changed since planning".into(),
+                })
+            }
+            Ok(_) => {}
+        },
     }
     // The window between this check and the unlink is a few system calls;
     // an engine hit inside it loses a checkpoint its own budget pass could
     // equally have evicted, and the engine holds the file open while loading.
     match remove_durably(&v.path) {
         Ok(true) => {
-            journal::append(dir, &[record("evict", v, opts.policy, v.why.joined())])?;
+            journal::append(dir, &[record("evict", v, policy, v.why.joined())])?;
             Ok(Fate::Deleted)
         }
         Ok(false) => Ok(Fate::Vanished),
@@ -468,8 +1030,8 @@ fn execute(
         handled: Vec::new(),
         passes: 0,
         gave_up: false,
-        checkpoints_after: plan.checkpoints,
-        bytes_after: plan.checkpoint_bytes,
+        counted_after: plan.counted,
+        bytes_after: plan.counted_bytes,
         protected: plan.protected,
         protected_bytes: plan.protected_bytes,
     };
@@ -481,14 +1043,16 @@ fn execute(
         let mut replan = false;
         for v in &plan.victims {
             hooks.before_delete(v);
-            let fate = delete_victim(dir, v, opts)?;
+            let fate = delete_victim(dir, v, plan.policy)?;
             hooks.handled(v, &fate);
             if fate.is_gone() {
-                gone += 1;
-                gone_bytes += v.size;
+                if v.counted {
+                    gone += 1;
+                    gone_bytes += v.size;
+                }
             } else {
                 if matches!(fate, Fate::Failed { .. }) {
-                    exclude.insert(v.key.clone());
+                    exclude.insert(v.file.clone());
                 }
                 replan = true;
             }
@@ -500,8 +1064,8 @@ fn execute(
                 break;
             }
         }
-        result.checkpoints_after = plan.checkpoints - gone;
-        result.bytes_after = plan.checkpoint_bytes - gone_bytes;
+        result.counted_after = plan.counted - gone;
+        result.bytes_after = plan.counted_bytes - gone_bytes;
         result.protected = plan.protected;
         result.protected_bytes = plan.protected_bytes;
         if !replan {
@@ -554,6 +1118,7 @@ mod tests {
     fn scan(cps: Vec<Checkpoint>) -> Scan {
         Scan {
             dir: PathBuf::from("."),
+            engine: EngineChoice::given(Engine::Ds4Classic),
             checkpoints: cps,
             ..Scan::default()
         }
@@ -561,7 +1126,7 @@ mod tests {
 
     fn opts(budget: Option<u64>, older_than: Option<u64>) -> EvictOptions {
         EvictOptions {
-            policy: Policy::Lru,
+            policy: Some(Policy::Lru),
             now: NOW,
             budget,
             older_than,
@@ -574,7 +1139,7 @@ mod tests {
             .iter()
             .map(|v| {
                 (
-                    u8::from_str_radix(&v.key.as_str()[..2], 16).unwrap(),
+                    u8::from_str_radix(&v.name()[..2], 16).unwrap(),
                     v.why.names(),
                 )
             })
@@ -626,7 +1191,7 @@ mod tests {
         // Under ds4-classic, 1 (sparse, fresh) comes before 2 (dense, old);
         // 2 goes for age, which alone brings the total within budget.
         let mut o = opts(Some(150), Some(100));
-        o.policy = Policy::Ds4Classic;
+        o.policy = Some(Policy::Ds4Classic);
         let s = scan(vec![
             cp(1, 100, 1, NOW, Reason::COLD),
             cp(2, 100, 90, NOW - 1000, Reason::COLD),
@@ -643,17 +1208,31 @@ mod tests {
             cp(2, 100, 10, NOW - 20, Reason::COLD),
             cp(3, 100, 10, NOW - 10, Reason::COLD),
         ]);
-        s.checkpoints[2].key = Key::Sysprompt;
         let mut o = opts(Some(0), None);
         o.protect.insert(s.checkpoints[1].key.clone());
         let p = plan(&s, &o);
-        assert!(p.victims.is_empty());
-        assert_eq!((p.protected, p.protected_bytes), (3, 300));
+        assert_eq!(keys(&p), [(3, vec!["budget"])]);
+        assert_eq!((p.protected, p.protected_bytes), (2, 200));
         assert!(!p.budget_met());
         o.include_agent = true;
         let p = plan(&s, &o);
         assert_eq!(p.victims.len(), 2);
         assert_eq!(p.protected, 1);
+
+        // ds4's budget never counts sysprompt.kv: kept apart, not
+        // protected, and deleted only on request (and as an agent save).
+        s.checkpoints[2].key = Key::Sysprompt;
+        let p = plan(&s, &o);
+        assert_eq!((p.counted, p.counted_bytes), (2, 200));
+        assert_eq!(p.kept.len(), 1);
+        assert_eq!(p.kept[0].why, Keep::NotCountedName);
+        assert!(!p.kept[0].counted && p.kept[0].deletable_on_request);
+        o.include_unloadable = true;
+        let p = plan(&s, &o);
+        assert!(p.kept.is_empty());
+        let why: Vec<_> = p.victims.iter().map(|v| v.why.joined()).collect();
+        assert_eq!(why, ["budget", "unloadable"]);
+        assert!(!p.victims[1].counted);
     }
 
     #[test]
@@ -661,6 +1240,7 @@ mod tests {
         let w = Why {
             budget: true,
             age: true,
+            unloadable: false,
         };
         assert_eq!(serde_json::to_string(&w).unwrap(), r#"["budget","age"]"#);
         assert_eq!(w.joined(), "budget,age");

@@ -15,6 +15,7 @@ pub mod gc;
 pub mod journal;
 pub mod lock;
 pub mod policy;
+pub mod prefix;
 pub mod resolve;
 pub mod rewrite;
 pub mod rm;

@@ -13,12 +13,12 @@ use crate::format::dialect::{
 };
 use crate::format::identity;
 use crate::format::trailer::{self, SessionTitle};
-use crate::format::{Header, HEADER_LEN, PREFIX_LEN};
+use crate::format::Header;
 use crate::text;
 use rayon::prelude::*;
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -352,7 +352,7 @@ fn block_store_kind(name: &str, path: &Path) -> Option<DialectId> {
     }
     let file = open_nofollow(path).ok()?;
     let mut head = [0u8; 8];
-    let n = file.read_at(&mut head, 0).ok()?;
+    let n = std::os::unix::fs::FileExt::read_at(&file, &mut head, 0).ok()?;
     if n == 8 && head == dialect::CHAIN_MAGIC {
         Some(DialectId::D16)
     } else if n >= 4 && head[..4] == dialect::KVB4_MAGIC {
@@ -727,24 +727,6 @@ fn load_typed(
         text_key,
         title,
     }))
-}
-
-/// The text of a checkpoint a scan listed without reading it, or `None`
-/// when the file vanished, shrank, or no longer has the envelope and
-/// `text_len` the scan saw (it was replaced: its text is not this
-/// checkpoint's). One open, one read of prefix and text together, one
-/// close; the length read is the one the scan checked against the size.
-pub fn reread_text(c: &Checkpoint) -> Option<Vec<u8>> {
-    let file = open_nofollow(&c.path).ok()?;
-    let mut buf = vec![0u8; PREFIX_LEN + c.text_len as usize];
-    file.read_exact_at(&mut buf, 0).ok()?;
-    let header = Header::decode(buf[..HEADER_LEN].try_into().expect("48 bytes"));
-    let text_len = u32::from_le_bytes(buf[HEADER_LEN..PREFIX_LEN].try_into().expect("4 bytes"));
-    if header.check().is_err() || text_len != c.text_len {
-        return None;
-    }
-    buf.drain(..PREFIX_LEN);
-    Some(buf)
 }
 
 /// A checkpoint-named entry waiting to be loaded.

@@ -70,7 +70,9 @@ fn fresher_denser_snapshot_is_kept_over_a_sparser_one() {
     let sparse = Ckpt::new(tb).opaque_payload(64 * 1024).hits(1, NOW - 3 * H);
     let dense_path = env.add(&dense);
     env.add(&sparse);
-    for policy in ["ds4", "ds4-classic", "lru"] {
+    // (LRU, hanzo-engine's, never budgets below 64 MiB: its own tests use
+    // files of that size.)
+    for policy in ["ds4", "ds4-classic"] {
         let p = plan(
             &env,
             &[
@@ -146,7 +148,7 @@ fn equal_decayed_scores_are_broken_by_age() {
         let older = if older_is_a { a.key() } else { b.key() };
         assert_eq!(victims(&p), [older]);
         // And the scores really are equal: compare with budget 0.
-        let all = plan(&env, &["--budget", "0B"]);
+        let all = plan(&env, &["--budget", "1B"]);
         let s: Vec<f64> = all["victims"]
             .as_array()
             .unwrap()
@@ -180,16 +182,28 @@ fn ds4_doubles_anchors_and_shrinks_superseded_waypoints() {
     let mut longer = base.clone();
     longer.extend_from_slice(b"The build uses cargo.<\xef\xbd\x9cUser\xef\xbd\x9c>and tests?");
     // A continued waypoint whose text a longer continued checkpoint extends.
-    let waypoint = Ckpt::new(base).reason(REASON_CONTINUED).hits(0, NOW - 600);
+    // Mainline files (D3): the directory is ds4 mainline's, whose policy
+    // is the default.
+    let waypoint = Ckpt::new(base)
+        .reason(REASON_CONTINUED)
+        .hits(0, NOW - 600)
+        .mainline();
     let head = Ckpt::new(longer)
         .tokens(1200, 32768)
         .reason(REASON_CONTINUED)
-        .hits(0, NOW - 600);
+        .hits(0, NOW - 600)
+        .mainline();
     // Same size and use; one an anchor (cold), one not (unknown); the
     // anchor is older, so without anchors it would go first.
     let (ta, tb) = texts();
-    let anchor = Ckpt::new(ta).reason(REASON_COLD).hits(0, NOW - 5000);
-    let plain = Ckpt::new(tb).reason(REASON_UNKNOWN).hits(0, NOW - 4000);
+    let anchor = Ckpt::new(ta)
+        .reason(REASON_COLD)
+        .hits(0, NOW - 5000)
+        .mainline();
+    let plain = Ckpt::new(tb)
+        .reason(REASON_UNKNOWN)
+        .hits(0, NOW - 4000)
+        .mainline();
     for c in [&waypoint, &head, &anchor, &plain] {
         env.add(c);
     }
@@ -205,14 +219,18 @@ fn ds4_doubles_anchors_and_shrinks_superseded_waypoints() {
             .unwrap()
     };
 
-    let ds4 = plan(&env, &["--budget", "0B"]);
+    let ds4 = plan(&env, &["--budget", "1B"]);
+    assert_eq!(
+        (&ds4["policy"], &ds4["policy_from"]),
+        (&"ds4".into(), &"engine".into())
+    );
     assert_eq!(victims(&ds4).len(), 4);
     assert_eq!(victims(&ds4)[0], waypoint.key());
     assert!(superseded(&ds4, &waypoint.key()));
     assert!(!superseded(&ds4, &head.key()));
     assert!(pos(&ds4, &plain.key()) < pos(&ds4, &anchor.key()));
 
-    let classic = plan(&env, &["--policy", "ds4-classic", "--budget", "0B"]);
+    let classic = plan(&env, &["--policy", "ds4-classic", "--budget", "1B"]);
     assert!(!superseded(&classic, &waypoint.key()));
     // Equal scores without anchors: the older (the cold one) goes first.
     assert!(pos(&classic, &anchor.key()) < pos(&classic, &plain.key()));
@@ -241,7 +259,13 @@ fn lru_evicts_in_pure_age_order() {
     for c in &cps {
         env.add(c);
     }
-    let p = plan(&env, &["--policy", "lru", "--budget", "0B"]);
+    // hanzo-engine's 64 MiB floor keeps these small files within any
+    // budget: --older-than makes every one a victim, in the walk's order.
+    let p = plan(
+        &env,
+        &["--policy", "lru", "--budget", "1B", "--older-than", "1s"],
+    );
+    assert_eq!(p["budget_applied"], 64 << 20);
     let mut by_age: Vec<&Ckpt> = cps.iter().collect();
     by_age.sort_by_key(|c| {
         if c.last_used != 0 {
@@ -280,33 +304,38 @@ fn budget_counts_real_checkpoint_sizes_only() {
     let invalid = env.add(&bad);
     let stray = env.add_raw("notes.txt", b"mine");
 
-    let sizes: Vec<u64> = paths.iter().map(|p| size_of(p)).collect();
-    let total: u64 = sizes.iter().sum();
-    let p = plan(&env, &["--policy", "lru", "--budget", &budget(total)]);
-    assert_eq!(p["checkpoint_bytes"], total);
-    assert_eq!(p["checkpoints"], 4);
+    let total: u64 = paths.iter().map(|p| size_of(p)).sum();
+    let p = plan(&env, &["--budget", &budget(total)]);
+    assert_eq!(p["counted_bytes"], total);
+    assert_eq!(p["counted"], 4);
     assert!(victims(&p).is_empty());
 
-    let p = plan(&env, &["--policy", "lru", "--budget", &budget(total - 1)]);
-    assert_eq!(victims(&p), [cps[0].key()]);
+    // The policy's order, from a plan that takes everything.
+    let order = victims(&plan(&env, &["--budget", "1B"]));
+    assert_eq!(order.len(), 4);
+    let path_of = |k: &str| env.cache.join(format!("{k}.kv"));
+    let sizes: Vec<u64> = order.iter().map(|k| size_of(&path_of(k))).collect();
+
+    let p = plan(&env, &["--budget", &budget(total - 1)]);
+    assert_eq!(victims(&p), order[..1]);
     assert_eq!(p["freed_bytes"], sizes[0]);
 
     // Exactly two fit the budget: the third victim would be one too many.
     let b = total - sizes[0] - sizes[1];
-    let (r, code) = evict(&env, &["--policy", "lru", "--budget", &budget(b)]);
+    let (r, code) = evict(&env, &["--budget", &budget(b)]);
     assert_eq!(code, 0);
-    assert_eq!(victims(&r), [cps[0].key(), cps[1].key()]);
+    assert_eq!(victims(&r), order[..2]);
     assert_eq!(r["freed_bytes"], sizes[0] + sizes[1]);
-    assert!(!paths[0].exists() && !paths[1].exists());
-    let left: u64 = paths[2..].iter().map(|p| size_of(p)).sum();
+    assert!(!path_of(&order[0]).exists() && !path_of(&order[1]).exists());
+    let left: u64 = order[2..].iter().map(|k| size_of(&path_of(k))).sum();
     assert_eq!(left, b);
-    assert_eq!(r["checkpoint_bytes_after"], left);
+    assert_eq!(r["counted_bytes_after"], left);
     assert!(temp.exists() && invalid.exists() && stray.exists());
 
-    // Budget 0 takes every checkpoint and still nothing else.
-    let (r, code) = evict(&env, &["--budget", "0B"]);
+    // A budget of 1 byte takes every checkpoint and still nothing else.
+    let (r, code) = evict(&env, &["--budget", "1B"]);
     assert_eq!(code, 0);
-    assert_eq!(r["checkpoint_bytes_after"], 0);
+    assert_eq!(r["counted_bytes_after"], 0);
     assert!(temp.exists() && invalid.exists() && stray.exists());
     assert_eq!(fs::read(&temp).unwrap().len(), 50_000);
 }
@@ -324,7 +353,7 @@ fn dry_run_changes_nothing_not_even_kvc_state() {
         .iter()
         .all(|v| v["outcome"] == "planned"));
     env.kvc()
-        .args(["evict", "--dry-run", "--budget", "0B"])
+        .args(["evict", "--dry-run", "--budget", "1B"])
         .arg(&env.cache)
         .assert()
         .success();
@@ -334,7 +363,7 @@ fn dry_run_changes_nothing_not_even_kvc_state() {
     // With kvc state present, a dry run touches neither lock nor journal.
     evict(&env, &["--budget", "60KiB"]);
     let before = env.snapshot();
-    plan(&env, &["--budget", "0B"]);
+    plan(&env, &["--budget", "1B"]);
     assert_eq!(env.snapshot(), before);
 }
 
@@ -361,7 +390,7 @@ fn agent_saves_are_untouched_unless_included() {
         .kvc()
         .arg("evict")
         .arg(&env.cache)
-        .args(["--budget", "0B", "--older-than", "1s"])
+        .args(["--budget", "1B", "--older-than", "1s"])
         .output()
         .unwrap();
     // The budget cannot be met: exit 1, said on stderr.
@@ -380,7 +409,7 @@ fn agent_saves_are_untouched_unless_included() {
         &env,
         &[
             "--budget",
-            "0B",
+            "1B",
             "--include-agent",
             "--protect",
             &kept.key()[..6],
@@ -388,9 +417,29 @@ fn agent_saves_are_untouched_unless_included() {
     );
     assert_eq!(r["protected"], 1);
     assert!(env.cache.join(kept.file_name()).exists());
-    for f in agent_files {
-        assert!(!env.cache.join(f).exists(), "{f}");
-    }
+    // The session went; sysprompt.kv, which ds4's budget never counts, is
+    // kept apart, and goes only when asked for as well.
+    assert!(!env.cache.join(agent_files[1]).exists());
+    assert!(env.cache.join(agent_files[0]).exists());
+    let apart: Vec<&str> = r["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["why"].as_str().unwrap())
+        .collect();
+    assert_eq!(apart, ["not-counted-name"]);
+    let (r, _) = evict(
+        &env,
+        &[
+            "--include-unloadable",
+            "--include-agent",
+            "--protect",
+            &kept.key()[..6],
+        ],
+    );
+    assert_eq!(victims(&r), ["sysprompt"]);
+    assert_eq!(r["victims"][0]["why"], serde_json::json!(["unloadable"]));
+    assert!(!env.cache.join(agent_files[0]).exists());
 }
 
 #[test]
@@ -455,15 +504,15 @@ impl Hooks for Engine {
     fn before_delete(&mut self, v: &Victim) {
         if self.touch > 0 {
             self.touch -= 1;
-            hit(&v.path, v.header.hits, NOW + 1);
-            self.touched.push(v.key.to_string());
+            hit(&v.path, v.header.as_ref().unwrap().hits, NOW + 1);
+            self.touched.push(v.name());
         }
     }
 }
 
 fn options(budget: u64) -> EvictOptions {
     EvictOptions {
-        policy: Policy::Ds4,
+        policy: Some(Policy::Ds4),
         now: NOW,
         budget: Some(budget),
         ..EvictOptions::default()
@@ -490,7 +539,7 @@ fn a_header_changed_between_plan_and_delete_is_skipped_and_replanned() {
     assert!(
         matches!(&r.handled[0].fate, Fate::Touched { change } if change.contains("hits 0 -> 1"))
     );
-    assert_eq!(r.handled[1].victim.key.to_string(), b.key());
+    assert_eq!(r.handled[1].victim.name(), b.key());
     assert_eq!(r.handled[1].fate, Fate::Deleted);
     assert_eq!(r.passes, 2);
     assert!(r.budget_met() && !r.gave_up);
@@ -574,7 +623,7 @@ fn journal_records_survive_a_torn_tail() {
         &env,
         &[
             "--policy",
-            "lru",
+            "ds4-classic",
             "--budget",
             &budget(sizes[1] + sizes[2] + sizes[3]),
         ],
@@ -585,7 +634,10 @@ fn journal_records_survive_a_torn_tail() {
     let mut bytes = fs::read(&journal).unwrap();
     bytes.extend_from_slice(b"1a2b3c4d {\"time\":17637");
     fs::write(&journal, &bytes).unwrap();
-    let (_, code) = evict(&env, &["--policy", "lru", "--budget", &budget(sizes[3])]);
+    let (_, code) = evict(
+        &env,
+        &["--policy", "ds4-classic", "--budget", &budget(sizes[3])],
+    );
     assert_eq!(code, 0);
 
     let log = env.json(&["log", env.cache.to_str().unwrap(), "--json"]);
@@ -603,7 +655,7 @@ fn journal_records_survive_a_torn_tail() {
     assert_eq!(r0["bytes"], sizes[0]);
     assert_eq!(r0["tokens"], 600);
     assert_eq!(r0["reason"], "cold");
-    assert_eq!(r0["policy"], "lru");
+    assert_eq!(r0["policy"], "ds4-classic");
     assert_eq!(r0["why"], "budget");
 
     let out = env.kvc().arg("log").arg(&env.cache).output().unwrap();
@@ -611,4 +663,704 @@ fn journal_records_survive_a_torn_tail() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("3 records"), "{text}");
     assert!(text.contains("1 damaged record skipped"), "{text}");
+}
+
+// ---------------------------------------------------------------------------
+// The engine's population (FORMAT.md §7, "What the budget counts") and the
+// engine's order, checked against the engines' code (doc/FORMAT.md §10).
+
+/// The budget total of ds4 mainline, written out here from
+/// `kv_cache_refresh` and `ds4_kvstore_read_entry_file` (ds4_kvstore.c at
+/// b030961): a name of 40 hex digits and `.kv` (either case), a header
+/// with magic `KVC`, version 1, byte 20 = 2, tokens != 0, quant 2 or 4,
+/// and a file (stat follows links) at least 52 + text + payload long.
+fn ds4_mainline_total(dir: &Path) -> u64 {
+    let mut total = 0;
+    for e in fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.len() != 43
+            || !name.ends_with(".kv")
+            || !name[..40].bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            continue;
+        }
+        let Ok(meta) = fs::metadata(e.path()) else {
+            continue;
+        };
+        let Ok(b) = fs::read(e.path()) else {
+            continue;
+        };
+        if b.len() < 52 {
+            continue;
+        }
+        let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap()) as u64;
+        let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
+        if &b[..3] != b"KVC" || b[3] != 1 || b[20] != 2 {
+            continue;
+        }
+        if u32_at(8) == 0 || !(b[4] == 2 || b[4] == 4) {
+            continue;
+        }
+        let need = 52u64
+            .checked_add(u32_at(48))
+            .and_then(|n| n.checked_add(u64_at(40)));
+        if need.is_none_or(|n| meta.len() < n) {
+            continue;
+        }
+        total += meta.len();
+    }
+    total
+}
+
+/// The budget total of hanzo-engine, written out here from `scan_entries`
+/// (disk_kv_cache.rs, c8bcee7d5): every entry whose `Path::extension()` is
+/// `kv` and whose stem is UTF-8, at the size `DirEntry::metadata` gives
+/// (links and directories at their own size).
+fn hanzo_total(dir: &Path) -> u64 {
+    let mut total = 0;
+    for e in fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        if p.extension().and_then(|x| x.to_str()) != Some("kv")
+            || p.file_stem().and_then(|s| s.to_str()).is_none()
+        {
+            continue;
+        }
+        total += e.metadata().unwrap().len();
+    }
+    total
+}
+
+/// Bytes of every entry of the cache but kvc's own `.kvc/`.
+fn disk_total(env: &TestEnv) -> u64 {
+    fs::read_dir(&env.cache)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name() != ".kvc")
+        .map(|e| {
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                0
+            } else {
+                m.len()
+            }
+        })
+        .sum()
+}
+
+fn kept(v: &Value) -> Vec<(String, String, bool)> {
+    v["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["file"].as_str().unwrap().to_string(),
+                k["why"].as_str().unwrap().to_string(),
+                k["counted"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// `kvc evict --dry-run` as a person sees it.
+fn human_plan(env: &TestEnv, args: &[&str]) -> String {
+    let out = env
+        .kvc()
+        .arg("evict")
+        .arg(&env.cache)
+        .args(["--dry-run", "--now", &NOW.to_string()])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.code().is_some_and(|c| c <= 1));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A mainline directory holding every kind of file the engine does not
+/// count beside the ones it does.
+struct Mixed {
+    /// Counted and evictable.
+    evictable: Vec<Ckpt>,
+    /// Counted, protected as an agent save.
+    agent: Ckpt,
+    abi0: Ckpt,
+    quant3: Ckpt,
+    zero: Ckpt,
+    /// D8 with a header mainline's reader accepts: counted, never deleted.
+    lz4: Ckpt,
+    truncated: Ckpt,
+}
+
+fn mixed_mainline(env: &TestEnv) -> Mixed {
+    let m = |t: &str, used: u64| Ckpt::new(chat(t)).hits(0, used).mainline();
+    let cold = m("cold", NOW - 500);
+    let cont = m("continued", NOW - 400).reason(REASON_CONTINUED);
+    let mut glm = m("another model", NOW - 300).opaque_payload(3000);
+    glm.model_id = 2;
+    let mut upper = m("upper-case name", NOW - 100);
+    upper.name = Some(format!("{}.kv", upper.key().to_uppercase()));
+    let agent = m("an agent session", NOW - 200).reason(REASON_AGENT_SESSION);
+    let abi0 = Ckpt::new(chat("written before 2026-05-26")).hits(0, NOW - 900);
+    let mut quant3 = m("quant three", NOW - 800);
+    quant3.quant_bits = 3;
+    let mut zero = m("zero tokens", NOW - 700);
+    zero.tokens = 0;
+    let mut sysprompt = m("the system prompt", NOW - 600).reason(REASON_AGENT_SYSTEM);
+    sysprompt.name = Some("sysprompt.kv".into());
+    let lz4 = lz4_v1(chat("compressed")).hits(0, NOW - 650);
+    let mut truncated = m("truncated", NOW - 50);
+    truncated.payload_bytes = Some(truncated.payload.len() as u64 + 100);
+    let evictable = vec![cold, cont, glm, upper];
+    for c in evictable
+        .iter()
+        .chain([&agent, &abi0, &quant3, &zero, &sysprompt, &lz4, &truncated])
+    {
+        env.add(c);
+    }
+    // Names ds4 never reads.
+    let mut stray = m("under another name", NOW - 10);
+    stray.name = Some("notes.kv".into());
+    env.add(&stray);
+    env.add_raw(&format!("{}.kv.tmp.999999999", abi0.key()), &[7u8; 5000]);
+    Mixed {
+        evictable,
+        agent,
+        abi0,
+        quant3,
+        zero,
+        lz4,
+        truncated,
+    }
+}
+
+#[test]
+fn the_budget_total_is_the_engines_own() {
+    let env = TestEnv::new();
+    let f = mixed_mainline(&env);
+    let p = plan(&env, &["--budget", "1B"]);
+    assert_eq!(p["engine"]["engine"], "ds4");
+    // The engine's own total, computed from its C; and by hand, from the
+    // files it counts: any model, agent sessions, an upper-case name, and
+    // the LZ4 file whose header passes its reader.
+    let engine_total = ds4_mainline_total(&env.cache);
+    let by_hand: u64 = f
+        .evictable
+        .iter()
+        .chain([&f.agent, &f.lz4])
+        .map(|c| size_of(&env.cache.join(c.file_name())))
+        .sum();
+    assert_eq!(engine_total, by_hand);
+    assert_eq!(p["counted_bytes"], engine_total);
+    assert_eq!(p["counted"], 6);
+    // The disk holds more, and says so.
+    assert_eq!(p["total_bytes"], disk_total(&env));
+    assert!(p["total_bytes"].as_u64().unwrap() > engine_total);
+    // Every counted file kvc may delete goes; nothing else.
+    let want: Vec<String> = f.evictable.iter().map(|c| c.key()).collect();
+    assert_eq!(sorted(victims(&p)), sorted(want));
+    // Left: the agent session (protected) and the LZ4 file (foreign),
+    // both in the engine's total: the budget cannot be met.
+    assert_eq!(p["protected"], 1);
+    assert_eq!(p["budget_met"], false);
+    assert_eq!(
+        p["counted_bytes_after"],
+        size_of(&env.cache.join(f.agent.file_name())) + size_of(&env.cache.join(f.lz4.file_name()))
+    );
+    let mut k = kept(&p);
+    k.sort();
+    let mut want = vec![
+        (f.abi0.file_name(), "not-loaded".into(), false),
+        (f.quant3.file_name(), "not-loaded".into(), false),
+        (f.zero.file_name(), "invalid".into(), false),
+        ("sysprompt.kv".into(), "not-counted-name".into(), false),
+        (f.lz4.file_name(), "foreign".into(), true),
+        (f.truncated.file_name(), "invalid".into(), false),
+    ];
+    want.sort();
+    assert_eq!(k, want);
+}
+
+#[test]
+fn abi0_files_in_a_mainline_dir_are_kept_without_the_flag_and_deleted_with_it() {
+    let env = TestEnv::new();
+    let a = Ckpt::new(chat("mainline one")).hits(0, NOW - 20).mainline();
+    let b = Ckpt::new(chat("mainline two")).hits(0, NOW - 10).mainline();
+    let old = Ckpt::new(chat("from before the ABI byte")).hits(3, NOW - 5);
+    let (pa, pb, pold) = (env.add(&a), env.add(&b), env.add(&old));
+
+    let p = plan(&env, &["--budget", "1B"]);
+    assert_eq!(sorted(victims(&p)), sorted(vec![a.key(), b.key()]));
+    assert_eq!(p["counted_bytes"], size_of(&pa) + size_of(&pb));
+    assert_eq!(p["never_loaded"]["count"], 1);
+    assert_eq!(p["never_loaded"]["bytes"], size_of(&pold));
+    assert_eq!(p["kept"][0]["detail"], "with payload ABI 0 (never loaded)");
+    assert_eq!(p["kept"][0]["deletable_on_request"], true);
+    let text = human_plan(&env, &["--budget", "1B"]);
+    assert!(
+        text.contains("kept: 1 file,")
+            && text.contains(
+                "that ds4 mainline (since 2026-05-26) never counts or evicts: 1 with payload ABI 0"
+            )
+            && text.contains("--include-unloadable deletes it"),
+        "{text}"
+    );
+
+    let (r, code) = evict(&env, &["--budget", "1B"]);
+    assert_eq!(code, 0);
+    assert_eq!(r["counted_bytes_after"], 0);
+    assert!(!pa.exists() && !pb.exists() && pold.exists());
+
+    // Asked for, it goes: the flag alone is a criterion. (The engine has
+    // saved again meanwhile: a directory of ABI-0 files alone would read
+    // as ds4 up to 2026-05-25's, which loads them.)
+    let c = Ckpt::new(chat("mainline three")).mainline();
+    let pc = env.add(&c);
+    let (r, code) = evict(&env, &["--include-unloadable"]);
+    assert_eq!(code, 0);
+    assert_eq!(r["policy"], "ds4");
+    assert_eq!(victims(&r), [old.key()]);
+    assert!(pc.exists());
+    assert_eq!(r["victims"][0]["why"], serde_json::json!(["unloadable"]));
+    assert!(!pold.exists());
+    let j = kvc::journal::read(&env.cache).unwrap();
+    assert_eq!(j.records.last().unwrap().why, "unloadable");
+}
+
+#[test]
+fn quant_3_and_zero_token_files_are_never_planned() {
+    let env = TestEnv::new();
+    let good = Ckpt::new(chat("a good one")).mainline();
+    let mut q3 = Ckpt::new(chat("quant three")).mainline();
+    q3.quant_bits = 3;
+    let mut zero = Ckpt::new(chat("zero tokens")).mainline();
+    zero.tokens = 0;
+    let (pg, pq, pz) = (env.add(&good), env.add(&q3), env.add(&zero));
+    let p = plan(&env, &["--budget", "1B", "--older-than", "1s"]);
+    assert_eq!(victims(&p), [good.key()]);
+    assert_eq!(p["counted_bytes"], size_of(&pg));
+    let details: Vec<&str> = p["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["detail"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sorted(details.iter().map(|s| s.to_string()).collect()),
+        ["invalid (zero-tokens)", "with quant_bits 3 (never loaded)"]
+    );
+    // On request the readable one goes; the one kvc cannot read as a
+    // checkpoint never does.
+    let (r, code) = evict(&env, &["--budget", "1B", "--include-unloadable"]);
+    assert_eq!(code, 0);
+    assert_eq!(victims(&r), [good.key(), q3.key()]);
+    assert!(!pg.exists() && !pq.exists() && pz.exists());
+}
+
+#[test]
+fn sysprompt_kv_is_never_counted() {
+    // ds4-agent's directory as the agent writes it today: ds4's budget
+    // counts the sessions (40-hex names), never sysprompt.kv.
+    let env = TestEnv::with_sample("agent-current");
+    let p = plan(&env, &["--budget", "1B", "--include-agent"]);
+    assert_eq!(p["engine"]["engine"], "ds4");
+    assert_eq!(p["counted_bytes"], ds4_mainline_total(&env.cache));
+    assert_eq!(p["counted"], 3);
+    assert_eq!(victims(&p).len(), 3);
+    assert_eq!(
+        kept(&p),
+        [(
+            "sysprompt.kv".to_string(),
+            "not-counted-name".to_string(),
+            false
+        )]
+    );
+    assert!(!victims(&p).contains(&"sysprompt".to_string()));
+}
+
+#[test]
+fn the_policy_is_the_directory_engines_and_is_said() {
+    for (sample, engine, policy, source) in [
+        (
+            "mainline",
+            "ds4",
+            "ds4",
+            "ds4 mainline since ec6a82a (2026-05-26)",
+        ),
+        ("ds4", "ds4-classic", "ds4-classic", "ds4 up to 2026-05-25"),
+        (
+            "hanzo",
+            "hanzo",
+            "lru",
+            "hanzo-engine (disk_kv_cache.rs, c8bcee7d5)",
+        ),
+    ] {
+        let env = TestEnv::with_sample(sample);
+        let p = plan(&env, &["--budget", "1B"]);
+        assert_eq!(p["engine"]["engine"], engine, "{sample}");
+        assert_eq!(p["engine"]["how"], "inferred", "{sample}");
+        assert_eq!(p["policy"], policy, "{sample}");
+        assert_eq!(p["policy_from"], "engine", "{sample}");
+        assert!(p["policy_source"]
+            .as_str()
+            .unwrap()
+            .contains(source.split(' ').next().unwrap()));
+        let text = human_plan(&env, &["--budget", "1B"]);
+        assert!(
+            text.contains(&format!("policy {policy} (the engine's): {source}")),
+            "{sample}: {text}"
+        );
+        assert!(
+            text.contains(&format!("engine: {engine} (inferred: ")),
+            "{text}"
+        );
+        // Given, it is said to be given.
+        let p = plan(&env, &["--budget", "1B", "--policy", "ds4-classic"]);
+        assert_eq!(
+            (&p["policy"], &p["policy_from"]),
+            (&"ds4-classic".into(), &"--policy".into())
+        );
+    }
+}
+
+#[test]
+fn a_budget_of_0_is_refused_in_one_line() {
+    let env = TestEnv::with_sample("ds4");
+    let before = env.snapshot();
+    for args in [
+        vec!["evict", "--budget", "0B"],
+        vec!["evict", "--budget", "0MiB"],
+        vec!["import", "-", "--budget", "0GiB"],
+    ] {
+        let out = env.kvc().args(&args).arg("--dir").arg(&env.cache).output();
+        let out = match args[0] {
+            "evict" => env.kvc().args(&args).arg(&env.cache).output().unwrap(),
+            _ => out.unwrap(),
+        };
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let first = err.lines().next().unwrap();
+        assert!(
+            first.contains("a budget of 0 is refused")
+                && first.contains("--kv-disk-space-mb 0 as its default of 4096 MiB"),
+            "{err}"
+        );
+    }
+    assert_eq!(env.snapshot(), before);
+}
+
+#[test]
+fn an_empty_text_waypoint_is_never_superseded() {
+    // ds4: `if (e->text_bytes == 0 …) return false`. The empty text is a
+    // prefix of every text, and its name, SHA-1 of nothing, is the hash
+    // of every text's empty prefix.
+    let env = TestEnv::new();
+    let text = chat("extend me");
+    let mut longer = text.clone();
+    longer.extend_from_slice(b" and more");
+    let empty = Ckpt::new(Vec::new())
+        .reason(REASON_CONTINUED)
+        .hits(0, NOW - 100)
+        .mainline();
+    let waypoint = Ckpt::new(text)
+        .reason(REASON_CONTINUED)
+        .hits(0, NOW - 100)
+        .mainline();
+    let head = Ckpt::new(longer).hits(0, NOW - 100).mainline();
+    let pe = env.add(&empty);
+    for c in [&waypoint, &head] {
+        env.add(c);
+    }
+    let p = plan(&env, &["--budget", "1B"]);
+    let of = |key: &str| {
+        p["victims"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["key"] == key)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(of(&waypoint.key())["superseded"], true);
+    assert_eq!(of(&empty.key())["superseded"], false);
+    // Its score is the plain one: ((0 + 1) × 600) / size, no factor.
+    assert_eq!(
+        of(&empty.key())["score"].as_f64().unwrap(),
+        600.0 / size_of(&pe) as f64
+    );
+    assert_eq!(p["superseded_at_rest"], true);
+    let text = human_plan(&env, &["--budget", "1B"]);
+    assert!(text.contains("kvc's extension"), "{text}");
+}
+
+#[test]
+fn superseded_is_decided_by_the_file_name_as_ds4_decides_it() {
+    let env = TestEnv::new();
+    let long = chat("a conversation long enough for several waypoints");
+    let named = |t: Vec<u8>, name_of: &[u8]| {
+        let mut c = Ckpt::new(t)
+            .reason(REASON_CONTINUED)
+            .hits(0, NOW - 100)
+            .mainline();
+        c.name = Some(format!("{}.kv", sha1_hex(name_of)));
+        c
+    };
+    // A true byte prefix under a name that is not its hash: ds4 compares
+    // the longer text's prefix hash with the name, so it is not superseded.
+    let misnamed = named(long[..20].to_vec(), b"something else");
+    // Other bytes, named by the hash of the longer text's prefix of the
+    // same length: ds4 calls it superseded.
+    let aliased = named(vec![b'?'; 30], &long[..30]);
+    // A true prefix, but written for a smaller context than the longer one:
+    // the longer one cannot load wherever it can.
+    let mut narrow = named(long[..40].to_vec(), &long[..40]);
+    narrow.ctx_size = 16384;
+    // A true prefix of another quant: superseded unless ds4-server runs
+    // with --kv-cache-reject-different-quant.
+    let mut q4 = named(long[..50].to_vec(), &long[..50]);
+    q4.quant_bits = 4;
+    let head = Ckpt::new(long.clone()).hits(0, NOW - 100).mainline();
+    for c in [&misnamed, &aliased, &narrow, &q4, &head] {
+        env.add(c);
+    }
+    let sup = |args: &[&str]| {
+        let mut a = vec!["--budget", "1B"];
+        a.extend_from_slice(args);
+        let p = plan(&env, &a);
+        [&misnamed, &aliased, &narrow, &q4]
+            .iter()
+            .map(|c| {
+                let file = c.file_name();
+                p["victims"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|v| v["file"] == file.as_str())
+                    .unwrap()["superseded"]
+                    .as_bool()
+                    .unwrap()
+            })
+            .collect::<Vec<bool>>()
+    };
+    assert_eq!(sup(&[]), [false, true, false, true]);
+    assert_eq!(
+        sup(&["--reject-different-quant"]),
+        [false, true, false, false]
+    );
+    // Under ds4-classic nothing is superseded.
+    assert_eq!(sup(&["--policy", "ds4-classic"]), [false; 4]);
+}
+
+#[test]
+fn exact_ties_follow_the_engines_arithmetic() {
+    // Two files of one size S. A: 4 hits one half-life ago (eff = 2
+    // exactly), t tokens; B: no hits, 3t tokens. ds4 computes
+    // ((eff + 1) × tokens) / size: both (3t) / S, an exact tie, which goes
+    // to the smaller raw last_used: A. Computed as tokens / size × (eff + 1)
+    // A would come out one ulp above B, and B would go first.
+    let env = TestEnv::new();
+    let mut a = Ckpt::new(chat("tie A"))
+        .opaque_payload(4000)
+        .reason(REASON_COLD)
+        .hits(4, NOW - H)
+        .mainline();
+    let mut b = Ckpt::new(chat("tie B"))
+        .opaque_payload(4000)
+        .reason(REASON_COLD)
+        .hits(0, NOW - 60)
+        .mainline();
+    let size = a.bytes().len() as f64;
+    assert_eq!(a.bytes().len(), b.bytes().len());
+    let t = (1..100_000u32)
+        .find(|&t| (t as f64 / size) * 3.0 > (3.0 * t as f64) / size)
+        .expect("a token count where the two orders differ");
+    a.tokens = t;
+    b.tokens = 3 * t;
+    env.add(&a);
+    env.add(&b);
+    for policy in ["ds4", "ds4-classic"] {
+        let p = plan(&env, &["--policy", policy, "--budget", "1B"]);
+        assert_eq!(victims(&p), [a.key(), b.key()], "{policy}");
+        let s = |i: usize| p["victims"][i]["score"].as_f64().unwrap();
+        assert_eq!(s(0), s(1), "{policy}: an exact tie");
+    }
+}
+
+#[test]
+fn exact_ties_go_to_readdir_order() {
+    let env = TestEnv::new();
+    let cps: Vec<Ckpt> = (0..6)
+        .map(|i| {
+            Ckpt::new(chat(&format!("tie {i}")))
+                .hits(1, NOW - 500)
+                .mainline()
+        })
+        .collect();
+    for c in &cps {
+        env.add(c);
+    }
+    let order: Vec<String> = env
+        .readdir_names()
+        .into_iter()
+        .filter_map(|n| n.strip_suffix(".kv").map(str::to_string))
+        .collect();
+    assert_eq!(order.len(), 6);
+    for policy in ["ds4", "ds4-classic"] {
+        let p = plan(&env, &["--policy", policy, "--budget", "1B"]);
+        assert_eq!(victims(&p), order, "{policy}");
+    }
+}
+
+/// A hanzo-engine spill of `mib` MiB (a sparse payload), last used at
+/// `last_used`.
+fn big_spill(env: &TestEnv, seed: u32, last_used: u64, mib: u64) -> (Ckpt, std::path::PathBuf) {
+    let c = hanzo_spill(&[seed, seed + 1, seed + 2], last_used);
+    let p = env.add_sparse(&c, mib << 20);
+    (c, p)
+}
+
+#[test]
+fn hanzo_lru_counts_every_kv_entry_and_deletes_what_it_identified() {
+    let env = TestEnv::new();
+    let spills: Vec<(Ckpt, _)> = (0..5)
+        .map(|i| big_spill(&env, 100 * i, NOW - 1000 + 100 * i as u64, 24))
+        .collect();
+    // An unreadable header: hanzo-engine reads its last_used as 0, so it
+    // goes first of all.
+    let bad = env.add_raw(&format!("{}.kv", "ab".repeat(20)), b"no header here at all");
+    // Any *.kv name counts: a spill under another name, used between the
+    // second and third spills.
+    let mut foo = hanzo_spill(&[7, 7, 7], NOW - 1000 + 150);
+    foo.name = Some("foo.kv".into());
+    let pfoo = env.add(&foo);
+    // A directory and a link named *.kv count at their own size; hanzo
+    // cannot remove the directory, kvc removes neither.
+    let dir = env.add_dir("bar.kv");
+    let link = env.add_symlink("link.kv", &spills[0].1);
+    // A FIFO is counted too (at size 0); kvc deletes only regular files.
+    let fifo = env.cache.join("pipe.kv");
+    let c_fifo = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
+    // Names hanzo-engine does not count: no extension, another case, a temp.
+    env.add_raw(".kv", b"hidden");
+    env.add_raw("UPPER.KV", b"shouting");
+    env.add_raw(&format!("{}.4242-0.kv.tmp", spills[0].0.key()), b"partial");
+
+    let p = plan(&env, &["--budget", "1B"]);
+    assert_eq!(p["engine"]["engine"], "hanzo");
+    assert_eq!(p["policy"], "lru");
+    assert_eq!(p["budget"], 1);
+    assert_eq!(p["budget_applied"], 64 << 20);
+    assert_eq!(p["counted_bytes"], hanzo_total(&env.cache));
+    assert_eq!(p["counted"], 10);
+    // The disk holds all that and more (the names hanzo does not count).
+    assert!(p["total_bytes"].as_u64() > p["counted_bytes"].as_u64());
+    // Oldest first until the total is within 64 MiB: three spills; the
+    // rest are kept, and still counted.
+    let key = |i: usize| spills[i].0.key();
+    assert_eq!(victims(&p), [key(0), key(1), key(2)]);
+    let mut k = kept(&p);
+    k.sort();
+    assert_eq!(
+        k,
+        [
+            (format!("{}.kv", "ab".repeat(20)), "invalid".into(), true),
+            ("bar.kv".into(), "directory".into(), true),
+            ("foo.kv".into(), "stray".into(), true),
+            ("link.kv".into(), "symlink".into(), true),
+            ("pipe.kv".into(), "stray".into(), true),
+        ]
+    );
+    let text = human_plan(&env, &["--budget", "1B"]);
+    assert!(
+        text.contains("budget 1 B raised to 64 MiB: hanzo-engine never budgets below 64 MiB")
+            && text.contains("hanzo-engine's own pass would delete"),
+        "{text}"
+    );
+
+    // Asked for, what hanzo-engine would delete goes, in its order: the
+    // unreadable header first, foo.kv between the second and third spills.
+    let (r, code) = evict(&env, &["--budget", "1B", "--include-unloadable"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        victims(&r),
+        [
+            "ab".repeat(20),
+            key(0),
+            key(1),
+            "foo.kv".to_string(),
+            key(2)
+        ]
+    );
+    assert_eq!(r["victims"][3]["kind"], "stray");
+    assert_eq!(r["budget_met"], true);
+    assert!(!bad.exists() && !pfoo.exists());
+    assert!(dir.is_dir() && fs::symlink_metadata(&link).is_ok());
+    assert!(fs::symlink_metadata(&fifo).is_ok());
+    assert!(spills[3].1.exists() && spills[4].1.exists());
+    assert!(env.cache.join(".kv").exists() && env.cache.join("UPPER.KV").exists());
+    assert_eq!(r["counted_bytes_after"], hanzo_total(&env.cache));
+}
+
+#[test]
+fn hanzo_lru_ties_go_to_readdir_order() {
+    let env = TestEnv::new();
+    let spills: Vec<Ckpt> = (0..4)
+        .map(|i| big_spill(&env, 10 * i, NOW - 300, 30).0)
+        .collect();
+    let order: Vec<String> = env
+        .readdir_names()
+        .into_iter()
+        .filter_map(|n| n.strip_suffix(".kv").map(str::to_string))
+        .collect();
+    assert_eq!(order.len(), spills.len());
+    // 120 MiB down to 64 MiB: two go, the first two in readdir order.
+    let p = plan(&env, &["--budget", "64MiB"]);
+    assert_eq!(victims(&p), order[..2]);
+}
+
+#[test]
+fn four_thousand_chained_waypoints_are_found_without_holding_texts() {
+    // Each text extends the last by one byte: every pair is a prefix pair,
+    // and comparing pairs is O(n² · L). The streamed index settles each
+    // waypoint once (src/prefix.rs). No time is asserted: a quadratic
+    // regression shows as a test that takes minutes.
+    let env = TestEnv::new();
+    let base = chat("one long conversation");
+    let n = 4000;
+    let mut text = base.clone();
+    let mut keys = Vec::new();
+    for i in 0..n {
+        text.push(b"abcdefghij"[i % 10]);
+        let c = Ckpt::new(text.clone())
+            .opaque_payload(16)
+            .reason(REASON_CONTINUED)
+            .mainline();
+        env.add(&c);
+        keys.push(c.key());
+    }
+    let opts = EvictOptions {
+        now: NOW,
+        budget: Some(1),
+        ..EvictOptions::default()
+    };
+    let p = evict::plan_dir(&env.cache, &opts).unwrap();
+    assert_eq!(p.policy, Policy::Ds4);
+    assert_eq!(p.victims.len(), n);
+    let sup: Vec<&str> = p
+        .victims
+        .iter()
+        .filter(|v| v.superseded)
+        .map(|v| v.file.as_str())
+        .collect();
+    assert_eq!(sup.len(), n - 1);
+    let last = format!("{}.kv", keys[n - 1]);
+    assert!(!sup.contains(&last.as_str()));
 }

@@ -70,7 +70,7 @@ fn gc_removes_temp_files_only_when_stale_and_dead() {
     env.kvc()
         .arg("evict")
         .arg(&env.cache)
-        .args(["--budget", "0B"])
+        .args(["--budget", "1B"])
         .assert()
         .success();
     assert!(!ckpt.exists());

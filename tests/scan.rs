@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use kvc::format::checkpoint::Key;
-use kvc::policy::{self, Policy};
+use kvc::policy;
 use kvc::scan::{self, Loaded, ScanOptions};
 use std::ffi::CString;
 use std::fs;
@@ -123,12 +123,13 @@ fn parallel_scan_matches_loading_each_file_alone() {
 }
 
 #[test]
-fn texts_reread_for_the_policy_are_the_files_texts() {
+fn superseded_waypoints_are_found_from_the_files_texts() {
     let env = TestEnv::new();
     // Conversations whose continued checkpoints are extended by later ones.
-    let mut texts = Vec::new();
+    let mut convs = Vec::new();
     for conv in 0..40 {
         let mut t = chat(&format!("conversation {conv}"));
+        let mut turns = Vec::new();
         for turn in 0..3 {
             t.extend_from_slice(format!(" turn {turn} of {conv}").as_bytes());
             let reason = if turn < 2 {
@@ -136,36 +137,61 @@ fn texts_reread_for_the_policy_are_the_files_texts() {
             } else {
                 REASON_EVICT
             };
-            env.add(&Ckpt::new(t.clone()).reason(reason));
-            texts.push(t.clone());
+            let c = Ckpt::new(t.clone()).reason(reason);
+            env.add(&c);
+            turns.push(c);
         }
+        convs.push(turns);
     }
-    let mut s = scan::scan_dir(&env.cache, ScanOptions::default()).unwrap();
-    assert!(s.checkpoints.iter().all(|c| c.text.is_none()));
-    policy::load_needed_texts(Policy::Ds4, &mut s.checkpoints);
-    for c in &s.checkpoints {
-        let t = c
-            .text
-            .as_ref()
-            .expect("every text is needed: continued ones are the shortest");
-        assert_eq!(Key::of_text(t), c.key, "{}", c.file);
+    let superseded = |read_text: bool| {
+        let s = scan::scan_dir(
+            &env.cache,
+            ScanOptions {
+                read_text,
+                ..ScanOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.checkpoints.iter().all(|c| c.text.is_none()), !read_text);
+        let sup = policy::superseded(&s.checkpoints, |_| true, false);
+        let keys: Vec<String> = s
+            .checkpoints
+            .iter()
+            .zip(sup)
+            .filter(|(_, x)| *x)
+            .map(|(c, _)| c.key.to_string())
+            .collect();
+        (s, keys)
+    };
+    // A headers-only scan streams the texts from the files; one that read
+    // them uses them: the same answer. The first two turns of each
+    // conversation are superseded by the next.
+    let (_, keys) = superseded(false);
+    assert_eq!(keys.len(), 80);
+    assert_eq!(superseded(true).1, keys);
+    for turns in &convs {
+        assert!(keys.contains(&turns[0].key()) && keys.contains(&turns[1].key()));
     }
-    let sup = policy::superseded(&s.checkpoints);
-    // The first two turns of each conversation are superseded by the next.
-    assert_eq!(sup.iter().filter(|&&x| x).count(), 80);
 
-    // A file replaced since the scan (another text length) gives no text.
-    let mut s = scan::scan_dir(&env.cache, ScanOptions::default()).unwrap();
-    let victim = s.checkpoints[0].path.clone();
+    // A waypoint replaced since the scan (another text under its name)
+    // is not superseded; a superseder that vanished supersedes nothing.
+    let (s, _) = superseded(false);
     let mut other = Ckpt::new(b"a different and longer text than before, much longer".repeat(4));
-    other.name = Some(s.checkpoints[0].file.clone());
-    fs::write(&victim, other.bytes()).unwrap();
-    // And one that vanished.
-    fs::remove_file(&s.checkpoints[1].path).unwrap();
-    policy::load_needed_texts(Policy::Ds4, &mut s.checkpoints);
-    assert!(s.checkpoints[0].text.is_none());
-    assert!(s.checkpoints[1].text.is_none());
-    assert!(s.checkpoints[2].text.is_some());
+    other.name = Some(convs[0][0].file_name());
+    fs::write(env.cache.join(convs[0][0].file_name()), other.bytes()).unwrap();
+    fs::remove_file(env.cache.join(convs[1][2].file_name())).unwrap();
+    let sup = policy::superseded(&s.checkpoints, |_| true, false);
+    let now: Vec<String> = s
+        .checkpoints
+        .iter()
+        .zip(sup)
+        .filter(|(_, x)| *x)
+        .map(|(c, _)| c.key.to_string())
+        .collect();
+    assert_eq!(now.len(), 78);
+    assert!(!now.contains(&convs[0][0].key()));
+    assert!(!now.contains(&convs[1][1].key()));
+    assert!(now.contains(&convs[1][0].key()));
 }
 
 #[test]

@@ -10,23 +10,32 @@ use anyhow::{bail, Result};
 use comfy_table::Cell;
 use indicatif::{ProgressBar, ProgressStyle};
 use kvc::evict::{self, EvictOptions, EvictResult, Fate, Hooks, Plan, Victim, Why};
+use kvc::format::dialect::EngineChoice;
 use kvc::text::sanitize_line;
 use kvc::Key;
+use kvc::Policy;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::io::{self, IsTerminal, Write};
 use std::path::Path;
+use std::str::FromStr;
 
 #[derive(Serialize)]
 struct VictimView {
+    /// The key, or the file name of a `*.kv` name that is not a checkpoint
+    /// name (as the journal names it).
     key: String,
     file: String,
-    reason: String,
-    tokens: u32,
-    hits: u32,
+    /// `checkpoint`; under hanzo-engine with `--include-unloadable` also
+    /// `invalid` or `stray`.
+    kind: &'static str,
+    /// Header fields; `null` for an entry that is not a readable checkpoint.
+    reason: Option<String>,
+    tokens: Option<u32>,
+    hits: Option<u32>,
     size: u64,
-    created: u64,
-    last_used: u64,
+    created: Option<u64>,
+    last_used: Option<u64>,
     score: Option<f64>,
     superseded: bool,
     why: Why,
@@ -36,7 +45,7 @@ struct VictimView {
     detail: Option<String>,
     /// `Header::used_time`, for the USED column.
     #[serde(skip)]
-    used: u64,
+    used: Option<u64>,
 }
 
 impl VictimView {
@@ -45,23 +54,49 @@ impl VictimView {
     }
 
     fn new(v: &Victim, fate: Option<&Fate>) -> VictimView {
+        let h = v.header.as_ref();
         VictimView {
-            key: v.key.to_string(),
+            key: sanitize_line(v.name().as_bytes()),
             file: sanitize_line(v.file.as_bytes()),
-            reason: v.header.reason.name().into_owned(),
-            tokens: v.header.tokens,
-            hits: v.header.hits,
+            kind: v.kind.name(),
+            reason: h.map(|h| h.reason.name().into_owned()),
+            tokens: h.map(|h| h.tokens),
+            hits: h.map(|h| h.hits),
             size: v.size,
-            created: v.header.created,
-            last_used: v.header.last_used,
+            created: h.map(|h| h.created),
+            last_used: h.map(|h| h.last_used),
             score: v.score,
             superseded: v.superseded,
             why: v.why,
             outcome: fate.map_or("planned", Fate::code),
             detail: fate.map(Fate::detail).filter(|d| !d.is_empty()),
-            used: v.header.used_time(),
+            used: h.map(|h| h.used_time()),
         }
     }
+}
+
+/// An entry left alone, and why (`kept` in the JSON).
+#[derive(Serialize)]
+struct KeptView {
+    file: String,
+    size: u64,
+    /// The engine's budget counts it.
+    counted: bool,
+    /// `not-loaded`, `not-counted-name`, `invalid`, `foreign`, `stray`,
+    /// `directory`, `symlink`.
+    why: &'static str,
+    /// `payload ABI 0`, `sysprompt.kv`, `invalid: truncated`, …
+    detail: String,
+    /// `--include-unloadable` deletes it.
+    deletable_on_request: bool,
+}
+
+/// Checkpoints the directory's engine never loads, counts or evicts (as in
+/// `kvc ls --json`).
+#[derive(Serialize)]
+struct NeverLoaded {
+    count: usize,
+    bytes: u64,
 }
 
 /// The plan (`--dry-run`) or what was done: one schema (README.md).
@@ -69,28 +104,57 @@ impl VictimView {
 struct EvictReport {
     dir: String,
     dry_run: bool,
+    /// The engine whose population and order apply, and how it was chosen.
+    engine: EngineChoice,
     policy: &'static str,
+    /// `--policy`, or `engine` when it is the engine's own.
+    policy_from: &'static str,
+    /// What the policy reproduces, with the engine version.
+    policy_source: &'static str,
     now: u64,
+    /// `--budget` as given.
     budget: Option<u64>,
+    /// The budget applied: hanzo-engine's 64 MiB under `lru` when the one
+    /// given is smaller.
+    budget_applied: Option<u64>,
     /// `--older-than` in seconds.
     older_than: Option<u64>,
-    /// Valid checkpoints before, and their bytes.
-    checkpoints: usize,
-    checkpoint_bytes: u64,
-    /// Checkpoints never picked (agent saves, `--protect`), and their bytes.
+    include_unloadable: bool,
+    include_agent: bool,
+    /// Entries the engine's budget counts, and their bytes before: the
+    /// engine's own total, the one the budget is compared with.
+    counted: usize,
+    counted_bytes: u64,
+    /// Counted entries never picked (agent saves, `--protect`), and their bytes.
     protected: usize,
     protected_bytes: u64,
+    /// Entries left alone: what the engine never counts, and what it
+    /// counts but kvc does not delete.
+    kept: Vec<KeptView>,
+    kept_bytes: u64,
+    never_loaded: NeverLoaded,
+    /// Bytes of foreign files and their companions.
+    foreign_bytes: u64,
+    /// Bytes of every entry of the directory.
+    total_bytes: u64,
+    /// Superseded waypoints were found at rest (kvc's extension of ds4's test).
+    superseded_at_rest: bool,
     /// In order: planned victims, or every victim handled with its outcome.
     victims: Vec<VictimView>,
     /// Bytes the plan frees, or bytes deleted.
     freed_bytes: u64,
-    checkpoints_after: usize,
-    checkpoint_bytes_after: u64,
+    counted_after: usize,
+    counted_bytes_after: u64,
     budget_met: bool,
     /// Plans carried out (more than 1 when the engine touched a victim).
     passes: usize,
     /// Stopped after too many re-plans.
     gave_up: bool,
+    /// The engine, in a few words, for sentences.
+    #[serde(skip)]
+    engine_words: &'static str,
+    #[serde(skip)]
+    policy_min: Option<u64>,
 }
 
 impl EvictReport {
@@ -99,21 +163,49 @@ impl EvictReport {
         EvictReport {
             dir: plan.dir.display().to_string(),
             dry_run,
-            policy: o.policy.name(),
+            engine: plan.engine.clone(),
+            policy: plan.policy.name(),
+            policy_from: plan.policy_from.name(),
+            policy_source: plan.policy.describe(),
             now: o.now,
             budget: o.budget,
+            budget_applied: plan.budget,
             older_than: o.older_than,
-            checkpoints: plan.checkpoints,
-            checkpoint_bytes: plan.checkpoint_bytes,
+            include_unloadable: o.include_unloadable,
+            include_agent: o.include_agent,
+            counted: plan.counted,
+            counted_bytes: plan.counted_bytes,
             protected: plan.protected,
             protected_bytes: plan.protected_bytes,
+            kept: plan
+                .kept
+                .iter()
+                .map(|k| KeptView {
+                    file: sanitize_line(k.file.as_bytes()),
+                    size: k.size,
+                    counted: k.counted,
+                    why: k.why.code(),
+                    detail: sanitize_line(k.why.detail().as_bytes()),
+                    deletable_on_request: k.deletable_on_request,
+                })
+                .collect(),
+            kept_bytes: plan.kept.iter().map(|k| k.size).sum(),
+            never_loaded: NeverLoaded {
+                count: plan.never_loaded.0,
+                bytes: plan.never_loaded.1,
+            },
+            foreign_bytes: plan.foreign_bytes,
+            total_bytes: plan.total_bytes,
+            superseded_at_rest: plan.superseded_at_rest,
             victims: Vec::new(),
             freed_bytes: 0,
-            checkpoints_after: plan.checkpoints,
-            checkpoint_bytes_after: plan.checkpoint_bytes,
+            counted_after: plan.counted,
+            counted_bytes_after: plan.counted_bytes,
             budget_met: plan.budget_met(),
             passes: 1,
             gave_up: false,
+            engine_words: plan.engine.engine.describe_short(),
+            policy_min: plan.policy.min_budget(),
         }
     }
 
@@ -125,8 +217,8 @@ impl EvictReport {
                 .map(|v| VictimView::new(v, None))
                 .collect(),
             freed_bytes: plan.bytes_to_free(),
-            checkpoints_after: plan.checkpoints - plan.victims.len(),
-            checkpoint_bytes_after: plan.bytes_after(),
+            counted_after: plan.counted_after(),
+            counted_bytes_after: plan.bytes_after(),
             ..EvictReport::header(plan, true)
         }
     }
@@ -139,8 +231,8 @@ impl EvictReport {
                 .map(|h| VictimView::new(&h.victim, Some(&h.fate)))
                 .collect(),
             freed_bytes: r.freed_bytes(),
-            checkpoints_after: r.checkpoints_after,
-            checkpoint_bytes_after: r.bytes_after,
+            counted_after: r.counted_after,
+            counted_bytes_after: r.bytes_after,
             protected: r.protected,
             protected_bytes: r.protected_bytes,
             budget_met: r.budget_met(),
@@ -148,6 +240,12 @@ impl EvictReport {
             gave_up: r.gave_up,
             ..EvictReport::header(&r.first_plan, false)
         }
+    }
+
+    /// Bytes of kept entries the engine counts: kvc will not delete them,
+    /// but the budget has to hold them.
+    fn kept_counted_bytes(&self) -> u64 {
+        self.kept.iter().filter(|k| k.counted).map(|k| k.size).sum()
     }
 
     /// Problems worth an exit status of 1, one line each.
@@ -160,18 +258,35 @@ impl EvictReport {
             ));
         }
         if !self.budget_met {
-            if let Some(b) = self.budget {
+            if let Some(b) = self.budget_applied {
+                let mut held = Vec::new();
+                if self.protected > 0 {
+                    held.push(format!(
+                        "{} in {} (see --include-agent, --protect)",
+                        output::size(self.protected_bytes),
+                        plural(
+                            self.protected,
+                            "protected checkpoint",
+                            "protected checkpoints"
+                        )
+                    ));
+                }
+                let kept = self.kept_counted_bytes();
+                if kept > 0 {
+                    held.push(format!(
+                        "{} in files kvc keeps that the engine counts",
+                        output::size(kept)
+                    ));
+                }
+                let of_which = if held.is_empty() {
+                    String::new()
+                } else {
+                    format!(", of which {}", held.join(" and "))
+                };
                 out.push(format!(
-                    "budget {} not met: {} left, {} of it in {} protected checkpoints{}",
+                    "budget {} not met: {} counted left{of_which}",
                     output::size(b),
-                    output::size(self.checkpoint_bytes_after),
-                    output::size(self.protected_bytes),
-                    self.protected,
-                    if self.protected > 0 {
-                        " (see --include-agent, --protect)"
-                    } else {
-                        ""
-                    }
+                    output::size(self.counted_bytes_after),
                 ));
             }
         }
@@ -186,6 +301,78 @@ impl EvictReport {
         }
         out
     }
+
+    /// `2 payload ABI 0, 1 sysprompt.kv`: kept entries by detail.
+    fn kept_summary(kept: &[&KeptView]) -> String {
+        let mut groups: Vec<(&str, usize)> = Vec::new();
+        for k in kept {
+            match groups.iter_mut().find(|(d, _)| *d == k.detail) {
+                Some(g) => g.1 += 1,
+                None => groups.push((&k.detail, 1)),
+            }
+        }
+        groups
+            .iter()
+            .map(|(d, n)| format!("{n} {d}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn write_kept(&self, out: &mut dyn Write) -> io::Result<()> {
+        let (counted, apart): (Vec<&KeptView>, Vec<&KeptView>) =
+            self.kept.iter().partition(|k| k.counted);
+        let hint = |group: &[&KeptView]| {
+            let n = group.iter().filter(|k| k.deletable_on_request).count();
+            let agent = if !self.include_agent && group.iter().any(|k| k.why == "not-counted-name")
+            {
+                " (sysprompt.kv with --include-agent)"
+            } else {
+                ""
+            };
+            if n == 0 || self.include_unloadable {
+                String::new()
+            } else if n == group.len() {
+                let them = if n == 1 { "it" } else { "them" };
+                format!("; --include-unloadable deletes {them}{agent}")
+            } else {
+                format!("; --include-unloadable deletes {n} of them{agent}")
+            }
+        };
+        if !apart.is_empty() {
+            writeln!(
+                out,
+                "kept: {}, {}, that {} never counts or evicts: {}{}",
+                plural(apart.len(), "file", "files"),
+                output::size(apart.iter().map(|k| k.size).sum()),
+                self.engine_words,
+                Self::kept_summary(&apart),
+                hint(&apart),
+            )?;
+        }
+        if !counted.is_empty() {
+            writeln!(
+                out,
+                "kept although {} counts them: {}, {}: {}{}",
+                self.engine_words,
+                plural(counted.len(), "file", "files"),
+                output::size(counted.iter().map(|k| k.size).sum()),
+                Self::kept_summary(&counted),
+                hint(&counted),
+            )?;
+            if self.engine.engine == kvc::format::Engine::Hanzo {
+                writeln!(
+                    out,
+                    "note: hanzo-engine's own pass would delete the files among them that it can (not a directory); kvc deletes only what it identified, and foreign files and links never"
+                )?;
+            }
+        }
+        for k in &self.kept {
+            if k.why == "foreign" || k.why == "symlink" || k.why == "directory" {
+                writeln!(out, "kept {}: {} ({})", k.why, k.file, k.detail)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -195,8 +382,17 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 impl Report for EvictReport {
     fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
         let mut criteria = vec![format!("policy {}", self.policy)];
-        if let Some(b) = self.budget {
-            criteria.push(format!("budget {}", output::size(b)));
+        if let (Some(given), Some(applied)) = (self.budget, self.budget_applied) {
+            if applied != given {
+                criteria.push(format!(
+                    "budget {} raised to {}: hanzo-engine never budgets below {}",
+                    output::size(given),
+                    output::size(applied),
+                    output::size(self.policy_min.unwrap_or(applied)),
+                ));
+            } else {
+                criteria.push(format!("budget {}", output::size(given)));
+            }
         }
         if let Some(d) = self.older_than {
             criteria.push(format!(
@@ -204,15 +400,37 @@ impl Report for EvictReport {
                 humantime::format_duration(std::time::Duration::from_secs(d))
             ));
         }
+        if self.include_unloadable {
+            criteria.push("--include-unloadable".into());
+        }
         writeln!(
             out,
-            "{}{} ({}): {}, {}",
+            "{}{} ({}): {}, {} counted by {}",
             if self.dry_run { "plan for " } else { "" },
             self.dir,
             criteria.join(", "),
-            plural(self.checkpoints, "checkpoint", "checkpoints"),
-            output::size(self.checkpoint_bytes)
+            plural(self.counted, "file", "files"),
+            output::size(self.counted_bytes),
+            self.engine_words,
         )?;
+        let from = if self.policy_from == "engine" {
+            "the engine's"
+        } else {
+            "--policy"
+        };
+        writeln!(
+            out,
+            "engine: {}; policy {} ({from}): {}",
+            self.engine.describe(),
+            self.policy,
+            Policy::from_str(self.policy).map_or("", |p| p.source()),
+        )?;
+        if self.engine.mixed {
+            writeln!(
+                out,
+                "warning: files of both ds4 and hanzo-engine in one directory: pass --engine to say which engine reads it"
+            )?;
+        }
         if !self.victims.is_empty() {
             let mut header = Vec::new();
             if !self.dry_run {
@@ -222,18 +440,24 @@ impl Report for EvictReport {
                 "KEY", "REASON", "TOKENS", "SIZE", "HITS", "USED", "SCORE", "WHY",
             ]);
             let mut t = output::table(&header);
+            let dash = || "-".to_string();
             for v in &self.victims {
                 let mut row = Vec::new();
                 if !self.dry_run {
                     row.push(Cell::new(v.outcome));
                 }
+                let key = if v.kind == "checkpoint" || v.key.len() == 40 {
+                    output::short_key(&v.key)
+                } else {
+                    v.key.clone()
+                };
                 row.extend([
-                    Cell::new(output::short_key(&v.key)),
-                    Cell::new(&v.reason),
-                    Cell::new(v.tokens),
+                    Cell::new(key),
+                    Cell::new(v.reason.clone().unwrap_or_else(|| format!("({})", v.kind))),
+                    Cell::new(v.tokens.map_or_else(dash, |t| t.to_string())),
                     Cell::new(output::size(v.size)),
-                    Cell::new(v.hits),
-                    Cell::new(output::ago(v.used, self.now)),
+                    Cell::new(v.hits.map_or_else(dash, |t| t.to_string())),
+                    Cell::new(v.used.map_or_else(dash, |u| output::ago(u, self.now))),
                     Cell::new(output::score(v.score)),
                     Cell::new(v.why.names().join(",")),
                 ]);
@@ -262,10 +486,10 @@ impl Report for EvictReport {
             } else {
                 writeln!(
                     out,
-                    "would free {} in {}, leaving {}",
+                    "would free {} in {}, leaving {} counted",
                     output::size(self.freed_bytes),
-                    plural(self.victims.len(), "checkpoint", "checkpoints"),
-                    output::size(self.checkpoint_bytes_after)
+                    plural(self.victims.len(), "file", "files"),
+                    output::size(self.counted_bytes_after)
                 )?;
             }
         } else {
@@ -276,11 +500,27 @@ impl Report for EvictReport {
                 .count();
             writeln!(
                 out,
-                "freed {} in {}; {} left in {}",
+                "freed {} in {}; {} counted left in {}",
                 output::size(self.freed_bytes),
-                plural(deleted, "checkpoint", "checkpoints"),
-                output::size(self.checkpoint_bytes_after),
-                plural(self.checkpoints_after, "checkpoint", "checkpoints"),
+                plural(deleted, "file", "files"),
+                output::size(self.counted_bytes_after),
+                plural(self.counted_after, "file", "files"),
+            )?;
+        }
+        self.write_kept(out)?;
+        let apart = self.total_bytes.saturating_sub(self.counted_bytes);
+        if apart > 0 {
+            writeln!(
+                out,
+                "disk: {} in all before, {} of it not counted by the budget (kept files, temp files, other names)",
+                output::size(self.total_bytes),
+                output::size(apart),
+            )?;
+        }
+        if self.superseded_at_rest {
+            writeln!(
+                out,
+                "note: superseded waypoints (score × 0.05-0.5) are ds4's test applied at rest, every longer stored checkpoint in the role of the one ds4 is saving: kvc's extension (FORMAT.md §8)"
             )?;
         }
         Ok(())
@@ -314,7 +554,12 @@ impl Hooks for Progress {
     }
     fn handled(&mut self, v: &Victim, _fate: &Fate) {
         if let Some(bar) = &self.bar {
-            bar.set_message(v.key.short().to_string());
+            bar.set_message(
+                v.key
+                    .as_ref()
+                    .map_or(v.file.as_str(), Key::short)
+                    .to_string(),
+            );
             bar.inc(1);
         }
     }
@@ -351,12 +596,16 @@ fn protected_keys(dir: &Path, args: &[String]) -> Result<BTreeSet<Key>> {
 pub fn run(args: EvictArgs) -> Result<Outcome> {
     let dir = config::dir_or_default(args.dir.clone())?;
     let opts = EvictOptions {
-        policy: args.policy.policy().unwrap_or_default(),
+        policy: args.policy.policy(),
+        engine: args.policy.engine.engine(),
         now: config::now_or_clock(args.policy.now)?,
         budget: args.budget,
+        engine_minimum: true,
         older_than: args.older_than.map(|d| d.as_secs()),
         protect: protected_keys(&dir, &args.protect)?,
         include_agent: args.agent.include_agent,
+        include_unloadable: args.include_unloadable,
+        reject_different_quant: args.quant.reject_different_quant,
     };
     let report = if args.write.dry_run.dry_run {
         EvictReport::of_plan(&evict::plan_dir(&dir, &opts)?)

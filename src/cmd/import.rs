@@ -125,6 +125,24 @@ impl Report for ImportView {
     }
 }
 
+/// `--policy`, else the policy of the engine that reads the target
+/// directory, as `kvc evict` chooses it.
+fn budget_policy(dir: &std::path::Path, args: crate::cli::PolicyArgs) -> Result<kvc::Policy> {
+    if let Some(p) = args.policy() {
+        return Ok(p);
+    }
+    let engine = match args.engine.engine() {
+        Some(e) => e,
+        None if dir.is_dir() => {
+            kvc::scan_dir(dir, kvc::ScanOptions::default())?
+                .engine
+                .engine
+        }
+        None => kvc::format::Engine::Ds4,
+    };
+    Ok(kvc::Policy::for_engine(engine))
+}
+
 pub fn run(args: ImportArgs) -> Result<Outcome> {
     let dir = config::dir_or_default(args.dir.dir)?;
     let now = config::now_or_clock(args.policy.now)?;
@@ -139,10 +157,13 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
         } else {
             args.source.display().to_string()
         },
-        budget: args.budget.map(|bytes| BudgetOptions {
-            bytes,
-            policy: args.policy.policy().unwrap_or_default(),
-        }),
+        budget: match args.budget {
+            Some(bytes) => Some(BudgetOptions {
+                bytes,
+                policy: budget_policy(&dir, args.policy)?,
+            }),
+            None => None,
+        },
         include_agent: args.include_agent,
         engine: args.policy.engine.engine(),
     };

@@ -6,7 +6,7 @@ use crate::output::{self, align_right, CheckpointView, ForeignView, InvalidView,
 use crate::Outcome;
 use anyhow::Result;
 use comfy_table::Cell;
-use kvc::policy::{self, Policy};
+use kvc::policy::{self, PolicyFrom, RankOptions};
 use kvc::scan::{self, Scan, ScanOptions};
 use kvc::sys::pid_alive;
 use kvc::text::sanitize_line;
@@ -89,18 +89,22 @@ fn dir_view(dir: PathBuf, args: &LsArgs, now: u64) -> Result<DirView> {
         read_text: !args.no_title,
         engine: args.policy.engine.engine(),
     };
-    let mut scan: Scan = scan::scan_dir(&dir, opts)?;
-    let (policy, policy_from) = match args.policy.policy() {
-        Some(p) => (p, "--policy"),
-        None => (Policy::for_engine(scan.engine.engine), "engine"),
-    };
-    policy::load_needed_texts(policy, &mut scan.checkpoints);
-    // Eviction never picks agent saves, nor files the engine does not
-    // load (it neither counts nor evicts them).
+    let scan: Scan = scan::scan_dir(&dir, opts)?;
     let engine = scan.engine.engine;
-    let standings = policy::standings(policy, &scan.checkpoints, now, |c| {
-        c.is_agent_save() || !c.is_counted(engine)
-    });
+    let (policy, policy_from) = PolicyFrom::resolve(args.policy.policy(), engine);
+    let rank = RankOptions {
+        policy,
+        now,
+        reject_different_quant: args.quant.reject_different_quant,
+    };
+    // The engine ranks what its budget counts (not what it never loads,
+    // nor sysprompt.kv); eviction never picks agent saves.
+    let standings = policy::standings(
+        &rank,
+        &scan.checkpoints,
+        |c| c.is_counted(engine),
+        |c| c.is_agent_save(),
+    );
     let rows: Vec<CheckpointView> = scan
         .checkpoints
         .iter()
@@ -119,7 +123,7 @@ fn dir_view(dir: PathBuf, args: &LsArgs, now: u64) -> Result<DirView> {
         dir: dir.display().to_string(),
         engine: scan.engine.clone(),
         policy: policy.name(),
-        policy_from,
+        policy_from: policy_from.name(),
         now,
         checkpoint_bytes: scan.checkpoint_bytes(),
         loadable_bytes: scan.loadable_bytes(),

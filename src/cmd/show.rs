@@ -16,7 +16,7 @@ use kvc::format::dialect::{DialectId, Engine};
 use kvc::format::dsv4::{self, Dsv4Header};
 use kvc::format::trailer::ToolMap;
 use kvc::format::trailer::{self as trailers, SessionTitle};
-use kvc::policy::{self, Policy, Standing};
+use kvc::policy::{self, Policy, PolicyFrom, RankOptions, Standing};
 use kvc::resolve;
 use kvc::scan::{self, Checkpoint, ScanOptions};
 use kvc::text::{self, sanitize_line, sanitize_text};
@@ -108,26 +108,27 @@ impl InDir {
             read_text: false,
             engine: args.policy.engine.engine(),
         };
-        let Ok(mut scan) = scan::scan_dir(dir, opts) else {
+        let Ok(scan) = scan::scan_dir(dir, opts) else {
             let engine = args.policy.engine.engine().unwrap_or(Engine::Ds4);
             return InDir {
                 scan: None,
                 standings: Vec::new(),
-                policy: args
-                    .policy
-                    .policy()
-                    .unwrap_or_else(|| Policy::for_engine(engine)),
+                policy: PolicyFrom::resolve(args.policy.policy(), engine).0,
             };
         };
-        let policy = args
-            .policy
-            .policy()
-            .unwrap_or_else(|| Policy::for_engine(scan.engine.engine));
-        policy::load_needed_texts(policy, &mut scan.checkpoints);
         let engine = scan.engine.engine;
-        let standings = policy::standings(policy, &scan.checkpoints, now, |c| {
-            c.is_agent_save() || !c.is_counted(engine)
-        });
+        let (policy, _) = PolicyFrom::resolve(args.policy.policy(), engine);
+        let rank = RankOptions {
+            policy,
+            now,
+            reject_different_quant: args.quant.reject_different_quant,
+        };
+        let standings = policy::standings(
+            &rank,
+            &scan.checkpoints,
+            |c| c.is_counted(engine),
+            |c| c.is_agent_save(),
+        );
         InDir {
             scan: Some(scan),
             standings,

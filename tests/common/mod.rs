@@ -663,3 +663,94 @@ pub fn with_stats(bytes: &[u8], hits: u32, last_used: u64) -> Vec<u8> {
     b[32..40].copy_from_slice(&last_used.to_le_bytes());
     b
 }
+
+// --- evict (population) ---
+
+/// A hanzo-engine prefix-cache spill as `spill_prefix` writes it (FORMAT.md
+/// §9, D20; engines.md §10): quant 0, reason evict, ctx 0, payload ABI 0,
+/// text = the token ids as little-endian u32 (key = SHA-1 of those bytes),
+/// payload = version byte 1, a u64 model fingerprint, a u32 layer count.
+pub fn hanzo_spill(ids: &[u32], last_used: u64) -> Ckpt {
+    let mut text = Vec::new();
+    for id in ids {
+        text.extend_from_slice(&id.to_le_bytes());
+    }
+    let mut payload = vec![1u8];
+    payload.extend_from_slice(&0x5eed_f00d_cafe_beefu64.to_le_bytes());
+    payload.extend_from_slice(&0u32.to_le_bytes());
+    Ckpt {
+        quant_bits: 0,
+        reason: REASON_EVICT,
+        tokens: ids.len() as u32,
+        ctx_size: 0,
+        payload_abi: 0,
+        created: CREATED,
+        last_used,
+        payload,
+        ..Ckpt::new(text)
+    }
+}
+
+/// A checkpoint of the LZ4-compressed payload fork (FORMAT.md §9, D8) in
+/// its version-1 form: payload ABI 2, byte 21 = codec 1 (LZ4), byte 22 =
+/// log2(chunk) 12, payload = `u64 uncompressed_total, u32 chunk_count`,
+/// then one chunk `u32 raw_len, u32 comp_len, bytes`. Its header passes
+/// mainline ds4's reader.
+pub fn lz4_v1(text: impl Into<Vec<u8>>) -> Ckpt {
+    let mut payload = Vec::new();
+    payload.extend_from_slice(&4096u64.to_le_bytes());
+    payload.extend_from_slice(&1u32.to_le_bytes());
+    payload.extend_from_slice(&4096u32.to_le_bytes());
+    payload.extend_from_slice(&5u32.to_le_bytes());
+    payload.extend_from_slice(b"lz4!!");
+    Ckpt {
+        payload_abi: 2,
+        reserved: [1, 12, 0],
+        payload,
+        ..Ckpt::new(text)
+    }
+}
+
+impl TestEnv {
+    /// Write `c` with a payload of `payload_len` bytes left as a hole: a file
+    /// of that size that takes no disk (hanzo-engine never budgets below
+    /// 64 MiB). Only the payload's length is in the header; nothing reads
+    /// its bytes when headers are all a scan reads.
+    pub fn add_sparse(&self, c: &Ckpt, payload_len: u64) -> PathBuf {
+        let mut c = c.clone();
+        c.payload = Vec::new();
+        c.payload_bytes = Some(payload_len);
+        let head = c.bytes();
+        let p = self.add(&c);
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(head.len() as u64 + payload_len)
+            .unwrap();
+        p
+    }
+
+    /// A directory inside the cache.
+    pub fn add_dir(&self, name: &str) -> PathBuf {
+        let p = self.cache.join(name);
+        fs::create_dir(&p).unwrap();
+        p
+    }
+
+    /// A symbolic link inside the cache.
+    pub fn add_symlink(&self, name: &str, target: &Path) -> PathBuf {
+        let p = self.cache.join(name);
+        std::os::unix::fs::symlink(target, &p).unwrap();
+        p
+    }
+
+    /// The cache's entry names in `readdir` order, the order the engines'
+    /// loops break ties by.
+    pub fn readdir_names(&self) -> Vec<String> {
+        fs::read_dir(&self.cache)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+}
