@@ -427,7 +427,7 @@ pub struct AgentArg {
 #[command(
     group(ArgGroup::new("criterion").args(["budget", "older_than", "include_unloadable"]).required(true).multiple(true)),
     after_help = "Sizes: B, KiB, MiB, GiB, TiB (or K, M, G, T) are powers of 1024; kB, MB, GB, TB \
-powers of 1000. A bare number is refused: ds4's --kv-disk-space-mb counts MiB. --budget 0 is refused \
+powers of 1000; any case (200gb). A bare number is refused: ds4's --kv-disk-space-mb counts MiB. --budget 0 is refused \
 too: ds4 reads --kv-disk-space-mb 0 as its default, 4096 MiB, not as nothing.\n\n\
 Population: the plan covers exactly what the directory's engine counts against its budget \
 (--engine, else inferred from the files; the output says which). ds4 (mainline since e8e8779, \

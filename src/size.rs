@@ -10,24 +10,56 @@ const MIB: u128 = 1 << 20;
 const GIB: u128 = 1 << 30;
 const TIB: u128 = 1 << 40;
 
-/// Every unit accepted, with its multiplier. Binary units have one-letter
+/// Every unit accepted, lower-cased (units are matched case-insensitively:
+/// `200gb`, `8g`, `8GIB`), with its multiplier. Binary units have one-letter
 /// short forms (`8G` = `8GiB`), as in `du -h` and `sort -h`; decimal units
-/// are spelled out (`kB`, `MB`, `GB`, `TB`).
+/// end in `B` (`kB`, `MB`, `GB`, `TB`), as disk vendors and restic write
+/// them.
 const UNITS: &[(&str, u128)] = &[
-    ("B", 1),
-    ("K", KIB),
-    ("KiB", KIB),
-    ("M", MIB),
-    ("MiB", MIB),
-    ("G", GIB),
-    ("GiB", GIB),
-    ("T", TIB),
-    ("TiB", TIB),
-    ("kB", 1_000),
-    ("MB", 1_000_000),
-    ("GB", 1_000_000_000),
-    ("TB", 1_000_000_000_000),
+    ("b", 1),
+    ("k", KIB),
+    ("kib", KIB),
+    ("m", MIB),
+    ("mib", MIB),
+    ("g", GIB),
+    ("gib", GIB),
+    ("t", TIB),
+    ("tib", TIB),
+    ("kb", 1_000),
+    ("mb", 1_000_000),
+    ("gb", 1_000_000_000),
+    ("tb", 1_000_000_000_000),
 ];
+
+/// `n` bytes in the largest binary unit that keeps it at least 1, with two
+/// decimals: for the readings a bare-number error offers.
+fn approx(bytes: u128) -> String {
+    let units = [("TiB", TIB), ("GiB", GIB), ("MiB", MIB), ("KiB", KIB)];
+    for (name, m) in units {
+        if bytes >= m {
+            let whole = bytes / m;
+            let hundredths = (bytes % m) * 100 / m;
+            return format!("{whole}.{hundredths:02} {name}");
+        }
+    }
+    format!("{bytes} B")
+}
+
+/// The two readings of a bare number: as ds4's MiB, and as bytes.
+fn readings(number: &str) -> String {
+    let whole: u128 = number
+        .split('.')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let as_mib = whole
+        .checked_mul(MIB)
+        .map_or("too large".to_string(), approx);
+    format!(
+        "{number}MiB (ds4's --kv-disk-space-mb unit) is {as_mib}, {number}B is {}",
+        approx(whole)
+    )
+}
 
 /// Digits after the decimal point that are taken into account: `1.5GiB`
 /// needs one, and more than nine cannot change a byte count below 1 EiB.
@@ -38,9 +70,7 @@ const MAX_FRACTION_DIGITS: usize = 9;
 pub enum SizeError {
     #[error("empty size: give a number with a unit, e.g. 8GiB")]
     Empty,
-    #[error(
-        "{0:?} has no unit: add one, e.g. {0}MiB (ds4's --kv-disk-space-mb counts MiB, so {0} there means {0}MiB)"
-    )]
+    #[error("{0:?} has no unit: write the one you mean; {readings}", readings = readings(.0))]
     NoUnit(String),
     #[error("{input:?}: unknown unit {unit:?} (use B, KiB, MiB, GiB, TiB or K, M, G, T for powers of 1024; kB, MB, GB, TB for powers of 1000)")]
     BadUnit { input: String, unit: String },
@@ -68,7 +98,8 @@ pub fn parse_size(input: &str) -> Result<u64, SizeError> {
     if unit.is_empty() {
         return Err(SizeError::NoUnit(number.into()));
     }
-    let Some(&(_, mult)) = UNITS.iter().find(|(u, _)| *u == unit) else {
+    let lower = unit.to_ascii_lowercase();
+    let Some(&(_, mult)) = UNITS.iter().find(|(u, _)| *u == lower) else {
         return Err(SizeError::BadUnit {
             input: input.into(),
             unit: unit.into(),
@@ -130,20 +161,42 @@ mod tests {
     }
 
     #[test]
-    fn a_bare_number_is_refused_with_the_ds4_hint() {
+    fn units_are_case_insensitive() {
+        assert_eq!(parse_size("200gb"), Ok(200_000_000_000));
+        assert_eq!(parse_size("200GB"), Ok(200_000_000_000));
+        assert_eq!(parse_size("8g"), Ok(8 << 30));
+        assert_eq!(parse_size("8GIB"), Ok(8 << 30));
+        assert_eq!(parse_size("1KB"), Ok(1000));
+        assert_eq!(parse_size("1k"), Ok(1024));
+        assert_eq!(parse_size("3mib"), Ok(3 << 20));
+        assert_eq!(parse_size("7b"), Ok(7));
+    }
+
+    #[test]
+    fn a_bare_number_is_refused_with_both_readings() {
         let e = parse_size("8192").unwrap_err();
         assert_eq!(e, SizeError::NoUnit("8192".into()));
         let msg = e.to_string();
-        assert!(msg.contains("--kv-disk-space-mb counts MiB"), "{msg}");
+        assert!(msg.contains("--kv-disk-space-mb"), "{msg}");
         assert!(msg.contains("8192MiB"), "{msg}");
+        assert!(msg.contains("is 8.00 GiB"), "{msg}");
+        assert!(msg.contains("8192B is 8.00 KiB"), "{msg}");
         assert!(!msg.contains('\n'));
+        // A byte count typed without its unit: both readings, so the MiB
+        // one (95 TiB) is visibly not what was meant.
+        let msg = parse_size("100000000").unwrap_err().to_string();
+        assert!(
+            msg.contains("100000000MiB (ds4's --kv-disk-space-mb unit) is 95.36 TiB"),
+            "{msg}"
+        );
+        assert!(msg.contains("100000000B is 95.36 MiB"), "{msg}");
         assert!(matches!(parse_size("0"), Err(SizeError::NoUnit(_))));
         assert!(matches!(parse_size("1.5"), Err(SizeError::NoUnit(_))));
     }
 
     #[test]
     fn bad_units_numbers_and_overflow_are_one_line_errors() {
-        for bad in ["8gb", "8KB", "8Gi", "8 bytes", "8mib"] {
+        for bad in ["8Gi", "8 bytes", "8gigs", "8iB"] {
             assert!(
                 matches!(parse_size(bad), Err(SizeError::BadUnit { .. })),
                 "{bad}"
