@@ -275,15 +275,16 @@ impl MatchReport {
         let mut order: Vec<usize> = (0..m.entries.len())
             .filter(|&i| Some(i) != chosen_idx)
             .collect();
-        order.sort_by_key(|&i| {
+        let rank = |i: usize| {
             let e = &m.entries[i];
             (
                 Some(i) != pick,
                 e.full_prefix != Some(true),
                 std::cmp::Reverse(e.shared_prefix.unwrap_or(0)),
-                e.file.clone(),
             )
-        });
+        };
+        // Entries are in name order already: a stable sort keeps it.
+        order.sort_by_key(|&i| rank(i));
         let mut counts = BTreeMap::new();
         for e in &m.entries {
             *counts.entry(e.verdict.code()).or_insert(0) += 1;
