@@ -436,6 +436,16 @@ struct Candidate {
     matches: bool,
 }
 
+/// The order of preference `pick` amounts to among matching candidates:
+/// the longest text, then the most tokens, then the first listed.
+fn fallback_rank(c: &Candidate) -> (std::cmp::Reverse<u32>, std::cmp::Reverse<u32>, u32) {
+    (
+        std::cmp::Reverse(c.text_len),
+        std::cmp::Reverse(c.tokens),
+        c.order,
+    )
+}
+
 /// The loop of `ds4_kvstore_find_text_prefix` over candidates past the
 /// filters: in directory order, the pre-filter against the best so far,
 /// then the name test. Returns the index of the best.
@@ -654,28 +664,27 @@ fn select(work: &mut [Work], prompt: &[u8], markers: &Markers) -> Outcome {
             (i, c)
         })
         .collect();
-    let mut failed: Vec<usize> = Vec::new();
+    let only: Vec<Candidate> = cands.iter().map(|c| c.1).collect();
+    let engine_pick = pick(&only).map(|j| cands[j].0);
     let mut loaded: Option<usize> = None;
-    let mut engine_pick: Option<usize> = None;
-    loop {
-        let left: Vec<(usize, Candidate)> = cands
+    if let Some(b) = engine_pick {
+        // Then, if the pick fails to load, kvc's extra: the same rule
+        // without it, and so on. `pick`'s result is the first of this
+        // order (longest, most tokens, first listed), so the chain walks
+        // it once instead of repeating the engine's loop per failure.
+        let mut chain: Vec<(usize, Candidate)> = cands
             .iter()
-            .filter(|(i, _)| !failed.contains(i))
+            .filter(|(i, c)| c.matches && *i != b)
             .copied()
             .collect();
-        let only: Vec<Candidate> = left.iter().map(|c| c.1).collect();
-        let Some(b) = pick(&only).map(|j| left[j].0) else {
-            break;
-        };
-        engine_pick.get_or_insert(b);
-        match load_check(&mut work[b], prompt, markers) {
-            None => {
-                loaded = Some(b);
-                break;
-            }
-            Some(v) => {
-                work[b].verdict = Some(v);
-                failed.push(b);
+        chain.sort_by_key(|(_, c)| fallback_rank(c));
+        for i in std::iter::once(b).chain(chain.into_iter().map(|(i, _)| i)) {
+            match load_check(&mut work[i], prompt, markers) {
+                None => {
+                    loaded = Some(i);
+                    break;
+                }
+                Some(v) => work[i].verdict = Some(v),
             }
         }
     }
@@ -838,6 +847,40 @@ mod tests {
         assert_eq!(pick(&c), Some(1));
         // Nothing matches.
         assert_eq!(pick(&[cand(0, 20, 600, false)]), None);
+    }
+
+    #[test]
+    fn the_engines_loop_picks_the_first_of_the_fallback_order() {
+        // The literal loop (pre-filter, then the name) and the sorted order
+        // the fallback chain walks agree on every small candidate set.
+        let mut seed = 0x9e37_79b9u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..2000 {
+            let n = 1 + next(6) as usize;
+            let mut orders: Vec<u32> = (0..n as u32).collect();
+            for i in (1..n).rev() {
+                orders.swap(i, next(i as u64 + 1) as usize);
+            }
+            let cands: Vec<Candidate> = (0..n)
+                .map(|i| {
+                    cand(
+                        orders[i],
+                        next(3) as u32,
+                        600 + next(2) as u32,
+                        next(2) == 0,
+                    )
+                })
+                .collect();
+            let sorted = (0..n)
+                .filter(|&i| cands[i].matches)
+                .min_by_key(|&i| fallback_rank(&cands[i]));
+            assert_eq!(pick(&cands), sorted, "{cands:?}");
+        }
     }
 
     #[test]
