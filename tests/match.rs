@@ -816,3 +816,41 @@ fn bad_input_exits_2() {
     assert_eq!(code, Some(2));
     assert!(err.contains("flash, pro, glm-5.2"), "{err}");
 }
+
+#[test]
+fn a_symlink_is_not_followed_and_says_ds4_would() {
+    let env = TestEnv::new();
+    let (t1, _, p) = conversation();
+    let target = env.root.path().join("elsewhere.kv");
+    fs::write(&target, mainline(t1.clone()).bytes()).unwrap();
+    let name = format!("{}.kv", sha1_hex(&t1));
+    std::os::unix::fs::symlink(&target, env.cache.join(&name)).unwrap();
+    let (v, code) = env.kvc_match(&p, &[]);
+    assert_eq!(code, 1);
+    let c = match_candidate(&v, &name);
+    assert_eq!(c["verdict"], "not-loadable");
+    assert!(
+        c["why"].as_str().unwrap().contains("ds4 follows links"),
+        "{c:#}"
+    );
+    assert_eq!(v["diagnosis_code"], "none-loadable");
+    assert!(v["diagnosis"]
+        .as_str()
+        .unwrap()
+        .starts_with("miss: the only checkpoint file is not loadable"));
+}
+
+#[test]
+fn texts_that_share_nothing_with_the_prompt() {
+    let env = TestEnv::new();
+    let (_, _, p) = conversation();
+    env.add(&mainline("system: hello"));
+    env.add(&mainline("plain text"));
+    let (v, code) = env.kvc_match(&p, &[]);
+    assert_eq!(code, 1);
+    assert_eq!(v["diagnosis_code"], "nothing-shared");
+    for c in v["candidates"].as_array().unwrap() {
+        assert_eq!(c["diverges_at"], 0);
+        assert_eq!(c["diverges_in"]["part"], "first-byte");
+    }
+}

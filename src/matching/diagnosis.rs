@@ -202,6 +202,10 @@ impl fmt::Display for Diagnosis {
                     thousands(*text_bytes)
                 )
             }
+            Diagnosis::NoneLoadable { files: 1, example } => write!(
+                f,
+                "miss: the only checkpoint file is not loadable by ds4 mainline: {example}"
+            ),
             Diagnosis::NoneLoadable { files, example } => write!(
                 f,
                 "miss: none of the {files} checkpoint files is loadable by ds4 mainline (e.g. {example})"
@@ -234,6 +238,9 @@ impl fmt::Display for Diagnosis {
                     )?;
                 }
                 Ok(())
+            }
+            Diagnosis::NothingShared { files: 1 } => {
+                f.write_str("miss: the only stored text does not share even the first byte with the prompt")
             }
             Diagnosis::NothingShared { files } => write!(
                 f,
