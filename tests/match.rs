@@ -854,3 +854,21 @@ fn texts_that_share_nothing_with_the_prompt() {
         assert_eq!(c["diverges_in"]["part"], "first-byte");
     }
 }
+
+#[test]
+fn the_help_states_the_defaults_the_library_applies() {
+    use kvc::matching::{DEFAULT_CTX, DEFAULT_MIN_TOKENS, PROVENANCE};
+    let env = TestEnv::new();
+    let out = env.kvc().args(["match", "--help"]).output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap().replace('\n', " ");
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    for want in [
+        format!("--ctx [default: {DEFAULT_CTX}]"),
+        format!("--kv-cache-min-tokens [default: {DEFAULT_MIN_TOKENS}]"),
+        format!("--ctx {DEFAULT_CTX}, --min-tokens {DEFAULT_MIN_TOKENS}"),
+        "ds4_kvstore.c at b030961".to_string(),
+    ] {
+        assert!(help.contains(&want), "{want:?} not in: {help}");
+    }
+    assert!(PROVENANCE.contains("b030961"));
+}
