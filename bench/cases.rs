@@ -8,7 +8,8 @@
 //! every run (untimed), for commands that write (import), `{work}` a
 //! directory kept for the whole case (made empty before its setup
 //! commands, removed after its last run), for inputs the setup prepares,
-//! and `{bytes:P%}` P percent of the dataset's bytes, as `<n>B` (a budget
+//! `{prompt}` the dataset's rendered prompt (datasets built
+//! `.with_prompt(n)`), and `{bytes:P%}` P percent of the dataset's bytes, as `<n>B` (a budget
 //! that scales with the data).
 //! In `Cmd::sh` strings the substituted paths are shell-quoted.
 
@@ -181,6 +182,35 @@ fn verify_clean<const DEEP: bool>(d: &Dataset, out: &[u8]) -> Result<(), String>
     Ok(())
 }
 
+/// `kvc match --json` found the dataset's first conversation (a hit on
+/// its longest checkpoint, the whole conversation being a prefix of the
+/// prompt) and gave every other checkpoint a verdict.
+fn match_hits_json(d: &Dataset, out: &[u8]) -> Result<(), String> {
+    let v: serde_json::Value = serde_json::from_slice(out).map_err(|e| format!("not JSON: {e}"))?;
+    let n = v["candidates"].as_array().map_or(0, |a| a.len());
+    let shorter = v["counts"]["shorter-prefix"].as_u64().unwrap_or(0);
+    if v["hit"] != true || n + 1 != d.spec.checkpoints || shorter + 1 != d.spec.turns as u64 {
+        return Err(format!(
+            "hit {}, {n} candidates of {} checkpoints, {shorter} shorter prefixes: {}",
+            v["hit"], d.spec.checkpoints, v["diagnosis"]
+        ));
+    }
+    Ok(())
+}
+
+/// The table form of the same: its first line is the hit.
+fn match_hits_table(_: &Dataset, out: &[u8]) -> Result<(), String> {
+    let first = String::from_utf8_lossy(out)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    if !first.starts_with("hit: ") {
+        return Err(format!("expected a hit, got: {first}"));
+    }
+    Ok(())
+}
+
 /// `kvc evict --dry-run --json` planned over every checkpoint, found
 /// victims and meets the budget.
 fn plans_victims(d: &Dataset, out: &[u8]) -> Result<(), String> {
@@ -256,6 +286,11 @@ pub fn all() -> Vec<Case> {
     // evict: 100,000 small checkpoints (texts of a few hundred bytes), so
     // the work is per file, not per byte: about 1.5 KiB each.
     let chats_100k = DataSpec::chats("chats-100k", 100_000).with_text_bytes(256);
+    // match: 10,000 mainline checkpoints (payload ABI 2, which mainline's
+    // reader loads) and a 1 MiB prompt that extends the first conversation.
+    let match_10k = DataSpec::chats("match-10k", 10_000)
+        .mainline()
+        .with_prompt(1 << 20);
     // export/import: 8 checkpoints of 256 MiB.
     let big_2g = DataSpec::big("big-2g", 8, 256 << 20);
     vec![
@@ -325,6 +360,30 @@ pub fn all() -> Vec<Case> {
         .vs("ls -l", Cmd::argv(&["ls", "-l", "{dir}"]))
         .vs("C floor", floor())
         .check(plans_victims),
+        // Issue 11: explaining a lookup over 10,000 checkpoints with a
+        // 1 MiB prompt must cost at most twice a listing of the same
+        // directory. --ctx 65536 lets every checkpoint through (the
+        // dataset writes 32768 and 65536).
+        Case::new(
+            "match",
+            match_10k.clone(),
+            &["match", "--ctx", "65536", "-d", "{dir}", "{prompt}"],
+        )
+        .about("which checkpoint ds4 loads for a 1 MiB prompt, and every other file's verdict (table)")
+        .vs("kvc ls", Cmd::argv(&["{kvc}", "ls", "--no-title", "{dir}"]))
+        .vs("C floor", floor())
+        .check(match_hits_table),
+        Case::new(
+            "match-json",
+            match_10k,
+            &["match", "--json", "--ctx", "65536", "-d", "{dir}", "{prompt}"],
+        )
+        .about("the same as JSON")
+        .vs(
+            "kvc ls --json",
+            Cmd::argv(&["{kvc}", "ls", "--json", "--no-title", "{dir}"]),
+        )
+        .check(match_hits_json),
         // Moving a cache: export piped into import, against tar piped into
         // tar. kvc import fsyncs every file and the directory; tar does
         // not, so the third reference is tar followed by an fsync of every

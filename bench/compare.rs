@@ -190,6 +190,7 @@ struct Ctx {
     kvc: PathBuf,
     dir: PathBuf,
     texts: Option<PathBuf>,
+    prompt: Option<PathBuf>,
     scratch: PathBuf,
     work: PathBuf,
     /// The dataset's bytes, for `{bytes:P%}`.
@@ -236,6 +237,13 @@ impl Ctx {
             .replace("{kvc}", &q(&self.kvc))
             .replace("{dir}", &q(&self.dir))
             .replace("{texts}", &q(texts))
+            .replace(
+                "{prompt}",
+                &q(self
+                    .prompt
+                    .as_deref()
+                    .unwrap_or(Path::new("/nonexistent-prompt"))),
+            )
             .replace("{scratch}", &q(&self.scratch))
             .replace("{work}", &q(&self.work));
         subst_bytes(&s, self.data_bytes)
@@ -244,6 +252,15 @@ impl Ctx {
     /// The argv to run, or why it cannot run here.
     fn resolve(&self, cmd: &Cmd) -> Result<(Vec<OsString>, String), String> {
         let uses = |s: &str| s.contains("{texts}") && self.texts.is_none();
+        let no_prompt = |s: &str| s.contains("{prompt}") && self.prompt.is_none();
+        let script = match cmd {
+            Cmd::Argv(a) => a.join(" "),
+            Cmd::Shell(s) => s.clone(),
+            Cmd::C { args, .. } => args.join(" "),
+        };
+        if no_prompt(&script) {
+            return Err("dataset has no prompt (use .with_prompt(bytes))".into());
+        }
         let argv: Vec<String> = match cmd {
             Cmd::Argv(a) => {
                 if a.iter().any(|s| uses(s)) {
@@ -652,6 +669,7 @@ fn main() {
             kvc: kvc.clone(),
             dir: data.dir.clone(),
             texts: data.texts_dir.clone(),
+            prompt: data.prompt.clone(),
             scratch: work.join("scratch"),
             work: work.join("case"),
             data_bytes: data.bytes,

@@ -124,6 +124,20 @@ pub struct DataSpec {
     pub write_texts: bool,
     pub scale_by: ScaleBy,
     pub seed: u64,
+    /// Byte 20 of every header: 0 (ds4 before 2026-05-26, the default) or
+    /// 2 (mainline since; DSV4 payloads then have version 2).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub payload_abi: u8,
+    /// Also write a rendered prompt of this many bytes beside the
+    /// directory (`<name>.prompt`), for `kvc match`: the last text of the
+    /// first conversation (so every checkpoint of that conversation is a
+    /// prefix of it), extended with more turns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_bytes: Option<usize>,
+}
+
+fn is_zero(v: &u8) -> bool {
+    *v == 0
 }
 
 impl DataSpec {
@@ -139,6 +153,8 @@ impl DataSpec {
             write_texts: false,
             scale_by: ScaleBy::Count,
             seed: 0x6b76_6331,
+            payload_abi: 0,
+            prompt_bytes: None,
         }
     }
 
@@ -159,6 +175,18 @@ impl DataSpec {
 
     pub fn with_text_bytes(mut self, bytes: usize) -> DataSpec {
         self.text_bytes = bytes;
+        self
+    }
+
+    /// Files as ds4 mainline writes them since 2026-05-26 (payload ABI 2),
+    /// which its reader (and so `kvc match`) loads.
+    pub fn mainline(mut self) -> DataSpec {
+        self.payload_abi = 2;
+        self
+    }
+
+    pub fn with_prompt(mut self, bytes: usize) -> DataSpec {
+        self.prompt_bytes = Some(bytes);
         self
     }
 
@@ -199,6 +227,8 @@ pub struct Dataset {
     pub dir: PathBuf,
     /// `Some` when the spec asked for the texts alone.
     pub texts_dir: Option<PathBuf>,
+    /// `Some` when the spec asked for a prompt.
+    pub prompt: Option<PathBuf>,
     pub files: usize,
     pub bytes: u64,
 }
@@ -309,6 +339,7 @@ struct Fields {
     created: u64,
     last_used: u64,
     payload_bytes: u64,
+    payload_abi: u8,
 }
 
 /// The 48-byte header and the u32 text_len, byte by byte from FORMAT.md §3.
@@ -323,7 +354,7 @@ fn prefix(f: &Fields, text_len: u32) -> [u8; 52] {
     b[8..12].copy_from_slice(&f.tokens.to_le_bytes());
     b[12..16].copy_from_slice(&f.hits.to_le_bytes());
     b[16..20].copy_from_slice(&f.ctx_size.to_le_bytes());
-    // 20: payload_abi 0, 21..24 reserved 0.
+    b[20] = f.payload_abi; // 21..24 reserved 0
     b[24..32].copy_from_slice(&f.created.to_le_bytes());
     b[32..40].copy_from_slice(&f.last_used.to_le_bytes());
     b[40..48].copy_from_slice(&f.payload_bytes.to_le_bytes());
@@ -394,11 +425,17 @@ fn write_filler(out: &mut impl Write, mut n: u64, seed: u8) -> io::Result<()> {
     Ok(())
 }
 
-fn write_dsv4(out: &mut impl Write, l: &Dsv4Layout, tokens: u32, ctx: u32) -> io::Result<()> {
+fn write_dsv4(
+    out: &mut impl Write,
+    l: &Dsv4Layout,
+    tokens: u32,
+    ctx: u32,
+    version: u32,
+) -> io::Result<()> {
     let raw_live = tokens.min(l.raw_window);
     for v in [
         0x3456_5344u32, // "DSV4"
-        1,
+        version,
         ctx,
         256, // prefill_chunk
         l.raw_cap,
@@ -452,7 +489,8 @@ pub fn ensure(root: &Path, spec: &DataSpec) -> io::Result<Dataset> {
     let stamp = root.join(format!("{}.spec.json", spec.name));
     let want = serde_json::to_string_pretty(spec).expect("spec serializes");
     if fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) && dir.is_dir() {
-        return measure(spec, dir, texts_dir);
+        let prompt = ensure_prompt(root, spec)?;
+        return measure(spec, dir, texts_dir, prompt);
     }
     let _ = fs::remove_file(&stamp);
     for d in [Some(&dir), texts_dir.as_ref()].into_iter().flatten() {
@@ -463,11 +501,61 @@ pub fn ensure(root: &Path, spec: &DataSpec) -> io::Result<Dataset> {
         private_dir(d)?;
     }
     write_all(spec, &dir, texts_dir.as_deref())?;
+    let prompt = ensure_prompt(root, spec)?;
     fs::write(&stamp, want)?;
-    measure(spec, dir, texts_dir)
+    measure(spec, dir, texts_dir, prompt)
 }
 
-fn measure(spec: &DataSpec, dir: PathBuf, texts_dir: Option<PathBuf>) -> io::Result<Dataset> {
+/// The spec's prompt, `<name>.prompt` beside the directory (not in it: a
+/// file in it would be a stray), written when missing or of another size.
+/// It is the last text of the dataset's first conversation, generated
+/// from the same seed, followed by more turns of prose up to exactly
+/// `prompt_bytes` (the cut falls in ASCII prose, padded with spaces if a
+/// character boundary needs it).
+fn ensure_prompt(root: &Path, spec: &DataSpec) -> io::Result<Option<PathBuf>> {
+    let Some(n) = spec.prompt_bytes else {
+        return Ok(None);
+    };
+    let path = root.join(format!("{}.prompt", spec.name));
+    if fs::metadata(&path).is_ok_and(|m| m.len() == n as u64) {
+        return Ok(Some(path));
+    }
+    let mut rng = Rng(spec.seed);
+    let first = conversation(&mut rng, spec.turns.max(1), spec.text_bytes);
+    let mut prompt =
+        String::from_utf8(first.last().expect("a turn").clone()).expect("conversations are UTF-8");
+    let mut more = Rng(spec.seed ^ 0x7072_6f6d_7074);
+    while prompt.len() < n {
+        prompt.push_str("<｜User｜>");
+        prompt.push_str(&prose(&mut more, spec.text_bytes / 4));
+        prompt.push_str("<｜Assistant｜></think>");
+        prompt.push_str(&prose(&mut more, spec.text_bytes));
+        prompt.push_str("<｜end▁of▁sentence｜>");
+    }
+    let mut cut = n;
+    while !prompt.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    prompt.truncate(cut);
+    while prompt.len() < n {
+        prompt.push(' ');
+    }
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(FILE_MODE)
+        .open(&path)?;
+    f.write_all(prompt.as_bytes())?;
+    Ok(Some(path))
+}
+
+fn measure(
+    spec: &DataSpec,
+    dir: PathBuf,
+    texts_dir: Option<PathBuf>,
+    prompt: Option<PathBuf>,
+) -> io::Result<Dataset> {
     let mut files = 0;
     let mut bytes = 0;
     for e in fs::read_dir(&dir)? {
@@ -478,6 +566,7 @@ fn measure(spec: &DataSpec, dir: PathBuf, texts_dir: Option<PathBuf>) -> io::Res
         spec: spec.clone(),
         dir,
         texts_dir,
+        prompt,
         files,
         bytes,
     })
@@ -532,6 +621,7 @@ fn write_all(spec: &DataSpec, dir: &Path, texts_dir: Option<&Path>) -> io::Resul
                 created,
                 last_used,
                 payload_bytes,
+                payload_abi: spec.payload_abi,
             };
             let key = sha1_hex(text);
             let f = create_private(&dir.join(format!("{key}.kv")))?;
@@ -539,7 +629,11 @@ fn write_all(spec: &DataSpec, dir: &Path, texts_dir: Option<&Path>) -> io::Resul
             out.write_all(&prefix(&fields, text.len() as u32))?;
             out.write_all(text)?;
             match spec.payload {
-                Payload::Dsv4(l) => write_dsv4(&mut out, &l, tokens, ctx_size)?,
+                // Mainline's payload ABI 2 came with DSV4 version 2 (FORMAT.md §6).
+                Payload::Dsv4(l) => {
+                    let version = if spec.payload_abi == 2 { 2 } else { 1 };
+                    write_dsv4(&mut out, &l, tokens, ctx_size, version)?
+                }
                 Payload::Opaque { bytes } => write_filler(&mut out, bytes, written as u8)?,
             }
             out.into_inner().map_err(|e| e.into_error())?;

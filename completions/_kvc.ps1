@@ -36,6 +36,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Write checkpoints to a bundle (a tar stream with a digest per file) for `kvc import`')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Install the checkpoints of a bundle, verifying every byte before it becomes visible')
             [CompletionResult]::new('trailer', 'trailer', [CompletionResultType]::ParameterValue, 'Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)')
+            [CompletionResult]::new('match', 'match', [CompletionResultType]::ParameterValue, 'Explain a cache hit or miss offline: which checkpoint ds4 loads for a prompt, and why every other one loses')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -296,6 +297,22 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
         'kvc;trailer;help;help' {
             break
         }
+        'kvc;match' {
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--ctx', '--ctx', [CompletionResultType]::ParameterName, 'Live context size, as ds4-server''s --ctx [default: 32768]')
+            [CompletionResult]::new('--model-id', '--model-id', [CompletionResultType]::ParameterName, 'Live model id: 0 flash, 1 pro, 2 glm-5.2 [default: 0]')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Live model by name: flash, pro, glm-5.2, laguna, qwen3.8')
+            [CompletionResult]::new('--quant', '--quant', [CompletionResultType]::ParameterName, 'Live routed-expert quant bits (2 or 4); compared only with --reject-different-quant')
+            [CompletionResult]::new('--min-tokens', '--min-tokens', [CompletionResultType]::ParameterName, 'Minimum checkpoint tokens, as ds4-server''s --kv-cache-min-tokens [default: 512]')
+            [CompletionResult]::new('--reject-different-quant', '--reject-different-quant', [CompletionResultType]::ParameterName, 'As ds4-server''s --kv-cache-reject-different-quant: skip checkpoints of other quant bits')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'kvc;help' {
             [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the checkpoints of cache directories, with their eviction rank')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show every header field, the trailer and the payload header of one checkpoint')
@@ -308,6 +325,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Write checkpoints to a bundle (a tar stream with a digest per file) for `kvc import`')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Install the checkpoints of a bundle, verifying every byte before it becomes visible')
             [CompletionResult]::new('trailer', 'trailer', [CompletionResultType]::ParameterValue, 'Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)')
+            [CompletionResult]::new('match', 'match', [CompletionResultType]::ParameterValue, 'Explain a cache hit or miss offline: which checkpoint ds4 loads for a prompt, and why every other one loses')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -362,6 +380,9 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;help;trailer;strip' {
+            break
+        }
+        'kvc;help;match' {
             break
         }
         'kvc;help;help' {

@@ -40,6 +40,9 @@ _kvc() {
             kvc,ls)
                 cmd="kvc__subcmd__ls"
                 ;;
+            kvc,match)
+                cmd="kvc__subcmd__match"
+                ;;
             kvc,rm)
                 cmd="kvc__subcmd__rm"
                 ;;
@@ -75,6 +78,9 @@ _kvc() {
                 ;;
             kvc__subcmd__help,ls)
                 cmd="kvc__subcmd__help__subcmd__ls"
+                ;;
+            kvc__subcmd__help,match)
+                cmd="kvc__subcmd__help__subcmd__match"
                 ;;
             kvc__subcmd__help,rm)
                 cmd="kvc__subcmd__help__subcmd__rm"
@@ -146,7 +152,7 @@ _kvc() {
 
     case "${cmd}" in
         kvc)
-            opts="-h -V --help --version ls show cat verify evict rm gc log export import trailer help"
+            opts="-h -V --help --version ls show cat verify evict rm gc log export import trailer match help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -284,7 +290,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__help)
-            opts="ls show cat verify evict rm gc log export import trailer help"
+            opts="ls show cat verify evict rm gc log export import trailer match help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -396,6 +402,20 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__help__subcmd__ls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kvc__subcmd__help__subcmd__match)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -615,6 +635,48 @@ _kvc() {
                     return 0
                     ;;
                 --now)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kvc__subcmd__match)
+            opts="-d -h -V --dir --ctx --model-id --model --quant --reject-different-quant --min-tokens --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ctx)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --model-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --model)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --quant)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --min-tokens)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

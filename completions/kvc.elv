@@ -33,6 +33,7 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand export 'Write checkpoints to a bundle (a tar stream with a digest per file) for `kvc import`'
             cand import 'Install the checkpoints of a bundle, verifying every byte before it becomes visible'
             cand trailer 'Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)'
+            cand match 'Explain a cache hit or miss offline: which checkpoint ds4 loads for a prompt, and why every other one loses'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'kvc;ls'= {
@@ -269,6 +270,21 @@ set edit:completion:arg-completer[kvc] = {|@words|
         }
         &'kvc;trailer;help;help'= {
         }
+        &'kvc;match'= {
+            cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --ctx 'Live context size, as ds4-server''s --ctx [default: 32768]'
+            cand --model-id 'Live model id: 0 flash, 1 pro, 2 glm-5.2 [default: 0]'
+            cand --model 'Live model by name: flash, pro, glm-5.2, laguna, qwen3.8'
+            cand --quant 'Live routed-expert quant bits (2 or 4); compared only with --reject-different-quant'
+            cand --min-tokens 'Minimum checkpoint tokens, as ds4-server''s --kv-cache-min-tokens [default: 512]'
+            cand --reject-different-quant 'As ds4-server''s --kv-cache-reject-different-quant: skip checkpoints of other quant bits'
+            cand --json 'Print JSON (schema in README.md) instead of a table'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'kvc;help'= {
             cand ls 'List the checkpoints of cache directories, with their eviction rank'
             cand show 'Show every header field, the trailer and the payload header of one checkpoint'
@@ -281,6 +297,7 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand export 'Write checkpoints to a bundle (a tar stream with a digest per file) for `kvc import`'
             cand import 'Install the checkpoints of a bundle, verifying every byte before it becomes visible'
             cand trailer 'Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)'
+            cand match 'Explain a cache hit or miss offline: which checkpoint ds4 loads for a prompt, and why every other one loses'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'kvc;help;ls'= {
@@ -319,6 +336,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
         &'kvc;help;trailer;prune'= {
         }
         &'kvc;help;trailer;strip'= {
+        }
+        &'kvc;help;match'= {
         }
         &'kvc;help;help'= {
         }

@@ -61,6 +61,22 @@ Verify changes nothing unless --quarantine is given."
     /// Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)
     #[command(subcommand)]
     Trailer(TrailerCommand),
+    /// Explain a cache hit or miss offline: which checkpoint ds4 loads for a prompt, and why every other one loses
+    #[command(
+        long_about = "Explain a cache hit or miss offline: which checkpoint ds4 loads for a rendered \
+prompt, and why every other checkpoint of the directory loses.\n\n\
+kvc reproduces ds4 mainline's lookup from its code (ds4_kvstore.c at b030961: \
+ds4_kvstore_find_text_prefix, then ds4_kvstore_try_load_text): the files mainline's reader \
+accepts (<40 hex>.kv names, version 1, payload ABI 2, quant 2 or 4, tokens > 0, long enough); \
+then, in this order, text longer than the prompt, tokens below the minimum, another model, a \
+ctx larger than the live one, other quant bits (only with --reject-different-quant); then the \
+SHA-1 of the prompt's prefix against the file name. The longest text wins, ties go to more \
+tokens, then to the first in directory order. A pick whose stored text is not the prompt's \
+prefix is a miss: the engine does not fall back. It does this whatever engine wrote the \
+directory (hanzo-engine's prefix cache works differently; kvc says so).\n\n\
+The prompt is read whole, as a C string: bytes after a NUL are ignored (and the output says so)."
+    )]
+    Match(MatchArgs),
 }
 
 /// `--json`: one flag, one meaning everywhere.
@@ -636,6 +652,65 @@ pub struct ImportArgs {
     pub dir: DirArg,
     #[command(flatten)]
     pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `--model`: a mainline model name (or its number).
+fn parse_model(s: &str) -> Result<u8, String> {
+    kvc::format::model_from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = kvc::format::MODEL_NAMES.iter().map(|m| m.1).collect();
+        format!(
+            "unknown model {s:?} (one of {}, or a number)",
+            names.join(", ")
+        )
+    })
+}
+
+/// `--quant`: ds4 runs with 2- or 4-bit routed experts.
+fn parse_quant(s: &str) -> Result<u8, String> {
+    match s {
+        "2" => Ok(2),
+        "4" => Ok(4),
+        _ => Err(format!("{s:?}: ds4's quant bits are 2 or 4")),
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Live settings default to ds4-server's: --ctx 32768, --min-tokens 512 \
+(--kv-cache-min-tokens), model 0 (flash), quant 2 and 4 both accepted. The output prints the \
+settings it assumed.\n\n\
+Verdicts: chosen, not-loadable, text-longer-than-prompt, tokens-below-min, other-model, \
+ctx-larger-than-live, other-quant, not-a-prefix, shorter-prefix, text-mismatch (README.md, \
+`kvc match`).\n\n\
+Exit status: 0 a hit, 1 a miss (a full prefill), 2 bad input (no prompt file, an unreadable \
+directory, a terminal on standard input)."
+)]
+pub struct MatchArgs {
+    /// File of rendered prompt bytes, as the engine receives them; `-` or absent: standard input
+    #[arg(value_name = "PROMPT")]
+    pub prompt: Option<PathBuf>,
+    #[command(flatten)]
+    pub dir: DirArg,
+    /// Live context size, as ds4-server's --ctx [default: 32768]
+    #[arg(long, value_name = "N")]
+    pub ctx: Option<u32>,
+    /// Live model id: 0 flash, 1 pro, 2 glm-5.2 [default: 0]
+    #[arg(long, value_name = "N", conflicts_with = "model")]
+    pub model_id: Option<u8>,
+    /// Live model by name: flash, pro, glm-5.2, laguna, qwen3.8
+    #[arg(long, value_name = "NAME", value_parser = parse_model)]
+    pub model: Option<u8>,
+    /// Live routed-expert quant bits (2 or 4); compared only with --reject-different-quant
+    #[arg(long, value_name = "BITS", value_parser = parse_quant)]
+    pub quant: Option<u8>,
+    /// As ds4-server's --kv-cache-reject-different-quant: skip checkpoints of other quant bits
+    #[arg(long, requires = "quant")]
+    pub reject_different_quant: bool,
+    /// Minimum checkpoint tokens, as ds4-server's --kv-cache-min-tokens [default: 512]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(0..))]
+    pub min_tokens: Option<i32>,
     #[command(flatten)]
     pub output: OutputArgs,
 }

@@ -14,6 +14,7 @@ pub mod fsutil;
 pub mod gc;
 pub mod journal;
 pub mod lock;
+pub mod matching;
 pub mod policy;
 pub mod prefix;
 pub mod resolve;

@@ -486,7 +486,7 @@ pub enum Loaded {
 /// thread: starting rayon's pool costs about as much as loading a few dozen
 /// files (open, pread, fstat, close), and small directories are the common
 /// case for `show` and tests.
-const PARALLEL_MIN_FILES: usize = 64;
+pub(crate) const PARALLEL_MIN_FILES: usize = 64;
 
 /// Read one file with a checkpoint name as a scan would, with the rules of
 /// `engine` (for a single file there is no directory to infer it from: the

@@ -8,6 +8,7 @@ pub mod gc;
 pub mod import;
 pub mod log;
 pub mod ls;
+pub mod r#match;
 pub mod rm;
 pub mod show;
 pub mod trailer;
@@ -30,5 +31,6 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Export(args) => export::run(args),
         Command::Import(args) => import::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Match(args) => r#match::run(args),
     }
 }

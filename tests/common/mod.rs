@@ -754,3 +754,96 @@ impl TestEnv {
             .collect()
     }
 }
+
+// --- match ---
+
+impl Ckpt {
+    /// Named `<stem>.kv` whatever its text says.
+    pub fn named(mut self, stem: &str) -> Ckpt {
+        self.name = Some(format!("{stem}.kv"));
+        self
+    }
+
+    /// The ext flag byte (bit 1 responses-visible, 2 thinking-visible, 3
+    /// session title).
+    pub fn ext(mut self, bits: u8) -> Ckpt {
+        self.ext_flags = bits;
+        self
+    }
+
+    pub fn model(mut self, id: u8) -> Ckpt {
+        self.model_id = id;
+        self
+    }
+
+    pub fn quant(mut self, bits: u8) -> Ckpt {
+        self.quant_bits = bits;
+        self
+    }
+}
+
+/// A mainline (D3) checkpoint of `text`: 600 tokens, ctx 32768, model 0,
+/// quant 2 — past every default filter of ds4-server.
+pub fn mainline(text: impl Into<Vec<u8>>) -> Ckpt {
+    Ckpt::new(text).mainline()
+}
+
+/// The D8 chunk framing of FORMAT.md §9: `u64 uncompressed_total, u32
+/// chunk_count`, then per chunk `u32 raw_len, u32 comp_len, bytes`.
+pub fn lz4_framing(raw: u32, comp: &[u8]) -> Vec<u8> {
+    let mut p = Vec::new();
+    p.extend_from_slice(&(raw as u64).to_le_bytes());
+    p.extend_from_slice(&1u32.to_le_bytes());
+    p.extend_from_slice(&raw.to_le_bytes());
+    p.extend_from_slice(&(comp.len() as u32).to_le_bytes());
+    p.extend_from_slice(comp);
+    p
+}
+
+/// The LZ4 fork's file (D8) in envelope version 1 with payload ABI 2:
+/// byte 21 = codec 1, byte 22 = log2(4096). Its header passes mainline's
+/// reader; its payload is not mainline's.
+pub fn d8_v1(text: impl Into<Vec<u8>>) -> Ckpt {
+    let mut c = Ckpt::new(text);
+    c.payload_abi = 2;
+    c.reserved = [1, 12, 0];
+    c.payload = lz4_framing(4096, b"compressed");
+    c
+}
+
+impl TestEnv {
+    /// Write `prompt` beside the cache and run `kvc match --json --dir
+    /// CACHE PROMPT ARGS…`: the JSON and the exit code (which must be 0,
+    /// a hit, or 1, a miss).
+    pub fn kvc_match(&self, prompt: &[u8], args: &[&str]) -> (serde_json::Value, i32) {
+        let path = self.root.path().join("prompt.txt");
+        fs::write(&path, prompt).unwrap();
+        let out = self
+            .kvc()
+            .args(["match", "--json", "--dir"])
+            .arg(&self.cache)
+            .arg(&path)
+            .args(args)
+            .output()
+            .unwrap();
+        let code = out.status.code().unwrap();
+        assert!(
+            code == 0 || code == 1,
+            "kvc match exited {code}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+        (v, code)
+    }
+}
+
+/// The candidate of `kvc match --json` in file `file`.
+pub fn match_candidate<'a>(v: &'a serde_json::Value, file: &str) -> &'a serde_json::Value {
+    v["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["file"] == file)
+        .unwrap_or_else(|| panic!("no candidate {file} in {v:#}"))
+}
