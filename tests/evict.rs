@@ -469,7 +469,10 @@ fn sizes_need_units_and_a_criterion_is_required() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("4096MiB (ds4's --kv-disk-space-mb unit) is 4.00 GiB"), "{err}");
+    assert!(
+        err.contains("4096MiB (ds4's --kv-disk-space-mb unit) is 4.00 GiB"),
+        "{err}"
+    );
     env.kvc().arg("evict").arg(&env.cache).assert().code(2);
     assert_eq!(env.snapshot(), before);
 }
