@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: io::Error },
+    /// The OS error is part of the one line and deliberately not a
+    /// `source`: an error chain (`{:#}`) would print its text twice.
+    #[error("{}: {err}", path.display())]
+    Io { path: PathBuf, err: io::Error },
     #[error("{}: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
     #[error("no checkpoint with key {key:?} in {}", dir.display())]
@@ -29,7 +31,7 @@ impl Error {
     pub fn io(path: &Path, source: io::Error) -> Error {
         Error::Io {
             path: path.to_path_buf(),
-            source,
+            err: source,
         }
     }
 

@@ -712,3 +712,22 @@ fn regression_show_and_cat_never_block_on_a_fifo_or_follow_a_link_in_the_cache()
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(out.stdout, c.text);
 }
+
+/// The OS error was printed twice ("No such file or directory (os error 2):
+/// No such file or directory (os error 2)"): every error is one line, the
+/// OS text once.
+#[test]
+fn regression_an_os_error_is_printed_once() {
+    let env = TestEnv::new();
+    let missing = env.root.path().join("missing");
+    let out = env
+        .kvc()
+        .args(["ls", missing.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
+    assert!(err.contains(missing.to_str().unwrap()), "{err}");
+}

@@ -178,7 +178,7 @@ fn stream(
         // ls | head`). Here the reader is the other end of a transfer: the
         // bundle did not arrive, so say so without the io::Error that would
         // turn it into exit 0.
-        Err(kvc::Error::Io { source, .. }) if source.kind() == io::ErrorKind::BrokenPipe => {
+        Err(kvc::Error::Io { err, .. }) if err.kind() == io::ErrorKind::BrokenPipe => {
             bail!(
                 "{}: closed before the bundle was complete: nothing usable was sent",
                 label.display()
