@@ -200,7 +200,13 @@ pub enum SortKey {
 #[command(
     after_help = "Flags column: t tool-map trailer, r responses-visible text, \
 k thinking-visible text, ? unknown ext bits, s superseded waypoint, \
-a agent save (never evicted without --include-agent), ! header warning (listed below the table)."
+a agent save (never evicted without --include-agent), x never loaded by the directory's engine, \
+! header warning (listed below the table).\n\
+SCORE: tokens kept per MiB on disk, weighted by recently decayed hits and the policy's factors \
+(ds4: x2 for cold/evict/shutdown, x0.05-0.5 for a superseded waypoint); lower is evicted first. \
+JSON has the raw score per byte.\n\
+Tables fit $COLUMNS, or the terminal's width: titles shrink first, then ctx, quant and other \
+columns are left out; a pipe gets whole rows."
 )]
 pub struct LsArgs {
     /// Cache directories [default: $KVC_DIR, else ~/.ds4/kvcache]

@@ -67,6 +67,149 @@ pub fn table(header: &[&str]) -> Table {
     t
 }
 
+/// The width a table must fit: `$COLUMNS` when set (as `ls` honours it),
+/// else the terminal's when standard output is one, else none (a pipe gets
+/// whole rows, for grep and cut).
+pub fn output_width() -> Option<u16> {
+    if let Some(c) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<u16>().ok())
+        .filter(|&c| c > 0)
+    {
+        return Some(c);
+    }
+    if io::IsTerminal::is_terminal(&io::stdout()) {
+        return comfy_table::Table::new().width();
+    }
+    None
+}
+
+/// Narrowest a shrinking column may get before whole columns give way.
+const MIN_SHRINK_WIDTH: usize = 16;
+/// comfy-table's default cell padding, one space each side.
+const CELL_PADDING: usize = 2;
+
+/// `s` cut to `width` display columns, ending in `…` when cut.
+fn cut(s: &str, width: usize) -> String {
+    use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+    if s.width() <= width {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = c.width().unwrap_or(0);
+        if used + w + 1 > width {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    out.push('…');
+    out
+}
+
+/// Fit a table to [`output_width`]: the `shrink` columns (titles, notes)
+/// give way first, down to a few characters, each cell cut to one line
+/// ending in `…`; if the table still does not fit, the columns in
+/// `expendable` (least useful first) are left out one by one. Every other
+/// column keeps its content width. kvc decides what gives way and cuts the
+/// strings by display width; comfy-table lays out the result. `right`
+/// are the columns aligned right (numbers). Call after the rows are added.
+pub fn fit(t: &mut Table, shrink: &[usize], expendable: &[usize], right: &[usize]) {
+    use unicode_width::UnicodeWidthStr;
+    let Some(width) = output_width().map(usize::from) else {
+        align_right(t, right);
+        return;
+    };
+    let header: Vec<String> = t
+        .header()
+        .map(|h| h.cell_iter().map(|c| c.content()).collect())
+        .unwrap_or_default();
+    let rows: Vec<Vec<String>> = t
+        .row_iter()
+        .map(|r| r.cell_iter().map(|c| c.content()).collect())
+        .collect();
+    let columns = header.len();
+    let content: Vec<usize> = (0..columns)
+        .map(|c| {
+            std::iter::once(&header)
+                .chain(&rows)
+                .filter_map(|r| r.get(c))
+                .map(|s| s.width())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let needed = |hidden: &[usize], shrunk: bool| -> usize {
+        (0..columns)
+            .filter(|c| !hidden.contains(c))
+            .map(|c| {
+                let w = if shrunk && shrink.contains(&c) {
+                    content[c].min(MIN_SHRINK_WIDTH)
+                } else {
+                    content[c]
+                };
+                w + CELL_PADDING
+            })
+            .sum()
+    };
+    if needed(&[], false) <= width {
+        align_right(t, right);
+        return;
+    }
+    let mut hidden: Vec<usize> = Vec::new();
+    for &c in expendable {
+        if needed(&hidden, true) <= width {
+            break;
+        }
+        hidden.push(c);
+    }
+    // What is left for the shrinking columns, shared equally.
+    let fixed: usize = (0..columns)
+        .filter(|c| !hidden.contains(c) && !shrink.contains(c))
+        .map(|c| content[c] + CELL_PADDING)
+        .sum();
+    let n_shrink = shrink.iter().filter(|c| !hidden.contains(c)).count().max(1);
+    let budget = (width.saturating_sub(fixed) / n_shrink)
+        .saturating_sub(CELL_PADDING)
+        .max(
+            header
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| shrink.contains(i))
+                .map(|(_, h)| h.width())
+                .max()
+                .unwrap_or(1),
+        );
+    let keep: Vec<usize> = (0..columns).filter(|c| !hidden.contains(c)).collect();
+    let pick = |r: &Vec<String>| -> Vec<String> {
+        keep.iter()
+            .map(|&c| {
+                let s = r.get(c).cloned().unwrap_or_default();
+                if shrink.contains(&c) {
+                    cut(&s, budget)
+                } else {
+                    s
+                }
+            })
+            .collect()
+    };
+    let mut fitted = table(&[]);
+    fitted.set_header(pick(&header));
+    for r in &rows {
+        fitted.add_row(pick(r));
+    }
+    let right: Vec<usize> = keep
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| right.contains(c))
+        .map(|(i, _)| i)
+        .collect();
+    align_right(&mut fitted, &right);
+    *t = fitted;
+}
+
 /// Right-align the given columns (numbers).
 pub fn align_right(t: &mut Table, cols: &[usize]) {
     for &c in cols {
@@ -153,12 +296,30 @@ pub fn timestamp(secs: u64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
 }
 
-/// A score in a column: three significant digits.
+/// A score in a column: the score per MiB on disk (tokens kept per MiB,
+/// weighted by recent hits and the policy's factors), with three
+/// significant digits and a k/M suffix, never an exponent. JSON keeps the
+/// raw per-byte score.
 pub fn score(s: Option<f64>) -> String {
-    match s {
-        Some(s) => format!("{s:.3e}"),
-        None => "-".into(),
-    }
+    let Some(s) = s else {
+        return "-".into();
+    };
+    let per_mib = s * (1u64 << 20) as f64;
+    let (v, suffix) = if per_mib >= 999_500.0 {
+        (per_mib / 1e6, "M")
+    } else if per_mib >= 999.5 {
+        (per_mib / 1e3, "k")
+    } else {
+        (per_mib, "")
+    };
+    let digits = if v >= 99.95 {
+        0
+    } else if v >= 9.995 {
+        1
+    } else {
+        2
+    };
+    format!("{v:.digits$}{suffix}")
 }
 
 /// A file with a checkpoint name that is not a usable checkpoint, as `ls`
@@ -362,6 +523,18 @@ impl CheckpointView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scores_are_per_mib_in_fixed_notation() {
+        let mib = (1u64 << 20) as f64;
+        assert_eq!(score(None), "-");
+        assert_eq!(score(Some(0.5 / mib)), "0.50");
+        assert_eq!(score(Some(42.0 / mib)), "42.0");
+        assert_eq!(score(Some(312.4 / mib)), "312");
+        assert_eq!(score(Some(48_455.0 / mib)), "48.5k");
+        assert_eq!(score(Some(6_620_000.0 / mib)), "6.62M");
+        assert!(!score(Some(1e-9)).contains('e'));
+    }
 
     #[test]
     fn ages_are_coarse_and_directional() {

@@ -731,3 +731,76 @@ fn regression_an_os_error_is_printed_once() {
     assert_eq!(err.matches("os error 2").count(), 1, "{err}");
     assert!(err.contains(missing.to_str().unwrap()), "{err}");
 }
+
+/// Rows were as wide as their content whatever the terminal (174 columns).
+/// With a width (`$COLUMNS`, or the terminal's), titles give way first and
+/// then the least useful columns; a pipe without one gets whole rows.
+#[test]
+fn tables_fit_the_width_titles_first() {
+    let env = TestEnv::with_sample("mainline");
+    let dir = env.cache.to_str().unwrap().to_string();
+    let now = NOW.to_string();
+    let run = |columns: Option<&str>| {
+        let mut c = env.kvc();
+        if let Some(w) = columns {
+            c.env("COLUMNS", w);
+        }
+        let out = c.args(["ls", "--now", &now, &dir]).output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let whole = run(None);
+    assert!(whole.contains("Which tests are flaky on main?"), "{whole}");
+    for width in [80usize, 100, 120] {
+        let out = run(Some(&width.to_string()));
+        let table: Vec<&str> = out.lines().take_while(|l| l.starts_with(' ')).collect();
+        assert!(table.len() > 1, "{out}");
+        for line in &table {
+            assert!(line.chars().count() <= width, "{width}: {line:?}");
+        }
+        assert!(
+            table[0].contains("TITLE") && table[0].contains("RANK"),
+            "{out}"
+        );
+        assert!(
+            out.contains('…'),
+            "{width}: titles are cut, not wrapped: {out}"
+        );
+    }
+    // At 80 columns the context and quant columns give way; at 120 they fit.
+    assert!(!run(Some("80")).lines().next().unwrap().contains("CTX"));
+    assert!(run(Some("120")).lines().next().unwrap().contains("CTX"));
+}
+
+/// SCORE was printed as 4.621e-2 with no scale: now per MiB on disk, in
+/// fixed notation with a k/M suffix (JSON keeps the raw score).
+#[test]
+fn scores_are_readable_per_mib() {
+    let env = TestEnv::with_sample("mainline");
+    let dir = env.cache.to_str().unwrap().to_string();
+    let out = env
+        .kvc()
+        .args(["ls", "--now", &NOW.to_string(), &dir])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let v = ls_json(&env, &[]);
+    for c in checkpoints(&v) {
+        let Some(raw) = c["score"].as_f64() else {
+            continue;
+        };
+        let per_mib = raw * 1048576.0;
+        let key = &c["key"].as_str().unwrap()[..12];
+        let row = text.lines().find(|l| l.contains(key)).unwrap();
+        assert!(!row.contains("e-"), "{row}");
+        let shown = if per_mib >= 1000.0 {
+            format!("{:.1}k", per_mib / 1000.0)
+        } else {
+            format!("{per_mib:.0}")
+        };
+        assert!(
+            row.contains(&shown) || per_mib >= 100_000.0,
+            "{row} lacks {shown}"
+        );
+    }
+}

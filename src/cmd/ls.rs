@@ -2,7 +2,7 @@
 
 use crate::cli::{LsArgs, SortKey};
 use crate::config;
-use crate::output::{self, align_right, CheckpointView, ForeignView, InvalidView, Report};
+use crate::output::{self, CheckpointView, ForeignView, InvalidView, Report};
 use crate::Outcome;
 use anyhow::Result;
 use comfy_table::Cell;
@@ -279,7 +279,15 @@ impl LsReport {
         } else {
             &[2, 3, 4, 5, 6, 9, 10]
         };
-        align_right(&mut t, numeric);
+        // On a narrow screen titles give way first, then the columns a
+        // glance needs least: ctx, quant, hits, model, ABI, flags.
+        let col = |name: &str| header.iter().position(|h| *h == name);
+        let expendable: Vec<usize> = ["CTX", "Q", "ABI", "MODEL", "HITS", "FLAGS", "CREATED"]
+            .iter()
+            .filter_map(|n| col(n))
+            .collect();
+        let shrink: Vec<usize> = col("TITLE").into_iter().collect();
+        output::fit(&mut t, &shrink, &expendable, numeric);
         if !d.checkpoints.is_empty() {
             output::write_table(out, &t)?;
         }

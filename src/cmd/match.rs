@@ -4,7 +4,7 @@
 
 use crate::cli::MatchArgs;
 use crate::config;
-use crate::output::{self, align_right, Report};
+use crate::output::{self, Report};
 use crate::Outcome;
 use anyhow::{bail, Result};
 use comfy_table::Cell;
@@ -484,7 +484,7 @@ impl Report for MatchReport {
                     Cell::new(&c.why),
                 ]);
             }
-            align_right(&mut t, &[3, 4, 5, 6, 7, 8]);
+            output::fit(&mut t, &[9], &[6, 8, 7, 2], &[3, 4, 5, 6, 7, 8]);
             output::write_table(out, &t)?;
         }
         let files: usize = self.counts.values().sum();

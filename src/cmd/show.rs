@@ -508,6 +508,8 @@ impl Report for ShowReport {
                 "1 = evicted first in its directory"
             },
         );
+        // The explanations give way first on a narrow screen.
+        output::fit(&mut t, &[2], &[], &[]);
         output::write_table(out, &t)?;
         if let Some(tr) = &self.trailer {
             writeln!(out, "\ntrailer: {} bytes after the payload", tr.bytes)?;
