@@ -41,10 +41,14 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;ls' {
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'A cache directory (as DIR; repeatable)')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'A cache directory (as DIR; repeatable)')
             [CompletionResult]::new('--sort', '--sort', [CompletionResultType]::ParameterName, 'Order of the rows')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)')
             [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Evaluate scores and ages at this Unix time instead of now (reproducible output)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the full keys, one per line, in the listing''s order (for pipes: `kvc ls -q | head -3`)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the full keys, one per line, in the listing''s order (for pipes: `kvc ls -q | head -3`)')
             [CompletionResult]::new('-r', '-r', [CompletionResultType]::ParameterName, 'Reverse the order')
             [CompletionResult]::new('--reverse', '--reverse', [CompletionResultType]::ParameterName, 'Reverse the order')
             [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'Full keys, absolute times, model id and payload ABI')

@@ -616,12 +616,20 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__ls)
-            opts="-r -l -h -V --sort --reverse --long --no-title --policy --engine --now --reject-different-quant --json --help --version"
+            opts="-d -q -r -l -h -V --dir --quiet --sort --reverse --long --no-title --policy --engine --now --reject-different-quant --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --sort)
                     COMPREPLY=($(compgen -W "used created size tokens hits score key" -- "${cur}"))
                     return 0

@@ -37,10 +37,14 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'kvc;ls'= {
+            cand -d 'A cache directory (as DIR; repeatable)'
+            cand --dir 'A cache directory (as DIR; repeatable)'
             cand --sort 'Order of the rows'
             cand --policy 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)'
             cand --engine 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads'
             cand --now 'Evaluate scores and ages at this Unix time instead of now (reproducible output)'
+            cand -q 'Print only the full keys, one per line, in the listing''s order (for pipes: `kvc ls -q | head -3`)'
+            cand --quiet 'Print only the full keys, one per line, in the listing''s order (for pipes: `kvc ls -q | head -3`)'
             cand -r 'Reverse the order'
             cand --reverse 'Reverse the order'
             cand -l 'Full keys, absolute times, model id and payload ABI'

@@ -39,6 +39,7 @@ complete -c kvc -n "__fish_kvc_needs_command" -f -a "import" -d 'Install the che
 complete -c kvc -n "__fish_kvc_needs_command" -f -a "trailer" -d 'Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)'
 complete -c kvc -n "__fish_kvc_needs_command" -f -a "match" -d 'Explain a cache hit or miss offline: which checkpoint ds4 loads for a prompt, and why every other one loses'
 complete -c kvc -n "__fish_kvc_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kvc -n "__fish_kvc_using_subcommand ls" -s d -l dir -d 'A cache directory (as DIR; repeatable)' -r -F
 complete -c kvc -n "__fish_kvc_using_subcommand ls" -l sort -d 'Order of the rows' -r -f -a "used\t'Last use, newest first'
 created\t'Creation time, newest first'
 size\t'File size, largest first'
@@ -53,6 +54,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand ls" -l engine -d 'Engine that re
 ds4-classic\t'ds4 up to 2026-05-25, before the payload ABI byte'
 hanzo\t'hanzo-engine\'s disk KV spill'"
 complete -c kvc -n "__fish_kvc_using_subcommand ls" -l now -d 'Evaluate scores and ages at this Unix time instead of now (reproducible output)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand ls" -s q -l quiet -d 'Print only the full keys, one per line, in the listing\'s order (for pipes: `kvc ls -q | head -3`)'
 complete -c kvc -n "__fish_kvc_using_subcommand ls" -s r -l reverse -d 'Reverse the order'
 complete -c kvc -n "__fish_kvc_using_subcommand ls" -s l -l long -d 'Full keys, absolute times, model id and payload ABI'
 complete -c kvc -n "__fish_kvc_using_subcommand ls" -l no-title -d 'Do not read the texts: no titles, no key check (reads 52 bytes a file)'

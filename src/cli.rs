@@ -209,9 +209,15 @@ Tables fit $COLUMNS, or the terminal's width: titles shrink first, then ctx, qua
 columns are left out; a pipe gets whole rows."
 )]
 pub struct LsArgs {
-    /// Cache directories [default: $KVC_DIR, else ~/.ds4/kvcache]
-    #[arg(value_name = "DIR")]
+    /// Cache directories, or .kv files to list alone [default: $KVC_DIR, else ~/.ds4/kvcache]
+    #[arg(value_name = "DIR|FILE")]
     pub dirs: Vec<PathBuf>,
+    /// A cache directory (as DIR; repeatable)
+    #[arg(long = "dir", short = 'd', value_name = "DIR")]
+    pub dir: Vec<PathBuf>,
+    /// Print only the full keys, one per line, in the listing's order (for pipes: `kvc ls -q | head -3`)
+    #[arg(long, short = 'q', conflicts_with = "json")]
+    pub quiet: bool,
     /// Order of the rows
     #[arg(long, value_enum, default_value_t = SortKey::Score)]
     pub sort: SortKey,

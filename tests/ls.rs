@@ -804,3 +804,93 @@ fn scores_are_readable_per_mib() {
         );
     }
 }
+
+/// `kvc ls some.kv` said only "Not a directory": it lists that file,
+/// ranked among its directory's checkpoints. `--dir` is accepted as DIR is,
+/// and `-q` prints keys only, for pipes.
+#[test]
+fn ls_takes_a_file_dir_flag_and_quiet_keys() {
+    let env = TestEnv::with_sample("mainline");
+    let dir = env.cache.to_str().unwrap().to_string();
+    let now = NOW.to_string();
+    let all = ls_json(&env, &[]);
+    let file = env
+        .cache
+        .join("9895f6413104de4c0115a6650c07f5232dd6ed22.kv");
+    let one = env.json(&["ls", "--json", "--now", &now, file.to_str().unwrap()]);
+    let rows = one["dirs"][0]["checkpoints"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["key"], "9895f6413104de4c0115a6650c07f5232dd6ed22");
+    // Its rank is its rank in the whole directory.
+    assert_eq!(
+        rows[0]["evict_rank"],
+        by_key(&all, "9895f6413104de4c0115a6650c07f5232dd6ed22")["evict_rank"]
+    );
+    assert_eq!(
+        one["dirs"][0]["checkpoint_bytes"],
+        fs::metadata(&file).unwrap().len()
+    );
+    let flag = env.json(&["ls", "--json", "--now", &now, "--dir", &dir]);
+    assert_eq!(
+        flag["dirs"][0]["checkpoints"],
+        all["dirs"][0]["checkpoints"]
+    );
+    let out = env
+        .kvc()
+        .args(["ls", "-q", "--now", &now, &dir])
+        .output()
+        .unwrap();
+    let keys: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let want: Vec<String> = checkpoints(&all)
+        .iter()
+        .map(|c| c["key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(keys, want);
+}
+
+/// `show` says when a file is superseded, and why.
+#[test]
+fn show_explains_a_superseded_waypoint() {
+    let env = TestEnv::new();
+    let short = Ckpt::new(chat("step one"))
+        .reason(REASON_CONTINUED)
+        .mainline();
+    let mut longer = short.text.clone();
+    longer.extend_from_slice(b" and step two");
+    let long = Ckpt::new(longer).reason(REASON_CONTINUED).mainline();
+    env.add(&short);
+    env.add(&long);
+    let dir = env.cache.to_str().unwrap();
+    let v = env.json(&[
+        "show",
+        "--json",
+        "--now",
+        &NOW.to_string(),
+        "--dir",
+        dir,
+        &short.key(),
+    ]);
+    assert_eq!(v["superseded"], true);
+    let note = v["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n.as_str().unwrap().starts_with("superseded waypoint"))
+        .unwrap_or_else(|| panic!("{v:#}"));
+    assert!(note.as_str().unwrap().contains("kvc's extension"));
+    let v = env.json(&[
+        "show",
+        "--json",
+        "--now",
+        &NOW.to_string(),
+        "--dir",
+        dir,
+        &long.key(),
+    ]);
+    assert_eq!(v["superseded"], false);
+    assert!(!v["notes"].to_string().contains("superseded waypoint"));
+}

@@ -83,13 +83,16 @@ struct LsReport {
     titles: bool,
 }
 
-/// Scan a directory and rank its checkpoints as `kvc evict` would.
-fn dir_view(dir: PathBuf, args: &LsArgs, now: u64) -> Result<DirView> {
+/// Scan a directory and rank its checkpoints as `kvc evict` would; with
+/// `only`, keep just that file's entry (the directory still decides the
+/// engine and the ranks).
+fn dir_view(dir: PathBuf, only: Option<&str>, args: &LsArgs, now: u64) -> Result<DirView> {
     let opts = ScanOptions {
         read_text: !args.no_title,
         engine: args.policy.engine.engine(),
     };
-    let scan: Scan = scan::scan_dir(&dir, opts)?;
+    let mut scan: Scan = scan::scan_dir(&dir, opts)?;
+    let keep = |name: &str| only.is_none_or(|o| o == name);
     let engine = scan.engine.engine;
     let (policy, policy_from) = PolicyFrom::resolve(args.policy.policy(), engine);
     let rank = RankOptions {
@@ -109,6 +112,7 @@ fn dir_view(dir: PathBuf, args: &LsArgs, now: u64) -> Result<DirView> {
         .checkpoints
         .iter()
         .zip(&standings)
+        .filter(|(c, _)| keep(&c.file))
         .map(|(c, s)| {
             if args.no_title {
                 CheckpointView::without_title(c, s, now)
@@ -118,6 +122,13 @@ fn dir_view(dir: PathBuf, args: &LsArgs, now: u64) -> Result<DirView> {
         })
         .collect();
     let rows = sort_rows(rows, args.sort, args.reverse);
+    if only.is_some() {
+        scan.checkpoints.retain(|c| keep(&c.file));
+        scan.invalid.retain(|i| keep(&i.file));
+        scan.foreign.retain(|f| keep(&f.file));
+        scan.temp_files.retain(|t| keep(&t.file));
+        scan.strays.retain(|t| keep(&t.file));
+    }
     let (count, bytes) = scan.never_loaded();
     Ok(DirView {
         dir: dir.display().to_string(),
@@ -188,17 +199,46 @@ fn sort_rows(rows: Vec<CheckpointView>, by: SortKey, reverse: bool) -> Vec<Check
         .collect()
 }
 
+/// What one `ls` argument names: a directory, or one file in its
+/// directory (`kvc ls some.kv` lists that file, ranked among its
+/// neighbours).
+fn target(p: PathBuf) -> Result<(PathBuf, Option<String>)> {
+    let meta = std::fs::symlink_metadata(&p).map_err(|e| kvc::Error::io(&p, e))?;
+    if meta.is_dir() {
+        return Ok((p, None));
+    }
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| anyhow::anyhow!("{}: not a directory or a file", p.display()))?;
+    let dir = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    Ok((dir, Some(name)))
+}
+
 pub fn run(args: LsArgs) -> Result<Outcome> {
-    let dirs = if args.dirs.is_empty() {
-        vec![config::default_dir()?]
+    let mut given: Vec<PathBuf> = args.dirs.clone();
+    given.extend(args.dir.iter().cloned());
+    let targets = if given.is_empty() {
+        vec![(config::default_dir()?, None)]
     } else {
-        args.dirs.clone()
+        given.into_iter().map(target).collect::<Result<Vec<_>>>()?
     };
     let now = config::now_or_clock(args.policy.now)?;
-    let views = dirs
+    let views = targets
         .into_iter()
-        .map(|d| dir_view(d, &args, now))
+        .map(|(d, only)| dir_view(d, only.as_deref(), &args, now))
         .collect::<Result<Vec<_>>>()?;
+    if args.quiet {
+        let mut out = io::BufWriter::new(io::stdout().lock());
+        for c in views.iter().flat_map(|d| &d.checkpoints) {
+            writeln!(out, "{}", c.key)?;
+        }
+        out.flush()?;
+        return Ok(Outcome::Clean);
+    }
     let report = LsReport {
         checkpoint_bytes: views.iter().map(|d| d.checkpoint_bytes).sum(),
         total_bytes: views.iter().map(|d| d.total_bytes).sum(),

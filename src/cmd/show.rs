@@ -346,6 +346,16 @@ pub fn run(args: ShowArgs) -> Result<Outcome> {
     } else {
         (None, None)
     };
+    if standing.superseded {
+        let eff =
+            kvc::policy::effective_hits(checkpoint.header.hits, checkpoint.header.used_time(), now);
+        let h = if eff > 0.0 { eff / (eff + 1.0) } else { 0.0 };
+        notes.push(format!(
+            "superseded waypoint: a longer checkpoint of the same model, written for no larger a ctx, extends this text, so policy {} keeps {:.0}% of its score (0.05 + 0.45 x {h:.2} for its decayed hits); ds4 applies this only against the checkpoint it is saving, so ranking a directory at rest this way is kvc's extension (`kvc tree` shows which)",
+            in_dir.policy.name(),
+            (0.05 + 0.45 * h) * 100.0,
+        ));
+    }
     let mut view = CheckpointView::new(&checkpoint, &standing, now);
     if let Some(f) = foreign {
         view.dialect = f.dialect.map_or("foreign", |d| d.as_str());
