@@ -36,6 +36,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Write checkpoints to a bundle (a tar stream with a digest per file) for `kvc import`')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Install the checkpoints of a bundle, verifying every byte before it becomes visible')
             [CompletionResult]::new('trailer', 'trailer', [CompletionResultType]::ParameterValue, 'Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell)')
+            [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Write the man pages (kvc.1 and one per command) into DIR')
             [CompletionResult]::new('match', 'match', [CompletionResultType]::ParameterValue, 'Explain a cache hit or miss offline: which checkpoint ds4 loads for a prompt, and why every other one loses')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -301,6 +303,20 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
         'kvc;trailer;help;help' {
             break
         }
+        'kvc;completions' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'kvc;man' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'kvc;match' {
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
             [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
@@ -329,6 +345,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Write checkpoints to a bundle (a tar stream with a digest per file) for `kvc import`')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Install the checkpoints of a bundle, verifying every byte before it becomes visible')
             [CompletionResult]::new('trailer', 'trailer', [CompletionResultType]::ParameterValue, 'Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell)')
+            [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Write the man pages (kvc.1 and one per command) into DIR')
             [CompletionResult]::new('match', 'match', [CompletionResultType]::ParameterValue, 'Explain a cache hit or miss offline: which checkpoint ds4 loads for a prompt, and why every other one loses')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -384,6 +402,12 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;help;trailer;strip' {
+            break
+        }
+        'kvc;help;completions' {
+            break
+        }
+        'kvc;help;man' {
             break
         }
         'kvc;help;match' {

@@ -19,6 +19,9 @@ _kvc() {
             kvc,cat)
                 cmd="kvc__subcmd__cat"
                 ;;
+            kvc,completions)
+                cmd="kvc__subcmd__completions"
+                ;;
             kvc,evict)
                 cmd="kvc__subcmd__evict"
                 ;;
@@ -40,6 +43,9 @@ _kvc() {
             kvc,ls)
                 cmd="kvc__subcmd__ls"
                 ;;
+            kvc,man)
+                cmd="kvc__subcmd__man"
+                ;;
             kvc,match)
                 cmd="kvc__subcmd__match"
                 ;;
@@ -57,6 +63,9 @@ _kvc() {
                 ;;
             kvc__subcmd__help,cat)
                 cmd="kvc__subcmd__help__subcmd__cat"
+                ;;
+            kvc__subcmd__help,completions)
+                cmd="kvc__subcmd__help__subcmd__completions"
                 ;;
             kvc__subcmd__help,evict)
                 cmd="kvc__subcmd__help__subcmd__evict"
@@ -78,6 +87,9 @@ _kvc() {
                 ;;
             kvc__subcmd__help,ls)
                 cmd="kvc__subcmd__help__subcmd__ls"
+                ;;
+            kvc__subcmd__help,man)
+                cmd="kvc__subcmd__help__subcmd__man"
                 ;;
             kvc__subcmd__help,match)
                 cmd="kvc__subcmd__help__subcmd__match"
@@ -152,7 +164,7 @@ _kvc() {
 
     case "${cmd}" in
         kvc)
-            opts="-h -V --help --version ls show cat verify evict rm gc log export import trailer match help"
+            opts="-h -V --help --version ls show cat verify evict rm gc log export import trailer completions man match help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -187,6 +199,20 @@ _kvc() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        kvc__subcmd__completions)
+            opts="-h -V --help --version bash elvish fish powershell zsh"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         kvc__subcmd__evict)
             opts="-n -q -h -V --budget --older-than --include-unloadable --protect --include-agent --dry-run --quiet --policy --engine --now --reject-different-quant --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -195,11 +221,17 @@ _kvc() {
             fi
             case "${prev}" in
                 --budget)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --older-than)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --protect)
@@ -241,7 +273,10 @@ _kvc() {
                     return 0
                     ;;
                 --used-within)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --quant)
@@ -279,7 +314,10 @@ _kvc() {
             fi
             case "${prev}" in
                 --temp-age)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 *)
@@ -290,7 +328,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__help)
-            opts="ls show cat verify evict rm gc log export import trailer match help"
+            opts="ls show cat verify evict rm gc log export import trailer completions man match help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -304,6 +342,20 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__help__subcmd__cat)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kvc__subcmd__help__subcmd__completions)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -402,6 +454,20 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__help__subcmd__ls)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kvc__subcmd__help__subcmd__man)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -567,7 +633,10 @@ _kvc() {
                     return 0
                     ;;
                 --budget)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --dir)
@@ -605,7 +674,10 @@ _kvc() {
             fi
             case "${prev}" in
                 --since)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 *)
@@ -646,6 +718,20 @@ _kvc() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kvc__subcmd__man)
+            opts="-h -V --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;
@@ -1001,7 +1087,10 @@ _kvc() {
                     return 0
                     ;;
                 --temp-age)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --engine)

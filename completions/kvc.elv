@@ -33,6 +33,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand export 'Write checkpoints to a bundle (a tar stream with a digest per file) for `kvc import`'
             cand import 'Install the checkpoints of a bundle, verifying every byte before it becomes visible'
             cand trailer 'Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)'
+            cand completions 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell)'
+            cand man 'Write the man pages (kvc.1 and one per command) into DIR'
             cand match 'Explain a cache hit or miss offline: which checkpoint ds4 loads for a prompt, and why every other one loses'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -274,6 +276,18 @@ set edit:completion:arg-completer[kvc] = {|@words|
         }
         &'kvc;trailer;help;help'= {
         }
+        &'kvc;completions'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvc;man'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'kvc;match'= {
             cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
             cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
@@ -301,6 +315,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand export 'Write checkpoints to a bundle (a tar stream with a digest per file) for `kvc import`'
             cand import 'Install the checkpoints of a bundle, verifying every byte before it becomes visible'
             cand trailer 'Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)'
+            cand completions 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell)'
+            cand man 'Write the man pages (kvc.1 and one per command) into DIR'
             cand match 'Explain a cache hit or miss offline: which checkpoint ds4 loads for a prompt, and why every other one loses'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -340,6 +356,10 @@ set edit:completion:arg-completer[kvc] = {|@words|
         &'kvc;help;trailer;prune'= {
         }
         &'kvc;help;trailer;strip'= {
+        }
+        &'kvc;help;completions'= {
+        }
+        &'kvc;help;man'= {
         }
         &'kvc;help;match'= {
         }

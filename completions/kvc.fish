@@ -37,6 +37,8 @@ complete -c kvc -n "__fish_kvc_needs_command" -f -a "log" -d 'Show the journal o
 complete -c kvc -n "__fish_kvc_needs_command" -f -a "export" -d 'Write checkpoints to a bundle (a tar stream with a digest per file) for `kvc import`'
 complete -c kvc -n "__fish_kvc_needs_command" -f -a "import" -d 'Install the checkpoints of a bundle, verifying every byte before it becomes visible'
 complete -c kvc -n "__fish_kvc_needs_command" -f -a "trailer" -d 'Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)'
+complete -c kvc -n "__fish_kvc_needs_command" -f -a "completions" -d 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell)'
+complete -c kvc -n "__fish_kvc_needs_command" -f -a "man" -d 'Write the man pages (kvc.1 and one per command) into DIR'
 complete -c kvc -n "__fish_kvc_needs_command" -f -a "match" -d 'Explain a cache hit or miss offline: which checkpoint ds4 loads for a prompt, and why every other one loses'
 complete -c kvc -n "__fish_kvc_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kvc -n "__fish_kvc_using_subcommand ls" -s d -l dir -d 'A cache directory (as DIR; repeatable)' -r -F
@@ -80,7 +82,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand cat" -l force -d 'Write the raw 
 complete -c kvc -n "__fish_kvc_using_subcommand cat" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand cat" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -l sample -d 'Deep-check only this percentage of checkpoints, the same ones every run (implies --deep)' -r
-complete -c kvc -n "__fish_kvc_using_subcommand verify" -l temp-age -d 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand verify" -l temp-age -d 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)' -r -f
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -l engine -d 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads' -r -f -a "ds4\t'ds4 mainline since e8e8779 (2026-05-26): ds4-server, ds4-agent'
 ds4-classic\t'ds4 up to 2026-05-25, before the payload ABI byte'
 hanzo\t'hanzo-engine\'s disk KV spill'"
@@ -91,8 +93,8 @@ complete -c kvc -n "__fish_kvc_using_subcommand verify" -l strict -d 'Treat warn
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -s V -l version -d 'Print version'
-complete -c kvc -n "__fish_kvc_using_subcommand evict" -l budget -d 'Evict until what the engine\'s budget counts takes at most SIZE (8GiB, 1.5G, 500MB)' -r
-complete -c kvc -n "__fish_kvc_using_subcommand evict" -l older-than -d 'Also evict checkpoints unused for longer than DURATION (30d, 12h), budget or not' -r
+complete -c kvc -n "__fish_kvc_using_subcommand evict" -l budget -d 'Evict until what the engine\'s budget counts takes at most SIZE (8GiB, 1.5G, 500MB)' -r -f
+complete -c kvc -n "__fish_kvc_using_subcommand evict" -l older-than -d 'Also evict checkpoints unused for longer than DURATION (30d, 12h), budget or not' -r -f
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -l protect -d 'Never evict this checkpoint (key, unique prefix, `sysprompt` or path); repeatable' -r
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -l policy -d 'Eviction order [default: the policy of the directory\'s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)' -r -f -a "ds4\t'ds4 mainline since ec6a82a (2026-05-26, ds4_kvstore.c at b030961): ((hits decayed + 1) × tokens) / size, ×2 for cold/evict/shutdown, superseded continued waypoints × (0.05 + 0.45·h)'
 ds4-classic\t'ds4 up to 2026-05-25 (8d57664): ((hits decayed + 1) × tokens) / size'
@@ -116,20 +118,20 @@ complete -c kvc -n "__fish_kvc_using_subcommand rm" -s q -l quiet -d 'Print noth
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -s V -l version -d 'Print version'
-complete -c kvc -n "__fish_kvc_using_subcommand gc" -l temp-age -d 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand gc" -l temp-age -d 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)' -r -f
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -s q -l quiet -d 'Print nothing on success (for cron); problems still go to stderr'
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -s V -l version -d 'Print version'
-complete -c kvc -n "__fish_kvc_using_subcommand log" -l since -d 'Only records from the last DURATION (30d, 12h)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand log" -l since -d 'Only records from the last DURATION (30d, 12h)' -r -f
 complete -c kvc -n "__fish_kvc_using_subcommand log" -s l -l long -d 'Full keys'
 complete -c kvc -n "__fish_kvc_using_subcommand log" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand log" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand log" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand export" -l reason -d 'Only checkpoints saved for this reason (repeatable: any of them)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand export" -l min-tokens -d 'Only checkpoints of at least N tokens' -r
-complete -c kvc -n "__fish_kvc_using_subcommand export" -l used-within -d 'Only checkpoints used (or, never used, created) within DURATION, e.g. 2d, 12h' -r
+complete -c kvc -n "__fish_kvc_using_subcommand export" -l used-within -d 'Only checkpoints used (or, never used, created) within DURATION, e.g. 2d, 12h' -r -f
 complete -c kvc -n "__fish_kvc_using_subcommand export" -l quant -d 'Only checkpoints with these routed-expert quant bits' -r
 complete -c kvc -n "__fish_kvc_using_subcommand export" -s o -l output -d 'Bundle file to write (atomically), or `-` for standard output (not a terminal)' -r -F
 complete -c kvc -n "__fish_kvc_using_subcommand export" -s d -l dir -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
@@ -140,7 +142,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand export" -s V -l version -d 'Prin
 complete -c kvc -n "__fish_kvc_using_subcommand import" -l on-conflict -d 'When the target already has a checkpoint with the same key (identical bytes count as present; unsafe next to a running hanzo-engine, see below)' -r -f -a "skip\t'Keep the existing checkpoint'
 replace\t'Overwrite it'
 newer\t'Keep whichever has the later last_used (ties keep the existing)'"
-complete -c kvc -n "__fish_kvc_using_subcommand import" -l budget -d 'Afterwards, evict (as `kvc evict` does) until the checkpoints fit in SIZE (e.g. 40G, 512MiB), never evicting what was just imported' -r
+complete -c kvc -n "__fish_kvc_using_subcommand import" -l budget -d 'Afterwards, evict (as `kvc evict` does) until the checkpoints fit in SIZE (e.g. 40G, 512MiB), never evicting what was just imported' -r -f
 complete -c kvc -n "__fish_kvc_using_subcommand import" -s d -l dir -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
 complete -c kvc -n "__fish_kvc_using_subcommand import" -l policy -d 'Eviction order [default: the policy of the directory\'s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)' -r -f -a "ds4\t'ds4 mainline since ec6a82a (2026-05-26, ds4_kvstore.c at b030961): ((hits decayed + 1) × tokens) / size, ×2 for cold/evict/shutdown, superseded continued waypoints × (0.05 + 0.45·h)'
 ds4-classic\t'ds4 up to 2026-05-25 (8d57664): ((hits decayed + 1) × tokens) / size'
@@ -207,6 +209,10 @@ complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcomm
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from help" -f -a "prune" -d 'Drop map entries ds4 never uses (shadowed ids, NUL-first) or whose DSML block is not in the text'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from help" -f -a "strip" -d 'Remove the tool-id map and clear ext bit 0 (also repairs a broken trailer)'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kvc -n "__fish_kvc_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c kvc -n "__fish_kvc_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c kvc -n "__fish_kvc_using_subcommand man" -s h -l help -d 'Print help'
+complete -c kvc -n "__fish_kvc_using_subcommand man" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand match" -s d -l dir -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
 complete -c kvc -n "__fish_kvc_using_subcommand match" -l ctx -d 'Live context size, as ds4-server\'s --ctx [default: 32768]' -r
 complete -c kvc -n "__fish_kvc_using_subcommand match" -l model-id -d 'Live model id: 0 flash, 1 pro, 2 glm-5.2 [default: 0]' -r
@@ -217,19 +223,21 @@ complete -c kvc -n "__fish_kvc_using_subcommand match" -l reject-different-quant
 complete -c kvc -n "__fish_kvc_using_subcommand match" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand match" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand match" -s V -l version -d 'Print version'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer match help" -f -a "ls" -d 'List the checkpoints of cache directories, with their eviction rank'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer match help" -f -a "show" -d 'Show every header field, the trailer and the payload header of one checkpoint'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer match help" -f -a "cat" -d 'Write the stored prompt text of a checkpoint, raw, to a pipe or file'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer match help" -f -a "verify" -d 'Check every checkpoint for corruption, truncation and mislabelling (exit 1 on any error)'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer match help" -f -a "evict" -d 'Delete checkpoints until the cache fits a budget, next victim first'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer match help" -f -a "rm" -d 'Remove named checkpoints'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer match help" -f -a "gc" -d 'Remove temp files left by crashed writers, and empty kvc state'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer match help" -f -a "log" -d 'Show the journal of what kvc deleted, installed, quarantined or rewrote, oldest first'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer match help" -f -a "export" -d 'Write checkpoints to a bundle (a tar stream with a digest per file) for `kvc import`'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer match help" -f -a "import" -d 'Install the checkpoints of a bundle, verifying every byte before it becomes visible'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer match help" -f -a "trailer" -d 'Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer match help" -f -a "match" -d 'Explain a cache hit or miss offline: which checkpoint ds4 loads for a prompt, and why every other one loses'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer match help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer completions man match help" -f -a "ls" -d 'List the checkpoints of cache directories, with their eviction rank'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer completions man match help" -f -a "show" -d 'Show every header field, the trailer and the payload header of one checkpoint'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer completions man match help" -f -a "cat" -d 'Write the stored prompt text of a checkpoint, raw, to a pipe or file'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer completions man match help" -f -a "verify" -d 'Check every checkpoint for corruption, truncation and mislabelling (exit 1 on any error)'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer completions man match help" -f -a "evict" -d 'Delete checkpoints until the cache fits a budget, next victim first'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer completions man match help" -f -a "rm" -d 'Remove named checkpoints'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer completions man match help" -f -a "gc" -d 'Remove temp files left by crashed writers, and empty kvc state'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer completions man match help" -f -a "log" -d 'Show the journal of what kvc deleted, installed, quarantined or rewrote, oldest first'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer completions man match help" -f -a "export" -d 'Write checkpoints to a bundle (a tar stream with a digest per file) for `kvc import`'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer completions man match help" -f -a "import" -d 'Install the checkpoints of a bundle, verifying every byte before it becomes visible'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer completions man match help" -f -a "trailer" -d 'Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer completions man match help" -f -a "completions" -d 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell)'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer completions man match help" -f -a "man" -d 'Write the man pages (kvc.1 and one per command) into DIR'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer completions man match help" -f -a "match" -d 'Explain a cache hit or miss offline: which checkpoint ds4 loads for a prompt, and why every other one loses'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer completions man match help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kvc -n "__fish_kvc_using_subcommand help; and __fish_seen_subcommand_from trailer" -f -a "ls" -d 'List the entries of a checkpoint\'s tool-id map, and which of them ds4 uses (the last entry of an id wins)'
 complete -c kvc -n "__fish_kvc_using_subcommand help; and __fish_seen_subcommand_from trailer" -f -a "export" -d 'Write a checkpoint\'s tool-id map to standard output as JSON (shadowed entries marked)'
 complete -c kvc -n "__fish_kvc_using_subcommand help; and __fish_seen_subcommand_from trailer" -f -a "set" -d 'Replace the tool-id map of checkpoints with one given as JSON'

@@ -61,6 +61,18 @@ Verify changes nothing unless --quarantine is given."
     /// Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)
     #[command(subcommand)]
     Trailer(TrailerCommand),
+    /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell)
+    #[command(
+        after_help = "Install, e.g.: kvc completions bash > ~/.local/share/bash-completion/completions/kvc\n\
+zsh: kvc completions zsh > ~/.zfunc/_kvc (with fpath+=~/.zfunc); fish: kvc completions fish > ~/.config/fish/completions/kvc.fish"
+    )]
+    Completions(CompletionsArgs),
+    /// Write the man pages (kvc.1 and one per command) into DIR
+    #[command(
+        after_help = "Install, e.g.: kvc man ~/.local/share/man/man1 (then `man kvc-evict`); \
+system-wide: sudo kvc man /usr/local/share/man/man1"
+    )]
+    Man(ManArgs),
     /// Explain a cache hit or miss offline: which checkpoint ds4 loads for a prompt, and why every other one loses
     #[command(
         long_about = "Explain a cache hit or miss offline: which checkpoint ds4 loads for a rendered \
@@ -77,6 +89,20 @@ directory (hanzo-engine's prefix cache works differently; kvc says so).\n\n\
 The prompt is read whole, as a C string: bytes after a NUL are ignored (and the output says so)."
     )]
     Match(MatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Directory to write kvc.1 and kvc-COMMAND.1 into (created if missing)
+    #[arg(value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    pub dir: PathBuf,
 }
 
 /// `--json`: one flag, one meaning everywhere.
@@ -355,7 +381,7 @@ pub struct DryRunArg {
 #[derive(Debug, Args, Clone, Copy)]
 pub struct TempAgeArg {
     /// Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg, default_value = "1h")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg, value_hint = clap::ValueHint::Other, default_value = "1h")]
     pub temp_age: Duration,
 }
 
@@ -478,10 +504,10 @@ pub struct EvictArgs {
     #[arg(value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// Evict until what the engine's budget counts takes at most SIZE (8GiB, 1.5G, 500MB)
-    #[arg(long, value_name = "SIZE", value_parser = parse_budget_arg)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_budget_arg, value_hint = clap::ValueHint::Other)]
     pub budget: Option<u64>,
     /// Also evict checkpoints unused for longer than DURATION (30d, 12h), budget or not
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg, value_hint = clap::ValueHint::Other)]
     pub older_than: Option<Duration>,
     /// Also delete what the engine never loads: under ds4 the readable checkpoints outside its population (other payload ABI, quant, version; sysprompt.kv with --include-agent); under hanzo-engine the *.kv entries it counts that kvc cannot read. Never foreign files, links or directories
     #[arg(long)]
@@ -550,7 +576,7 @@ pub struct LogArgs {
     #[arg(value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// Only records from the last DURATION (30d, 12h)
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg, value_hint = clap::ValueHint::Other)]
     pub since: Option<Duration>,
     /// Full keys
     #[arg(long, short = 'l')]
@@ -592,7 +618,7 @@ pub struct ExportArgs {
     #[arg(long, value_name = "N")]
     pub min_tokens: Option<u32>,
     /// Only checkpoints used (or, never used, created) within DURATION, e.g. 2d, 12h
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg, value_hint = clap::ValueHint::Other)]
     pub used_within: Option<Duration>,
     /// Only checkpoints with these routed-expert quant bits
     #[arg(long, value_name = "BITS")]
@@ -656,7 +682,7 @@ pub struct ImportArgs {
     #[arg(long)]
     pub include_agent: bool,
     /// Afterwards, evict (as `kvc evict` does) until the checkpoints fit in SIZE (e.g. 40G, 512MiB), never evicting what was just imported
-    #[arg(long, value_name = "SIZE", value_parser = parse_budget_arg)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_budget_arg, value_hint = clap::ValueHint::Other)]
     pub budget: Option<u64>,
     #[command(flatten)]
     pub dry_run: DryRunArg,

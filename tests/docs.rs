@@ -115,3 +115,57 @@ fn man_pages_and_completions_are_up_to_date() {
     assert!(want.contains_key(Path::new("man/kvc-ls.1")));
     assert!(want.contains_key(Path::new("completions/kvc.bash")));
 }
+
+/// `kvc man DIR` installs exactly the checked-in pages (0644), and
+/// `kvc completions SHELL` prints exactly the checked-in script.
+#[test]
+fn man_and_completions_commands_install_the_generated_files() {
+    use assert_cmd::Command;
+    use std::os::unix::fs::PermissionsExt;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("share/man/man1");
+    Command::cargo_bin("kvc")
+        .unwrap()
+        .arg("man")
+        .arg(&dir)
+        .assert()
+        .success();
+    let installed = files_in(&dir);
+    let checked_in = files_in(&root.join("man"));
+    assert_eq!(installed, checked_in);
+    for e in fs::read_dir(&dir).unwrap() {
+        let mode = e.unwrap().metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+    }
+    for (shell, file) in [("bash", "kvc.bash"), ("zsh", "_kvc"), ("fish", "kvc.fish")] {
+        let out = Command::cargo_bin("kvc")
+            .unwrap()
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert_eq!(
+            out.stdout,
+            fs::read(root.join("completions").join(file)).unwrap()
+        );
+    }
+    // Sizes and durations complete to nothing, not to file names.
+    let bash = fs::read_to_string(root.join("completions/kvc.bash")).unwrap();
+    let budget = bash.find("--budget)").expect("a --budget case");
+    assert!(
+        !bash[budget..budget + 120].contains("compgen -f"),
+        "{}",
+        &bash[budget..budget + 120]
+    );
+}
+
+fn files_in(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (PathBuf::from(e.file_name()), fs::read(e.path()).unwrap())
+        })
+        .collect()
+}

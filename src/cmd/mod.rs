@@ -2,12 +2,14 @@
 //! calls and one report for `output`.
 
 pub mod cat;
+pub mod completions;
 pub mod evict;
 pub mod export;
 pub mod gc;
 pub mod import;
 pub mod log;
 pub mod ls;
+pub mod man;
 pub mod r#match;
 pub mod rm;
 pub mod show;
@@ -31,6 +33,8 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Export(args) => export::run(args),
         Command::Import(args) => import::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
         Command::Match(args) => r#match::run(args),
     }
 }
