@@ -88,6 +88,9 @@ pub fn output_width() -> Option<u16> {
 const MIN_SHRINK_WIDTH: usize = 16;
 /// comfy-table's default cell padding, one space each side.
 const CELL_PADDING: usize = 2;
+/// Rows per comfy-table rendered at once by [`write_rows`]: memory stays
+/// at this many rows whatever the listing's length.
+const CHUNK_ROWS: usize = 1024;
 
 /// `s` cut to `width` display columns, ending in `…` when cut.
 fn cut(s: &str, width: usize) -> String {
@@ -109,38 +112,29 @@ fn cut(s: &str, width: usize) -> String {
     out
 }
 
-/// Fit a table to [`output_width`]: the `shrink` columns (titles, notes)
-/// give way first, down to a few characters, each cell cut to one line
-/// ending in `…`; if the table still does not fit, the columns in
-/// `expendable` (least useful first) are left out one by one. Every other
-/// column keeps its content width. kvc decides what gives way and cuts the
-/// strings by display width; comfy-table lays out the result. `right`
-/// are the columns aligned right (numbers). Call after the rows are added.
-pub fn fit(t: &mut Table, shrink: &[usize], expendable: &[usize], right: &[usize]) {
+/// How a table's columns are shown: which are left out, each one's width,
+/// and the width the shrinking columns' cells are cut to.
+struct Layout {
+    keep: Vec<usize>,
+    widths: Vec<usize>,
+    budget: Option<usize>,
+}
+
+/// Decide a [`Layout`] from each column's widest cell (`content`, header
+/// included): whole rows when there is no width or they fit; else the
+/// `shrink` columns give way first, down to a few characters, then the
+/// `expendable` ones (least useful first) are left out.
+fn layout(content: &[usize], header: &[&str], shrink: &[usize], expendable: &[usize]) -> Layout {
     use unicode_width::UnicodeWidthStr;
-    let Some(width) = output_width().map(usize::from) else {
-        align_right(t, right);
-        return;
+    let columns = content.len();
+    let all = Layout {
+        keep: (0..columns).collect(),
+        widths: content.to_vec(),
+        budget: None,
     };
-    let header: Vec<String> = t
-        .header()
-        .map(|h| h.cell_iter().map(|c| c.content()).collect())
-        .unwrap_or_default();
-    let rows: Vec<Vec<String>> = t
-        .row_iter()
-        .map(|r| r.cell_iter().map(|c| c.content()).collect())
-        .collect();
-    let columns = header.len();
-    let content: Vec<usize> = (0..columns)
-        .map(|c| {
-            std::iter::once(&header)
-                .chain(&rows)
-                .filter_map(|r| r.get(c))
-                .map(|s| s.width())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
+    let Some(width) = output_width().map(usize::from) else {
+        return all;
+    };
     let needed = |hidden: &[usize], shrunk: bool| -> usize {
         (0..columns)
             .filter(|c| !hidden.contains(c))
@@ -155,8 +149,7 @@ pub fn fit(t: &mut Table, shrink: &[usize], expendable: &[usize], right: &[usize
             .sum()
     };
     if needed(&[], false) <= width {
-        align_right(t, right);
-        return;
+        return all;
     }
     let mut hidden: Vec<usize> = Vec::new();
     for &c in expendable {
@@ -165,49 +158,116 @@ pub fn fit(t: &mut Table, shrink: &[usize], expendable: &[usize], right: &[usize
         }
         hidden.push(c);
     }
-    // What is left for the shrinking columns, shared equally.
     let fixed: usize = (0..columns)
         .filter(|c| !hidden.contains(c) && !shrink.contains(c))
         .map(|c| content[c] + CELL_PADDING)
         .sum();
     let n_shrink = shrink.iter().filter(|c| !hidden.contains(c)).count().max(1);
+    let header_min = shrink
+        .iter()
+        .filter_map(|&c| header.get(c))
+        .map(|h| h.width())
+        .max()
+        .unwrap_or(1);
     let budget = (width.saturating_sub(fixed) / n_shrink)
         .saturating_sub(CELL_PADDING)
-        .max(
-            header
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| shrink.contains(i))
-                .map(|(_, h)| h.width())
-                .max()
-                .unwrap_or(1),
-        );
-    let keep: Vec<usize> = (0..columns).filter(|c| !hidden.contains(c)).collect();
-    let pick = |r: &Vec<String>| -> Vec<String> {
-        keep.iter()
+        .max(header_min);
+    let widths = (0..columns)
+        .map(|c| {
+            if shrink.contains(&c) {
+                content[c].min(budget)
+            } else {
+                content[c]
+            }
+        })
+        .collect();
+    Layout {
+        keep: (0..columns).filter(|c| !hidden.contains(c)).collect(),
+        widths,
+        budget: Some(budget),
+    }
+}
+
+/// Write a table of `n` rows produced by `row(i)`, fitted to
+/// [`output_width`] as [`layout`] decides (`right`: numeric columns).
+/// Rows are built twice, once to measure and once to write, and never all
+/// held: comfy-table lays out [`CHUNK_ROWS`] at a time with every column at
+/// the width measured over all rows, so the chunks line up as one table.
+pub fn write_rows(
+    out: &mut dyn Write,
+    header: &[&str],
+    n: usize,
+    row: &dyn Fn(usize) -> Vec<String>,
+    shrink: &[usize],
+    expendable: &[usize],
+    right: &[usize],
+) -> io::Result<()> {
+    use unicode_width::UnicodeWidthStr;
+    let mut content: Vec<usize> = header.iter().map(|h| h.width()).collect();
+    for i in 0..n {
+        for (c, cell) in row(i).iter().enumerate() {
+            if let Some(w) = content.get_mut(c) {
+                *w = (*w).max(cell.width());
+            }
+        }
+    }
+    let l = layout(&content, header, shrink, expendable);
+    let pick = |cells: Vec<String>| -> Vec<String> {
+        let mut cells: Vec<Option<String>> = cells.into_iter().map(Some).collect();
+        l.keep
+            .iter()
             .map(|&c| {
-                let s = r.get(c).cloned().unwrap_or_default();
-                if shrink.contains(&c) {
-                    cut(&s, budget)
-                } else {
-                    s
+                let s = cells.get_mut(c).and_then(Option::take).unwrap_or_default();
+                match l.budget {
+                    Some(b) if shrink.contains(&c) => cut(&s, b),
+                    _ => s,
                 }
             })
             .collect()
     };
-    let mut fitted = table(&[]);
-    fitted.set_header(pick(&header));
-    for r in &rows {
-        fitted.add_row(pick(r));
+    let total_width: usize = l.keep.iter().map(|&c| l.widths[c] + CELL_PADDING).sum();
+    let chunk_table = |with_header: bool| {
+        let mut t = Table::new();
+        t.load_style(presets::NOTHING);
+        if with_header {
+            t.set_header(pick(header.iter().map(|h| h.to_string()).collect()));
+        }
+        t
+    };
+    let finish = |t: &mut Table| {
+        // Every column exactly as wide as measured over all rows: the
+        // chunks then line up as one table.
+        t.set_content_arrangement(ContentArrangement::Dynamic)
+            .set_width(u16::try_from(total_width).unwrap_or(u16::MAX));
+        for (i, &c) in l.keep.iter().enumerate() {
+            if let Some(col) = t.column_mut(i) {
+                col.set_constraint(comfy_table::ColumnConstraint::Absolute(
+                    comfy_table::Width::Fixed(
+                        u16::try_from(l.widths[c] + CELL_PADDING).unwrap_or(u16::MAX),
+                    ),
+                ));
+                if right.contains(&c) {
+                    col.set_cell_alignment(CellAlignment::Right);
+                }
+            }
+        }
+    };
+    let mut start = 0;
+    loop {
+        let end = (start + CHUNK_ROWS).min(n);
+        let mut t = chunk_table(start == 0);
+        for i in start..end {
+            t.add_row(pick(row(i)));
+        }
+        if start == 0 || end > start {
+            finish(&mut t);
+            write_table(out, &t)?;
+        }
+        if end >= n {
+            return Ok(());
+        }
+        start = end;
     }
-    let right: Vec<usize> = keep
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| right.contains(c))
-        .map(|(i, _)| i)
-        .collect();
-    align_right(&mut fitted, &right);
-    *t = fitted;
 }
 
 /// Right-align the given columns (numbers).

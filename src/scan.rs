@@ -186,14 +186,17 @@ pub struct Checkpoint {
     pub mode: u32,
     pub header: Header,
     pub text_len: u32,
-    /// The text, when the scan was asked to read it.
+    /// The whole text, when a caller put it here (`show`); a scan never
+    /// holds texts (it streams them: see [`title_and_key`]).
     pub text: Option<Vec<u8>>,
+    /// The title taken from the text (FORMAT.md §4) when the scan read it.
+    pub text_title: Option<Box<[u8]>>,
     /// Its dialect (FORMAT.md §9).
     pub dialect: DialectId,
     /// The bytes could be D1 or D20: the directory's engine decided.
     pub assumed: bool,
     /// ext bit 3's session title (FORMAT.md §5b), when the scan read texts.
-    pub session_title: Option<SessionTitle>,
+    pub session_title: Option<Box<SessionTitle>>,
     /// Whether the directory's engine loads it, counts it against its
     /// budget and may evict it (FORMAT.md §7), and if not, why.
     pub loadable: std::result::Result<(), NotLoaded>,
@@ -215,6 +218,9 @@ impl Checkpoint {
     pub fn title(&self) -> Option<Vec<u8>> {
         if let Some(t) = &self.session_title {
             return Some(t.head.clone());
+        }
+        if let Some(t) = &self.text_title {
+            return Some(t.to_vec());
         }
         self.text.as_deref().and_then(text::title)
     }
@@ -255,6 +261,7 @@ impl Checkpoint {
             mode,
             text_len,
             text: None,
+            text_title: None,
             dialect: detected.resolve(engine).unwrap_or(DialectId::D3),
             assumed: matches!(detected, Detected::Ds4OrHanzo { hanzo_only: false }),
             session_title: None,
@@ -599,7 +606,7 @@ impl Raw {
                 });
             }
         }
-        cp.session_title = title.and_then(|t| t.ok());
+        cp.session_title = title.and_then(|t| t.ok()).map(Box::new);
         cp.loadable = engine.engine.reader().accepts(&cp.header);
         Loaded::Checkpoint(Box::new(cp))
     }
@@ -691,12 +698,9 @@ fn load_typed(
     if let Err(d) = cf.check_envelope() {
         return done(size, d.code(), d.to_string());
     }
-    let (text, text_key) = if opts.read_text {
-        match cf.read_text() {
-            Ok(t) => {
-                let k = Key::of_text(&t);
-                (Some(t), Some(k))
-            }
+    let (text_title, text_key) = if opts.read_text {
+        match title_and_key(&cf) {
+            Ok((t, k)) => (t, Some(k)),
             Err(e) => return done(size, "unreadable", e.to_string()),
         }
     } else {
@@ -716,7 +720,8 @@ fn load_typed(
             mode,
             header,
             text_len,
-            text,
+            text: None,
+            text_title,
             dialect: DialectId::D3,
             assumed: false,
             session_title: None,
@@ -727,6 +732,44 @@ fn load_typed(
         text_key,
         title,
     }))
+}
+
+/// Bytes of a text searched for its title: the first user turn follows the
+/// system prompt, which with tool definitions runs to tens of KiB. A title
+/// further in is not worth holding more of the text.
+const TITLE_WINDOW: usize = 1 << 20;
+/// Bytes read per step while streaming a text.
+const TEXT_STEP: usize = 64 << 10;
+
+/// The title (FORMAT.md §4) and the SHA-1 key of a checkpoint's text, in
+/// one streaming read: memory is [`TITLE_WINDOW`] at most, whatever the
+/// text claims (its length was checked against the file's size).
+fn title_and_key(cf: &CheckpointFile) -> io::Result<(Option<Box<[u8]>>, Key)> {
+    use sha1::{Digest, Sha1};
+    use std::os::unix::fs::FileExt;
+    let len = cf.text_len as u64;
+    let mut sha = Sha1::new();
+    let mut window: Vec<u8> = Vec::with_capacity((len as usize).min(TITLE_WINDOW));
+    let mut buf = vec![0u8; (len as usize).clamp(1, TEXT_STEP)];
+    let mut pos = 0u64;
+    while pos < len {
+        let n = (len - pos).min(buf.len() as u64) as usize;
+        cf.file()
+            .read_exact_at(&mut buf[..n], crate::format::TEXT_OFFSET + pos)
+            .map_err(|e| {
+                if e.kind() == io::ErrorKind::UnexpectedEof {
+                    io::Error::new(e.kind(), "file shrank while its text was read")
+                } else {
+                    e
+                }
+            })?;
+        sha.update(&buf[..n]);
+        let room = TITLE_WINDOW - window.len();
+        window.extend_from_slice(&buf[..n.min(room)]);
+        pos += n as u64;
+    }
+    let title = text::title(&window).map(Vec::into_boxed_slice);
+    Ok((title, Key::from_digest(&sha.finalize().into())))
 }
 
 /// A checkpoint-named entry waiting to be loaded.

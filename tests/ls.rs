@@ -894,3 +894,40 @@ fn show_explains_a_superseded_waypoint() {
     assert_eq!(v["superseded"], false);
     assert!(!v["notes"].to_string().contains("superseded waypoint"));
 }
+
+/// Large listings are rendered in chunks (memory stays at one chunk of
+/// rows); the columns must still line up as one table: widths come from all
+/// rows, not from the chunk.
+#[test]
+fn a_listing_in_chunks_lines_up_as_one_table() {
+    let env = TestEnv::new();
+    let mut all: Vec<Ckpt> = (0..1500)
+        .map(|i| Ckpt::new(chat(&format!("question {i:04}"))).opaque_payload(8))
+        .collect();
+    all.sort_by_key(|c| c.key());
+    // The widest REASON belongs to the last row in key order only: laid
+    // out per chunk, the first chunk's columns would be narrower.
+    let last = all.pop().unwrap().reason(REASON_AGENT_SESSION);
+    for c in all.iter().chain([&last]) {
+        env.add(c);
+    }
+    let dir = env.cache.to_str().unwrap();
+    let out = env
+        .kvc()
+        .args(["ls", "--sort", "key", "--now", &NOW.to_string(), dir])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let table: Vec<&str> = text.lines().take_while(|l| l.starts_with(' ')).collect();
+    assert_eq!(table.len(), 1501);
+    assert!(table[1500].contains("agent-session"));
+    // Every row's TOKENS column (right-aligned) ends where the header's does.
+    let end = table[0].find("TOKENS").unwrap() + "TOKENS".len();
+    for line in &table[1..] {
+        let at: Vec<char> = line.chars().collect();
+        assert!(
+            at[end - 1].is_ascii_digit() && at[end] == ' ',
+            "misaligned: {line:?}"
+        );
+    }
+}

@@ -76,7 +76,9 @@ fn parallel_scan_matches_loading_each_file_alone() {
         for n in &names {
             let key = Key::from_file_name(n).unwrap();
             match scan::load(&env.cache.join(n), key, opts) {
-                Loaded::Checkpoint(c) => want_ok.push((c.file, c.size, c.mode, c.header, c.text)),
+                Loaded::Checkpoint(c) => {
+                    want_ok.push((c.file, c.size, c.mode, c.header, c.text_title))
+                }
                 Loaded::Invalid(i) => want_bad.push((i.file, i.code, i.size)),
                 Loaded::Foreign(f) => panic!("{n} read as foreign: {}", f.what),
                 Loaded::Vanished => panic!("{n} vanished"),
@@ -91,7 +93,7 @@ fn parallel_scan_matches_loading_each_file_alone() {
                     c.size,
                     c.mode,
                     c.header.clone(),
-                    c.text.clone(),
+                    c.text_title.clone(),
                 )
             })
             .collect();
@@ -152,7 +154,12 @@ fn superseded_waypoints_are_found_from_the_files_texts() {
             },
         )
         .unwrap();
-        assert_eq!(s.checkpoints.iter().all(|c| c.text.is_none()), !read_text);
+        // A scan never holds texts (it streams them), titles or not.
+        assert!(s.checkpoints.iter().all(|c| c.text.is_none()));
+        assert_eq!(
+            s.checkpoints.iter().all(|c| c.text_title.is_some()),
+            read_text
+        );
         let sup = policy::superseded(&s.checkpoints, |_| true, false);
         let keys: Vec<String> = s
             .checkpoints
@@ -163,8 +170,8 @@ fn superseded_waypoints_are_found_from_the_files_texts() {
             .collect();
         (s, keys)
     };
-    // A headers-only scan streams the texts from the files; one that read
-    // them uses them: the same answer. The first two turns of each
+    // The texts are streamed from the files, whether the scan read titles
+    // or not: the same answer. The first two turns of each
     // conversation are superseded by the next.
     let (_, keys) = superseded(false);
     assert_eq!(keys.len(), 80);

@@ -5,8 +5,7 @@ use crate::config;
 use crate::output::{self, CheckpointView, ForeignView, InvalidView, Report};
 use crate::Outcome;
 use anyhow::Result;
-use comfy_table::Cell;
-use kvc::policy::{self, PolicyFrom, RankOptions};
+use kvc::policy::{self, PolicyFrom, RankOptions, Standing};
 use kvc::scan::{self, Scan, ScanOptions};
 use kvc::sys::pid_alive;
 use kvc::text::sanitize_line;
@@ -46,7 +45,9 @@ struct NeverLoaded {
     bytes: u64,
 }
 
-#[derive(Serialize)]
+/// One directory's listing. Its rows are not held as views: each is built
+/// from the scan when it is written (JSON or table) and dropped, so memory
+/// is the scan's records, not the output's size.
 struct DirView {
     dir: String,
     /// The engine whose rules apply, how it was decided, and whether the
@@ -56,7 +57,15 @@ struct DirView {
     /// `--policy`, or `engine` when it is the engine's own.
     policy_from: &'static str,
     now: u64,
-    checkpoints: Vec<CheckpointView>,
+    titles: bool,
+    /// The listed checkpoints and their standings, index-aligned.
+    checkpoints: Vec<kvc::Checkpoint>,
+    standings: Vec<Standing>,
+    /// Display order: indices into `checkpoints`.
+    order: Vec<usize>,
+    /// (file, warnings) of the checkpoints with header warnings.
+    warned: Vec<(String, Vec<kvc::finding::Finding>)>,
+    any_superseded: bool,
     temp_files: Vec<TempView>,
     invalid: Vec<InvalidView>,
     foreign: Vec<ForeignView>,
@@ -70,6 +79,56 @@ struct DirView {
     foreign_bytes: u64,
     /// Bytes of every entry listed.
     total_bytes: u64,
+}
+
+impl DirView {
+    /// The view of the `i`-th listed row, built now.
+    fn row_view(&self, i: usize) -> CheckpointView {
+        let j = self.order[i];
+        let (c, s) = (&self.checkpoints[j], &self.standings[j]);
+        if self.titles {
+            CheckpointView::new(c, s, self.now)
+        } else {
+            CheckpointView::without_title(c, s, self.now)
+        }
+    }
+}
+
+/// `checkpoints` of a [`DirView`] as a JSON array written row by row.
+struct Rows<'a>(&'a DirView);
+
+impl Serialize for Rows<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.0.order.len()))?;
+        for i in 0..self.0.order.len() {
+            seq.serialize_element(&self.0.row_view(i))?;
+        }
+        seq.end()
+    }
+}
+
+impl Serialize for DirView {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("DirView", 15)?;
+        st.serialize_field("dir", &self.dir)?;
+        st.serialize_field("engine", &self.engine)?;
+        st.serialize_field("policy", self.policy)?;
+        st.serialize_field("policy_from", self.policy_from)?;
+        st.serialize_field("now", &self.now)?;
+        st.serialize_field("checkpoints", &Rows(self))?;
+        st.serialize_field("temp_files", &self.temp_files)?;
+        st.serialize_field("invalid", &self.invalid)?;
+        st.serialize_field("foreign", &self.foreign)?;
+        st.serialize_field("strays", &self.strays)?;
+        st.serialize_field("checkpoint_bytes", &self.checkpoint_bytes)?;
+        st.serialize_field("loadable_bytes", &self.loadable_bytes)?;
+        st.serialize_field("never_loaded", &self.never_loaded)?;
+        st.serialize_field("foreign_bytes", &self.foreign_bytes)?;
+        st.serialize_field("total_bytes", &self.total_bytes)?;
+        st.end()
+    }
 }
 
 #[derive(Serialize)]
@@ -108,27 +167,29 @@ fn dir_view(dir: PathBuf, only: Option<&str>, args: &LsArgs, now: u64) -> Result
         |c| c.is_counted(engine),
         |c| c.is_agent_save(),
     );
-    let rows: Vec<CheckpointView> = scan
-        .checkpoints
-        .iter()
-        .zip(&standings)
-        .filter(|(c, _)| keep(&c.file))
-        .map(|(c, s)| {
-            if args.no_title {
-                CheckpointView::without_title(c, s, now)
-            } else {
-                CheckpointView::new(c, s, now)
-            }
-        })
-        .collect();
-    let rows = sort_rows(rows, args.sort, args.reverse);
+    let mut standings = standings;
     if only.is_some() {
+        let mut k = 0;
+        standings.retain(|_| {
+            k += 1;
+            keep(&scan.checkpoints[k - 1].file)
+        });
         scan.checkpoints.retain(|c| keep(&c.file));
         scan.invalid.retain(|i| keep(&i.file));
         scan.foreign.retain(|f| keep(&f.file));
         scan.temp_files.retain(|t| keep(&t.file));
         scan.strays.retain(|t| keep(&t.file));
     }
+    let order = sort_order(&scan.checkpoints, &standings, args.sort, args.reverse);
+    let warned = scan
+        .checkpoints
+        .iter()
+        .filter_map(|c| {
+            let w = kvc::finding::header_warnings(&c.header, c.dialect.spec(), now);
+            (!w.is_empty()).then(|| (c.file.clone(), w))
+        })
+        .collect();
+    let any_superseded = standings.iter().any(|s| s.superseded);
     let (count, bytes) = scan.never_loaded();
     Ok(DirView {
         dir: dir.display().to_string(),
@@ -142,7 +203,11 @@ fn dir_view(dir: PathBuf, only: Option<&str>, args: &LsArgs, now: u64) -> Result
         foreign_bytes: scan.foreign_bytes(),
         foreign: scan.foreign.iter().map(ForeignView::from).collect(),
         total_bytes: scan.total_bytes(),
-        checkpoints: rows,
+        titles: !args.no_title,
+        order,
+        warned,
+        any_superseded,
+        standings,
         temp_files: scan
             .temp_files
             .iter()
@@ -170,33 +235,29 @@ fn dir_view(dir: PathBuf, only: Option<&str>, args: &LsArgs, now: u64) -> Result
                 known: s.known.map(|d| d.as_str()),
             })
             .collect(),
+        checkpoints: scan.checkpoints,
     })
 }
 
-/// Rows in `by` order. Sorts indices and moves each row once: a row is a
-/// few hundred bytes, and a sort that moves rows around was a visible part
-/// of listing a large directory.
-fn sort_rows(rows: Vec<CheckpointView>, by: SortKey, reverse: bool) -> Vec<CheckpointView> {
-    let mut order: Vec<usize> = (0..rows.len()).collect();
-    let r = &rows;
+/// The display order of `cps`: indices sorted by `by`, stable, so equal
+/// keys keep the scan's (name) order.
+fn sort_order(cps: &[kvc::Checkpoint], st: &[Standing], by: SortKey, reverse: bool) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..cps.len()).collect();
+    let h = |i: usize| &cps[i].header;
     match by {
-        SortKey::Used => order.sort_by(|&a, &b| r[b].last_used.cmp(&r[a].last_used)),
-        SortKey::Created => order.sort_by(|&a, &b| r[b].created.cmp(&r[a].created)),
-        SortKey::Size => order.sort_by(|&a, &b| r[b].size.cmp(&r[a].size)),
-        SortKey::Tokens => order.sort_by(|&a, &b| r[b].tokens.cmp(&r[a].tokens)),
-        SortKey::Hits => order.sort_by(|&a, &b| r[b].hits.cmp(&r[a].hits)),
+        SortKey::Used => order.sort_by(|&a, &b| h(b).last_used.cmp(&h(a).last_used)),
+        SortKey::Created => order.sort_by(|&a, &b| h(b).created.cmp(&h(a).created)),
+        SortKey::Size => order.sort_by(|&a, &b| cps[b].size.cmp(&cps[a].size)),
+        SortKey::Tokens => order.sort_by(|&a, &b| h(b).tokens.cmp(&h(a).tokens)),
+        SortKey::Hits => order.sort_by(|&a, &b| h(b).hits.cmp(&h(a).hits)),
         // Eviction order; protected agent saves (no rank) last.
-        SortKey::Score => order.sort_by_key(|&i| (r[i].evict_rank.is_none(), r[i].evict_rank)),
-        SortKey::Key => order.sort_by(|&a, &b| r[a].key.cmp(&r[b].key)),
+        SortKey::Score => order.sort_by_key(|&i| (st[i].rank.is_none(), st[i].rank)),
+        SortKey::Key => order.sort_by(|&a, &b| cps[a].key.cmp(&cps[b].key)),
     }
     if reverse {
         order.reverse();
     }
-    let mut slots: Vec<Option<CheckpointView>> = rows.into_iter().map(Some).collect();
     order
-        .into_iter()
-        .map(|i| slots[i].take().expect("a permutation takes each row once"))
-        .collect()
 }
 
 /// What one `ls` argument names: a directory, or one file in its
@@ -233,8 +294,10 @@ pub fn run(args: LsArgs) -> Result<Outcome> {
         .collect::<Result<Vec<_>>>()?;
     if args.quiet {
         let mut out = io::BufWriter::new(io::stdout().lock());
-        for c in views.iter().flat_map(|d| &d.checkpoints) {
-            writeln!(out, "{}", c.key)?;
+        for d in &views {
+            for &j in &d.order {
+                writeln!(out, "{}", d.checkpoints[j].key)?;
+            }
         }
         out.flush()?;
         return Ok(Outcome::Clean);
@@ -270,50 +333,44 @@ impl LsReport {
         if self.titles {
             header.push("TITLE");
         }
-        let mut t = output::table(&header);
-        for c in &d.checkpoints {
-            let key = if self.long {
-                c.key.clone()
-            } else {
-                output::short_key(&c.key)
-            };
+        let long = self.long;
+        let titles = self.titles;
+        let row = |i: usize| -> Vec<String> {
+            let c = d.row_view(i);
             let mut row = vec![
-                Cell::new(key),
-                Cell::new(&c.reason),
-                Cell::new(c.tokens),
-                Cell::new(c.ctx_size),
-                Cell::new(c.quant_bits),
+                if long {
+                    c.key.clone()
+                } else {
+                    output::short_key(&c.key)
+                },
+                c.reason.clone(),
+                c.tokens.to_string(),
+                c.ctx_size.to_string(),
+                c.quant_bits.to_string(),
             ];
-            if self.long {
+            if long {
                 let model = match c.model {
                     Some(name) => format!("{} {name}", c.model_id),
                     None => c.model_id.to_string(),
                 };
-                row.extend([
-                    Cell::new(c.dialect),
-                    Cell::new(model),
-                    Cell::new(c.payload_abi),
-                ]);
+                row.extend([c.dialect.to_string(), model, c.payload_abi.to_string()]);
             }
-            row.extend([Cell::new(output::size(c.size)), Cell::new(c.hits)]);
-            if self.long {
-                row.extend([
-                    Cell::new(output::timestamp(c.created)),
-                    Cell::new(output::timestamp(c.last_used)),
-                ]);
+            row.extend([output::size(c.size), c.hits.to_string()]);
+            if long {
+                row.extend([output::timestamp(c.created), output::timestamp(c.last_used)]);
             } else {
-                row.push(Cell::new(output::ago(c.last_used, d.now)));
+                row.push(output::ago(c.last_used, d.now));
             }
             row.extend([
-                Cell::new(c.flag_letters()),
-                Cell::new(output::score(c.score)),
-                Cell::new(c.evict_rank.map_or("-".to_string(), |r| r.to_string())),
+                c.flag_letters(),
+                output::score(c.score),
+                c.evict_rank.map_or("-".to_string(), |r| r.to_string()),
             ]);
-            if self.titles {
-                row.push(Cell::new(c.title.as_deref().unwrap_or("")));
+            if titles {
+                row.push(c.title.unwrap_or_default());
             }
-            t.add_row(row);
-        }
+            row
+        };
         let numeric: &[usize] = if self.long {
             &[2, 3, 4, 7, 8, 9, 13, 14]
         } else {
@@ -327,9 +384,16 @@ impl LsReport {
             .filter_map(|n| col(n))
             .collect();
         let shrink: Vec<usize> = col("TITLE").into_iter().collect();
-        output::fit(&mut t, &shrink, &expendable, numeric);
-        if !d.checkpoints.is_empty() {
-            output::write_table(out, &t)?;
+        if !d.order.is_empty() {
+            output::write_rows(
+                out,
+                &header,
+                d.order.len(),
+                &row,
+                &shrink,
+                &expendable,
+                numeric,
+            )?;
         }
         write!(
             out,
@@ -358,11 +422,7 @@ impl LsReport {
                 output::size(d.foreign_bytes)
             ));
         }
-        let warned: Vec<&CheckpointView> = d
-            .checkpoints
-            .iter()
-            .filter(|c| !c.warnings.is_empty())
-            .collect();
+        let warned = &d.warned;
         if !warned.is_empty() {
             extra.push(format!("{} with warnings", warned.len()));
         }
@@ -394,7 +454,7 @@ impl LsReport {
                 engine.engine.describe_short(),
             )?;
         }
-        if d.checkpoints.iter().any(|c| c.superseded) {
+        if d.any_superseded {
             writeln!(
                 out,
                 "note: s = a continued waypoint whose text a longer stored checkpoint extends; ds4 applies this only against the checkpoint it is saving, so ranking a directory at rest this way is kvc's extension (FORMAT.md §8)"
@@ -406,9 +466,9 @@ impl LsReport {
         for f in &d.foreign {
             writeln!(out, "foreign: {}: {} (left alone)", f.file, f.what)?;
         }
-        for c in &warned {
-            for w in &c.warnings {
-                writeln!(out, "warning: {}: {}", c.file, w.message)?;
+        for (file, warnings) in warned {
+            for w in warnings {
+                writeln!(out, "warning: {file}: {}", w.message)?;
             }
         }
         if !d.invalid.is_empty()

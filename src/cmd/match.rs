@@ -7,7 +7,6 @@ use crate::config;
 use crate::output::{self, Report};
 use crate::Outcome;
 use anyhow::{bail, Result};
-use comfy_table::Cell;
 use kvc::format::dialect::EngineChoice;
 use kvc::format::model_name;
 use kvc::matching::{
@@ -467,25 +466,34 @@ impl Report for MatchReport {
             self.write_nearest(out)?;
         }
         if !self.candidates.is_empty() {
-            let mut t = output::table(&[
-                "KEY", "VERDICT", "KIND", "TEXT", "SHARED", "TOKENS", "CTX", "MODEL", "Q", "WHY",
-            ]);
-            for c in &self.candidates {
-                t.add_row(vec![
-                    Cell::new(display_key(c)),
-                    Cell::new(c.verdict),
-                    Cell::new(c.key_kind.unwrap_or("-")),
-                    Cell::new(opt(c.text_bytes)),
-                    Cell::new(opt(c.shared_prefix_bytes)),
-                    Cell::new(opt(c.tokens)),
-                    Cell::new(opt(c.ctx_size)),
-                    Cell::new(opt(c.model_id)),
-                    Cell::new(opt(c.quant_bits)),
-                    Cell::new(&c.why),
-                ]);
-            }
-            output::fit(&mut t, &[9], &[6, 8, 7, 2], &[3, 4, 5, 6, 7, 8]);
-            output::write_table(out, &t)?;
+            let cands = &self.candidates;
+            let row = |i: usize| {
+                let c = &cands[i];
+                vec![
+                    display_key(c),
+                    c.verdict.to_string(),
+                    c.key_kind.unwrap_or("-").to_string(),
+                    opt(c.text_bytes),
+                    opt(c.shared_prefix_bytes),
+                    opt(c.tokens),
+                    opt(c.ctx_size),
+                    opt(c.model_id),
+                    opt(c.quant_bits),
+                    c.why.clone(),
+                ]
+            };
+            output::write_rows(
+                out,
+                &[
+                    "KEY", "VERDICT", "KIND", "TEXT", "SHARED", "TOKENS", "CTX", "MODEL", "Q",
+                    "WHY",
+                ],
+                cands.len(),
+                &row,
+                &[9],
+                &[6, 8, 7, 2],
+                &[3, 4, 5, 6, 7, 8],
+            )?;
         }
         let files: usize = self.counts.values().sum();
         let counts: Vec<String> = Verdict::CODES

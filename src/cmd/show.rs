@@ -331,7 +331,9 @@ pub fn run(args: ShowArgs) -> Result<Outcome> {
     checkpoint.text = text;
     if envelope_ok && cf.header.ext_flags.has_session_title() {
         checkpoint.session_title =
-            trailers::read_session_title(&cf, cf.payload_end(), cf.header.created).ok();
+            trailers::read_session_title(&cf, cf.payload_end(), cf.header.created)
+                .ok()
+                .map(Box::new);
     }
     let foreign = in_dir.foreign(&path);
     let (trailer, payload) = if envelope_ok && foreign.is_none() {
@@ -339,7 +341,7 @@ pub fn run(args: ShowArgs) -> Result<Outcome> {
             trailer_view(
                 &cf,
                 checkpoint.text.as_deref(),
-                checkpoint.session_title.as_ref(),
+                checkpoint.session_title.as_deref(),
             )?,
             Some(payload_view(&cf, checkpoint.dialect)?),
         )
@@ -388,9 +390,9 @@ pub fn run(args: ShowArgs) -> Result<Outcome> {
 impl Report for ShowReport {
     fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
         let c = &self.checkpoint;
-        let mut t = output::table(&["FIELD", "VALUE", "MEANING"]);
+        let mut rows: Vec<Vec<String>> = Vec::new();
         let mut row = |f: &str, v: String, m: &str| {
-            t.add_row(vec![Cell::new(f), Cell::new(v), Cell::new(m)]);
+            rows.push(vec![f.to_string(), v, m.to_string()]);
         };
         row(
             "file",
@@ -519,8 +521,15 @@ impl Report for ShowReport {
             },
         );
         // The explanations give way first on a narrow screen.
-        output::fit(&mut t, &[2], &[], &[]);
-        output::write_table(out, &t)?;
+        output::write_rows(
+            out,
+            &["FIELD", "VALUE", "MEANING"],
+            rows.len(),
+            &|i| rows[i].clone(),
+            &[2],
+            &[],
+            &[],
+        )?;
         if let Some(tr) = &self.trailer {
             writeln!(out, "\ntrailer: {} bytes after the payload", tr.bytes)?;
             if let Some(title) = &tr.title {
