@@ -245,11 +245,11 @@ fn sort_order(cps: &[kvc::Checkpoint], st: &[Standing], by: SortKey, reverse: bo
     let mut order: Vec<usize> = (0..cps.len()).collect();
     let h = |i: usize| &cps[i].header;
     match by {
-        SortKey::Used => order.sort_by(|&a, &b| h(b).last_used.cmp(&h(a).last_used)),
-        SortKey::Created => order.sort_by(|&a, &b| h(b).created.cmp(&h(a).created)),
-        SortKey::Size => order.sort_by(|&a, &b| cps[b].size.cmp(&cps[a].size)),
-        SortKey::Tokens => order.sort_by(|&a, &b| h(b).tokens.cmp(&h(a).tokens)),
-        SortKey::Hits => order.sort_by(|&a, &b| h(b).hits.cmp(&h(a).hits)),
+        SortKey::Used => order.sort_by_key(|&i| std::cmp::Reverse(h(i).last_used)),
+        SortKey::Created => order.sort_by_key(|&i| std::cmp::Reverse(h(i).created)),
+        SortKey::Size => order.sort_by_key(|&i| std::cmp::Reverse(cps[i].size)),
+        SortKey::Tokens => order.sort_by_key(|&i| std::cmp::Reverse(h(i).tokens)),
+        SortKey::Hits => order.sort_by_key(|&i| std::cmp::Reverse(h(i).hits)),
         // Eviction order; protected agent saves (no rank) last.
         SortKey::Score => order.sort_by_key(|&i| (st[i].rank.is_none(), st[i].rank)),
         SortKey::Key => order.sort_by(|&a, &b| cps[a].key.cmp(&cps[b].key)),
