@@ -6,6 +6,7 @@
 //! results and [`Error`]s, and the `kvc` binary decides how to show them.
 
 pub mod bundle;
+pub mod enginelog;
 pub mod error;
 pub mod evict;
 pub mod finding;
@@ -21,8 +22,10 @@ pub mod rewrite;
 pub mod rm;
 pub mod scan;
 pub mod size;
+pub mod stats;
 pub mod sys;
 pub mod text;
+pub mod tree;
 pub mod verify;
 
 pub use error::{Error, Result};

@@ -8,9 +8,12 @@ pub mod gc;
 pub mod import;
 pub mod log;
 pub mod ls;
+pub mod report;
 pub mod rm;
 pub mod show;
+pub mod stats;
 pub mod trailer;
+pub mod tree;
 pub mod verify;
 
 use crate::cli::{Cli, Command};
@@ -26,6 +29,9 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Evict(args) => evict::run(args),
         Command::Rm(args) => rm::run(args),
         Command::Gc(args) => gc::run(args),
+        Command::Stats(args) => stats::run(args),
+        Command::Tree(args) => tree::run(args),
+        Command::Report(args) => report::run(args),
         Command::Log(args) => log::run(args),
         Command::Export(args) => export::run(args),
         Command::Import(args) => import::run(args),
