@@ -976,4 +976,112 @@ mod tests {
         assert_eq!(parse_bound("2d", now, false), Ok(now as i64 - 2 * 86_400));
         assert!(parse_bound("yesterday", now, false).is_err());
     }
+
+    #[test]
+    fn waiting_stores_are_bounded_and_the_oldest_dropped() {
+        let mut r = LogReader::new(LogOptions {
+            max_pending: 3,
+            ..LogOptions::new(0)
+        });
+        let stored = |t: u32| {
+            format!("ds4: kv cache stored tokens={t} trimmed=0 reason=evict key=token-text size=1.00 MiB save=1.0 ms")
+        };
+        let evicted = |t: u32| {
+            format!("ds4: kv cache evicted reason=disk-cache-full tokens={t} hits=0 size=1.00 MiB file=/c/x.kv")
+        };
+        for t in 1..=5 {
+            r.line(&stored(t));
+        }
+        // 1 and 2 were dropped; 5 and 3 are still there.
+        r.line(&evicted(1));
+        r.line(&evicted(5));
+        r.line(&evicted(3));
+        let s = r.finish();
+        let f = &s.followed;
+        assert_eq!(f.dropped, 2);
+        assert_eq!(f.unmatched_evictions, 1);
+        assert_eq!(f.matched_by_shape, 2);
+        assert_eq!(f.not_evicted, 1);
+        assert_eq!(f.evicted_unread["evict"].count, 2);
+    }
+
+    #[test]
+    fn matched_stores_do_not_pile_up() {
+        let mut r = LogReader::new(LogOptions {
+            max_pending: 4,
+            ..LogOptions::new(0)
+        });
+        for t in 0..10_000u32 {
+            r.line(&format!(
+                "ds4: kv cache stored tokens={t} trimmed=0 reason=cold key=token-text size=2.00 MiB save=1.0 ms"
+            ));
+            r.line(&format!(
+                "ds4: kv cache evicted reason=disk-cache-full tokens={t} hits=1 size=2.00 MiB file=/c/x.kv"
+            ));
+        }
+        assert!(
+            r.pending.order.len() <= 2 * 16 + 1,
+            "{}",
+            r.pending.order.len()
+        );
+        let s = r.finish();
+        assert_eq!(s.followed.matched_by_shape, 10_000);
+        assert_eq!(s.followed.dropped, 0);
+    }
+
+    #[test]
+    fn every_kind_of_line() {
+        use Event::*;
+        let ev = |l: &str| match parse_line(l) {
+            Line::Event(e) => e,
+            other => panic!("{l}: {other:?}"),
+        };
+        assert!(matches!(
+            ev("ds4: kv cache stored tokens=8192 trimmed=32 reason=continued key=visible-transcript size=412.50 MiB save=850.1 ms"),
+            Stored { tokens: 8192, key: None, bytes: 432_537_600, .. }
+        ));
+        assert!(matches!(
+            ev("ds4: kv cache hit text tokens=5 text=9 quant=2 key=token-text load=1.5 ms consumed file=/a b/0123456789012345678901234567890123456789.kv"),
+            Hit { consumed: true, key: Some(_), .. }
+        ));
+        assert_eq!(
+            ev("x: kv cache skipped tokens=1 because rendered text is too large"),
+            Skipped {
+                cause: "text-too-large"
+            }
+        );
+        assert_eq!(
+            ev("x: kv cache skipped tokens=1 reason=cold because the moon"),
+            Skipped { cause: "other" }
+        );
+        assert_eq!(
+            ev("x: kv cache load failed RESPPROTO /p: truncated cached text load=0.1 ms"),
+            LoadFailed
+        );
+        assert_eq!(
+            ev("ds4-server: live kv cache miss live=1 prompt=2 common=0 reason=x"),
+            Other
+        );
+        assert_eq!(
+            ev("x: kv cache tail_anchors=0; only the frontier anchor is kept dense"),
+            Other
+        );
+        assert_eq!(
+            ev("ds4: KV disk cache /a (b) (budget=64 MiB, cross-quant=accept, min=512)"),
+            Opened {
+                dir: "/a (b)".into(),
+                budget: 64 << 20
+            }
+        );
+        assert_eq!(
+            parse_line("ds4: kv cache hit text tokens=5 load=fast ms file=/x"),
+            Line::Unparsed
+        );
+        assert_eq!(
+            parse_line("ds4: kv cache stored tokens=5 reason=cold size=1.00 parsecs"),
+            Line::Unparsed
+        );
+        assert_eq!(parse_line("ds4: KV disk cache /a"), Line::Unparsed);
+        assert_eq!(parse_line("ds4: starting up"), Line::NotKv);
+    }
 }

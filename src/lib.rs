@@ -17,6 +17,7 @@ pub mod journal;
 pub mod lock;
 pub mod policy;
 pub mod prefix;
+pub mod report;
 pub mod resolve;
 pub mod rewrite;
 pub mod rm;
