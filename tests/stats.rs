@@ -581,7 +581,7 @@ fn prometheus_output_parses_and_agrees_with_json() {
     let path = env.root.path().join("kvc.prom");
     let out = env
         .kvc()
-        .args(&args)
+        .args(args)
         .arg("--prometheus-file")
         .arg(&path)
         .arg(&dir)
@@ -822,7 +822,7 @@ fn logs_from_standard_input_and_several_files() {
 fn escape_sequences_in_logs_and_names_never_reach_the_screen() {
     let env = TestEnv::new();
     env.add(&Ckpt::new(chat("x")).mainline());
-    let lines = vec![
+    let lines = [
         "ds4-server: kv cache \x1b]0;owned\x07 weird \u{202e}line".to_string(),
         ds4log::opened("/tmp/\x1b[2Jevil", 5),
     ];
