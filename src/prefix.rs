@@ -235,6 +235,18 @@ impl<F: Fn(usize) -> bool> Matcher<'_, F> {
         }
     }
 
+    /// The SHA-1 of every byte given so far: a caller that streams a whole
+    /// text through the matcher gets its digest (and, asked at the right
+    /// moment, its digest at a boundary) without hashing it twice.
+    pub fn digest(&self) -> Sha1Digest {
+        self.sha.clone().finalize().into()
+    }
+
+    /// Bytes given so far.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
     /// The needles found, in the order their lengths were reached.
     pub fn finish(self) -> Vec<usize> {
         self.found

@@ -2,11 +2,12 @@
 //! which, each checkpoint under its longest stored proper prefix.
 //!
 //! Computed with [`crate::prefix`]'s streaming prefix hashes, never by
-//! holding texts: each text is streamed twice, once to hash it (its SHA-1,
-//! and its digest at its boundary), once through a [`prefix::Matcher`]
-//! against every shorter text, so the work is O(total text) plus one SHA-1
-//! finalization per boundary where some text of the same model ends
-//! nearby. Memory: a few dozen bytes per checkpoint, plus its title.
+//! holding texts: texts are read shortest first, each once, through a
+//! [`prefix::Matcher`] over the shorter ones already indexed, which also
+//! gives the text's own SHA-1 and boundary digest for its needle. The work
+//! is O(total text) plus one SHA-1 finalization per boundary where a
+//! shorter text of the same model ends, and one per stored length met
+//! there. Memory: a few dozen bytes per checkpoint, plus its title.
 //!
 //! The relation is the texts' own, by their SHA-1 (not by file names, as
 //! ds4's lookup is): a mislabelled file still takes its place. Only texts
@@ -22,8 +23,6 @@ use crate::policy::{Policy, PolicyFrom, Standing};
 use crate::prefix::{self, Index, Needle, Sha1Digest};
 use crate::scan::{self, Checkpoint, Scan, ScanOptions};
 use crate::text;
-use rayon::prelude::*;
-use sha1::{Digest, Sha1};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -103,62 +102,61 @@ pub struct Forest {
 }
 
 /// What one streaming read of a text gives.
-struct Hashed {
+struct Read {
     full: Sha1Digest,
     at_boundary: Sha1Digest,
     title: Option<Vec<u8>>,
+    /// Needles (shorter texts) the text extends, shortest first.
+    found: Vec<usize>,
 }
 
-/// Stream a checkpoint's text once: its SHA-1, its digest at
-/// [`prefix::boundary`], and its title from the first [`TITLE_PREFIX`]
-/// bytes. `None` when the text cannot be read as scanned.
-fn hash_text(c: &Checkpoint, titles: bool) -> Option<Hashed> {
+/// Stream a checkpoint's text once through a matcher over the shorter
+/// texts already indexed: what it extends, its SHA-1, its digest at
+/// [`prefix::boundary`] (for its own needle), and its title from the
+/// first [`TITLE_PREFIX`] bytes. `None` when the text cannot be read as
+/// scanned.
+fn read_text(c: &Checkpoint, index: &Index, titles: bool) -> Option<Read> {
     let len = c.text_len as u64;
     let b = if len > 0 { prefix::boundary(len) } else { 0 };
-    let mut sha = Sha1::new();
-    let mut at_boundary = None;
-    let mut pos = 0u64;
+    let mut m = index.matcher(c.header.model_id, len, |_| true);
+    let mut at_boundary = (b == 0).then(|| m.digest());
     let mut head = Vec::new();
     let ok = prefix::stream_text(c, len, &mut |mut d: &[u8]| {
         if titles && head.len() < TITLE_PREFIX {
             let n = (TITLE_PREFIX - head.len()).min(d.len());
             head.extend_from_slice(&d[..n]);
         }
+        let pos = m.position();
         if at_boundary.is_none() && pos + d.len() as u64 >= b {
             let n = (b - pos) as usize;
-            sha.update(&d[..n]);
-            at_boundary = Some(sha.clone().finalize().into());
-            pos += n as u64;
+            m.update(&d[..n]);
+            at_boundary = Some(m.digest());
             d = &d[n..];
         }
-        sha.update(d);
-        pos += d.len() as u64;
+        m.update(d);
     });
     if !ok {
         return None;
     }
-    let at_boundary = at_boundary.unwrap_or_else(|| sha.clone().finalize().into());
-    Some(Hashed {
-        full: sha.finalize().into(),
-        at_boundary,
+    let full = m.digest();
+    Some(Read {
+        full,
+        at_boundary: at_boundary.unwrap_or(full),
         title: titles.then(|| text::title(&head)).flatten(),
+        found: m.finish(),
     })
 }
 
-/// Below this many checkpoints texts are streamed on the calling thread.
-const PARALLEL_MIN: usize = 64;
-
 /// Build the forest of a scan. `standings` (index-aligned with the scan's
 /// checkpoints) give each node its superseded mark and rank.
+///
+/// Texts are read shortest first, each once: every proper prefix of a
+/// text is shorter, so it is indexed by the time the text is streamed.
+/// (One pass, on one thread; two passes in parallel, hashing every text
+/// twice, measured slower on two cores.)
 pub fn forest(scan: &Scan, standings: &[Standing], titles: bool) -> Forest {
     let cps = &scan.checkpoints;
     let n = cps.len();
-    let hash_one = |c: &Checkpoint| hash_text(c, titles);
-    let hashed: Vec<Option<Hashed>> = if n >= PARALLEL_MIN {
-        cps.par_iter().map(hash_one).collect()
-    } else {
-        cps.iter().map(hash_one).collect()
-    };
     let mut nodes: Vec<Node> = (0..n)
         .map(|i| Node {
             checkpoint: i,
@@ -168,74 +166,71 @@ pub fn forest(scan: &Scan, standings: &[Standing], titles: bool) -> Forest {
             children: Vec::new(),
             chain: 0,
             title: None,
-            unread: hashed[i].is_none(),
+            unread: false,
             superseded: standings.get(i).is_some_and(|s| s.superseded),
             rank: standings.get(i).and_then(|s| s.rank),
         })
         .collect();
-    // Equal texts: the first by name represents them; the rest hang under it.
+    // Shortest first; equal lengths by name (the scan's order).
+    let mut by_len: Vec<usize> = (0..n).collect();
+    by_len.sort_by_key(|&i| (cps[i].text_len, i));
     let mut index = Index::new();
-    let mut of_needle = Vec::new();
+    let mut of_needle: Vec<usize> = Vec::new();
+    // Equal texts: the first by name represents them; the rest hang under it.
     let mut first: HashMap<(u8, u32, Sha1Digest), usize> = HashMap::new();
-    let mut streamed = Vec::new();
-    for (i, h) in hashed.iter().enumerate() {
-        let Some(h) = h else { continue };
+    // Needles of the length being read go in once it is done: a text
+    // extends only strictly shorter ones.
+    let mut waiting: Vec<(usize, Needle)> = Vec::new();
+    let mut current = None;
+    for &i in &by_len {
         let c = &cps[i];
+        if current != Some(c.text_len) {
+            for (i, needle) in waiting.drain(..) {
+                index.insert(needle);
+                of_needle.push(i);
+            }
+            current = Some(c.text_len);
+        }
+        let Some(r) = read_text(c, &index, titles) else {
+            nodes[i].unread = true;
+            continue;
+        };
+        nodes[i].title = r.title;
         if c.text_len == 0 {
             continue;
         }
-        match first.entry((c.header.model_id, c.text_len, h.full)) {
+        match first.entry((c.header.model_id, c.text_len, r.full)) {
             std::collections::hash_map::Entry::Occupied(e) => {
                 nodes[i].parent = Some(*e.get());
                 nodes[i].link = Link::Equal;
             }
             std::collections::hash_map::Entry::Vacant(e) => {
                 e.insert(i);
-                index.insert(Needle {
-                    group: c.header.model_id,
-                    len: c.text_len as u64,
-                    at_boundary: h.at_boundary,
-                    name: h.full,
-                });
-                of_needle.push(i);
-                streamed.push(i);
+                if let Some(&id) = r.found.last() {
+                    nodes[i].parent = Some(of_needle[id]);
+                    nodes[i].link = Link::Prefix;
+                }
+                waiting.push((
+                    i,
+                    Needle {
+                        group: c.header.model_id,
+                        len: c.text_len as u64,
+                        at_boundary: r.at_boundary,
+                        name: r.full,
+                    },
+                ));
             }
         }
-    }
-    // Each representative under its longest stored proper prefix.
-    let parent_of = |&i: &usize| {
-        let c = &cps[i];
-        let (group, len) = (c.header.model_id, c.text_len as u64);
-        let mut m = index.matcher(group, len, |_| true);
-        let ok = prefix::stream_text(c, index.needed(group, len), &mut |d| m.update(d));
-        let found = m.finish();
-        (
-            i,
-            ok.then(|| found.last().map(|&id| of_needle[id])).flatten(),
-        )
-    };
-    let parents: Vec<(usize, Option<usize>)> = if streamed.len() >= PARALLEL_MIN {
-        streamed.par_iter().map(parent_of).collect()
-    } else {
-        streamed.iter().map(parent_of).collect()
-    };
-    for (i, p) in parents {
-        if let Some(p) = p {
-            nodes[i].parent = Some(p);
-            nodes[i].link = Link::Prefix;
-        }
-    }
-    for (i, h) in hashed.into_iter().enumerate() {
-        nodes[i].title = h.and_then(|h| h.title);
     }
     for i in 0..n {
         if let Some(p) = nodes[i].parent {
             nodes[p].children.push(i);
         }
     }
-    let order_key = |&i: &usize| (cps[i].text_len, cps[i].file.clone());
     for node in nodes.iter_mut() {
-        node.children.sort_by_key(order_key);
+        node.children.sort_by(|&a, &b| {
+            (cps[a].text_len, &cps[a].file).cmp(&(cps[b].text_len, &cps[b].file))
+        });
     }
     // Chains, depth first from each root.
     let mut roots: Vec<usize> = (0..n).filter(|&i| nodes[i].parent.is_none()).collect();
@@ -319,4 +314,131 @@ pub fn dir_forest(
     let st = crate::stats::standings(&scan, policy.0, opts.now, opts.reject_different_quant);
     let f = forest(&scan, &st, opts.titles);
     Ok((scan, policy, f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+    }
+
+    fn checkpoint(i: usize, model: u8, text: Vec<u8>) -> Checkpoint {
+        let key = crate::Key::Hash(format!("{i:040x}"));
+        let mut c = Checkpoint::from_header(
+            key.clone(),
+            key.file_name().into(),
+            100 + text.len() as u64,
+            0o600,
+            crate::Header {
+                magic: *b"KVC",
+                version: 1,
+                quant_bits: 2,
+                reason: crate::Reason::COLD,
+                ext_flags: crate::ExtFlags(0),
+                model_id: model,
+                tokens: 10,
+                hits: 0,
+                ctx_size: 4096,
+                payload_abi: 2,
+                reserved: [0; 3],
+                created: 1,
+                last_used: 1,
+                payload_bytes: 0,
+            },
+            text.len() as u32,
+            Engine::Ds4,
+        );
+        c.text = Some(text);
+        c
+    }
+
+    /// The forest by every pair compared: the parent is the longest
+    /// strictly shorter non-empty text of the same model that is a prefix;
+    /// an equal text hangs under the first one (by position).
+    fn naive(cps: &[Checkpoint]) -> Vec<(Option<usize>, Link)> {
+        let t = |i: usize| cps[i].text.as_deref().unwrap();
+        (0..cps.len())
+            .map(|i| {
+                if t(i).is_empty() {
+                    return (None, Link::Root);
+                }
+                let same = |j: usize| cps[j].header.model_id == cps[i].header.model_id;
+                if let Some(j) = (0..i).find(|&j| same(j) && t(j) == t(i)) {
+                    return (Some(j), Link::Equal);
+                }
+                let best = (0..cps.len())
+                    .filter(|&j| same(j) && !t(j).is_empty() && t(j).len() < t(i).len())
+                    .filter(|&j| t(i).starts_with(t(j)))
+                    .max_by_key(|&j| (t(j).len(), std::cmp::Reverse(j)));
+                // Of equal texts, the first represents them.
+                let best = best.map(|j| (0..=j).find(|&k| same(k) && t(k) == t(j)).unwrap());
+                match best {
+                    Some(j) => (Some(j), Link::Prefix),
+                    None => (None, Link::Root),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_forest_agrees_with_every_pair_compared() {
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let mut linked = 0;
+        for round in 0..300 {
+            let n = 1 + rng.below(20) as usize;
+            let mut texts: Vec<(u8, Vec<u8>)> = Vec::new();
+            for _ in 0..n {
+                let model = rng.below(2) as u8;
+                let text = match (rng.below(6), texts.is_empty()) {
+                    (0, _) => Vec::new(),
+                    (1..=3, false) => {
+                        let base = texts[rng.below(texts.len() as u64) as usize].1.clone();
+                        let mut t = base;
+                        match rng.below(4) {
+                            0 => t.truncate(rng.below(t.len() as u64 + 1) as usize),
+                            1 => {}
+                            _ => {
+                                let extra = [1, 2, 255, 256, 257, 600][rng.below(6) as usize];
+                                t.extend((0..extra).map(|_| b"ab"[rng.below(2) as usize]));
+                            }
+                        }
+                        t
+                    }
+                    _ => {
+                        let len = [1, 255, 256, 257, 512, 513, 700][rng.below(7) as usize];
+                        (0..len).map(|_| b"ab"[rng.below(2) as usize]).collect()
+                    }
+                };
+                texts.push((model, text));
+            }
+            let cps: Vec<Checkpoint> = texts
+                .into_iter()
+                .enumerate()
+                .map(|(i, (m, t))| checkpoint(i, m, t))
+                .collect();
+            let scan = Scan {
+                checkpoints: cps,
+                ..Scan::default()
+            };
+            let f = forest(&scan, &[], false);
+            let got: Vec<(Option<usize>, Link)> =
+                f.nodes.iter().map(|n| (n.parent, n.link)).collect();
+            let want = naive(&scan.checkpoints);
+            assert_eq!(got, want, "round {round}");
+            linked += want.iter().filter(|w| w.0.is_some()).count();
+            // Chains partition the nodes.
+            assert_eq!(f.preorder.len(), scan.checkpoints.len());
+            let total: u64 = f.chains.iter().map(|c| c.nodes).sum();
+            assert_eq!(total as usize, scan.checkpoints.len());
+        }
+        assert!(linked > 300, "{linked}");
+    }
 }
