@@ -40,14 +40,23 @@ _kvc() {
             kvc,ls)
                 cmd="kvc__subcmd__ls"
                 ;;
+            kvc,report)
+                cmd="kvc__subcmd__report"
+                ;;
             kvc,rm)
                 cmd="kvc__subcmd__rm"
                 ;;
             kvc,show)
                 cmd="kvc__subcmd__show"
                 ;;
+            kvc,stats)
+                cmd="kvc__subcmd__stats"
+                ;;
             kvc,trailer)
                 cmd="kvc__subcmd__trailer"
+                ;;
+            kvc,tree)
+                cmd="kvc__subcmd__tree"
                 ;;
             kvc,verify)
                 cmd="kvc__subcmd__verify"
@@ -76,14 +85,23 @@ _kvc() {
             kvc__subcmd__help,ls)
                 cmd="kvc__subcmd__help__subcmd__ls"
                 ;;
+            kvc__subcmd__help,report)
+                cmd="kvc__subcmd__help__subcmd__report"
+                ;;
             kvc__subcmd__help,rm)
                 cmd="kvc__subcmd__help__subcmd__rm"
                 ;;
             kvc__subcmd__help,show)
                 cmd="kvc__subcmd__help__subcmd__show"
                 ;;
+            kvc__subcmd__help,stats)
+                cmd="kvc__subcmd__help__subcmd__stats"
+                ;;
             kvc__subcmd__help,trailer)
                 cmd="kvc__subcmd__help__subcmd__trailer"
+                ;;
+            kvc__subcmd__help,tree)
+                cmd="kvc__subcmd__help__subcmd__tree"
                 ;;
             kvc__subcmd__help,verify)
                 cmd="kvc__subcmd__help__subcmd__verify"
@@ -146,7 +164,7 @@ _kvc() {
 
     case "${cmd}" in
         kvc)
-            opts="-h -V --help --version ls show cat verify evict rm gc log export import trailer help"
+            opts="-h -V --help --version ls show cat verify evict rm gc stats tree report log export import trailer help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -284,7 +302,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__help)
-            opts="ls show cat verify evict rm gc log export import trailer help"
+            opts="ls show cat verify evict rm gc stats tree report log export import trailer help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -409,6 +427,20 @@ _kvc() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        kvc__subcmd__help__subcmd__report)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         kvc__subcmd__help__subcmd__rm)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -424,6 +456,20 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__help__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kvc__subcmd__help__subcmd__stats)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -510,6 +556,20 @@ _kvc() {
         kvc__subcmd__help__subcmd__trailer__subcmd__strip)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kvc__subcmd__help__subcmd__tree)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -625,6 +685,60 @@ _kvc() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        kvc__subcmd__report)
+            opts="-o -h -V --output --budget --log --since --until --temp-age --policy --engine --now --reject-different-quant --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --budget)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --temp-age)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policy)
+                    COMPREPLY=($(compgen -W "ds4 ds4-classic lru" -- "${cur}"))
+                    return 0
+                    ;;
+                --engine)
+                    COMPREPLY=($(compgen -W "ds4 ds4-classic hanzo" -- "${cur}"))
+                    return 0
+                    ;;
+                --now)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         kvc__subcmd__rm)
             opts="-d -n -q -h -V --dir --include-agent --dry-run --quiet --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -671,6 +785,56 @@ _kvc() {
                     return 0
                     ;;
                 --now)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kvc__subcmd__stats)
+            opts="-h -V --budget --log --since --until --temp-age --policy --engine --now --reject-different-quant --json --prometheus --prometheus-file --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --budget)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --temp-age)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policy)
+                    COMPREPLY=($(compgen -W "ds4 ds4-classic lru" -- "${cur}"))
+                    return 0
+                    ;;
+                --engine)
+                    COMPREPLY=($(compgen -W "ds4 ds4-classic hanzo" -- "${cur}"))
+                    return 0
+                    ;;
+                --now)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --prometheus-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -909,6 +1073,32 @@ _kvc() {
                     return 0
                     ;;
                 -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        kvc__subcmd__tree)
+            opts="-h -V --dot --no-title --policy --engine --now --reject-different-quant --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --policy)
+                    COMPREPLY=($(compgen -W "ds4 ds4-classic lru" -- "${cur}"))
+                    return 0
+                    ;;
+                --engine)
+                    COMPREPLY=($(compgen -W "ds4 ds4-classic hanzo" -- "${cur}"))
+                    return 0
+                    ;;
+                --now)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
