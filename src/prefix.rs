@@ -98,7 +98,12 @@ impl Index {
         self.boundaries.insert((n.group, b));
         let longest = self.longest.entry(n.group).or_insert(0);
         *longest = (*longest).max(n.len);
-        let tails = self.nodes.entry((n.group, b, n.at_boundary)).or_default();
+        // Most nodes hold one length: a vector grown by `insert` would
+        // reserve four (128 bytes a needle; 10 MB at 100,000 of them).
+        let tails = self
+            .nodes
+            .entry((n.group, b, n.at_boundary))
+            .or_insert_with(|| Vec::with_capacity(1));
         match tails.binary_search_by_key(&n.len, |t| t.len) {
             Ok(i) => tails[i].needles.push((n.name, id)),
             Err(i) => tails.insert(

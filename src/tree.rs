@@ -43,34 +43,53 @@ pub enum Link {
     Equal,
 }
 
-/// One checkpoint in the forest.
+/// No node: a root's parent, a leaf's first child, a last sibling's next.
+const NONE: u32 = u32::MAX;
+
+/// One checkpoint in the forest, index-aligned with the scan's
+/// checkpoints. Compact (36 bytes, the title kept in [`Forest`]): a tree
+/// of 100,000 checkpoints is held beside the scan.
 #[derive(Clone, Debug)]
 pub struct Node {
-    /// Index into the scan's checkpoints.
-    pub checkpoint: usize,
-    /// Index of the parent node (nodes are index-aligned with the scan's
-    /// checkpoints).
-    pub parent: Option<usize>,
-    pub link: Link,
-    pub depth: u32,
-    pub children: Vec<usize>,
+    parent: u32,
+    first_child: u32,
+    last_child: u32,
+    next_sibling: u32,
     /// The chain (tree) it belongs to, an index into [`Forest::chains`].
-    pub chain: usize,
-    /// Raw title bytes (sanitize before showing).
-    pub title: Option<Vec<u8>>,
+    pub chain: u32,
+    pub depth: u32,
+    rank: u32,
+    /// Its title in [`Forest`]'s title bytes: start and length.
+    title_at: u32,
+    title_len: u16,
+    pub link: Link,
     /// The text could not be read (the file vanished or changed since the
     /// scan): it stands alone.
     pub unread: bool,
-    /// The engine's ranking: a superseded waypoint, its eviction rank.
+    /// The engine's ranking marks it a superseded waypoint.
     pub superseded: bool,
-    pub rank: Option<usize>,
 }
 
 impl Node {
+    /// Index of the parent node.
+    pub fn parent(&self) -> Option<usize> {
+        (self.parent != NONE).then_some(self.parent as usize)
+    }
+
     /// Another stored checkpoint extends or repeats its text: every prompt
     /// it serves starts with a text that is stored longer too.
     pub fn covered(&self) -> bool {
-        !self.children.is_empty()
+        self.first_child != NONE
+    }
+
+    /// The last of its parent's children (or a root).
+    pub fn is_last_child(&self) -> bool {
+        self.next_sibling == NONE
+    }
+
+    /// Its eviction rank under the engine's policy (1 = first victim).
+    pub fn rank(&self) -> Option<usize> {
+        (self.rank != NONE).then_some(self.rank as usize)
     }
 }
 
@@ -93,12 +112,36 @@ pub struct Chain {
 /// The forest of one directory.
 #[derive(Clone, Debug)]
 pub struct Forest {
+    /// Index-aligned with the scan's checkpoints.
     pub nodes: Vec<Node>,
+    /// Every title's raw bytes, one after another (sanitize before showing).
+    titles: Vec<u8>,
     /// Largest first (bytes, then the root's name).
     pub chains: Vec<Chain>,
     /// Node indices, chain by chain, each chain depth first (children by
     /// text length, then name).
     pub preorder: Vec<usize>,
+}
+
+impl Forest {
+    /// A node's title, raw (sanitize before showing).
+    pub fn title(&self, i: usize) -> Option<&[u8]> {
+        let n = &self.nodes[i];
+        (n.title_len > 0)
+            .then(|| &self.titles[n.title_at as usize..n.title_at as usize + n.title_len as usize])
+    }
+
+    /// A node's children, by text length then name.
+    pub fn children(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
+        let mut next = self.nodes[i].first_child;
+        std::iter::from_fn(move || {
+            (next != NONE).then(|| {
+                let c = next as usize;
+                next = self.nodes[c].next_sibling;
+                c
+            })
+        })
+    }
 }
 
 /// What one streaming read of a text gives.
@@ -110,106 +153,126 @@ struct Read {
     found: Vec<usize>,
 }
 
-/// Stream a checkpoint's text once through a matcher over the shorter
-/// texts already indexed: what it extends, its SHA-1, its digest at
-/// [`prefix::boundary`] (for its own needle), and its title from the
-/// first [`TITLE_PREFIX`] bytes. `None` when the text cannot be read as
-/// scanned.
-fn read_text(c: &Checkpoint, index: &Index, titles: bool) -> Option<Read> {
-    let len = c.text_len as u64;
-    let b = if len > 0 { prefix::boundary(len) } else { 0 };
-    let mut m = index.matcher(c.header.model_id, len, |_| true);
-    let mut at_boundary = (b == 0).then(|| m.digest());
-    let mut head = Vec::new();
-    let ok = prefix::stream_text(c, len, &mut |mut d: &[u8]| {
-        if titles && head.len() < TITLE_PREFIX {
-            let n = (TITLE_PREFIX - head.len()).min(d.len());
-            head.extend_from_slice(&d[..n]);
-        }
-        let pos = m.position();
-        if at_boundary.is_none() && pos + d.len() as u64 >= b {
-            let n = (b - pos) as usize;
-            m.update(&d[..n]);
-            at_boundary = Some(m.digest());
-            d = &d[n..];
-        }
-        m.update(d);
-    });
-    if !ok {
-        return None;
-    }
-    let full = m.digest();
-    Some(Read {
-        full,
-        at_boundary: at_boundary.unwrap_or(full),
-        title: titles.then(|| text::title(&head)).flatten(),
-        found: m.finish(),
-    })
+fn accept_all(_: usize) -> bool {
+    true
 }
 
-/// Build the forest of a scan. `standings` (index-aligned with the scan's
-/// checkpoints) give each node its superseded mark and rank.
-///
-/// Texts are read shortest first, each once: every proper prefix of a
-/// text is shorter, so it is indexed by the time the text is streamed.
-/// (One pass, on one thread; two passes in parallel, hashing every text
-/// twice, measured slower on two cores.)
-pub fn forest(scan: &Scan, standings: &[Standing], titles: bool) -> Forest {
-    let cps = &scan.checkpoints;
-    let n = cps.len();
-    let mut nodes: Vec<Node> = (0..n)
-        .map(|i| Node {
-            checkpoint: i,
-            parent: None,
-            link: Link::Root,
-            depth: 0,
-            children: Vec::new(),
-            chain: 0,
-            title: None,
-            unread: false,
-            superseded: standings.get(i).is_some_and(|s| s.superseded),
-            rank: standings.get(i).and_then(|s| s.rank),
-        })
-        .collect();
-    // Shortest first; equal lengths by name (the scan's order).
-    let mut by_len: Vec<usize> = (0..n).collect();
-    by_len.sort_by_key(|&i| (cps[i].text_len, i));
+/// One text being read through a matcher over the shorter texts already
+/// indexed: what it extends, its SHA-1, its digest at
+/// [`prefix::boundary`] (for its own needle), and its title from the
+/// first [`TITLE_PREFIX`] bytes.
+struct Feed<'a> {
+    m: prefix::Matcher<'a, fn(usize) -> bool>,
+    b: u64,
+    at_boundary: Option<Sha1Digest>,
+    head: Vec<u8>,
+    titles: bool,
+}
+
+impl<'a> Feed<'a> {
+    fn new(c: &Checkpoint, index: &'a Index, titles: bool) -> Feed<'a> {
+        let len = c.text_len as u64;
+        let b = if len > 0 { prefix::boundary(len) } else { 0 };
+        let m = index.matcher(c.header.model_id, len, accept_all as fn(usize) -> bool);
+        Feed {
+            at_boundary: (b == 0).then(|| m.digest()),
+            m,
+            b,
+            head: Vec::new(),
+            titles,
+        }
+    }
+
+    fn feed(&mut self, mut d: &[u8]) {
+        if self.titles && self.head.len() < TITLE_PREFIX {
+            let n = (TITLE_PREFIX - self.head.len()).min(d.len());
+            self.head.extend_from_slice(&d[..n]);
+        }
+        let pos = self.m.position();
+        if self.at_boundary.is_none() && pos + d.len() as u64 >= self.b {
+            let n = (self.b - pos) as usize;
+            self.m.update(&d[..n]);
+            self.at_boundary = Some(self.m.digest());
+            d = &d[n..];
+        }
+        self.m.update(d);
+    }
+
+    fn finish(self) -> Read {
+        let full = self.m.digest();
+        Read {
+            full,
+            at_boundary: self.at_boundary.unwrap_or(full),
+            title: self.titles.then(|| text::title(&self.head)).flatten(),
+            found: self.m.finish(),
+        }
+    }
+}
+
+/// Below this many checkpoints the texts are read on the calling thread.
+const PIPELINE_MIN: usize = 64;
+
+/// Pieces of text in flight between the reading thread and the hashing
+/// one: at most this many (each at most `prefix::stream_text`'s 64 KiB
+/// chunk, so 4 MiB).
+const IN_FLIGHT: usize = 64;
+
+/// A piece of the text being read, or its end (whether it read whole).
+enum Piece {
+    Data(Vec<u8>),
+    End(bool),
+}
+
+/// Hang every text under its longest stored proper prefix (or its equal),
+/// reading the texts in `by_len` order through `source`, which feeds a
+/// text's bytes and says whether it read whole.
+fn link(
+    cps: &[Checkpoint],
+    by_len: &[usize],
+    titles: bool,
+    nodes: &mut [Node],
+    title_bytes: &mut Vec<u8>,
+    source: &mut dyn for<'x> FnMut(usize, &mut Feed<'x>) -> bool,
+) {
     let mut index = Index::new();
-    let mut of_needle: Vec<usize> = Vec::new();
-    // Equal texts: the first by name represents them; the rest hang under it.
-    let mut first: HashMap<(u8, u32, Sha1Digest), usize> = HashMap::new();
+    let mut of_needle: Vec<u32> = Vec::new();
+    // Equal texts (same model, same length, same SHA-1): the first by name
+    // represents them; the rest hang under it. Only texts of the length
+    // being read can be equal, so the map holds one length at a time.
+    let mut first: HashMap<(u8, Sha1Digest), u32> = HashMap::new();
     // Needles of the length being read go in once it is done: a text
     // extends only strictly shorter ones.
     let mut waiting: Vec<(usize, Needle)> = Vec::new();
     let mut current = None;
-    for &i in &by_len {
+    for &i in by_len {
         let c = &cps[i];
         if current != Some(c.text_len) {
             for (i, needle) in waiting.drain(..) {
                 index.insert(needle);
-                of_needle.push(i);
+                of_needle.push(i as u32);
             }
+            first.clear();
             current = Some(c.text_len);
         }
-        let Some(r) = read_text(c, &index, titles) else {
+        let mut feed = Feed::new(c, &index, titles);
+        if !source(i, &mut feed) {
             nodes[i].unread = true;
             continue;
-        };
-        nodes[i].title = r.title;
+        }
+        let r = feed.finish();
+        if let Some(t) = r.title {
+            let len = t.len().min(u16::MAX as usize);
+            nodes[i].title_at = title_bytes.len() as u32;
+            nodes[i].title_len = len as u16;
+            title_bytes.extend_from_slice(&t[..len]);
+        }
         if c.text_len == 0 {
             continue;
         }
-        match first.entry((c.header.model_id, c.text_len, r.full)) {
-            std::collections::hash_map::Entry::Occupied(e) => {
-                nodes[i].parent = Some(*e.get());
-                nodes[i].link = Link::Equal;
-            }
+        let parent = match first.entry((c.header.model_id, r.full)) {
+            std::collections::hash_map::Entry::Occupied(e) => Some((*e.get(), Link::Equal)),
             std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(i);
-                if let Some(&id) = r.found.last() {
-                    nodes[i].parent = Some(of_needle[id]);
-                    nodes[i].link = Link::Prefix;
-                }
+                e.insert(i as u32);
                 waiting.push((
                     i,
                     Needle {
@@ -219,21 +282,104 @@ pub fn forest(scan: &Scan, standings: &[Standing], titles: bool) -> Forest {
                         name: r.full,
                     },
                 ));
+                r.found.last().map(|&id| (of_needle[id], Link::Prefix))
             }
+        };
+        // Children are appended in reading order: by text length, then
+        // name, the order they are shown in.
+        if let Some((p, link)) = parent {
+            nodes[i].parent = p;
+            nodes[i].link = link;
+            let p = p as usize;
+            match nodes[p].last_child {
+                NONE => nodes[p].first_child = i as u32,
+                last => nodes[last as usize].next_sibling = i as u32,
+            }
+            nodes[p].last_child = i as u32;
         }
     }
-    for i in 0..n {
-        if let Some(p) = nodes[i].parent {
-            nodes[p].children.push(i);
-        }
-    }
-    for node in nodes.iter_mut() {
-        node.children.sort_by(|&a, &b| {
-            (cps[a].text_len, &cps[a].file).cmp(&(cps[b].text_len, &cps[b].file))
+}
+
+/// Build the forest of a scan. `standings` (index-aligned with the scan's
+/// checkpoints) give each node its superseded mark and rank.
+///
+/// Texts are read shortest first, each once: every proper prefix of a
+/// text is shorter, so it is indexed by the time the text is streamed.
+/// The matching is sequential (each text needs the shorter ones indexed);
+/// the reading (open, pread, close: the system time) runs ahead on a
+/// second thread, a bounded number of pieces in flight. (Two passes in
+/// parallel, hashing every text twice, measured slower on two cores.)
+pub fn forest(scan: &Scan, standings: &[Standing], titles: bool) -> Forest {
+    let cps = &scan.checkpoints;
+    let n = cps.len();
+    let mut nodes: Vec<Node> = (0..n)
+        .map(|i| Node {
+            parent: NONE,
+            first_child: NONE,
+            last_child: NONE,
+            next_sibling: NONE,
+            chain: 0,
+            depth: 0,
+            rank: standings
+                .get(i)
+                .and_then(|s| s.rank)
+                .map_or(NONE, |r| u32::try_from(r).unwrap_or(NONE - 1)),
+            title_at: 0,
+            title_len: 0,
+            link: Link::Root,
+            unread: false,
+            superseded: standings.get(i).is_some_and(|s| s.superseded),
+        })
+        .collect();
+    let mut title_bytes = Vec::new();
+    // Shortest first; equal lengths by name (the scan's order).
+    let mut by_len: Vec<usize> = (0..n).collect();
+    by_len.sort_by_key(|&i| (cps[i].text_len, i));
+    if n >= PIPELINE_MIN {
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Piece>(IN_FLIGHT);
+            let order = &by_len;
+            scope.spawn(move || {
+                for &i in order {
+                    let c = &cps[i];
+                    let mut gone = false;
+                    let ok = prefix::stream_text(c, c.text_len as u64, &mut |d| {
+                        gone |= tx.send(Piece::Data(d.to_vec())).is_err();
+                    });
+                    if gone || tx.send(Piece::End(ok)).is_err() {
+                        return;
+                    }
+                }
+            });
+            link(
+                cps,
+                &by_len,
+                titles,
+                &mut nodes,
+                &mut title_bytes,
+                &mut |_, feed| loop {
+                    match rx.recv() {
+                        Ok(Piece::Data(d)) => feed.feed(&d),
+                        Ok(Piece::End(ok)) => return ok,
+                        Err(_) => return false,
+                    }
+                },
+            );
         });
+    } else {
+        link(
+            cps,
+            &by_len,
+            titles,
+            &mut nodes,
+            &mut title_bytes,
+            &mut |i, feed| {
+                prefix::stream_text(&cps[i], cps[i].text_len as u64, &mut |d| feed.feed(d))
+            },
+        );
     }
     // Chains, depth first from each root.
-    let mut roots: Vec<usize> = (0..n).filter(|&i| nodes[i].parent.is_none()).collect();
+    let mut roots: Vec<usize> = (0..n).filter(|&i| nodes[i].parent == NONE).collect();
     let mut chains = Vec::with_capacity(roots.len());
     let mut orders = Vec::with_capacity(roots.len());
     roots.sort_by(|a, b| cps[*a].file.cmp(&cps[*b].file));
@@ -247,7 +393,7 @@ pub fn forest(scan: &Scan, standings: &[Standing], titles: bool) -> Forest {
         while let Some((i, depth)) = stack.pop() {
             let node = &mut nodes[i];
             node.depth = depth;
-            node.chain = chains.len();
+            node.chain = chains.len() as u32;
             order.push(i);
             let size = cps[i].size;
             chain.nodes += 1;
@@ -259,7 +405,13 @@ pub fn forest(scan: &Scan, standings: &[Standing], titles: bool) -> Forest {
             } else {
                 chain.leaves += 1;
             }
-            stack.extend(node.children.iter().rev().map(|&c| (c, depth + 1)));
+            let at = stack.len();
+            let mut c = node.first_child;
+            while c != NONE {
+                stack.push((c as usize, depth + 1));
+                c = nodes[c as usize].next_sibling;
+            }
+            stack[at..].reverse();
         }
         chains.push(chain);
         orders.push(order);
@@ -277,12 +429,13 @@ pub fn forest(scan: &Scan, standings: &[Standing], titles: bool) -> Forest {
         renumber[old] = new;
     }
     for node in nodes.iter_mut() {
-        node.chain = renumber[node.chain];
+        node.chain = renumber[node.chain as usize] as u32;
     }
     let preorder = by_size.iter().flat_map(|&c| orders[c].clone()).collect();
     let chains = by_size.iter().map(|&c| chains[c].clone()).collect();
     Forest {
         nodes,
+        titles: title_bytes,
         chains,
         preorder,
     }
@@ -393,7 +546,12 @@ mod tests {
         let mut rng = Rng(0x2545_f491_4f6c_dd1d);
         let mut linked = 0;
         for round in 0..300 {
-            let n = 1 + rng.below(20) as usize;
+            // Every tenth set is large enough for the reading thread.
+            let n = if round % 10 == 0 {
+                PIPELINE_MIN + rng.below(80) as usize
+            } else {
+                1 + rng.below(20) as usize
+            };
             let mut texts: Vec<(u8, Vec<u8>)> = Vec::new();
             for _ in 0..n {
                 let model = rng.below(2) as u8;
@@ -430,7 +588,7 @@ mod tests {
             };
             let f = forest(&scan, &[], false);
             let got: Vec<(Option<usize>, Link)> =
-                f.nodes.iter().map(|n| (n.parent, n.link)).collect();
+                f.nodes.iter().map(|n| (n.parent(), n.link)).collect();
             let want = naive(&scan.checkpoints);
             assert_eq!(got, want, "round {round}");
             linked += want.iter().filter(|w| w.0.is_some()).count();

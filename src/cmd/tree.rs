@@ -58,68 +58,113 @@ struct ChainView {
     covered_bytes: u64,
 }
 
-#[derive(Serialize)]
-struct TreeReport {
+/// Nodes (or chains) serialized one by one as they are built: the views
+/// of 100,000 nodes at once would be some 30 MB.
+struct Lazy<'a, T, F: Fn(usize) -> T> {
+    len: usize,
+    at: F,
+    _t: std::marker::PhantomData<&'a T>,
+}
+
+impl<'a, T: Serialize, F: Fn(usize) -> T> Serialize for Lazy<'a, T, F> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.len))?;
+        for i in 0..self.len {
+            seq.serialize_element(&(self.at)(i))?;
+        }
+        seq.end()
+    }
+}
+
+struct TreeReport<'a> {
     dir: String,
     engine: EngineChoice,
     policy: &'static str,
     policy_from: &'static str,
     now: u64,
-    chains: Vec<ChainView>,
-    /// Depth first, chain by chain (largest chain first).
-    nodes: Vec<NodeView>,
+    scan: &'a Scan,
+    forest: &'a Forest,
     covered_bytes: u64,
     checkpoint_bytes: u64,
 }
 
-fn build(scan: &Scan, f: &Forest) -> (Vec<ChainView>, Vec<NodeView>) {
-    let cps = &scan.checkpoints;
-    let key = |i: usize| cps[f.nodes[i].checkpoint].key.to_string();
-    let chains = f
-        .chains
-        .iter()
-        .map(|c| ChainView {
-            root: key(c.root),
+impl TreeReport<'_> {
+    fn node(&self, i: usize) -> NodeView {
+        node_view(self.scan, self.forest, self.forest.preorder[i])
+    }
+
+    fn chain(&self, i: usize) -> ChainView {
+        let c = &self.forest.chains[i];
+        ChainView {
+            root: self.scan.checkpoints[c.root].key.to_string(),
             checkpoints: c.nodes,
             bytes: c.bytes,
             depth: c.depth,
             leaves: c.leaves,
             covered: c.covered,
             covered_bytes: c.covered_bytes,
-        })
-        .collect();
-    let nodes = f
-        .preorder
-        .iter()
-        .map(|&i| {
-            let n = &f.nodes[i];
-            let c = &cps[n.checkpoint];
-            NodeView {
-                key: c.key.to_string(),
-                file: sanitize_line(c.file.as_bytes()),
-                parent: n.parent.map(key),
-                link: n.link,
-                depth: n.depth,
-                chain: n.chain,
-                tokens: c.header.tokens,
-                text_bytes: c.text_len,
-                size: c.size,
-                reason: c.header.reason.name().into_owned(),
-                model_id: c.header.model_id,
-                hits: c.header.hits,
-                last_used: c.header.last_used,
-                superseded: n.superseded,
-                evict_rank: n.rank,
-                covered: n.covered(),
-                unread: n.unread,
-                title: n.title.as_deref().map(sanitize_line),
-                last: n
-                    .parent
-                    .is_none_or(|p| f.nodes[p].children.last() == Some(&i)),
-            }
-        })
-        .collect();
-    (chains, nodes)
+        }
+    }
+}
+
+impl Serialize for TreeReport<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("TreeReport", 9)?;
+        st.serialize_field("dir", &self.dir)?;
+        st.serialize_field("engine", &self.engine)?;
+        st.serialize_field("policy", self.policy)?;
+        st.serialize_field("policy_from", self.policy_from)?;
+        st.serialize_field("now", &self.now)?;
+        st.serialize_field(
+            "chains",
+            &Lazy {
+                len: self.forest.chains.len(),
+                at: |i| self.chain(i),
+                _t: std::marker::PhantomData,
+            },
+        )?;
+        st.serialize_field(
+            "nodes",
+            &Lazy {
+                len: self.forest.preorder.len(),
+                at: |i| self.node(i),
+                _t: std::marker::PhantomData,
+            },
+        )?;
+        st.serialize_field("covered_bytes", &self.covered_bytes)?;
+        st.serialize_field("checkpoint_bytes", &self.checkpoint_bytes)?;
+        st.end()
+    }
+}
+
+fn node_view(scan: &Scan, f: &Forest, i: usize) -> NodeView {
+    let cps = &scan.checkpoints;
+    let key = |i: usize| cps[i].key.to_string();
+    let n = &f.nodes[i];
+    let c = &cps[i];
+    NodeView {
+        key: c.key.to_string(),
+        file: sanitize_line(c.file.as_bytes()),
+        parent: n.parent().map(key),
+        link: n.link,
+        depth: n.depth,
+        chain: n.chain as usize,
+        tokens: c.header.tokens,
+        text_bytes: c.text_len,
+        size: c.size,
+        reason: c.header.reason.name().into_owned(),
+        model_id: c.header.model_id,
+        hits: c.header.hits,
+        last_used: c.header.last_used,
+        superseded: n.superseded,
+        evict_rank: n.rank(),
+        covered: n.covered(),
+        unread: n.unread,
+        title: f.title(i).map(sanitize_line),
+        last: n.is_last_child(),
+    }
 }
 
 pub fn run(args: TreeArgs) -> Result<Outcome> {
@@ -133,17 +178,16 @@ pub fn run(args: TreeArgs) -> Result<Outcome> {
         titles: !args.no_title,
     };
     let (scan, (policy, from), forest) = tree::dir_forest(&dir, &opts)?;
-    let (chains, nodes) = build(&scan, &forest);
     let report = TreeReport {
         dir: dir.display().to_string(),
         engine: scan.engine.clone(),
         policy: policy.name(),
         policy_from: from.name(),
         now,
-        covered_bytes: chains.iter().map(|c| c.covered_bytes).sum(),
+        covered_bytes: forest.chains.iter().map(|c| c.covered_bytes).sum(),
         checkpoint_bytes: scan.checkpoint_bytes(),
-        chains,
-        nodes,
+        scan: &scan,
+        forest: &forest,
     };
     if args.dot {
         let mut out = io::BufWriter::new(io::stdout().lock());
@@ -160,14 +204,15 @@ fn dot_str(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
-fn write_dot(r: &TreeReport, out: &mut dyn Write) -> io::Result<()> {
+fn write_dot(r: &TreeReport<'_>, out: &mut dyn Write) -> io::Result<()> {
+    let nodes = || (0..r.forest.preorder.len()).map(|i| r.node(i));
     writeln!(out, "digraph kvc {{")?;
     writeln!(out, "  rankdir=LR;")?;
     writeln!(
         out,
         "  node [shape=box, fontname=\"monospace\", fontsize=10];"
     )?;
-    for n in &r.nodes {
+    for n in nodes() {
         let mut label = format!(
             "{}\\n{} tokens, {}\\n{}, {} hits",
             output::short_key(&n.key),
@@ -188,7 +233,7 @@ fn write_dot(r: &TreeReport, out: &mut dyn Write) -> io::Result<()> {
         }
         writeln!(out, "  \"{}\" [{attrs}];", dot_str(&n.key))?;
     }
-    for n in &r.nodes {
+    for n in nodes() {
         if let Some(p) = &n.parent {
             let style = if n.link == Link::Equal {
                 " [style=dotted, label=\"equal\"]"
@@ -210,7 +255,7 @@ fn write_dot(r: &TreeReport, out: &mut dyn Write) -> io::Result<()> {
 /// thousands deep): the depth is printed instead.
 const MAX_INDENT: u32 = 24;
 
-impl Report for TreeReport {
+impl Report for TreeReport<'_> {
     fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
         let mut t = output::table(&[
             "KEY", "TOKENS", "SIZE", "REASON", "HITS", "FLAGS", "RANK", "TITLE",
@@ -218,7 +263,8 @@ impl Report for TreeReport {
         // Whether the node at each depth is its parent's last child, for
         // the tree's rules.
         let mut last_at: Vec<bool> = Vec::new();
-        for n in &self.nodes {
+        for i in 0..self.forest.preorder.len() {
+            let n = &self.node(i);
             let is_last = n.last;
             last_at.truncate(n.depth as usize);
             last_at.push(is_last);
@@ -261,15 +307,18 @@ impl Report for TreeReport {
             ]);
         }
         align_right(&mut t, &[1, 2, 4, 6]);
-        if !self.nodes.is_empty() {
+        if !self.forest.preorder.is_empty() {
             output::write_table(out, &t)?;
         }
-        let multi: Vec<&ChainView> = self.chains.iter().filter(|c| c.checkpoints > 1).collect();
+        let multi: Vec<ChainView> = (0..self.forest.chains.len())
+            .filter(|&i| self.forest.chains[i].nodes > 1)
+            .map(|i| self.chain(i))
+            .collect();
         writeln!(
             out,
             "{} checkpoints in {} chains ({} of more than one); {} of {} held by checkpoints another one extends or repeats (flag c: no prefix of their own)",
-            self.nodes.len(),
-            self.chains.len(),
+            self.forest.preorder.len(),
+            self.forest.chains.len(),
             multi.len(),
             output::size(self.covered_bytes),
             output::size(self.checkpoint_bytes)
@@ -297,7 +346,7 @@ impl Report for TreeReport {
                 writeln!(out, "({} more chains in --json)", multi.len() - 10)?;
             }
         }
-        if self.nodes.iter().any(|n| n.superseded) {
+        if self.forest.nodes.iter().any(|n| n.superseded) {
             writeln!(
                 out,
                 "note: s = ds4's superseded test applied at rest (kvc's extension, FORMAT.md §8)"

@@ -310,10 +310,7 @@ pub fn render(input: &ReportInput<'_>) -> String {
                     } else {
                         String::new()
                     },
-                    input.forest.nodes[i]
-                        .title
-                        .as_deref()
-                        .map_or(String::new(), untrusted),
+                    input.forest.title(i).map_or(String::new(), untrusted),
                 ]
             })
             .collect();
@@ -396,11 +393,11 @@ fn forest_section(out: &mut String, input: &ReportInput<'_>) {
             .iter()
             .map(|&i| {
                 let n = &f.nodes[i];
-                let c = &cps[n.checkpoint];
+                let c = &cps[i];
                 let key = c.key.to_string();
                 charts::TreeNode {
                     depth: n.depth,
-                    parent: n.parent.map(|p| at[p]).filter(|&p| p != usize::MAX),
+                    parent: n.parent().map(|p| at[p]).filter(|&p| p != usize::MAX),
                     label: format!(
                         "{}  {} tok  {}  {}{}",
                         &key[..key.len().min(12)],
@@ -423,7 +420,7 @@ fn forest_section(out: &mut String, input: &ReportInput<'_>) {
         .filter(|c| c.nodes > 1)
         .take(20)
         .map(|c| {
-            let root = &cps[f.nodes[c.root].checkpoint];
+            let root = &cps[c.root];
             let key = root.key.to_string();
             vec![
                 escape(&key[..key.len().min(12)]),
@@ -431,10 +428,7 @@ fn forest_section(out: &mut String, input: &ReportInput<'_>) {
                 c.depth.to_string(),
                 escape(&size(c.bytes)),
                 escape(&size(c.covered_bytes)),
-                f.nodes[c.root]
-                    .title
-                    .as_deref()
-                    .map_or(String::new(), untrusted),
+                f.title(c.root).map_or(String::new(), untrusted),
             ]
         })
         .collect();
