@@ -490,6 +490,19 @@ pub struct Evictions {
     pub hits: u64,
     /// Evicted with `hits=0`: written and never read (wasted writes).
     pub unread: Tally,
+    /// Evictions by the hits the file had: `0`, `1`, `2-4`, `5-15`, `16+`.
+    pub by_hits: BTreeMap<&'static str, Tally>,
+}
+
+/// The bucket of an evicted file's hit count.
+pub fn hits_bucket(hits: u64) -> &'static str {
+    match hits {
+        0 => "0",
+        1 => "1",
+        2..=4 => "2-4",
+        5..=15 => "5-15",
+        _ => "16+",
+    }
 }
 
 /// What the engine did in one day (or in the whole window).
@@ -545,6 +558,11 @@ impl Activity {
                 self.evicted.count += 1;
                 self.evicted.bytes += bytes;
                 self.evicted.hits += hits;
+                self.evicted
+                    .by_hits
+                    .entry(hits_bucket(*hits))
+                    .or_default()
+                    .add(*bytes);
                 if *hits == 0 {
                     self.evicted.unread.add(*bytes);
                 }

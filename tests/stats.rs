@@ -692,6 +692,8 @@ fn log_lines_of_every_kind_are_read() {
     assert_eq!(t["evicted"]["hits"], 2);
     assert_eq!(t["evicted"]["unread"]["count"], 2);
     assert_eq!(t["evicted"]["unread"]["bytes"], (201u64) << 20);
+    assert_eq!(t["evicted"]["by_hits"]["0"]["count"], 2);
+    assert_eq!(t["evicted"]["by_hits"]["2-4"]["bytes"], 50u64 << 20);
     let skipped: BTreeMap<String, u64> = serde_json::from_value(t["skipped"].clone()).unwrap();
     assert_eq!(
         skipped,

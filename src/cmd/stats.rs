@@ -482,6 +482,17 @@ fn log_families(f: &mut Families, log: &LogStats) {
         "Bytes evicted with hits=0 (wasted writes).",
         &one(t.evicted.unread.bytes as f64),
     );
+    let by_hits: Samples<'static> = t
+        .evicted
+        .by_hits
+        .iter()
+        .map(|(h, x)| (vec![("hits", h.to_string())], x.count as f64))
+        .collect();
+    f.family(
+        "kvc_log_evicted_by_hits",
+        "Evictions by the hits the evicted file had (0, 1, 2-4, 5-15, 16+).",
+        &by_hits,
+    );
     let skipped: Samples<'static> = t
         .skipped
         .iter()
@@ -750,14 +761,25 @@ fn write_log(log: &LogStats, out: &mut dyn Write) -> io::Result<()> {
         let parts: Vec<String> = t.skipped.iter().map(|(c, n)| format!("{c} {n}")).collect();
         writeln!(out, "skipped: {}", parts.join(", "))?;
     }
+    let by_hits: Vec<String> = t
+        .evicted
+        .by_hits
+        .iter()
+        .map(|(h, x)| format!("{h} hits {}", tally(*x)))
+        .collect();
     writeln!(
         out,
-        "evicted: {} with {} hits in all; {} never read ({}): wasted writes",
+        "evicted: {} with {} hits in all ({}); {} never read ({}): wasted writes",
         tally(Tally {
             count: t.evicted.count,
             bytes: t.evicted.bytes
         }),
         t.evicted.hits,
+        if by_hits.is_empty() {
+            "none".to_string()
+        } else {
+            by_hits.join(", ")
+        },
         t.evicted.unread.count,
         output::size(t.evicted.unread.bytes)
     )?;
