@@ -127,6 +127,14 @@ fn rank_colour(rank: Option<usize>, ranked: usize) -> RGBColor {
     }
 }
 
+/// The points in drawing order: unranked first, then from the last
+/// victim to the first, so the next victims are drawn on top.
+fn on_top(points: &[Point]) -> Vec<&Point> {
+    let mut order: Vec<&Point> = points.iter().collect();
+    order.sort_by_key(|p| p.rank.map_or(0, |r| usize::MAX - r));
+    order
+}
+
 /// Size against time since last use, both on log scales, each checkpoint
 /// coloured by its eviction rank.
 pub fn scatter(title: &str, points: &[Point]) -> Result<String, String> {
@@ -167,7 +175,7 @@ pub fn scatter(title: &str, points: &[Point]) -> Result<String, String> {
             .map_err(err)?;
         chart
             .draw_series(
-                points.iter().map(|p| {
+                on_top(points).into_iter().map(|p| {
                     Circle::new((hours(p), mib(p)), 3, rank_colour(p.rank, ranked).filled())
                 }),
             )
