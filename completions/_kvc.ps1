@@ -174,7 +174,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Evaluate scores and ages at this Unix time instead of now (reproducible output)')
             [CompletionResult]::new('--dot', '--dot', [CompletionResultType]::ParameterName, 'Write Graphviz DOT instead of a table (`kvc tree --dot | dot -Tsvg > tree.svg`)')
-            [CompletionResult]::new('--no-title', '--no-title', [CompletionResultType]::ParameterName, 'Do not look for titles (reads each text once less far)')
+            [CompletionResult]::new('--no-title', '--no-title', [CompletionResultType]::ParameterName, 'Do not show titles (each text''s first user turn)')
             [CompletionResult]::new('--reject-different-quant', '--reject-different-quant', [CompletionResultType]::ParameterName, 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')

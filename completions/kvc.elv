@@ -162,7 +162,7 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --engine 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads'
             cand --now 'Evaluate scores and ages at this Unix time instead of now (reproducible output)'
             cand --dot 'Write Graphviz DOT instead of a table (`kvc tree --dot | dot -Tsvg > tree.svg`)'
-            cand --no-title 'Do not look for titles (reads each text once less far)'
+            cand --no-title 'Do not show titles (each text''s first user turn)'
             cand --reject-different-quant 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)'
             cand --json 'Print JSON (schema in README.md) instead of a table'
             cand -h 'Print help (see more with ''--help'')'

@@ -148,7 +148,7 @@ ds4-classic\t'ds4 up to 2026-05-25, before the payload ABI byte'
 hanzo\t'hanzo-engine\'s disk KV spill'"
 complete -c kvc -n "__fish_kvc_using_subcommand tree" -l now -d 'Evaluate scores and ages at this Unix time instead of now (reproducible output)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand tree" -l dot -d 'Write Graphviz DOT instead of a table (`kvc tree --dot | dot -Tsvg > tree.svg`)'
-complete -c kvc -n "__fish_kvc_using_subcommand tree" -l no-title -d 'Do not look for titles (reads each text once less far)'
+complete -c kvc -n "__fish_kvc_using_subcommand tree" -l no-title -d 'Do not show titles (each text\'s first user turn)'
 complete -c kvc -n "__fish_kvc_using_subcommand tree" -l reject-different-quant -d 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)'
 complete -c kvc -n "__fish_kvc_using_subcommand tree" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand tree" -s h -l help -d 'Print help (see more with \'--help\')'

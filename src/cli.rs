@@ -781,7 +781,7 @@ pub struct TreeArgs {
     /// Write Graphviz DOT instead of a table (`kvc tree --dot | dot -Tsvg > tree.svg`)
     #[arg(long, conflicts_with = "json")]
     pub dot: bool,
-    /// Do not look for titles (reads each text once less far)
+    /// Do not show titles (each text's first user turn)
     #[arg(long)]
     pub no_title: bool,
     #[command(flatten)]
