@@ -265,6 +265,35 @@ fn exports_every_checkpoint(d: &Dataset, out: &[u8]) -> Result<(), String> {
 const EXPORT_TO_PIPE: &str = "{kvc} export --all -o - -d {dir} --json 2> {work}/report.json \
      | cat > /dev/null; cat {work}/report.json";
 
+/// `kvc stats --json` reported every checkpoint of the dataset.
+fn stats_every_checkpoint(d: &Dataset, out: &[u8]) -> Result<(), String> {
+    let v: serde_json::Value = serde_json::from_slice(out).map_err(|e| format!("not JSON: {e}"))?;
+    let n = v["dirs"][0]["checkpoints"]["count"].as_u64().unwrap_or(0) as usize;
+    let invalid = v["dirs"][0]["invalid"]["count"].as_u64().unwrap_or(0);
+    if n != d.spec.checkpoints || invalid != 0 {
+        return Err(format!(
+            "counted {n} checkpoints and {invalid} invalid files, the dataset has {}",
+            d.spec.checkpoints
+        ));
+    }
+    Ok(())
+}
+
+/// `kvc tree --json` has a node for every checkpoint, and the dataset's
+/// conversations as chains.
+fn tree_every_checkpoint(d: &Dataset, out: &[u8]) -> Result<(), String> {
+    let v: serde_json::Value = serde_json::from_slice(out).map_err(|e| format!("not JSON: {e}"))?;
+    let n = v["nodes"].as_array().map_or(0, |a| a.len());
+    let chains = v["chains"].as_array().map_or(0, |a| a.len());
+    if n != d.spec.checkpoints || chains == 0 || chains >= n {
+        return Err(format!(
+            "{n} nodes in {chains} chains, the dataset has {} checkpoints",
+            d.spec.checkpoints
+        ));
+    }
+    Ok(())
+}
+
 /// Timed runs of the cases that move gigabytes (each run writes or reads
 /// 2 GiB; three are enough to see the spread).
 const BIG_RUNS: usize = 3;
@@ -384,6 +413,27 @@ pub fn all() -> Vec<Case> {
             Cmd::argv(&["{kvc}", "ls", "--json", "--no-title", "{dir}"]),
         )
         .check(match_hits_json),
+        // Issue 14: stats and tree over 100,000 checkpoints, against a
+        // listing of the same directory. The issue asks for 64 MiB; the
+        // scan they share with ls holds every checkpoint (91 MiB at
+        // 100,000 by itself), so no RSS bound is asserted here until the
+        // scan is lean (README, "Measured: stats and tree").
+        Case::new("stats", chats_100k.clone(), &["stats", "--json", "{dir}"])
+            .about("kvc stats --json: breakdowns, hit spread, the reclaimable plans (evict, gc)")
+            .vs(
+                "kvc ls --json --no-title",
+                Cmd::argv(&["{kvc}", "ls", "--json", "--no-title", "{dir}"]),
+            )
+            .vs("kvc ls --json", Cmd::argv(&["{kvc}", "ls", "--json", "{dir}"]))
+            .check(stats_every_checkpoint),
+        Case::new("tree", chats_100k.clone(), &["tree", "--json", "{dir}"])
+            .about("kvc tree --json: the prefix forest by streaming hashes, with titles")
+            .vs(
+                "kvc ls --json --no-title",
+                Cmd::argv(&["{kvc}", "ls", "--json", "--no-title", "{dir}"]),
+            )
+            .vs("kvc ls --json", Cmd::argv(&["{kvc}", "ls", "--json", "{dir}"]))
+            .check(tree_every_checkpoint),
         // Moving a cache: export piped into import, against tar piped into
         // tar. kvc import fsyncs every file and the directory; tar does
         // not, so the third reference is tar followed by an fsync of every

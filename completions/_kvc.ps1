@@ -32,6 +32,9 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('evict', 'evict', [CompletionResultType]::ParameterValue, 'Delete checkpoints until the cache fits a budget, next victim first')
             [CompletionResult]::new('rm', 'rm', [CompletionResultType]::ParameterValue, 'Remove named checkpoints')
             [CompletionResult]::new('gc', 'gc', [CompletionResultType]::ParameterValue, 'Remove temp files left by crashed writers, and empty kvc state')
+            [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'One screen about cache directories: what they hold, what was hit, what each command would free')
+            [CompletionResult]::new('tree', 'tree', [CompletionResultType]::ParameterValue, 'The prefix forest: which checkpoint''s text extends which, with the bytes that hold no prefix of their own')
+            [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Write one self-contained HTML file with charts (SVG) of a cache directory and, with --log, of its engine''s activity')
             [CompletionResult]::new('log', 'log', [CompletionResultType]::ParameterValue, 'Show the journal of what kvc deleted, installed, quarantined or rewrote, oldest first')
             [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Write checkpoints to a bundle (a tar stream with a digest per file) for `kvc import`')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Install the checkpoints of a bundle, verifying every byte before it becomes visible')
@@ -150,6 +153,57 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'kvc;stats' {
+            [CompletionResult]::new('--budget', '--budget', [CompletionResultType]::ParameterName, 'Compare what the engine''s budget counts with SIZE, and say what `kvc evict --budget SIZE` would delete')
+            [CompletionResult]::new('--log', '--log', [CompletionResultType]::ParameterName, 'ds4-server log to read (repeatable; `-` for standard input)')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Only log lines from WHEN on: 2026-08-05, 2026-08-05T14:00 (the log''s clock) or a duration back from now (7d)')
+            [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'Only log lines before WHEN (a date alone includes that day)')
+            [CompletionResult]::new('--temp-age', '--temp-age', [CompletionResultType]::ParameterName, 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)')
+            [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)')
+            [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads')
+            [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Evaluate scores and ages at this Unix time instead of now (reproducible output)')
+            [CompletionResult]::new('--prometheus-file', '--prometheus-file', [CompletionResultType]::ParameterName, 'Write the node_exporter textfile format to PATH, atomically, mode 0644; print nothing else')
+            [CompletionResult]::new('--reject-different-quant', '--reject-different-quant', [CompletionResultType]::ParameterName, 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
+            [CompletionResult]::new('--prometheus', '--prometheus', [CompletionResultType]::ParameterName, 'Write the node_exporter textfile format (metrics kvc_…) to standard output')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'kvc;tree' {
+            [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)')
+            [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads')
+            [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Evaluate scores and ages at this Unix time instead of now (reproducible output)')
+            [CompletionResult]::new('--dot', '--dot', [CompletionResultType]::ParameterName, 'Write Graphviz DOT instead of a table (`kvc tree --dot | dot -Tsvg > tree.svg`)')
+            [CompletionResult]::new('--no-title', '--no-title', [CompletionResultType]::ParameterName, 'Do not show titles (each text''s first user turn)')
+            [CompletionResult]::new('--reject-different-quant', '--reject-different-quant', [CompletionResultType]::ParameterName, 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'kvc;report' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'HTML file to write (atomically, mode 0600)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'HTML file to write (atomically, mode 0600)')
+            [CompletionResult]::new('--budget', '--budget', [CompletionResultType]::ParameterName, 'Budget to show the usage against (as `kvc stats --budget`)')
+            [CompletionResult]::new('--log', '--log', [CompletionResultType]::ParameterName, 'ds4-server log to read (repeatable; `-` for standard input)')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Only log lines from WHEN on: 2026-08-05, 2026-08-05T14:00 (the log''s clock) or a duration back from now (7d)')
+            [CompletionResult]::new('--until', '--until', [CompletionResultType]::ParameterName, 'Only log lines before WHEN (a date alone includes that day)')
+            [CompletionResult]::new('--temp-age', '--temp-age', [CompletionResultType]::ParameterName, 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)')
+            [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)')
+            [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads')
+            [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Evaluate scores and ages at this Unix time instead of now (reproducible output)')
+            [CompletionResult]::new('--reject-different-quant', '--reject-different-quant', [CompletionResultType]::ParameterName, 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
@@ -341,6 +395,9 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('evict', 'evict', [CompletionResultType]::ParameterValue, 'Delete checkpoints until the cache fits a budget, next victim first')
             [CompletionResult]::new('rm', 'rm', [CompletionResultType]::ParameterValue, 'Remove named checkpoints')
             [CompletionResult]::new('gc', 'gc', [CompletionResultType]::ParameterValue, 'Remove temp files left by crashed writers, and empty kvc state')
+            [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'One screen about cache directories: what they hold, what was hit, what each command would free')
+            [CompletionResult]::new('tree', 'tree', [CompletionResultType]::ParameterValue, 'The prefix forest: which checkpoint''s text extends which, with the bytes that hold no prefix of their own')
+            [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Write one self-contained HTML file with charts (SVG) of a cache directory and, with --log, of its engine''s activity')
             [CompletionResult]::new('log', 'log', [CompletionResultType]::ParameterValue, 'Show the journal of what kvc deleted, installed, quarantined or rewrote, oldest first')
             [CompletionResult]::new('export', 'export', [CompletionResultType]::ParameterValue, 'Write checkpoints to a bundle (a tar stream with a digest per file) for `kvc import`')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Install the checkpoints of a bundle, verifying every byte before it becomes visible')
@@ -370,6 +427,15 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;help;gc' {
+            break
+        }
+        'kvc;help;stats' {
+            break
+        }
+        'kvc;help;tree' {
+            break
+        }
+        'kvc;help;report' {
             break
         }
         'kvc;help;log' {

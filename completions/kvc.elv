@@ -29,6 +29,9 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand evict 'Delete checkpoints until the cache fits a budget, next victim first'
             cand rm 'Remove named checkpoints'
             cand gc 'Remove temp files left by crashed writers, and empty kvc state'
+            cand stats 'One screen about cache directories: what they hold, what was hit, what each command would free'
+            cand tree 'The prefix forest: which checkpoint''s text extends which, with the bytes that hold no prefix of their own'
+            cand report 'Write one self-contained HTML file with charts (SVG) of a cache directory and, with --log, of its engine''s activity'
             cand log 'Show the journal of what kvc deleted, installed, quarantined or rewrote, oldest first'
             cand export 'Write checkpoints to a bundle (a tar stream with a digest per file) for `kvc import`'
             cand import 'Install the checkpoints of a bundle, verifying every byte before it becomes visible'
@@ -140,6 +143,54 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --json 'Print JSON (schema in README.md) instead of a table'
             cand -h 'Print help'
             cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvc;stats'= {
+            cand --budget 'Compare what the engine''s budget counts with SIZE, and say what `kvc evict --budget SIZE` would delete'
+            cand --log 'ds4-server log to read (repeatable; `-` for standard input)'
+            cand --since 'Only log lines from WHEN on: 2026-08-05, 2026-08-05T14:00 (the log''s clock) or a duration back from now (7d)'
+            cand --until 'Only log lines before WHEN (a date alone includes that day)'
+            cand --temp-age 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)'
+            cand --policy 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)'
+            cand --engine 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads'
+            cand --now 'Evaluate scores and ages at this Unix time instead of now (reproducible output)'
+            cand --prometheus-file 'Write the node_exporter textfile format to PATH, atomically, mode 0644; print nothing else'
+            cand --reject-different-quant 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)'
+            cand --json 'Print JSON (schema in README.md) instead of a table'
+            cand --prometheus 'Write the node_exporter textfile format (metrics kvc_…) to standard output'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvc;tree'= {
+            cand --policy 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)'
+            cand --engine 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads'
+            cand --now 'Evaluate scores and ages at this Unix time instead of now (reproducible output)'
+            cand --dot 'Write Graphviz DOT instead of a table (`kvc tree --dot | dot -Tsvg > tree.svg`)'
+            cand --no-title 'Do not show titles (each text''s first user turn)'
+            cand --reject-different-quant 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)'
+            cand --json 'Print JSON (schema in README.md) instead of a table'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvc;report'= {
+            cand -o 'HTML file to write (atomically, mode 0600)'
+            cand --output 'HTML file to write (atomically, mode 0600)'
+            cand --budget 'Budget to show the usage against (as `kvc stats --budget`)'
+            cand --log 'ds4-server log to read (repeatable; `-` for standard input)'
+            cand --since 'Only log lines from WHEN on: 2026-08-05, 2026-08-05T14:00 (the log''s clock) or a duration back from now (7d)'
+            cand --until 'Only log lines before WHEN (a date alone includes that day)'
+            cand --temp-age 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)'
+            cand --policy 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)'
+            cand --engine 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads'
+            cand --now 'Evaluate scores and ages at this Unix time instead of now (reproducible output)'
+            cand --reject-different-quant 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
         }
@@ -311,6 +362,9 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand evict 'Delete checkpoints until the cache fits a budget, next victim first'
             cand rm 'Remove named checkpoints'
             cand gc 'Remove temp files left by crashed writers, and empty kvc state'
+            cand stats 'One screen about cache directories: what they hold, what was hit, what each command would free'
+            cand tree 'The prefix forest: which checkpoint''s text extends which, with the bytes that hold no prefix of their own'
+            cand report 'Write one self-contained HTML file with charts (SVG) of a cache directory and, with --log, of its engine''s activity'
             cand log 'Show the journal of what kvc deleted, installed, quarantined or rewrote, oldest first'
             cand export 'Write checkpoints to a bundle (a tar stream with a digest per file) for `kvc import`'
             cand import 'Install the checkpoints of a bundle, verifying every byte before it becomes visible'
@@ -333,6 +387,12 @@ set edit:completion:arg-completer[kvc] = {|@words|
         &'kvc;help;rm'= {
         }
         &'kvc;help;gc'= {
+        }
+        &'kvc;help;stats'= {
+        }
+        &'kvc;help;tree'= {
+        }
+        &'kvc;help;report'= {
         }
         &'kvc;help;log'= {
         }

@@ -33,6 +33,9 @@ complete -c kvc -n "__fish_kvc_needs_command" -f -a "verify" -d 'Check every che
 complete -c kvc -n "__fish_kvc_needs_command" -f -a "evict" -d 'Delete checkpoints until the cache fits a budget, next victim first'
 complete -c kvc -n "__fish_kvc_needs_command" -f -a "rm" -d 'Remove named checkpoints'
 complete -c kvc -n "__fish_kvc_needs_command" -f -a "gc" -d 'Remove temp files left by crashed writers, and empty kvc state'
+complete -c kvc -n "__fish_kvc_needs_command" -f -a "stats" -d 'One screen about cache directories: what they hold, what was hit, what each command would free'
+complete -c kvc -n "__fish_kvc_needs_command" -f -a "tree" -d 'The prefix forest: which checkpoint\'s text extends which, with the bytes that hold no prefix of their own'
+complete -c kvc -n "__fish_kvc_needs_command" -f -a "report" -d 'Write one self-contained HTML file with charts (SVG) of a cache directory and, with --log, of its engine\'s activity'
 complete -c kvc -n "__fish_kvc_needs_command" -f -a "log" -d 'Show the journal of what kvc deleted, installed, quarantined or rewrote, oldest first'
 complete -c kvc -n "__fish_kvc_needs_command" -f -a "export" -d 'Write checkpoints to a bundle (a tar stream with a digest per file) for `kvc import`'
 complete -c kvc -n "__fish_kvc_needs_command" -f -a "import" -d 'Install the checkpoints of a bundle, verifying every byte before it becomes visible'
@@ -124,6 +127,53 @@ complete -c kvc -n "__fish_kvc_using_subcommand gc" -s q -l quiet -d 'Print noth
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -s V -l version -d 'Print version'
+complete -c kvc -n "__fish_kvc_using_subcommand stats" -l budget -d 'Compare what the engine\'s budget counts with SIZE, and say what `kvc evict --budget SIZE` would delete' -r
+complete -c kvc -n "__fish_kvc_using_subcommand stats" -l log -d 'ds4-server log to read (repeatable; `-` for standard input)' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand stats" -l since -d 'Only log lines from WHEN on: 2026-08-05, 2026-08-05T14:00 (the log\'s clock) or a duration back from now (7d)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand stats" -l until -d 'Only log lines before WHEN (a date alone includes that day)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand stats" -l temp-age -d 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)' -r -f
+complete -c kvc -n "__fish_kvc_using_subcommand stats" -l policy -d 'Eviction order [default: the policy of the directory\'s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)' -r -f -a "ds4\t'ds4 mainline since ec6a82a (2026-05-26, ds4_kvstore.c at b030961): ((hits decayed + 1) × tokens) / size, ×2 for cold/evict/shutdown, superseded continued waypoints × (0.05 + 0.45·h)'
+ds4-classic\t'ds4 up to 2026-05-25 (8d57664): ((hits decayed + 1) × tokens) / size'
+lru\t'hanzo-engine (disk_kv_cache.rs, c8bcee7d5): oldest last_used first, unreadable headers first, readdir order for ties, never below 64 MiB'"
+complete -c kvc -n "__fish_kvc_using_subcommand stats" -l engine -d 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads' -r -f -a "ds4\t'ds4 mainline since e8e8779 (2026-05-26): ds4-server, ds4-agent'
+ds4-classic\t'ds4 up to 2026-05-25, before the payload ABI byte'
+hanzo\t'hanzo-engine\'s disk KV spill'"
+complete -c kvc -n "__fish_kvc_using_subcommand stats" -l now -d 'Evaluate scores and ages at this Unix time instead of now (reproducible output)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand stats" -l prometheus-file -d 'Write the node_exporter textfile format to PATH, atomically, mode 0644; print nothing else' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand stats" -l reject-different-quant -d 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)'
+complete -c kvc -n "__fish_kvc_using_subcommand stats" -l json -d 'Print JSON (schema in README.md) instead of a table'
+complete -c kvc -n "__fish_kvc_using_subcommand stats" -l prometheus -d 'Write the node_exporter textfile format (metrics kvc_…) to standard output'
+complete -c kvc -n "__fish_kvc_using_subcommand stats" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kvc -n "__fish_kvc_using_subcommand stats" -s V -l version -d 'Print version'
+complete -c kvc -n "__fish_kvc_using_subcommand tree" -l policy -d 'Eviction order [default: the policy of the directory\'s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)' -r -f -a "ds4\t'ds4 mainline since ec6a82a (2026-05-26, ds4_kvstore.c at b030961): ((hits decayed + 1) × tokens) / size, ×2 for cold/evict/shutdown, superseded continued waypoints × (0.05 + 0.45·h)'
+ds4-classic\t'ds4 up to 2026-05-25 (8d57664): ((hits decayed + 1) × tokens) / size'
+lru\t'hanzo-engine (disk_kv_cache.rs, c8bcee7d5): oldest last_used first, unreadable headers first, readdir order for ties, never below 64 MiB'"
+complete -c kvc -n "__fish_kvc_using_subcommand tree" -l engine -d 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads' -r -f -a "ds4\t'ds4 mainline since e8e8779 (2026-05-26): ds4-server, ds4-agent'
+ds4-classic\t'ds4 up to 2026-05-25, before the payload ABI byte'
+hanzo\t'hanzo-engine\'s disk KV spill'"
+complete -c kvc -n "__fish_kvc_using_subcommand tree" -l now -d 'Evaluate scores and ages at this Unix time instead of now (reproducible output)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand tree" -l dot -d 'Write Graphviz DOT instead of a table (`kvc tree --dot | dot -Tsvg > tree.svg`)'
+complete -c kvc -n "__fish_kvc_using_subcommand tree" -l no-title -d 'Do not show titles (each text\'s first user turn)'
+complete -c kvc -n "__fish_kvc_using_subcommand tree" -l reject-different-quant -d 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)'
+complete -c kvc -n "__fish_kvc_using_subcommand tree" -l json -d 'Print JSON (schema in README.md) instead of a table'
+complete -c kvc -n "__fish_kvc_using_subcommand tree" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kvc -n "__fish_kvc_using_subcommand tree" -s V -l version -d 'Print version'
+complete -c kvc -n "__fish_kvc_using_subcommand report" -s o -l output -d 'HTML file to write (atomically, mode 0600)' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand report" -l budget -d 'Budget to show the usage against (as `kvc stats --budget`)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand report" -l log -d 'ds4-server log to read (repeatable; `-` for standard input)' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand report" -l since -d 'Only log lines from WHEN on: 2026-08-05, 2026-08-05T14:00 (the log\'s clock) or a duration back from now (7d)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand report" -l until -d 'Only log lines before WHEN (a date alone includes that day)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand report" -l temp-age -d 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)' -r -f
+complete -c kvc -n "__fish_kvc_using_subcommand report" -l policy -d 'Eviction order [default: the policy of the directory\'s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)' -r -f -a "ds4\t'ds4 mainline since ec6a82a (2026-05-26, ds4_kvstore.c at b030961): ((hits decayed + 1) × tokens) / size, ×2 for cold/evict/shutdown, superseded continued waypoints × (0.05 + 0.45·h)'
+ds4-classic\t'ds4 up to 2026-05-25 (8d57664): ((hits decayed + 1) × tokens) / size'
+lru\t'hanzo-engine (disk_kv_cache.rs, c8bcee7d5): oldest last_used first, unreadable headers first, readdir order for ties, never below 64 MiB'"
+complete -c kvc -n "__fish_kvc_using_subcommand report" -l engine -d 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads' -r -f -a "ds4\t'ds4 mainline since e8e8779 (2026-05-26): ds4-server, ds4-agent'
+ds4-classic\t'ds4 up to 2026-05-25, before the payload ABI byte'
+hanzo\t'hanzo-engine\'s disk KV spill'"
+complete -c kvc -n "__fish_kvc_using_subcommand report" -l now -d 'Evaluate scores and ages at this Unix time instead of now (reproducible output)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand report" -l reject-different-quant -d 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)'
+complete -c kvc -n "__fish_kvc_using_subcommand report" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c kvc -n "__fish_kvc_using_subcommand report" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand log" -l since -d 'Only records from the last DURATION (30d, 12h)' -r -f
 complete -c kvc -n "__fish_kvc_using_subcommand log" -s l -l long -d 'Full keys'
 complete -c kvc -n "__fish_kvc_using_subcommand log" -l json -d 'Print JSON (schema in README.md) instead of a table'
@@ -223,21 +273,24 @@ complete -c kvc -n "__fish_kvc_using_subcommand match" -l reject-different-quant
 complete -c kvc -n "__fish_kvc_using_subcommand match" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand match" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand match" -s V -l version -d 'Print version'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer completions man match help" -f -a "ls" -d 'List the checkpoints of cache directories, with their eviction rank'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer completions man match help" -f -a "show" -d 'Show every header field, the trailer and the payload header of one checkpoint'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer completions man match help" -f -a "cat" -d 'Write the stored prompt text of a checkpoint, raw, to a pipe or file'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer completions man match help" -f -a "verify" -d 'Check every checkpoint for corruption, truncation and mislabelling (exit 1 on any error)'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer completions man match help" -f -a "evict" -d 'Delete checkpoints until the cache fits a budget, next victim first'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer completions man match help" -f -a "rm" -d 'Remove named checkpoints'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer completions man match help" -f -a "gc" -d 'Remove temp files left by crashed writers, and empty kvc state'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer completions man match help" -f -a "log" -d 'Show the journal of what kvc deleted, installed, quarantined or rewrote, oldest first'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer completions man match help" -f -a "export" -d 'Write checkpoints to a bundle (a tar stream with a digest per file) for `kvc import`'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer completions man match help" -f -a "import" -d 'Install the checkpoints of a bundle, verifying every byte before it becomes visible'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer completions man match help" -f -a "trailer" -d 'Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer completions man match help" -f -a "completions" -d 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell)'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer completions man match help" -f -a "man" -d 'Write the man pages (kvc.1 and one per command) into DIR'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer completions man match help" -f -a "match" -d 'Explain a cache hit or miss offline: which checkpoint ds4 loads for a prompt, and why every other one loses'
-complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc log export import trailer completions man match help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc stats tree report log export import trailer completions man match help" -f -a "ls" -d 'List the checkpoints of cache directories, with their eviction rank'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc stats tree report log export import trailer completions man match help" -f -a "show" -d 'Show every header field, the trailer and the payload header of one checkpoint'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc stats tree report log export import trailer completions man match help" -f -a "cat" -d 'Write the stored prompt text of a checkpoint, raw, to a pipe or file'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc stats tree report log export import trailer completions man match help" -f -a "verify" -d 'Check every checkpoint for corruption, truncation and mislabelling (exit 1 on any error)'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc stats tree report log export import trailer completions man match help" -f -a "evict" -d 'Delete checkpoints until the cache fits a budget, next victim first'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc stats tree report log export import trailer completions man match help" -f -a "rm" -d 'Remove named checkpoints'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc stats tree report log export import trailer completions man match help" -f -a "gc" -d 'Remove temp files left by crashed writers, and empty kvc state'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc stats tree report log export import trailer completions man match help" -f -a "stats" -d 'One screen about cache directories: what they hold, what was hit, what each command would free'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc stats tree report log export import trailer completions man match help" -f -a "tree" -d 'The prefix forest: which checkpoint\'s text extends which, with the bytes that hold no prefix of their own'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc stats tree report log export import trailer completions man match help" -f -a "report" -d 'Write one self-contained HTML file with charts (SVG) of a cache directory and, with --log, of its engine\'s activity'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc stats tree report log export import trailer completions man match help" -f -a "log" -d 'Show the journal of what kvc deleted, installed, quarantined or rewrote, oldest first'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc stats tree report log export import trailer completions man match help" -f -a "export" -d 'Write checkpoints to a bundle (a tar stream with a digest per file) for `kvc import`'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc stats tree report log export import trailer completions man match help" -f -a "import" -d 'Install the checkpoints of a bundle, verifying every byte before it becomes visible'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc stats tree report log export import trailer completions man match help" -f -a "trailer" -d 'Inspect and rewrite the tool-id map trailers of checkpoints (crash-safe)'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc stats tree report log export import trailer completions man match help" -f -a "completions" -d 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell)'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc stats tree report log export import trailer completions man match help" -f -a "man" -d 'Write the man pages (kvc.1 and one per command) into DIR'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc stats tree report log export import trailer completions man match help" -f -a "match" -d 'Explain a cache hit or miss offline: which checkpoint ds4 loads for a prompt, and why every other one loses'
+complete -c kvc -n "__fish_kvc_using_subcommand help; and not __fish_seen_subcommand_from ls show cat verify evict rm gc stats tree report log export import trailer completions man match help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kvc -n "__fish_kvc_using_subcommand help; and __fish_seen_subcommand_from trailer" -f -a "ls" -d 'List the entries of a checkpoint\'s tool-id map, and which of them ds4 uses (the last entry of an id wins)'
 complete -c kvc -n "__fish_kvc_using_subcommand help; and __fish_seen_subcommand_from trailer" -f -a "export" -d 'Write a checkpoint\'s tool-id map to standard output as JSON (shadowed entries marked)'
 complete -c kvc -n "__fish_kvc_using_subcommand help; and __fish_seen_subcommand_from trailer" -f -a "set" -d 'Replace the tool-id map of checkpoints with one given as JSON'

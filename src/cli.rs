@@ -52,6 +52,15 @@ Verify changes nothing unless --quarantine is given."
     Rm(RmArgs),
     /// Remove temp files left by crashed writers, and empty kvc state
     Gc(GcArgs),
+    /// One screen about cache directories: what they hold, what was hit, what each command would free
+    #[command(long_about = STATS_ABOUT, after_help = STATS_HELP)]
+    Stats(StatsArgs),
+    /// The prefix forest: which checkpoint's text extends which, with the bytes that hold no prefix of their own
+    #[command(after_help = TREE_HELP)]
+    Tree(TreeArgs),
+    /// Write one self-contained HTML file with charts (SVG) of a cache directory and, with --log, of its engine's activity
+    #[command(after_help = REPORT_HELP)]
+    Report(ReportArgs),
     /// Show the journal of what kvc deleted, installed, quarantined or rewrote, oldest first
     Log(LogArgs),
     /// Write checkpoints to a bundle (a tar stream with a digest per file) for `kvc import`
@@ -796,4 +805,123 @@ pub struct VerifyArgs {
     pub quarantine: Option<PathBuf>,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+// --- stats, tree, report ---
+
+const STATS_ABOUT: &str =
+    "One screen about cache directories, as `ccache -s` or `docker system df`: \
+checkpoints and bytes by reason, dialect, model, age of last use and size; how much was ever hit; \
+what each of kvc's commands would free (computed by that command's own plan, so the figure is what \
+it frees); the budget and the usage against it.\n\n\
+With --log, also what the engine did: ds4-server's `kv cache` log lines read for hits, stores by \
+reason, evictions (and how many were never read), skips, failed loads and discarded payloads, per \
+day.\n\n\
+stats only reads: nothing in the cache is touched, no lock is taken.";
+
+const STATS_HELP: &str = "Reclaimable: unloadable = `kvc evict --include-unloadable`; superseded = \
+`kvc rm` of the waypoints `kvc ls` marks s (policy ds4; kvc's reading at rest); stale temps = \
+`kvc gc` (with the same --temp-age). Foreign files are shown apart: kvc never deletes them on its own.\n\n\
+Budget: --budget, else the budget ds4-server logged when it opened this directory (`KV disk cache \
+DIR (budget=N MiB, …)`, with --log); kvc's journal records no budget.\n\n\
+Logs: a line is recognised by `kv cache` and read by its key=value fields; anything before the \
+phrase is ignored except a time stamp at the start of the line (ds4-server's `MMDD HH:MM:SS`, ISO \
+8601, syslog's `Aug  5 14:03:22`). A line without one is counted under the day of the last dated \
+line of its file, or `undated`. --since/--until take 2026-08-05, 2026-08-05T14:00 (the log's own \
+clock) or a duration back from now (7d); --until with a date alone includes that day.\n\n\
+--prometheus writes the node_exporter textfile format to standard output; --prometheus-file PATH \
+writes it atomically (temp file, fsync, rename; mode 0644 so node_exporter can read it) and prints \
+nothing else. Metrics are listed in README.md (`kvc stats`).";
+
+const TREE_HELP: &str = "Each checkpoint hangs under the checkpoint whose text is the longest \
+stored proper prefix of its own (same model id), found by streaming prefix hashes: no text is held. \
+An empty text stands alone; equal texts hang under the first by name, marked `=`. \
+Flags: s superseded waypoint (ds4's test at rest), c covered (another checkpoint extends or repeats \
+its text: it holds no prefix of its own), = equal text, ? text unreadable (changed since the scan). \
+Per chain, the bytes of covered checkpoints are shown.";
+
+const REPORT_HELP: &str = "The file holds no scripts and loads nothing: tables, and charts drawn \
+as inline SVG (bytes by reason and by age of last use, size against last use coloured by eviction \
+rank, the largest prefix chains, and with --log writes, hits and evictions per day). Every text \
+taken from a checkpoint or a log is sanitized and HTML-escaped. It is written atomically, mode 0600 \
+(titles are prompt text).";
+
+/// `--log`, `--since`, `--until`: the engine's log lines.
+#[derive(Debug, Args, Clone)]
+pub struct EngineLogArgs {
+    /// ds4-server log to read (repeatable; `-` for standard input)
+    #[arg(long = "log", value_name = "FILE")]
+    pub logs: Vec<PathBuf>,
+    /// Only log lines from WHEN on: 2026-08-05, 2026-08-05T14:00 (the log's clock) or a duration back from now (7d)
+    #[arg(long, value_name = "WHEN", requires = "logs")]
+    pub since: Option<String>,
+    /// Only log lines before WHEN (a date alone includes that day)
+    #[arg(long, value_name = "WHEN", requires = "logs")]
+    pub until: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Cache directories [default: $KVC_DIR, else ~/.ds4/kvcache]
+    #[arg(value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Compare what the engine's budget counts with SIZE, and say what `kvc evict --budget SIZE` would delete
+    #[arg(long, value_name = "SIZE", value_parser = parse_budget_arg)]
+    pub budget: Option<u64>,
+    #[command(flatten)]
+    pub log: EngineLogArgs,
+    #[command(flatten)]
+    pub temp_age: TempAgeArg,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub quant: QuantArg,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Write the node_exporter textfile format (metrics kvc_…) to standard output
+    #[arg(long, conflicts_with = "json")]
+    pub prometheus: bool,
+    /// Write the node_exporter textfile format to PATH, atomically, mode 0644; print nothing else
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["json", "prometheus"])]
+    pub prometheus_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TreeArgs {
+    /// Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Write Graphviz DOT instead of a table (`kvc tree --dot | dot -Tsvg > tree.svg`)
+    #[arg(long, conflicts_with = "json")]
+    pub dot: bool,
+    /// Do not show titles (each text's first user turn)
+    #[arg(long)]
+    pub no_title: bool,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub quant: QuantArg,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// HTML file to write (atomically, mode 0600)
+    #[arg(long = "output", short = 'o', value_name = "FILE")]
+    pub out_file: PathBuf,
+    /// Budget to show the usage against (as `kvc stats --budget`)
+    #[arg(long, value_name = "SIZE", value_parser = parse_budget_arg)]
+    pub budget: Option<u64>,
+    #[command(flatten)]
+    pub log: EngineLogArgs,
+    #[command(flatten)]
+    pub temp_age: TempAgeArg,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub quant: QuantArg,
 }

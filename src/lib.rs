@@ -6,6 +6,7 @@
 //! results and [`Error`]s, and the `kvc` binary decides how to show them.
 
 pub mod bundle;
+pub mod enginelog;
 pub mod error;
 pub mod evict;
 pub mod finding;
@@ -17,13 +18,16 @@ pub mod lock;
 pub mod matching;
 pub mod policy;
 pub mod prefix;
+pub mod report;
 pub mod resolve;
 pub mod rewrite;
 pub mod rm;
 pub mod scan;
 pub mod size;
+pub mod stats;
 pub mod sys;
 pub mod text;
+pub mod tree;
 pub mod verify;
 
 pub use error::{Error, Result};

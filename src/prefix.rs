@@ -98,7 +98,12 @@ impl Index {
         self.boundaries.insert((n.group, b));
         let longest = self.longest.entry(n.group).or_insert(0);
         *longest = (*longest).max(n.len);
-        let tails = self.nodes.entry((n.group, b, n.at_boundary)).or_default();
+        // Most nodes hold one length: a vector grown by `insert` would
+        // reserve four (128 bytes a needle; 10 MB at 100,000 of them).
+        let tails = self
+            .nodes
+            .entry((n.group, b, n.at_boundary))
+            .or_insert_with(|| Vec::with_capacity(1));
         match tails.binary_search_by_key(&n.len, |t| t.len) {
             Ok(i) => tails[i].needles.push((n.name, id)),
             Err(i) => tails.insert(
@@ -233,6 +238,18 @@ impl<F: Fn(usize) -> bool> Matcher<'_, F> {
                 self.at_boundary();
             }
         }
+    }
+
+    /// The SHA-1 of every byte given so far: a caller that streams a whole
+    /// text through the matcher gets its digest (and, asked at the right
+    /// moment, its digest at a boundary) without hashing it twice.
+    pub fn digest(&self) -> Sha1Digest {
+        self.sha.clone().finalize().into()
+    }
+
+    /// Bytes given so far.
+    pub fn position(&self) -> u64 {
+        self.pos
     }
 
     /// The needles found, in the order their lengths were reached.

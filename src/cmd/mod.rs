@@ -11,9 +11,12 @@ pub mod log;
 pub mod ls;
 pub mod man;
 pub mod r#match;
+pub mod report;
 pub mod rm;
 pub mod show;
+pub mod stats;
 pub mod trailer;
+pub mod tree;
 pub mod verify;
 
 use crate::cli::{Cli, Command};
@@ -29,6 +32,9 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Evict(args) => evict::run(args),
         Command::Rm(args) => rm::run(args),
         Command::Gc(args) => gc::run(args),
+        Command::Stats(args) => stats::run(args),
+        Command::Tree(args) => tree::run(args),
+        Command::Report(args) => report::run(args),
         Command::Log(args) => log::run(args),
         Command::Export(args) => export::run(args),
         Command::Import(args) => import::run(args),

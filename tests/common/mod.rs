@@ -847,3 +847,244 @@ pub fn match_candidate<'a>(v: &'a serde_json::Value, file: &str) -> &'a serde_js
         .find(|c| c["file"] == file)
         .unwrap_or_else(|| panic!("no candidate {file} in {v:#}"))
 }
+// --- stats ---
+//
+// Builders for `kvc stats`, `kvc tree` and `kvc report`: a copy of a cache
+// to run a real command on, a cache of every kind of entry, and
+// ds4-server's kv-cache log lines built from its own format strings.
+
+/// Set a file's modification time `by` into the past.
+pub fn age_file(path: &Path, by: std::time::Duration) {
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(SystemTime::now() - by)
+        .unwrap();
+}
+
+/// A ds4-server temp-file pid that surely is not running: above Linux's
+/// PID_MAX_LIMIT (2^22), and not six digits (which may be a mkstemp name).
+pub const DEAD_PID: u32 = 99_999_999;
+
+impl TestEnv {
+    /// A new environment whose cache holds a copy of this one's regular
+    /// files (bytes, modes and modification times kept), for running a
+    /// command that deletes and comparing.
+    pub fn copy(&self) -> TestEnv {
+        let env = TestEnv::new();
+        for e in fs::read_dir(&self.cache).unwrap() {
+            let e = e.unwrap();
+            let m = fs::symlink_metadata(e.path()).unwrap();
+            if !m.is_file() {
+                continue;
+            }
+            let dst = env.cache.join(e.file_name());
+            fs::copy(e.path(), &dst).unwrap();
+            fs::set_permissions(&dst, m.permissions()).unwrap();
+            fs::File::options()
+                .write(true)
+                .open(&dst)
+                .unwrap()
+                .set_modified(m.modified().unwrap())
+                .unwrap();
+        }
+        env
+    }
+
+    /// Bytes of the cache's top-level entries, kvc's own `.kvc/` left out.
+    pub fn cache_bytes(&self) -> u64 {
+        fs::read_dir(&self.cache)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_name() != ".kvc")
+            .map(|e| fs::symlink_metadata(e.path()).unwrap().len())
+            .sum()
+    }
+
+    /// Run `kvc ARGS`, which must exit 0; its standard output.
+    pub fn stdout(&self, args: &[&str]) -> Vec<u8> {
+        let out = self.kvc().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "kvc {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    pub fn cache_str(&self) -> String {
+        self.cache.to_str().unwrap().to_string()
+    }
+}
+
+/// What [`mixed_cache`] put where.
+pub struct Mixed {
+    /// Counted mainline checkpoints.
+    pub counted: Vec<Ckpt>,
+    /// Pre-ABI (D1) files mainline never loads.
+    pub unloadable: Vec<Ckpt>,
+    /// A `continued` waypoint and the longer checkpoint that supersedes it.
+    pub waypoint: Ckpt,
+    pub longer: Ckpt,
+    /// A foreign (D8, LZ4) file name.
+    pub foreign: String,
+    /// Temp files: stale (dead pid, old), fresh (dead pid, new).
+    pub stale_temp: PathBuf,
+    pub fresh_temp: PathBuf,
+}
+
+/// A ds4 mainline cache with one of everything: counted checkpoints of
+/// several reasons, hits and ages; unloadable pre-ABI files; a superseded
+/// waypoint; an agent session and `sysprompt.kv`; a foreign LZ4 file; an
+/// invalid file; stale and fresh temp files; a stray.
+pub fn mixed_cache(env: &TestEnv) -> Mixed {
+    let c = |text: &str, reason: u8| Ckpt::new(chat(text)).reason(reason).mainline();
+    let counted = vec![
+        c("cold one", REASON_COLD).hits(3, NOW - 600),
+        c("evicted one", REASON_EVICT).hits(0, NOW - 3 * 86_400),
+        c("shutdown one", REASON_SHUTDOWN)
+            .tokens(2000, 32768)
+            .hits(1, NOW - 10 * 86_400),
+    ];
+    let unloadable = vec![
+        Ckpt::new(chat("old abi one")),
+        Ckpt::new(chat("old abi two")).reason(REASON_CONTINUED),
+    ];
+    let waypoint = c("a growing chat", REASON_CONTINUED);
+    let mut longer_text = waypoint.text.clone();
+    longer_text.extend_from_slice(b" and the next turn<\xef\xbd\x9cUser\xef\xbd\x9c>more");
+    let longer = Ckpt::new(longer_text)
+        .reason(REASON_CONTINUED)
+        .tokens(900, 32768)
+        .mainline();
+    for x in counted.iter().chain(&unloadable) {
+        env.add(x);
+    }
+    env.add(&waypoint);
+    env.add(&longer);
+    let session = Ckpt::new(chat("agent chat"))
+        .mainline()
+        .titled(b"my session");
+    env.add(&session);
+    let mut sys = Ckpt::new(b"You are helpful.".to_vec())
+        .reason(REASON_AGENT_SYSTEM)
+        .mainline();
+    sys.name = Some("sysprompt.kv".into());
+    env.add(&sys);
+    let lz4 = lz4_v1(chat("compressed"));
+    let foreign = lz4.file_name();
+    env.add(&lz4);
+    env.add_raw(&format!("{}.kv", sha1_hex(b"cut short")), b"KVC\x01short");
+    let key = Ckpt::new(chat("being saved")).key();
+    let stale_temp = env.add_raw(&format!("{key}.kv.tmp.{DEAD_PID}"), &[1u8; 3000]);
+    age_file(&stale_temp, std::time::Duration::from_secs(2 * 3600));
+    let fresh_temp = env.add_raw(&format!("{key}.kv.tmp.{}", DEAD_PID - 1), &[3u8; 10]);
+    env.add_raw("notes.txt", b"not a checkpoint");
+    Mixed {
+        counted,
+        unloadable,
+        waypoint,
+        longer,
+        foreign,
+        stale_temp,
+        fresh_temp,
+    }
+}
+
+/// ds4-server's kv-cache log lines, each from its format string in ds4
+/// mainline b030961 (ds4_kvstore.c, ds4_server.c), with ds4-server's
+/// `%m%d %H:%M:%S ` prefix (`server_log`) when `stamp` is given.
+pub mod ds4log {
+    /// `0805 14:03:22 ` for a month, day and time.
+    pub fn stamp(month: u32, day: u32, hms: &str) -> String {
+        format!("{month:02}{day:02} {hms} ")
+    }
+
+    fn mib(bytes: u64) -> f64 {
+        bytes as f64 / (1024.0 * 1024.0)
+    }
+
+    /// ds4_kvstore.c:1140.
+    pub fn stored(tokens: u32, reason: &str, key: &str, bytes: u64, save_ms: f64) -> String {
+        format!(
+            "ds4-server: kv cache stored tokens={tokens} trimmed=32 reason={reason} key={key} size={:.2} MiB save={save_ms:.1} ms",
+            mib(bytes)
+        )
+    }
+
+    /// ds4_kvstore.c:1323; `consumed` is the form before 24fa85e.
+    pub fn hit(tokens: u32, load_ms: f64, consumed: bool, path: &str) -> String {
+        format!(
+            "ds4-server: kv cache hit text tokens={tokens} text=31337 quant=2 key=token-text load={load_ms:.1} ms {}file={path}",
+            if consumed { "consumed " } else { "" }
+        )
+    }
+
+    /// The hit line of a Responses-API request (`text%s%s` = ` RESPPROTO`).
+    pub fn hit_respproto(tokens: u32, path: &str) -> String {
+        format!(
+            "ds4-server: kv cache hit text RESPPROTO tokens={tokens} text=100 quant=4 key=responses-visible load=3.0 ms file={path}"
+        )
+    }
+
+    /// ds4_kvstore.c:591.
+    pub fn evicted(tokens: u32, hits: u32, bytes: u64, path: &str) -> String {
+        format!(
+            "ds4-server: kv cache evicted reason=disk-cache-full tokens={tokens} hits={hits} size={:.2} MiB file={path}",
+            mib(bytes)
+        )
+    }
+
+    /// ds4_kvstore.c:956, 976, 986, 1011, 1030, 1115: one per cause.
+    pub fn skips() -> Vec<String> {
+        vec![
+            "ds4-server: kv cache skipped tokens=700 reason=cold because live checkpoint is at 650".into(),
+            "ds4-server: kv cache skipped tokens=700 because rendered text is too large".into(),
+            "ds4-server: kv cache skipped tokens=700 reason=continued because tool map size overflowed".into(),
+            "ds4-server: kv cache skipped tokens=700 reason=evict because KV payload staging failed: No space left on device".into(),
+            "ds4-server: kv cache skipped tokens=700 reason=cold because estimated file size 5000.00 MiB (5050.00 MiB with safety) exceeds budget 4096.00 MiB".into(),
+            "ds4-server: kv cache skipped tokens=700 reason=cold because final file size 5000.00 MiB (5050.00 MiB with safety) exceeds budget 4096.00 MiB save=12.5 ms".into(),
+        ]
+    }
+
+    /// ds4_kvstore.c:1307.
+    pub fn load_failed(path: &str) -> String {
+        format!("ds4-server: kv cache load failed {path}: cached text hash mismatch load=0.4 ms")
+    }
+
+    /// ds4_kvstore.c:1298.
+    pub fn discarded_corrupt(path: &str) -> String {
+        format!("ds4-server: kv cache discarded corrupt text-prefix payload RESPPROTO {path}")
+    }
+
+    /// ds4_server.c:9582.
+    pub fn discarded_prefill(path: &str) -> String {
+        format!("ds4-server: kv cache discarded reason=prefill-failed file={path}")
+    }
+
+    /// ds4_kvstore.c:1125 and 1061.
+    pub fn store_failures(path: &str) -> Vec<String> {
+        vec![
+            "ds4-server: kv cache store failed (cold): No space left on device save=3.2 ms".into(),
+            format!("ds4-server: kv cache failed to create {path}.tmp.77: Permission denied save=0.1 ms"),
+        ]
+    }
+
+    /// ds4_kvstore.c:859.
+    pub fn replaced(path: &str) -> String {
+        format!("ds4-server: kv cache replaced incompatible file {path}")
+    }
+
+    /// ds4_kvstore.c:631: the line the engine logs when it opens its cache.
+    pub fn opened(dir: &str, budget_mib: u64) -> String {
+        format!(
+            "ds4-server: KV disk cache {dir} (budget={budget_mib} MiB, cross-quant=accept, min=512, cold_max=30000, continued=8192, trim=32, align=2048, hit_half_life=21600s)"
+        )
+    }
+
+    /// ds4_server.c:11216: the in-memory cache, not the disk's.
+    pub fn live_miss() -> String {
+        "ds4-server: live kv cache miss live=100 prompt=200 common=50 reason=diverged".into()
+    }
+}
