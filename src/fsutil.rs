@@ -172,31 +172,16 @@ pub const PIPE_BUFFER: usize = 1 << 20;
 /// the pipe as it was, which costs only speed. Never shrinks a pipe. The
 /// bytes that go through are the same either way.
 pub fn grow_pipe(fd: std::os::fd::BorrowedFd<'_>) {
-    use std::os::fd::AsRawFd;
-    let fd = fd.as_raw_fd();
-    // SAFETY: fstat and fcntl on a descriptor the caller keeps open for
-    // the duration of the call; `st` is plain data the kernel fills.
-    unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        if libc::fstat(fd, &mut st) != 0 || st.st_mode & libc::S_IFMT != libc::S_IFIFO {
-            return;
-        }
-        let now = libc::fcntl(fd, libc::F_GETPIPE_SZ);
-        if now >= 0 && (now as usize) < PIPE_BUFFER {
-            libc::fcntl(fd, libc::F_SETPIPE_SZ, PIPE_BUFFER as libc::c_int);
-        }
-    }
+    crate::sys::grow_pipe(fd, PIPE_BUFFER);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+    use std::os::fd::{AsFd, OwnedFd};
 
-    fn pipe_size(fd: &OwnedFd) -> i32 {
-        use std::os::fd::AsRawFd;
-        // SAFETY: F_GETPIPE_SZ on an open pipe descriptor.
-        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETPIPE_SZ) }
+    fn pipe_size(fd: &OwnedFd) -> usize {
+        crate::sys::pipe_size(fd.as_fd()).unwrap()
     }
 
     #[test]
@@ -215,11 +200,7 @@ mod tests {
 
     #[test]
     fn grow_pipe_grows_a_pipe_up_to_the_limit_and_ignores_files() {
-        let mut fds = [0; 2];
-        // SAFETY: pipe fills two fresh descriptors, owned below.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-        // SAFETY: both descriptors are fresh and owned only here.
-        let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (r, w) = rustix::pipe::pipe().unwrap();
         let before = pipe_size(&w);
         grow_pipe(w.as_fd());
         let after = pipe_size(&r);
@@ -228,10 +209,10 @@ mod tests {
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(0);
         assert!(after >= before, "{before} -> {after}");
-        if limit >= PIPE_BUFFER && before < PIPE_BUFFER as i32 {
+        if limit >= PIPE_BUFFER && before < PIPE_BUFFER {
             // Root may exceed the limit anyway; everyone may reach it
             // unless the per-user pipe quota is spent, rare in a test.
-            assert_eq!(after, PIPE_BUFFER as i32);
+            assert_eq!(after, PIPE_BUFFER);
         }
         // A regular file is left alone (and nothing panics).
         let f = tempfile::tempfile().unwrap();

@@ -5,6 +5,8 @@
 //! to it. This library never prints and never exits: it returns typed
 //! results and [`Error`]s, and the `kvc` binary decides how to show them.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod bundle;
 pub mod error;
 pub mod evict;

@@ -2,6 +2,8 @@
 //! the outcome to the exit code contract: 0 success, 1 the command ran and
 //! found problems, 2 usage or I/O error (clap itself exits 2 on bad usage).
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod cli;
 mod cmd;
 mod config;

@@ -91,11 +91,12 @@ use crate::format::trailer::{
 };
 use crate::format::{ExtFlags, Header, HEADER_LEN, PREFIX_LEN};
 use crate::fsutil::{fsync_dir, AtomicFile};
+use crate::sys::{reflink, unsupported};
 use crate::text;
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions, Permissions};
+use std::fs::{self, File, Permissions};
 use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Offset of the ext flag byte in the header (FORMAT.md §3).
@@ -696,15 +697,15 @@ impl Method {
 /// [`Method::writes_in_place`]). `Ok(None)` when the file is gone (an
 /// engine removed it).
 pub fn open_checkpoint(path: &Path, write: bool) -> Result<Option<CheckpointFile>> {
-    let file = match OpenOptions::new()
-        .read(true)
-        .write(write)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-    {
+    let opened = if write {
+        crate::sys::open_read_write(path)
+    } else {
+        crate::sys::open_read(path, false)
+    };
+    let file = match opened {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+        Err(e) if crate::sys::is_symlink_error(&e) => {
             return Err(Error::invalid(
                 path,
                 "is a symbolic link; kvc rewrites only the file itself",
@@ -912,77 +913,17 @@ enum TempKind {
     CloneOrCopy,
 }
 
-/// Is this error a filesystem saying "I can't do that operation" (as
-/// opposed to a real failure)?
-fn unsupported(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EOPNOTSUPP | libc::ENOTTY | libc::EINVAL | libc::EXDEV | libc::ENOSYS)
-    )
-}
-
-/// Share `src`'s extents with the empty `dst` (`FICLONE`). `Ok(false)` where
-/// the filesystem cannot.
-#[cfg(target_os = "linux")]
-fn reflink(dst: &File, src: &File) -> io::Result<bool> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: FICLONE takes the source descriptor as its argument; both
-    // descriptors are open for the duration of the call.
-    let rc = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) };
-    if rc == 0 {
-        return Ok(true);
-    }
-    let e = io::Error::last_os_error();
-    if unsupported(&e) {
-        Ok(false)
-    } else {
-        Err(e)
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn reflink(_dst: &File, _src: &File) -> io::Result<bool> {
-    Ok(false)
-}
-
 /// Copy `src[from..to]` to the same offsets of `dst`, in the kernel where it
 /// can (`copy_file_range`, which some filesystems turn into a reflink or a
 /// server-side copy), else through a buffer.
 fn copy_range(src: &File, dst: &File, from: u64, to: u64) -> io::Result<()> {
     let mut off = from;
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        while off < to {
-            let len = (to - off).min(COPY_CHUNK) as usize;
-            let mut off_in = off as libc::loff_t;
-            let mut off_out = off as libc::loff_t;
-            // SAFETY: explicit offsets, so neither descriptor's position
-            // moves; the kernel bounds the copy by `len`.
-            let n = unsafe {
-                libc::copy_file_range(
-                    src.as_raw_fd(),
-                    &mut off_in,
-                    dst.as_raw_fd(),
-                    &mut off_out,
-                    len,
-                    0,
-                )
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                if unsupported(&e) {
-                    break;
-                }
-                return Err(e);
-            }
-            if n == 0 {
-                return Err(shrank());
-            }
-            off += n as u64;
+    while off < to {
+        let len = (to - off).min(COPY_CHUNK) as usize;
+        match crate::sys::copy_range(src, dst, off, len)? {
+            None => break,
+            Some(0) => return Err(shrank()),
+            Some(n) => off += n as u64,
         }
     }
     let mut buf = vec![0u8; COPY_BUFFER.min((to - off) as usize)];
@@ -1005,36 +946,17 @@ fn shrank() -> io::Error {
     )
 }
 
-/// Swap the names of two files atomically (`renameat2(RENAME_EXCHANGE)`).
-#[cfg(target_os = "linux")]
+/// Swap the names of two files of one directory atomically
+/// (`renameat2(RENAME_EXCHANGE)`).
 fn exchange(a: &Path, b: &Path) -> io::Result<()> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let c = |p: &Path| {
-        CString::new(p.as_os_str().as_bytes())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+    let dir = a
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let (Some(an), Some(bn)) = (a.file_name(), b.file_name()) else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no file name"));
     };
-    let (a, b) = (c(a)?, c(b)?);
-    // SAFETY: two NUL-terminated paths that outlive the call.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            a.as_ptr(),
-            libc::AT_FDCWD,
-            b.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn exchange(_a: &Path, _b: &Path) -> io::Result<()> {
-    Err(io::Error::from_raw_os_error(libc::ENOSYS))
+    crate::sys::Dir::open(dir)?.exchange(an, bn)
 }
 
 /// Build the new file in `<name>.tmp.<pid>` and swap it in. `Ok(None)`
@@ -1093,7 +1015,7 @@ fn via_temp(
     let tmeta = t.metadata().map_err(tmp_err)?;
     if (tmeta.uid(), tmeta.gid()) != (meta.uid(), meta.gid()) {
         match std::os::unix::fs::fchown(&*t, Some(meta.uid()), Some(meta.gid())) {
-            Err(e) if e.raw_os_error() != Some(libc::EPERM) => return Err(tmp_err(e)),
+            Err(e) if !crate::sys::is_not_permitted(&e) => return Err(tmp_err(e)),
             _ => {}
         }
     }

@@ -16,9 +16,9 @@ use crate::format::trailer::{self, SessionTitle};
 use crate::format::Header;
 use crate::text;
 use rayon::prelude::*;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -466,10 +466,7 @@ pub struct ScanOptions {
 /// Open without following a symlink and without blocking on a FIFO someone
 /// named `<key>.kv`.
 pub(crate) fn open_nofollow(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
+    crate::sys::open_read(path, false)
 }
 
 /// The result of loading one checkpoint-named file.
@@ -637,7 +634,7 @@ fn load_typed(
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Raw::Done(Loaded::Vanished),
         // O_NOFOLLOW fails with ELOOP on a link that replaced the file.
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+        Err(e) if crate::sys::is_symlink_error(&e) => {
             return done(0, "symlink", SYMLINK_ERROR.into())
         }
         Err(e) => {

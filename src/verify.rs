@@ -44,10 +44,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 use sha1::{Digest, Sha1};
 use std::collections::HashMap;
-use std::fs::{self, File, Metadata, OpenOptions};
+use std::fs::{self, Metadata, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
-use std::os::unix::io::AsRawFd;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -90,6 +89,7 @@ pub mod code {
     pub const PAYLOAD_SIZE: &str = "payload-size";
     pub const PAYLOAD_DATA: &str = "payload-data";
     pub const NOT_A_FILE: &str = "not-a-file";
+    pub const SYMLINK: &str = "symlink";
     pub const UNREADABLE: &str = "unreadable";
     pub const TRAILING_BYTES: &str = "trailing-bytes";
     pub const TRAILER_DSML_MISSING: &str = "trailer-dsml-missing";
@@ -117,7 +117,8 @@ pub const CODES: &[(&str, Severity, &str)] = &[
     ("payload-ctx", Severity::Warning, "the DSV4 payload's ctx is not the header's ctx_size: ds4 loads it, but looks it up by the header's"),
     ("payload-size", Severity::Error, "DSV4 payload whose exact size (FORMAT.md §6) is not payload_bytes, or whose counts break ds4's load rules"),
     ("payload-data", Severity::Error, "--deep only: a DSV4 token id not below vocab, or a logit that is not finite"),
-    ("not-a-file", Severity::Error, "a checkpoint name that is a symbolic link, directory or other non-regular file"),
+    ("symlink", Severity::Error, "a checkpoint name that is a symbolic link: kvc never follows one in a cache directory"),
+    ("not-a-file", Severity::Error, "a checkpoint name that is a directory, FIFO, socket, device node or other non-regular file (never opened)"),
     ("unreadable", Severity::Error, "the file could not be opened or read (permissions, I/O error)"),
     ("bad-quant", Severity::Warning, "quant_bits not 2 or 4: ds4 skips the file (not judged on hanzo-engine files, which never read it)"),
     ("unknown-reason", Severity::Warning, "reason above 6 (7 is pulsar's sys-prefix in D4)"),
@@ -801,17 +802,40 @@ fn check_stray(path: &Path) -> Option<FileReport> {
     Some(r)
 }
 
-fn open_for_check(path: &Path, follow: bool) -> io::Result<File> {
-    if follow {
-        // The user named this path: follow it as they did, but never block
-        // on a FIFO.
-        OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(path)
-    } else {
-        open_nofollow(path)
+/// The finding for a checkpoint name that is a symbolic link in a cache
+/// directory.
+fn symlink_finding() -> Finding {
+    Finding::error(
+        code::SYMLINK,
+        "is a symbolic link; kvc does not follow links in a cache directory (ds4 would load its target)",
+    )
+}
+
+/// The finding for something that is not a regular file, from its `lstat`
+/// (or `fstat`); `None` for a regular file.
+fn not_a_file(m: &Metadata) -> Option<Finding> {
+    let t = m.file_type();
+    if t.is_file() {
+        return None;
     }
+    if t.is_symlink() {
+        return Some(symlink_finding());
+    }
+    let what = if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device node"
+    } else {
+        "not a regular file"
+    };
+    Some(Finding::error(
+        code::NOT_A_FILE,
+        format!("is {what}; no engine can load it"),
+    ))
 }
 
 /// How one checkpoint is checked.
@@ -835,15 +859,34 @@ fn check_checkpoint(
     progress: &dyn Progress,
 ) -> Option<FileReport> {
     let mut r = FileReport::new(path, EntryKind::Checkpoint, key);
-    let file = match open_for_check(path, c.follow) {
-        Ok(f) => f,
+    // The type first, from `lstat` (or `stat` for a path the user named,
+    // followed as typed), so that a device node, a FIFO or a directory
+    // with a checkpoint name is reported without ever being opened:
+    // opening a device can have effects of its own (a tape rewinds).
+    let before = if c.follow {
+        fs::metadata(path)
+    } else {
+        fs::symlink_metadata(path)
+    };
+    let before = match before {
+        Ok(m) => m,
         // Evicted or consumed by an engine since the listing: not there.
         Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) && !c.follow => {
-            r.push(Finding::error(
-                code::NOT_A_FILE,
-                "is a symbolic link; kvc does not follow links in a cache directory (ds4 would load its target)",
-            ));
+        Err(e) => {
+            r.unreadable(e);
+            return Some(r);
+        }
+    };
+    if let Some(f) = not_a_file(&before) {
+        r.push(f);
+        return Some(r);
+    }
+    let file = match crate::sys::open_read(path, c.follow) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        // Replaced by a link since the `lstat`.
+        Err(e) if crate::sys::is_symlink_error(&e) && !c.follow => {
+            r.push(symlink_finding());
             return Some(r);
         }
         Err(e) => {
@@ -858,16 +901,10 @@ fn check_checkpoint(
             return Some(r);
         }
     };
-    if !meta.is_file() {
-        let what = if meta.is_dir() {
-            "a directory"
-        } else {
-            "not a regular file"
-        };
-        r.push(Finding::error(
-            code::NOT_A_FILE,
-            format!("is {what}; no engine can load it"),
-        ));
+    // Replaced between the `lstat` and the open by something that is not
+    // a regular file (it was opened, but not a byte is read from it).
+    if let Some(f) = not_a_file(&meta) {
+        r.push(f);
         return Some(r);
     }
     r.size = meta.len();
@@ -1406,7 +1443,7 @@ fn read_payload(
     debug_assert_eq!(buf.len() % 4, 0);
     let start = cf.payload_offset();
     let len = cf.header.payload_bytes;
-    advise_sequential(cf.file(), start, len);
+    crate::sys::advise_sequential(cf.file(), start, len);
     // Regions inside the payload only: a layout whose arrays run past it
     // was reported by the size check.
     let within = |a: u64, b: Option<u64>| b.filter(|&b| b <= len).map(|b| (a, b));
@@ -1484,18 +1521,6 @@ fn words(
             u32::from_le_bytes(w.try_into().expect("4 bytes")),
         )
     })
-}
-
-/// Tell the kernel the payload is read once, front to back, so readahead
-/// ramps up at once. Only a hint: failure changes nothing.
-fn advise_sequential(file: &File, off: u64, len: u64) {
-    let (Ok(off), Ok(len)) = (libc::off_t::try_from(off), libc::off_t::try_from(len)) else {
-        return;
-    };
-    // SAFETY: posix_fadvise only reads its integer arguments.
-    unsafe {
-        libc::posix_fadvise(file.as_raw_fd(), off, len, libc::POSIX_FADV_SEQUENTIAL);
-    }
 }
 
 /// What became of one file [`quarantine`] was asked to move.
@@ -1743,7 +1768,7 @@ fn move_file(src: &Path, dst: &Path) -> io::Result<bool> {
             fs::remove_file(src)?;
             false
         }
-        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+        Err(e) if crate::sys::is_cross_device(&e) => {
             copy_then_remove(src, dst)?;
             true
         }
@@ -1757,7 +1782,7 @@ fn move_file(src: &Path, dst: &Path) -> io::Result<bool> {
             }
             match fs::rename(src, dst) {
                 Ok(()) => false,
-                Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                Err(e) if crate::sys::is_cross_device(&e) => {
                     copy_then_remove(src, dst)?;
                     true
                 }

@@ -345,8 +345,9 @@ fn cases() -> Vec<Case> {
                 ));
             },
         },
+        // One name per thing, as `kvc ls` says it (issue 12).
         Case {
-            code: "not-a-file",
+            code: "symlink",
             what: "symlink",
             args: &[],
             build: |e| {

@@ -174,22 +174,13 @@ impl CheckpointFile {
     /// found in a cache by its key, and refuses anything but a regular file
     /// before reading a byte.
     pub fn open_named(path: &Path, follow: bool) -> Result<CheckpointFile, OpenError> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut flags = libc::O_NONBLOCK;
-        if !follow {
-            flags |= libc::O_NOFOLLOW;
-        }
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(flags)
-            .open(path)
-            .map_err(|e| {
-                if e.raw_os_error() == Some(libc::ELOOP) && !follow {
-                    io::Error::other("is a symbolic link; kvc does not follow links in a cache")
-                } else {
-                    e
-                }
-            })?;
+        let file = crate::sys::open_read(path, follow).map_err(|e| {
+            if crate::sys::is_symlink_error(&e) && !follow {
+                io::Error::other("is a symbolic link; kvc does not follow links in a cache")
+            } else {
+                e
+            }
+        })?;
         let meta = file.metadata()?;
         if !meta.is_file() {
             return Err(io::Error::other("is not a regular file").into());
