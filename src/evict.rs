@@ -16,6 +16,7 @@
 //! deleted only on request (`include_unloadable`); foreign files, links and
 //! directories never.
 
+use crate::code::Code;
 use crate::error::Result;
 use crate::format::checkpoint::Key;
 use crate::format::dialect::{EngineChoice, NotLoaded};
@@ -146,7 +147,7 @@ pub enum EntryKind {
     /// A checkpoint kvc reads (index into the scan's checkpoints).
     Checkpoint(usize),
     /// A checkpoint name kvc cannot read as a checkpoint (a `Defect` code).
-    Invalid { code: &'static str },
+    Invalid { code: Code },
     /// A file of a dialect kvc does not fully read (FORMAT.md §9).
     Foreign { what: String },
     /// A `*.kv` name that is not a checkpoint name (`foo.kv`): hanzo-engine
@@ -226,7 +227,7 @@ pub enum Keep {
     /// Not a readable checkpoint (the `Defect` code): evict never deletes
     /// it under ds4; under hanzo-engine, which counts and would delete it,
     /// only with `--include-unloadable`.
-    Invalid { code: &'static str },
+    Invalid { code: Code },
     /// A foreign file: never deleted by evict (`kvc rm` deletes one when
     /// named).
     Foreign { what: String },
@@ -243,16 +244,16 @@ pub enum Keep {
 
 impl Keep {
     /// Stable code: `not-loaded`, `not-counted-name`, `invalid`, `foreign`,
-    /// `stray`, `directory`, `symlink`.
-    pub fn code(&self) -> &'static str {
+    /// `stray`, `directory`, `symlink` ([`Code`]).
+    pub fn code(&self) -> Code {
         match self {
-            Keep::NotLoaded(_) => "not-loaded",
-            Keep::NotCountedName => "not-counted-name",
-            Keep::Invalid { .. } => "invalid",
-            Keep::Foreign { .. } => "foreign",
-            Keep::Stray => "stray",
-            Keep::Directory => "directory",
-            Keep::Symlink => "symlink",
+            Keep::NotLoaded(_) => Code::NotLoaded,
+            Keep::NotCountedName => Code::NotCountedName,
+            Keep::Invalid { .. } => Code::Invalid,
+            Keep::Foreign { .. } => Code::Foreign,
+            Keep::Stray => Code::Stray,
+            Keep::Directory => Code::Directory,
+            Keep::Symlink => Code::Symlink,
         }
     }
 
@@ -549,7 +550,9 @@ fn keep_why(e: &Entry, scan: &Scan, engine: Engine) -> Option<(Keep, bool)> {
         }
         // Only hanzo-engine counts these; it would delete them (a regular
         // file: a FIFO or a socket kvc leaves alone).
-        EntryKind::Invalid { code } => Some((Keep::Invalid { code }, e.counted && e.regular)),
+        EntryKind::Invalid { code } => {
+            Some((Keep::Invalid { code: *code }, e.counted && e.regular))
+        }
         EntryKind::Stray => Some((Keep::Stray, e.counted && e.regular)),
         EntryKind::Foreign { what } => Some((Keep::Foreign { what: what.clone() }, false)),
         EntryKind::Directory => Some((Keep::Directory, false)),
@@ -790,7 +793,7 @@ pub enum Fate {
     Touched { change: String },
     /// No longer reads as a checkpoint. Left alone (a corrupt file is
     /// reported, never silently deleted); the directory is planned again.
-    Invalid { code: &'static str, error: String },
+    Invalid { code: Code, error: String },
     /// Removing it failed; it is not picked again in this run.
     Failed { error: String },
 }
@@ -801,14 +804,15 @@ impl Fate {
         matches!(self, Fate::Deleted | Fate::Vanished)
     }
 
-    /// Stable code: `deleted`, `vanished`, `touched`, `invalid`, `failed`.
-    pub fn code(&self) -> &'static str {
+    /// Stable code: `removed`, `vanished`, `touched`, `invalid`, `failed`
+    /// ([`Code`]; `removed` as `rm` and `gc` say it).
+    pub fn code(&self) -> Code {
         match self {
-            Fate::Deleted => "deleted",
-            Fate::Vanished => "vanished",
-            Fate::Touched { .. } => "touched",
-            Fate::Invalid { .. } => "invalid",
-            Fate::Failed { .. } => "failed",
+            Fate::Deleted => Code::Removed,
+            Fate::Vanished => Code::Vanished,
+            Fate::Touched { .. } => Code::Touched,
+            Fate::Invalid { .. } => Code::Invalid,
+            Fate::Failed { .. } => Code::Failed,
         }
     }
 
@@ -939,7 +943,7 @@ fn delete_victim(dir: &Path, v: &Victim, policy: Policy) -> Result<Fate> {
                 // Rewritten by a fork since the plan: no longer what was judged.
                 Loaded::Foreign(f) => {
                     return Ok(Fate::Invalid {
-                        code: "foreign",
+                        code: Code::Foreign,
                         error: f.what,
                     })
                 }

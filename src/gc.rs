@@ -14,6 +14,7 @@
 //! open (no `/proc`, or processes closed to it), a temp file without a
 //! certain pid is kept, and the plan says why.
 
+use crate::code::Code;
 use crate::error::{Error, Result};
 use crate::fsutil::{fsync_dir, remove_durably};
 use crate::journal::{self, Record};
@@ -65,6 +66,18 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// Its stable code ([`Code`]).
+    pub fn code(self) -> Code {
+        match self {
+            Verdict::Stale => Code::Stale,
+            Verdict::WriterAlive => Code::WriterAlive,
+            Verdict::Recent => Code::Recent,
+            Verdict::NotAFile => Code::NotAFile,
+            Verdict::HeldOpen => Code::HeldOpen,
+            Verdict::HoldersUnknown => Code::HoldersUnknown,
+        }
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             Verdict::Stale => "stale, no live writer",
@@ -250,12 +263,12 @@ pub enum GcFate {
 }
 
 impl GcFate {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            GcFate::Removed => "removed",
-            GcFate::Vanished => "vanished",
-            GcFate::Kept(_) => "kept",
-            GcFate::Failed(_) => "failed",
+            GcFate::Removed => Code::Removed,
+            GcFate::Vanished => Code::Vanished,
+            GcFate::Kept(_) => Code::Kept,
+            GcFate::Failed(_) => Code::Failed,
         }
     }
 }

@@ -8,6 +8,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod bundle;
+pub mod code;
 pub mod error;
 pub mod evict;
 pub mod finding;

@@ -166,7 +166,7 @@ pub fn score(s: Option<f64>) -> String {
 #[derive(Clone, Debug, Serialize)]
 pub struct InvalidView {
     pub file: String,
-    pub code: &'static str,
+    pub code: kvc::code::Code,
     pub error: String,
     pub size: u64,
 }

@@ -6,6 +6,7 @@
 //! a corrupt file, and the journal says so. ds4-agent's explicit saves need
 //! `include_agent`, as in eviction.
 
+use crate::code::Code;
 use crate::error::{Error, Result};
 use crate::format::checkpoint::{CheckpointFile, Key};
 use crate::format::Header;
@@ -36,7 +37,7 @@ pub struct Target {
     /// The header, when the file has one to read (even if it is invalid).
     pub header: Option<Header>,
     /// `Some((code, message))` when the file is not a valid checkpoint.
-    pub invalid: Option<(&'static str, String)>,
+    pub invalid: Option<(Code, String)>,
 }
 
 impl Target {
@@ -73,8 +74,8 @@ fn target(arg: &str, path: PathBuf) -> Result<Target> {
         }
         Loaded::Checkpoint(c) => (c.size, Some(c.header), None),
         // A fork's file: removed only because the user named it.
-        Loaded::Foreign(f) => (f.size, Some(f.header), Some(("foreign", f.what))),
-        Loaded::Invalid(i) if i.code == "symlink" || i.code == "not-a-file" => {
+        Loaded::Foreign(f) => (f.size, Some(f.header), Some((Code::Foreign, f.what))),
+        Loaded::Invalid(i) if matches!(i.code, Code::Symlink | Code::NotAFile) => {
             return Err(Error::invalid(
                 &path,
                 format!("{}; kvc rm removes regular files only", i.error),
@@ -147,11 +148,11 @@ pub enum RmFate {
 }
 
 impl RmFate {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            RmFate::Removed => "removed",
-            RmFate::Vanished => "vanished",
-            RmFate::Failed(_) => "failed",
+            RmFate::Removed => Code::Removed,
+            RmFate::Vanished => Code::Vanished,
+            RmFate::Failed(_) => Code::Failed,
         }
     }
 }

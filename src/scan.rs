@@ -6,6 +6,7 @@
 //! are never followed, and a file that vanishes between `readdir` and
 //! `open` (an engine evicted or consumed it) is simply not there.
 
+use crate::code::Code;
 use crate::error::{Error, Result};
 use crate::format::checkpoint::{CheckpointFile, Defect, Key, OpenError};
 use crate::format::dialect::{
@@ -272,7 +273,7 @@ pub struct Invalid {
     pub path: PathBuf,
     pub size: u64,
     /// Stable code: a [`Defect::code`], `symlink`, `not-a-file` or `unreadable`.
-    pub code: &'static str,
+    pub code: Code,
     pub error: String,
     /// Position in the directory listing.
     pub order: u32,
@@ -496,7 +497,7 @@ pub fn load(path: &Path, key: Key, opts: ScanOptions) -> Loaded {
     let file_type = match fs::symlink_metadata(path) {
         Ok(m) => m.file_type(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Loaded::Vanished,
-        Err(e) => return invalid(path, file_name, 0, "unreadable", e.to_string()),
+        Err(e) => return invalid(path, file_name, 0, Code::Unreadable, e.to_string()),
     };
     let raw = load_typed(path.to_path_buf(), file_name, key, opts, file_type, 0);
     let mut ev = Evidence::default();
@@ -507,7 +508,7 @@ pub fn load(path: &Path, key: Key, opts: ScanOptions) -> Loaded {
     raw.finish(&engine)
 }
 
-fn invalid(path: &Path, file: String, size: u64, code: &'static str, error: String) -> Loaded {
+fn invalid(path: &Path, file: String, size: u64, code: Code, error: String) -> Loaded {
     Loaded::Invalid(invalid_entry(path, file, size, code, error, 0))
 }
 
@@ -515,7 +516,7 @@ fn invalid_entry(
     path: &Path,
     file: String,
     size: u64,
-    code: &'static str,
+    code: Code,
     error: String,
     order: u32,
 ) -> Invalid {
@@ -614,7 +615,7 @@ fn load_typed(
     file_type: fs::FileType,
     order: u32,
 ) -> Raw {
-    let done = |size: u64, code: &'static str, error: String| {
+    let done = |size: u64, code: Code, error: String| {
         Raw::Done(Loaded::Invalid(invalid_entry(
             &path,
             file_name.clone(),
@@ -625,37 +626,37 @@ fn load_typed(
         )))
     };
     if file_type.is_symlink() {
-        return done(0, "symlink", SYMLINK_ERROR.into());
+        return done(0, Code::Symlink, SYMLINK_ERROR.into());
     }
     if !file_type.is_file() {
-        return done(0, "not-a-file", NOT_A_FILE_ERROR.into());
+        return done(0, Code::NotAFile, NOT_A_FILE_ERROR.into());
     }
     let file = match open_nofollow(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Raw::Done(Loaded::Vanished),
         // O_NOFOLLOW fails with ELOOP on a link that replaced the file.
         Err(e) if crate::sys::is_symlink_error(&e) => {
-            return done(0, "symlink", SYMLINK_ERROR.into())
+            return done(0, Code::Symlink, SYMLINK_ERROR.into())
         }
         Err(e) => {
             // Rare path (permissions): report the size as a listing would.
             let size = fs::symlink_metadata(&path).map_or(0, |m| m.len());
-            return done(size, "unreadable", e.to_string());
+            return done(size, Code::Unreadable, e.to_string());
         }
     };
     // One fstat gives the size every length is checked against, and the mode.
     let meta = match file.metadata() {
         Ok(m) => m,
-        Err(e) => return done(0, "unreadable", e.to_string()),
+        Err(e) => return done(0, Code::Unreadable, e.to_string()),
     };
     if !meta.is_file() {
-        return done(0, "not-a-file", NOT_A_FILE_ERROR.into());
+        return done(0, Code::NotAFile, NOT_A_FILE_ERROR.into());
     }
     let mode = meta.mode() & 0o7777;
     let cf = match CheckpointFile::from_file_sized(&path, file, meta.len()) {
         Ok(cf) => cf,
         Err(OpenError::Defect(d)) => return done(meta.len(), d.code(), d.to_string()),
-        Err(OpenError::Io(e)) => return done(meta.len(), "unreadable", e.to_string()),
+        Err(OpenError::Io(e)) => return done(meta.len(), Code::Unreadable, e.to_string()),
     };
     let size = cf.size;
     let detected = dialect::detect(&cf.header, cf.text_len, Some(&key), &cf);
@@ -694,7 +695,7 @@ fn load_typed(
                 let k = Key::of_text(&t);
                 (Some(t), Some(k))
             }
-            Err(e) => return done(size, "unreadable", e.to_string()),
+            Err(e) => return done(size, Code::Unreadable, e.to_string()),
         }
     } else {
         (None, None)
@@ -773,7 +774,7 @@ pub fn scan_dir(dir: &Path, opts: ScanOptions) -> Result<Scan> {
                             &entry.path(),
                             name,
                             0,
-                            "unreadable",
+                            Code::Unreadable,
                             e.to_string(),
                             order,
                         ));

@@ -24,6 +24,7 @@
 //! it moves files with errors out of the cache, under the directory lock,
 //! and never deletes one.
 
+use crate::code::Code;
 use crate::error::{Error, Result};
 use crate::finding::{header_warnings, Finding, Severity};
 use crate::format::checkpoint::{hex, CheckpointFile, Defect, Key, OpenError, KEY_HEX_LEN};
@@ -71,69 +72,6 @@ const DIR_OPEN_TO_OTHERS: u32 = 0o055;
 
 /// How many missing DSML blocks a `trailer-dsml-missing` message names.
 const MAX_NAMED_IDS: usize = 3;
-
-/// The finding codes this module adds to [`Defect::code`] and
-/// [`header_warnings`]. All codes are listed, with severity and meaning, in
-/// [`CODES`].
-pub mod code {
-    pub const KEY_MISMATCH: &str = "key-mismatch";
-    pub const BAD_TRAILER: &str = "bad-trailer";
-    pub const BAD_TITLE: &str = "bad-title";
-    pub const TRAILER_CONFLICT: &str = "trailer-conflict";
-    pub const CLOBBERED_HEADER: &str = "clobbered-header";
-    pub const PAYLOAD_VERSION: &str = "payload-version";
-    pub const MIXED_ENGINES: &str = "mixed-engines";
-    pub const MIXED_PAYLOAD_VERSIONS: &str = "mixed-payload-versions";
-    pub const PAYLOAD_MISMATCH: &str = "payload-mismatch";
-    pub const PAYLOAD_CTX: &str = "payload-ctx";
-    pub const PAYLOAD_SIZE: &str = "payload-size";
-    pub const PAYLOAD_DATA: &str = "payload-data";
-    pub const NOT_A_FILE: &str = "not-a-file";
-    pub const SYMLINK: &str = "symlink";
-    pub const UNREADABLE: &str = "unreadable";
-    pub const TRAILING_BYTES: &str = "trailing-bytes";
-    pub const TRAILER_DSML_MISSING: &str = "trailer-dsml-missing";
-    pub const WORLD_READABLE: &str = "world-readable";
-    pub const STALE_TEMP: &str = "stale-temp";
-    pub const STRAY: &str = "stray";
-    pub const FOREIGN: &str = "foreign";
-}
-
-/// Every code `kvc verify` reports, its severity and what it means: the
-/// source of the table in the documentation.
-pub const CODES: &[(&str, Severity, &str)] = &[
-    ("empty", Severity::Error, "the file has zero bytes"),
-    ("short-header", Severity::Error, "shorter than the 52-byte header and text_len"),
-    ("bad-magic", Severity::Error, "does not start with `KVC`"),
-    ("text-length", Severity::Error, "text_len runs past the end of the file"),
-    ("truncated", Severity::Error, "file shorter than 52 + text_len + payload_bytes"),
-    ("key-mismatch", Severity::Error, "the file name is not what the content says: the SHA-1 of the text, or for a ds4-agent session with ext bit 3 the SHA-1 of its title and created time"),
-    ("zero-tokens", Severity::Error, "header token count is 0: ds4 skips the file (valid on hanzo-engine files, D20)"),
-    ("bad-trailer", Severity::Error, "ext bit 0 set, but the bytes after the payload are not one well-formed KTM section within ds4's limits"),
-    ("bad-title", Severity::Error, "ext bit 3 set, but the session-title trailer after the payload is missing or cut short"),
-    ("trailer-conflict", Severity::Error, "ext bits 0 (tool-id map) and 3 (session title) both set: no engine writes both, so kvc cannot tell which trailer follows"),
-    ("clobbered-header", Severity::Error, "a hanzo-engine file (D20) with bytes after its payload: hanzo writes no trailers, so its header belongs to another file"),
-    ("payload-mismatch", Severity::Error, "the DSV4 payload holds another token count than the KVC header (ds4 deletes such a file when it loads it)"),
-    ("payload-ctx", Severity::Warning, "the DSV4 payload's ctx is not the header's ctx_size: ds4 loads it, but looks it up by the header's"),
-    ("payload-size", Severity::Error, "DSV4 payload whose exact size (FORMAT.md §6) is not payload_bytes, or whose counts break ds4's load rules"),
-    ("payload-data", Severity::Error, "--deep only: a DSV4 token id not below vocab, or a logit that is not finite"),
-    ("symlink", Severity::Error, "a checkpoint name that is a symbolic link: kvc never follows one in a cache directory"),
-    ("not-a-file", Severity::Error, "a checkpoint name that is a directory, FIFO, socket, device node or other non-regular file (never opened)"),
-    ("unreadable", Severity::Error, "the file could not be opened or read (permissions, I/O error)"),
-    ("bad-quant", Severity::Warning, "quant_bits not 2 or 4: ds4 skips the file (not judged on hanzo-engine files, which never read it)"),
-    ("unknown-reason", Severity::Warning, "reason above 6 (7 is pulsar's sys-prefix in D4)"),
-    ("unknown-flags", Severity::Warning, "ext_flags bits no engine defines (not judged on hanzo-engine files)"),
-    ("payload-version", Severity::Warning, "a DSV4 payload version the file's dialect does not write: version 1 with payload ABI 2 (mainline refuses it) or 2 with ABI 0 (ds4 before 2026-05-26 refuses it)"),
-    ("trailing-bytes", Severity::Warning, "bytes after the payload or the session title that no flag announces"),
-    ("trailer-dsml-missing", Severity::Warning, "a tool-map entry whose DSML block does not occur in the text"),
-    ("future-timestamp", Severity::Warning, "created or last_used more than 5 minutes in the future"),
-    ("world-readable", Severity::Warning, "group or other can read the file (or list the directory) of verbatim prompts"),
-    ("stale-temp", Severity::Warning, "a temp file older than --temp-age with no live writer: the pid in its name (if any) is not running and no process holds it open; what `kvc gc` removes"),
-    ("stray", Severity::Warning, "--all only: a name no engine reads"),
-    ("foreign", Severity::Warning, "a file of a dialect kvc does not fully read (FORMAT.md §9): what was recognised is named; it is never judged, quarantined or deleted"),
-    ("mixed-engines", Severity::Warning, "a directory holding files of both ds4 and hanzo-engine"),
-    ("mixed-payload-versions", Severity::Warning, "a directory holding DSV4 payloads of both version 1 and version 2: either ds4 loads only part of it"),
-];
 
 /// What a verification run checks.
 #[derive(Clone, Debug)]
@@ -306,7 +244,7 @@ impl FileReport {
 
     fn unreadable(&mut self, e: io::Error) {
         self.findings
-            .push(Finding::error(code::UNREADABLE, e.to_string()));
+            .push(Finding::error(Code::Unreadable, e.to_string()));
     }
 }
 
@@ -478,7 +416,7 @@ fn check_dir(dir: &Path, meta: &Metadata, choice: &EngineChoice) -> DirReport {
     let mode = meta.mode() & 0o7777;
     if mode & DIR_OPEN_TO_OTHERS != 0 {
         findings.push(Finding::warning(
-            code::WORLD_READABLE,
+            Code::WorldReadable,
             format!(
                 "directory mode {mode:04o}: group or other can list it or reach the prompts in it ({}; chmod 700)",
                 engine_modes(choice.engine)
@@ -487,7 +425,7 @@ fn check_dir(dir: &Path, meta: &Metadata, choice: &EngineChoice) -> DirReport {
     }
     if choice.mixed {
         findings.push(Finding::warning(
-            code::MIXED_ENGINES,
+            Code::MixedEngines,
             format!(
                 "files of both ds4 and hanzo-engine: hanzo-engine evicts every *.kv by age and zeroes bytes 7 and 20-23 of a ds4 file it loads (mainline never loads it again), some forks delete what they cannot parse; read as {} (--engine decides)",
                 choice.describe()
@@ -598,7 +536,7 @@ impl Tally {
         d.unloadable = self.unloadable;
         if self.v1 > 0 && self.v2 > 0 {
             d.findings.push(Finding::warning(
-                code::MIXED_PAYLOAD_VERSIONS,
+                Code::MixedPayloadVersions,
                 format!(
                     "{} with DSV4 payload version 1 and {} with version 2: ds4 mainline (since e8e8779, 2026-05-26) loads only version 2 and ds4 before it only version 1, so whichever runs can load only part of this cache",
                     plural(self.v1, "checkpoint", "checkpoints"),
@@ -771,7 +709,7 @@ fn check_temp(path: &Path, kind: &TempKind, temps: &TempJudge) -> Option<FileRep
         };
         let age = Duration::from_secs(j.age.unwrap_or_default().as_secs());
         r.push(Finding::warning(
-            code::STALE_TEMP,
+            Code::StaleTemp,
             format!(
                 "{writer} last written {} ago: a save that never finished (safe to remove)",
                 humantime::format_duration(age)
@@ -796,7 +734,7 @@ fn check_stray(path: &Path) -> Option<FileReport> {
         .as_ref()
         .map_or(0, |m| if m.is_file() { m.len() } else { 0 });
     r.push(Finding::warning(
-        code::STRAY,
+        Code::Stray,
         format!("{what} no engine reads (not a checkpoint or temp file name)"),
     ));
     Some(r)
@@ -806,7 +744,7 @@ fn check_stray(path: &Path) -> Option<FileReport> {
 /// directory.
 fn symlink_finding() -> Finding {
     Finding::error(
-        code::SYMLINK,
+        Code::Symlink,
         "is a symbolic link; kvc does not follow links in a cache directory (ds4 would load its target)",
     )
 }
@@ -833,7 +771,7 @@ fn not_a_file(m: &Metadata) -> Option<Finding> {
         "not a regular file"
     };
     Some(Finding::error(
-        code::NOT_A_FILE,
+        Code::NotAFile,
         format!("is {what}; no engine can load it"),
     ))
 }
@@ -938,7 +876,7 @@ fn check_mode(r: &mut FileReport, mode: u32, writer_modes: Option<&str>) {
         ),
         None => format!("mode {mode:04o}: group or other can read this verbatim prompt (chmod 600)"),
     };
-    r.push(Finding::warning(code::WORLD_READABLE, msg));
+    r.push(Finding::warning(Code::WorldReadable, msg));
 }
 
 /// What a checkpoint's name must be (FORMAT.md §2).
@@ -987,7 +925,7 @@ fn check_contents(
         check_mode(r, mode, r.dialect.map(|d| d.spec().modes));
         let what = dialect::describe_foreign(&detected, h, cf, cf.payload_offset());
         r.push(Finding::warning(
-            code::FOREIGN,
+            Code::Foreign,
             format!("{what}; kvc does not read this dialect and leaves it alone"),
         ));
         return;
@@ -1037,7 +975,7 @@ fn check_contents(
         match spec.trailers {
             Trailers::Ds4 if trailer::trailer_conflict(h) => {
                 r.push(Finding::error(
-                    code::TRAILER_CONFLICT,
+                    Code::TrailerConflict,
                     "ext bits 0 (tool-id map, ds4-server) and 3 (session title, ds4-agent) are both set: no engine writes both, so which trailer follows the payload, and what the name must be, cannot be told; kvc does not guess",
                 ));
                 name = NameRule::Unchecked;
@@ -1077,7 +1015,7 @@ fn check_contents(
             NameRule::Identity(identity) => {
                 if identity.as_str() != want {
                     r.push(Finding::error(
-                        code::KEY_MISMATCH,
+                        Code::KeyMismatch,
                         format!(
                             "SHA-1 of the session title and created time is {identity}, not the file name (ds4-agent names a session with ext bit 3 by that identity)"
                         ),
@@ -1165,7 +1103,7 @@ fn check_payload_version(r: &mut FileReport, dialect: DialectId, version: u32) {
             "DSV4 payload version {version} in a {dialect} file (payload ABI 0): ds4 before e8e8779 (2026-05-26) refuses any version but 1, and mainline never reads payload ABI 0 (hanzo-engine zeroes byte 20 of a mainline file it loads); the body has the same layout and was checked as such"
         )
     };
-    r.push(Finding::warning(code::PAYLOAD_VERSION, msg));
+    r.push(Finding::warning(Code::PayloadVersion, msg));
 }
 
 /// The session-title trailer of a ds4-agent session (ext bit 3, FORMAT.md
@@ -1176,7 +1114,7 @@ fn check_title(r: &mut FileReport, cf: &CheckpointFile) -> Option<SessionTitle> 
             r.bytes_read += 4 + t.len as u64;
             if t.trailing > 0 {
                 r.push(Finding::warning(
-                    code::TRAILING_BYTES,
+                    Code::TrailingBytes,
                     format!(
                         "{} bytes after the session title; ds4-agent writes none and reads only the title",
                         t.trailing
@@ -1187,14 +1125,14 @@ fn check_title(r: &mut FileReport, cf: &CheckpointFile) -> Option<SessionTitle> 
         }
         Err(TitleError::Unreadable) => {
             r.push(Finding::error(
-                code::UNREADABLE,
+                Code::Unreadable,
                 TitleError::Unreadable.to_string(),
             ));
             None
         }
         Err(e) => {
             r.push(Finding::error(
-                code::BAD_TITLE,
+                Code::BadTitle,
                 format!("{e}: ds4-agent cannot read the session's identity, so it never loads it"),
             ));
             None
@@ -1225,7 +1163,7 @@ fn check_no_trailer(
     let f = cf.header.ext_flags;
     if inferred && (f.has_tool_map() || f.has_session_title()) {
         r.push(Finding::warning(
-            code::TRAILING_BYTES,
+            Code::TrailingBytes,
             format!(
                 "{len} bytes after the payload, announced by ext bit {}, a ds4 trailer hanzo-engine never writes; read as hanzo-engine's because the directory is {}: with --engine ds4-classic the trailer is checked, and if hanzo-engine did write this file its header was clobbered",
                 if f.has_tool_map() { 0 } else { 3 },
@@ -1235,7 +1173,7 @@ fn check_no_trailer(
         return;
     }
     r.push(Finding::error(
-        code::CLOBBERED_HEADER,
+        Code::ClobberedHeader,
         format!(
             "{len} bytes after the payload of a hanzo-engine file, which never has a trailer: its header was clobbered (a hanzo-engine hit writes back the whole header it read earlier, by path, so a file replaced in between carries another file's header and payload_bytes)"
         ),
@@ -1250,7 +1188,7 @@ fn check_trailer(r: &mut FileReport, cf: &CheckpointFile) -> io::Result<Option<T
     if !cf.header.ext_flags.has_tool_map() {
         if len > 0 {
             r.push(Finding::warning(
-                code::TRAILING_BYTES,
+                Code::TrailingBytes,
                 format!(
                     "{len} bytes after the payload, but neither ext bit 0 (tool-map trailer) nor 3 (session title) is set; engines ignore them"
                 ),
@@ -1279,7 +1217,7 @@ fn check_trailer(r: &mut FileReport, cf: &CheckpointFile) -> io::Result<Option<T
         Ok(m) => Ok(Some(m)),
         Err(e) => {
             r.push(Finding::error(
-                code::BAD_TRAILER,
+                Code::BadTrailer,
                 format!("ext bit 0 says a tool-id map follows the payload, but {e}"),
             ));
             Ok(None)
@@ -1300,7 +1238,7 @@ fn dsml_missing(missing: &[&ToolMapEntry], total: usize) -> Finding {
         String::new()
     };
     Finding::warning(
-        code::TRAILER_DSML_MISSING,
+        Code::TrailerDsmlMissing,
         format!(
             "{} of {total} tool-map entries name a DSML block that is not in the text ({}{more}); ds4 never stores such entries",
             missing.len(),
@@ -1370,7 +1308,7 @@ fn check_dsv4_layout(
     let d = &l.header;
     if d.tokens != h.tokens {
         r.push(Finding::error(
-            code::PAYLOAD_MISMATCH,
+            Code::PayloadMismatch,
             format!(
                 "DSV4 payload holds {} tokens, the header says {}",
                 d.tokens, h.tokens
@@ -1383,7 +1321,7 @@ fn check_dsv4_layout(
     // (ds4.c, ds4_kvstore.c at b030961). Worth a word, not an error.
     if d.ctx != h.ctx_size {
         r.push(Finding::warning(
-            code::PAYLOAD_CTX,
+            Code::PayloadCtx,
             format!(
                 "DSV4 payload was written for ctx {}, the header says ctx_size {}: ds4 still loads it, but looks it up by the header's",
                 d.ctx, h.ctx_size
@@ -1393,7 +1331,7 @@ fn check_dsv4_layout(
     let pb = h.payload_bytes;
     let Some((n_comp, n_index)) = &l.counts else {
         r.push(Finding::error(
-            code::PAYLOAD_SIZE,
+            Code::PayloadSize,
             format!(
                 "DSV4 count arrays ({} layers at payload offset {}) run past the {pb}-byte payload",
                 d.layers,
@@ -1405,17 +1343,17 @@ fn check_dsv4_layout(
     match l.exact_size(schedule) {
         Some(exact) if exact == pb => {}
         Some(exact) => r.push(Finding::error(
-            code::PAYLOAD_SIZE,
+            Code::PayloadSize,
             format!("DSV4 layout and row counts make exactly {exact} bytes, payload_bytes is {pb}"),
         )),
         None => r.push(Finding::error(
-            code::PAYLOAD_SIZE,
+            Code::PayloadSize,
             "DSV4 layout and row counts overflow a 64-bit size",
         )),
     }
     for p in d.load_problems(n_comp, n_index) {
         r.push(Finding::error(
-            code::PAYLOAD_SIZE,
+            Code::PayloadSize,
             format!("{p} (ds4 refuses to load it)"),
         ));
     }
@@ -1480,7 +1418,7 @@ fn read_payload(
     let mut out = Vec::new();
     if let Some((i, v)) = scan.first_bad_token {
         out.push(Finding::error(
-            code::PAYLOAD_DATA,
+            Code::PayloadData,
             format!(
                 "{} DSV4 token ids are not below vocab {vocab} (first: id {v} at position {i})",
                 scan.bad_tokens
@@ -1489,7 +1427,7 @@ fn read_payload(
     }
     if let Some((i, f)) = scan.first_bad_logit {
         out.push(Finding::error(
-            code::PAYLOAD_DATA,
+            Code::PayloadData,
             format!(
                 "{} DSV4 logits are not finite (first: {f} at index {i})",
                 scan.bad_logits
@@ -1642,7 +1580,7 @@ fn journal_record(f: &FileReport, to: &Path, now: u64) -> Record {
         .findings
         .iter()
         .filter(|x| x.severity == Severity::Error)
-        .map(|x| x.code)
+        .map(|x| x.code.name())
         .collect();
     codes.dedup();
     let name = f
@@ -1874,14 +1812,5 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(fs::read(&src).unwrap(), b"second");
         assert_eq!(fs::read(&dst).unwrap(), b"checkpoint bytes");
-    }
-
-    #[test]
-    fn every_code_is_listed_once() {
-        let mut codes: Vec<&str> = CODES.iter().map(|c| c.0).collect();
-        codes.sort();
-        let n = codes.len();
-        codes.dedup();
-        assert_eq!(codes.len(), n);
     }
 }

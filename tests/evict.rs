@@ -87,7 +87,7 @@ fn fresher_denser_snapshot_is_kept_over_a_sparser_one() {
     }
     let (r, code) = evict(&env, &["--budget", &budget(size_of(&dense_path))]);
     assert_eq!(code, 0);
-    assert_eq!(r["victims"][0]["outcome"], "deleted");
+    assert_eq!(r["victims"][0]["outcome"], "removed");
     assert!(dense_path.exists());
     assert!(!env.cache.join(sparse.file_name()).exists());
 }
@@ -603,7 +603,7 @@ fn a_victim_turned_corrupt_is_reported_never_deleted() {
     assert!(matches!(
         r.handled[0].fate,
         Fate::Invalid {
-            code: "bad-magic",
+            code: kvc::code::Code::BadMagic,
             ..
         }
     ));

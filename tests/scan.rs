@@ -108,12 +108,15 @@ fn parallel_scan_matches_loading_each_file_alone() {
             MANY + 2,
             "150 chats, the upper-case one, the link target"
         );
-        let codes: Vec<&str> = s.invalid.iter().map(|i| i.code).collect();
+        let codes: Vec<&str> = s.invalid.iter().map(|i| i.code.name()).collect();
         for code in ["symlink", "not-a-file", "text-length", "empty"] {
             assert!(codes.contains(&code), "{code} missing from {codes:?}");
         }
         assert_eq!(
-            s.invalid.iter().filter(|i| i.code == "not-a-file").count(),
+            s.invalid
+                .iter()
+                .filter(|i| i.code.name() == "not-a-file")
+                .count(),
             2
         );
         assert_eq!(s.temp_files.len(), 1);

@@ -9,6 +9,7 @@ use crate::Outcome;
 use anyhow::{bail, Result};
 use comfy_table::Cell;
 use indicatif::{ProgressBar, ProgressStyle};
+use kvc::code::Code;
 use kvc::evict::{self, EvictOptions, EvictResult, Fate, Hooks, Plan, Victim, Why};
 use kvc::format::dialect::EngineChoice;
 use kvc::text::sanitize_line;
@@ -39,8 +40,8 @@ struct VictimView {
     score: Option<f64>,
     superseded: bool,
     why: Why,
-    /// `planned` (dry run), `deleted`, `vanished`, `touched`, `invalid`, `failed`.
-    outcome: &'static str,
+    /// `planned` (dry run), `removed`, `vanished`, `touched`, `invalid`, `failed`.
+    outcome: Code,
     /// Why a victim was not deleted, for people.
     detail: Option<String>,
     /// `Header::used_time`, for the USED column.
@@ -50,7 +51,7 @@ struct VictimView {
 
 impl VictimView {
     fn is_problem(&self) -> bool {
-        matches!(self.outcome, "invalid" | "failed")
+        matches!(self.outcome, Code::Invalid | Code::Failed)
     }
 
     fn new(v: &Victim, fate: Option<&Fate>) -> VictimView {
@@ -68,7 +69,7 @@ impl VictimView {
             score: v.score,
             superseded: v.superseded,
             why: v.why,
-            outcome: fate.map_or("planned", Fate::code),
+            outcome: fate.map_or(Code::Planned, Fate::code),
             detail: fate.map(Fate::detail).filter(|d| !d.is_empty()),
             used: h.map(|h| h.used_time()),
         }
@@ -84,7 +85,7 @@ struct KeptView {
     counted: bool,
     /// `not-loaded`, `not-counted-name`, `invalid`, `foreign`, `stray`,
     /// `directory`, `symlink`.
-    why: &'static str,
+    why: Code,
     /// `payload ABI 0`, `sysprompt.kv`, `invalid: truncated`, …
     detail: String,
     /// `--include-unloadable` deletes it.
@@ -295,7 +296,7 @@ impl EvictReport {
                 out.push(format!(
                     "{}: {}",
                     v.file,
-                    v.detail.as_deref().unwrap_or(v.outcome)
+                    v.detail.as_deref().unwrap_or(v.outcome.name())
                 ));
             }
         }
@@ -323,12 +324,12 @@ impl EvictReport {
             self.kept.iter().partition(|k| k.counted);
         let hint = |group: &[&KeptView]| {
             let n = group.iter().filter(|k| k.deletable_on_request).count();
-            let agent = if !self.include_agent && group.iter().any(|k| k.why == "not-counted-name")
-            {
-                " (sysprompt.kv with --include-agent)"
-            } else {
-                ""
-            };
+            let agent =
+                if !self.include_agent && group.iter().any(|k| k.why == Code::NotCountedName) {
+                    " (sysprompt.kv with --include-agent)"
+                } else {
+                    ""
+                };
             if n == 0 || self.include_unloadable {
                 String::new()
             } else if n == group.len() {
@@ -367,7 +368,7 @@ impl EvictReport {
             }
         }
         for k in &self.kept {
-            if k.why == "foreign" || k.why == "symlink" || k.why == "directory" {
+            if matches!(k.why, Code::Foreign | Code::Symlink | Code::Directory) {
                 writeln!(out, "kept {}: {} ({})", k.why, k.file, k.detail)?;
             }
         }
@@ -444,7 +445,7 @@ impl Report for EvictReport {
             for v in &self.victims {
                 let mut row = Vec::new();
                 if !self.dry_run {
-                    row.push(Cell::new(v.outcome));
+                    row.push(Cell::new(v.outcome.name()));
                 }
                 let key = if v.kind == "checkpoint" || v.key.len() == 40 {
                     output::short_key(&v.key)
@@ -496,7 +497,7 @@ impl Report for EvictReport {
             let deleted = self
                 .victims
                 .iter()
-                .filter(|v| v.outcome == "deleted")
+                .filter(|v| v.outcome == Code::Removed)
                 .count();
             writeln!(
                 out,

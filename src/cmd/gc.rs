@@ -7,6 +7,7 @@ use crate::output::{self, align_right, Report};
 use crate::Outcome;
 use anyhow::{bail, Result};
 use comfy_table::Cell;
+use kvc::code::Code;
 use kvc::gc::{self, GcFate, GcOptions, GcPlan, Temp, Verdict};
 use kvc::scan::TempWriter;
 use kvc::text::sanitize_line;
@@ -32,7 +33,7 @@ struct TempView {
     /// `holders-unknown` (at planning).
     verdict: Verdict,
     /// `planned` (dry run, stale), `kept`, `removed`, `vanished`, `failed`.
-    outcome: &'static str,
+    outcome: Code,
     detail: Option<String>,
 }
 
@@ -42,8 +43,8 @@ impl TempView {
             Some(f @ GcFate::Kept(v)) => (f.code(), Some(format!("{} now", v.describe()))),
             Some(f @ GcFate::Failed(e)) => (f.code(), Some(e.clone())),
             Some(f) => (f.code(), None),
-            None if dry_run && t.verdict == Verdict::Stale => ("planned", None),
-            None => ("kept", t.unseen.map(|u| u.describe())),
+            None if dry_run && t.verdict == Verdict::Stale => (Code::Planned, None),
+            None => (Code::Kept, t.unseen.map(|u| u.describe())),
         };
         TempView {
             file: sanitize_line(t.file.file.as_bytes()),
@@ -102,10 +103,10 @@ impl Report for GcReport {
                     .clone()
                     .unwrap_or_else(|| f.verdict.describe().to_string());
                 t.add_row([
-                    Cell::new(if f.outcome == "planned" {
+                    Cell::new(if f.outcome == Code::Planned {
                         "would remove"
                     } else {
-                        f.outcome
+                        f.outcome.name()
                     }),
                     Cell::new(&f.file),
                     Cell::new(match (f.pid, f.pid_certain) {
@@ -127,7 +128,7 @@ impl Report for GcReport {
         let n = self
             .temp_files
             .iter()
-            .filter(|f| matches!(f.outcome, "planned" | "removed"))
+            .filter(|f| matches!(f.outcome, Code::Planned | Code::Removed))
             .count();
         writeln!(
             out,
@@ -214,7 +215,7 @@ pub fn run(args: GcArgs) -> Result<Outcome> {
         report
             .temp_files
             .iter()
-            .filter(|f| f.outcome == "failed")
+            .filter(|f| f.outcome == Code::Failed)
             .map(|f| (f.file.as_str(), f.detail.as_deref())),
     );
     if failed > 0 {

@@ -6,6 +6,7 @@ use crate::output::{self, align_right, Report};
 use crate::Outcome;
 use anyhow::{bail, Result};
 use comfy_table::Cell;
+use kvc::code::Code;
 use kvc::rm::{self, RmFate, Target};
 use kvc::text::sanitize_line;
 use serde::Serialize;
@@ -22,9 +23,9 @@ struct TargetView {
     tokens: Option<u32>,
     hits: Option<u32>,
     /// Defect code when the file is not a valid checkpoint.
-    invalid: Option<&'static str>,
+    invalid: Option<Code>,
     /// `planned` (dry run), `removed`, `vanished`, `failed`.
-    outcome: &'static str,
+    outcome: Code,
     detail: Option<String>,
 }
 
@@ -39,7 +40,7 @@ impl TargetView {
             tokens: t.header.as_ref().map(|h| h.tokens),
             hits: t.header.as_ref().map(|h| h.hits),
             invalid: t.invalid.as_ref().map(|(code, _)| *code),
-            outcome: fate.map_or("planned", RmFate::code),
+            outcome: fate.map_or(Code::Planned, RmFate::code),
             detail: match fate {
                 Some(RmFate::Failed(e)) => Some(e.clone()),
                 _ => None,
@@ -69,7 +70,7 @@ impl Report for RmReport {
                 Cell::new(if self.dry_run {
                     "would remove"
                 } else {
-                    c.outcome
+                    c.outcome.name()
                 }),
                 Cell::new(output::short_key(&c.key)),
                 Cell::new(c.reason.as_deref().unwrap_or("-")),
@@ -85,7 +86,7 @@ impl Report for RmReport {
         } else {
             self.checkpoints
                 .iter()
-                .filter(|c| c.outcome == "removed")
+                .filter(|c| c.outcome == Code::Removed)
                 .count()
         };
         writeln!(
@@ -140,7 +141,7 @@ pub fn run(args: RmArgs) -> Result<Outcome> {
         report
             .checkpoints
             .iter()
-            .filter(|c| c.outcome == "failed")
+            .filter(|c| c.outcome == Code::Failed)
             .map(|c| (c.path.as_str(), c.detail.as_deref())),
     );
     if failed > 0 {

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// reaches a terminal or a JSON consumer is.
 #[derive(Serialize)]
 struct FindingView {
-    code: &'static str,
+    code: kvc::code::Code,
     severity: kvc::finding::Severity,
     message: String,
 }

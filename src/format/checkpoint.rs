@@ -125,16 +125,17 @@ pub enum Defect {
 }
 
 impl Defect {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::code::Code {
+        use crate::code::Code;
         match self {
-            Defect::Empty => "empty",
-            Defect::ShortHeader { .. } => "short-header",
-            Defect::Header(HeaderError::BadMagic(_)) => "bad-magic",
-            Defect::Header(HeaderError::BadVersion(_)) => "bad-version",
-            Defect::TextLength { .. } => "text-length",
-            Defect::Truncated { .. } => "truncated",
-            Defect::ZeroTokens => "zero-tokens",
-            Defect::KeyMismatch { .. } => "key-mismatch",
+            Defect::Empty => Code::Empty,
+            Defect::ShortHeader { .. } => Code::ShortHeader,
+            Defect::Header(HeaderError::BadMagic(_)) => Code::BadMagic,
+            Defect::Header(HeaderError::BadVersion(_)) => Code::BadVersion,
+            Defect::TextLength { .. } => Code::TextLength,
+            Defect::Truncated { .. } => Code::Truncated,
+            Defect::ZeroTokens => Code::ZeroTokens,
+            Defect::KeyMismatch { .. } => Code::KeyMismatch,
         }
     }
 }
