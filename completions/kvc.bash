@@ -182,7 +182,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__evict)
-            opts="-n -q -h -V --budget --older-than --include-unloadable --protect --include-agent --dry-run --quiet --policy --engine --now --reject-different-quant --json --help --version"
+            opts="-n -q -h -V --budget --older-than --include-unloadable --protect --include-agent --dry-run --wait --quiet --policy --engine --now --reject-different-quant --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -197,6 +197,10 @@ _kvc() {
                     return 0
                     ;;
                 --protect)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -266,13 +270,21 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__gc)
-            opts="-n -q -h -V --temp-age --dry-run --quiet --json --help --version"
+            opts="-n -q -h -V --temp-age --dry-run --wait --quiet --now --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --temp-age)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -536,7 +548,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__import)
-            opts="-n -d -h -V --on-conflict --reset-stats --include-agent --budget --dry-run --dir --policy --engine --now --json --help --version"
+            opts="-n -d -h -V --on-conflict --reset-stats --include-agent --budget --dry-run --wait --dir --policy --engine --now --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -547,6 +559,10 @@ _kvc() {
                     return 0
                     ;;
                 --budget)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -578,13 +594,17 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__log)
-            opts="-l -h -V --since --long --json --help --version"
+            opts="-l -h -V --since --long --now --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -626,7 +646,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__rm)
-            opts="-d -n -q -h -V --dir --include-agent --dry-run --quiet --json --help --version"
+            opts="-d -n -q -h -V --dir --include-agent --dry-run --wait --quiet --now --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -637,6 +657,14 @@ _kvc() {
                     return 0
                     ;;
                 -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -838,12 +866,20 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__trailer__subcmd__prune)
-            opts="-n -d -h -V --all --dry-run --method --dir --json --help --version"
+            opts="-n -d -h -V --all --dry-run --wait --now --method --dir --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --method)
                     COMPREPLY=($(compgen -W "auto in-place clone copy" -- "${cur}"))
                     return 0
@@ -864,13 +900,21 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__trailer__subcmd__set)
-            opts="-n -d -h -V --from --allow-missing --dry-run --method --dir --json --help --version"
+            opts="-n -d -h -V --from --allow-missing --dry-run --wait --now --method --dir --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -894,12 +938,20 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__trailer__subcmd__strip)
-            opts="-n -d -h -V --all --dry-run --method --dir --json --help --version"
+            opts="-n -d -h -V --all --dry-run --wait --now --method --dir --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --method)
                     COMPREPLY=($(compgen -W "auto in-place clone copy" -- "${cur}"))
                     return 0
@@ -920,7 +972,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__verify)
-            opts="-a -h -V --deep --sample --all --strict --temp-age --engine --quarantine --json --help --version"
+            opts="-a -h -V --deep --sample --all --strict --temp-age --engine --quarantine --wait --now --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -939,6 +991,14 @@ _kvc() {
                     return 0
                     ;;
                 --quarantine)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -21,18 +21,18 @@ use crate::error::Result;
 use crate::format::checkpoint::Key;
 use crate::format::dialect::{EngineChoice, NotLoaded};
 use crate::format::{Engine, Header, HEADER_LEN, MAGIC, VERSION};
-use crate::fsutil::remove_durably;
-use crate::journal::{self, Record};
-use crate::lock::DirLock;
 use crate::policy::{self, OrderKey, Policy, PolicyFrom, RankOptions};
-use crate::scan::{self, Checkpoint, Loaded, Scan, ScanOptions, STATE_DIR};
+use crate::scan::{self, Checkpoint, FileId, Loaded, Scan, ScanOptions};
+use crate::session::journal::{Op, Record};
+use crate::session::{Judged, Removal, Session};
+use crate::sys::{Meta, Open};
 use serde::ser::SerializeSeq;
 use serde::{Serialize, Serializer};
 use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Plans made again after a victim was touched, before kvc stops and
 /// reports. An engine under load touches a few checkpoints a minute; one
@@ -177,6 +177,7 @@ impl EntryKind {
 /// compare: deletion re-checks it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stat {
+    pub dev: u64,
     pub ino: u64,
     pub size: u64,
     pub mtime: (i64, i64),
@@ -185,9 +186,19 @@ pub struct Stat {
 impl Stat {
     fn of(m: &fs::Metadata) -> Stat {
         Stat {
+            dev: m.dev(),
             ino: m.ino(),
             size: m.len(),
             mtime: (m.mtime(), m.mtime_nsec()),
+        }
+    }
+
+    fn judged(&self) -> Judged {
+        Judged {
+            dev: self.dev,
+            ino: self.ino,
+            size: Some(self.size),
+            mtime: Some(self.mtime),
         }
     }
 }
@@ -212,6 +223,8 @@ struct Entry {
     /// `lstat` saw a regular file: only such an entry that is not a
     /// readable checkpoint may be deleted (on request).
     regular: bool,
+    /// The inode a readable checkpoint was read from.
+    id: FileId,
 }
 
 /// Why kvc leaves an entry alone.
@@ -300,6 +313,9 @@ pub struct Victim {
     /// instead.
     pub header: Option<Header>,
     pub stat: Option<Stat>,
+    /// The inode a checkpoint victim was read from: it is deleted only
+    /// while its name is still that inode.
+    pub id: FileId,
     pub kind: EntryKind,
     /// In the engine's population: deleting it lowers the counted total.
     pub counted: bool,
@@ -445,6 +461,7 @@ fn entries(scan: &Scan, engine: Engine) -> (Vec<Entry>, u64) {
             last_used: c.header.last_used,
             stat: None,
             regular: true,
+            id: c.id,
         });
     }
     for f in &scan.foreign {
@@ -468,6 +485,7 @@ fn entries(scan: &Scan, engine: Engine) -> (Vec<Entry>, u64) {
             last_used: if readable { f.header.last_used } else { 0 },
             stat: None,
             regular: true,
+            id: f.id,
         });
     }
     for i in &scan.invalid {
@@ -498,6 +516,7 @@ fn entries(scan: &Scan, engine: Engine) -> (Vec<Entry>, u64) {
             stat: meta.as_ref().map(Stat::of),
             regular: meta.as_ref().is_some_and(|m| m.is_file()),
             kind,
+            id: FileId::default(),
         });
     }
     if every_kv {
@@ -527,6 +546,7 @@ fn entries(scan: &Scan, engine: Engine) -> (Vec<Entry>, u64) {
                 regular: meta.as_ref().is_some_and(|m| m.is_file()),
                 kind,
                 counted: true,
+                id: FileId::default(),
             });
         }
     }
@@ -657,6 +677,7 @@ fn plan_excluding(scan: &Scan, opts: &EvictOptions, exclude: &BTreeSet<String>) 
             _ => None,
         },
         stat: e.stat,
+        id: e.id,
         kind: e.kind.clone(),
         counted: e.counted,
         score: slot.and_then(|s| s.score),
@@ -784,8 +805,9 @@ fn plan_dir_excluding(dir: &Path, opts: &EvictOptions, exclude: &BTreeSet<String
 /// What happened to one victim.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Fate {
-    /// Removed, durably, and journaled.
-    Deleted,
+    /// Removed and journaled. `unsynced`: the directory's fsync failed
+    /// after the unlink, so the removal may not survive a crash yet.
+    Removed { unsynced: Option<String> },
     /// Already gone (an engine evicted or consumed it): not an error.
     Vanished,
     /// Its header changed since planning: the engine just used it. Left
@@ -801,14 +823,14 @@ pub enum Fate {
 impl Fate {
     /// Whether the file is gone from the directory.
     pub fn is_gone(&self) -> bool {
-        matches!(self, Fate::Deleted | Fate::Vanished)
+        matches!(self, Fate::Removed { .. } | Fate::Vanished)
     }
 
     /// Stable code: `removed`, `vanished`, `touched`, `invalid`, `failed`
     /// ([`Code`]; `removed` as `rm` and `gc` say it).
     pub fn code(&self) -> Code {
         match self {
-            Fate::Deleted => Code::Removed,
+            Fate::Removed { .. } => Code::Removed,
             Fate::Vanished => Code::Vanished,
             Fate::Touched { .. } => Code::Touched,
             Fate::Invalid { .. } => Code::Invalid,
@@ -819,7 +841,10 @@ impl Fate {
     /// One line for a person, empty for the plain outcomes.
     pub fn detail(&self) -> String {
         match self {
-            Fate::Deleted | Fate::Vanished => String::new(),
+            Fate::Removed { unsynced: None } | Fate::Vanished => String::new(),
+            Fate::Removed { unsynced: Some(e) } => {
+                format!("removed, but not durable yet: the directory's fsync failed ({e})")
+            }
             Fate::Touched { change } => format!("touched by the engine since planning ({change})"),
             Fate::Invalid { code, error } => {
                 format!("no longer a valid checkpoint ({code}: {error})")
@@ -874,7 +899,9 @@ pub struct EvictResult {
 
 impl EvictResult {
     pub fn deleted(&self) -> impl Iterator<Item = &Handled> {
-        self.handled.iter().filter(|h| h.fate == Fate::Deleted)
+        self.handled
+            .iter()
+            .filter(|h| matches!(h.fate, Fate::Removed { .. }))
     }
 
     /// Bytes this run removed (not counting files that vanished on their own).
@@ -885,12 +912,6 @@ impl EvictResult {
     pub fn budget_met(&self) -> bool {
         self.first_plan.budget.is_none_or(|b| self.bytes_after <= b)
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// What changed in a header, for the report: `hits 3 -> 4, last_used …`.
@@ -913,26 +934,47 @@ fn describe_change(was: &Header, size: u64, now: &Checkpoint) -> Option<String> 
 }
 
 /// The journal record of one eviction.
-pub fn record(op: &str, v: &Victim, policy: Policy, why: String) -> Record {
-    Record {
-        time: unix_now(),
-        op: op.into(),
-        key: v.name(),
-        bytes: v.size,
-        tokens: v.header.as_ref().map_or(0, |h| h.tokens),
-        hits: v.header.as_ref().map_or(0, |h| h.hits),
-        reason: v.reason_name(),
-        score: v.score,
-        policy: Some(policy.name().into()),
-        why,
-    }
+pub(crate) fn record(now: u64, v: &Victim, policy: Policy) -> Record {
+    Record::new(now, Op::Evict, &v.name(), v.size, v.why.joined())
+        .with_header(v.header.as_ref())
+        .with_score(v.score, policy)
 }
 
-/// Re-read the victim and delete it if it is as planned.
-fn delete_victim(dir: &Path, v: &Victim, policy: Policy) -> Result<Fate> {
-    match (&v.header, &v.key) {
-        (Some(header), Some(key)) => {
-            let c = match scan::load(&v.path, key.clone(), ScanOptions::default()) {
+/// Re-read the victim through the directory's descriptor and delete it if
+/// it is still the file planned: the same inode, and for a checkpoint the
+/// same header (an engine's hit rewrites it) and size.
+fn delete_victim(session: &mut Session, dir: &Path, v: &Victim, policy: Policy) -> Result<Fate> {
+    let judged = match (&v.header, &v.key, &v.stat) {
+        (Some(header), Some(key), _) => {
+            let f = match session.dir(dir)?.open_file(OsStr::new(&v.file), Open::Read) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Fate::Vanished),
+                Err(e) => {
+                    return Ok(Fate::Failed {
+                        error: e.to_string(),
+                    })
+                }
+            };
+            let meta = match Meta::of_file(&f) {
+                Ok(m) => m,
+                Err(e) => {
+                    return Ok(Fate::Failed {
+                        error: e.to_string(),
+                    })
+                }
+            };
+            let judged = Judged {
+                dev: v.id.dev,
+                ino: v.id.ino,
+                size: None,
+                mtime: None,
+            };
+            if let Err(c) = judged.matches(&meta) {
+                return Ok(Fate::Touched {
+                    change: c.to_string(),
+                });
+            }
+            let c = match scan::load_open(&v.path, key.clone(), f, ScanOptions::default()) {
                 Loaded::Vanished => return Ok(Fate::Vanished),
                 Loaded::Invalid(i) => {
                     return Ok(Fate::Invalid {
@@ -952,93 +994,86 @@ fn delete_victim(dir: &Path, v: &Victim, policy: Policy) -> Result<Fate> {
             if let Some(change) = describe_change(header, v.size, &c) {
                 return Ok(Fate::Touched { change });
             }
+            judged
         }
         // Not a readable checkpoint (hanzo-engine's population, on
         // request): still the same regular file, or left alone.
-        _ => match fs::symlink_metadata(&v.path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Fate::Vanished),
-            Err(e) => {
-                return Ok(Fate::Failed {
-                    error: e.to_string(),
-                })
-            }
-            Ok(m) if !m.is_file() || Some(Stat::of(&m)) != v.stat => {
-                return Ok(Fate::Touched {
-                    change: "the file changed since planning".into(),
-                })
-            }
-            Ok(_) => {}
-        },
-    }
+        (_, _, Some(stat)) => stat.judged(),
+        _ => {
+            return Ok(Fate::Failed {
+                error: "nothing to compare it with; left alone".into(),
+            })
+        }
+    };
     // The window between this check and the unlink is a few system calls;
     // an engine hit inside it loses a checkpoint its own budget pass could
     // equally have evicted, and the engine holds the file open while loading.
-    match remove_durably(&v.path) {
-        Ok(true) => {
-            journal::append(dir, &[record("evict", v, policy, v.why.joined())])?;
-            Ok(Fate::Deleted)
+    match session.remove(dir, &v.file, &judged)? {
+        Removal::Removed { unsynced } => {
+            let rec = record(session.now(), v, policy);
+            session.journal(dir, &[rec])?;
+            Ok(Fate::Removed { unsynced })
         }
-        Ok(false) => Ok(Fate::Vanished),
-        Err(e) => Ok(Fate::Failed {
+        Removal::Vanished => Ok(Fate::Vanished),
+        Removal::Changed(c) => Ok(Fate::Touched {
+            change: c.to_string(),
+        }),
+        Removal::Failed(e) => Ok(Fate::Failed {
             error: e.to_string(),
         }),
     }
 }
 
-/// Plan and evict, under kvc's lock on `dir`.
+/// Carry out a plan in the write session: a plan with no victim touches
+/// nothing (no lock, no `.kvc/`); otherwise the lock of the plan's
+/// directory is taken, the directory planned again under it (another kvc
+/// may have evicted since), and the victims deleted one by one, each
+/// re-read first and journaled after. If the journal cannot be written,
+/// eviction stops with that error, so at most the one deletion just made
+/// goes unrecorded.
 ///
-/// A directory that needs nothing evicted is left exactly as it was: the
-/// lock (and with it `.kvc/`) is only taken once there is work. Each
-/// deletion is journaled; if the journal cannot be written, eviction stops
-/// with that error, so at most the one deletion just made goes unrecorded.
-pub fn run(dir: &Path, opts: &EvictOptions, hooks: &mut dyn Hooks) -> Result<EvictResult> {
-    let state_exists = fs::symlink_metadata(dir.join(STATE_DIR)).is_ok_and(|m| m.is_dir());
-    let mut lock = if state_exists {
-        Some(DirLock::acquire(dir)?)
+/// An import's `--budget` pass calls this while its session already holds
+/// the lock.
+pub fn apply(session: &mut Session, plan: Plan, hooks: &mut dyn Hooks) -> Result<EvictResult> {
+    let dir = plan.dir.clone();
+    let opts = plan.options.clone();
+    let plan = if session.holds(&dir) {
+        plan
+    } else if plan.victims.is_empty() {
+        return Ok(EvictResult::nothing(plan));
     } else {
-        None
+        session.lock(&[&dir])?;
+        plan_dir(&dir, &opts)?
     };
-    let mut plan = plan_dir(dir, opts)?;
-    if lock.is_none() && !plan.victims.is_empty() {
-        lock = Some(DirLock::acquire(dir)?);
-        // Another kvc may have evicted between that plan and the lock.
-        plan = plan_dir(dir, opts)?;
-    }
-    let result = execute(dir, opts, hooks, plan);
-    drop(lock);
-    result
+    execute(session, &dir, &opts, hooks, plan)
 }
 
-/// Plan and evict in `dir` for a caller that already holds its lock (an
-/// import's `--budget` pass: taking the lock again from the same process
-/// would wait for itself, since flock locks conflict between descriptors).
-pub fn run_locked(
-    dir: &Path,
-    opts: &EvictOptions,
-    hooks: &mut dyn Hooks,
-    _held: &DirLock,
-) -> Result<EvictResult> {
-    let plan = plan_dir(dir, opts)?;
-    execute(dir, opts, hooks, plan)
+impl EvictResult {
+    /// The result of a plan with nothing to do.
+    fn nothing(plan: Plan) -> EvictResult {
+        EvictResult {
+            counted_after: plan.counted,
+            bytes_after: plan.counted_bytes,
+            protected: plan.protected,
+            protected_bytes: plan.protected_bytes,
+            first_plan: plan,
+            handled: Vec::new(),
+            passes: 1,
+            gave_up: false,
+        }
+    }
 }
 
 /// Carry out `plan`, re-planning after touched victims (lock held).
 fn execute(
+    session: &mut Session,
     dir: &Path,
     opts: &EvictOptions,
     hooks: &mut dyn Hooks,
     mut plan: Plan,
 ) -> Result<EvictResult> {
-    let mut result = EvictResult {
-        first_plan: plan.clone(),
-        handled: Vec::new(),
-        passes: 0,
-        gave_up: false,
-        counted_after: plan.counted,
-        bytes_after: plan.counted_bytes,
-        protected: plan.protected,
-        protected_bytes: plan.protected_bytes,
-    };
+    let mut result = EvictResult::nothing(plan.clone());
+    result.passes = 0;
     let mut exclude = BTreeSet::new();
     loop {
         result.passes += 1;
@@ -1047,7 +1082,7 @@ fn execute(
         let mut replan = false;
         for v in &plan.victims {
             hooks.before_delete(v);
-            let fate = delete_victim(dir, v, plan.policy)?;
+            let fate = delete_victim(session, dir, v, plan.policy)?;
             hooks.handled(v, &fate);
             if fate.is_gone() {
                 if v.counted {

@@ -15,18 +15,16 @@
 //! certain pid is kept, and the plan says why.
 
 use crate::code::Code;
-use crate::error::{Error, Result};
-use crate::fsutil::{fsync_dir, remove_durably};
-use crate::journal::{self, Record};
-use crate::lock::{DirLock, LOCK_FILE};
-use crate::scan::{self, TempFile, TempKind, STATE_DIR};
-use crate::sys::{pid_alive, Holding, OpenFiles, Unseen};
+use crate::error::Result;
+use crate::scan::{self, TempFile, TempKind};
+use crate::session::journal::{Op, Record};
+use crate::session::{Judged, Removal, Session};
+use crate::sys::{pid_alive, Holding, Meta, OpenFiles, Unseen};
 use serde::Serialize;
 use std::fs::{self, Metadata};
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 /// `--temp-age` default: a save writes at disk speed, so a temp file not
 /// modified for an hour belongs to no save in progress.
@@ -180,6 +178,9 @@ pub struct Temp {
     pub verdict: Verdict,
     /// Why the holders are unknown, for [`Verdict::HoldersUnknown`].
     pub unseen: Option<Unseen>,
+    /// What `lstat` said when it was judged: it is removed only while it
+    /// is still exactly that file.
+    pub meta: Meta,
 }
 
 /// Look at a temp file afresh: `None` when it is gone.
@@ -195,6 +196,7 @@ fn look(t: &TempFile, judge: &TempJudge) -> Option<Temp> {
         age: j.age,
         verdict: j.verdict,
         unseen: j.unseen,
+        meta: Meta::of(&meta),
     })
 }
 
@@ -219,25 +221,6 @@ impl GcPlan {
     }
 }
 
-/// Does `.kvc/` exist as a directory holding only the lock file (or
-/// nothing)? A journal, or any entry kvc does not know, keeps it.
-fn state_is_empty(dir: &Path) -> Result<bool> {
-    let state = dir.join(STATE_DIR);
-    match fs::symlink_metadata(&state) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => return Ok(false),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(Error::io(&state, e)),
-    }
-    for e in fs::read_dir(&state).map_err(|e| Error::io(&state, e))? {
-        let e = e.map_err(|e| Error::io(&state, e))?;
-        if e.file_name() != LOCK_FILE {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
 /// Look, change nothing: the `--dry-run`.
 pub fn plan_dir(dir: &Path, opts: &GcOptions) -> Result<GcPlan> {
     let judge = TempJudge::new(opts.temp_age, opts.now);
@@ -247,7 +230,7 @@ pub fn plan_dir(dir: &Path, opts: &GcOptions) -> Result<GcPlan> {
             .iter()
             .filter_map(|t| look(t, &judge))
             .collect(),
-        empty_state: state_is_empty(dir)?,
+        empty_state: crate::session::lock_state_is_empty(dir)?,
     })
 }
 
@@ -259,13 +242,15 @@ pub enum GcFate {
     Vanished,
     /// No longer stale when re-checked under the lock.
     Kept(Verdict),
+    /// Removed; the directory's fsync failed afterwards (not durable yet).
+    RemovedUnsynced(String),
     Failed(String),
 }
 
 impl GcFate {
     pub fn code(&self) -> Code {
         match self {
-            GcFate::Removed => Code::Removed,
+            GcFate::Removed | GcFate::RemovedUnsynced(_) => Code::Removed,
             GcFate::Vanished => Code::Vanished,
             GcFate::Kept(_) => Code::Kept,
             GcFate::Failed(_) => Code::Failed,
@@ -286,61 +271,23 @@ impl GcResult {
     pub fn freed_bytes(&self) -> u64 {
         self.handled
             .iter()
-            .filter(|(_, f)| *f == GcFate::Removed)
+            .filter(|(_, f)| matches!(f, GcFate::Removed | GcFate::RemovedUnsynced(_)))
             .map(|(t, _)| t.file.size)
             .sum()
     }
 }
 
-fn record(t: &Temp) -> Record {
-    Record {
-        time: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        op: "gc".into(),
-        key: t.file.file.clone(),
-        bytes: t.file.size,
-        tokens: 0,
-        hits: 0,
-        reason: String::new(),
-        score: None,
-        policy: None,
-        why: WHY_STALE_TEMP.into(),
-    }
+fn record(now: u64, t: &Temp) -> Record {
+    // The name is the temp file's own: untrusted, sanitized when written.
+    Record::new(now, Op::Gc, &t.file.file, t.file.size, WHY_STALE_TEMP)
 }
 
-/// Remove `.kvc/` while holding its lock: unlink the lock file, then the
-/// directory. A kvc waiting on the old lock file notices it is no longer
-/// linked and starts over (see `DirLock::acquire`).
-fn remove_state(dir: &Path, lock: DirLock) -> Result<bool> {
-    let state = dir.join(STATE_DIR);
-    if !state_is_empty(dir)? {
-        return Ok(false);
-    }
-    match fs::remove_file(&lock.path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(&lock.path, e)),
-    }
-    let removed = match fs::remove_dir(&state) {
-        Ok(()) => true,
-        // Someone created state meanwhile: keep it.
-        Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => false,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-        Err(e) => return Err(Error::io(&state, e)),
-    };
-    drop(lock);
-    if removed {
-        fsync_dir(dir).map_err(|e| Error::io(dir, e))?;
-    }
-    Ok(removed)
-}
-
-/// Remove stale orphaned temp files (each re-checked under the lock and
-/// journaled) and empty kvc state. With nothing to do, nothing is touched
-/// and no lock is taken.
-pub fn run(dir: &Path, opts: &GcOptions) -> Result<GcResult> {
-    let plan = plan_dir(dir, opts)?;
+/// Remove the plan's stale temp files (each re-checked under the lock,
+/// removed only while it is still the file judged, and journaled) and
+/// empty kvc state. With nothing to do, nothing is touched and no lock is
+/// taken.
+pub fn apply(session: &mut Session, plan: GcPlan, opts: &GcOptions) -> Result<GcResult> {
+    let dir = plan.dir.clone();
     let mut result = GcResult {
         plan,
         handled: Vec::new(),
@@ -349,7 +296,7 @@ pub fn run(dir: &Path, opts: &GcOptions) -> Result<GcResult> {
     if result.plan.stale().next().is_none() && !result.plan.empty_state {
         return Ok(result);
     }
-    let lock = DirLock::acquire(dir)?;
+    session.lock(&[&dir])?;
     // A fresh look at /proc too (once, not per file): the lock may have
     // taken a while. What opens a temp file after this look is no writer
     // of it: each save makes a new one.
@@ -358,20 +305,29 @@ pub fn run(dir: &Path, opts: &GcOptions) -> Result<GcResult> {
         let fate = match look(&t.file, &judge) {
             None => GcFate::Vanished,
             Some(now) if now.verdict != Verdict::Stale => GcFate::Kept(now.verdict),
-            Some(now) => match remove_durably(&now.file.path) {
-                Ok(true) => {
-                    journal::append(dir, &[record(&now)])?;
-                    GcFate::Removed
+            Some(now) => {
+                let judged = Judged::exactly(&now.meta);
+                match session.remove(&dir, &now.file.file, &judged)? {
+                    Removal::Removed { unsynced } => {
+                        let rec = record(session.now(), &now);
+                        session.journal(&dir, &[rec])?;
+                        match unsynced {
+                            None => GcFate::Removed,
+                            Some(e) => GcFate::RemovedUnsynced(e),
+                        }
+                    }
+                    Removal::Vanished => GcFate::Vanished,
+                    // Written to since the look: a writer is at work.
+                    Removal::Changed(_) => GcFate::Kept(Verdict::Recent),
+                    Removal::Failed(e) => GcFate::Failed(e.to_string()),
                 }
-                Ok(false) => GcFate::Vanished,
-                Err(e) => GcFate::Failed(e.to_string()),
-            },
+            }
         };
         result.handled.push((t.clone(), fate));
     }
-    // Removes the state `acquire` just created, too, when nothing was
+    // Removes the state `lock` just created, too, when nothing was
     // journaled: a gc with nothing to remove leaves no trace.
-    result.removed_state = remove_state(dir, lock)?;
+    result.removed_state = session.remove_state_if_empty(&dir)?;
     Ok(result)
 }
 

@@ -546,15 +546,36 @@ mod tests {
         )
     }
 
-    /// A checkpoint whose text is in memory, named by its text's SHA-1.
+    /// A checkpoint named by its text's SHA-1, its header and text in a
+    /// file of their own (texts are streamed from files, never held).
     fn with_text(text: &[u8], reason: Reason, ctx: u32) -> Checkpoint {
+        static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap());
         let mut c = checkpoint(0, 1, 1);
         c.key = crate::Key::of_text(text);
         c.text_len = text.len() as u32;
-        c.text = Some(text.to_vec());
         c.header.reason = reason;
         c.header.ctx_size = ctx;
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        c.path = dir.path().join(format!("{n}.kv"));
+        let mut bytes = c.header.encode().to_vec();
+        bytes.extend_from_slice(&c.text_len.to_le_bytes());
+        bytes.extend_from_slice(text);
+        std::fs::write(&c.path, bytes).unwrap();
         c
+    }
+
+    /// A copy of `c` in a file of its own, its header as changed.
+    fn synced(c: &Checkpoint) -> Checkpoint {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let mut out = c.clone();
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        out.path = c.path.with_file_name(format!("synced-{n}.kv"));
+        let mut bytes = std::fs::read(&c.path).unwrap();
+        bytes[..crate::format::HEADER_LEN].copy_from_slice(&out.header.encode());
+        std::fs::write(&out.path, bytes).unwrap();
+        out
     }
 
     fn opts(policy: Policy) -> RankOptions {
@@ -661,17 +682,21 @@ mod tests {
         // Only a continued waypoint.
         let mut cold = w.clone();
         cold.header.reason = Reason::COLD;
-        assert_eq!(sup(&[cold, l.clone()], false), [false, false]);
+        assert_eq!(sup(&[synced(&cold), l.clone()], false), [false, false]);
         // The longer one must be loadable wherever the waypoint is.
         let mut wide = l.clone();
         wide.header.ctx_size = 16384;
-        assert_eq!(sup(&[w.clone(), wide], false), [false, false]);
+        assert_eq!(sup(&[w.clone(), synced(&wide)], false), [false, false]);
         // Same model; same quant only when asked.
         let mut other_model = l.clone();
         other_model.header.model_id = 1;
-        assert_eq!(sup(&[w.clone(), other_model], false), [false, false]);
+        assert_eq!(
+            sup(&[w.clone(), synced(&other_model)], false),
+            [false, false]
+        );
         let mut q4 = l.clone();
         q4.header.quant_bits = 4;
+        let q4 = synced(&q4);
         assert_eq!(sup(&[w.clone(), q4.clone()], false), [true, false]);
         assert_eq!(sup(&[w.clone(), q4], true), [false, false]);
         // Only what the engine counts takes part.
@@ -687,7 +712,7 @@ mod tests {
         // A session named by its identity never plays the incoming role.
         let mut session = l;
         session.header.ext_flags = crate::ExtFlags(crate::ExtFlags::SESSION_TITLE);
-        assert_eq!(sup(&[w, session], false), [false, false]);
+        assert_eq!(sup(&[w, synced(&session)], false), [false, false]);
     }
 
     #[test]

@@ -276,18 +276,13 @@ pub fn key_digest(key: &crate::Key) -> Option<Sha1Digest> {
 /// Read buffer for streaming a text from its file.
 const READ_CHUNK: usize = 64 << 10;
 
-/// Feed the first `len` bytes of a checkpoint's text to `f`: from memory
-/// when the scan read the text, else streamed from the file through a small
-/// buffer. False when the file vanished, or no longer has the header and
+/// Feed the first `len` bytes of a checkpoint's text to `f`, streamed from
+/// the file through a small buffer (a scan never holds texts). False when the file vanished, or no longer has the header and
 /// `text_len` the scan saw (it was replaced: its text is not this
 /// checkpoint's), or is shorter than its text; `f` may then have seen part
 /// of the text.
 pub fn stream_text(c: &Checkpoint, len: u64, f: &mut dyn FnMut(&[u8])) -> bool {
     let len = len.min(c.text_len as u64);
-    if let Some(t) = &c.text {
-        f(&t[..len as usize]);
-        return true;
-    }
     let Ok(file) = crate::scan::open_nofollow(&c.path) else {
         return false;
     };

@@ -23,9 +23,24 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-/// kvc's own hidden state inside a cache directory (journal, lock). The
-/// engines ignore every name that is not theirs (FORMAT.md §2).
-pub const STATE_DIR: &str = ".kvc";
+pub use crate::session::STATE_DIR;
+
+/// A file's identity (`st_dev`, `st_ino`) when it was read: the write
+/// session acts on its name only while it is still this inode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl FileId {
+    pub fn of(m: &fs::Metadata) -> FileId {
+        FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+        }
+    }
+}
 
 /// Which engine left a temporary file behind (FORMAT.md §2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -187,8 +202,9 @@ pub struct Checkpoint {
     pub mode: u32,
     pub header: Header,
     pub text_len: u32,
-    /// The text, when the scan was asked to read it.
-    pub text: Option<Vec<u8>>,
+    /// The title of its text (FORMAT.md §4), when the scan was asked to
+    /// read texts. The text itself is streamed, never held.
+    pub text_title: Option<Vec<u8>>,
     /// Its dialect (FORMAT.md §9).
     pub dialect: DialectId,
     /// The bytes could be D1 or D20: the directory's engine decided.
@@ -201,6 +217,8 @@ pub struct Checkpoint {
     /// Position in the directory listing: engines break ties in `readdir`
     /// order.
     pub order: u32,
+    /// The inode read (zeros for one known only by its header).
+    pub id: FileId,
 }
 
 impl Checkpoint {
@@ -217,7 +235,7 @@ impl Checkpoint {
         if let Some(t) = &self.session_title {
             return Some(t.head.clone());
         }
-        self.text.as_deref().and_then(text::title)
+        self.text_title.clone()
     }
 
     /// Whether the directory's engine loads it.
@@ -255,12 +273,13 @@ impl Checkpoint {
             size,
             mode,
             text_len,
-            text: None,
+            text_title: None,
             dialect: detected.resolve(engine).unwrap_or(DialectId::D3),
             assumed: matches!(detected, Detected::Ds4OrHanzo { hanzo_only: false }),
             session_title: None,
             loadable,
             order: u32::MAX,
+            id: FileId::default(),
             header,
         }
     }
@@ -300,6 +319,8 @@ pub struct Foreign {
     pub loadable: std::result::Result<(), NotLoaded>,
     /// Position in the directory listing.
     pub order: u32,
+    /// The inode read.
+    pub id: FileId,
 }
 
 impl Foreign {
@@ -644,7 +665,83 @@ fn load_typed(
             return done(size, Code::Unreadable, e.to_string());
         }
     };
-    // One fstat gives the size every length is checked against, and the mode.
+    load_opened(path, file_name, key, opts, file, order)
+}
+
+/// The bytes of a text read per call while streaming it.
+const TEXT_CHUNK: usize = 64 << 10;
+
+/// What streaming a text gives: its SHA-1 (the key check) and its title;
+/// the text itself is never held (a listing of three 512 MiB texts costs
+/// one 64 KiB buffer).
+fn stream_text_of(cf: &CheckpointFile) -> io::Result<(Key, Option<Vec<u8>>)> {
+    use sha1::Digest;
+    let len = cf.text_len as u64;
+    if crate::format::TEXT_OFFSET + len > cf.size {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            Defect::TextLength {
+                text_len: cf.text_len,
+                size: cf.size,
+            },
+        ));
+    }
+    let mut sha = sha1::Sha1::new();
+    let mut title = text::TitleScanner::new();
+    let mut buf = vec![0u8; TEXT_CHUNK.min(len as usize)];
+    let mut pos = 0u64;
+    while pos < len {
+        let n = (len - pos).min(buf.len() as u64) as usize;
+        std::os::unix::fs::FileExt::read_exact_at(
+            cf.file(),
+            &mut buf[..n],
+            crate::format::TEXT_OFFSET + pos,
+        )?;
+        sha.update(&buf[..n]);
+        title.feed(&buf[..n]);
+        pos += n as u64;
+    }
+    Ok((Key::from_digest(&sha.finalize().into()), title.finish()))
+}
+
+/// Load a checkpoint-named file from a descriptor opened without following
+/// a link: its type and size from `fstat`, then the checks a scan makes.
+/// For the write session, which re-reads a file through the directory's
+/// descriptor before acting on it.
+pub(crate) fn load_open(path: &Path, key: Key, file: File, opts: ScanOptions) -> Loaded {
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let raw = load_opened(path.to_path_buf(), file_name, key, opts, file, 0);
+    let mut ev = Evidence::default();
+    if let Raw::Checkpoint(r) = &raw {
+        ev.add(&r.detected);
+    }
+    let engine = dialect::infer_engine(&ev, opts.engine);
+    raw.finish(&engine)
+}
+
+fn load_opened(
+    path: PathBuf,
+    file_name: String,
+    key: Key,
+    opts: ScanOptions,
+    file: File,
+    order: u32,
+) -> Raw {
+    let done = |size: u64, code: Code, error: String| {
+        Raw::Done(Loaded::Invalid(invalid_entry(
+            &path,
+            file_name.clone(),
+            size,
+            code,
+            error,
+            order,
+        )))
+    };
+    // One fstat gives the size every length is checked against, the mode
+    // and the inode.
     let meta = match file.metadata() {
         Ok(m) => m,
         Err(e) => return done(0, Code::Unreadable, e.to_string()),
@@ -652,6 +749,7 @@ fn load_typed(
     if !meta.is_file() {
         return done(0, Code::NotAFile, NOT_A_FILE_ERROR.into());
     }
+    let id = FileId::of(&meta);
     let mode = meta.mode() & 0o7777;
     let cf = match CheckpointFile::from_file_sized(&path, file, meta.len()) {
         Ok(cf) => cf,
@@ -684,17 +782,15 @@ fn load_typed(
             companions: Vec::new(),
             loadable: Ok(()),
             order,
+            id,
         })));
     }
     if let Err(d) = cf.check_envelope() {
         return done(size, d.code(), d.to_string());
     }
-    let (text, text_key) = if opts.read_text {
-        match cf.read_text() {
-            Ok(t) => {
-                let k = Key::of_text(&t);
-                (Some(t), Some(k))
-            }
+    let (text_title, text_key) = if opts.read_text {
+        match stream_text_of(&cf) {
+            Ok((k, t)) => (t, Some(k)),
             Err(e) => return done(size, Code::Unreadable, e.to_string()),
         }
     } else {
@@ -714,12 +810,13 @@ fn load_typed(
             mode,
             header,
             text_len,
-            text,
+            text_title,
             dialect: DialectId::D3,
             assumed: false,
             session_title: None,
             loadable: Ok(()),
             order,
+            id,
         },
         detected,
         text_key,

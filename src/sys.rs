@@ -327,6 +327,14 @@ impl Dir {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// A second descriptor of the same directory (`dup`).
+    pub fn try_clone(&self) -> io::Result<Dir> {
+        Ok(Dir {
+            fd: self.fd.try_clone()?,
+            path: self.path.clone(),
+        })
+    }
 }
 
 impl AsFd for Dir {

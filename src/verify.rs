@@ -20,9 +20,9 @@
 //! one fixed buffer per worker ([`READ_BUF`]), and only the trailer (the
 //! tool-id map, which must be decoded whole) is held in memory.
 //!
-//! Checking never modifies anything. [`quarantine`] is the one writer here:
-//! it moves files with errors out of the cache, under the directory lock,
-//! and never deletes one.
+//! Checking never modifies anything. Moving the files with errors out of
+//! the cache (`--quarantine`) is a write, and lives with the other writes:
+//! [`crate::session::quarantine`].
 
 use crate::code::Code;
 use crate::error::{Error, Result};
@@ -35,19 +35,17 @@ use crate::format::dialect::{
 use crate::format::dsv4::{self, Dsv4Header};
 use crate::format::trailer::{self, SessionTitle, TitleError, ToolMap, ToolMapEntry};
 use crate::format::{Header, PREFIX_LEN, TEXT_OFFSET};
-use crate::fsutil::{self, create_private_dir_all, AtomicFile, FILE_MODE};
 use crate::gc::{TempJudge, Verdict};
-use crate::journal::{self, Record};
-use crate::lock::DirLock;
-use crate::scan::{self, classify_name, open_nofollow, NameKind, ScanOptions, TempKind};
+use crate::scan::{self, classify_name, NameKind, ScanOptions, TempKind};
+use crate::session::Judged;
 use crate::text::{self, sanitize_line};
 use rayon::prelude::*;
 use serde::Serialize;
 use sha1::{Digest, Sha1};
 use std::collections::HashMap;
-use std::fs::{self, Metadata, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::fs::{self, Metadata};
+use std::io;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -146,29 +144,6 @@ pub enum EntryKind {
     Stray,
 }
 
-/// Identity of a file when it was checked: quarantine moves it only if it
-/// is still the same file (an engine may have rewritten it since).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Ident {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: i64,
-    mtime_nsec: i64,
-}
-
-impl Ident {
-    fn of(m: &Metadata) -> Ident {
-        Ident {
-            dev: m.dev(),
-            ino: m.ino(),
-            size: m.size(),
-            mtime: m.mtime(),
-            mtime_nsec: m.mtime_nsec(),
-        }
-    }
-}
-
 /// The findings for one entry.
 #[derive(Clone, Debug)]
 pub struct FileReport {
@@ -199,7 +174,9 @@ pub struct FileReport {
     /// Why the engine that reads the directory never loads this file
     /// (FORMAT.md §7), when it does not.
     pub not_loaded: Option<NotLoaded>,
-    ident: Option<Ident>,
+    /// The file as it was checked (inode, size, mtime): quarantine moves
+    /// it only while it is still exactly that.
+    pub judged: Option<Judged>,
 }
 
 impl FileReport {
@@ -218,7 +195,7 @@ impl FileReport {
             assumed: false,
             dsv4_version: None,
             not_loaded: None,
-            ident: None,
+            judged: None,
         }
     }
 
@@ -473,7 +450,7 @@ impl Contexts {
             return None;
         }
         Key::from_file_name(&path.file_name()?.to_string_lossy())?;
-        let dir = source_dir(path);
+        let dir = crate::session::parent_dir(path).to_path_buf();
         if let Some(i) = self.by_dir.get(&dir) {
             return *i;
         }
@@ -846,7 +823,7 @@ fn check_checkpoint(
         return Some(r);
     }
     r.size = meta.len();
-    r.ident = Some(Ident::of(&meta));
+    r.judged = Some(Judged::exactly(&crate::sys::Meta::of(&meta)));
     let mode = meta.mode() & 0o7777;
     match CheckpointFile::from_file(path, file) {
         Ok(cf) => check_contents(&mut r, &cf, mode, c, buf, progress),
@@ -1461,313 +1438,6 @@ fn words(
     })
 }
 
-/// What became of one file [`quarantine`] was asked to move.
-#[derive(Debug)]
-pub enum Quarantined {
-    /// Moved: hard-linked into place and unlinked (same filesystem), or
-    /// copied, fsynced and then removed (`copied`, across filesystems).
-    Moved { to: PathBuf, copied: bool },
-    /// Left where it is, and why (it changed or vanished since it was
-    /// checked, or it is not a regular file).
-    LeftInPlace { why: String },
-    /// Moving failed; the file is still in the cache.
-    Failed { error: Error },
-}
-
-/// The JSON written next to each quarantined file as `<name>.why`.
-#[derive(Serialize)]
-struct Why<'a> {
-    /// The path it was moved from.
-    from: String,
-    key: Option<&'a str>,
-    size: u64,
-    /// Unix seconds.
-    quarantined_at: u64,
-    findings: &'a [Finding],
-}
-
-/// Suffix of the file recording why a file was quarantined.
-pub const WHY_SUFFIX: &str = ".why";
-/// Tries at a free name in the quarantine directory before giving up.
-const MAX_NAME_TRIES: u32 = 1000;
-
-/// Move every checkpoint of `report` that has an error into `dest`
-/// (created 0700), each with a `<name>.why` JSON file listing its findings,
-/// and a `quarantine` record in its source directory's journal. Nothing is
-/// ever deleted or overwritten: a taken name gets a `.1`, `.2`, … suffix.
-///
-/// Holds each source directory's [`DirLock`] while moving. A file is moved
-/// only if it is still the file that was checked (same inode, size and
-/// mtime): an engine may have rewritten it in the meantime.
-///
-/// Returns one result per file with errors, as `(index into report.files,
-/// result)`. Fails as a whole only when `dest` or a lock cannot be set up.
-pub fn quarantine(
-    report: &VerifyReport,
-    dest: &Path,
-    now: u64,
-) -> Result<Vec<(usize, Quarantined)>> {
-    let todo: Vec<usize> = (0..report.files.len())
-        .filter(|&i| report.files[i].errors() > 0)
-        .collect();
-    if todo.is_empty() {
-        return Ok(Vec::new());
-    }
-    create_private_dir_all(dest).map_err(|e| Error::io(dest, e))?;
-    let dest_real = fs::canonicalize(dest).map_err(|e| Error::io(dest, e))?;
-    let mut sources: Vec<PathBuf> = Vec::new();
-    for &i in &todo {
-        let dir = source_dir(&report.files[i].path);
-        let real = fs::canonicalize(&dir).map_err(|e| Error::io(&dir, e))?;
-        if real == dest_real {
-            return Err(Error::Usage(format!(
-                "quarantine directory {} is the cache directory itself",
-                dest.display()
-            )));
-        }
-        if !sources.contains(&dir) {
-            sources.push(dir);
-        }
-    }
-    // One lock per source directory, taken in a fixed order.
-    sources.sort();
-    let _locks = sources
-        .iter()
-        .map(|d| DirLock::acquire(d))
-        .collect::<Result<Vec<_>>>()?;
-    let mut out = Vec::with_capacity(todo.len());
-    let mut journal_broken = false;
-    for i in todo {
-        let f = &report.files[i];
-        // Every move is recorded; once the journal cannot be written, stop
-        // moving rather than move files without a trace.
-        if journal_broken {
-            out.push((
-                i,
-                Quarantined::LeftInPlace {
-                    why: "not attempted: the journal could not be written".into(),
-                },
-            ));
-            continue;
-        }
-        let mut result = quarantine_one(f, dest, now);
-        if let Quarantined::Moved { to, .. } = &result {
-            let rec = journal_record(f, to, now);
-            if let Err(e) = journal::append(&source_dir(&f.path), &[rec]) {
-                journal_broken = true;
-                result = Quarantined::Failed {
-                    error: Error::invalid(
-                        &f.path,
-                        format!("moved to {}, but not journaled: {e}", to.display()),
-                    ),
-                };
-            }
-        }
-        out.push((i, result));
-    }
-    Ok(out)
-}
-
-fn source_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-fn journal_record(f: &FileReport, to: &Path, now: u64) -> Record {
-    let mut codes: Vec<&str> = f
-        .findings
-        .iter()
-        .filter(|x| x.severity == Severity::Error)
-        .map(|x| x.code.name())
-        .collect();
-    codes.dedup();
-    let name = f
-        .path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    Record {
-        time: now,
-        op: "quarantine".into(),
-        key: f.key.as_ref().map_or(name, |k| k.to_string()),
-        bytes: f.size,
-        tokens: f.header.as_ref().map_or(0, |h| h.tokens),
-        hits: f.header.as_ref().map_or(0, |h| h.hits),
-        reason: f
-            .header
-            .as_ref()
-            .map_or(String::new(), |h| h.reason.name().into_owned()),
-        score: None,
-        policy: None,
-        why: format!("verify: {}; moved to {}", codes.join(", "), to.display()),
-    }
-}
-
-fn quarantine_one(f: &FileReport, dest: &Path, now: u64) -> Quarantined {
-    let Some(ident) = f.ident else {
-        return Quarantined::LeftInPlace {
-            why: "not a regular file that kvc could read; move it by hand".into(),
-        };
-    };
-    match fs::symlink_metadata(&f.path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Quarantined::LeftInPlace {
-                why: "vanished since it was checked".into(),
-            }
-        }
-        Err(e) => {
-            return Quarantined::Failed {
-                error: Error::io(&f.path, e),
-            }
-        }
-        Ok(m) if !m.is_file() || Ident::of(&m) != ident => {
-            return Quarantined::LeftInPlace {
-                why: "changed since it was checked (an engine rewrote it?); run verify again"
-                    .into(),
-            }
-        }
-        Ok(_) => {}
-    }
-    let name = f
-        .path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    let Some(to) = free_name(dest, &name) else {
-        return Quarantined::Failed {
-            error: Error::invalid(dest, "no free name left for the quarantined file"),
-        };
-    };
-    let to_name = to
-        .file_name()
-        .expect("joined a name")
-        .to_string_lossy()
-        .into_owned();
-    // The reason is written first: a crash then leaves a reason without a
-    // file, never a quarantined file without its reason.
-    let why_name = format!("{to_name}{WHY_SUFFIX}");
-    let why = Why {
-        from: f.path.display().to_string(),
-        key: f.key.as_ref().map(|k| k.as_str()),
-        size: f.size,
-        quarantined_at: now,
-        findings: &f.findings,
-    };
-    let written = AtomicFile::create(dest, &why_name).and_then(|mut w| {
-        serde_json::to_writer_pretty(&mut w, &why)?;
-        w.write_all(b"\n")?;
-        w.commit()
-    });
-    if let Err(e) = written {
-        return Quarantined::Failed {
-            error: Error::io(&dest.join(&why_name), e),
-        };
-    }
-    match move_file(&f.path, &to) {
-        Ok(copied) => Quarantined::Moved { to, copied },
-        Err(e) => {
-            // Our own reason file, for a move that did not happen.
-            let _ = fs::remove_file(dest.join(&why_name));
-            Quarantined::Failed {
-                error: Error::io(&f.path, e),
-            }
-        }
-    }
-}
-
-/// `dest/name`, or `dest/name.1`, `.2`, … when taken (by an earlier run).
-fn free_name(dest: &Path, name: &std::ffi::OsStr) -> Option<PathBuf> {
-    (0..MAX_NAME_TRIES).find_map(|n| {
-        let mut candidate = name.to_os_string();
-        if n > 0 {
-            candidate.push(format!(".{n}"));
-        }
-        let p = dest.join(&candidate);
-        let mut why = candidate.clone();
-        why.push(WHY_SUFFIX);
-        let taken =
-            fs::symlink_metadata(&p).is_ok() || fs::symlink_metadata(dest.join(why)).is_ok();
-        (!taken).then_some(p)
-    })
-}
-
-/// Move `src` to `dst` without ever overwriting `dst` and without a moment
-/// where the file exists nowhere. Returns whether it was copied.
-///
-/// A hard link plus unlink is a rename that fails instead of replacing an
-/// existing `dst`; across filesystems (EXDEV) the file is copied, fsynced,
-/// checked for length, and only then removed. Filesystems without hard
-/// links get a plain rename after checking `dst` is free.
-fn move_file(src: &Path, dst: &Path) -> io::Result<bool> {
-    let copied = match fs::hard_link(src, dst) {
-        Ok(()) => {
-            fs::remove_file(src)?;
-            false
-        }
-        Err(e) if crate::sys::is_cross_device(&e) => {
-            copy_then_remove(src, dst)?;
-            true
-        }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(e),
-        Err(_) => {
-            if fs::symlink_metadata(dst).is_ok() {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    format!("{} already exists", dst.display()),
-                ));
-            }
-            match fs::rename(src, dst) {
-                Ok(()) => false,
-                Err(e) if crate::sys::is_cross_device(&e) => {
-                    copy_then_remove(src, dst)?;
-                    true
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    };
-    if let Some(d) = dst.parent() {
-        fsutil::fsync_dir(d)?;
-    }
-    if let Some(s) = src.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fsutil::fsync_dir(s)?;
-    }
-    Ok(copied)
-}
-
-/// The cross-filesystem half of [`move_file`].
-pub(crate) fn copy_then_remove(src: &Path, dst: &Path) -> io::Result<()> {
-    let mut from = open_nofollow(src)?;
-    let mut to = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(FILE_MODE)
-        .open(dst)?;
-    let copy = (|| {
-        let n = io::copy(&mut from, &mut to)?;
-        to.sync_all()?;
-        let want = from.metadata()?.len();
-        if n != want {
-            return Err(io::Error::other(format!(
-                "copied {n} bytes of a {want}-byte file; original kept"
-            )));
-        }
-        if let Some(d) = dst.parent() {
-            fsutil::fsync_dir(d)?;
-        }
-        Ok(())
-    })();
-    if let Err(e) = copy {
-        // Only our own partial copy goes; the original stays.
-        drop(to);
-        let _ = fs::remove_file(dst);
-        return Err(e);
-    }
-    fs::remove_file(src)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1796,21 +1466,5 @@ mod tests {
         assert_eq!(got, [(24, 2), (28, 3), (32, 4), (36, 5)]);
         assert_eq!(words(&chunk, 16, 48, 0, 16).count(), 0);
         assert_eq!(words(&chunk, 16, 48, 40, 100).count(), 2);
-    }
-
-    #[test]
-    fn copy_then_remove_keeps_bytes_and_never_overwrites() {
-        let d = tempfile::tempdir().unwrap();
-        let src = d.path().join("a.kv");
-        let dst = d.path().join("b.kv");
-        fs::write(&src, b"checkpoint bytes").unwrap();
-        copy_then_remove(&src, &dst).unwrap();
-        assert!(!src.exists());
-        assert_eq!(fs::read(&dst).unwrap(), b"checkpoint bytes");
-        fs::write(&src, b"second").unwrap();
-        let e = copy_then_remove(&src, &dst).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
-        assert_eq!(fs::read(&src).unwrap(), b"second");
-        assert_eq!(fs::read(&dst).unwrap(), b"checkpoint bytes");
     }
 }

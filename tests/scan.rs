@@ -76,7 +76,9 @@ fn parallel_scan_matches_loading_each_file_alone() {
         for n in &names {
             let key = Key::from_file_name(n).unwrap();
             match scan::load(&env.cache.join(n), key, opts) {
-                Loaded::Checkpoint(c) => want_ok.push((c.file, c.size, c.mode, c.header, c.text)),
+                Loaded::Checkpoint(c) => {
+                    want_ok.push((c.file, c.size, c.mode, c.header, c.text_title))
+                }
                 Loaded::Invalid(i) => want_bad.push((i.file, i.code, i.size)),
                 Loaded::Foreign(f) => panic!("{n} read as foreign: {}", f.what),
                 Loaded::Vanished => panic!("{n} vanished"),
@@ -91,7 +93,7 @@ fn parallel_scan_matches_loading_each_file_alone() {
                     c.size,
                     c.mode,
                     c.header.clone(),
-                    c.text.clone(),
+                    c.text_title.clone(),
                 )
             })
             .collect();
@@ -155,7 +157,11 @@ fn superseded_waypoints_are_found_from_the_files_texts() {
             },
         )
         .unwrap();
-        assert_eq!(s.checkpoints.iter().all(|c| c.text.is_none()), !read_text);
+        // Titled from the texts when asked; no text is ever held.
+        assert_eq!(
+            s.checkpoints.iter().all(|c| c.text_title.is_none()),
+            !read_text
+        );
         let sup = policy::superseded(&s.checkpoints, |_| true, false);
         let keys: Vec<String> = s
             .checkpoints

@@ -47,11 +47,14 @@ struct VictimView {
     /// `Header::used_time`, for the USED column.
     #[serde(skip)]
     used: Option<u64>,
+    /// Removed, but the directory's fsync failed afterwards.
+    #[serde(skip)]
+    unsynced: bool,
 }
 
 impl VictimView {
     fn is_problem(&self) -> bool {
-        matches!(self.outcome, Code::Invalid | Code::Failed)
+        matches!(self.outcome, Code::Invalid | Code::Failed) || self.unsynced
     }
 
     fn new(v: &Victim, fate: Option<&Fate>) -> VictimView {
@@ -72,6 +75,7 @@ impl VictimView {
             outcome: fate.map_or(Code::Planned, Fate::code),
             detail: fate.map(Fate::detail).filter(|d| !d.is_empty()),
             used: h.map(|h| h.used_time()),
+            unsynced: matches!(fate, Some(Fate::Removed { unsynced: Some(_) })),
         }
     }
 }
@@ -608,11 +612,14 @@ pub fn run(args: EvictArgs) -> Result<Outcome> {
         include_unloadable: args.include_unloadable,
         reject_different_quant: args.quant.reject_different_quant,
     };
+    // The plan is the dry run; applying it is the one write path.
+    let plan = evict::plan_dir(&dir, &opts)?;
     let report = if args.write.dry_run.dry_run {
-        EvictReport::of_plan(&evict::plan_dir(&dir, &opts)?)
+        EvictReport::of_plan(&plan)
     } else {
+        let mut session = config::session("evict", args.policy.now, args.write.wait.wait)?;
         let mut progress = Progress::new(!args.write.quiet && !args.output.json);
-        EvictReport::of_result(&evict::run(&dir, &opts, &mut progress)?)
+        EvictReport::of_result(&evict::apply(&mut session, plan, &mut progress)?)
     };
     let problems = report.problems();
     if !args.write.quiet {

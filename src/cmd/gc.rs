@@ -13,7 +13,7 @@ use kvc::scan::TempWriter;
 use kvc::text::sanitize_line;
 use serde::Serialize;
 use std::io::{self, Write};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 #[derive(Serialize)]
 struct TempView {
@@ -42,6 +42,12 @@ impl TempView {
         let (outcome, detail) = match fate {
             Some(f @ GcFate::Kept(v)) => (f.code(), Some(format!("{} now", v.describe()))),
             Some(f @ GcFate::Failed(e)) => (f.code(), Some(e.clone())),
+            Some(f @ GcFate::RemovedUnsynced(e)) => (
+                f.code(),
+                Some(format!(
+                    "removed, but not durable yet: the directory's fsync failed ({e})"
+                )),
+            ),
             Some(f) => (f.code(), None),
             None if dry_run && t.verdict == Verdict::Stale => (Code::Planned, None),
             None => (Code::Kept, t.unseen.map(|u| u.describe())),
@@ -170,13 +176,15 @@ impl Report for GcReport {
 
 pub fn run(args: GcArgs) -> Result<Outcome> {
     let dir = config::dir_or_default(args.dir.clone())?;
+    let now = config::now_or_clock(args.clock.now)?;
     let opts = GcOptions {
         temp_age: args.temp_age.temp_age,
-        now: SystemTime::now(),
+        now: UNIX_EPOCH + Duration::from_secs(now),
     };
     let dry_run = args.write.dry_run.dry_run;
+    // The plan is the dry run; applying it is the one write path.
+    let plan = gc::plan_dir(&dir, &opts)?;
     let report = if dry_run {
-        let plan = gc::plan_dir(&dir, &opts)?;
         GcReport {
             temp_files: plan
                 .temps
@@ -187,7 +195,8 @@ pub fn run(args: GcArgs) -> Result<Outcome> {
             ..GcReport::new(&plan, args.temp_age.temp_age, true)
         }
     } else {
-        let result = gc::run(&dir, &opts)?;
+        let mut session = config::session("gc", Some(now), args.write.wait.wait)?;
+        let result = gc::apply(&mut session, plan, &opts)?;
         let temp_files = result
             .plan
             .temps
@@ -221,5 +230,16 @@ pub fn run(args: GcArgs) -> Result<Outcome> {
     if failed > 0 {
         bail!("{failed} stale temp files not removed");
     }
-    Ok(Outcome::Clean)
+    let unsynced = output::report_unsynced(
+        report
+            .temp_files
+            .iter()
+            .filter(|f| f.outcome == Code::Removed)
+            .filter_map(|f| Some((f.file.as_str(), f.detail.as_deref()?))),
+    );
+    Ok(if unsynced > 0 {
+        Outcome::Problems
+    } else {
+        Outcome::Clean
+    })
 }

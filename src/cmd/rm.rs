@@ -43,6 +43,12 @@ impl TargetView {
             outcome: fate.map_or(Code::Planned, RmFate::code),
             detail: match fate {
                 Some(RmFate::Failed(e)) => Some(e.clone()),
+                Some(RmFate::Changed(c)) => Some(format!(
+                    "{c} since it was resolved; left alone, run the command again"
+                )),
+                Some(RmFate::Removed { unsynced: Some(e) }) => Some(format!(
+                    "removed, but not durable yet: the directory's fsync failed ({e})"
+                )),
                 _ => None,
             },
         }
@@ -115,11 +121,12 @@ pub fn run(args: RmArgs) -> Result<Outcome> {
         let views: Vec<_> = targets.iter().map(|t| TargetView::new(t, None)).collect();
         (views, targets.iter().map(|t| t.size).sum())
     } else {
-        let fates = rm::run(&targets)?;
+        let mut session = config::session("rm", args.clock.now, args.write.wait.wait)?;
+        let fates = rm::apply(&mut session, &targets)?;
         let freed = targets
             .iter()
             .zip(&fates)
-            .filter(|(_, f)| **f == RmFate::Removed)
+            .filter(|(_, f)| f.is_removed())
             .map(|(t, _)| t.size)
             .sum();
         let views = targets
@@ -137,15 +144,26 @@ pub fn run(args: RmArgs) -> Result<Outcome> {
     if !args.write.quiet {
         output::emit(&report, args.output.json)?;
     }
+    let unsynced = output::report_unsynced(
+        report
+            .checkpoints
+            .iter()
+            .filter(|c| c.outcome == Code::Removed)
+            .filter_map(|c| Some((c.path.as_str(), c.detail.as_deref()?))),
+    );
     let failed = output::report_removal_failures(
         report
             .checkpoints
             .iter()
-            .filter(|c| c.outcome == Code::Failed)
+            .filter(|c| matches!(c.outcome, Code::Failed | Code::Changed))
             .map(|c| (c.path.as_str(), c.detail.as_deref())),
     );
     if failed > 0 {
         bail!("{failed} of {} files not removed", report.checkpoints.len());
     }
-    Ok(Outcome::Clean)
+    Ok(if unsynced > 0 {
+        Outcome::Problems
+    } else {
+        Outcome::Clean
+    })
 }

@@ -328,7 +328,7 @@ pub fn run(args: ShowArgs) -> Result<Outcome> {
             unranked,
         ),
     };
-    checkpoint.text = text;
+    checkpoint.text_title = text.as_deref().and_then(kvc::text::title);
     if envelope_ok && cf.header.ext_flags.has_session_title() {
         checkpoint.session_title =
             trailers::read_session_title(&cf, cf.payload_end(), cf.header.created).ok();
@@ -336,11 +336,7 @@ pub fn run(args: ShowArgs) -> Result<Outcome> {
     let foreign = in_dir.foreign(&path);
     let (trailer, payload) = if envelope_ok && foreign.is_none() {
         (
-            trailer_view(
-                &cf,
-                checkpoint.text.as_deref(),
-                checkpoint.session_title.as_ref(),
-            )?,
+            trailer_view(&cf, text.as_deref(), checkpoint.session_title.as_ref())?,
             Some(payload_view(&cf, checkpoint.dialect)?),
         )
     } else {
@@ -355,7 +351,7 @@ pub fn run(args: ShowArgs) -> Result<Outcome> {
     }
     let report = ShowReport {
         text: if args.text {
-            checkpoint.text.as_deref().map(sanitize_text)
+            text.as_deref().map(sanitize_text)
         } else {
             None
         },

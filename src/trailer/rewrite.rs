@@ -91,8 +91,8 @@ use crate::format::trailer::{
 };
 use crate::format::{ExtFlags, Header, HEADER_LEN, PREFIX_LEN};
 use crate::fsutil::{fsync_dir, AtomicFile};
+use crate::search;
 use crate::sys::{reflink, unsupported};
-use crate::text;
 use std::collections::HashMap;
 use std::fs::{self, File, Permissions};
 use std::io;
@@ -112,17 +112,27 @@ const COPY_BUFFER: usize = 1 << 20;
 // The state of a file's trailer
 // ---------------------------------------------------------------------------
 
-/// What follows the payload, read as ds4 would.
+/// A well-formed map, as a walk over it counted it (its entries are not
+/// held).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapSummary {
+    pub entries: usize,
+    /// Bytes of the section.
+    pub bytes: u64,
+}
+
+/// What follows the payload, read as ds4 would, entry header by entry
+/// header (never held whole: a sparse 1.5 GiB trailer costs a few reads).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TrailerState {
     /// Bit 0 clear and nothing after the payload.
     None,
     /// Bit 0 set and exactly one well-formed section.
-    Map(ToolMap),
+    Map(MapSummary),
     /// Bit 0 clear but bytes after the payload, which ds4 ignores: what an
     /// interrupted in-place rewrite leaves, or another writer's leftovers.
-    /// `map` is what they decode to, if they form one section.
-    Stray { bytes: u64, map: Option<ToolMap> },
+    /// `entries`: how many they hold, if they form one section.
+    Stray { bytes: u64, entries: Option<usize> },
     /// Bit 0 set but the bytes after the payload are not one well-formed
     /// section (`kvc verify`: `bad-trailer`).
     Broken { bytes: u64, error: TrailerError },
@@ -131,31 +141,31 @@ pub enum TrailerState {
 impl TrailerState {
     /// Read the state of an open checkpoint whose envelope checked out.
     pub fn read(cf: &CheckpointFile) -> io::Result<TrailerState> {
-        Ok(Self::from_bytes(cf.header.ext_flags, &cf.read_trailer()?))
+        Self::read_with(cf, cf.header.ext_flags)
     }
 
-    fn from_bytes(flags: ExtFlags, after: &[u8]) -> TrailerState {
-        let bytes = after.len() as u64;
-        match (flags.has_tool_map(), after.is_empty()) {
+    /// The state with `flags` as the flag byte (the one on disk now).
+    fn read_with(cf: &CheckpointFile, flags: ExtFlags) -> io::Result<TrailerState> {
+        let (at, end) = (cf.payload_end(), cf.size);
+        let bytes = end.saturating_sub(at);
+        let walked = match ktm::walk(cf, at, end, &mut |_| {}) {
+            Err(ktm::WalkError::Unreadable) => {
+                return Err(io::Error::other("the trailer could not be read"))
+            }
+            Err(ktm::WalkError::Bad(e)) => Err(e),
+            Ok(n) => Ok(n as usize),
+        };
+        Ok(match (flags.has_tool_map(), bytes == 0) {
             (false, true) => TrailerState::None,
             (false, false) => TrailerState::Stray {
                 bytes,
-                map: ToolMap::decode(after).ok(),
+                entries: walked.ok(),
             },
-            (true, _) => match ToolMap::decode(after) {
-                Ok(map) => TrailerState::Map(map),
+            (true, _) => match walked {
+                Ok(entries) => TrailerState::Map(MapSummary { entries, bytes }),
                 Err(error) => TrailerState::Broken { bytes, error },
             },
-        }
-    }
-
-    /// The map ds4 loads from this file (none unless bit 0 is set and the
-    /// section is whole).
-    pub fn active_map(&self) -> Option<&ToolMap> {
-        match self {
-            TrailerState::Map(m) => Some(m),
-            _ => None,
-        }
+        })
     }
 
     /// `none`, `map`, `stray`, `broken`: the stable JSON name.
@@ -167,6 +177,43 @@ impl TrailerState {
             TrailerState::Broken { .. } => "broken",
         }
     }
+}
+
+/// The map ds4 loads from this file, held in memory for a command that
+/// shows or prunes it: `Ok(None)` without one (bit 0 clear, or nothing
+/// after the payload). Refuses a map larger than [`ktm::MAX_HELD_MAP`]
+/// before reading it, and a broken one.
+pub fn read_active_map(cf: &CheckpointFile) -> Result<Option<ToolMap>> {
+    if !cf.header.ext_flags.has_tool_map() {
+        return Ok(None);
+    }
+    match ktm::read_map(cf, cf.payload_end(), cf.size, ktm::MAX_HELD_MAP) {
+        Ok(m) => Ok(Some(m)),
+        Err(ktm::ReadMapError::TooLarge(t)) => Err(Error::invalid(&cf.path, t.to_string())),
+        Err(ktm::ReadMapError::Walk(ktm::WalkError::Bad(e))) => Err(Error::invalid(
+            &cf.path,
+            format!(
+                "ext bit 0 is set but the {} bytes after the payload are not a tool-id map ({e}); `kvc trailer strip` removes them",
+                cf.trailer_len()
+            ),
+        )),
+        Err(ktm::ReadMapError::Walk(ktm::WalkError::Unreadable)) => Err(Error::invalid(
+            &cf.path,
+            "the tool-id map could not be read",
+        )),
+    }
+}
+
+/// Which of `map`'s DSML blocks occur in the file's text: one pass of
+/// [`search::occurring`] over the text, read from the file.
+pub fn in_text(cf: &CheckpointFile, map: &ToolMap) -> io::Result<Vec<bool>> {
+    let needles: Vec<&[u8]> = map.entries.iter().map(|e| e.dsml.as_slice()).collect();
+    let text = search::Text {
+        probe: cf,
+        at: crate::format::TEXT_OFFSET,
+        len: cf.text_len as u64,
+    };
+    Ok(search::occurring(text, &needles)?.found)
 }
 
 // ---------------------------------------------------------------------------
@@ -210,7 +257,7 @@ pub enum EntryProblem {
 
 /// An id as messages show it: quoted and sanitized (ids are untrusted).
 fn shown_id(id: &[u8]) -> String {
-    format!("\"{}\"", text::sanitize_line(id))
+    format!("\"{}\"", crate::text::sanitize_line(id))
 }
 
 /// Everything about `map` that ds4's loader would refuse or read other than
@@ -264,15 +311,16 @@ pub fn check_limits(map: &ToolMap) -> Vec<EntryProblem> {
     out
 }
 
-/// Entries whose DSML block does not occur in `text`. ds4 only stores
-/// entries whose block is in the text: one that is not can never be
-/// replayed against this checkpoint.
-pub fn not_in_text(map: &ToolMap, text: &[u8]) -> Vec<EntryProblem> {
+/// Entries whose DSML block does not occur in the text (`in_text`, from
+/// [`in_text`]). ds4 only stores entries whose block is in the text: one
+/// that is not can never be replayed against this checkpoint.
+pub fn not_in_text(map: &ToolMap, in_text: &[bool]) -> Vec<EntryProblem> {
     map.entries
         .iter()
+        .zip(in_text)
         .enumerate()
-        .filter(|(_, e)| !text::contains(text, &e.dsml))
-        .map(|(index, e)| EntryProblem::NotInText {
+        .filter(|(_, (_, found))| !**found)
+        .map(|(index, (e, _))| EntryProblem::NotInText {
             index,
             id: shown_id(&e.id),
         })
@@ -322,14 +370,15 @@ pub struct Dropped {
 /// Prune only removes: every id resolves, after it, to the entry ds4 used
 /// before it, or — when that entry was stale — to nothing. A shadowed entry
 /// is never promoted in place of a stale last one.
-pub fn prune(map: &ToolMap, text: &[u8]) -> (ToolMap, Vec<Dropped>) {
+pub fn prune(map: &ToolMap, in_text: &[bool]) -> (ToolMap, Vec<Dropped>) {
     let mut kept = ToolMap::default();
     let mut dropped = Vec::new();
-    for (index, (e, used)) in map.entries.iter().zip(map.uses()).enumerate() {
+    for (index, ((e, used), &found)) in map.entries.iter().zip(map.uses()).zip(in_text).enumerate()
+    {
         let reason = match used {
             EntryUse::Dropped(_) => Some(DropReason::NulStart),
             EntryUse::Shadowed { .. } => Some(DropReason::DuplicateId),
-            EntryUse::Used if !text::contains(text, &e.dsml) => Some(DropReason::NotInText),
+            EntryUse::Used if !found => Some(DropReason::NotInText),
             EntryUse::Used => None,
         };
         match reason {
@@ -454,9 +503,12 @@ pub struct Plan {
     pub missing: Vec<EntryProblem>,
     /// Does the file change at all?
     pub changes: bool,
-    /// The bytes after the payload as read, and as they will be.
-    current: Vec<u8>,
+    /// Bytes after the payload as read (never held), and the section they
+    /// will be.
+    current_len: u64,
     section: Vec<u8>,
+    /// The bytes after the payload change (not only bit 0).
+    body_changes: bool,
     /// Size and layout as read, to notice another writer before writing.
     size: u64,
     prefix: [u8; PREFIX_LEN],
@@ -465,12 +517,12 @@ pub struct Plan {
 impl Plan {
     /// Size of the file after the rewrite.
     pub fn size_after(&self) -> u64 {
-        self.size - self.current.len() as u64 + self.section.len() as u64
+        self.size - self.current_len + self.section.len() as u64
     }
 
     /// Bytes after the payload before and after the rewrite.
     pub fn trailer_bytes(&self) -> (u64, u64) {
-        (self.current.len() as u64, self.section.len() as u64)
+        (self.current_len, self.section.len() as u64)
     }
 
     /// Would an in-place rewrite show ds4 only the old or the new map at
@@ -478,9 +530,9 @@ impl Plan {
     /// then bit 0 must be cleared while the section changes (module
     /// documentation), and ds4 would see no map meanwhile.
     pub fn in_place_is_strict(&self) -> bool {
-        let replaces_a_map = matches!(&self.before, TrailerState::Map(m) if !m.entries.is_empty())
+        let replaces_a_map = matches!(&self.before, TrailerState::Map(m) if m.entries > 0)
             && !self.section.is_empty()
-            && self.section != self.current;
+            && self.body_changes;
         !replaces_a_map
     }
 }
@@ -516,11 +568,11 @@ pub fn plan(cf: &CheckpointFile, edit: Edit<'_>, engine: Engine) -> Result<Plan>
     if !same_layout(&prefix, &cf_prefix(cf)) {
         return Err(changed(path));
     }
-    let current = cf.read_trailer().map_err(io_err)?;
+    let current_len = cf.trailer_len();
     // The flags as on disk now (an engine may have rewritten the header
     // since `cf` was opened): `before`, `changes` and `apply` all go by them.
     let flags = ExtFlags(prefix[EXT_FLAGS_OFFSET as usize]);
-    let before = TrailerState::from_bytes(flags, &current);
+    let before = TrailerState::read_with(cf, flags).map_err(io_err)?;
     let mut dropped = Vec::new();
     let mut missing = Vec::new();
     let after = match edit {
@@ -528,8 +580,8 @@ pub fn plan(cf: &CheckpointFile, edit: Edit<'_>, engine: Engine) -> Result<Plan>
             if let Some(p) = check_limits(map).into_iter().next() {
                 return Err(Error::invalid(path, p.to_string()));
             }
-            let text = cf.read_text().map_err(io_err)?;
-            missing = not_in_text(map, &text);
+            let found = in_text(cf, map).map_err(io_err)?;
+            missing = not_in_text(map, &found);
             if !allow_missing && !missing.is_empty() {
                 let more = match missing.len() {
                     1 => String::new(),
@@ -547,9 +599,17 @@ pub fn plan(cf: &CheckpointFile, edit: Edit<'_>, engine: Engine) -> Result<Plan>
         }
         Edit::Prune => {
             match &before {
-                TrailerState::Map(map) => {
-                    let text = cf.read_text().map_err(io_err)?;
-                    let (kept, d) = prune(map, &text);
+                TrailerState::Map(_) => {
+                    let map = match ktm::read_map(cf, cf.payload_end(), cf.size, ktm::MAX_HELD_MAP)
+                    {
+                        Ok(m) => m,
+                        Err(ktm::ReadMapError::TooLarge(t)) => {
+                            return Err(Error::invalid(path, t.to_string()))
+                        }
+                        Err(ktm::ReadMapError::Walk(_)) => return Err(changed(path)),
+                    };
+                    let found = in_text(cf, &map).map_err(io_err)?;
+                    let (kept, d) = prune(&map, &found);
                     dropped = d;
                     kept
                 }
@@ -567,8 +627,9 @@ pub fn plan(cf: &CheckpointFile, edit: Edit<'_>, engine: Engine) -> Result<Plan>
                         path: path.clone(),
                         after: ToolMap::default(),
                         changes: false,
-                        section: current.clone(),
-                        current,
+                        section: Vec::new(),
+                        current_len,
+                        body_changes: false,
                         before,
                         dropped,
                         missing,
@@ -585,7 +646,8 @@ pub fn plan(cf: &CheckpointFile, edit: Edit<'_>, engine: Engine) -> Result<Plan>
     } else {
         after.encode()
     };
-    let changes = section != current || flags.has_tool_map() == section.is_empty();
+    let body_changes = !trailer_is(cf, &section).map_err(io_err)?;
+    let changes = body_changes || flags.has_tool_map() == section.is_empty();
     Ok(Plan {
         path: path.clone(),
         before,
@@ -593,11 +655,30 @@ pub fn plan(cf: &CheckpointFile, edit: Edit<'_>, engine: Engine) -> Result<Plan>
         dropped,
         missing,
         changes,
-        current,
+        current_len,
+        body_changes,
         section,
         size: cf.size,
         prefix,
     })
+}
+
+/// Are the bytes after the payload exactly `section`? Compared through a
+/// small buffer, never read whole.
+fn trailer_is(cf: &CheckpointFile, section: &[u8]) -> io::Result<bool> {
+    if cf.trailer_len() != section.len() as u64 {
+        return Ok(false);
+    }
+    let mut buf = vec![0u8; (64 << 10).min(section.len())];
+    let at = cf.payload_end();
+    for (i, want) in section.chunks(buf.len().max(1)).enumerate() {
+        let got = &mut buf[..want.len()];
+        cf.file().read_exact_at(got, at + (i * (64 << 10)) as u64)?;
+        if got != want {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 // ---------------------------------------------------------------------------
@@ -641,7 +722,9 @@ impl Used {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Applied {
     /// The file under the checkpoint name is the new one, durably.
-    Rewritten { used: Used, size: u64 },
+    /// `linked`: the hard links the file had; more than 1, and it was
+    /// written as a new file so that the others keep the old bytes.
+    Rewritten { used: Used, size: u64, linked: u64 },
     /// The plan changed nothing; nothing was written.
     Unchanged,
     /// An engine deleted or replaced the file while kvc worked; the file now
@@ -752,16 +835,32 @@ pub fn apply(
     let io_err = |e| Error::io(path, e);
     // The plan must still describe the file: same size, same layout, same
     // flags (another kvc is excluded by the lock, an engine is not).
-    let size = cf.file().metadata().map_err(io_err)?.len();
+    let meta = cf.file().metadata().map_err(io_err)?;
+    let size = meta.len();
     let header = current_header(cf, plan)?;
     if size != plan.size
         || header[EXT_FLAGS_OFFSET as usize] != plan.prefix[EXT_FLAGS_OFFSET as usize]
     {
         return Err(changed(path));
     }
+    // A file with other hard links (a `cp -al` backup, a snapshot made
+    // with links) shares its inode with them: writing it in place would
+    // rewrite every copy. Such a file is written as a new file under this
+    // name (clone or copy, then swap), or not at all.
+    let linked = meta.nlink();
+    if linked > 1 && method == Method::InPlace {
+        return Err(Error::invalid(
+            path,
+            format!(
+                "has {linked} hard links (a `cp -al` backup?): rewriting it in place would change every copy; use --method copy (or auto, which copies such a file) to write a new file for this name only"
+            ),
+        ));
+    }
     hook(Step::Begin);
     let applied = match method {
         Method::InPlace => in_place(cf, plan, hook)?,
+        Method::Auto if linked > 1 => via_temp(cf, plan, TempKind::CloneOrCopy, hook)?
+            .expect("copying needs no filesystem support"),
         Method::Auto => {
             let kind = if plan.in_place_is_strict() {
                 TempKind::CloneOnly
@@ -782,9 +881,13 @@ pub fn apply(
         Method::Copy => via_temp(cf, plan, TempKind::CloneOrCopy, hook)?
             .expect("copying needs no filesystem support"),
     };
-    if matches!(applied, Applied::Rewritten { .. }) {
-        hook(Step::Done);
-    }
+    let applied = match applied {
+        Applied::Rewritten { used, size, .. } => {
+            hook(Step::Done);
+            Applied::Rewritten { used, size, linked }
+        }
+        other => other,
+    };
     Ok(applied)
 }
 
@@ -861,7 +964,7 @@ fn in_place(cf: &CheckpointFile, plan: &Plan, hook: &mut dyn FnMut(Step)) -> Res
     let want_bit = !plan.section.is_empty();
     // `apply` checked the flag byte on disk is the planned one.
     let bit_now = plan.prefix[EXT_FLAGS_OFFSET as usize] & ExtFlags::TOOL_MAP != 0;
-    let body_changes = plan.section != plan.current;
+    let body_changes = plan.body_changes;
     // 1. While bit 0 announces the bytes after the payload, they must not
     //    change: clear it first.
     if bit_now && (body_changes || !want_bit) {
@@ -870,7 +973,7 @@ fn in_place(cf: &CheckpointFile, plan: &Plan, hook: &mut dyn FnMut(Step)) -> Res
     }
     // 2. Replace the bytes after the payload; ds4 ignores them now.
     if body_changes {
-        if !plan.current.is_empty() {
+        if plan.current_len > 0 {
             f.set_len(end).map_err(io_err)?;
             hook(Step::Truncated);
         }
@@ -894,6 +997,7 @@ fn in_place(cf: &CheckpointFile, plan: &Plan, hook: &mut dyn FnMut(Step)) -> Res
     Ok(Applied::Rewritten {
         used: Used::InPlace,
         size: plan.size_after(),
+        linked: 1,
     })
 }
 
@@ -1066,6 +1170,7 @@ fn via_temp(
     Ok(Some(Applied::Rewritten {
         used,
         size: plan.size_after(),
+        linked: 1,
     }))
 }
 
@@ -1100,7 +1205,13 @@ mod tests {
                 entry(b"e\0y", b"<also>"),
             ],
         };
-        let (kept, dropped) = prune(&map, b"xx<here>yy<also>");
+        let text: &[u8] = b"xx<here>yy<also>";
+        let found: Vec<bool> = map
+            .entries
+            .iter()
+            .map(|e| text.windows(e.dsml.len()).any(|w| w == e.dsml))
+            .collect();
+        let (kept, dropped) = prune(&map, &found);
         assert_eq!(
             kept.entries,
             vec![
@@ -1261,6 +1372,19 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap()[EXT_FLAGS_OFFSET as usize], 1);
     }
 
+    /// The state of a file whose payload is followed by `after`, with
+    /// `flags` as its flag byte.
+    fn state(flags: ExtFlags, after: &[u8]) -> TrailerState {
+        let (_dir, path, _) = flagged_file();
+        let mut b = fs::read(&path).unwrap();
+        let end = b.len() - 18;
+        b.truncate(end);
+        b.extend_from_slice(after);
+        fs::write(&path, &b).unwrap();
+        let cf = CheckpointFile::open_unchecked(&path).unwrap();
+        TrailerState::read_with(&cf, flags).unwrap()
+    }
+
     #[test]
     fn states_follow_the_flag_and_the_bytes() {
         let sec = ToolMap {
@@ -1269,24 +1393,27 @@ mod tests {
         .encode();
         let on = ExtFlags(1);
         let off = ExtFlags(0);
-        assert_eq!(TrailerState::from_bytes(off, b""), TrailerState::None);
-        assert!(matches!(
-            TrailerState::from_bytes(on, &sec),
-            TrailerState::Map(_)
-        ));
-        assert!(matches!(
-            TrailerState::from_bytes(off, &sec),
+        assert_eq!(state(off, b""), TrailerState::None);
+        assert_eq!(
+            state(on, &sec),
+            TrailerState::Map(MapSummary {
+                entries: 1,
+                bytes: 18
+            })
+        );
+        assert_eq!(
+            state(off, &sec),
             TrailerState::Stray {
                 bytes: 18,
-                map: Some(_)
+                entries: Some(1)
             }
-        ));
+        );
         assert!(matches!(
-            TrailerState::from_bytes(on, b""),
+            state(on, b""),
             TrailerState::Broken { bytes: 0, .. }
         ));
         assert!(matches!(
-            TrailerState::from_bytes(on, &sec[..10]),
+            state(on, &sec[..10]),
             TrailerState::Broken { bytes: 10, .. }
         ));
     }
