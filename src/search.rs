@@ -113,6 +113,8 @@ impl Text<'_> {
 pub struct Found {
     pub found: Vec<bool>,
     pub passes: usize,
+    /// Bytes read: needles and text, each pass counted.
+    pub bytes_read: u64,
 }
 
 /// Which needles occur in `text` (see the module documentation). An empty
@@ -122,6 +124,7 @@ pub fn occurring(text: Text<'_>, needles: &dyn Needles) -> io::Result<Found> {
     let mut out = Found {
         found: vec![false; n],
         passes: 0,
+        bytes_read: 0,
     };
     let mut small = Vec::new();
     let mut big = Vec::new();
@@ -143,9 +146,10 @@ pub fn occurring(text: Text<'_>, needles: &dyn Needles) -> io::Result<Found> {
         let mut pattern = vec![0u8; needles.len_of(i) as usize];
         needles.read(i, 0, &mut pattern)?;
         bytes += pattern.len() as u64;
+        out.bytes_read += pattern.len() as u64;
         batch.entry(pattern).or_default().push(i);
         if bytes >= BATCH_BYTES || k + 1 == small.len() {
-            search_batch(text, std::mem::take(&mut batch), &mut out.found)?;
+            out.bytes_read += search_batch(text, std::mem::take(&mut batch), &mut out.found)?;
             out.passes += 1;
             bytes = 0;
         }
@@ -165,18 +169,21 @@ pub fn occurring(text: Text<'_>, needles: &dyn Needles) -> io::Result<Found> {
         }
         out.found[i] = rabin_karp(text, needles, i)?;
         out.passes += 1;
+        out.bytes_read += text.len + 2 * len;
         done.push((len, fp, i));
     }
     Ok(out)
 }
 
 /// One pass of one automaton over the text, in chunks that carry the last
-/// `longest - 1` bytes over, so a match across two reads is seen.
+/// `longest - 1` bytes over, so a match across two reads is seen. Returns
+/// the bytes of text read (less than the text when every pattern was found
+/// early).
 fn search_batch(
     text: Text<'_>,
     batch: HashMap<Vec<u8>, Vec<usize>>,
     found: &mut [bool],
-) -> io::Result<()> {
+) -> io::Result<u64> {
     let mut patterns: Vec<(Vec<u8>, Vec<usize>)> = batch.into_iter().collect();
     let build = |patterns: &[(Vec<u8>, Vec<usize>)]| {
         AhoCorasick::builder()
@@ -230,7 +237,7 @@ fn search_batch(
             hit = vec![false; patterns.len()];
             wasted = 0;
             if patterns.is_empty() {
-                return Ok(());
+                return Ok(pos);
             }
             ac = build(&patterns)?;
             active_bytes = patterns.iter().map(|p| p.0.len()).sum();
@@ -241,8 +248,12 @@ fn search_batch(
         }
         let keep = (longest - 1).min(window.len());
         window.drain(..window.len() - keep);
+        // Every pattern found: the rest of the text cannot change anything.
+        if hit.iter().all(|h| *h) {
+            break;
+        }
     }
-    Ok(())
+    Ok(pos)
 }
 
 // ---------------------------------------------------------------------------

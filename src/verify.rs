@@ -33,12 +33,13 @@ use crate::format::dialect::{
     Trailers,
 };
 use crate::format::dsv4::{self, Dsv4Header};
-use crate::format::trailer::{self, SessionTitle, TitleError, ToolMap, ToolMapEntry};
+use crate::format::trailer::{self, SessionTitle, TitleError};
 use crate::format::{Header, PREFIX_LEN, TEXT_OFFSET};
 use crate::gc::{TempJudge, Verdict};
 use crate::scan::{self, classify_name, NameKind, ScanOptions, TempKind};
+use crate::search;
 use crate::session::Judged;
-use crate::text::{self, sanitize_line};
+use crate::text::sanitize_line;
 use rayon::prelude::*;
 use serde::Serialize;
 use sha1::{Digest, Sha1};
@@ -947,7 +948,9 @@ fn check_contents(
         Identity::Ds4 if titled => NameRule::Unchecked,
         Identity::Ds4 | Identity::TextSha1 => NameRule::Text,
     };
-    let mut tool_map = ToolMap::default();
+    // The map's entries as a walk met them: where each DSML block is,
+    // never the blocks themselves.
+    let mut tool_map: Vec<(u64, u64)> = Vec::new();
     if !truncated {
         match spec.trailers {
             Trailers::Ds4 if trailer::trailer_conflict(h) => {
@@ -963,8 +966,7 @@ fn check_contents(
                 }
             }
             Trailers::Ds4 => match check_trailer(r, cf) {
-                Ok(Some(m)) => tool_map = m,
-                Ok(None) => {}
+                Ok(m) => tool_map = m,
                 Err(e) => return r.unreadable(e),
             },
             Trailers::NoneAllowed => {
@@ -974,8 +976,7 @@ fn check_contents(
             Trailers::Unread => {}
         }
     }
-    let needles: Vec<&[u8]> = tool_map.entries.iter().map(|e| e.dsml.as_slice()).collect();
-    let (digest, found) = match scan_text(cf, buf, &needles) {
+    let digest = match hash_text(cf, buf) {
         Ok(x) => x,
         Err(e) => return r.unreadable(e),
     };
@@ -1002,15 +1003,32 @@ fn check_contents(
             NameRule::Unchecked => {}
         }
     }
-    let missing: Vec<&ToolMapEntry> = tool_map
-        .entries
-        .iter()
-        .zip(&found)
-        .filter(|(_, f)| !**f)
-        .map(|(e, _)| e)
-        .collect();
-    if !missing.is_empty() {
-        r.push(dsml_missing(&missing, tool_map.entries.len()));
+    if !tool_map.is_empty() {
+        // Every block looked for in one pass over the text (per batch of
+        // patterns), not one search per entry.
+        let needles = search::InFile {
+            probe: cf,
+            ranges: tool_map,
+        };
+        let text = search::Text {
+            probe: cf,
+            at: TEXT_OFFSET,
+            len: cf.text_len as u64,
+        };
+        let found = match search::occurring(text, &needles) {
+            Ok(f) => f,
+            Err(e) => return r.unreadable(e),
+        };
+        r.bytes_read += found.bytes_read;
+        let missing: Vec<usize> = (0..found.found.len())
+            .filter(|&i| !found.found[i])
+            .collect();
+        if !missing.is_empty() {
+            match dsml_missing(cf, &missing, found.found.len()) {
+                Ok(f) => r.push(f),
+                Err(e) => return r.unreadable(e),
+            }
+        }
     }
     if truncated {
         return;
@@ -1158,9 +1176,11 @@ fn check_no_trailer(
 }
 
 /// Tool-map trailer checks (ext bit 0), or `trailing-bytes` when no flag
-/// announces the bytes after the payload. Returns the tool-id map when
-/// there is a valid one, for the DSML check against the text.
-fn check_trailer(r: &mut FileReport, cf: &CheckpointFile) -> io::Result<Option<ToolMap>> {
+/// announces the bytes after the payload. The section is walked entry
+/// header by entry header, never read whole (a sparse 1.5 GiB trailer
+/// costs a few reads); returns where the DSML blocks of a valid map are,
+/// for the check against the text.
+fn check_trailer(r: &mut FileReport, cf: &CheckpointFile) -> io::Result<Vec<(u64, u64)>> {
     let len = cf.trailer_len();
     if !cf.header.ext_flags.has_tool_map() {
         if len > 0 {
@@ -1171,89 +1191,71 @@ fn check_trailer(r: &mut FileReport, cf: &CheckpointFile) -> io::Result<Option<T
                 ),
             ));
         }
-        return Ok(None);
+        return Ok(Vec::new());
     }
-    // Look at the section header first: garbage after the payload is
-    // reported without reading all of it.
-    let head_len = len.min(trailer::SECTION_HEADER_LEN as u64) as usize;
-    let mut head = vec![0u8; head_len];
-    cf.file().read_exact_at(&mut head, cf.payload_end())?;
-    r.bytes_read += head_len as u64;
-    let plausible = head_len == trailer::SECTION_HEADER_LEN
-        && head[..3] == trailer::MAGIC
-        && head[3] == trailer::VERSION;
-    let decoded = if plausible {
-        let all = cf.read_trailer()?;
-        // The head is read again as part of the whole; count it once.
-        r.bytes_read += (all.len() - head_len) as u64;
-        ToolMap::decode(&all)
-    } else {
-        ToolMap::decode(&head)
-    };
-    match decoded {
-        Ok(m) => Ok(Some(m)),
-        Err(e) => {
+    let mut blocks = Vec::new();
+    let mut read = trailer::SECTION_HEADER_LEN as u64;
+    let walked = trailer::walk(cf, cf.payload_end(), cf.size, &mut |e| {
+        read += (trailer::ENTRY_HEADER_LEN + e.id.len()) as u64;
+        blocks.push((e.dsml_at, e.dsml_len as u64));
+    });
+    r.bytes_read += read.min(len);
+    match walked {
+        Ok(_) => Ok(blocks),
+        Err(trailer::WalkError::Unreadable) => Err(io::Error::other(
+            "the trailer could not be read (it shrank, or a read failed)",
+        )),
+        Err(trailer::WalkError::Bad(e)) => {
             r.push(Finding::error(
                 Code::BadTrailer,
                 format!("ext bit 0 says a tool-id map follows the payload, but {e}"),
             ));
-            Ok(None)
+            Ok(Vec::new())
         }
     }
 }
 
-fn dsml_missing(missing: &[&ToolMapEntry], total: usize) -> Finding {
-    let ids: Vec<String> = missing
-        .iter()
-        .take(MAX_NAMED_IDS)
-        .map(|e| sanitize_line(&e.id))
-        .collect();
+/// `trailer-dsml-missing` for the entries `missing` (indices) of a map of
+/// `total`, naming the first few by their ids (read again, and sanitized).
+fn dsml_missing(cf: &CheckpointFile, missing: &[usize], total: usize) -> io::Result<Finding> {
+    let mut ids = Vec::new();
+    let named: Vec<usize> = missing.iter().copied().take(MAX_NAMED_IDS).collect();
+    let walked = trailer::walk(cf, cf.payload_end(), cf.size, &mut |e| {
+        if named.contains(&(e.index as usize)) {
+            ids.push(sanitize_line(&e.id));
+        }
+    });
+    if walked.is_err() {
+        return Err(io::Error::other("the trailer changed while being read"));
+    }
     let more = missing.len().saturating_sub(MAX_NAMED_IDS);
     let more = if more > 0 {
         format!(" and {more} more")
     } else {
         String::new()
     };
-    Finding::warning(
+    Ok(Finding::warning(
         Code::TrailerDsmlMissing,
         format!(
             "{} of {total} tool-map entries name a DSML block that is not in the text ({}{more}); ds4 never stores such entries",
             missing.len(),
             ids.join(", "),
         ),
-    )
+    ))
 }
 
-/// SHA-1 of the text, and which of `needles` occur in it, in one streaming
-/// pass through `buf`. To find a needle that straddles two reads, the last
-/// `longest needle - 1` bytes are carried over; the needles come from the
-/// trailer already in memory, so this stays bounded too.
-fn scan_text(
-    cf: &CheckpointFile,
-    buf: &mut [u8],
-    needles: &[&[u8]],
-) -> io::Result<(Vec<u8>, Vec<bool>)> {
+/// SHA-1 of the text, streamed through `buf`.
+fn hash_text(cf: &CheckpointFile, buf: &mut [u8]) -> io::Result<Vec<u8>> {
     let len = cf.text_len as u64;
-    let keep = needles.iter().map(|n| n.len()).max().unwrap_or(1) - 1;
-    let mut found = vec![false; needles.len()];
-    let mut window: Vec<u8> = Vec::new();
     let mut hasher = Sha1::new();
     let mut pos = 0u64;
     while pos < len {
         let n = (len - pos).min(buf.len() as u64) as usize;
         read_exact(cf, &mut buf[..n], TEXT_OFFSET + pos)?;
         hasher.update(&buf[..n]);
-        if found.iter().any(|f| !f) {
-            window.extend_from_slice(&buf[..n]);
-            for (f, needle) in found.iter_mut().zip(needles) {
-                *f = *f || text::contains(&window, needle);
-            }
-            let drop = window.len().saturating_sub(keep);
-            window.drain(..drop);
-        }
         pos += n as u64;
     }
-    Ok((hasher.finalize().to_vec(), found))
+    Ok(hasher.finalize().to_vec())
 }
 
 /// `read_exact_at`, where a short read means the file shrank under us.
