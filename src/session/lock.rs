@@ -110,9 +110,13 @@ pub(crate) fn open_state(dir: &Dir, create: bool) -> Result<Option<Dir>> {
     match dir.open_dir(name) {
         Ok(d) => Ok(Some(d)),
         Err(e) if e.kind() == io::ErrorKind::NotFound && !create => Ok(None),
-        Err(e) if sys::is_symlink_error(&e) => Err(refuse(&path, "is a symbolic link")),
-        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
-            Err(refuse(&path, "is not a directory"))
+        // O_DIRECTORY | O_NOFOLLOW fails with ENOTDIR on a link to a
+        // directory, ELOOP on others: say which it is.
+        Err(e) if sys::is_symlink_error(&e) || e.raw_os_error() == Some(libc::ENOTDIR) => {
+            match dir.stat(name) {
+                Ok(m) if m.kind == Kind::Symlink => Err(refuse(&path, "is a symbolic link")),
+                _ => Err(refuse(&path, "is not a directory")),
+            }
         }
         Err(e) => Err(Error::io(&path, e)),
     }
@@ -235,12 +239,18 @@ pub(crate) fn acquire(path: &Path, w: &mut Waiting<'_>) -> Result<Held> {
             // Informational: a failure to record it costs the waiters only
             // the name of the holder.
             let _ = write_holder(&lock, &holder);
+            // A journal that is not a plain file is refused now, before
+            // anything is changed, not after a deletion it cannot record.
+            let journal = match state.stat(OsStr::new(super::journal::JOURNAL_FILE)) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                _ => Some(super::journal::open_for_append(&state)?),
+            };
             return Ok(Held {
                 path: path.to_path_buf(),
                 dir,
                 state,
                 lock,
-                journal: None,
+                journal,
             });
         }
     }
