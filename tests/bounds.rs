@@ -444,3 +444,34 @@ fn import_memory_does_not_grow_with_entries_or_the_manifest() {
     eprintln!("measured: import of 200,000 junk entries and a 60 MiB manifest: {rss} KiB peak");
     assert!(rss < RSS_CEILING_KIB, "import: {rss} KiB");
 }
+
+/// `cat` streams the text to its output and `show` streams it to title
+/// and hash it: neither holds a 64 MiB text (`show --text`, which asks to
+/// print it, does).
+#[test]
+fn cat_and_show_stream_the_text() {
+    let env = TestEnv::new();
+    let mut text = chat("a very long one");
+    text.resize(64 << 20, b'.');
+    let c = Ckpt::new(text.clone());
+    let p = env.add(&c);
+    let file = arg(&p);
+    let (out, rss) = run_measured(&env, &["cat", file]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == text, "cat wrote other bytes");
+    eprintln!("measured: cat of a 64 MiB text: {rss} KiB peak");
+    assert!(rss < RSS_CEILING_KIB, "cat: {rss} KiB");
+    let (out, rss) = run_measured(&env, &["show", "--json", file]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    assert_eq!(v["title"], "a very long one");
+    assert!(rss < RSS_CEILING_KIB, "show: {rss} KiB");
+}

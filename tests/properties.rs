@@ -320,18 +320,24 @@ fn check_file(path: &Path, bytes: &[u8]) -> Result<(), TestCaseError> {
         }
         Err(_) => prop_assert!(text_end > size),
     }
-    let (trailer, a) = measured(|| cf.read_trailer());
-    assert_bounded(a, bytes.len(), "read_trailer")?;
-    let trailer = trailer.expect("the trailer region is within the file by construction");
+    let trailer: &[u8] = bytes.get(cf.payload_end() as usize..).unwrap_or_default();
     prop_assert_eq!(trailer.len() as u64, cf.trailer_len());
-    prop_assert!(trailer.len() as u64 <= size);
-    if !trailer.is_empty() {
-        prop_assert_eq!(&trailer[..], &bytes[cf.payload_end() as usize..]);
-    }
-    let (map, a) = measured(|| ToolMap::decode(&trailer));
+    // Walked entry by entry from the file: the same verdict as decoding the
+    // bytes, in memory bounded by them.
+    let (walked, a) =
+        measured(|| kvc::format::trailer::walk(&cf, cf.payload_end(), size, &mut |_| {}));
+    assert_bounded(a, bytes.len(), "trailer::walk")?;
+    let (map, a) = measured(|| ToolMap::decode(trailer));
     assert_bounded(a, trailer.len(), "ToolMap::decode")?;
-    if let Ok(m) = map {
-        prop_assert_eq!(m.encode(), trailer);
+    match &map {
+        Ok(m) => {
+            prop_assert_eq!(m.encode(), trailer);
+            prop_assert_eq!(walked, Ok(m.entries.len() as u32));
+        }
+        Err(e) if cf.payload_end() <= size => {
+            prop_assert_eq!(walked, Err(kvc::format::trailer::WalkError::Bad(e.clone())));
+        }
+        Err(_) => {}
     }
     let (layout, a) = measured(|| cf.read_dsv4());
     assert_bounded(a, bytes.len(), "read_dsv4")?;

@@ -268,12 +268,28 @@ impl CheckpointFile {
         Ok(buf)
     }
 
-    /// The bytes after the payload (bounded by the file size).
-    pub fn read_trailer(&self) -> io::Result<Vec<u8>> {
-        let len = self.trailer_len();
-        let mut buf = vec![0u8; len as usize];
-        read_exact_or_short(&self.file, &mut buf, self.payload_end(), self.size)?;
-        Ok(buf)
+    /// Feed the text to `f` in pieces of at most 64 KiB, never holding it
+    /// whole: `kvc cat` writes a 512 MiB text through one small buffer.
+    pub fn stream_text(&self, f: &mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+        let len = self.text_len as u64;
+        if TEXT_OFFSET + len > self.size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                Defect::TextLength {
+                    text_len: self.text_len,
+                    size: self.size,
+                },
+            ));
+        }
+        let mut buf = vec![0u8; (64usize << 10).min(len as usize)];
+        let mut pos = 0u64;
+        while pos < len {
+            let n = (len - pos).min(buf.len() as u64) as usize;
+            read_exact_or_short(&self.file, &mut buf[..n], TEXT_OFFSET + pos, self.size)?;
+            f(&buf[..n])?;
+            pos += n as u64;
+        }
+        Ok(())
     }
 
     /// `len` payload bytes at `off` within the payload, checked against both
