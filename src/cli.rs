@@ -605,6 +605,8 @@ pub struct ExportArgs {
     #[command(flatten)]
     pub dir: DirArg,
     #[command(flatten)]
+    pub clock: ClockArg,
+    #[command(flatten)]
     pub output: OutputArgs,
 }
 

@@ -298,8 +298,13 @@ fn apply_one(
     engines: &mut Engines,
     hooks: &mut dyn Hooks,
 ) -> Result<FileResult> {
-    // Read (again) under the lock: what is planned is what is on disk.
-    let Some(cf) = rewrite::open_checkpoint(path, method.writes_in_place())? else {
+    // Read (again) under the lock, through the locked directory's
+    // descriptor: what is planned is what is on disk.
+    let dir = session
+        .dir(parent_dir(path))?
+        .try_clone()
+        .map_err(|e| Error::io(path, e))?;
+    let Some(cf) = rewrite::open_checkpoint_in(&dir, path, method.writes_in_place())? else {
         return plan_one(path, op, edit, true, engines, method);
     };
     let p = rewrite::plan(&cf, edit, engines.of(parent_dir(path)))?;
@@ -319,7 +324,7 @@ fn apply_one(
         return Ok(result);
     }
     let mut hook = |s: Step| hooks.step(path, s);
-    let applied = rewrite::apply(&cf, &p, method, &mut hook)?;
+    let applied = rewrite::apply_in(&dir, &cf, &p, method, &mut hook)?;
     match applied {
         Applied::Unchanged => result.code = Code::Unchanged,
         Applied::Vanished => result.code = Code::Vanished,

@@ -90,11 +90,12 @@ use crate::format::trailer::{
     self as ktm, EntryUse, ToolMap, ToolMapEntry, TrailerError, MAX_COUNT, MAX_DSML_LEN, MAX_ID_LEN,
 };
 use crate::format::{ExtFlags, Header, HEADER_LEN, PREFIX_LEN};
-use crate::fsutil::{fsync_dir, AtomicFile};
+use crate::fsutil::AtomicFile;
 use crate::search;
-use crate::sys::{reflink, unsupported};
+use crate::sys::{reflink, unsupported, Dir, Meta, Open};
 use std::collections::HashMap;
-use std::fs::{self, File, Permissions};
+use std::ffi::OsStr;
+use std::fs::{File, Permissions};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -785,6 +786,19 @@ pub fn open_checkpoint(path: &Path, write: bool) -> Result<Option<CheckpointFile
     } else {
         crate::sys::open_read(path, false)
     };
+    checkpoint_from(path, opened)
+}
+
+/// [`open_checkpoint`] of `path`'s file name in the open directory `dir`
+/// (the write session's descriptor of the directory `path` is in): the
+/// name is resolved relative to it, never through a link; `path` names it
+/// in messages.
+pub fn open_checkpoint_in(dir: &Dir, path: &Path, write: bool) -> Result<Option<CheckpointFile>> {
+    let how = if write { Open::ReadWrite } else { Open::Read };
+    checkpoint_from(path, dir.open_file(name_of(path)?, how))
+}
+
+fn checkpoint_from(path: &Path, opened: io::Result<File>) -> Result<Option<CheckpointFile>> {
     let file = match opened {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -828,6 +842,20 @@ pub fn apply(
     method: Method,
     hook: &mut dyn FnMut(Step),
 ) -> Result<Applied> {
+    let dir = crate::session::parent_dir(&cf.path);
+    let dir = Dir::open(dir).map_err(|e| Error::io(dir, e))?;
+    apply_in(&dir, cf, plan, method, hook)
+}
+
+/// [`apply`] with every name resolved relative to `dir`, the open
+/// directory `cf` was found in (the write session's descriptor).
+pub fn apply_in(
+    dir: &Dir,
+    cf: &CheckpointFile,
+    plan: &Plan,
+    method: Method,
+    hook: &mut dyn FnMut(Step),
+) -> Result<Applied> {
     if !plan.changes {
         return Ok(Applied::Unchanged);
     }
@@ -858,8 +886,8 @@ pub fn apply(
     }
     hook(Step::Begin);
     let applied = match method {
-        Method::InPlace => in_place(cf, plan, hook)?,
-        Method::Auto if linked > 1 => via_temp(cf, plan, TempKind::CloneOrCopy, hook)?
+        Method::InPlace => in_place(dir, cf, plan, hook)?,
+        Method::Auto if linked > 1 => via_temp(dir, cf, plan, TempKind::CloneOrCopy, hook)?
             .expect("copying needs no filesystem support"),
         Method::Auto => {
             let kind = if plan.in_place_is_strict() {
@@ -867,18 +895,18 @@ pub fn apply(
             } else {
                 TempKind::CloneOrCopy
             };
-            match via_temp(cf, plan, kind, hook)? {
+            match via_temp(dir, cf, plan, kind, hook)? {
                 Some(a) => a,
-                None => in_place(cf, plan, hook)?,
+                None => in_place(dir, cf, plan, hook)?,
             }
         }
-        Method::Clone => via_temp(cf, plan, TempKind::CloneOnly, hook)?.ok_or_else(|| {
+        Method::Clone => via_temp(dir, cf, plan, TempKind::CloneOnly, hook)?.ok_or_else(|| {
             Error::invalid(
                 path,
                 "this filesystem cannot clone files (reflink); use --method copy or --method in-place",
             )
         })?,
-        Method::Copy => via_temp(cf, plan, TempKind::CloneOrCopy, hook)?
+        Method::Copy => via_temp(dir, cf, plan, TempKind::CloneOrCopy, hook)?
             .expect("copying needs no filesystem support"),
     };
     let applied = match applied {
@@ -957,7 +985,12 @@ fn write_bit0(cf: &CheckpointFile, plan: &Plan, set: bool) -> Result<()> {
 }
 
 /// The in-place order of the module documentation.
-fn in_place(cf: &CheckpointFile, plan: &Plan, hook: &mut dyn FnMut(Step)) -> Result<Applied> {
+fn in_place(
+    dir: &Dir,
+    cf: &CheckpointFile,
+    plan: &Plan,
+    hook: &mut dyn FnMut(Step),
+) -> Result<Applied> {
     let io_err = |e| Error::io(&cf.path, e);
     let f = cf.file();
     let end = cf.payload_end();
@@ -991,7 +1024,7 @@ fn in_place(cf: &CheckpointFile, plan: &Plan, hook: &mut dyn FnMut(Step)) -> Res
         write_bit0(cf, plan, true)?;
         hook(Step::FlagSet);
     }
-    if !same_file_at(&cf.path, f).map_err(io_err)? {
+    if !same_file_at(dir, name_of(&cf.path)?, f).map_err(io_err)? {
         return Ok(Applied::Vanished);
     }
     Ok(Applied::Rewritten {
@@ -1001,14 +1034,20 @@ fn in_place(cf: &CheckpointFile, plan: &Plan, hook: &mut dyn FnMut(Step)) -> Res
     })
 }
 
-/// Does `path` (not followed) name the file open as `f`?
-fn same_file_at(path: &Path, f: &File) -> io::Result<bool> {
-    let ours = f.metadata()?;
-    match fs::symlink_metadata(path) {
-        Ok(m) => Ok(m.dev() == ours.dev() && m.ino() == ours.ino()),
+/// Does `name` in `dir` (not followed) name the file open as `f`?
+fn same_file_at(dir: &Dir, name: &OsStr, f: &File) -> io::Result<bool> {
+    let ours = Meta::of_file(f)?;
+    match dir.stat(name) {
+        Ok(m) => Ok(m.same_file(&ours)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// The file name of a checkpoint path.
+fn name_of(path: &Path) -> Result<&OsStr> {
+    path.file_name()
+        .ok_or_else(|| Error::invalid(path, "has no file name"))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -1050,23 +1089,11 @@ fn shrank() -> io::Error {
     )
 }
 
-/// Swap the names of two files of one directory atomically
-/// (`renameat2(RENAME_EXCHANGE)`).
-fn exchange(a: &Path, b: &Path) -> io::Result<()> {
-    let dir = a
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let (Some(an), Some(bn)) = (a.file_name(), b.file_name()) else {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no file name"));
-    };
-    crate::sys::Dir::open(dir)?.exchange(an, bn)
-}
-
 /// Build the new file in `<name>.tmp.<pid>` and swap it in. `Ok(None)`
 /// when `kind` is clone-only and the filesystem cannot clone (the temp file
 /// is removed again).
 fn via_temp(
+    dir: &Dir,
     cf: &CheckpointFile,
     plan: &Plan,
     kind: TempKind,
@@ -1074,19 +1101,11 @@ fn via_temp(
 ) -> Result<Option<Applied>> {
     let path = &cf.path;
     let io_err = |e| Error::io(path, e);
-    let (dir, name) = match (path.parent(), path.file_name()) {
-        (Some(d), Some(n)) => (
-            if d.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                d
-            },
-            n.to_string_lossy().into_owned(),
-        ),
-        _ => return Err(Error::invalid(path, "has no file name")),
-    };
-    let mut tmp = AtomicFile::create(dir, &name).map_err(|e| Error::io(dir, e))?;
-    let tmp_path = tmp.temp_path().to_path_buf();
+    let name = name_of(path)?;
+    let dir_err = |e| Error::io(dir.path(), e);
+    let mut tmp = AtomicFile::create_in(dir, &name.to_string_lossy()).map_err(dir_err)?;
+    let tmp_path = tmp.temp_path();
+    let tmp_name = tmp.temp_name().to_os_string();
     let tmp_err = |e| Error::io(&tmp_path, e);
     hook(Step::TempCreated);
     let end = cf.payload_end();
@@ -1133,21 +1152,21 @@ fn via_temp(
         t.write_all_at(&again, 0).map_err(tmp_err)?;
         t.sync_all().map_err(tmp_err)?;
     }
-    match exchange(&tmp_path, path) {
+    match dir.exchange(&tmp_name, name) {
         Ok(()) => {
             hook(Step::Swapped);
             // The temp name now holds what was under the checkpoint name.
             // If that is not the file kvc read, an engine replaced it
             // meanwhile: put the engine's file back, drop ours.
-            let ours = same_file_at(&tmp_path, cf.file()).map_err(tmp_err)?;
+            let ours = same_file_at(dir, &tmp_name, cf.file()).map_err(tmp_err)?;
             if !ours {
-                exchange(&tmp_path, path).map_err(io_err)?;
+                dir.exchange(&tmp_name, name).map_err(io_err)?;
                 drop(tmp);
-                fsync_dir(dir).map_err(|e| Error::io(dir, e))?;
+                dir.sync().map_err(dir_err)?;
                 return Ok(Some(Applied::Vanished));
             }
-            fs::remove_file(&tmp_path).map_err(tmp_err)?;
-            fsync_dir(dir).map_err(|e| Error::io(dir, e))?;
+            dir.unlink(&tmp_name).map_err(tmp_err)?;
+            dir.sync().map_err(dir_err)?;
             // `tmp` would remove its (now absent) temp name on drop; the
             // name is this process's own, so nothing else can be there.
             drop(tmp);
@@ -1159,7 +1178,7 @@ fn via_temp(
         // still points at the file read, then rename over it. A file an
         // engine replaces in the instant between is overwritten.
         Err(e) if unsupported(&e) => {
-            if !same_file_at(path, cf.file()).map_err(io_err)? {
+            if !same_file_at(dir, name, cf.file()).map_err(io_err)? {
                 return Ok(Some(Applied::Vanished));
             }
             tmp.commit().map_err(io_err)?;
@@ -1177,6 +1196,7 @@ fn via_temp(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn entry(id: &[u8], dsml: &[u8]) -> ToolMapEntry {
         ToolMapEntry {
