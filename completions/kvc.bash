@@ -224,7 +224,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__export)
-            opts="-o -d -h -V --all --reason --min-tokens --used-within --quant --output --dir --json --help --version"
+            opts="-o -d -h -V --all --reason --min-tokens --used-within --quant --output --dir --now --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -259,6 +259,10 @@ _kvc() {
                     return 0
                     ;;
                 -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

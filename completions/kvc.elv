@@ -163,6 +163,7 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --output 'Bundle file to write (atomically), or `-` for standard output (not a terminal)'
             cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
             cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --now 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)'
             cand --all 'Every checkpoint of the directory (filters still apply)'
             cand --json 'Print JSON (schema in README.md) instead of a table'
             cand -h 'Print help'

@@ -138,6 +138,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand export" -l used-within -d 'Only 
 complete -c kvc -n "__fish_kvc_using_subcommand export" -l quant -d 'Only checkpoints with these routed-expert quant bits' -r
 complete -c kvc -n "__fish_kvc_using_subcommand export" -s o -l output -d 'Bundle file to write (atomically), or `-` for standard output (not a terminal)' -r -F
 complete -c kvc -n "__fish_kvc_using_subcommand export" -s d -l dir -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand export" -l now -d 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand export" -l all -d 'Every checkpoint of the directory (filters still apply)'
 complete -c kvc -n "__fish_kvc_using_subcommand export" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand export" -s h -l help -d 'Print help'

@@ -80,12 +80,12 @@ pub struct EvictOptions {
 impl EvictOptions {
     /// Checkpoints eviction never picks: agent saves (unless asked) and the
     /// `--protect`ed keys.
-    pub fn is_protected(&self, c: &Checkpoint) -> bool {
+    pub(crate) fn is_protected(&self, c: &Checkpoint) -> bool {
         (!self.include_agent && c.is_agent_save()) || self.protect.contains(&c.key)
     }
 
     /// `last_used` (or `created`) before this is "unused for too long".
-    pub fn age_cutoff(&self) -> Option<u64> {
+    pub(crate) fn age_cutoff(&self) -> Option<u64> {
         self.older_than.map(|d| self.now.saturating_sub(d))
     }
 }
@@ -121,7 +121,7 @@ impl Why {
     }
 
     /// The journal's `why`: `budget`, `age`, `budget,age` or `unloadable`.
-    pub fn joined(self) -> String {
+    pub(crate) fn joined(self) -> String {
         self.names().join(",")
     }
 
@@ -176,7 +176,7 @@ impl EntryKind {
 /// What `lstat` said of an entry kvc may delete without a header to
 /// compare: deletion re-checks it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Stat {
+pub(crate) struct Stat {
     pub dev: u64,
     pub ino: u64,
     pub size: u64,
@@ -312,7 +312,7 @@ pub struct Victim {
     /// hanzo-engine with `--include-unloadable`), whose `lstat` is compared
     /// instead.
     pub header: Option<Header>,
-    pub stat: Option<Stat>,
+    pub(crate) stat: Option<Stat>,
     /// The inode a checkpoint victim was read from: it is deleted only
     /// while its name is still that inode.
     pub id: FileId,
@@ -334,7 +334,7 @@ impl Victim {
     }
 
     /// The header's reason name, empty without a header.
-    pub fn reason_name(&self) -> String {
+    pub(crate) fn reason_name(&self) -> String {
         self.header
             .as_ref()
             .map_or_else(String::new, |h| h.reason.name().into_owned())
@@ -822,7 +822,7 @@ pub enum Fate {
 
 impl Fate {
     /// Whether the file is gone from the directory.
-    pub fn is_gone(&self) -> bool {
+    pub(crate) fn is_gone(&self) -> bool {
         matches!(self, Fate::Removed { .. } | Fate::Vanished)
     }
 

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 /// Clock skew tolerated before a timestamp counts as "in the future":
 /// hosts that share a cache over NFS are rarely more than minutes apart.
-pub const FUTURE_SLACK_SECS: u64 = 300;
+pub(crate) const FUTURE_SLACK_SECS: u64 = 300;
 
 pub use crate::code::Severity;
 

@@ -16,22 +16,17 @@ pub const FILE_MODE: u32 = 0o600;
 pub const DIR_MODE: u32 = 0o700;
 
 /// Create `dir` and missing parents with mode 0700.
-pub fn create_private_dir_all(dir: &Path) -> io::Result<()> {
+pub(crate) fn create_private_dir_all(dir: &Path) -> io::Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(DIR_MODE)
         .create(dir)
 }
 
-/// fsync a directory, making renames and unlinks in it durable.
-pub fn fsync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
 /// The temp name kvc tries first for `final_name`: ds4's own convention
 /// (`<name>.tmp.<pid>`, FORMAT.md §2), so the engines ignore it and
 /// `kvc gc` recognises it as a writer's temp file with a pid to check.
-pub fn temp_name_for(final_name: &str) -> String {
+pub(crate) fn temp_name_for(final_name: &str) -> String {
     format!("{final_name}.tmp.{}", std::process::id())
 }
 
@@ -75,7 +70,7 @@ impl AtomicFile {
     /// Create a temp file for `final_name` in `dir` (0600, `O_EXCL`):
     /// `<final_name>.tmp.<pid>`, or a random name when that one is taken,
     /// so a stale leftover can never make the write fail.
-    pub fn create_in(dir: &Dir, final_name: &str) -> io::Result<AtomicFile> {
+    pub(crate) fn create_in(dir: &Dir, final_name: &str) -> io::Result<AtomicFile> {
         let dir = dir.try_clone()?;
         let mut name = temp_name_for(final_name);
         let mut tries = 0;
@@ -97,17 +92,17 @@ impl AtomicFile {
         })
     }
 
-    /// [`create_in`](AtomicFile::create_in) the directory at `dir`.
+    /// `create_in` the directory at `dir`.
     pub fn create(dir: &Path, final_name: &str) -> io::Result<AtomicFile> {
         Self::create_in(&Dir::open(dir)?, final_name)
     }
 
-    pub fn temp_path(&self) -> PathBuf {
+    pub(crate) fn temp_path(&self) -> PathBuf {
         self.dir.path().join(&self.tmp)
     }
 
     /// The temp file's name in its directory.
-    pub fn temp_name(&self) -> &OsStr {
+    pub(crate) fn temp_name(&self) -> &OsStr {
         &self.tmp
     }
 
@@ -141,7 +136,7 @@ impl AtomicFile {
     /// saved meanwhile. `link()` fails atomically when the name is taken;
     /// where the file system has no hard links, `RENAME_NOREPLACE` does the
     /// same, and only where neither exists is a check-then-rename left.
-    pub fn commit_new(mut self) -> io::Result<PathBuf> {
+    pub(crate) fn commit_new(mut self) -> io::Result<PathBuf> {
         let file = self.file.take().expect("commit once");
         let result = file.sync_all().and_then(|()| {
             drop(file);
@@ -195,9 +190,9 @@ impl Drop for AtomicFile {
 /// 3.0 s through a 64 KiB pipe and 1.1 s through a 1 MiB one (bench case
 /// export-one-2g). 1 MiB is the kernel's default limit for unprivileged
 /// processes (`/proc/sys/fs/pipe-max-size`).
-pub const PIPE_BUFFER: usize = 1 << 20;
+pub(crate) const PIPE_BUFFER: usize = 1 << 20;
 
-/// If `fd` is a pipe, ask the kernel to let it hold [`PIPE_BUFFER`] bytes.
+/// If `fd` is a pipe, ask the kernel to let it hold `PIPE_BUFFER` bytes.
 /// Best effort: a refusal (a lower limit, the per-user pipe quota) leaves
 /// the pipe as it was, which costs only speed. Never shrinks a pipe. The
 /// bytes that go through are the same either way.

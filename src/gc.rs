@@ -26,12 +26,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-/// `--temp-age` default: a save writes at disk speed, so a temp file not
-/// modified for an hour belongs to no save in progress.
-pub const DEFAULT_TEMP_AGE: Duration = Duration::from_secs(3600);
-
 /// The journal's `why` for a removed temp file.
-pub const WHY_STALE_TEMP: &str = "stale temp";
+pub(crate) const WHY_STALE_TEMP: &str = "stale temp";
 
 #[derive(Clone, Copy, Debug)]
 pub struct GcOptions {
@@ -92,7 +88,7 @@ impl Verdict {
 
 /// A temp file's verdict, and what led to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Judgement {
+pub(crate) struct Judgement {
     pub verdict: Verdict,
     /// Time since the last modification, when known and in the past.
     pub age: Option<Duration>,
@@ -104,7 +100,7 @@ pub struct Judgement {
 /// It walks `/proc` at most once, the first time a file's holders matter
 /// (old, and no live pid), however many temp files there are.
 #[derive(Debug)]
-pub struct TempJudge {
+pub(crate) struct TempJudge {
     temp_age: Duration,
     now: SystemTime,
     open_files: OnceLock<OpenFiles>,
@@ -120,7 +116,8 @@ impl TempJudge {
     }
 
     /// Judge by `open_files` instead of walking `/proc`.
-    pub fn with_open_files(
+    #[cfg(test)]
+    pub(crate) fn with_open_files(
         temp_age: Duration,
         now: SystemTime,
         open_files: OpenFiles,

@@ -17,26 +17,22 @@ use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 
 /// Hit counts halve every 6 hours of disuse
 /// (`DS4_KVSTORE_HIT_HALF_LIFE_SECONDS`, ds4 since d0357ec, 2026-05-15).
-pub const HALF_LIFE_SECS: f64 = 21_600.0;
+pub(crate) const HALF_LIFE_SECS: f64 = 21_600.0;
 /// Decayed hits below this count as none (`KV_CACHE_MIN_EFFECTIVE_HITS`):
 /// an entry unused for days has no usefulness left, only density.
-pub const EFFECTIVE_HITS_FLOOR: f64 = 0.01;
+pub(crate) const EFFECTIVE_HITS_FLOOR: f64 = 0.01;
 /// ds4 mainline since ec6a82a (2026-05-26) doubles the score of cold, evict
 /// and shutdown checkpoints (`KV_CACHE_ANCHOR_REASON_SCORE_FACTOR`): they
 /// are the starting points conversations come back to.
-pub const ANCHOR_FACTOR: f64 = 2.0;
+pub(crate) const ANCHOR_FACTOR: f64 = 2.0;
 /// ds4 mainline since ec6a82a: a superseded `continued` checkpoint keeps
 /// between 5% and 50% of its score, more the more it is still used
 /// (`KV_CACHE_CONTINUED_PREFIX_MIN_FACTOR`, `…_HIT_FACTOR`).
-pub const SUPERSEDED_BASE: f64 = 0.05;
-pub const SUPERSEDED_USE_WEIGHT: f64 = 0.45;
+pub(crate) const SUPERSEDED_BASE: f64 = 0.05;
+pub(crate) const SUPERSEDED_USE_WEIGHT: f64 = 0.45;
 /// hanzo-engine never budgets below 64 MiB (`MIN_BUDGET_BYTES`,
 /// disk_kv_cache.rs, c8bcee7d5).
-pub const HANZO_MIN_BUDGET: u64 = 64 << 20;
-/// The engines' default budgets: ds4's `--kv-disk-space-mb` (0 also means
-/// this) and hanzo-engine's `KV_SPILL_BUDGET_MB`, both 4096 MiB.
-pub const DEFAULT_BUDGET: u64 = 4096 << 20;
-
+pub(crate) const HANZO_MIN_BUDGET: u64 = 64 << 20;
 /// Which engine's eviction order to follow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Policy {
@@ -51,7 +47,7 @@ pub enum Policy {
 }
 
 impl Policy {
-    pub const NAMES: [&'static str; 3] = ["ds4", "ds4-classic", "lru"];
+    pub(crate) const NAMES: [&'static str; 3] = ["ds4", "ds4-classic", "lru"];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -93,12 +89,12 @@ impl Policy {
     }
 
     /// Whether the policy computes a score at all (LRU orders by age only).
-    pub fn has_score(self) -> bool {
+    pub(crate) fn has_score(self) -> bool {
         self != Policy::Lru
     }
 
     /// Whether the policy needs to know which checkpoints are superseded.
-    pub fn needs_superseded(self) -> bool {
+    pub(crate) fn needs_superseded(self) -> bool {
         self == Policy::Ds4
     }
 
@@ -169,7 +165,7 @@ impl PolicyFrom {
 /// `hits × 2^(-(now - used) / H)`, as ds4 computes it: full hits when
 /// `now <= used` (a clock step back must not reward anything), none when
 /// the checkpoint was never used, none below the floor.
-pub fn effective_hits(hits: u32, used: u64, now: u64) -> f64 {
+pub(crate) fn effective_hits(hits: u32, used: u64, now: u64) -> f64 {
     let mut eff = hits as f64;
     if used == 0 {
         eff = 0.0;
@@ -274,7 +270,7 @@ const PARALLEL_MIN: usize = 64;
 /// part, on either side.
 ///
 /// The texts are streamed (from memory when the scan read them), never
-/// held: see [`crate::prefix`]. A file that vanished or changed since the
+/// held: see `crate::prefix`. A file that vanished or changed since the
 /// scan takes no part.
 pub fn superseded(
     cps: &[Checkpoint],
@@ -382,7 +378,7 @@ pub struct RankOptions {
 
 /// One checkpoint's place in the eviction order.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Ranked {
+pub(crate) struct Ranked {
     /// Index into the slice given to [`eviction_order`].
     pub index: usize,
     pub score: Option<f64>,
@@ -391,7 +387,7 @@ pub struct Ranked {
 
 /// Where an entry stands in an engine's eviction loop.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct OrderKey {
+pub(crate) struct OrderKey {
     /// Its score; `None` under LRU, and for an entry without a readable
     /// header (hanzo-engine reads its last_used as 0: it goes first).
     pub score: Option<f64>,
@@ -409,7 +405,7 @@ pub struct OrderKey {
 /// `last_used`, stably over readdir order (`evict_to_budget`). Sorting by
 /// this gives the engines' sequence of victims. `scored`: the policy has a
 /// score, and entries without one go first.
-pub fn engine_cmp(a: &OrderKey, b: &OrderKey, scored: bool) -> Ordering {
+pub(crate) fn engine_cmp(a: &OrderKey, b: &OrderKey, scored: bool) -> Ordering {
     let by_score = if scored {
         match (a.score, b.score) {
             (Some(x), Some(y)) => x.total_cmp(&y),
@@ -428,7 +424,7 @@ pub fn engine_cmp(a: &OrderKey, b: &OrderKey, scored: bool) -> Ordering {
 /// The order in which the engine evicts the checkpoints `counted` admits
 /// (its population, FORMAT.md §7), first victim first. One sort,
 /// O(n log n), after the superseded test (linear in the texts streamed).
-pub fn eviction_order(
+pub(crate) fn eviction_order(
     opts: &RankOptions,
     cps: &[Checkpoint],
     counted: impl Fn(&Checkpoint) -> bool + Sync,

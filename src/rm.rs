@@ -19,7 +19,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The journal's `why` for a removal the user asked for.
-pub const WHY_REQUESTED: &str = "requested";
+pub(crate) const WHY_REQUESTED: &str = "requested";
 
 /// One file to remove.
 #[derive(Clone, Debug)]

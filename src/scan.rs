@@ -93,14 +93,14 @@ pub struct TempKind {
 
 impl TempKind {
     /// The pid whose death means the writer is gone.
-    pub fn certain_pid(&self) -> Option<u32> {
+    pub(crate) fn certain_pid(&self) -> Option<u32> {
         self.pid.filter(|_| self.pid_certain)
     }
 }
 
 /// What a directory entry's name says it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum NameKind {
+pub(crate) enum NameKind {
     Checkpoint(Key),
     Temp(TempKind),
     /// `<key>.ckpt`: the companion of a tail-indexed fork file (D14/D15),
@@ -111,7 +111,7 @@ pub enum NameKind {
 }
 
 /// `.ckpt`, the companion suffix of the tail-indexed dialects.
-pub const COMPANION_EXT: &str = ".ckpt";
+pub(crate) const COMPANION_EXT: &str = ".ckpt";
 
 /// A pid as a writer prints it (`%ld`, Rust's `{}`): digits without a
 /// leading zero, as no pid is 0. `000123` is therefore no pid, and can only
@@ -171,7 +171,7 @@ fn temp_kind(name: &str) -> Option<TempKind> {
 }
 
 /// Classify a file name without touching the file.
-pub fn classify_name(name: &str) -> NameKind {
+pub(crate) fn classify_name(name: &str) -> NameKind {
     if name == STATE_DIR {
         return NameKind::State;
     }
@@ -356,14 +356,6 @@ pub struct Stray {
     pub order: u32,
 }
 
-impl Stray {
-    /// A name ending in `.kv` that is not a checkpoint name: ds4 ignores it,
-    /// hanzo-engine counts it (and deletes it when its budget needs room).
-    pub fn is_kv_name(&self) -> bool {
-        hanzo_kv_name(&self.file)
-    }
-}
-
 /// The block stores of FORMAT.md §9 name their files `.kvs`/`.kvt` (D16)
 /// and `.kvb` (D17). Their magic is read (8 bytes, never following a
 /// link) only for those names, so a listing pays nothing for other strays.
@@ -382,14 +374,6 @@ fn block_store_kind(name: &str, path: &Path) -> Option<DialectId> {
     } else {
         None
     }
-}
-
-/// hanzo-engine counts a directory entry when Rust's `Path::extension()` is
-/// exactly `kv` (case-sensitive) and the stem is UTF-8
-/// (disk_kv_cache.rs `scan_entries`, c8bcee7d5): `.kv` alone has no
-/// extension, `x.KV` is not counted.
-pub fn hanzo_kv_name(name: &str) -> bool {
-    Path::new(name).extension().is_some_and(|e| e == "kv")
 }
 
 /// Everything a scan found in one directory, each list sorted by name.

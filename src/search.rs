@@ -12,10 +12,10 @@
 //! Bounds, all from constants rather than from the file:
 //!
 //! - a needle longer than the text cannot occur in it and is never read;
-//! - needles are loaded into automata of at most [`BATCH_BYTES`] of
+//! - needles are loaded into automata of at most `BATCH_BYTES` of
 //!   patterns (an automaton costs some 25 bytes per pattern byte): more
 //!   needles cost more passes over the text, not more memory;
-//! - a needle longer than [`BATCH_BYTES`] is looked for alone with a
+//! - a needle longer than `BATCH_BYTES` is looked for alone with a
 //!   Rabin–Karp rolling hash over the text, reading both from the file
 //!   through small buffers: O(text) time, O(1) memory, whatever its
 //!   length (a sparse 512 MiB DSML block over a sparse 512 MiB text).
@@ -31,7 +31,7 @@ use std::collections::HashMap;
 use std::io;
 
 /// Pattern bytes per automaton.
-pub const BATCH_BYTES: u64 = 1 << 20;
+pub(crate) const BATCH_BYTES: u64 = 1 << 20;
 
 /// Bytes of text read per step.
 const TEXT_CHUNK: usize = 64 << 10;

@@ -112,17 +112,17 @@ impl Meta {
     }
 
     /// `fstat` of an open file.
-    pub fn of_file(f: &impl AsFd) -> io::Result<Meta> {
+    pub(crate) fn of_file(f: &impl AsFd) -> io::Result<Meta> {
         Ok(Meta::of_stat(&rustix::fs::fstat(f)?))
     }
 
     /// The same inode.
-    pub fn same_file(&self, other: &Meta) -> bool {
+    pub(crate) fn same_file(&self, other: &Meta) -> bool {
         (self.dev, self.ino) == (other.dev, other.ino)
     }
 }
 
-/// How [`Dir::open_file`] opens a file in a directory. Every open adds
+/// How `Dir::open_file` opens a file in a directory. Every open adds
 /// `O_NOFOLLOW` (a link in a cache must never lead kvc out of it),
 /// `O_NONBLOCK` (a FIFO someone named like kvc's state must not hang it)
 /// and `O_CLOEXEC`.
@@ -143,7 +143,7 @@ pub enum Open {
 /// symbolic link while kvc works cannot redirect what it writes or
 /// deletes.
 #[derive(Debug)]
-pub struct Dir {
+pub(crate) struct Dir {
     fd: OwnedFd,
     /// The path it was opened by, for messages.
     path: PathBuf,
@@ -178,7 +178,7 @@ impl Dir {
 
     /// The directory `name` inside this one, never through a symbolic
     /// link (`ELOOP`, or `ENOTDIR` for anything that is not a directory).
-    pub fn open_dir(&self, name: &OsStr) -> io::Result<Dir> {
+    pub(crate) fn open_dir(&self, name: &OsStr) -> io::Result<Dir> {
         name_ok(name)?;
         let fd = rustix::fs::openat(
             &self.fd,
@@ -207,7 +207,7 @@ impl Dir {
 
     /// Open the file `name` in this directory (see [`Open`]); never
     /// follows a symbolic link.
-    pub fn open_file(&self, name: &OsStr, how: Open) -> io::Result<File> {
+    pub(crate) fn open_file(&self, name: &OsStr, how: Open) -> io::Result<File> {
         name_ok(name)?;
         let base = OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
         let flags = match how {
@@ -245,7 +245,7 @@ impl Dir {
     }
 
     /// Remove the empty directory `name`.
-    pub fn remove_dir(&self, name: &OsStr) -> io::Result<()> {
+    pub(crate) fn remove_dir(&self, name: &OsStr) -> io::Result<()> {
         name_ok(name)?;
         Ok(rustix::fs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR)?)
     }
@@ -266,7 +266,7 @@ impl Dir {
 
     /// Rename `name` to `to_name` in `to`, failing with `AlreadyExists`
     /// rather than replacing a file there (`RENAME_NOREPLACE`).
-    pub fn rename_new(&self, name: &OsStr, to: &Dir, to_name: &OsStr) -> io::Result<()> {
+    pub(crate) fn rename_new(&self, name: &OsStr, to: &Dir, to_name: &OsStr) -> io::Result<()> {
         name_ok(name)?;
         name_ok(to_name)?;
         Ok(rustix::fs::renameat_with(
@@ -286,7 +286,7 @@ impl Dir {
     }
 
     /// Swap the names `a` and `b` atomically (`RENAME_EXCHANGE`).
-    pub fn exchange(&self, a: &OsStr, b: &OsStr) -> io::Result<()> {
+    pub(crate) fn exchange(&self, a: &OsStr, b: &OsStr) -> io::Result<()> {
         name_ok(a)?;
         name_ok(b)?;
         Ok(rustix::fs::renameat_with(
@@ -329,7 +329,7 @@ impl Dir {
     }
 
     /// A second descriptor of the same directory (`dup`).
-    pub fn try_clone(&self) -> io::Result<Dir> {
+    pub(crate) fn try_clone(&self) -> io::Result<Dir> {
         Ok(Dir {
             fd: self.fd.try_clone()?,
             path: self.path.clone(),
@@ -348,7 +348,7 @@ impl AsFd for Dir {
 /// link unless `follow` (a path the user typed is followed as typed; a
 /// name found in a cache never is). Callers check the type of what they
 /// opened with `fstat` before reading.
-pub fn open_read(path: &Path, follow: bool) -> io::Result<File> {
+pub(crate) fn open_read(path: &Path, follow: bool) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut flags = libc::O_NONBLOCK;
     if !follow {
@@ -361,7 +361,7 @@ pub fn open_read(path: &Path, follow: bool) -> io::Result<File> {
 }
 
 /// [`open_read`] read-write (a trailer rewritten in place).
-pub fn open_read_write(path: &Path) -> io::Result<File> {
+pub(crate) fn open_read_write(path: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     fs::OpenOptions::new()
         .read(true)
@@ -371,23 +371,23 @@ pub fn open_read_write(path: &Path) -> io::Result<File> {
 }
 
 /// The error `O_NOFOLLOW` gives on a symbolic link.
-pub fn is_symlink_error(e: &io::Error) -> bool {
+pub(crate) fn is_symlink_error(e: &io::Error) -> bool {
     e.raw_os_error() == Some(libc::ELOOP)
 }
 
 /// The error of a move across file systems.
-pub fn is_cross_device(e: &io::Error) -> bool {
+pub(crate) fn is_cross_device(e: &io::Error) -> bool {
     e.raw_os_error() == Some(libc::EXDEV)
 }
 
 /// The error of an operation not permitted (`chown` by a non-root user).
-pub fn is_not_permitted(e: &io::Error) -> bool {
+pub(crate) fn is_not_permitted(e: &io::Error) -> bool {
     e.raw_os_error() == Some(libc::EPERM)
 }
 
 /// Take an exclusive `flock` on `file` if it is free: `Ok(false)` when
 /// another descriptor holds it.
-pub fn try_lock(file: &File) -> io::Result<bool> {
+pub(crate) fn try_lock(file: &File) -> io::Result<bool> {
     match file.try_lock() {
         Ok(()) => Ok(true),
         Err(fs::TryLockError::WouldBlock) => Ok(false),
@@ -397,7 +397,7 @@ pub fn try_lock(file: &File) -> io::Result<bool> {
 
 /// Random bytes from the kernel, for temp names no earlier process can
 /// have left behind.
-pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
+pub(crate) fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
     let mut filled = 0;
     while filled < buf.len() {
         filled +=
@@ -408,7 +408,7 @@ pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
 
 /// Tell the kernel `len` bytes at `off` are read once, front to back, so
 /// readahead ramps up at once. Only a hint: failure changes nothing.
-pub fn advise_sequential(file: &File, off: u64, len: u64) {
+pub(crate) fn advise_sequential(file: &File, off: u64, len: u64) {
     let _ = rustix::fs::fadvise(
         file,
         off,
@@ -419,7 +419,7 @@ pub fn advise_sequential(file: &File, off: u64, len: u64) {
 
 /// Is this error a filesystem saying "I can't do that operation" (as
 /// opposed to a real failure)?
-pub fn unsupported(e: &io::Error) -> bool {
+pub(crate) fn unsupported(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(libc::EOPNOTSUPP | libc::ENOTTY | libc::EINVAL | libc::EXDEV | libc::ENOSYS)
@@ -428,7 +428,7 @@ pub fn unsupported(e: &io::Error) -> bool {
 
 /// Share `src`'s extents with the empty `dst` (`FICLONE`). `Ok(false)`
 /// where the filesystem cannot.
-pub fn reflink(dst: &File, src: &File) -> io::Result<bool> {
+pub(crate) fn reflink(dst: &File, src: &File) -> io::Result<bool> {
     match rustix::fs::ioctl_ficlone(dst, src) {
         Ok(()) => Ok(true),
         Err(e) => {
@@ -445,7 +445,12 @@ pub fn reflink(dst: &File, src: &File) -> io::Result<bool> {
 /// `copy_file_range` of up to `len` bytes from `src` at `off` to the same
 /// offset of `dst`. `Ok(None)` where the kernel or filesystem refuses it
 /// (the caller copies through a buffer); `Ok(Some(0))` at the end of `src`.
-pub fn copy_range(src: &File, dst: &File, off: u64, len: usize) -> io::Result<Option<usize>> {
+pub(crate) fn copy_range(
+    src: &File,
+    dst: &File,
+    off: u64,
+    len: usize,
+) -> io::Result<Option<usize>> {
     let (mut off_in, mut off_out) = (off, off);
     loop {
         match rustix::fs::copy_file_range(src, Some(&mut off_in), dst, Some(&mut off_out), len) {
@@ -474,11 +479,12 @@ pub fn grow_pipe(fd: BorrowedFd<'_>, want: usize) {
 }
 
 /// The size the kernel gives a pipe now.
-pub fn pipe_size(fd: BorrowedFd<'_>) -> io::Result<usize> {
+#[cfg(test)]
+pub(crate) fn pipe_size(fd: BorrowedFd<'_>) -> io::Result<usize> {
     Ok(rustix::pipe::fcntl_getpipe_size(fd)?)
 }
 
-/// Why [`OpenFiles`] cannot tell whether a file is held open.
+/// Why `OpenFiles` cannot tell whether a file is held open.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Unseen {
     /// `/proc` could not be read: not Linux, or not mounted (a chroot).
@@ -513,7 +519,7 @@ impl Unseen {
 
 /// What [`OpenFiles`] knows about one file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Holding {
+pub(crate) enum Holding {
     /// A process holds it open.
     Open,
     /// Every process that could be writing it was inspected, and none
@@ -539,7 +545,7 @@ struct Uninspected {
 /// process's root and mount namespace, and goes stale when the file is
 /// renamed.
 #[derive(Clone, Debug, Default)]
-pub struct OpenFiles {
+pub(crate) struct OpenFiles {
     held: HashSet<(u64, u64)>,
     /// `/proc` was listed, and is a procfs that shows this process.
     listed: bool,

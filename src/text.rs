@@ -4,15 +4,15 @@
 use std::fmt::Write as _;
 
 /// ds4's chat markers (full-width bars and the `▁` word separator).
-pub const USER_MARKER: &str = "<｜User｜>";
-pub const ASSISTANT_MARKER: &str = "<｜Assistant｜>";
+pub(crate) const USER_MARKER: &str = "<｜User｜>";
+pub(crate) const ASSISTANT_MARKER: &str = "<｜Assistant｜>";
 
 /// ChatML, as hanzo-engine renders chat: `<|im_start|>user\n…<|im_end|>`.
-pub const CHATML_USER: &str = "<|im_start|>user";
-pub const CHATML_END: &str = "<|im_end|>";
+pub(crate) const CHATML_USER: &str = "<|im_start|>user";
+pub(crate) const CHATML_END: &str = "<|im_end|>";
 
 /// ds4-agent cuts titles at 70 bytes and appends `...`.
-pub const TITLE_MAX_BYTES: usize = 70;
+pub(crate) const TITLE_MAX_BYTES: usize = 70;
 const TITLE_ELLIPSIS: &str = "...";
 
 /// First occurrence of a non-empty `needle`. memchr's SIMD search: titles

@@ -60,7 +60,7 @@ pub const READ_BUF: usize = 256 << 10;
 
 /// A temp file older than this whose writer is gone is reported as stale:
 /// a real save of even a multi-GiB checkpoint finishes in minutes.
-pub const DEFAULT_TEMP_AGE: Duration = Duration::from_secs(3600);
+pub(crate) const DEFAULT_TEMP_AGE: Duration = Duration::from_secs(3600);
 
 /// Group and other read bits: a checkpoint holds a verbatim prompt.
 const FILE_READ_BY_OTHERS: u32 = 0o044;
@@ -109,7 +109,7 @@ impl Default for VerifyOptions {
 /// Is the checkpoint named `name` in the deep-check sample? A hash of the
 /// name, not a random draw, so reruns and other machines pick the same
 /// files (restic's `--read-data-subset` does the same).
-pub fn in_sample(name: &str, percent: f64) -> bool {
+pub(crate) fn in_sample(name: &str, percent: f64) -> bool {
     if percent >= 100.0 {
         return true;
     }

@@ -23,7 +23,7 @@
 //! it into place only after the record that follows has confirmed digest
 //! and size, and the bytes parsed as a checkpoint of a dialect kvc reads
 //! whose content gives it its name (the text's SHA-1, or a ds4-agent
-//! session's identity: [`identity::expected_key`], the scan's own rule).
+//! session's identity: `identity::expected_key`, the scan's own rule).
 //! Nothing becomes visible under a checkpoint name before every byte of it
 //! was checked. Foreign dialects are neither exported nor installed: kvc
 //! cannot verify them.
@@ -47,7 +47,7 @@
 //!   (BLAKE3 of the whole, and what the dialect and name checks need);
 //! - `ustar`: the tar grammar kvc writes and accepts (ustar headers, plain
 //!   names, entry types);
-//! - [`export`]: selecting checkpoints and writing a bundle;
+//! - [`export`](mod@export): selecting checkpoints and writing a bundle;
 //! - [`install`]: reading a bundle and installing what verifies, through
 //!   the write session.
 
@@ -70,18 +70,18 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the bundle layout and record schema. Import refuses records
 /// of a newer version rather than guess at them.
-pub const BUNDLE_VERSION: u32 = 1;
+pub(crate) const BUNDLE_VERSION: u32 = 1;
 /// Suffix of the digest record that follows each checkpoint entry.
-pub const META_SUFFIX: &str = ".kvc-meta.json";
+pub(crate) const META_SUFFIX: &str = ".kvc-meta.json";
 /// The last entry of a bundle.
-pub const MANIFEST_NAME: &str = "MANIFEST.json";
+pub(crate) const MANIFEST_NAME: &str = "MANIFEST.json";
 /// Bytes moved per read: large enough that syscalls and hashing run in big
 /// steps (BLAKE3 vectorises across 1 KiB chunks), small enough that memory
 /// stays constant whatever the file sizes.
 pub const CHUNK: usize = 256 * 1024;
 /// A digest record is a few hundred bytes; anything much larger is not one,
 /// and is not read into memory.
-pub const MAX_META_LEN: u64 = 64 * 1024;
+pub(crate) const MAX_META_LEN: u64 = 64 * 1024;
 /// The manifest holds one record per entry (~500 bytes): 64 MiB is over
 /// 100 000 checkpoints, and bounds what a hostile stream can make us hold.
 pub const MAX_MANIFEST_LEN: u64 = 64 * 1024 * 1024;

@@ -8,7 +8,6 @@
 use crate::format::dsv4::{self, Dsv4Header};
 use crate::format::{Header, HeaderError, HEADER_LEN, PREFIX_LEN, TEXT_OFFSET};
 use serde::Serialize;
-use sha1::{Digest, Sha1};
 use std::fmt;
 use std::fs::File;
 use std::io;
@@ -20,9 +19,9 @@ pub const KEY_HEX_LEN: usize = 40;
 /// Characters of a key a listing shows.
 pub const SHORT_KEY_LEN: usize = 12;
 /// ds4-agent's system prompt checkpoint: a fixed name, no hash in it.
-pub const SYSPROMPT_FILE: &str = "sysprompt.kv";
-pub const SYSPROMPT_KEY: &str = "sysprompt";
-pub const KV_EXT: &str = ".kv";
+pub(crate) const SYSPROMPT_FILE: &str = "sysprompt.kv";
+pub(crate) const SYSPROMPT_KEY: &str = "sysprompt";
+pub(crate) const KV_EXT: &str = ".kv";
 
 /// What names a checkpoint: the SHA-1 of its text, or ds4-agent's fixed
 /// `sysprompt`.
@@ -59,7 +58,9 @@ impl Key {
     }
 
     /// The key of a text: its SHA-1 (FORMAT.md §2).
-    pub fn of_text(text: &[u8]) -> Key {
+    #[cfg(test)]
+    pub(crate) fn of_text(text: &[u8]) -> Key {
+        use sha1::{Digest, Sha1};
         Key::Hash(hex(&Sha1::digest(text)))
     }
 
@@ -190,7 +191,7 @@ impl CheckpointFile {
     }
 
     /// Like [`open_unchecked`](Self::open_unchecked) on a file already open.
-    pub fn from_file(path: &Path, file: File) -> Result<CheckpointFile, OpenError> {
+    pub(crate) fn from_file(path: &Path, file: File) -> Result<CheckpointFile, OpenError> {
         let size = file.metadata()?.len();
         Self::from_file_sized(path, file, size)
     }
@@ -198,7 +199,7 @@ impl CheckpointFile {
     /// [`from_file`](Self::from_file) when the caller already did the
     /// `fstat` (a scan needs the mode too): one system call less per file.
     /// `size` must come from `fstat` of this very descriptor.
-    pub fn from_file_sized(
+    pub(crate) fn from_file_sized(
         path: &Path,
         file: File,
         size: u64,

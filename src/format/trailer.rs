@@ -11,18 +11,18 @@ use sha1::{Digest, Sha1};
 
 /// `KTM` at the start of the section.
 pub const MAGIC: [u8; 3] = *b"KTM";
-pub const VERSION: u8 = 1;
+pub(crate) const VERSION: u8 = 1;
 /// magic, version, u32 count.
-pub const SECTION_HEADER_LEN: usize = 8;
+pub(crate) const SECTION_HEADER_LEN: usize = 8;
 /// Per entry: u32 id_len, u32 dsml_len.
-pub const ENTRY_HEADER_LEN: usize = 8;
+pub(crate) const ENTRY_HEADER_LEN: usize = 8;
 
 /// ds4's loader limits: ids of 1..=256 bytes, DSML blocks of 1 byte to
 /// 512 MiB, at most 4 × max ids entries (max ids defaults to 100000).
-pub const MAX_ID_LEN: usize = 256;
-pub const MAX_DSML_LEN: usize = 512 << 20;
-pub const DEFAULT_MAX_IDS: u32 = 100_000;
-pub const MAX_COUNT: u32 = 4 * DEFAULT_MAX_IDS;
+pub(crate) const MAX_ID_LEN: usize = 256;
+pub(crate) const MAX_DSML_LEN: usize = 512 << 20;
+pub(crate) const DEFAULT_MAX_IDS: u32 = 100_000;
+pub(crate) const MAX_COUNT: u32 = 4 * DEFAULT_MAX_IDS;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ToolMapEntry {
@@ -205,7 +205,7 @@ impl<'a> Ahead<'a> {
 
 /// Walk the tool-id map section in `[at, end)` of a file, entry by entry,
 /// checking it exactly as [`ToolMap::decode`] checks the same bytes, and
-/// hand each entry to `f`. Holds at most one buffer ([`WALK_BUFFER`]) and
+/// hand each entry to `f`. Holds at most one buffer (`WALK_BUFFER`) and
 /// one id, whatever the section claims: the DSML blocks are skipped, not
 /// read (a sparse 1.5 GiB trailer costs a few reads). Returns the number of
 /// entries.
@@ -287,14 +287,14 @@ pub fn walk(
 /// or prune it) holds.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("the {len}-byte tool-id map is larger than kvc holds in memory to list, export or prune it ({max} bytes); `kvc verify` checks it and `kvc trailer strip` removes it without reading it whole")]
-pub struct TooLarge {
+pub(crate) struct TooLarge {
     pub len: u64,
     pub max: u64,
 }
 
 /// What [`read_map`] refuses or fails on.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ReadMapError {
+pub(crate) enum ReadMapError {
     TooLarge(TooLarge),
     Walk(WalkError),
 }
@@ -303,11 +303,16 @@ pub enum ReadMapError {
 /// it. ds4 allows 512 MiB DSML blocks, but writes blocks of a few KiB;
 /// 256 MiB is thousands of times a real map, and what a listing of it
 /// could still show.
-pub const MAX_HELD_MAP: u64 = 256 << 20;
+pub(crate) const MAX_HELD_MAP: u64 = 256 << 20;
 
 /// The whole map in `[at, end)`, held in memory, when the section is at
 /// most `max` bytes (checked before anything is read).
-pub fn read_map(probe: &dyn Probe, at: u64, end: u64, max: u64) -> Result<ToolMap, ReadMapError> {
+pub(crate) fn read_map(
+    probe: &dyn Probe,
+    at: u64,
+    end: u64,
+    max: u64,
+) -> Result<ToolMap, ReadMapError> {
     let len = end.saturating_sub(at);
     if len > max {
         return Err(ReadMapError::TooLarge(TooLarge { len, max }));
@@ -333,7 +338,7 @@ pub fn read_map(probe: &dyn Probe, at: u64, end: u64, max: u64) -> Result<ToolMa
 
 /// The bytes of an id or DSML block that ds4 reads: it uses both as C
 /// strings (`strcmp`, `strlen`), so a NUL byte ends them.
-pub fn c_string(b: &[u8]) -> &[u8] {
+pub(crate) fn c_string(b: &[u8]) -> &[u8] {
     match memchr::memchr(0, b) {
         Some(n) => &b[..n],
         None => b,
@@ -398,20 +403,20 @@ impl ToolMap {
 
 /// ext bits 0 and 3 together: no engine writes both (the server writes tool
 /// maps, the agent titles), so such a file is reported, never guessed at.
-pub fn trailer_conflict(h: &Header) -> bool {
+pub(crate) fn trailer_conflict(h: &Header) -> bool {
     h.ext_flags.has_tool_map() && h.ext_flags.has_session_title()
 }
 
 /// Bytes of a session title kept for display; the rest is only hashed. The
 /// agent's titles are one line; a longer claim costs reading, not memory.
-pub const TITLE_KEEP: usize = 1024;
+pub(crate) const TITLE_KEEP: usize = 1024;
 
 /// A session-title trailer (FORMAT.md §5b) as ds4-agent reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionTitle {
     /// `title_len` as stored.
     pub len: u32,
-    /// The first [`TITLE_KEEP`] bytes of the title.
+    /// The first `TITLE_KEEP` bytes of the title.
     pub head: Vec<u8>,
     /// The identity the title gives the session: SHA-1(title ‖ created as
     /// u64 little-endian), the name ds4-agent saves it under.
@@ -435,7 +440,7 @@ pub enum TitleError {
 /// passes every byte of a file once (a bundle's export and import). Bytes
 /// outside the trailer are ignored, so a stream can feed it everything.
 #[derive(Clone, Debug)]
-pub struct TitleReader {
+pub(crate) struct TitleReader {
     /// Where the title's length field starts: the end of the payload.
     at: u64,
     created: u64,
@@ -532,7 +537,7 @@ impl TitleReader {
 }
 
 /// Read the session title at `payload_end`, as ds4-agent does (it seeks to
-/// `52 + text_len + payload_bytes`). See [`TitleReader::finish`] for a
+/// `52 + text_len + payload_bytes`). See `TitleReader::finish` for a
 /// title that claims more bytes than the file has.
 pub fn read_session_title(
     probe: &dyn Probe,

@@ -12,7 +12,7 @@
 //! a file name (a temp file's name is whatever its writer chose), and the
 //! journal is read by people and by `kvc log`. Reading is bounded: only a
 //! regular file, opened without following a link, and at most
-//! [`MAX_READ`] bytes of it (the newest).
+//! `MAX_READ` bytes of it (the newest).
 
 use super::lock::{open_state, open_state_file};
 use crate::error::{Error, Result};
@@ -35,7 +35,7 @@ pub const JOURNAL_FILE: &str = "journal";
 /// Beyond that the oldest records are skipped, and the report says how many
 /// bytes were. A journal is rotated by moving it away (`mv .kvc/journal
 /// .kvc/journal.1`): kvc starts a new one.
-pub const MAX_READ: u64 = 16 << 20;
+pub(crate) const MAX_READ: u64 = 16 << 20;
 
 /// What kvc did, as the journal names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,7 +136,7 @@ impl Record {
 
     /// Tokens, hits and reason from the checkpoint's header, when it had
     /// one.
-    pub fn with_header(mut self, h: Option<&Header>) -> Record {
+    pub(crate) fn with_header(mut self, h: Option<&Header>) -> Record {
         if let Some(h) = h {
             self.tokens = h.tokens;
             self.hits = h.hits;
@@ -146,7 +146,7 @@ impl Record {
     }
 
     /// The score the eviction order gave it, and the policy.
-    pub fn with_score(mut self, score: Option<f64>, policy: Policy) -> Record {
+    pub(crate) fn with_score(mut self, score: Option<f64>, policy: Policy) -> Record {
         self.score = score;
         self.policy = Some(policy.name().into());
         self
@@ -215,7 +215,7 @@ pub struct JournalRead {
     pub records: Vec<Record>,
     /// Lines skipped: torn or failing their checksum.
     pub damaged: usize,
-    /// Bytes at the start of a journal larger than [`MAX_READ`] that were
+    /// Bytes at the start of a journal larger than `MAX_READ` that were
     /// not read.
     pub skipped_bytes: u64,
 }
@@ -257,7 +257,7 @@ fn parse_line(line: &[u8]) -> Option<Record> {
 /// Read the journal of `dir`; a directory without one has an empty
 /// journal. Never follows a link, reads only a regular file (a FIFO or a
 /// device named `journal` is refused without being opened), and at most
-/// its newest [`MAX_READ`] bytes. Creates nothing.
+/// its newest `MAX_READ` bytes. Creates nothing.
 pub fn read(dir: &Path) -> Result<JournalRead> {
     let d = Dir::open(dir).map_err(|e| Error::io(dir, e))?;
     let Some(state) = open_state(&d, false)? else {

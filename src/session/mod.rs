@@ -9,7 +9,7 @@
 //!   `cache/a.kv ./cache/b.kv` is one directory and one lock; several are
 //!   taken in path order, so two kvc processes cannot deadlock; a waiter
 //!   says who holds the lock after a second and gives up after `--wait`
-//!   ([`lock`]). Everything in a locked directory is then done relative to
+//!   (`lock`). Everything in a locked directory is then done relative to
 //!   its descriptor.
 //! - **the journal**: one constructor ([`journal::Record::new`]), every
 //!   field sanitized, appended durably ([`journal`]).
@@ -33,7 +33,7 @@ pub use lock::{Holder, LOCK_FILE, STATE_DIR, WAIT_NOTICE};
 
 /// Does `.kvc/` of `dir` exist as a plain directory holding nothing but
 /// the lock file? (`kvc gc` removes such state.) Reads only.
-pub fn lock_state_is_empty(dir: &Path) -> Result<bool> {
+pub(crate) fn lock_state_is_empty(dir: &Path) -> Result<bool> {
     lock::state_is_empty(dir)
 }
 
@@ -49,7 +49,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// `--wait`'s default: long enough for an import of a large bundle to
 /// finish before the next cron run gives up, short enough that runs do not
 /// pile up behind a stalled one (cron's usual interval is 10 minutes).
-pub const DEFAULT_WAIT: Duration = Duration::from_secs(600);
+pub(crate) const DEFAULT_WAIT: Duration = Duration::from_secs(600);
 
 /// How a session is opened.
 pub struct SessionOptions {
@@ -73,7 +73,7 @@ impl SessionOptions {
 
 /// Told once per directory, after [`WAIT_NOTICE`] of waiting, who holds
 /// its lock (the holder is `None` when its record cannot be read).
-pub type WaitNotice = Box<dyn FnMut(&Path, Option<&Holder>)>;
+pub(crate) type WaitNotice = Box<dyn FnMut(&Path, Option<&Holder>)>;
 
 /// See the module documentation.
 pub struct Session {
@@ -111,7 +111,7 @@ pub fn clock(now: Option<u64>) -> Result<u64> {
 
 /// A directory's canonical path (symbolic links in the path the user typed
 /// resolved): the name its lock is known by.
-pub fn canonical_dir(dir: &Path) -> Result<PathBuf> {
+pub(crate) fn canonical_dir(dir: &Path) -> Result<PathBuf> {
     let dir = if dir.as_os_str().is_empty() {
         Path::new(".")
     } else {
@@ -222,7 +222,7 @@ impl Session {
     /// Remove `.kvc/` of the locked `dir` if it holds nothing but the lock
     /// file, and release the lock (`kvc gc`). Returns whether it was
     /// removed; the lock is released either way.
-    pub fn remove_state_if_empty(&mut self, dir: &Path) -> Result<bool> {
+    pub(crate) fn remove_state_if_empty(&mut self, dir: &Path) -> Result<bool> {
         let c = canonical_dir(dir)?;
         let i = self.find(&c).ok_or_else(|| not_locked(dir))?;
         self.held.remove(i).remove_state_if_empty()
@@ -239,7 +239,7 @@ impl Session {
 
     /// Unlink `name` in the locked directory `dir` if it is still the
     /// inode `judged` describes (a caller that judged the contents re-reads
-    /// them through [`Session::dir`] first). The directory is fsynced after
+    /// them through `Session::dir` first). The directory is fsynced after
     /// the unlink; a failure there does not undo the removal and is
     /// reported as such ([`Removal::Removed`] with `unsynced`).
     pub fn remove(&mut self, dir: &Path, name: &str, judged: &Judged) -> Result<Removal> {

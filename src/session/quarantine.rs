@@ -34,7 +34,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// Suffix of the file recording why a file was quarantined.
-pub const WHY_SUFFIX: &str = ".why";
+pub(crate) const WHY_SUFFIX: &str = ".why";
 /// Tries at a free name in the quarantine directory before giving up.
 const MAX_NAME_TRIES: u32 = 1000;
 

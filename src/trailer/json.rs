@@ -76,7 +76,7 @@ pub fn to_hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-pub fn from_hex(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn from_hex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
     }
@@ -87,7 +87,7 @@ pub fn from_hex(s: &str) -> Option<Vec<u8>> {
 }
 
 /// A byte field as a string, or as hex when it is not UTF-8.
-pub fn split_field(b: &[u8]) -> (Option<String>, Option<String>) {
+pub(crate) fn split_field(b: &[u8]) -> (Option<String>, Option<String>) {
     match std::str::from_utf8(b) {
         Ok(s) => (Some(s.to_string()), None),
         Err(_) => (None, Some(to_hex(b))),
@@ -135,7 +135,7 @@ fn field(
 }
 
 /// Parse and check a map given to `set`: JSON shape, then ds4's limits
-/// ([`rewrite::check_limits`]). The error is one line.
+/// (`rewrite::check_limits`). The error is one line.
 pub fn parse_map(bytes: &[u8]) -> Result<ToolMap, String> {
     let raw: Vec<EntryJson> = serde_json::from_slice(bytes)
         .map_err(|e| format!("not a tool-id map ([{{\"id\": ..., \"dsml\": ...}}, ...]): {e}"))?;

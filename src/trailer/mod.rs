@@ -48,7 +48,7 @@ impl Op {
     }
 
     /// The journal's op.
-    pub fn journal_op(self) -> journal::Op {
+    pub(crate) fn journal_op(self) -> journal::Op {
         match self {
             Op::Set => journal::Op::TrailerSet,
             Op::Prune => journal::Op::TrailerPrune,

@@ -12,7 +12,7 @@
 //! exactly when a non-empty map follows the payload; an empty map is
 //! written as no section at all.
 //!
-//! Only files with ds4's tool-id map are rewritten ([`tool_map_rule`]): not
+//! Only files with ds4's tool-id map are rewritten (`tool_map_rule`): not
 //! a ds4-agent session (ext bit 3: its trailer is its title), not a file of
 //! a dialect without ds4's trailers (hanzo-engine), not a foreign one.
 //!
@@ -63,7 +63,7 @@
 //!
 //! `Method::Auto` keeps the strict guarantee everywhere and copies only as
 //! the last resort: it clones where the filesystem can; otherwise it
-//! rewrites in place when that is strict ([`Plan::in_place_is_strict`]:
+//! rewrites in place when that is strict (`Plan::in_place_is_strict`:
 //! adding a map where there was none, removing one), and copies when it is
 //! not (replacing a non-empty map by another).
 //!
@@ -182,7 +182,7 @@ impl TrailerState {
 
 /// The map ds4 loads from this file, held in memory for a command that
 /// shows or prunes it: `Ok(None)` without one (bit 0 clear, or nothing
-/// after the payload). Refuses a map larger than [`ktm::MAX_HELD_MAP`]
+/// after the payload). Refuses a map larger than `ktm::MAX_HELD_MAP`
 /// before reading it, and a broken one.
 pub fn read_active_map(cf: &CheckpointFile) -> Result<Option<ToolMap>> {
     if !cf.header.ext_flags.has_tool_map() {
@@ -266,7 +266,7 @@ fn shown_id(id: &[u8]) -> String {
 /// (ds4 reads ids and DSML blocks as C strings: a NUL cuts them, and an
 /// entry that starts with one is dropped), repeated ids (only the last is
 /// used). Independent of any text.
-pub fn check_limits(map: &ToolMap) -> Vec<EntryProblem> {
+pub(crate) fn check_limits(map: &ToolMap) -> Vec<EntryProblem> {
     let mut out = Vec::new();
     if map.entries.len() > MAX_COUNT as usize {
         out.push(EntryProblem::TooMany {
@@ -420,7 +420,7 @@ pub enum NotToolMap {
 
 /// Whether a file of `dialect` with header `h` has ds4's tool-id map
 /// trailer for kvc to read and rewrite (see [`NotToolMap`]).
-pub fn tool_map_rule(dialect: DialectId, h: &Header) -> std::result::Result<(), NotToolMap> {
+pub(crate) fn tool_map_rule(dialect: DialectId, h: &Header) -> std::result::Result<(), NotToolMap> {
     let spec = dialect.spec();
     if matches!(
         spec.support,
@@ -478,7 +478,7 @@ pub fn tool_map_dialect(
 #[derive(Clone, Copy, Debug)]
 pub enum Edit<'a> {
     /// Replace the map (an empty map removes it). The map must pass
-    /// [`check_limits`]; `allow_missing` stores entries whose DSML block is
+    /// `check_limits`; `allow_missing` stores entries whose DSML block is
     /// not in the text.
     Set {
         map: &'a ToolMap,
@@ -517,7 +517,7 @@ pub struct Plan {
 
 impl Plan {
     /// Size of the file after the rewrite.
-    pub fn size_after(&self) -> u64 {
+    pub(crate) fn size_after(&self) -> u64 {
         self.size - self.current_len + self.section.len() as u64
     }
 
@@ -530,7 +530,7 @@ impl Plan {
     /// every instant? Not when a non-empty map is replaced by another one:
     /// then bit 0 must be cleared while the section changes (module
     /// documentation), and ds4 would see no map meanwhile.
-    pub fn in_place_is_strict(&self) -> bool {
+    pub(crate) fn in_place_is_strict(&self) -> bool {
         let replaces_a_map = matches!(&self.before, TrailerState::Map(m) if m.entries > 0)
             && !self.section.is_empty()
             && self.body_changes;
@@ -690,7 +690,7 @@ fn trailer_is(cf: &CheckpointFile, section: &[u8]) -> io::Result<bool> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
     /// Clone where the filesystem can; else in place where that is strict
-    /// ([`Plan::in_place_is_strict`]), copy where it is not.
+    /// (`Plan::in_place_is_strict`), copy where it is not.
     Auto,
     /// In place, ordered writes and fsyncs.
     InPlace,
@@ -793,7 +793,11 @@ pub fn open_checkpoint(path: &Path, write: bool) -> Result<Option<CheckpointFile
 /// (the write session's descriptor of the directory `path` is in): the
 /// name is resolved relative to it, never through a link; `path` names it
 /// in messages.
-pub fn open_checkpoint_in(dir: &Dir, path: &Path, write: bool) -> Result<Option<CheckpointFile>> {
+pub(crate) fn open_checkpoint_in(
+    dir: &Dir,
+    path: &Path,
+    write: bool,
+) -> Result<Option<CheckpointFile>> {
     let how = if write { Open::ReadWrite } else { Open::Read };
     checkpoint_from(path, dir.open_file(name_of(path)?, how))
 }
@@ -849,7 +853,7 @@ pub fn apply(
 
 /// [`apply`] with every name resolved relative to `dir`, the open
 /// directory `cf` was found in (the write session's descriptor).
-pub fn apply_in(
+pub(crate) fn apply_in(
     dir: &Dir,
     cf: &CheckpointFile,
     plan: &Plan,
