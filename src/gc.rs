@@ -279,11 +279,29 @@ fn record(now: u64, t: &Temp) -> Record {
     Record::new(now, Op::Gc, &t.file.file, t.file.size, WHY_STALE_TEMP)
 }
 
+/// Calls into the caller while `apply` runs (tests act as a writer
+/// between the look and the removal).
+pub trait Hooks {
+    /// A temp file was looked at again under the lock and is still stale:
+    /// called just before it is removed (if it is still the file that look
+    /// saw).
+    fn before_remove(&mut self, _temp: &Temp) {}
+}
+
+/// No callbacks.
+pub struct NoHooks;
+impl Hooks for NoHooks {}
+
 /// Remove the plan's stale temp files (each re-checked under the lock,
 /// removed only while it is still the file judged, and journaled) and
 /// empty kvc state. With nothing to do, nothing is touched and no lock is
 /// taken.
-pub fn apply(session: &mut Session, plan: GcPlan, opts: &GcOptions) -> Result<GcResult> {
+pub fn apply(
+    session: &mut Session,
+    plan: GcPlan,
+    opts: &GcOptions,
+    hooks: &mut dyn Hooks,
+) -> Result<GcResult> {
     let dir = plan.dir.clone();
     let mut result = GcResult {
         plan,
@@ -304,6 +322,7 @@ pub fn apply(session: &mut Session, plan: GcPlan, opts: &GcOptions) -> Result<Gc
             Some(now) if now.verdict != Verdict::Stale => GcFate::Kept(now.verdict),
             Some(now) => {
                 let judged = Judged::exactly(&now.meta);
+                hooks.before_remove(&now);
                 match session.remove(&dir, &now.file.file, &judged)? {
                     Removal::Removed { unsynced } => {
                         let rec = record(session.now(), &now);

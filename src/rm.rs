@@ -198,14 +198,30 @@ fn record(now: u64, t: &Target) -> Record {
     Record::new(now, Op::Rm, &t.key.to_string(), t.size, why).with_header(t.header.as_ref())
 }
 
+/// Calls into the caller while `apply` runs (tests act as an engine
+/// between resolving and removing).
+pub trait Hooks {
+    /// Just before `target` is checked again and removed.
+    fn before_remove(&mut self, _target: &Target) {}
+}
+
+/// No callbacks.
+pub struct NoHooks;
+impl Hooks for NoHooks {}
+
 /// Remove the targets in the write session: the lock of every directory
 /// involved is taken first (in path order), then each file is removed,
 /// while its name is still the inode judged, and journaled.
-pub fn apply(session: &mut Session, targets: &[Target]) -> Result<Vec<RmFate>> {
+pub fn apply(
+    session: &mut Session,
+    targets: &[Target],
+    hooks: &mut dyn Hooks,
+) -> Result<Vec<RmFate>> {
     let dirs: Vec<&Path> = targets.iter().map(|t| t.dir.as_path()).collect();
     session.lock(&dirs)?;
     let mut fates = Vec::with_capacity(targets.len());
     for t in targets {
+        hooks.before_remove(t);
         let fate = match session.remove(&t.dir, &t.file, &t.judged)? {
             Removal::Removed { unsynced } => {
                 let rec = record(session.now(), t);

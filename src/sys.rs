@@ -301,6 +301,10 @@ impl Dir {
     /// fsync the directory: makes the creations, renames and unlinks in it
     /// durable.
     pub fn sync(&self) -> io::Result<()> {
+        #[cfg(test)]
+        if tests::FAIL_DIR_SYNC.with(|f| f.replace(false)) {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
         Ok(rustix::fs::fsync(&self.fd)?)
     }
 
@@ -373,6 +377,12 @@ pub(crate) fn open_read_write(path: &Path) -> io::Result<File> {
 /// The error `O_NOFOLLOW` gives on a symbolic link.
 pub(crate) fn is_symlink_error(e: &io::Error) -> bool {
     e.raw_os_error() == Some(libc::ELOOP)
+}
+
+/// The error `O_DIRECTORY` gives on something that is not a directory
+/// (with `O_NOFOLLOW`, also on a link to one).
+pub fn is_not_a_directory(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ENOTDIR)
 }
 
 /// The error of a move across file systems.
@@ -655,8 +665,15 @@ fn status_uids(dir: &Path) -> Option<[u32; 4]> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    thread_local! {
+        /// Makes the next [`Dir::sync`] on this thread fail with EIO: the
+        /// one fault the unit tests inject (a disk that fails an fsync
+        /// cannot be had on demand).
+        pub(crate) static FAIL_DIR_SYNC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
     use std::fs::File;
 
     #[test]

@@ -691,3 +691,72 @@ fn rm_refuses_what_is_not_a_regular_file() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(path.exists());
 }
+
+#[test]
+fn rm_removes_only_the_inode_it_resolved() {
+    let env = TestEnv::new();
+    let c = Ckpt::new(chat("re-saved"));
+    let p = env.add(&c);
+    let targets = kvc::rm::plan(
+        Some(env.cache.as_path()),
+        || -> kvc::Result<PathBuf> { unreachable!() },
+        &[c.key()],
+        false,
+    )
+    .unwrap();
+    struct Resave(PathBuf);
+    impl kvc::rm::Hooks for Resave {
+        fn before_remove(&mut self, _: &kvc::rm::Target) {
+            let bytes = fs::read(&self.0).unwrap();
+            engine_saves(&self.0, &bytes);
+        }
+    }
+    let mut s = session();
+    let fates = kvc::rm::apply(&mut s, &targets, &mut Resave(p.clone())).unwrap();
+    assert!(
+        matches!(&fates[0], kvc::rm::RmFate::Changed(_)),
+        "{fates:?}"
+    );
+    assert!(p.exists());
+    assert!(kvc::session::journal::read(&env.cache)
+        .unwrap()
+        .records
+        .is_empty());
+}
+
+#[test]
+fn gc_keeps_a_temp_written_to_after_it_was_judged_stale() {
+    let env = TestEnv::new();
+    let p = env.add_raw(&format!("{}.kv.tmp.4194305", sha1_hex(b"t")), b"partial");
+    let old = std::time::SystemTime::now() - Duration::from_secs(7200);
+    fs::File::options()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let opts = kvc::gc::GcOptions {
+        temp_age: Duration::from_secs(3600),
+        now: std::time::SystemTime::now(),
+    };
+    let plan = kvc::gc::plan_dir(&env.cache, &opts).unwrap();
+    assert_eq!(plan.stale().count(), 1);
+    // A writer appends to it after the look; its mtime stays old (a copy
+    // tool preserving times, say), so only the size tells.
+    struct Writer(PathBuf, std::time::SystemTime);
+    impl kvc::gc::Hooks for Writer {
+        fn before_remove(&mut self, _: &kvc::gc::Temp) {
+            let mut f = fs::OpenOptions::new().append(true).open(&self.0).unwrap();
+            std::io::Write::write_all(&mut f, b" and more").unwrap();
+            f.set_modified(self.1).unwrap();
+        }
+    }
+    let mut s = session();
+    let r = kvc::gc::apply(&mut s, plan, &opts, &mut Writer(p.clone(), old)).unwrap();
+    assert!(
+        matches!(r.handled[0].1, kvc::gc::GcFate::Kept(_)),
+        "{:?}",
+        r.handled[0].1
+    );
+    assert!(p.exists());
+}

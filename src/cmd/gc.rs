@@ -196,7 +196,7 @@ pub fn run(args: GcArgs) -> Result<Outcome> {
         }
     } else {
         let mut session = config::session("gc", Some(now), args.write.wait.wait)?;
-        let result = gc::apply(&mut session, plan, &opts)?;
+        let result = gc::apply(&mut session, plan, &opts, &mut gc::NoHooks)?;
         let temp_files = result
             .plan
             .temps

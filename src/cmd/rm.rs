@@ -122,7 +122,7 @@ pub fn run(args: RmArgs) -> Result<Outcome> {
         (views, targets.iter().map(|t| t.size).sum())
     } else {
         let mut session = config::session("rm", args.clock.now, args.write.wait.wait)?;
-        let fates = rm::apply(&mut session, &targets)?;
+        let fates = rm::apply(&mut session, &targets, &mut rm::NoHooks)?;
         let freed = targets
             .iter()
             .zip(&fates)

@@ -112,7 +112,7 @@ pub(crate) fn open_state(dir: &Dir, create: bool) -> Result<Option<Dir>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound && !create => Ok(None),
         // O_DIRECTORY | O_NOFOLLOW fails with ENOTDIR on a link to a
         // directory, ELOOP on others: say which it is.
-        Err(e) if sys::is_symlink_error(&e) || e.raw_os_error() == Some(libc::ENOTDIR) => {
+        Err(e) if sys::is_symlink_error(&e) || sys::is_not_a_directory(&e) => {
             match dir.stat(name) {
                 Ok(m) if m.kind == Kind::Symlink => Err(refuse(&path, "is a symbolic link")),
                 _ => Err(refuse(&path, "is not a directory")),

@@ -357,3 +357,46 @@ pub enum Removal {
     /// The unlink (or a check before it) failed: left as it was.
     Failed(io::Error),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_fsync_after_an_unlink_is_a_removal_not_yet_durable() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("victim");
+        std::fs::write(&p, b"bytes").unwrap();
+        let judged = Judged::exactly(&Meta::of(&std::fs::symlink_metadata(&p).unwrap()));
+        let mut s = Session::new(SessionOptions::new("test")).unwrap();
+        s.lock(&[d.path()]).unwrap();
+        crate::sys::tests::FAIL_DIR_SYNC.with(|f| f.set(true));
+        match s.remove(d.path(), "victim", &judged).unwrap() {
+            Removal::Removed { unsynced: Some(e) } => assert!(e.contains("os error 5"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        // It is gone all the same, and can be journaled.
+        assert!(!p.exists());
+        let rec = journal::Record::new(1, journal::Op::Rm, "victim", 5, "requested");
+        s.journal(d.path(), &[rec]).unwrap();
+        assert_eq!(journal::read(d.path()).unwrap().records.len(), 1);
+    }
+
+    #[test]
+    fn a_name_no_longer_the_inode_judged_is_left_alone() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        std::fs::write(&p, b"old").unwrap();
+        let judged = Judged::inode(&Meta::of(&std::fs::symlink_metadata(&p).unwrap()));
+        // Replaced by a new inode under the same name, as an engine saves.
+        std::fs::write(d.path().join("t"), b"new").unwrap();
+        std::fs::rename(d.path().join("t"), &p).unwrap();
+        let mut s = Session::new(SessionOptions::new("test")).unwrap();
+        s.lock(&[d.path()]).unwrap();
+        assert!(matches!(
+            s.remove(d.path(), "f", &judged).unwrap(),
+            Removal::Changed(Changed::Replaced(_))
+        ));
+        assert_eq!(std::fs::read(&p).unwrap(), b"new");
+    }
+}
