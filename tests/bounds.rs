@@ -5,6 +5,8 @@
 //! the real binary with its peak RSS measured (`wait4`), with ceilings
 //! fixed here that the unbounded code it replaced exceeds many times over.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod common;
 
 use common::*;

@@ -1,6 +1,8 @@
 //! `kvc evict`: the eviction scenarios an engine must get right, budget
 //! arithmetic on real file sizes, and safety next to a live engine.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod common;
 
 use common::*;

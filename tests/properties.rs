@@ -11,6 +11,8 @@
 //! (README.md, "Fuzzing and property tests"); these run in the normal `cargo test`, bounded to a
 //! few seconds.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod common;
 
 use common::{chat, sha1_hex, Ckpt, CREATED, NOW, REASON_AGENT_SYSTEM};

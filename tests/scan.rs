@@ -3,6 +3,8 @@
 //! stats the path first) gives, sorted, with links never followed and
 //! non-files never read.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod common;
 
 use common::*;

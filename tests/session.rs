@@ -4,6 +4,8 @@
 //! and outputs stay sanitized. Each test reproduces a hole an adversarial
 //! review found, through the real binary or the library.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod common;
 
 use common::*;
