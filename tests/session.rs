@@ -762,3 +762,23 @@ fn gc_keeps_a_temp_written_to_after_it_was_judged_stale() {
     );
     assert!(p.exists());
 }
+
+#[test]
+fn import_waits_for_the_lock_as_long_as_it_is_told() {
+    let c = Ckpt::new(chat("waiting to be imported"));
+    let tar = bundle_of(&[&c]);
+    let env = TestEnv::new();
+    let bundle = env.root.path().join("b.tar");
+    fs::write(&bundle, tar).unwrap();
+    let mut holder = session();
+    holder.lock(&[&env.cache]).unwrap();
+    let out = env
+        .kvc()
+        .arg("import")
+        .arg(&bundle)
+        .args(["--dir", env.cache.to_str().unwrap(), "--wait", "1s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(!env.cache.join(c.file_name()).exists());
+}
