@@ -177,9 +177,14 @@ impl Report for GcReport {
 pub fn run(args: GcArgs) -> Result<Outcome> {
     let dir = config::dir_or_default(args.dir.clone())?;
     let now = config::now_or_clock(args.clock.now)?;
+    // Ages against the clock to the nanosecond, as mtimes are: in whole
+    // seconds a file written a moment ago would look written in the future.
     let opts = GcOptions {
         temp_age: args.temp_age.temp_age,
-        now: UNIX_EPOCH + Duration::from_secs(now),
+        now: match args.clock.now {
+            Some(n) => UNIX_EPOCH + Duration::from_secs(n),
+            None => std::time::SystemTime::now(),
+        },
     };
     let dry_run = args.write.dry_run.dry_run;
     // The plan is the dry run; applying it is the one write path.

@@ -61,7 +61,7 @@ struct LogReport {
     /// Unix seconds of `--since`'s start, when given.
     since: Option<u64>,
     records: Vec<RecordView>,
-    /// Per op, in the order first met: an import adds bytes, an eviction
+    /// Per op, by name: an import adds bytes, an eviction
     /// frees them; one total of both would mean nothing.
     totals: std::collections::BTreeMap<String, Total>,
     /// Bytes the listed records took out of the cache: `evict`, `rm`,
