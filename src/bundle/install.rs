@@ -254,6 +254,8 @@ struct Importer<'a> {
     seen: SeenKeys,
     pending: Option<Pending>,
     entries: Vec<EntryOutcome>,
+    /// Rejections in `entries`, and those only counted.
+    rejected_listed: usize,
     rejected_unlisted: usize,
     /// Keys installed, replaced or already present: the budget protects them
     /// (kept only with `--budget`).
@@ -383,16 +385,12 @@ impl Importer<'_> {
         size: Option<u64>,
         message: Option<String>,
     ) {
-        if action == Action::Rejected
-            && self
-                .entries
-                .iter()
-                .filter(|e| e.action == Action::Rejected)
-                .count()
-                >= MAX_LISTED_REJECTIONS
-        {
-            self.rejected_unlisted += 1;
-            return;
+        if action == Action::Rejected {
+            if self.rejected_listed >= MAX_LISTED_REJECTIONS {
+                self.rejected_unlisted += 1;
+                return;
+            }
+            self.rejected_listed += 1;
         }
         self.entries.push(EntryOutcome {
             entry: entry.to_string(),
@@ -1289,6 +1287,7 @@ fn run<R: Read>(
         seen: SeenKeys::default(),
         pending: None,
         entries: Vec::new(),
+        rejected_listed: 0,
         rejected_unlisted: 0,
         imported: HashMap::new(),
         manifest_seen: false,
