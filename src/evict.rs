@@ -343,7 +343,7 @@ impl Victim {
 
 /// What eviction would do to one directory.
 #[derive(Clone, Debug)]
-pub struct Plan {
+pub struct EvictPlan {
     pub dir: PathBuf,
     pub options: EvictOptions,
     /// The engine whose population and order apply, and how it was decided.
@@ -379,7 +379,7 @@ pub struct Plan {
     pub victims: Vec<Victim>,
 }
 
-impl Plan {
+impl EvictPlan {
     pub fn bytes_to_free(&self) -> u64 {
         self.victims.iter().map(|v| v.size).sum()
     }
@@ -583,7 +583,7 @@ fn keep_why(e: &Entry, scan: &Scan, engine: Engine) -> Option<(Keep, bool)> {
 /// Plan over a scan, with the scan's engine. The `ds4` policy streams the
 /// texts of the waypoints and of the checkpoints that may supersede them
 /// from the files (or from the scan, when it read them).
-pub fn plan(scan: &Scan, opts: &EvictOptions) -> Plan {
+pub fn plan(scan: &Scan, opts: &EvictOptions) -> EvictPlan {
     plan_excluding(scan, opts, &BTreeSet::new())
 }
 
@@ -596,7 +596,7 @@ struct Slot {
 
 /// Plan, also leaving out `exclude` (entries that could not be deleted in
 /// an earlier pass: they still count, but are not picked again).
-fn plan_excluding(scan: &Scan, opts: &EvictOptions, exclude: &BTreeSet<String>) -> Plan {
+fn plan_excluding(scan: &Scan, opts: &EvictOptions, exclude: &BTreeSet<String>) -> EvictPlan {
     let engine = scan.engine.engine;
     let (policy, policy_from) = PolicyFrom::resolve(opts.policy, engine);
     let budget = opts.budget.map(|b| match policy.min_budget() {
@@ -765,7 +765,7 @@ fn plan_excluding(scan: &Scan, opts: &EvictOptions, exclude: &BTreeSet<String>) 
             Some(_) => {}
         }
     }
-    Plan {
+    EvictPlan {
         dir: scan.dir.clone(),
         options: opts.clone(),
         engine: scan.engine.clone(),
@@ -787,11 +787,15 @@ fn plan_excluding(scan: &Scan, opts: &EvictOptions, exclude: &BTreeSet<String>) 
 
 /// Scan `dir` (headers only) and plan. Reads only: no lock, no `.kvc/`,
 /// nothing touched. This is `--dry-run`.
-pub fn plan_dir(dir: &Path, opts: &EvictOptions) -> Result<Plan> {
+pub fn plan_dir(dir: &Path, opts: &EvictOptions) -> Result<EvictPlan> {
     plan_dir_excluding(dir, opts, &BTreeSet::new())
 }
 
-fn plan_dir_excluding(dir: &Path, opts: &EvictOptions, exclude: &BTreeSet<String>) -> Result<Plan> {
+fn plan_dir_excluding(
+    dir: &Path,
+    opts: &EvictOptions,
+    exclude: &BTreeSet<String>,
+) -> Result<EvictPlan> {
     let scan = scan::scan_dir(
         dir,
         ScanOptions {
@@ -865,7 +869,7 @@ pub struct Handled {
 /// that act as the engine between planning and deletion.
 pub trait Hooks {
     /// A plan was made under the lock (once per pass).
-    fn planned(&mut self, _plan: &Plan) {}
+    fn planned(&mut self, _plan: &EvictPlan) {}
     /// Just before `victim` is re-read and, if unchanged, deleted.
     fn before_delete(&mut self, _victim: &Victim) {}
     /// After `victim` was dealt with.
@@ -881,7 +885,7 @@ impl Hooks for NoHooks {}
 pub struct EvictResult {
     /// The first plan made under the lock (or the empty plan that needed
     /// no lock).
-    pub first_plan: Plan,
+    pub first_plan: EvictPlan,
     /// Every victim handled, in order, over all passes.
     pub handled: Vec<Handled>,
     /// Plans made and carried out (1 + re-plans).
@@ -1034,7 +1038,7 @@ fn delete_victim(session: &mut Session, dir: &Path, v: &Victim, policy: Policy) 
 ///
 /// An import's `--budget` pass calls this while its session already holds
 /// the lock.
-pub fn apply(session: &mut Session, plan: Plan, hooks: &mut dyn Hooks) -> Result<EvictResult> {
+pub fn apply(session: &mut Session, plan: EvictPlan, hooks: &mut dyn Hooks) -> Result<EvictResult> {
     let dir = plan.dir.clone();
     let opts = plan.options.clone();
     let plan = if session.holds(&dir) {
@@ -1050,7 +1054,7 @@ pub fn apply(session: &mut Session, plan: Plan, hooks: &mut dyn Hooks) -> Result
 
 impl EvictResult {
     /// The result of a plan with nothing to do.
-    fn nothing(plan: Plan) -> EvictResult {
+    fn nothing(plan: EvictPlan) -> EvictResult {
         EvictResult {
             counted_after: plan.counted,
             bytes_after: plan.counted_bytes,
@@ -1070,7 +1074,7 @@ fn execute(
     dir: &Path,
     opts: &EvictOptions,
     hooks: &mut dyn Hooks,
-    mut plan: Plan,
+    mut plan: EvictPlan,
 ) -> Result<EvictResult> {
     let mut result = EvictResult::nothing(plan.clone());
     result.passes = 0;
@@ -1173,7 +1177,7 @@ mod tests {
         }
     }
 
-    fn keys(p: &Plan) -> Vec<(u8, Vec<&'static str>)> {
+    fn keys(p: &EvictPlan) -> Vec<(u8, Vec<&'static str>)> {
         p.victims
             .iter()
             .map(|v| {

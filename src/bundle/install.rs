@@ -1203,20 +1203,20 @@ fn names_on_disk(dir: &Path) -> Result<HashMap<Key, String>> {
 /// What an import will do, decided before a byte of the stream is read:
 /// where, and how. Read-only.
 #[derive(Clone, Debug)]
-pub struct Plan {
+pub struct InstallPlan {
     pub dir: PathBuf,
     pub options: ImportOptions,
 }
 
 /// Check the target (a directory, or not there yet) and keep the options.
-pub fn plan(dir: &Path, options: &ImportOptions) -> Result<Plan> {
+pub fn plan(dir: &Path, options: &ImportOptions) -> Result<InstallPlan> {
     match fs::metadata(dir) {
         Ok(m) if !m.is_dir() => return Err(Error::invalid(dir, "not a directory")),
         Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io(dir, e)),
     }
-    Ok(Plan {
+    Ok(InstallPlan {
         dir: dir.to_path_buf(),
         options: options.clone(),
     })
@@ -1224,7 +1224,11 @@ pub fn plan(dir: &Path, options: &ImportOptions) -> Result<Plan> {
 
 /// The dry run: read and verify the whole stream, write nothing (no
 /// directory, no `.kvc/`), and say what would have been done.
-pub fn dry_run<R: Read>(plan: &Plan, src: R, progress: &mut dyn Progress) -> Result<ImportReport> {
+pub fn dry_run<R: Read>(
+    plan: &InstallPlan,
+    src: R,
+    progress: &mut dyn Progress,
+) -> Result<ImportReport> {
     run(plan, src, None, progress)
 }
 
@@ -1238,7 +1242,7 @@ pub fn dry_run<R: Read>(plan: &Plan, src: R, progress: &mut dyn Progress) -> Res
 /// the report.
 pub fn apply<R: Read>(
     session: &mut Session,
-    plan: &Plan,
+    plan: &InstallPlan,
     src: R,
     progress: &mut dyn Progress,
 ) -> Result<ImportReport> {
@@ -1267,7 +1271,7 @@ pub fn import<R: Read>(
 }
 
 fn run<R: Read>(
-    plan: &Plan,
+    plan: &InstallPlan,
     src: R,
     session: Option<&mut Session>,
     progress: &mut dyn Progress,

@@ -10,7 +10,7 @@ use anyhow::{bail, Result};
 use comfy_table::Cell;
 use indicatif::{ProgressBar, ProgressStyle};
 use kvc::code::Code;
-use kvc::evict::{self, EvictOptions, EvictResult, Fate, Hooks, Plan, Victim, Why};
+use kvc::evict::{self, EvictOptions, EvictPlan, EvictResult, Fate, Hooks, Victim, Why};
 use kvc::format::dialect::EngineChoice;
 use kvc::text::sanitize_line;
 use kvc::Key;
@@ -163,7 +163,7 @@ struct EvictReport {
 }
 
 impl EvictReport {
-    fn header(plan: &Plan, dry_run: bool) -> EvictReport {
+    fn header(plan: &EvictPlan, dry_run: bool) -> EvictReport {
         let o = &plan.options;
         EvictReport {
             dir: plan.dir.display().to_string(),
@@ -214,7 +214,7 @@ impl EvictReport {
         }
     }
 
-    fn of_plan(plan: &Plan) -> EvictReport {
+    fn of_plan(plan: &EvictPlan) -> EvictReport {
         EvictReport {
             victims: plan
                 .victims
@@ -546,7 +546,7 @@ impl Progress {
 }
 
 impl Hooks for Progress {
-    fn planned(&mut self, plan: &Plan) {
+    fn planned(&mut self, plan: &EvictPlan) {
         if let Some(bar) = &mut self.bar {
             // A re-plan starts a fresh bar in place of the last one.
             bar.finish_and_clear();

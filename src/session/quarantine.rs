@@ -57,12 +57,12 @@ pub struct Item {
 
 /// What `--quarantine` would do.
 #[derive(Clone, Debug)]
-pub struct Plan {
+pub struct QuarantinePlan {
     pub dest: PathBuf,
     pub items: Vec<Item>,
 }
 
-impl Plan {
+impl QuarantinePlan {
     /// The source directories, whose locks `apply` takes.
     pub fn dirs(&self) -> Vec<&Path> {
         let mut d: Vec<&Path> = self.items.iter().map(|i| i.dir.as_path()).collect();
@@ -74,7 +74,7 @@ impl Plan {
 
 /// Every file of `report` with at least one error, bound for `dest`.
 /// Reads only. Refuses a `dest` that is one of the cache directories.
-pub fn plan(report: &VerifyReport, dest: &Path) -> Result<Plan> {
+pub fn plan(report: &VerifyReport, dest: &Path) -> Result<QuarantinePlan> {
     let dest_real = dest.canonicalize().ok();
     let mut items = Vec::new();
     for (index, f) in report.files.iter().enumerate() {
@@ -104,7 +104,7 @@ pub fn plan(report: &VerifyReport, dest: &Path) -> Result<Plan> {
             findings: f.findings.clone(),
         });
     }
-    Ok(Plan {
+    Ok(QuarantinePlan {
         dest: dest.to_path_buf(),
         items,
     })
@@ -168,7 +168,7 @@ impl Hooks for NoHooks {}
 
 /// The JSON written next to each quarantined file as `<name>.why`.
 #[derive(Serialize)]
-struct Why<'a> {
+struct WhyFile<'a> {
     /// The path it was moved from.
     from: String,
     key: Option<&'a str>,
@@ -183,7 +183,7 @@ struct Why<'a> {
 /// a whole only when `dest` or a lock cannot be set up.
 pub fn apply(
     session: &mut Session,
-    plan: &Plan,
+    plan: &QuarantinePlan,
     hooks: &mut dyn Hooks,
 ) -> Result<Vec<(usize, Quarantined)>> {
     if plan.items.is_empty() {
@@ -315,7 +315,7 @@ fn move_one(session: &mut Session, item: &Item, dest: &Dir, hooks: &mut dyn Hook
     let to = dest.path().join(&to_name);
     // The reason is written first: a crash then leaves a reason without a
     // file, never a quarantined file without its reason.
-    let why = Why {
+    let why = WhyFile {
         from: item.path.display().to_string(),
         key: item.key.as_ref().map(|k| k.as_str()),
         size: item.size,

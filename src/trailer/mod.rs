@@ -169,7 +169,7 @@ pub struct FileResult {
     pub code: Code,
     /// The plan made (under the lock, for a real run); `None` when the file
     /// vanished.
-    pub plan: Option<rewrite::Plan>,
+    pub plan: Option<rewrite::RewritePlan>,
     /// How it was written, when it was.
     pub used: Option<Used>,
     /// The journal's `why`, and the summary a person reads.
@@ -182,7 +182,7 @@ pub struct FileResult {
 /// What a trailer command would do: each target planned, or why it could
 /// not be.
 #[derive(Debug)]
-pub struct Plan<'a> {
+pub struct TrailerPlan<'a> {
     pub op: Op,
     pub edit: Edit<'a>,
     pub files: Vec<(PathBuf, Result<FileResult>)>,
@@ -203,7 +203,7 @@ pub struct NoHooks;
 impl Hooks for NoHooks {}
 
 /// Plan `edit` on every target, reading only: the dry run.
-pub fn plan<'a>(targets: Targets, op: Op, edit: Edit<'a>) -> Plan<'a> {
+pub fn plan<'a>(targets: Targets, op: Op, edit: Edit<'a>) -> TrailerPlan<'a> {
     let Targets {
         paths,
         skipped,
@@ -214,7 +214,7 @@ pub fn plan<'a>(targets: Targets, op: Op, edit: Edit<'a>) -> Plan<'a> {
         let r = plan_one(&p, op, edit, false, &mut engines, Method::Auto);
         files.push((p, r));
     }
-    Plan {
+    TrailerPlan {
         op,
         edit,
         files,
@@ -260,11 +260,11 @@ fn plan_one(
 /// Returns one result per target, in order.
 pub fn apply(
     session: &mut Session,
-    plan: Plan<'_>,
+    plan: TrailerPlan<'_>,
     method: Method,
     hooks: &mut dyn Hooks,
 ) -> Result<Vec<(PathBuf, Result<FileResult>)>> {
-    let Plan {
+    let TrailerPlan {
         op,
         edit,
         files,
@@ -358,7 +358,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 }
 
 /// The journal's `why`, and the summary a person reads.
-pub fn why(op: Op, plan: &rewrite::Plan) -> String {
+pub fn why(op: Op, plan: &rewrite::RewritePlan) -> String {
     let (before_bytes, _) = plan.trailer_bytes();
     let was = match &plan.before {
         TrailerState::None => "no map".to_string(),

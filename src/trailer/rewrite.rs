@@ -63,7 +63,7 @@
 //!
 //! `Method::Auto` keeps the strict guarantee everywhere and copies only as
 //! the last resort: it clones where the filesystem can; otherwise it
-//! rewrites in place when that is strict (`Plan::in_place_is_strict`:
+//! rewrites in place when that is strict (`RewritePlan::in_place_is_strict`:
 //! adding a map where there was none, removing one), and copies when it is
 //! not (replacing a non-empty map by another).
 //!
@@ -492,7 +492,7 @@ pub enum Edit<'a> {
 
 /// A rewrite worked out from one reading of the file; nothing written yet.
 #[derive(Clone, Debug)]
-pub struct Plan {
+pub struct RewritePlan {
     pub path: PathBuf,
     pub before: TrailerState,
     /// The map after the rewrite; empty means no section and bit 0 clear.
@@ -515,7 +515,7 @@ pub struct Plan {
     prefix: [u8; PREFIX_LEN],
 }
 
-impl Plan {
+impl RewritePlan {
     /// Size of the file after the rewrite.
     pub(crate) fn size_after(&self) -> u64 {
         self.size - self.current_len + self.section.len() as u64
@@ -548,7 +548,7 @@ fn read_prefix(file: &File) -> io::Result<[u8; PREFIX_LEN]> {
 /// [`open_checkpoint`] or [`CheckpointFile::open`]), in a directory read by
 /// `engine` ([`tool_map_dialect`]). Refusals are [`Error::Invalid`] naming
 /// the file.
-pub fn plan(cf: &CheckpointFile, edit: Edit<'_>, engine: Engine) -> Result<Plan> {
+pub fn plan(cf: &CheckpointFile, edit: Edit<'_>, engine: Engine) -> Result<RewritePlan> {
     let path = &cf.path;
     let io_err = |e| Error::io(path, e);
     tool_map_dialect(cf, engine).map_err(|e| Error::invalid(path, e.to_string()))?;
@@ -624,7 +624,7 @@ pub fn plan(cf: &CheckpointFile, edit: Edit<'_>, engine: Engine) -> Result<Plan>
                 }
                 // No active map: nothing to prune. Stray bytes are strip's business.
                 TrailerState::None | TrailerState::Stray { .. } => {
-                    return Ok(Plan {
+                    return Ok(RewritePlan {
                         path: path.clone(),
                         after: ToolMap::default(),
                         changes: false,
@@ -649,7 +649,7 @@ pub fn plan(cf: &CheckpointFile, edit: Edit<'_>, engine: Engine) -> Result<Plan>
     };
     let body_changes = !trailer_is(cf, &section).map_err(io_err)?;
     let changes = body_changes || flags.has_tool_map() == section.is_empty();
-    Ok(Plan {
+    Ok(RewritePlan {
         path: path.clone(),
         before,
         after,
@@ -690,7 +690,7 @@ fn trailer_is(cf: &CheckpointFile, section: &[u8]) -> io::Result<bool> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
     /// Clone where the filesystem can; else in place where that is strict
-    /// (`Plan::in_place_is_strict`), copy where it is not.
+    /// (`RewritePlan::in_place_is_strict`), copy where it is not.
     Auto,
     /// In place, ordered writes and fsyncs.
     InPlace,
@@ -842,7 +842,7 @@ fn checkpoint_from(path: &Path, opened: io::Result<File>) -> Result<Option<Check
 /// directory lock. `hook` is called at every [`Step`].
 pub fn apply(
     cf: &CheckpointFile,
-    plan: &Plan,
+    plan: &RewritePlan,
     method: Method,
     hook: &mut dyn FnMut(Step),
 ) -> Result<Applied> {
@@ -856,7 +856,7 @@ pub fn apply(
 pub(crate) fn apply_in(
     dir: &Dir,
     cf: &CheckpointFile,
-    plan: &Plan,
+    plan: &RewritePlan,
     method: Method,
     hook: &mut dyn FnMut(Step),
 ) -> Result<Applied> {
@@ -960,7 +960,7 @@ fn cf_prefix(cf: &CheckpointFile) -> [u8; PREFIX_LEN] {
 /// Re-read the prefix, check the layout is the one planned with, and return
 /// the current 48 header bytes (with whatever hits or last-used an engine
 /// wrote meanwhile: kvc keeps them).
-fn current_header(cf: &CheckpointFile, plan: &Plan) -> Result<[u8; HEADER_LEN]> {
+fn current_header(cf: &CheckpointFile, plan: &RewritePlan) -> Result<[u8; HEADER_LEN]> {
     let p = read_prefix(cf.file()).map_err(|e| Error::io(&cf.path, e))?;
     if !same_layout(&p, &plan.prefix) {
         return Err(changed(&cf.path));
@@ -978,7 +978,7 @@ fn with_bit0(flags: u8, set: bool) -> u8 {
 
 /// Set or clear bit 0 of the file's current flag byte with a one-byte
 /// write, then fsync.
-fn write_bit0(cf: &CheckpointFile, plan: &Plan, set: bool) -> Result<()> {
+fn write_bit0(cf: &CheckpointFile, plan: &RewritePlan, set: bool) -> Result<()> {
     let io_err = |e| Error::io(&cf.path, e);
     let header = current_header(cf, plan)?;
     let flags = with_bit0(header[EXT_FLAGS_OFFSET as usize], set);
@@ -992,7 +992,7 @@ fn write_bit0(cf: &CheckpointFile, plan: &Plan, set: bool) -> Result<()> {
 fn in_place(
     dir: &Dir,
     cf: &CheckpointFile,
-    plan: &Plan,
+    plan: &RewritePlan,
     hook: &mut dyn FnMut(Step),
 ) -> Result<Applied> {
     let io_err = |e| Error::io(&cf.path, e);
@@ -1099,7 +1099,7 @@ fn shrank() -> io::Error {
 fn via_temp(
     dir: &Dir,
     cf: &CheckpointFile,
-    plan: &Plan,
+    plan: &RewritePlan,
     kind: TempKind,
     hook: &mut dyn FnMut(Step),
 ) -> Result<Option<Applied>> {
