@@ -164,10 +164,11 @@ pub struct CheckpointFile {
 
 impl CheckpointFile {
     /// Open and read the 52-byte prefix, checking nothing but that it is
-    /// there. Use this to show a file that may be broken.
+    /// there. Use this to show a file that may be broken. A path given
+    /// here is followed, as a user's is, but never blocks on a FIFO and
+    /// must be a regular file ([`open_named`](Self::open_named)).
     pub fn open_unchecked(path: &Path) -> Result<CheckpointFile, OpenError> {
-        let file = File::open(path)?;
-        Self::from_file(path, file)
+        Self::open_named(path, true)
     }
 
     /// [`open_unchecked`](Self::open_unchecked) for a file a user named:
