@@ -782,3 +782,28 @@ fn import_waits_for_the_lock_as_long_as_it_is_told() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(!env.cache.join(c.file_name()).exists());
 }
+
+/// A lock file or journal that is a hard link to a file elsewhere (on the
+/// same file system) would have kvc truncate or append to that file.
+#[test]
+fn a_hard_linked_lock_or_journal_is_refused() {
+    for name in ["lock", "journal"] {
+        let env = TestEnv::new();
+        let c = Ckpt::new(chat("kept"));
+        env.add(&c);
+        let state = env.cache.join(".kvc");
+        fs::create_dir(&state).unwrap();
+        let victim = env.root.path().join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        fs::hard_link(&victim, state.join(name)).unwrap();
+        let out = env
+            .kvc()
+            .args(["rm", &c.key(), "--dir", env.cache.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", stderr(&out));
+        assert!(stderr(&out).contains("hard links"), "{}", stderr(&out));
+        assert_eq!(fs::read(&victim).unwrap(), b"precious", "{name}");
+        assert!(env.cache.join(c.file_name()).exists(), "{name}");
+    }
+}

@@ -153,6 +153,15 @@ pub(crate) fn open_state_file(state: &Dir, name: &str, how: Open) -> Result<Opti
     if m.kind != Kind::File {
         return Err(refuse(&path, "is not a regular file"));
     }
+    // A hard link is another name of some other file (anywhere on the same
+    // file system): kvc truncates its lock file and appends to its journal,
+    // and would do it to that file. kvc never makes a second link to them.
+    if m.nlink > 1 {
+        return Err(refuse(
+            &path,
+            &format!("has {} hard links (it is also another file)", m.nlink),
+        ));
+    }
     Ok(Some(file))
 }
 
