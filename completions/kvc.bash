@@ -232,7 +232,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__evict)
-            opts="-n -q -h -V --budget --older-than --include-unloadable --protect --include-agent --dry-run --quiet --policy --engine --now --reject-different-quant --json --help --version"
+            opts="-n -q -h -V --budget --older-than --include-unloadable --protect --include-agent --dry-run --wait --quiet --policy --engine --now --reject-different-quant --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -256,6 +256,10 @@ _kvc() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --policy)
                     COMPREPLY=($(compgen -W "ds4 ds4-classic lru" -- "${cur}"))
                     return 0
@@ -276,7 +280,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__export)
-            opts="-o -d -h -V --all --reason --min-tokens --used-within --quant --output --dir --json --help --version"
+            opts="-o -d -h -V --all --reason --min-tokens --used-within --quant --output --dir --now --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -317,6 +321,10 @@ _kvc() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --now)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -325,7 +333,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__gc)
-            opts="-n -q -h -V --temp-age --dry-run --quiet --json --help --version"
+            opts="-n -q -h -V --temp-age --dry-run --wait --quiet --now --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -336,6 +344,14 @@ _kvc() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o nospace
                     fi
+                    return 0
+                    ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -682,7 +698,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__import)
-            opts="-n -d -h -V --on-conflict --reset-stats --include-agent --budget --dry-run --dir --policy --engine --now --json --help --version"
+            opts="-n -d -h -V --on-conflict --reset-stats --include-agent --budget --dry-run --wait --dir --policy --engine --now --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -697,6 +713,10 @@ _kvc() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o nospace
                     fi
+                    return 0
+                    ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --dir)
@@ -727,7 +747,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__log)
-            opts="-l -h -V --since --long --json --help --version"
+            opts="-l -h -V --since --long --now --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -738,6 +758,10 @@ _kvc() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o nospace
                     fi
+                    return 0
+                    ;;
+                --now)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)
@@ -899,7 +923,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__rm)
-            opts="-d -n -q -h -V --dir --include-agent --dry-run --quiet --json --help --version"
+            opts="-d -n -q -h -V --dir --include-agent --dry-run --wait --quiet --now --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -910,6 +934,14 @@ _kvc() {
                     return 0
                     ;;
                 -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1164,12 +1196,20 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__trailer__subcmd__prune)
-            opts="-n -d -h -V --all --dry-run --method --dir --json --help --version"
+            opts="-n -d -h -V --all --dry-run --wait --now --method --dir --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --method)
                     COMPREPLY=($(compgen -W "auto in-place clone copy" -- "${cur}"))
                     return 0
@@ -1190,13 +1230,21 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__trailer__subcmd__set)
-            opts="-n -d -h -V --from --allow-missing --dry-run --method --dir --json --help --version"
+            opts="-n -d -h -V --from --allow-missing --dry-run --wait --now --method --dir --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1220,12 +1268,20 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__trailer__subcmd__strip)
-            opts="-n -d -h -V --all --dry-run --method --dir --json --help --version"
+            opts="-n -d -h -V --all --dry-run --wait --now --method --dir --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --method)
                     COMPREPLY=($(compgen -W "auto in-place clone copy" -- "${cur}"))
                     return 0
@@ -1272,7 +1328,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__verify)
-            opts="-a -h -V --deep --sample --all --strict --temp-age --engine --quarantine --json --help --version"
+            opts="-a -h -V --deep --sample --all --strict --temp-age --engine --quarantine --wait --now --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1294,6 +1350,14 @@ _kvc() {
                     return 0
                     ;;
                 --quarantine)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -90,6 +90,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --temp-age 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)'
             cand --engine 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads'
             cand --quarantine 'Move every file with an error into DIR (created 0700) with a <name>.why file; never deletes'
+            cand --wait 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)'
+            cand --now 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)'
             cand --deep 'Also read every payload whole: token ids below vocab, finite logits, every byte readable'
             cand -a 'Also report stray files (names no engine reads)'
             cand --all 'Also report stray files (names no engine reads)'
@@ -104,6 +106,7 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --budget 'Evict until what the engine''s budget counts takes at most SIZE (8GiB, 1.5G, 500MB)'
             cand --older-than 'Also evict checkpoints unused for longer than DURATION (30d, 12h), budget or not'
             cand --protect 'Never evict this checkpoint (key, unique prefix, `sysprompt` or path); repeatable'
+            cand --wait 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)'
             cand --policy 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)'
             cand --engine 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads'
             cand --now 'Evaluate scores and ages at this Unix time instead of now (reproducible output)'
@@ -123,6 +126,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
         &'kvc;rm'= {
             cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
             cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --wait 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)'
+            cand --now 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)'
             cand --include-agent 'Also act on ds4-agent''s explicit saves (sysprompt.kv, agent-session, agent-system)'
             cand -n 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
             cand --dry-run 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
@@ -136,6 +141,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
         }
         &'kvc;gc'= {
             cand --temp-age 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)'
+            cand --wait 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)'
+            cand --now 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)'
             cand -n 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
             cand --dry-run 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
             cand -q 'Print nothing on success (for cron); problems still go to stderr'
@@ -196,6 +203,7 @@ set edit:completion:arg-completer[kvc] = {|@words|
         }
         &'kvc;log'= {
             cand --since 'Only records from the last DURATION (30d, 12h)'
+            cand --now 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)'
             cand -l 'Full keys'
             cand --long 'Full keys'
             cand --json 'Print JSON (schema in README.md) instead of a table'
@@ -213,6 +221,7 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --output 'Bundle file to write (atomically), or `-` for standard output (not a terminal)'
             cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
             cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --now 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)'
             cand --all 'Every checkpoint of the directory (filters still apply)'
             cand --json 'Print JSON (schema in README.md) instead of a table'
             cand -h 'Print help'
@@ -223,6 +232,7 @@ set edit:completion:arg-completer[kvc] = {|@words|
         &'kvc;import'= {
             cand --on-conflict 'When the target already has a checkpoint with the same key (identical bytes count as present; unsafe next to a running hanzo-engine, see below)'
             cand --budget 'Afterwards, evict (as `kvc evict` does) until the checkpoints fit in SIZE (e.g. 40G, 512MiB), never evicting what was just imported'
+            cand --wait 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)'
             cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
             cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
             cand --policy 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)'
@@ -269,6 +279,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
         }
         &'kvc;trailer;set'= {
             cand --from 'JSON file with the map, or `-` for standard input'
+            cand --wait 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)'
+            cand --now 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)'
             cand --method 'How to write the new trailer'
             cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
             cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
@@ -282,6 +294,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --version 'Print version'
         }
         &'kvc;trailer;prune'= {
+            cand --wait 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)'
+            cand --now 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)'
             cand --method 'How to write the new trailer'
             cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
             cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
@@ -295,6 +309,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --version 'Print version'
         }
         &'kvc;trailer;strip'= {
+            cand --wait 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)'
+            cand --now 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)'
             cand --method 'How to write the new trailer'
             cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
             cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'

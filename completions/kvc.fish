@@ -90,6 +90,8 @@ complete -c kvc -n "__fish_kvc_using_subcommand verify" -l engine -d 'Engine tha
 ds4-classic\t'ds4 up to 2026-05-25, before the payload ABI byte'
 hanzo\t'hanzo-engine\'s disk KV spill'"
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -l quarantine -d 'Move every file with an error into DIR (created 0700) with a <name>.why file; never deletes' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand verify" -l wait -d 'Wait at most this long for another kvc\'s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand verify" -l now -d 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -l deep -d 'Also read every payload whole: token ids below vocab, finite logits, every byte readable'
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -s a -l all -d 'Also report stray files (names no engine reads)'
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -l strict -d 'Treat warnings as errors for the exit status'
@@ -99,6 +101,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand verify" -s V -l version -d 'Prin
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -l budget -d 'Evict until what the engine\'s budget counts takes at most SIZE (8GiB, 1.5G, 500MB)' -r -f
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -l older-than -d 'Also evict checkpoints unused for longer than DURATION (30d, 12h), budget or not' -r -f
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -l protect -d 'Never evict this checkpoint (key, unique prefix, `sysprompt` or path); repeatable' -r
+complete -c kvc -n "__fish_kvc_using_subcommand evict" -l wait -d 'Wait at most this long for another kvc\'s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -l policy -d 'Eviction order [default: the policy of the directory\'s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)' -r -f -a "ds4\t'ds4 mainline since ec6a82a (2026-05-26, ds4_kvstore.c at b030961): ((hits decayed + 1) × tokens) / size, ×2 for cold/evict/shutdown, superseded continued waypoints × (0.05 + 0.45·h)'
 ds4-classic\t'ds4 up to 2026-05-25 (8d57664): ((hits decayed + 1) × tokens) / size'
 lru\t'hanzo-engine (disk_kv_cache.rs, c8bcee7d5): oldest last_used first, unreadable headers first, readdir order for ties, never below 64 MiB'"
@@ -115,6 +118,8 @@ complete -c kvc -n "__fish_kvc_using_subcommand evict" -l json -d 'Print JSON (s
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -s d -l dir -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand rm" -l wait -d 'Wait at most this long for another kvc\'s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand rm" -l now -d 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -l include-agent -d 'Also act on ds4-agent\'s explicit saves (sysprompt.kv, agent-session, agent-system)'
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -s q -l quiet -d 'Print nothing on success (for cron); problems still go to stderr'
@@ -122,6 +127,8 @@ complete -c kvc -n "__fish_kvc_using_subcommand rm" -l json -d 'Print JSON (sche
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -l temp-age -d 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)' -r -f
+complete -c kvc -n "__fish_kvc_using_subcommand gc" -l wait -d 'Wait at most this long for another kvc\'s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand gc" -l now -d 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -s q -l quiet -d 'Print nothing on success (for cron); problems still go to stderr'
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -l json -d 'Print JSON (schema in README.md) instead of a table'
@@ -175,6 +182,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand report" -l reject-different-quan
 complete -c kvc -n "__fish_kvc_using_subcommand report" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand report" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand log" -l since -d 'Only records from the last DURATION (30d, 12h)' -r -f
+complete -c kvc -n "__fish_kvc_using_subcommand log" -l now -d 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand log" -s l -l long -d 'Full keys'
 complete -c kvc -n "__fish_kvc_using_subcommand log" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand log" -s h -l help -d 'Print help'
@@ -185,6 +193,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand export" -l used-within -d 'Only 
 complete -c kvc -n "__fish_kvc_using_subcommand export" -l quant -d 'Only checkpoints with these routed-expert quant bits' -r
 complete -c kvc -n "__fish_kvc_using_subcommand export" -s o -l output -d 'Bundle file to write (atomically), or `-` for standard output (not a terminal)' -r -F
 complete -c kvc -n "__fish_kvc_using_subcommand export" -s d -l dir -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand export" -l now -d 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand export" -l all -d 'Every checkpoint of the directory (filters still apply)'
 complete -c kvc -n "__fish_kvc_using_subcommand export" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand export" -s h -l help -d 'Print help'
@@ -193,6 +202,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand import" -l on-conflict -d 'When 
 replace\t'Overwrite it'
 newer\t'Keep whichever has the later last_used (ties keep the existing)'"
 complete -c kvc -n "__fish_kvc_using_subcommand import" -l budget -d 'Afterwards, evict (as `kvc evict` does) until the checkpoints fit in SIZE (e.g. 40G, 512MiB), never evicting what was just imported' -r -f
+complete -c kvc -n "__fish_kvc_using_subcommand import" -l wait -d 'Wait at most this long for another kvc\'s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand import" -s d -l dir -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
 complete -c kvc -n "__fish_kvc_using_subcommand import" -l policy -d 'Eviction order [default: the policy of the directory\'s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)' -r -f -a "ds4\t'ds4 mainline since ec6a82a (2026-05-26, ds4_kvstore.c at b030961): ((hits decayed + 1) × tokens) / size, ×2 for cold/evict/shutdown, superseded continued waypoints × (0.05 + 0.45·h)'
 ds4-classic\t'ds4 up to 2026-05-25 (8d57664): ((hits decayed + 1) × tokens) / size'
@@ -223,6 +233,8 @@ complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcomm
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from export" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -l from -d 'JSON file with the map, or `-` for standard input' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -l wait -d 'Wait at most this long for another kvc\'s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -l now -d 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -l method -d 'How to write the new trailer' -r -f -a "auto\t'Clone where the filesystem can; else in place if that is strictly old-or-new (adding or removing a map), copy if not (replacing one)'
 in-place\t'Ordered in-place writes and fsyncs, never a copy; replacing a map passes through a valid state without one'
 clone\t'Reflink clone and swap; fails where the filesystem cannot clone'
@@ -233,6 +245,8 @@ complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcomm
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -s V -l version -d 'Print version'
+complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -l wait -d 'Wait at most this long for another kvc\'s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -l now -d 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -l method -d 'How to write the new trailer' -r -f -a "auto\t'Clone where the filesystem can; else in place if that is strictly old-or-new (adding or removing a map), copy if not (replacing one)'
 in-place\t'Ordered in-place writes and fsyncs, never a copy; replacing a map passes through a valid state without one'
 clone\t'Reflink clone and swap; fails where the filesystem cannot clone'
@@ -243,6 +257,8 @@ complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcomm
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -s V -l version -d 'Print version'
+complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from strip" -l wait -d 'Wait at most this long for another kvc\'s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from strip" -l now -d 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from strip" -l method -d 'How to write the new trailer' -r -f -a "auto\t'Clone where the filesystem can; else in place if that is strictly old-or-new (adding or removing a map), copy if not (replacing one)'
 in-place\t'Ordered in-place writes and fsyncs, never a copy; replacing a map passes through a valid state without one'
 clone\t'Reflink clone and swap; fails where the filesystem cannot clone'

@@ -14,7 +14,8 @@ use std::time::Duration;
     about = "Inspect and manage KV-cache checkpoint directories of local LLM inference engines",
     long_about = "Inspect and manage the <sha1>.kv prefix checkpoints that ds4-server \
 (--kv-disk-dir), ds4-agent (~/.ds4/kvcache), ds4 forks and hanzo-engine keep on disk.\n\n\
-Exit status: 0 success; 1 the command ran and found problems; 2 usage or I/O error.",
+Exit status: 0 success; 1 the command ran and found problems; 2 usage or I/O error; \
+3 a writing command gave up waiting for another kvc's lock on a cache directory (--wait).",
     after_help = "Cache directory: DIR or --dir, else $KVC_DIR, else ~/.ds4/kvcache when it exists."
 )]
 pub struct Cli {
@@ -367,15 +368,32 @@ pub enum RewriteMethod {
     Copy,
 }
 
-impl From<RewriteMethod> for kvc::rewrite::Method {
-    fn from(m: RewriteMethod) -> kvc::rewrite::Method {
+impl From<RewriteMethod> for kvc::trailer::rewrite::Method {
+    fn from(m: RewriteMethod) -> kvc::trailer::rewrite::Method {
         match m {
-            RewriteMethod::Auto => kvc::rewrite::Method::Auto,
-            RewriteMethod::InPlace => kvc::rewrite::Method::InPlace,
-            RewriteMethod::Clone => kvc::rewrite::Method::Clone,
-            RewriteMethod::Copy => kvc::rewrite::Method::Copy,
+            RewriteMethod::Auto => kvc::trailer::rewrite::Method::Auto,
+            RewriteMethod::InPlace => kvc::trailer::rewrite::Method::InPlace,
+            RewriteMethod::Clone => kvc::trailer::rewrite::Method::Clone,
+            RewriteMethod::Copy => kvc::trailer::rewrite::Method::Copy,
         }
     }
+}
+
+/// `--wait`: how long a writing command waits for another kvc's lock.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct WaitArg {
+    /// Wait at most this long for another kvc's lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg, default_value = "10m")]
+    pub wait: Duration,
+}
+
+/// `--now` for commands without a policy: the clock of the run and of its
+/// journal records.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct ClockArg {
+    /// Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    pub now: Option<u64>,
 }
 
 /// `--dry-run`, the same flag for every command that writes.
@@ -399,6 +417,10 @@ pub struct TempAgeArg {
 pub struct RewriteArgs {
     #[command(flatten)]
     pub dry_run: DryRunArg,
+    #[command(flatten)]
+    pub wait: WaitArg,
+    #[command(flatten)]
+    pub clock: ClockArg,
     /// How to write the new trailer
     #[arg(long, value_enum, default_value_t = RewriteMethod::Auto)]
     pub method: RewriteMethod,
@@ -473,6 +495,8 @@ fn parse_duration_arg(s: &str) -> Result<Duration, String> {
 pub struct WriteArgs {
     #[command(flatten)]
     pub dry_run: DryRunArg,
+    #[command(flatten)]
+    pub wait: WaitArg,
     /// Print nothing on success (for cron); problems still go to stderr
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -552,6 +576,8 @@ pub struct RmArgs {
     #[command(flatten)]
     pub write: WriteArgs,
     #[command(flatten)]
+    pub clock: ClockArg,
+    #[command(flatten)]
     pub output: OutputArgs,
 }
 
@@ -576,6 +602,8 @@ pub struct GcArgs {
     #[command(flatten)]
     pub write: WriteArgs,
     #[command(flatten)]
+    pub clock: ClockArg,
+    #[command(flatten)]
     pub output: OutputArgs,
 }
 
@@ -590,6 +618,8 @@ pub struct LogArgs {
     /// Full keys
     #[arg(long, short = 'l')]
     pub long: bool,
+    #[command(flatten)]
+    pub clock: ClockArg,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -637,6 +667,8 @@ pub struct ExportArgs {
     pub out_file: PathBuf,
     #[command(flatten)]
     pub dir: DirArg,
+    #[command(flatten)]
+    pub clock: ClockArg,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -695,6 +727,8 @@ pub struct ImportArgs {
     pub budget: Option<u64>,
     #[command(flatten)]
     pub dry_run: DryRunArg,
+    #[command(flatten)]
+    pub wait: WaitArg,
     #[command(flatten)]
     pub dir: DirArg,
     #[command(flatten)]
@@ -778,7 +812,7 @@ fn parse_percent(s: &str) -> Result<f64, String> {
 #[derive(Debug, Args)]
 #[command(
     after_help = "Exit status: 0 no error (warnings allowed), 1 at least one error (or, with --strict, \
-a warning), 2 verify could not run."
+a warning), 2 verify could not run, 3 --quarantine gave up waiting for another kvc's lock (--wait)."
 )]
 pub struct VerifyArgs {
     /// Cache directories and/or single .kv files [default: $KVC_DIR, else ~/.ds4/kvcache]
@@ -803,6 +837,10 @@ pub struct VerifyArgs {
     /// Move every file with an error into DIR (created 0700) with a <name>.why file; never deletes
     #[arg(long, value_name = "DIR")]
     pub quarantine: Option<PathBuf>,
+    #[command(flatten)]
+    pub wait: WaitArg,
+    #[command(flatten)]
+    pub clock: ClockArg,
     #[command(flatten)]
     pub output: OutputArgs,
 }

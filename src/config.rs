@@ -33,6 +33,26 @@ pub fn dir_or_default(dir: Option<PathBuf>) -> Result<PathBuf> {
     }
 }
 
+/// The write session of a command (`kvc::session`): its clock, how long
+/// it waits for another kvc's lock, and the one line it prints on stderr
+/// when a lock keeps it waiting.
+pub fn session(
+    op: &'static str,
+    now: Option<u64>,
+    wait: std::time::Duration,
+) -> Result<kvc::session::Session> {
+    let mut s = kvc::session::Session::new(kvc::session::SessionOptions { op, now, wait })?;
+    s.on_wait(Box::new(move |dir, holder| {
+        let who = holder.map_or_else(|| "another kvc".to_string(), |h| h.describe());
+        eprintln!(
+            "kvc: {}: waiting for the lock, held by {who} (giving up after {})",
+            kvc::text::sanitize_line(dir.as_os_str().as_encoded_bytes()),
+            humantime::format_duration(wait)
+        );
+    }));
+    Ok(s)
+}
+
 /// `--now` if given, else the clock.
 pub fn now_or_clock(now: Option<u64>) -> Result<u64> {
     match now {

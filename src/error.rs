@@ -25,6 +25,15 @@ pub enum Error {
     BadKey { key: String },
     #[error("{0}")]
     Usage(String),
+    /// Another kvc held the directory's lock for longer than `--wait`.
+    /// The binary exits with its own status for it (3), so cron can tell
+    /// "kvc was busy" from "kvc failed".
+    #[error("{}: gave up after waiting {} for kvc's lock on this directory, held by {holder}; --wait sets how long to wait", dir.display(), humantime::format_duration(*waited))]
+    LockTimeout {
+        dir: PathBuf,
+        holder: String,
+        waited: std::time::Duration,
+    },
 }
 
 impl Error {

@@ -16,22 +16,23 @@
 //! deleted only on request (`include_unloadable`); foreign files, links and
 //! directories never.
 
+use crate::code::Code;
 use crate::error::Result;
 use crate::format::checkpoint::Key;
 use crate::format::dialect::{EngineChoice, NotLoaded};
 use crate::format::{Engine, Header, HEADER_LEN, MAGIC, VERSION};
-use crate::fsutil::remove_durably;
-use crate::journal::{self, Record};
-use crate::lock::DirLock;
 use crate::policy::{self, OrderKey, Policy, PolicyFrom, RankOptions};
-use crate::scan::{self, Checkpoint, Loaded, Scan, ScanOptions, STATE_DIR};
+use crate::scan::{self, Checkpoint, FileId, Loaded, Scan, ScanOptions};
+use crate::session::journal::{Op, Record};
+use crate::session::{Judged, Removal, Session};
+use crate::sys::{Meta, Open};
 use serde::ser::SerializeSeq;
 use serde::{Serialize, Serializer};
 use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Plans made again after a victim was touched, before kvc stops and
 /// reports. An engine under load touches a few checkpoints a minute; one
@@ -79,12 +80,12 @@ pub struct EvictOptions {
 impl EvictOptions {
     /// Checkpoints eviction never picks: agent saves (unless asked) and the
     /// `--protect`ed keys.
-    pub fn is_protected(&self, c: &Checkpoint) -> bool {
+    pub(crate) fn is_protected(&self, c: &Checkpoint) -> bool {
         (!self.include_agent && c.is_agent_save()) || self.protect.contains(&c.key)
     }
 
     /// `last_used` (or `created`) before this is "unused for too long".
-    pub fn age_cutoff(&self) -> Option<u64> {
+    pub(crate) fn age_cutoff(&self) -> Option<u64> {
         self.older_than.map(|d| self.now.saturating_sub(d))
     }
 }
@@ -120,7 +121,7 @@ impl Why {
     }
 
     /// The journal's `why`: `budget`, `age`, `budget,age` or `unloadable`.
-    pub fn joined(self) -> String {
+    pub(crate) fn joined(self) -> String {
         self.names().join(",")
     }
 
@@ -146,7 +147,7 @@ pub enum EntryKind {
     /// A checkpoint kvc reads (index into the scan's checkpoints).
     Checkpoint(usize),
     /// A checkpoint name kvc cannot read as a checkpoint (a `Defect` code).
-    Invalid { code: &'static str },
+    Invalid { code: Code },
     /// A file of a dialect kvc does not fully read (FORMAT.md §9).
     Foreign { what: String },
     /// A `*.kv` name that is not a checkpoint name (`foo.kv`): hanzo-engine
@@ -175,7 +176,8 @@ impl EntryKind {
 /// What `lstat` said of an entry kvc may delete without a header to
 /// compare: deletion re-checks it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Stat {
+pub(crate) struct Stat {
+    pub dev: u64,
     pub ino: u64,
     pub size: u64,
     pub mtime: (i64, i64),
@@ -184,9 +186,19 @@ pub struct Stat {
 impl Stat {
     fn of(m: &fs::Metadata) -> Stat {
         Stat {
+            dev: m.dev(),
             ino: m.ino(),
             size: m.len(),
             mtime: (m.mtime(), m.mtime_nsec()),
+        }
+    }
+
+    fn judged(&self) -> Judged {
+        Judged {
+            dev: self.dev,
+            ino: self.ino,
+            size: Some(self.size),
+            mtime: Some(self.mtime),
         }
     }
 }
@@ -211,6 +223,8 @@ struct Entry {
     /// `lstat` saw a regular file: only such an entry that is not a
     /// readable checkpoint may be deleted (on request).
     regular: bool,
+    /// The inode a readable checkpoint was read from.
+    id: FileId,
 }
 
 /// Why kvc leaves an entry alone.
@@ -226,7 +240,7 @@ pub enum Keep {
     /// Not a readable checkpoint (the `Defect` code): evict never deletes
     /// it under ds4; under hanzo-engine, which counts and would delete it,
     /// only with `--include-unloadable`.
-    Invalid { code: &'static str },
+    Invalid { code: Code },
     /// A foreign file: never deleted by evict (`kvc rm` deletes one when
     /// named).
     Foreign { what: String },
@@ -243,16 +257,16 @@ pub enum Keep {
 
 impl Keep {
     /// Stable code: `not-loaded`, `not-counted-name`, `invalid`, `foreign`,
-    /// `stray`, `directory`, `symlink`.
-    pub fn code(&self) -> &'static str {
+    /// `stray`, `directory`, `symlink` ([`Code`]).
+    pub fn code(&self) -> Code {
         match self {
-            Keep::NotLoaded(_) => "not-loaded",
-            Keep::NotCountedName => "not-counted-name",
-            Keep::Invalid { .. } => "invalid",
-            Keep::Foreign { .. } => "foreign",
-            Keep::Stray => "stray",
-            Keep::Directory => "directory",
-            Keep::Symlink => "symlink",
+            Keep::NotLoaded(_) => Code::NotLoaded,
+            Keep::NotCountedName => Code::NotCountedName,
+            Keep::Invalid { .. } => Code::Invalid,
+            Keep::Foreign { .. } => Code::Foreign,
+            Keep::Stray => Code::Stray,
+            Keep::Directory => Code::Directory,
+            Keep::Symlink => Code::Symlink,
         }
     }
 
@@ -298,7 +312,10 @@ pub struct Victim {
     /// hanzo-engine with `--include-unloadable`), whose `lstat` is compared
     /// instead.
     pub header: Option<Header>,
-    pub stat: Option<Stat>,
+    pub(crate) stat: Option<Stat>,
+    /// The inode a checkpoint victim was read from: it is deleted only
+    /// while its name is still that inode.
+    pub id: FileId,
     pub kind: EntryKind,
     /// In the engine's population: deleting it lowers the counted total.
     pub counted: bool,
@@ -317,7 +334,7 @@ impl Victim {
     }
 
     /// The header's reason name, empty without a header.
-    pub fn reason_name(&self) -> String {
+    pub(crate) fn reason_name(&self) -> String {
         self.header
             .as_ref()
             .map_or_else(String::new, |h| h.reason.name().into_owned())
@@ -326,7 +343,7 @@ impl Victim {
 
 /// What eviction would do to one directory.
 #[derive(Clone, Debug)]
-pub struct Plan {
+pub struct EvictPlan {
     pub dir: PathBuf,
     pub options: EvictOptions,
     /// The engine whose population and order apply, and how it was decided.
@@ -362,7 +379,7 @@ pub struct Plan {
     pub victims: Vec<Victim>,
 }
 
-impl Plan {
+impl EvictPlan {
     pub fn bytes_to_free(&self) -> u64 {
         self.victims.iter().map(|v| v.size).sum()
     }
@@ -404,7 +421,7 @@ impl Plan {
 
 /// hanzo-engine counts an entry whose `Path::extension()` is `kv` and whose
 /// stem is UTF-8 (disk_kv_cache.rs `scan_entries`, c8bcee7d5).
-fn hanzo_counts(path: &Path) -> bool {
+pub(crate) fn hanzo_counts(path: &Path) -> bool {
     path.extension().and_then(|e| e.to_str()) == Some("kv")
         && path.file_stem().and_then(|s| s.to_str()).is_some()
 }
@@ -444,6 +461,7 @@ fn entries(scan: &Scan, engine: Engine) -> (Vec<Entry>, u64) {
             last_used: c.header.last_used,
             stat: None,
             regular: true,
+            id: c.id,
         });
     }
     for f in &scan.foreign {
@@ -467,6 +485,7 @@ fn entries(scan: &Scan, engine: Engine) -> (Vec<Entry>, u64) {
             last_used: if readable { f.header.last_used } else { 0 },
             stat: None,
             regular: true,
+            id: f.id,
         });
     }
     for i in &scan.invalid {
@@ -497,6 +516,7 @@ fn entries(scan: &Scan, engine: Engine) -> (Vec<Entry>, u64) {
             stat: meta.as_ref().map(Stat::of),
             regular: meta.as_ref().is_some_and(|m| m.is_file()),
             kind,
+            id: FileId::default(),
         });
     }
     if every_kv {
@@ -526,6 +546,7 @@ fn entries(scan: &Scan, engine: Engine) -> (Vec<Entry>, u64) {
                 regular: meta.as_ref().is_some_and(|m| m.is_file()),
                 kind,
                 counted: true,
+                id: FileId::default(),
             });
         }
     }
@@ -549,7 +570,9 @@ fn keep_why(e: &Entry, scan: &Scan, engine: Engine) -> Option<(Keep, bool)> {
         }
         // Only hanzo-engine counts these; it would delete them (a regular
         // file: a FIFO or a socket kvc leaves alone).
-        EntryKind::Invalid { code } => Some((Keep::Invalid { code }, e.counted && e.regular)),
+        EntryKind::Invalid { code } => {
+            Some((Keep::Invalid { code: *code }, e.counted && e.regular))
+        }
         EntryKind::Stray => Some((Keep::Stray, e.counted && e.regular)),
         EntryKind::Foreign { what } => Some((Keep::Foreign { what: what.clone() }, false)),
         EntryKind::Directory => Some((Keep::Directory, false)),
@@ -560,7 +583,7 @@ fn keep_why(e: &Entry, scan: &Scan, engine: Engine) -> Option<(Keep, bool)> {
 /// Plan over a scan, with the scan's engine. The `ds4` policy streams the
 /// texts of the waypoints and of the checkpoints that may supersede them
 /// from the files (or from the scan, when it read them).
-pub fn plan(scan: &Scan, opts: &EvictOptions) -> Plan {
+pub fn plan(scan: &Scan, opts: &EvictOptions) -> EvictPlan {
     plan_excluding(scan, opts, &BTreeSet::new())
 }
 
@@ -573,7 +596,7 @@ struct Slot {
 
 /// Plan, also leaving out `exclude` (entries that could not be deleted in
 /// an earlier pass: they still count, but are not picked again).
-fn plan_excluding(scan: &Scan, opts: &EvictOptions, exclude: &BTreeSet<String>) -> Plan {
+fn plan_excluding(scan: &Scan, opts: &EvictOptions, exclude: &BTreeSet<String>) -> EvictPlan {
     let engine = scan.engine.engine;
     let (policy, policy_from) = PolicyFrom::resolve(opts.policy, engine);
     let budget = opts.budget.map(|b| match policy.min_budget() {
@@ -654,6 +677,7 @@ fn plan_excluding(scan: &Scan, opts: &EvictOptions, exclude: &BTreeSet<String>) 
             _ => None,
         },
         stat: e.stat,
+        id: e.id,
         kind: e.kind.clone(),
         counted: e.counted,
         score: slot.and_then(|s| s.score),
@@ -741,7 +765,7 @@ fn plan_excluding(scan: &Scan, opts: &EvictOptions, exclude: &BTreeSet<String>) 
             Some(_) => {}
         }
     }
-    Plan {
+    EvictPlan {
         dir: scan.dir.clone(),
         options: opts.clone(),
         engine: scan.engine.clone(),
@@ -763,11 +787,15 @@ fn plan_excluding(scan: &Scan, opts: &EvictOptions, exclude: &BTreeSet<String>) 
 
 /// Scan `dir` (headers only) and plan. Reads only: no lock, no `.kvc/`,
 /// nothing touched. This is `--dry-run`.
-pub fn plan_dir(dir: &Path, opts: &EvictOptions) -> Result<Plan> {
+pub fn plan_dir(dir: &Path, opts: &EvictOptions) -> Result<EvictPlan> {
     plan_dir_excluding(dir, opts, &BTreeSet::new())
 }
 
-fn plan_dir_excluding(dir: &Path, opts: &EvictOptions, exclude: &BTreeSet<String>) -> Result<Plan> {
+fn plan_dir_excluding(
+    dir: &Path,
+    opts: &EvictOptions,
+    exclude: &BTreeSet<String>,
+) -> Result<EvictPlan> {
     let scan = scan::scan_dir(
         dir,
         ScanOptions {
@@ -781,8 +809,9 @@ fn plan_dir_excluding(dir: &Path, opts: &EvictOptions, exclude: &BTreeSet<String
 /// What happened to one victim.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Fate {
-    /// Removed, durably, and journaled.
-    Deleted,
+    /// Removed and journaled. `unsynced`: the directory's fsync failed
+    /// after the unlink, so the removal may not survive a crash yet.
+    Removed { unsynced: Option<String> },
     /// Already gone (an engine evicted or consumed it): not an error.
     Vanished,
     /// Its header changed since planning: the engine just used it. Left
@@ -790,32 +819,36 @@ pub enum Fate {
     Touched { change: String },
     /// No longer reads as a checkpoint. Left alone (a corrupt file is
     /// reported, never silently deleted); the directory is planned again.
-    Invalid { code: &'static str, error: String },
+    Invalid { code: Code, error: String },
     /// Removing it failed; it is not picked again in this run.
     Failed { error: String },
 }
 
 impl Fate {
     /// Whether the file is gone from the directory.
-    pub fn is_gone(&self) -> bool {
-        matches!(self, Fate::Deleted | Fate::Vanished)
+    pub(crate) fn is_gone(&self) -> bool {
+        matches!(self, Fate::Removed { .. } | Fate::Vanished)
     }
 
-    /// Stable code: `deleted`, `vanished`, `touched`, `invalid`, `failed`.
-    pub fn code(&self) -> &'static str {
+    /// Stable code: `removed`, `vanished`, `touched`, `invalid`, `failed`
+    /// ([`Code`]; `removed` as `rm` and `gc` say it).
+    pub fn code(&self) -> Code {
         match self {
-            Fate::Deleted => "deleted",
-            Fate::Vanished => "vanished",
-            Fate::Touched { .. } => "touched",
-            Fate::Invalid { .. } => "invalid",
-            Fate::Failed { .. } => "failed",
+            Fate::Removed { .. } => Code::Removed,
+            Fate::Vanished => Code::Vanished,
+            Fate::Touched { .. } => Code::Touched,
+            Fate::Invalid { .. } => Code::Invalid,
+            Fate::Failed { .. } => Code::Failed,
         }
     }
 
     /// One line for a person, empty for the plain outcomes.
     pub fn detail(&self) -> String {
         match self {
-            Fate::Deleted | Fate::Vanished => String::new(),
+            Fate::Removed { unsynced: None } | Fate::Vanished => String::new(),
+            Fate::Removed { unsynced: Some(e) } => {
+                format!("removed, but not durable yet: the directory's fsync failed ({e})")
+            }
             Fate::Touched { change } => format!("touched by the engine since planning ({change})"),
             Fate::Invalid { code, error } => {
                 format!("no longer a valid checkpoint ({code}: {error})")
@@ -836,7 +869,7 @@ pub struct Handled {
 /// that act as the engine between planning and deletion.
 pub trait Hooks {
     /// A plan was made under the lock (once per pass).
-    fn planned(&mut self, _plan: &Plan) {}
+    fn planned(&mut self, _plan: &EvictPlan) {}
     /// Just before `victim` is re-read and, if unchanged, deleted.
     fn before_delete(&mut self, _victim: &Victim) {}
     /// After `victim` was dealt with.
@@ -852,7 +885,7 @@ impl Hooks for NoHooks {}
 pub struct EvictResult {
     /// The first plan made under the lock (or the empty plan that needed
     /// no lock).
-    pub first_plan: Plan,
+    pub first_plan: EvictPlan,
     /// Every victim handled, in order, over all passes.
     pub handled: Vec<Handled>,
     /// Plans made and carried out (1 + re-plans).
@@ -870,7 +903,9 @@ pub struct EvictResult {
 
 impl EvictResult {
     pub fn deleted(&self) -> impl Iterator<Item = &Handled> {
-        self.handled.iter().filter(|h| h.fate == Fate::Deleted)
+        self.handled
+            .iter()
+            .filter(|h| matches!(h.fate, Fate::Removed { .. }))
     }
 
     /// Bytes this run removed (not counting files that vanished on their own).
@@ -881,12 +916,6 @@ impl EvictResult {
     pub fn budget_met(&self) -> bool {
         self.first_plan.budget.is_none_or(|b| self.bytes_after <= b)
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// What changed in a header, for the report: `hits 3 -> 4, last_used …`.
@@ -909,26 +938,47 @@ fn describe_change(was: &Header, size: u64, now: &Checkpoint) -> Option<String> 
 }
 
 /// The journal record of one eviction.
-pub fn record(op: &str, v: &Victim, policy: Policy, why: String) -> Record {
-    Record {
-        time: unix_now(),
-        op: op.into(),
-        key: v.name(),
-        bytes: v.size,
-        tokens: v.header.as_ref().map_or(0, |h| h.tokens),
-        hits: v.header.as_ref().map_or(0, |h| h.hits),
-        reason: v.reason_name(),
-        score: v.score,
-        policy: Some(policy.name().into()),
-        why,
-    }
+pub(crate) fn record(now: u64, v: &Victim, policy: Policy) -> Record {
+    Record::new(now, Op::Evict, &v.name(), v.size, v.why.joined())
+        .with_header(v.header.as_ref())
+        .with_score(v.score, policy)
 }
 
-/// Re-read the victim and delete it if it is as planned.
-fn delete_victim(dir: &Path, v: &Victim, policy: Policy) -> Result<Fate> {
-    match (&v.header, &v.key) {
-        (Some(header), Some(key)) => {
-            let c = match scan::load(&v.path, key.clone(), ScanOptions::default()) {
+/// Re-read the victim through the directory's descriptor and delete it if
+/// it is still the file planned: the same inode, and for a checkpoint the
+/// same header (an engine's hit rewrites it) and size.
+fn delete_victim(session: &mut Session, dir: &Path, v: &Victim, policy: Policy) -> Result<Fate> {
+    let judged = match (&v.header, &v.key, &v.stat) {
+        (Some(header), Some(key), _) => {
+            let f = match session.dir(dir)?.open_file(OsStr::new(&v.file), Open::Read) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Fate::Vanished),
+                Err(e) => {
+                    return Ok(Fate::Failed {
+                        error: e.to_string(),
+                    })
+                }
+            };
+            let meta = match Meta::of_file(&f) {
+                Ok(m) => m,
+                Err(e) => {
+                    return Ok(Fate::Failed {
+                        error: e.to_string(),
+                    })
+                }
+            };
+            let judged = Judged {
+                dev: v.id.dev,
+                ino: v.id.ino,
+                size: None,
+                mtime: None,
+            };
+            if let Err(c) = judged.matches(&meta) {
+                return Ok(Fate::Touched {
+                    change: c.to_string(),
+                });
+            }
+            let c = match scan::load_open(&v.path, key.clone(), f, ScanOptions::default()) {
                 Loaded::Vanished => return Ok(Fate::Vanished),
                 Loaded::Invalid(i) => {
                     return Ok(Fate::Invalid {
@@ -939,7 +989,7 @@ fn delete_victim(dir: &Path, v: &Victim, policy: Policy) -> Result<Fate> {
                 // Rewritten by a fork since the plan: no longer what was judged.
                 Loaded::Foreign(f) => {
                     return Ok(Fate::Invalid {
-                        code: "foreign",
+                        code: Code::Foreign,
                         error: f.what,
                     })
                 }
@@ -948,93 +998,86 @@ fn delete_victim(dir: &Path, v: &Victim, policy: Policy) -> Result<Fate> {
             if let Some(change) = describe_change(header, v.size, &c) {
                 return Ok(Fate::Touched { change });
             }
+            judged
         }
         // Not a readable checkpoint (hanzo-engine's population, on
         // request): still the same regular file, or left alone.
-        _ => match fs::symlink_metadata(&v.path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Fate::Vanished),
-            Err(e) => {
-                return Ok(Fate::Failed {
-                    error: e.to_string(),
-                })
-            }
-            Ok(m) if !m.is_file() || Some(Stat::of(&m)) != v.stat => {
-                return Ok(Fate::Touched {
-                    change: "the file changed since planning".into(),
-                })
-            }
-            Ok(_) => {}
-        },
-    }
+        (_, _, Some(stat)) => stat.judged(),
+        _ => {
+            return Ok(Fate::Failed {
+                error: "nothing to compare it with; left alone".into(),
+            })
+        }
+    };
     // The window between this check and the unlink is a few system calls;
     // an engine hit inside it loses a checkpoint its own budget pass could
     // equally have evicted, and the engine holds the file open while loading.
-    match remove_durably(&v.path) {
-        Ok(true) => {
-            journal::append(dir, &[record("evict", v, policy, v.why.joined())])?;
-            Ok(Fate::Deleted)
+    match session.remove(dir, &v.file, &judged)? {
+        Removal::Removed { unsynced } => {
+            let rec = record(session.now(), v, policy);
+            session.journal(dir, &[rec])?;
+            Ok(Fate::Removed { unsynced })
         }
-        Ok(false) => Ok(Fate::Vanished),
-        Err(e) => Ok(Fate::Failed {
+        Removal::Vanished => Ok(Fate::Vanished),
+        Removal::Changed(c) => Ok(Fate::Touched {
+            change: c.to_string(),
+        }),
+        Removal::Failed(e) => Ok(Fate::Failed {
             error: e.to_string(),
         }),
     }
 }
 
-/// Plan and evict, under kvc's lock on `dir`.
+/// Carry out a plan in the write session: a plan with no victim touches
+/// nothing (no lock, no `.kvc/`); otherwise the lock of the plan's
+/// directory is taken, the directory planned again under it (another kvc
+/// may have evicted since), and the victims deleted one by one, each
+/// re-read first and journaled after. If the journal cannot be written,
+/// eviction stops with that error, so at most the one deletion just made
+/// goes unrecorded.
 ///
-/// A directory that needs nothing evicted is left exactly as it was: the
-/// lock (and with it `.kvc/`) is only taken once there is work. Each
-/// deletion is journaled; if the journal cannot be written, eviction stops
-/// with that error, so at most the one deletion just made goes unrecorded.
-pub fn run(dir: &Path, opts: &EvictOptions, hooks: &mut dyn Hooks) -> Result<EvictResult> {
-    let state_exists = fs::symlink_metadata(dir.join(STATE_DIR)).is_ok_and(|m| m.is_dir());
-    let mut lock = if state_exists {
-        Some(DirLock::acquire(dir)?)
+/// An import's `--budget` pass calls this while its session already holds
+/// the lock.
+pub fn apply(session: &mut Session, plan: EvictPlan, hooks: &mut dyn Hooks) -> Result<EvictResult> {
+    let dir = plan.dir.clone();
+    let opts = plan.options.clone();
+    let plan = if session.holds(&dir) {
+        plan
+    } else if plan.victims.is_empty() {
+        return Ok(EvictResult::nothing(plan));
     } else {
-        None
+        session.lock(&[&dir])?;
+        plan_dir(&dir, &opts)?
     };
-    let mut plan = plan_dir(dir, opts)?;
-    if lock.is_none() && !plan.victims.is_empty() {
-        lock = Some(DirLock::acquire(dir)?);
-        // Another kvc may have evicted between that plan and the lock.
-        plan = plan_dir(dir, opts)?;
-    }
-    let result = execute(dir, opts, hooks, plan);
-    drop(lock);
-    result
+    execute(session, &dir, &opts, hooks, plan)
 }
 
-/// Plan and evict in `dir` for a caller that already holds its lock (an
-/// import's `--budget` pass: taking the lock again from the same process
-/// would wait for itself, since flock locks conflict between descriptors).
-pub fn run_locked(
-    dir: &Path,
-    opts: &EvictOptions,
-    hooks: &mut dyn Hooks,
-    _held: &DirLock,
-) -> Result<EvictResult> {
-    let plan = plan_dir(dir, opts)?;
-    execute(dir, opts, hooks, plan)
+impl EvictResult {
+    /// The result of a plan with nothing to do.
+    fn nothing(plan: EvictPlan) -> EvictResult {
+        EvictResult {
+            counted_after: plan.counted,
+            bytes_after: plan.counted_bytes,
+            protected: plan.protected,
+            protected_bytes: plan.protected_bytes,
+            first_plan: plan,
+            handled: Vec::new(),
+            passes: 1,
+            gave_up: false,
+        }
+    }
 }
 
 /// Carry out `plan`, re-planning after touched victims (lock held).
 fn execute(
+    session: &mut Session,
     dir: &Path,
     opts: &EvictOptions,
     hooks: &mut dyn Hooks,
-    mut plan: Plan,
+    mut plan: EvictPlan,
 ) -> Result<EvictResult> {
-    let mut result = EvictResult {
-        first_plan: plan.clone(),
-        handled: Vec::new(),
-        passes: 0,
-        gave_up: false,
-        counted_after: plan.counted,
-        bytes_after: plan.counted_bytes,
-        protected: plan.protected,
-        protected_bytes: plan.protected_bytes,
-    };
+    let mut result = EvictResult::nothing(plan.clone());
+    result.passes = 0;
     let mut exclude = BTreeSet::new();
     loop {
         result.passes += 1;
@@ -1043,7 +1086,7 @@ fn execute(
         let mut replan = false;
         for v in &plan.victims {
             hooks.before_delete(v);
-            let fate = delete_victim(dir, v, plan.policy)?;
+            let fate = delete_victim(session, dir, v, plan.policy)?;
             hooks.handled(v, &fate);
             if fate.is_gone() {
                 if v.counted {
@@ -1134,7 +1177,7 @@ mod tests {
         }
     }
 
-    fn keys(p: &Plan) -> Vec<(u8, Vec<&'static str>)> {
+    fn keys(p: &EvictPlan) -> Vec<(u8, Vec<&'static str>)> {
         p.victims
             .iter()
             .map(|v| {

@@ -2,42 +2,28 @@
 //! the header warnings below; `kvc verify` adds everything that needs more
 //! than the header to see.
 
+use crate::code::Code;
 use crate::format::dialect::{Dialect, DS4_QUANTS};
 use crate::format::{ExtFlags, Header, Reason};
 use serde::Serialize;
-use std::fmt;
 
 /// Clock skew tolerated before a timestamp counts as "in the future":
 /// hosts that share a cache over NFS are rarely more than minutes apart.
-pub const FUTURE_SLACK_SECS: u64 = 300;
+pub(crate) const FUTURE_SLACK_SECS: u64 = 300;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Warning,
-    Error,
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-        })
-    }
-}
+pub use crate::code::Severity;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {
     /// Stable, documented code (`bad-quant`, `truncated`, …).
-    pub code: &'static str,
+    pub code: Code,
     pub severity: Severity,
     /// One line, without the file name (the caller prefixes it).
     pub message: String,
 }
 
 impl Finding {
-    pub fn error(code: &'static str, message: impl Into<String>) -> Finding {
+    pub fn error(code: Code, message: impl Into<String>) -> Finding {
         Finding {
             code,
             severity: Severity::Error,
@@ -45,7 +31,7 @@ impl Finding {
         }
     }
 
-    pub fn warning(code: &'static str, message: impl Into<String>) -> Finding {
+    pub fn warning(code: Code, message: impl Into<String>) -> Finding {
         Finding {
             code,
             severity: Severity::Warning,
@@ -62,7 +48,7 @@ pub fn header_warnings(h: &Header, dialect: &Dialect, now: u64) -> Vec<Finding> 
     let mut out = Vec::new();
     if dialect.quant_read && !DS4_QUANTS.contains(&h.quant_bits) {
         out.push(Finding::warning(
-            "bad-quant",
+            Code::BadQuant,
             format!(
                 "quant_bits {}: ds4 loads only 2 or 4, so its reader skips this file",
                 h.quant_bits
@@ -76,7 +62,7 @@ pub fn header_warnings(h: &Header, dialect: &Dialect, now: u64) -> Vec<Finding> 
     };
     if !reason_known {
         out.push(Finding::warning(
-            "unknown-reason",
+            Code::UnknownReason,
             format!(
                 "reason {} is not defined for {} (ds4 reads it as unknown)",
                 h.reason.0, dialect.id
@@ -86,7 +72,7 @@ pub fn header_warnings(h: &Header, dialect: &Dialect, now: u64) -> Vec<Finding> 
     let unknown = h.ext_flags.unknown_bits();
     if dialect.ext_bits && unknown != 0 {
         out.push(Finding::warning(
-            "unknown-flags",
+            Code::UnknownFlags,
             format!(
                 "ext_flags has unassigned bits {:?}",
                 ExtFlags(unknown).names()
@@ -96,7 +82,7 @@ pub fn header_warnings(h: &Header, dialect: &Dialect, now: u64) -> Vec<Finding> 
     for (name, t) in [("created", h.created), ("last_used", h.last_used)] {
         if t > now.saturating_add(FUTURE_SLACK_SECS) {
             out.push(Finding::warning(
-                "future-timestamp",
+                Code::FutureTimestamp,
                 format!("{name} {t} is {}s in the future", t - now),
             ));
         }

@@ -3,9 +3,11 @@
 //! place, fsync the directory. Files hold verbatim prompts, so everything
 //! kvc creates is private (0600 files, 0700 directories).
 
-use std::fs::{self, File, OpenOptions};
+use crate::sys::{Dir, Open};
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 /// Mode of every file kvc creates: owner read/write only.
@@ -14,59 +16,102 @@ pub const FILE_MODE: u32 = 0o600;
 pub const DIR_MODE: u32 = 0o700;
 
 /// Create `dir` and missing parents with mode 0700.
-pub fn create_private_dir_all(dir: &Path) -> io::Result<()> {
+pub(crate) fn create_private_dir_all(dir: &Path) -> io::Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(DIR_MODE)
         .create(dir)
 }
 
-/// fsync a directory, making renames and unlinks in it durable.
-pub fn fsync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// The temp name kvc uses for `final_name`: ds4's own convention
+/// The temp name kvc tries first for `final_name`: ds4's own convention
 /// (`<name>.tmp.<pid>`, FORMAT.md §2), so the engines ignore it and
 /// `kvc gc` recognises it as a writer's temp file with a pid to check.
-pub fn temp_name_for(final_name: &str) -> String {
+pub(crate) fn temp_name_for(final_name: &str) -> String {
     format!("{final_name}.tmp.{}", std::process::id())
+}
+
+/// Attempts at a free random temp name: each collides with probability
+/// 1 in 56 billion.
+const TEMP_TRIES: usize = 16;
+
+/// `<name>.tmp.XXXXXX`: six random characters from mkstemp's alphabet, at
+/// least one a letter (so no one reads them as a pid), for when
+/// `<name>.tmp.<pid>` is taken: by a temp a previous process with the same
+/// pid left behind (pids are reused), or by a writer in another pid
+/// namespace sharing the directory. `kvc gc` judges such a name as it
+/// judges ds4-agent's mkstemp temps: by age and by whether any process
+/// holds it open.
+fn random_temp_name(final_name: &str) -> io::Result<String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut raw = [0u8; 6];
+    crate::sys::random_bytes(&mut raw)?;
+    let mut suffix: Vec<u8> = raw.iter().map(|b| ALPHABET[*b as usize % 62]).collect();
+    if suffix.iter().all(u8::is_ascii_digit) {
+        suffix[0] = ALPHABET[raw[0] as usize % 52];
+    }
+    Ok(format!(
+        "{final_name}.tmp.{}",
+        String::from_utf8(suffix).expect("ASCII")
+    ))
 }
 
 /// A file being written that becomes visible under its final name only
 /// by [`commit`](AtomicFile::commit). Dropped uncommitted, it removes its
-/// temp file.
+/// temp file. Created and renamed relative to the directory's descriptor.
 #[derive(Debug)]
 pub struct AtomicFile {
-    dir: PathBuf,
-    tmp: PathBuf,
-    dest: PathBuf,
+    dir: Dir,
+    tmp: OsString,
+    dest: OsString,
     file: Option<File>,
 }
 
 impl AtomicFile {
-    /// Create `<dir>/<final_name>.tmp.<pid>` (0600, must not exist).
-    pub fn create(dir: &Path, final_name: &str) -> io::Result<AtomicFile> {
-        let tmp = dir.join(temp_name_for(final_name));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(FILE_MODE)
-            .open(&tmp)?;
+    /// Create a temp file for `final_name` in `dir` (0600, `O_EXCL`):
+    /// `<final_name>.tmp.<pid>`, or a random name when that one is taken,
+    /// so a stale leftover can never make the write fail.
+    pub(crate) fn create_in(dir: &Dir, final_name: &str) -> io::Result<AtomicFile> {
+        let dir = dir.try_clone()?;
+        let mut name = temp_name_for(final_name);
+        let mut tries = 0;
+        let file = loop {
+            match dir.open_file(OsStr::new(&name), Open::CreateNew) {
+                Ok(f) => break f,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < TEMP_TRIES => {
+                    tries += 1;
+                    name = random_temp_name(final_name)?;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         Ok(AtomicFile {
-            dir: dir.to_path_buf(),
-            tmp,
-            dest: dir.join(final_name),
+            dir,
+            tmp: name.into(),
+            dest: final_name.into(),
             file: Some(file),
         })
     }
 
-    pub fn temp_path(&self) -> &Path {
+    /// `create_in` the directory at `dir`.
+    pub fn create(dir: &Path, final_name: &str) -> io::Result<AtomicFile> {
+        Self::create_in(&Dir::open(dir)?, final_name)
+    }
+
+    pub(crate) fn temp_path(&self) -> PathBuf {
+        self.dir.path().join(&self.tmp)
+    }
+
+    /// The temp file's name in its directory.
+    pub(crate) fn temp_name(&self) -> &OsStr {
         &self.tmp
     }
 
     pub fn file(&mut self) -> &mut File {
         self.file.as_mut().expect("not yet committed")
+    }
+
+    fn dest_path(&self) -> PathBuf {
+        self.dir.path().join(&self.dest)
     }
 
     /// fsync, rename over the final name, fsync the directory. A failure
@@ -75,49 +120,48 @@ impl AtomicFile {
         let file = self.file.take().expect("commit once");
         let renamed = file.sync_all().and_then(|()| {
             drop(file);
-            fs::rename(&self.tmp, &self.dest)
+            self.dir.rename(&self.tmp, &self.dest)
         });
         if let Err(e) = renamed {
-            let _ = fs::remove_file(&self.tmp);
+            let _ = self.dir.unlink(&self.tmp);
             return Err(e);
         }
-        fsync_dir(&self.dir)?;
-        Ok(self.dest.clone())
+        self.dir.sync()?;
+        Ok(self.dest_path())
     }
-}
 
-impl AtomicFile {
     /// Like [`commit`](AtomicFile::commit), but never replaces a file that
     /// exists under the final name: fails with `AlreadyExists` and removes
     /// the temp. For installs that must not overwrite a checkpoint an engine
     /// saved meanwhile. `link()` fails atomically when the name is taken;
-    /// where the file system has no hard links, a check-then-rename is the
-    /// best that remains.
-    pub fn commit_new(mut self) -> io::Result<PathBuf> {
+    /// where the file system has no hard links, `RENAME_NOREPLACE` does the
+    /// same, and only where neither exists is a check-then-rename left.
+    pub(crate) fn commit_new(mut self) -> io::Result<PathBuf> {
         let file = self.file.take().expect("commit once");
-        let linked = file.sync_all().and_then(|()| {
+        let result = file.sync_all().and_then(|()| {
             drop(file);
-            match fs::hard_link(&self.tmp, &self.dest) {
-                Ok(()) => Ok(true),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
-                Err(_) => Ok(false),
+            match self.dir.link(&self.tmp, &self.dir, &self.dest) {
+                Ok(()) => return self.dir.unlink(&self.tmp),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(e),
+                Err(_) => {}
+            }
+            match self.dir.rename_new(&self.tmp, &self.dir, &self.dest) {
+                Err(e) if crate::sys::unsupported(&e) => match self.dir.stat(&self.dest) {
+                    Ok(_) => Err(io::Error::from(io::ErrorKind::AlreadyExists)),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        self.dir.rename(&self.tmp, &self.dest)
+                    }
+                    Err(e) => Err(e),
+                },
+                other => other,
             }
         });
-        let result = match linked {
-            Ok(true) => fs::remove_file(&self.tmp),
-            Ok(false) => match fs::symlink_metadata(&self.dest) {
-                Ok(_) => Err(io::Error::from(io::ErrorKind::AlreadyExists)),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => fs::rename(&self.tmp, &self.dest),
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        };
         if let Err(e) = result {
-            let _ = fs::remove_file(&self.tmp);
+            let _ = self.dir.unlink(&self.tmp);
             return Err(e);
         }
-        fsync_dir(&self.dir)?;
-        Ok(self.dest.clone())
+        self.dir.sync()?;
+        Ok(self.dest_path())
     }
 }
 
@@ -133,27 +177,8 @@ impl Write for AtomicFile {
 impl Drop for AtomicFile {
     fn drop(&mut self) {
         if self.file.take().is_some() {
-            let _ = fs::remove_file(&self.tmp);
+            let _ = self.dir.unlink(&self.tmp);
         }
-    }
-}
-
-/// Remove a file and make the removal durable. A file already gone is fine:
-/// an engine may have consumed it first.
-pub fn remove_durably(path: &Path) -> io::Result<bool> {
-    match fs::remove_file(path) {
-        Ok(()) => {
-            // A bare name (`<key>.kv`) has the empty path as its parent,
-            // which cannot be opened: its directory is the current one.
-            let dir = match path.parent() {
-                Some(d) if !d.as_os_str().is_empty() => d,
-                _ => Path::new("."),
-            };
-            fsync_dir(dir)?;
-            Ok(true)
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
     }
 }
 
@@ -165,38 +190,23 @@ pub fn remove_durably(path: &Path) -> io::Result<bool> {
 /// 3.0 s through a 64 KiB pipe and 1.1 s through a 1 MiB one (bench case
 /// export-one-2g). 1 MiB is the kernel's default limit for unprivileged
 /// processes (`/proc/sys/fs/pipe-max-size`).
-pub const PIPE_BUFFER: usize = 1 << 20;
+pub(crate) const PIPE_BUFFER: usize = 1 << 20;
 
-/// If `fd` is a pipe, ask the kernel to let it hold [`PIPE_BUFFER`] bytes.
+/// If `fd` is a pipe, ask the kernel to let it hold `PIPE_BUFFER` bytes.
 /// Best effort: a refusal (a lower limit, the per-user pipe quota) leaves
 /// the pipe as it was, which costs only speed. Never shrinks a pipe. The
 /// bytes that go through are the same either way.
 pub fn grow_pipe(fd: std::os::fd::BorrowedFd<'_>) {
-    use std::os::fd::AsRawFd;
-    let fd = fd.as_raw_fd();
-    // SAFETY: fstat and fcntl on a descriptor the caller keeps open for
-    // the duration of the call; `st` is plain data the kernel fills.
-    unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        if libc::fstat(fd, &mut st) != 0 || st.st_mode & libc::S_IFMT != libc::S_IFIFO {
-            return;
-        }
-        let now = libc::fcntl(fd, libc::F_GETPIPE_SZ);
-        if now >= 0 && (now as usize) < PIPE_BUFFER {
-            libc::fcntl(fd, libc::F_SETPIPE_SZ, PIPE_BUFFER as libc::c_int);
-        }
-    }
+    crate::sys::grow_pipe(fd, PIPE_BUFFER);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+    use std::os::fd::{AsFd, OwnedFd};
 
-    fn pipe_size(fd: &OwnedFd) -> i32 {
-        use std::os::fd::AsRawFd;
-        // SAFETY: F_GETPIPE_SZ on an open pipe descriptor.
-        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETPIPE_SZ) }
+    fn pipe_size(fd: &OwnedFd) -> usize {
+        crate::sys::pipe_size(fd.as_fd()).unwrap()
     }
 
     #[test]
@@ -207,19 +217,40 @@ mod tests {
         // A non-empty directory took the final name: the rename fails.
         fs::create_dir(d.path().join("out")).unwrap();
         fs::write(d.path().join("out/x"), b"").unwrap();
-        let tmp = f.temp_path().to_path_buf();
+        let tmp = f.temp_path();
         assert!(f.commit().is_err());
         assert!(!tmp.exists(), "temp left behind: {}", tmp.display());
         assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
     }
 
     #[test]
+    fn regression_a_stale_temp_of_the_same_pid_does_not_stop_a_write() {
+        let d = tempfile::tempdir().unwrap();
+        let stale = d.path().join(temp_name_for("out"));
+        fs::write(&stale, b"left by a previous process with our pid").unwrap();
+        let mut f = AtomicFile::create(d.path(), "out").unwrap();
+        let tmp = f.temp_path();
+        assert_ne!(tmp, stale);
+        let suffix = tmp
+            .to_str()
+            .unwrap()
+            .rsplit('.')
+            .next()
+            .unwrap()
+            .to_string();
+        assert_eq!(suffix.len(), 6);
+        assert!(!suffix.bytes().all(|b| b.is_ascii_digit()), "{suffix}");
+        f.write_all(b"new").unwrap();
+        f.commit_new().unwrap();
+        assert_eq!(fs::read(d.path().join("out")).unwrap(), b"new");
+        // The stale file is not ours to remove.
+        assert!(stale.exists());
+        assert!(!tmp.exists());
+    }
+
+    #[test]
     fn grow_pipe_grows_a_pipe_up_to_the_limit_and_ignores_files() {
-        let mut fds = [0; 2];
-        // SAFETY: pipe fills two fresh descriptors, owned below.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-        // SAFETY: both descriptors are fresh and owned only here.
-        let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (r, w) = rustix::pipe::pipe().unwrap();
         let before = pipe_size(&w);
         grow_pipe(w.as_fd());
         let after = pipe_size(&r);
@@ -228,10 +259,10 @@ mod tests {
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(0);
         assert!(after >= before, "{before} -> {after}");
-        if limit >= PIPE_BUFFER && before < PIPE_BUFFER as i32 {
+        if limit >= PIPE_BUFFER && before < PIPE_BUFFER {
             // Root may exceed the limit anyway; everyone may reach it
             // unless the per-user pipe quota is spent, rare in a test.
-            assert_eq!(after, PIPE_BUFFER as i32);
+            assert_eq!(after, PIPE_BUFFER);
         }
         // A regular file is left alone (and nothing panics).
         let f = tempfile::tempfile().unwrap();

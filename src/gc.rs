@@ -14,25 +14,20 @@
 //! open (no `/proc`, or processes closed to it), a temp file without a
 //! certain pid is kept, and the plan says why.
 
-use crate::error::{Error, Result};
-use crate::fsutil::{fsync_dir, remove_durably};
-use crate::journal::{self, Record};
-use crate::lock::{DirLock, LOCK_FILE};
-use crate::scan::{self, TempFile, TempKind, STATE_DIR};
-use crate::sys::{pid_alive, Holding, OpenFiles, Unseen};
+use crate::code::Code;
+use crate::error::Result;
+use crate::scan::{self, TempFile, TempKind};
+use crate::session::journal::{Op, Record};
+use crate::session::{Judged, Removal, Session};
+use crate::sys::{pid_alive, Holding, Meta, OpenFiles, Unseen};
 use serde::Serialize;
 use std::fs::{self, Metadata};
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// `--temp-age` default: a save writes at disk speed, so a temp file not
-/// modified for an hour belongs to no save in progress.
-pub const DEFAULT_TEMP_AGE: Duration = Duration::from_secs(3600);
+use std::time::{Duration, SystemTime};
 
 /// The journal's `why` for a removed temp file.
-pub const WHY_STALE_TEMP: &str = "stale temp";
+pub(crate) const WHY_STALE_TEMP: &str = "stale temp";
 
 #[derive(Clone, Copy, Debug)]
 pub struct GcOptions {
@@ -65,6 +60,18 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// Its stable code ([`Code`]).
+    pub fn code(self) -> Code {
+        match self {
+            Verdict::Stale => Code::Stale,
+            Verdict::WriterAlive => Code::WriterAlive,
+            Verdict::Recent => Code::Recent,
+            Verdict::NotAFile => Code::NotAFile,
+            Verdict::HeldOpen => Code::HeldOpen,
+            Verdict::HoldersUnknown => Code::HoldersUnknown,
+        }
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             Verdict::Stale => "stale, no live writer",
@@ -81,7 +88,7 @@ impl Verdict {
 
 /// A temp file's verdict, and what led to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Judgement {
+pub(crate) struct Judgement {
     pub verdict: Verdict,
     /// Time since the last modification, when known and in the past.
     pub age: Option<Duration>,
@@ -93,7 +100,7 @@ pub struct Judgement {
 /// It walks `/proc` at most once, the first time a file's holders matter
 /// (old, and no live pid), however many temp files there are.
 #[derive(Debug)]
-pub struct TempJudge {
+pub(crate) struct TempJudge {
     temp_age: Duration,
     now: SystemTime,
     open_files: OnceLock<OpenFiles>,
@@ -109,7 +116,8 @@ impl TempJudge {
     }
 
     /// Judge by `open_files` instead of walking `/proc`.
-    pub fn with_open_files(
+    #[cfg(test)]
+    pub(crate) fn with_open_files(
         temp_age: Duration,
         now: SystemTime,
         open_files: OpenFiles,
@@ -167,6 +175,9 @@ pub struct Temp {
     pub verdict: Verdict,
     /// Why the holders are unknown, for [`Verdict::HoldersUnknown`].
     pub unseen: Option<Unseen>,
+    /// What `lstat` said when it was judged: it is removed only while it
+    /// is still exactly that file.
+    pub meta: Meta,
 }
 
 /// Look at a temp file afresh: `None` when it is gone.
@@ -182,6 +193,7 @@ fn look(t: &TempFile, judge: &TempJudge) -> Option<Temp> {
         age: j.age,
         verdict: j.verdict,
         unseen: j.unseen,
+        meta: Meta::of(&meta),
     })
 }
 
@@ -206,25 +218,6 @@ impl GcPlan {
     }
 }
 
-/// Does `.kvc/` exist as a directory holding only the lock file (or
-/// nothing)? A journal, or any entry kvc does not know, keeps it.
-fn state_is_empty(dir: &Path) -> Result<bool> {
-    let state = dir.join(STATE_DIR);
-    match fs::symlink_metadata(&state) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => return Ok(false),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(Error::io(&state, e)),
-    }
-    for e in fs::read_dir(&state).map_err(|e| Error::io(&state, e))? {
-        let e = e.map_err(|e| Error::io(&state, e))?;
-        if e.file_name() != LOCK_FILE {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
 /// Look, change nothing: the `--dry-run`.
 pub fn plan_dir(dir: &Path, opts: &GcOptions) -> Result<GcPlan> {
     let judge = TempJudge::new(opts.temp_age, opts.now);
@@ -234,7 +227,7 @@ pub fn plan_dir(dir: &Path, opts: &GcOptions) -> Result<GcPlan> {
             .iter()
             .filter_map(|t| look(t, &judge))
             .collect(),
-        empty_state: state_is_empty(dir)?,
+        empty_state: crate::session::lock_state_is_empty(dir)?,
     })
 }
 
@@ -246,16 +239,18 @@ pub enum GcFate {
     Vanished,
     /// No longer stale when re-checked under the lock.
     Kept(Verdict),
+    /// Removed; the directory's fsync failed afterwards (not durable yet).
+    RemovedUnsynced(String),
     Failed(String),
 }
 
 impl GcFate {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            GcFate::Removed => "removed",
-            GcFate::Vanished => "vanished",
-            GcFate::Kept(_) => "kept",
-            GcFate::Failed(_) => "failed",
+            GcFate::Removed | GcFate::RemovedUnsynced(_) => Code::Removed,
+            GcFate::Vanished => Code::Vanished,
+            GcFate::Kept(_) => Code::Kept,
+            GcFate::Failed(_) => Code::Failed,
         }
     }
 }
@@ -273,61 +268,41 @@ impl GcResult {
     pub fn freed_bytes(&self) -> u64 {
         self.handled
             .iter()
-            .filter(|(_, f)| *f == GcFate::Removed)
+            .filter(|(_, f)| matches!(f, GcFate::Removed | GcFate::RemovedUnsynced(_)))
             .map(|(t, _)| t.file.size)
             .sum()
     }
 }
 
-fn record(t: &Temp) -> Record {
-    Record {
-        time: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        op: "gc".into(),
-        key: t.file.file.clone(),
-        bytes: t.file.size,
-        tokens: 0,
-        hits: 0,
-        reason: String::new(),
-        score: None,
-        policy: None,
-        why: WHY_STALE_TEMP.into(),
-    }
+fn record(now: u64, t: &Temp) -> Record {
+    // The name is the temp file's own: untrusted, sanitized when written.
+    Record::new(now, Op::Gc, &t.file.file, t.file.size, WHY_STALE_TEMP)
 }
 
-/// Remove `.kvc/` while holding its lock: unlink the lock file, then the
-/// directory. A kvc waiting on the old lock file notices it is no longer
-/// linked and starts over (see `DirLock::acquire`).
-fn remove_state(dir: &Path, lock: DirLock) -> Result<bool> {
-    let state = dir.join(STATE_DIR);
-    if !state_is_empty(dir)? {
-        return Ok(false);
-    }
-    match fs::remove_file(&lock.path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(&lock.path, e)),
-    }
-    let removed = match fs::remove_dir(&state) {
-        Ok(()) => true,
-        // Someone created state meanwhile: keep it.
-        Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => false,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-        Err(e) => return Err(Error::io(&state, e)),
-    };
-    drop(lock);
-    if removed {
-        fsync_dir(dir).map_err(|e| Error::io(dir, e))?;
-    }
-    Ok(removed)
+/// Calls into the caller while `apply` runs (tests act as a writer
+/// between the look and the removal).
+pub trait Hooks {
+    /// A temp file was looked at again under the lock and is still stale:
+    /// called just before it is removed (if it is still the file that look
+    /// saw).
+    fn before_remove(&mut self, _temp: &Temp) {}
 }
 
-/// Remove stale orphaned temp files (each re-checked under the lock and
-/// journaled) and empty kvc state. With nothing to do, nothing is touched
-/// and no lock is taken.
-pub fn run(dir: &Path, opts: &GcOptions) -> Result<GcResult> {
-    let plan = plan_dir(dir, opts)?;
+/// No callbacks.
+pub struct NoHooks;
+impl Hooks for NoHooks {}
+
+/// Remove the plan's stale temp files (each re-checked under the lock,
+/// removed only while it is still the file judged, and journaled) and
+/// empty kvc state. With nothing to do, nothing is touched and no lock is
+/// taken.
+pub fn apply(
+    session: &mut Session,
+    plan: GcPlan,
+    opts: &GcOptions,
+    hooks: &mut dyn Hooks,
+) -> Result<GcResult> {
+    let dir = plan.dir.clone();
     let mut result = GcResult {
         plan,
         handled: Vec::new(),
@@ -336,7 +311,7 @@ pub fn run(dir: &Path, opts: &GcOptions) -> Result<GcResult> {
     if result.plan.stale().next().is_none() && !result.plan.empty_state {
         return Ok(result);
     }
-    let lock = DirLock::acquire(dir)?;
+    session.lock(&[&dir])?;
     // A fresh look at /proc too (once, not per file): the lock may have
     // taken a while. What opens a temp file after this look is no writer
     // of it: each save makes a new one.
@@ -345,20 +320,30 @@ pub fn run(dir: &Path, opts: &GcOptions) -> Result<GcResult> {
         let fate = match look(&t.file, &judge) {
             None => GcFate::Vanished,
             Some(now) if now.verdict != Verdict::Stale => GcFate::Kept(now.verdict),
-            Some(now) => match remove_durably(&now.file.path) {
-                Ok(true) => {
-                    journal::append(dir, &[record(&now)])?;
-                    GcFate::Removed
+            Some(now) => {
+                let judged = Judged::exactly(&now.meta);
+                hooks.before_remove(&now);
+                match session.remove(&dir, &now.file.file, &judged)? {
+                    Removal::Removed { unsynced } => {
+                        let rec = record(session.now(), &now);
+                        session.journal(&dir, &[rec])?;
+                        match unsynced {
+                            None => GcFate::Removed,
+                            Some(e) => GcFate::RemovedUnsynced(e),
+                        }
+                    }
+                    Removal::Vanished => GcFate::Vanished,
+                    // Written to since the look: a writer is at work.
+                    Removal::Changed(_) => GcFate::Kept(Verdict::Recent),
+                    Removal::Failed(e) => GcFate::Failed(e.to_string()),
                 }
-                Ok(false) => GcFate::Vanished,
-                Err(e) => GcFate::Failed(e.to_string()),
-            },
+            }
         };
         result.handled.push((t.clone(), fate));
     }
-    // Removes the state `acquire` just created, too, when nothing was
+    // Removes the state `lock` just created, too, when nothing was
     // journaled: a gc with nothing to remove leaves no trace.
-    result.removed_state = remove_state(dir, lock)?;
+    result.removed_state = session.remove_state_if_empty(&dir)?;
     Ok(result)
 }
 

@@ -1,6 +1,11 @@
 //! The `kvc` binary: parses the command line, runs one subcommand, and maps
 //! the outcome to the exit code contract: 0 success, 1 the command ran and
-//! found problems, 2 usage or I/O error (clap itself exits 2 on bad usage).
+//! found problems, 2 usage or I/O error (clap itself exits 2 on bad usage),
+//! and 3, an addition to that contract: a writing command gave up waiting
+//! for another kvc's lock (`--wait`), so that cron can tell "busy" from
+//! "broken".
+
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod cli;
 mod cmd;
@@ -34,7 +39,11 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("kvc: {e:#}");
-            ExitCode::from(2)
+            let busy = e
+                .chain()
+                .filter_map(|c| c.downcast_ref::<kvc::Error>())
+                .any(|k| matches!(k, kvc::Error::LockTimeout { .. }));
+            ExitCode::from(if busy { 3 } else { 2 })
         }
     }
 }

@@ -313,6 +313,17 @@ pub fn report_removal_failures<'a>(
     n
 }
 
+/// Files removed whose directory's fsync then failed, one line each on
+/// stderr: removed, not durable yet. Returns how many.
+pub fn report_unsynced<'a>(removed: impl IntoIterator<Item = (&'a str, &'a str)>) -> usize {
+    let mut n = 0;
+    for (name, detail) in removed {
+        eprintln!("kvc: {name}: {detail}");
+        n += 1;
+    }
+    n
+}
+
 /// `19.87 KiB`.
 pub fn size(bytes: u64) -> String {
     format_size(bytes, BINARY)
@@ -387,7 +398,7 @@ pub fn score(s: Option<f64>) -> String {
 #[derive(Clone, Debug, Serialize)]
 pub struct InvalidView {
     pub file: String,
-    pub code: &'static str,
+    pub code: kvc::code::Code,
     pub error: String,
     pub size: u64,
 }

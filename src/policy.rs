@@ -17,26 +17,22 @@ use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 
 /// Hit counts halve every 6 hours of disuse
 /// (`DS4_KVSTORE_HIT_HALF_LIFE_SECONDS`, ds4 since d0357ec, 2026-05-15).
-pub const HALF_LIFE_SECS: f64 = 21_600.0;
+pub(crate) const HALF_LIFE_SECS: f64 = 21_600.0;
 /// Decayed hits below this count as none (`KV_CACHE_MIN_EFFECTIVE_HITS`):
 /// an entry unused for days has no usefulness left, only density.
-pub const EFFECTIVE_HITS_FLOOR: f64 = 0.01;
+pub(crate) const EFFECTIVE_HITS_FLOOR: f64 = 0.01;
 /// ds4 mainline since ec6a82a (2026-05-26) doubles the score of cold, evict
 /// and shutdown checkpoints (`KV_CACHE_ANCHOR_REASON_SCORE_FACTOR`): they
 /// are the starting points conversations come back to.
-pub const ANCHOR_FACTOR: f64 = 2.0;
+pub(crate) const ANCHOR_FACTOR: f64 = 2.0;
 /// ds4 mainline since ec6a82a: a superseded `continued` checkpoint keeps
 /// between 5% and 50% of its score, more the more it is still used
 /// (`KV_CACHE_CONTINUED_PREFIX_MIN_FACTOR`, `…_HIT_FACTOR`).
-pub const SUPERSEDED_BASE: f64 = 0.05;
-pub const SUPERSEDED_USE_WEIGHT: f64 = 0.45;
+pub(crate) const SUPERSEDED_BASE: f64 = 0.05;
+pub(crate) const SUPERSEDED_USE_WEIGHT: f64 = 0.45;
 /// hanzo-engine never budgets below 64 MiB (`MIN_BUDGET_BYTES`,
 /// disk_kv_cache.rs, c8bcee7d5).
-pub const HANZO_MIN_BUDGET: u64 = 64 << 20;
-/// The engines' default budgets: ds4's `--kv-disk-space-mb` (0 also means
-/// this) and hanzo-engine's `KV_SPILL_BUDGET_MB`, both 4096 MiB.
-pub const DEFAULT_BUDGET: u64 = 4096 << 20;
-
+pub(crate) const HANZO_MIN_BUDGET: u64 = 64 << 20;
 /// Which engine's eviction order to follow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Policy {
@@ -51,7 +47,7 @@ pub enum Policy {
 }
 
 impl Policy {
-    pub const NAMES: [&'static str; 3] = ["ds4", "ds4-classic", "lru"];
+    pub(crate) const NAMES: [&'static str; 3] = ["ds4", "ds4-classic", "lru"];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -93,12 +89,12 @@ impl Policy {
     }
 
     /// Whether the policy computes a score at all (LRU orders by age only).
-    pub fn has_score(self) -> bool {
+    pub(crate) fn has_score(self) -> bool {
         self != Policy::Lru
     }
 
     /// Whether the policy needs to know which checkpoints are superseded.
-    pub fn needs_superseded(self) -> bool {
+    pub(crate) fn needs_superseded(self) -> bool {
         self == Policy::Ds4
     }
 
@@ -274,7 +270,7 @@ const PARALLEL_MIN: usize = 64;
 /// part, on either side.
 ///
 /// The texts are streamed (from memory when the scan read them), never
-/// held: see [`crate::prefix`]. A file that vanished or changed since the
+/// held: see `crate::prefix`. A file that vanished or changed since the
 /// scan takes no part.
 pub fn superseded(
     cps: &[Checkpoint],
@@ -382,7 +378,7 @@ pub struct RankOptions {
 
 /// One checkpoint's place in the eviction order.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Ranked {
+pub(crate) struct Ranked {
     /// Index into the slice given to [`eviction_order`].
     pub index: usize,
     pub score: Option<f64>,
@@ -391,7 +387,7 @@ pub struct Ranked {
 
 /// Where an entry stands in an engine's eviction loop.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct OrderKey {
+pub(crate) struct OrderKey {
     /// Its score; `None` under LRU, and for an entry without a readable
     /// header (hanzo-engine reads its last_used as 0: it goes first).
     pub score: Option<f64>,
@@ -409,7 +405,7 @@ pub struct OrderKey {
 /// `last_used`, stably over readdir order (`evict_to_budget`). Sorting by
 /// this gives the engines' sequence of victims. `scored`: the policy has a
 /// score, and entries without one go first.
-pub fn engine_cmp(a: &OrderKey, b: &OrderKey, scored: bool) -> Ordering {
+pub(crate) fn engine_cmp(a: &OrderKey, b: &OrderKey, scored: bool) -> Ordering {
     let by_score = if scored {
         match (a.score, b.score) {
             (Some(x), Some(y)) => x.total_cmp(&y),
@@ -428,7 +424,7 @@ pub fn engine_cmp(a: &OrderKey, b: &OrderKey, scored: bool) -> Ordering {
 /// The order in which the engine evicts the checkpoints `counted` admits
 /// (its population, FORMAT.md §7), first victim first. One sort,
 /// O(n log n), after the superseded test (linear in the texts streamed).
-pub fn eviction_order(
+pub(crate) fn eviction_order(
     opts: &RankOptions,
     cps: &[Checkpoint],
     counted: impl Fn(&Checkpoint) -> bool + Sync,
@@ -546,15 +542,36 @@ mod tests {
         )
     }
 
-    /// A checkpoint whose text is in memory, named by its text's SHA-1.
+    /// A checkpoint named by its text's SHA-1, its header and text in a
+    /// file of their own (texts are streamed from files, never held).
     fn with_text(text: &[u8], reason: Reason, ctx: u32) -> Checkpoint {
+        static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap());
         let mut c = checkpoint(0, 1, 1);
         c.key = crate::Key::of_text(text);
         c.text_len = text.len() as u32;
-        c.text = Some(text.to_vec());
         c.header.reason = reason;
         c.header.ctx_size = ctx;
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        c.path = dir.path().join(format!("{n}.kv"));
+        let mut bytes = c.header.encode().to_vec();
+        bytes.extend_from_slice(&c.text_len.to_le_bytes());
+        bytes.extend_from_slice(text);
+        std::fs::write(&c.path, bytes).unwrap();
         c
+    }
+
+    /// A copy of `c` in a file of its own, its header as changed.
+    fn synced(c: &Checkpoint) -> Checkpoint {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let mut out = c.clone();
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        out.path = c.path.with_file_name(format!("synced-{n}.kv"));
+        let mut bytes = std::fs::read(&c.path).unwrap();
+        bytes[..crate::format::HEADER_LEN].copy_from_slice(&out.header.encode());
+        std::fs::write(&out.path, bytes).unwrap();
+        out
     }
 
     fn opts(policy: Policy) -> RankOptions {
@@ -661,17 +678,21 @@ mod tests {
         // Only a continued waypoint.
         let mut cold = w.clone();
         cold.header.reason = Reason::COLD;
-        assert_eq!(sup(&[cold, l.clone()], false), [false, false]);
+        assert_eq!(sup(&[synced(&cold), l.clone()], false), [false, false]);
         // The longer one must be loadable wherever the waypoint is.
         let mut wide = l.clone();
         wide.header.ctx_size = 16384;
-        assert_eq!(sup(&[w.clone(), wide], false), [false, false]);
+        assert_eq!(sup(&[w.clone(), synced(&wide)], false), [false, false]);
         // Same model; same quant only when asked.
         let mut other_model = l.clone();
         other_model.header.model_id = 1;
-        assert_eq!(sup(&[w.clone(), other_model], false), [false, false]);
+        assert_eq!(
+            sup(&[w.clone(), synced(&other_model)], false),
+            [false, false]
+        );
         let mut q4 = l.clone();
         q4.header.quant_bits = 4;
+        let q4 = synced(&q4);
         assert_eq!(sup(&[w.clone(), q4.clone()], false), [true, false]);
         assert_eq!(sup(&[w.clone(), q4], true), [false, false]);
         // Only what the engine counts takes part.
@@ -687,7 +708,7 @@ mod tests {
         // A session named by its identity never plays the incoming role.
         let mut session = l;
         session.header.ext_flags = crate::ExtFlags(crate::ExtFlags::SESSION_TITLE);
-        assert_eq!(sup(&[w, session], false), [false, false]);
+        assert_eq!(sup(&[w, synced(&session)], false), [false, false]);
     }
 
     #[test]

@@ -37,10 +37,10 @@ use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::FileExt;
 
 /// Needles are indexed at multiples of this many bytes of their text.
-pub const STRIDE: u64 = 256;
+pub(crate) const STRIDE: u64 = 256;
 
 /// A SHA-1 digest.
-pub type Sha1Digest = [u8; 20];
+pub(crate) type Sha1Digest = [u8; 20];
 
 /// The boundary of a text of `len > 0` bytes: the largest multiple of
 /// [`STRIDE`] strictly below `len`, so that `len` lies in
@@ -52,7 +52,7 @@ pub fn boundary(len: u64) -> u64 {
 
 /// A text to be found as a prefix of longer ones.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Needle {
+pub(crate) struct Needle {
     /// Only texts of the same group are compared (ds4: the model id).
     pub group: u8,
     /// Its length in bytes; never 0 (ds4 never supersedes an empty text).
@@ -117,18 +117,6 @@ impl Index {
         id
     }
 
-    pub fn needle(&self, id: usize) -> &Needle {
-        &self.needles[id]
-    }
-
-    pub fn len(&self) -> usize {
-        self.needles.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.needles.is_empty()
-    }
-
     /// The longest needle of `group`, 0 when it has none.
     pub fn longest(&self, group: u8) -> u64 {
         self.longest.get(&group).copied().unwrap_or(0)
@@ -145,7 +133,12 @@ impl Index {
     /// SHA-1 of the text's prefix of their length, among those `accept`
     /// takes (asked before any hashing is spent on a length, so a caller can
     /// skip needles it has settled already).
-    pub fn matcher<F: Fn(usize) -> bool>(&self, group: u8, len: u64, accept: F) -> Matcher<'_, F> {
+    pub(crate) fn matcher<F: Fn(usize) -> bool>(
+        &self,
+        group: u8,
+        len: u64,
+        accept: F,
+    ) -> Matcher<'_, F> {
         let mut m = Matcher {
             index: self,
             group,
@@ -163,7 +156,7 @@ impl Index {
 }
 
 /// Streams one text and collects the needles it extends (see [`Index::matcher`]).
-pub struct Matcher<'a, F> {
+pub(crate) struct Matcher<'a, F> {
     index: &'a Index,
     group: u8,
     /// Only needles strictly shorter than this (the text's own length).
@@ -259,7 +252,8 @@ impl<F: Fn(usize) -> bool> Matcher<'_, F> {
 }
 
 /// The needles that `text` (of `group`) extends: one call of a [`Matcher`].
-pub fn extended_by(
+#[cfg(test)]
+pub(crate) fn extended_by(
     index: &Index,
     group: u8,
     text: &[u8],
@@ -272,13 +266,14 @@ pub fn extended_by(
 }
 
 /// The SHA-1 of a needle's text at its boundary, from the text itself.
-pub fn boundary_digest(text: &[u8]) -> Sha1Digest {
+#[cfg(test)]
+pub(crate) fn boundary_digest(text: &[u8]) -> Sha1Digest {
     let b = boundary(text.len() as u64) as usize;
     Sha1::digest(&text[..b]).into()
 }
 
 /// The 20 bytes a 40-hex-digit key names.
-pub fn key_digest(key: &crate::Key) -> Option<Sha1Digest> {
+pub(crate) fn key_digest(key: &crate::Key) -> Option<Sha1Digest> {
     let crate::Key::Hash(hex) = key else {
         return None;
     };
@@ -293,18 +288,13 @@ pub fn key_digest(key: &crate::Key) -> Option<Sha1Digest> {
 /// Read buffer for streaming a text from its file.
 const READ_CHUNK: usize = 64 << 10;
 
-/// Feed the first `len` bytes of a checkpoint's text to `f`: from memory
-/// when the scan read the text, else streamed from the file through a small
-/// buffer. False when the file vanished, or no longer has the header and
+/// Feed the first `len` bytes of a checkpoint's text to `f`, streamed from
+/// the file through a small buffer (a scan never holds texts). False when the file vanished, or no longer has the header and
 /// `text_len` the scan saw (it was replaced: its text is not this
 /// checkpoint's), or is shorter than its text; `f` may then have seen part
 /// of the text.
 pub fn stream_text(c: &Checkpoint, len: u64, f: &mut dyn FnMut(&[u8])) -> bool {
     let len = len.min(c.text_len as u64);
-    if let Some(t) = &c.text {
-        f(&t[..len as usize]);
-        return true;
-    }
     let Ok(file) = crate::scan::open_nofollow(&c.path) else {
         return false;
     };

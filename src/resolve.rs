@@ -8,13 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The shortest prefix accepted: shorter ones match too much by accident.
-pub const MIN_PREFIX_LEN: usize = 4;
-
-/// Does the argument name a file rather than a key? Anything with a path
-/// separator or a `.kv` ending is a path.
-pub fn looks_like_path(arg: &str) -> bool {
-    arg.contains('/') || arg.ends_with(".kv")
-}
+pub(crate) const MIN_PREFIX_LEN: usize = 4;
 
 /// Where an argument led, and how the file may be opened.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,14 +83,14 @@ pub fn resolve(dir: &Path, arg: &str) -> Result<PathBuf> {
 
 /// A key found in a directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     pub key: Key,
     /// The actual name (ds4 accepts upper-case hex names).
     pub file_name_on_disk: String,
 }
 
 /// Find the one checkpoint in `dir` whose key is `arg` or starts with it.
-pub fn resolve_key(dir: &Path, arg: &str) -> Result<Resolved> {
+pub(crate) fn resolve_key(dir: &Path, arg: &str) -> Result<Resolved> {
     // A malformed argument is reported as such, before any I/O.
     parse_key_arg(arg)?;
     let mut listed = Vec::new();
@@ -113,7 +107,7 @@ pub fn resolve_key(dir: &Path, arg: &str) -> Result<Resolved> {
 /// [`resolve_key`] among the checkpoint names of `dir` already listed, with
 /// their keys (as a scan has them): many keys cost one listing, not one
 /// each. `dir` names the directory in errors.
-pub fn resolve_key_among<'a>(
+pub(crate) fn resolve_key_among<'a>(
     dir: &Path,
     listed: impl IntoIterator<Item = (&'a Key, &'a str)>,
     arg: &str,

@@ -6,20 +6,20 @@
 //! a corrupt file, and the journal says so. ds4-agent's explicit saves need
 //! `include_agent`, as in eviction.
 
+use crate::code::Code;
 use crate::error::{Error, Result};
 use crate::format::checkpoint::{CheckpointFile, Key};
 use crate::format::Header;
-use crate::fsutil::remove_durably;
-use crate::journal::{self, Record};
-use crate::lock::DirLock;
 use crate::resolve;
-use crate::scan::{self, Loaded, ScanOptions};
-use std::collections::BTreeMap;
+use crate::scan::{self, FileId, Loaded, ScanOptions};
+use crate::session::journal::{Op, Record};
+use crate::session::{Judged, Removal, Session};
+use crate::sys::Meta;
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The journal's `why` for a removal the user asked for.
-pub const WHY_REQUESTED: &str = "requested";
+pub(crate) const WHY_REQUESTED: &str = "requested";
 
 /// One file to remove.
 #[derive(Clone, Debug)]
@@ -36,7 +36,10 @@ pub struct Target {
     /// The header, when the file has one to read (even if it is invalid).
     pub header: Option<Header>,
     /// `Some((code, message))` when the file is not a valid checkpoint.
-    pub invalid: Option<(&'static str, String)>,
+    pub invalid: Option<(Code, String)>,
+    /// The file as it was judged: it is removed only while its name is
+    /// still this inode.
+    pub judged: Judged,
 }
 
 impl Target {
@@ -61,34 +64,43 @@ fn target(arg: &str, path: PathBuf) -> Result<Target> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    // One name per directory: `cache` and `./cache` must share one lock,
-    // or a second flock on the same file would wait for ourselves.
-    let parent = parent.canonicalize().map_err(|e| Error::io(parent, e))?;
-    let (size, header, invalid) = match scan::load(&path, key.clone(), ScanOptions::default()) {
-        Loaded::Vanished => {
-            return Err(Error::KeyNotFound {
-                key: arg.into(),
-                dir: parent,
-            })
-        }
-        Loaded::Checkpoint(c) => (c.size, Some(c.header), None),
-        // A fork's file: removed only because the user named it.
-        Loaded::Foreign(f) => (f.size, Some(f.header), Some(("foreign", f.what))),
-        Loaded::Invalid(i) if i.code == "symlink" || i.code == "not-a-file" => {
-            return Err(Error::invalid(
-                &path,
-                format!("{}; kvc rm removes regular files only", i.error),
-            ))
-        }
-        Loaded::Invalid(i) => {
-            // Best effort: a truncated file still has a header to show.
-            let header = CheckpointFile::open_unchecked(&path)
-                .ok()
-                .map(|f| f.header)
-                .filter(|h| h.check().is_ok());
-            (i.size, header, Some((i.code, i.error)))
-        }
+    // One name per directory: `cache` and `./cache` share one lock.
+    let parent = crate::session::canonical_dir(parent)?;
+    let lstat = |path: &Path| -> Result<Judged> {
+        let m = fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
+        Ok(Judged::inode(&Meta::of(&m)))
     };
+    let (size, header, invalid, judged) =
+        match scan::load(&path, key.clone(), ScanOptions::default()) {
+            Loaded::Vanished => {
+                return Err(Error::KeyNotFound {
+                    key: arg.into(),
+                    dir: parent,
+                })
+            }
+            Loaded::Checkpoint(c) => (c.size, Some(c.header), None, judged_id(c.id)),
+            // A fork's file: removed only because the user named it.
+            Loaded::Foreign(f) => (
+                f.size,
+                Some(f.header),
+                Some((Code::Foreign, f.what)),
+                judged_id(f.id),
+            ),
+            Loaded::Invalid(i) if matches!(i.code, Code::Symlink | Code::NotAFile) => {
+                return Err(Error::invalid(
+                    &path,
+                    format!("{}; kvc rm removes regular files only", i.error),
+                ))
+            }
+            Loaded::Invalid(i) => {
+                // Best effort: a truncated file still has a header to show.
+                let header = CheckpointFile::open_named(&path, false)
+                    .ok()
+                    .map(|f| f.header)
+                    .filter(|h| h.check().is_ok());
+                (i.size, header, Some((i.code, i.error)), lstat(&path)?)
+            }
+        };
     Ok(Target {
         arg: arg.into(),
         dir: parent,
@@ -98,7 +110,17 @@ fn target(arg: &str, path: PathBuf) -> Result<Target> {
         size,
         header,
         invalid,
+        judged,
     })
+}
+
+fn judged_id(id: FileId) -> Judged {
+    Judged {
+        dev: id.dev,
+        ino: id.ino,
+        size: None,
+        mtime: None,
+    }
 }
 
 /// Resolve every argument (same rules as `kvc show`: key, unique prefix of
@@ -140,68 +162,77 @@ pub fn plan<E: From<Error>>(
 /// What became of one target.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RmFate {
-    Removed,
+    /// Removed and journaled. `unsynced`: the directory's fsync failed
+    /// afterwards (removed, not durable yet).
+    Removed {
+        unsynced: Option<String>,
+    },
     /// Gone before kvc got to it (an engine evicted or consumed it).
     Vanished,
+    /// No longer the file that was judged (replaced by a new save): left
+    /// alone.
+    Changed(String),
     Failed(String),
 }
 
 impl RmFate {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            RmFate::Removed => "removed",
-            RmFate::Vanished => "vanished",
-            RmFate::Failed(_) => "failed",
+            RmFate::Removed { .. } => Code::Removed,
+            RmFate::Vanished => Code::Vanished,
+            RmFate::Changed(_) => Code::Changed,
+            RmFate::Failed(_) => Code::Failed,
         }
+    }
+
+    pub fn is_removed(&self) -> bool {
+        matches!(self, RmFate::Removed { .. })
     }
 }
 
-fn record(t: &Target) -> Record {
+fn record(now: u64, t: &Target) -> Record {
     let why = match &t.invalid {
         Some((code, _)) => format!("{WHY_REQUESTED} (invalid: {code})"),
         None => WHY_REQUESTED.into(),
     };
-    Record {
-        time: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        op: "rm".into(),
-        key: t.key.to_string(),
-        bytes: t.size,
-        tokens: t.header.as_ref().map_or(0, |h| h.tokens),
-        hits: t.header.as_ref().map_or(0, |h| h.hits),
-        reason: t
-            .header
-            .as_ref()
-            .map_or(String::new(), |h| h.reason.name().into_owned()),
-        score: None,
-        policy: None,
-        why,
-    }
+    Record::new(now, Op::Rm, &t.key.to_string(), t.size, why).with_header(t.header.as_ref())
 }
 
-/// Remove the targets under the lock of each directory involved (taken in
-/// path order, so two kvc processes cannot deadlock), journaling each.
-pub fn run(targets: &[Target]) -> Result<Vec<RmFate>> {
-    let mut locks = BTreeMap::new();
-    let mut dirs: Vec<&PathBuf> = targets.iter().map(|t| &t.dir).collect();
-    dirs.sort();
-    dirs.dedup();
-    for d in dirs {
-        locks.insert(d.clone(), DirLock::acquire(d)?);
-    }
+/// Calls into the caller while `apply` runs (tests act as an engine
+/// between resolving and removing).
+pub trait Hooks {
+    /// Just before `target` is checked again and removed.
+    fn before_remove(&mut self, _target: &Target) {}
+}
+
+/// No callbacks.
+pub struct NoHooks;
+impl Hooks for NoHooks {}
+
+/// Remove the targets in the write session: the lock of every directory
+/// involved is taken first (in path order), then each file is removed,
+/// while its name is still the inode judged, and journaled.
+pub fn apply(
+    session: &mut Session,
+    targets: &[Target],
+    hooks: &mut dyn Hooks,
+) -> Result<Vec<RmFate>> {
+    let dirs: Vec<&Path> = targets.iter().map(|t| t.dir.as_path()).collect();
+    session.lock(&dirs)?;
     let mut fates = Vec::with_capacity(targets.len());
     for t in targets {
-        let fate = match remove_durably(&t.path) {
-            Ok(true) => {
-                journal::append(&t.dir, &[record(t)])?;
-                RmFate::Removed
+        hooks.before_remove(t);
+        let fate = match session.remove(&t.dir, &t.file, &t.judged)? {
+            Removal::Removed { unsynced } => {
+                let rec = record(session.now(), t);
+                session.journal(&t.dir, &[rec])?;
+                RmFate::Removed { unsynced }
             }
-            Ok(false) => RmFate::Vanished,
-            Err(e) => RmFate::Failed(e.to_string()),
+            Removal::Vanished => RmFate::Vanished,
+            Removal::Changed(c) => RmFate::Changed(c.to_string()),
+            Removal::Failed(e) => RmFate::Failed(e.to_string()),
         };
         fates.push(fate);
     }
-    drop(locks);
     Ok(fates)
 }

@@ -6,6 +6,7 @@
 //! are never followed, and a file that vanishes between `readdir` and
 //! `open` (an engine evicted or consumed it) is simply not there.
 
+use crate::code::Code;
 use crate::error::{Error, Result};
 use crate::format::checkpoint::{CheckpointFile, Defect, Key, OpenError};
 use crate::format::dialect::{
@@ -16,15 +17,30 @@ use crate::format::trailer::{self, SessionTitle};
 use crate::format::Header;
 use crate::text;
 use rayon::prelude::*;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-/// kvc's own hidden state inside a cache directory (journal, lock). The
-/// engines ignore every name that is not theirs (FORMAT.md §2).
-pub const STATE_DIR: &str = ".kvc";
+pub use crate::session::STATE_DIR;
+
+/// A file's identity (`st_dev`, `st_ino`) when it was read: the write
+/// session acts on its name only while it is still this inode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl FileId {
+    pub fn of(m: &fs::Metadata) -> FileId {
+        FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+        }
+    }
+}
 
 /// Which engine left a temporary file behind (FORMAT.md §2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -77,14 +93,14 @@ pub struct TempKind {
 
 impl TempKind {
     /// The pid whose death means the writer is gone.
-    pub fn certain_pid(&self) -> Option<u32> {
+    pub(crate) fn certain_pid(&self) -> Option<u32> {
         self.pid.filter(|_| self.pid_certain)
     }
 }
 
 /// What a directory entry's name says it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum NameKind {
+pub(crate) enum NameKind {
     Checkpoint(Key),
     Temp(TempKind),
     /// `<key>.ckpt`: the companion of a tail-indexed fork file (D14/D15),
@@ -95,7 +111,7 @@ pub enum NameKind {
 }
 
 /// `.ckpt`, the companion suffix of the tail-indexed dialects.
-pub const COMPANION_EXT: &str = ".ckpt";
+pub(crate) const COMPANION_EXT: &str = ".ckpt";
 
 /// A pid as a writer prints it (`%ld`, Rust's `{}`): digits without a
 /// leading zero, as no pid is 0. `000123` is therefore no pid, and can only
@@ -155,7 +171,7 @@ fn temp_kind(name: &str) -> Option<TempKind> {
 }
 
 /// Classify a file name without touching the file.
-pub fn classify_name(name: &str) -> NameKind {
+pub(crate) fn classify_name(name: &str) -> NameKind {
     if name == STATE_DIR {
         return NameKind::State;
     }
@@ -186,11 +202,9 @@ pub struct Checkpoint {
     pub mode: u32,
     pub header: Header,
     pub text_len: u32,
-    /// The whole text, when a caller put it here (`show`); a scan never
-    /// holds texts (it streams them: see [`title_and_key`]).
-    pub text: Option<Vec<u8>>,
-    /// The title taken from the text (FORMAT.md §4) when the scan read it.
-    pub text_title: Option<Box<[u8]>>,
+    /// The title of its text (FORMAT.md §4), when the scan was asked to
+    /// read texts. The text itself is streamed, never held.
+    pub text_title: Option<Vec<u8>>,
     /// Its dialect (FORMAT.md §9).
     pub dialect: DialectId,
     /// The bytes could be D1 or D20: the directory's engine decided.
@@ -203,6 +217,8 @@ pub struct Checkpoint {
     /// Position in the directory listing: engines break ties in `readdir`
     /// order.
     pub order: u32,
+    /// The inode read (zeros for one known only by its header).
+    pub id: FileId,
 }
 
 impl Checkpoint {
@@ -219,10 +235,7 @@ impl Checkpoint {
         if let Some(t) = &self.session_title {
             return Some(t.head.clone());
         }
-        if let Some(t) = &self.text_title {
-            return Some(t.to_vec());
-        }
-        self.text.as_deref().and_then(text::title)
+        self.text_title.clone()
     }
 
     /// Whether the directory's engine loads it.
@@ -260,13 +273,13 @@ impl Checkpoint {
             size,
             mode,
             text_len,
-            text: None,
             text_title: None,
             dialect: detected.resolve(engine).unwrap_or(DialectId::D3),
             assumed: matches!(detected, Detected::Ds4OrHanzo { hanzo_only: false }),
             session_title: None,
             loadable,
             order: u32::MAX,
+            id: FileId::default(),
             header,
         }
     }
@@ -279,7 +292,7 @@ pub struct Invalid {
     pub path: PathBuf,
     pub size: u64,
     /// Stable code: a [`Defect::code`], `symlink`, `not-a-file` or `unreadable`.
-    pub code: &'static str,
+    pub code: Code,
     pub error: String,
     /// Position in the directory listing.
     pub order: u32,
@@ -306,6 +319,8 @@ pub struct Foreign {
     pub loadable: std::result::Result<(), NotLoaded>,
     /// Position in the directory listing.
     pub order: u32,
+    /// The inode read.
+    pub id: FileId,
 }
 
 impl Foreign {
@@ -341,14 +356,6 @@ pub struct Stray {
     pub order: u32,
 }
 
-impl Stray {
-    /// A name ending in `.kv` that is not a checkpoint name: ds4 ignores it,
-    /// hanzo-engine counts it (and deletes it when its budget needs room).
-    pub fn is_kv_name(&self) -> bool {
-        hanzo_kv_name(&self.file)
-    }
-}
-
 /// The block stores of FORMAT.md §9 name their files `.kvs`/`.kvt` (D16)
 /// and `.kvb` (D17). Their magic is read (8 bytes, never following a
 /// link) only for those names, so a listing pays nothing for other strays.
@@ -367,14 +374,6 @@ fn block_store_kind(name: &str, path: &Path) -> Option<DialectId> {
     } else {
         None
     }
-}
-
-/// hanzo-engine counts a directory entry when Rust's `Path::extension()` is
-/// exactly `kv` (case-sensitive) and the stem is UTF-8
-/// (disk_kv_cache.rs `scan_entries`, c8bcee7d5): `.kv` alone has no
-/// extension, `x.KV` is not counted.
-pub fn hanzo_kv_name(name: &str) -> bool {
-    Path::new(name).extension().is_some_and(|e| e == "kv")
 }
 
 /// Everything a scan found in one directory, each list sorted by name.
@@ -473,10 +472,7 @@ pub struct ScanOptions {
 /// Open without following a symlink and without blocking on a FIFO someone
 /// named `<key>.kv`.
 pub(crate) fn open_nofollow(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
+    crate::sys::open_read(path, false)
 }
 
 /// The result of loading one checkpoint-named file.
@@ -506,7 +502,7 @@ pub fn load(path: &Path, key: Key, opts: ScanOptions) -> Loaded {
     let file_type = match fs::symlink_metadata(path) {
         Ok(m) => m.file_type(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Loaded::Vanished,
-        Err(e) => return invalid(path, file_name, 0, "unreadable", e.to_string()),
+        Err(e) => return invalid(path, file_name, 0, Code::Unreadable, e.to_string()),
     };
     let raw = load_typed(path.to_path_buf(), file_name, key, opts, file_type, 0);
     let mut ev = Evidence::default();
@@ -517,7 +513,7 @@ pub fn load(path: &Path, key: Key, opts: ScanOptions) -> Loaded {
     raw.finish(&engine)
 }
 
-fn invalid(path: &Path, file: String, size: u64, code: &'static str, error: String) -> Loaded {
+fn invalid(path: &Path, file: String, size: u64, code: Code, error: String) -> Loaded {
     Loaded::Invalid(invalid_entry(path, file, size, code, error, 0))
 }
 
@@ -525,7 +521,7 @@ fn invalid_entry(
     path: &Path,
     file: String,
     size: u64,
-    code: &'static str,
+    code: Code,
     error: String,
     order: u32,
 ) -> Invalid {
@@ -624,7 +620,7 @@ fn load_typed(
     file_type: fs::FileType,
     order: u32,
 ) -> Raw {
-    let done = |size: u64, code: &'static str, error: String| {
+    let done = |size: u64, code: Code, error: String| {
         Raw::Done(Loaded::Invalid(invalid_entry(
             &path,
             file_name.clone(),
@@ -635,37 +631,114 @@ fn load_typed(
         )))
     };
     if file_type.is_symlink() {
-        return done(0, "symlink", SYMLINK_ERROR.into());
+        return done(0, Code::Symlink, SYMLINK_ERROR.into());
     }
     if !file_type.is_file() {
-        return done(0, "not-a-file", NOT_A_FILE_ERROR.into());
+        return done(0, Code::NotAFile, NOT_A_FILE_ERROR.into());
     }
     let file = match open_nofollow(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Raw::Done(Loaded::Vanished),
         // O_NOFOLLOW fails with ELOOP on a link that replaced the file.
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return done(0, "symlink", SYMLINK_ERROR.into())
+        Err(e) if crate::sys::is_symlink_error(&e) => {
+            return done(0, Code::Symlink, SYMLINK_ERROR.into())
         }
         Err(e) => {
             // Rare path (permissions): report the size as a listing would.
             let size = fs::symlink_metadata(&path).map_or(0, |m| m.len());
-            return done(size, "unreadable", e.to_string());
+            return done(size, Code::Unreadable, e.to_string());
         }
     };
-    // One fstat gives the size every length is checked against, and the mode.
+    load_opened(path, file_name, key, opts, file, order)
+}
+
+/// The bytes of a text read per call while streaming it.
+const TEXT_CHUNK: usize = 64 << 10;
+
+/// What streaming a text gives: its SHA-1 (the key check) and its title;
+/// the text itself is never held (a listing of three 512 MiB texts costs
+/// one 64 KiB buffer).
+fn stream_text_of(cf: &CheckpointFile) -> io::Result<(Key, Option<Vec<u8>>)> {
+    use sha1::Digest;
+    let len = cf.text_len as u64;
+    if crate::format::TEXT_OFFSET + len > cf.size {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            Defect::TextLength {
+                text_len: cf.text_len,
+                size: cf.size,
+            },
+        ));
+    }
+    let mut sha = sha1::Sha1::new();
+    let mut title = text::TitleScanner::new();
+    let mut buf = vec![0u8; TEXT_CHUNK.min(len as usize)];
+    let mut pos = 0u64;
+    while pos < len {
+        let n = (len - pos).min(buf.len() as u64) as usize;
+        std::os::unix::fs::FileExt::read_exact_at(
+            cf.file(),
+            &mut buf[..n],
+            crate::format::TEXT_OFFSET + pos,
+        )?;
+        sha.update(&buf[..n]);
+        title.feed(&buf[..n]);
+        pos += n as u64;
+    }
+    Ok((Key::from_digest(&sha.finalize().into()), title.finish()))
+}
+
+/// Load a checkpoint-named file from a descriptor opened without following
+/// a link: its type and size from `fstat`, then the checks a scan makes.
+/// For the write session, which re-reads a file through the directory's
+/// descriptor before acting on it.
+pub(crate) fn load_open(path: &Path, key: Key, file: File, opts: ScanOptions) -> Loaded {
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let raw = load_opened(path.to_path_buf(), file_name, key, opts, file, 0);
+    let mut ev = Evidence::default();
+    if let Raw::Checkpoint(r) = &raw {
+        ev.add(&r.detected);
+    }
+    let engine = dialect::infer_engine(&ev, opts.engine);
+    raw.finish(&engine)
+}
+
+fn load_opened(
+    path: PathBuf,
+    file_name: String,
+    key: Key,
+    opts: ScanOptions,
+    file: File,
+    order: u32,
+) -> Raw {
+    let done = |size: u64, code: Code, error: String| {
+        Raw::Done(Loaded::Invalid(invalid_entry(
+            &path,
+            file_name.clone(),
+            size,
+            code,
+            error,
+            order,
+        )))
+    };
+    // One fstat gives the size every length is checked against, the mode
+    // and the inode.
     let meta = match file.metadata() {
         Ok(m) => m,
-        Err(e) => return done(0, "unreadable", e.to_string()),
+        Err(e) => return done(0, Code::Unreadable, e.to_string()),
     };
     if !meta.is_file() {
-        return done(0, "not-a-file", NOT_A_FILE_ERROR.into());
+        return done(0, Code::NotAFile, NOT_A_FILE_ERROR.into());
     }
+    let id = FileId::of(&meta);
     let mode = meta.mode() & 0o7777;
     let cf = match CheckpointFile::from_file_sized(&path, file, meta.len()) {
         Ok(cf) => cf,
         Err(OpenError::Defect(d)) => return done(meta.len(), d.code(), d.to_string()),
-        Err(OpenError::Io(e)) => return done(meta.len(), "unreadable", e.to_string()),
+        Err(OpenError::Io(e)) => return done(meta.len(), Code::Unreadable, e.to_string()),
     };
     let size = cf.size;
     let detected = dialect::detect(&cf.header, cf.text_len, Some(&key), &cf);
@@ -693,15 +766,16 @@ fn load_typed(
             companions: Vec::new(),
             loadable: Ok(()),
             order,
+            id,
         })));
     }
     if let Err(d) = cf.check_envelope() {
         return done(size, d.code(), d.to_string());
     }
     let (text_title, text_key) = if opts.read_text {
-        match title_and_key(&cf) {
-            Ok((t, k)) => (t, Some(k)),
-            Err(e) => return done(size, "unreadable", e.to_string()),
+        match stream_text_of(&cf) {
+            Ok((k, t)) => (t, Some(k)),
+            Err(e) => return done(size, Code::Unreadable, e.to_string()),
         }
     } else {
         (None, None)
@@ -720,56 +794,18 @@ fn load_typed(
             mode,
             header,
             text_len,
-            text: None,
             text_title,
             dialect: DialectId::D3,
             assumed: false,
             session_title: None,
             loadable: Ok(()),
             order,
+            id,
         },
         detected,
         text_key,
         title,
     }))
-}
-
-/// Bytes of a text searched for its title: the first user turn follows the
-/// system prompt, which with tool definitions runs to tens of KiB. A title
-/// further in is not worth holding more of the text.
-const TITLE_WINDOW: usize = 1 << 20;
-/// Bytes read per step while streaming a text.
-const TEXT_STEP: usize = 64 << 10;
-
-/// The title (FORMAT.md §4) and the SHA-1 key of a checkpoint's text, in
-/// one streaming read: memory is [`TITLE_WINDOW`] at most, whatever the
-/// text claims (its length was checked against the file's size).
-fn title_and_key(cf: &CheckpointFile) -> io::Result<(Option<Box<[u8]>>, Key)> {
-    use sha1::{Digest, Sha1};
-    use std::os::unix::fs::FileExt;
-    let len = cf.text_len as u64;
-    let mut sha = Sha1::new();
-    let mut window: Vec<u8> = Vec::with_capacity((len as usize).min(TITLE_WINDOW));
-    let mut buf = vec![0u8; (len as usize).clamp(1, TEXT_STEP)];
-    let mut pos = 0u64;
-    while pos < len {
-        let n = (len - pos).min(buf.len() as u64) as usize;
-        cf.file()
-            .read_exact_at(&mut buf[..n], crate::format::TEXT_OFFSET + pos)
-            .map_err(|e| {
-                if e.kind() == io::ErrorKind::UnexpectedEof {
-                    io::Error::new(e.kind(), "file shrank while its text was read")
-                } else {
-                    e
-                }
-            })?;
-        sha.update(&buf[..n]);
-        let room = TITLE_WINDOW - window.len();
-        window.extend_from_slice(&buf[..n.min(room)]);
-        pos += n as u64;
-    }
-    let title = text::title(&window).map(Vec::into_boxed_slice);
-    Ok((title, Key::from_digest(&sha.finalize().into())))
 }
 
 /// A checkpoint-named entry waiting to be loaded.
@@ -819,7 +855,7 @@ pub fn scan_dir(dir: &Path, opts: ScanOptions) -> Result<Scan> {
                             &entry.path(),
                             name,
                             0,
-                            "unreadable",
+                            Code::Unreadable,
                             e.to_string(),
                             order,
                         ));

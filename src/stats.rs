@@ -436,7 +436,9 @@ pub fn of_scan(
     };
     let every_kv = engine.reader().every_kv_name;
     let may_pick = scan.checkpoints.iter().any(|c| !c.is_counted(engine))
-        || (every_kv && (!scan.invalid.is_empty() || scan.strays.iter().any(|x| x.is_kv_name())));
+        || (every_kv
+            && (!scan.invalid.is_empty()
+                || scan.strays.iter().any(|x| evict::hanzo_counts(&x.path))));
     let mut freed = Tally::default();
     if may_pick {
         let unloadable = evict::plan(

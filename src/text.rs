@@ -4,15 +4,15 @@
 use std::fmt::Write as _;
 
 /// ds4's chat markers (full-width bars and the `▁` word separator).
-pub const USER_MARKER: &str = "<｜User｜>";
-pub const ASSISTANT_MARKER: &str = "<｜Assistant｜>";
+pub(crate) const USER_MARKER: &str = "<｜User｜>";
+pub(crate) const ASSISTANT_MARKER: &str = "<｜Assistant｜>";
 
 /// ChatML, as hanzo-engine renders chat: `<|im_start|>user\n…<|im_end|>`.
-pub const CHATML_USER: &str = "<|im_start|>user";
-pub const CHATML_END: &str = "<|im_end|>";
+pub(crate) const CHATML_USER: &str = "<|im_start|>user";
+pub(crate) const CHATML_END: &str = "<|im_end|>";
 
 /// ds4-agent cuts titles at 70 bytes and appends `...`.
-pub const TITLE_MAX_BYTES: usize = 70;
+pub(crate) const TITLE_MAX_BYTES: usize = 70;
 const TITLE_ELLIPSIS: &str = "...";
 
 /// First occurrence of a non-empty `needle`. memchr's SIMD search: titles
@@ -82,6 +82,168 @@ fn fold_title(turn: &[u8]) -> Option<Vec<u8>> {
         out.extend_from_slice(TITLE_ELLIPSIS.as_bytes());
     }
     Some(out)
+}
+
+/// [`title`] of a text fed in pieces, holding at most one piece and a few
+/// bytes: a listing titles every checkpoint of a directory without holding
+/// any text (a 512 MiB text costs a 64 KiB buffer, not 512 MiB).
+#[derive(Clone, Debug)]
+pub struct TitleScanner {
+    ds4: TurnScan,
+    chatml: TurnScan,
+}
+
+impl Default for TitleScanner {
+    fn default() -> TitleScanner {
+        TitleScanner::new()
+    }
+}
+
+impl TitleScanner {
+    pub fn new() -> TitleScanner {
+        TitleScanner {
+            ds4: TurnScan::new(USER_MARKER, &[ASSISTANT_MARKER, USER_MARKER]),
+            chatml: TurnScan::new(CHATML_USER, &[CHATML_END]),
+        }
+    }
+
+    /// The next piece of the text.
+    pub fn feed(&mut self, piece: &[u8]) {
+        // Once the ds4 turn is complete nothing can change the title.
+        if self.ds4.finished() {
+            return;
+        }
+        self.ds4.feed(piece);
+        if !self.ds4.found() {
+            self.chatml.feed(piece);
+        }
+    }
+
+    /// The title, as [`title`] gives it for the whole text.
+    pub fn finish(self) -> Option<Vec<u8>> {
+        if self.ds4.found() {
+            self.ds4.finish()
+        } else {
+            self.chatml.finish()
+        }
+    }
+}
+
+/// One turn's search: the first `open` marker, then the bytes up to the
+/// first of `ends`, folded as they arrive.
+#[derive(Clone, Debug)]
+struct TurnScan {
+    open: &'static [u8],
+    ends: Vec<&'static [u8]>,
+    /// Bytes kept between pieces: the tail that may start a marker.
+    carry: Vec<u8>,
+    found: bool,
+    /// The turn ended (an end marker, or enough title).
+    done: bool,
+    out: Vec<u8>,
+    pending_space: bool,
+}
+
+impl TurnScan {
+    fn new(open: &'static str, ends: &[&'static str]) -> TurnScan {
+        TurnScan {
+            open: open.as_bytes(),
+            ends: ends.iter().map(|e| e.as_bytes()).collect(),
+            carry: Vec::new(),
+            found: false,
+            done: false,
+            out: Vec::new(),
+            pending_space: false,
+        }
+    }
+
+    fn found(&self) -> bool {
+        self.found
+    }
+
+    fn finished(&self) -> bool {
+        self.done
+    }
+
+    fn longest_end(&self) -> usize {
+        self.ends.iter().map(|e| e.len()).max().unwrap_or(1)
+    }
+
+    fn feed(&mut self, piece: &[u8]) {
+        if self.done {
+            return;
+        }
+        let mut window = std::mem::take(&mut self.carry);
+        window.extend_from_slice(piece);
+        let mut rest: &[u8] = &window;
+        if !self.found {
+            match find(rest, self.open) {
+                Some(at) => {
+                    self.found = true;
+                    rest = &rest[at + self.open.len()..];
+                }
+                None => {
+                    let keep = (self.open.len() - 1).min(rest.len());
+                    self.carry = rest[rest.len() - keep..].to_vec();
+                    return;
+                }
+            }
+        }
+        // Collecting the turn: fold what lies before the first end marker;
+        // keep a tail that may be the start of one.
+        let end = self.ends.iter().filter_map(|m| find(rest, m)).min();
+        let (fold_to, keep_from) = match end {
+            Some(e) => (e, rest.len()),
+            None => {
+                let keep = (self.longest_end() - 1).min(rest.len());
+                (rest.len() - keep, rest.len() - keep)
+            }
+        };
+        self.fold(&rest[..fold_to]);
+        if end.is_some() {
+            self.done = true;
+        } else if !self.done {
+            self.carry = rest[keep_from..].to_vec();
+        }
+    }
+
+    /// [`fold_title`], incrementally.
+    fn fold(&mut self, turn: &[u8]) {
+        for &b in turn {
+            if b.is_ascii_whitespace() {
+                self.pending_space = !self.out.is_empty();
+                continue;
+            }
+            if self.pending_space {
+                self.out.push(b' ');
+                self.pending_space = false;
+            }
+            self.out.push(b);
+            if self.out.len() > TITLE_MAX_BYTES {
+                self.done = true;
+                return;
+            }
+        }
+    }
+
+    fn finish(mut self) -> Option<Vec<u8>> {
+        if !self.found {
+            return None;
+        }
+        if !self.done {
+            let rest = std::mem::take(&mut self.carry);
+            self.fold(&rest);
+        }
+        let mut out = self.out;
+        if out.is_empty() {
+            return None;
+        }
+        if out.len() > TITLE_MAX_BYTES {
+            out.truncate(TITLE_MAX_BYTES);
+            out.extend_from_slice(TITLE_ELLIPSIS.as_bytes());
+        }
+        Some(out)
+    }
 }
 
 /// Is this character unsafe to hand to a terminal or a line-based reader
@@ -183,6 +345,38 @@ mod tests {
     fn no_user_turn_means_no_title() {
         assert_eq!(title(b"plain system prompt"), None);
         assert_eq!(title("<｜User｜>   <｜Assistant｜>".as_bytes()), None);
+    }
+
+    #[test]
+    fn a_streamed_title_is_the_title_whatever_the_pieces() {
+        let texts: Vec<Vec<u8>> = vec![
+            "<｜begin▁of▁sentence｜>sys<｜User｜>  List\n\tthe  files <｜Assistant｜>ok".into(),
+            format!("<｜User｜>{}<｜Assistant｜>", "word ".repeat(40)).into(),
+            format!("<｜User｜>{}", "x".repeat(70)).into(),
+            b"<|im_start|>system\nbe nice<|im_end|>\n<|im_start|>user\nhello  there<|im_end|>\n"
+                .to_vec(),
+            b"plain system prompt".to_vec(),
+            "<｜User｜>   <｜Assistant｜>".into(),
+            "<|im_start|>user\na<|im_end|><｜User｜>b<｜User｜>".into(),
+            "<｜User｜>ends without a marker   ".into(),
+            "<｜User｜>a<｜Assist<｜User｜>".into(),
+            "<｜User｜><｜User｜>".into(),
+            b"".to_vec(),
+        ];
+        for t in &texts {
+            for step in [1, 2, 3, 5, 7, 13, 64, 4096] {
+                let mut s = TitleScanner::new();
+                for piece in t.chunks(step) {
+                    s.feed(piece);
+                }
+                assert_eq!(
+                    s.finish(),
+                    title(t),
+                    "{:?} in pieces of {step}",
+                    String::from_utf8_lossy(t)
+                );
+            }
+        }
     }
 
     #[test]

@@ -435,11 +435,13 @@ mod tests {
         }
     }
 
-    fn checkpoint(i: usize, model: u8, text: Vec<u8>) -> Checkpoint {
+    /// A checkpoint written to `dir` (the forest streams texts from the
+    /// files, as it does in a real directory).
+    fn checkpoint(dir: &std::path::Path, i: usize, model: u8, text: &[u8]) -> Checkpoint {
         let key = crate::Key::Hash(format!("{i:040x}"));
-        let mut c = Checkpoint::from_header(
+        let c = Checkpoint::from_header(
             key.clone(),
-            key.file_name().into(),
+            dir.join(key.file_name()),
             100 + text.len() as u64,
             0o600,
             crate::Header {
@@ -461,15 +463,18 @@ mod tests {
             text.len() as u32,
             Engine::Ds4,
         );
-        c.text = Some(text);
+        let mut bytes = c.header.encode().to_vec();
+        bytes.extend_from_slice(&(text.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(text);
+        std::fs::write(&c.path, bytes).unwrap();
         c
     }
 
     /// The forest by every pair compared: the parent is the longest
     /// strictly shorter non-empty text of the same model that is a prefix;
     /// an equal text hangs under the first one (by position).
-    fn naive(cps: &[Checkpoint]) -> Vec<(Option<usize>, Link)> {
-        let t = |i: usize| cps[i].text.as_deref().unwrap();
+    fn naive(cps: &[Checkpoint], texts: &[Vec<u8>]) -> Vec<(Option<usize>, Link)> {
+        let t = |i: usize| texts[i].as_slice();
         (0..cps.len())
             .map(|i| {
                 if t(i).is_empty() {
@@ -528,11 +533,13 @@ mod tests {
                 };
                 texts.push((model, text));
             }
+            let dir = tempfile::tempdir().unwrap();
             let cps: Vec<Checkpoint> = texts
-                .into_iter()
+                .iter()
                 .enumerate()
-                .map(|(i, (m, t))| checkpoint(i, m, t))
+                .map(|(i, (m, t))| checkpoint(dir.path(), i, *m, t))
                 .collect();
+            let texts: Vec<Vec<u8>> = texts.into_iter().map(|(_, t)| t).collect();
             let scan = Scan {
                 checkpoints: cps,
                 ..Scan::default()
@@ -540,7 +547,7 @@ mod tests {
             let f = forest(&scan, &[], false);
             let got: Vec<(Option<usize>, Link)> =
                 f.nodes.iter().map(|n| (n.parent(), n.link)).collect();
-            let want = naive(&scan.checkpoints);
+            let want = naive(&scan.checkpoints, &texts);
             assert_eq!(got, want, "round {round}");
             linked += want.iter().filter(|w| w.0.is_some()).count();
             // Chains partition the nodes.

@@ -20,10 +20,11 @@
 //! one fixed buffer per worker ([`READ_BUF`]), and only the trailer (the
 //! tool-id map, which must be decoded whole) is held in memory.
 //!
-//! Checking never modifies anything. [`quarantine`] is the one writer here:
-//! it moves files with errors out of the cache, under the directory lock,
-//! and never deletes one.
+//! Checking never modifies anything. Moving the files with errors out of
+//! the cache (`--quarantine`) is a write, and lives with the other writes:
+//! [`crate::session::quarantine`].
 
+use crate::code::Code;
 use crate::error::{Error, Result};
 use crate::finding::{header_warnings, Finding, Severity};
 use crate::format::checkpoint::{hex, CheckpointFile, Defect, Key, OpenError, KEY_HEX_LEN};
@@ -32,22 +33,20 @@ use crate::format::dialect::{
     Trailers,
 };
 use crate::format::dsv4::{self, Dsv4Header};
-use crate::format::trailer::{self, SessionTitle, TitleError, ToolMap, ToolMapEntry};
+use crate::format::trailer::{self, SessionTitle, TitleError};
 use crate::format::{Header, PREFIX_LEN, TEXT_OFFSET};
-use crate::fsutil::{self, create_private_dir_all, AtomicFile, FILE_MODE};
 use crate::gc::{TempJudge, Verdict};
-use crate::journal::{self, Record};
-use crate::lock::DirLock;
-use crate::scan::{self, classify_name, open_nofollow, NameKind, ScanOptions, TempKind};
-use crate::text::{self, sanitize_line};
+use crate::scan::{self, classify_name, NameKind, ScanOptions, TempKind};
+use crate::search;
+use crate::session::Judged;
+use crate::text::sanitize_line;
 use rayon::prelude::*;
 use serde::Serialize;
 use sha1::{Digest, Sha1};
 use std::collections::HashMap;
-use std::fs::{self, File, Metadata, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
-use std::os::unix::io::AsRawFd;
+use std::fs::{self, Metadata};
+use std::io;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -61,7 +60,7 @@ pub const READ_BUF: usize = 256 << 10;
 
 /// A temp file older than this whose writer is gone is reported as stale:
 /// a real save of even a multi-GiB checkpoint finishes in minutes.
-pub const DEFAULT_TEMP_AGE: Duration = Duration::from_secs(3600);
+pub(crate) const DEFAULT_TEMP_AGE: Duration = Duration::from_secs(3600);
 
 /// Group and other read bits: a checkpoint holds a verbatim prompt.
 const FILE_READ_BY_OTHERS: u32 = 0o044;
@@ -72,67 +71,6 @@ const DIR_OPEN_TO_OTHERS: u32 = 0o055;
 
 /// How many missing DSML blocks a `trailer-dsml-missing` message names.
 const MAX_NAMED_IDS: usize = 3;
-
-/// The finding codes this module adds to [`Defect::code`] and
-/// [`header_warnings`]. All codes are listed, with severity and meaning, in
-/// [`CODES`].
-pub mod code {
-    pub const KEY_MISMATCH: &str = "key-mismatch";
-    pub const BAD_TRAILER: &str = "bad-trailer";
-    pub const BAD_TITLE: &str = "bad-title";
-    pub const TRAILER_CONFLICT: &str = "trailer-conflict";
-    pub const CLOBBERED_HEADER: &str = "clobbered-header";
-    pub const PAYLOAD_VERSION: &str = "payload-version";
-    pub const MIXED_ENGINES: &str = "mixed-engines";
-    pub const MIXED_PAYLOAD_VERSIONS: &str = "mixed-payload-versions";
-    pub const PAYLOAD_MISMATCH: &str = "payload-mismatch";
-    pub const PAYLOAD_CTX: &str = "payload-ctx";
-    pub const PAYLOAD_SIZE: &str = "payload-size";
-    pub const PAYLOAD_DATA: &str = "payload-data";
-    pub const NOT_A_FILE: &str = "not-a-file";
-    pub const UNREADABLE: &str = "unreadable";
-    pub const TRAILING_BYTES: &str = "trailing-bytes";
-    pub const TRAILER_DSML_MISSING: &str = "trailer-dsml-missing";
-    pub const WORLD_READABLE: &str = "world-readable";
-    pub const STALE_TEMP: &str = "stale-temp";
-    pub const STRAY: &str = "stray";
-    pub const FOREIGN: &str = "foreign";
-}
-
-/// Every code `kvc verify` reports, its severity and what it means: the
-/// source of the table in the documentation.
-pub const CODES: &[(&str, Severity, &str)] = &[
-    ("empty", Severity::Error, "the file has zero bytes"),
-    ("short-header", Severity::Error, "shorter than the 52-byte header and text_len"),
-    ("bad-magic", Severity::Error, "does not start with `KVC`"),
-    ("text-length", Severity::Error, "text_len runs past the end of the file"),
-    ("truncated", Severity::Error, "file shorter than 52 + text_len + payload_bytes"),
-    ("key-mismatch", Severity::Error, "the file name is not what the content says: the SHA-1 of the text, or for a ds4-agent session with ext bit 3 the SHA-1 of its title and created time"),
-    ("zero-tokens", Severity::Error, "header token count is 0: ds4 skips the file (valid on hanzo-engine files, D20)"),
-    ("bad-trailer", Severity::Error, "ext bit 0 set, but the bytes after the payload are not one well-formed KTM section within ds4's limits"),
-    ("bad-title", Severity::Error, "ext bit 3 set, but the session-title trailer after the payload is missing or cut short"),
-    ("trailer-conflict", Severity::Error, "ext bits 0 (tool-id map) and 3 (session title) both set: no engine writes both, so kvc cannot tell which trailer follows"),
-    ("clobbered-header", Severity::Error, "a hanzo-engine file (D20) with bytes after its payload: hanzo writes no trailers, so its header belongs to another file"),
-    ("payload-mismatch", Severity::Error, "the DSV4 payload holds another token count than the KVC header (ds4 deletes such a file when it loads it)"),
-    ("payload-ctx", Severity::Warning, "the DSV4 payload's ctx is not the header's ctx_size: ds4 loads it, but looks it up by the header's"),
-    ("payload-size", Severity::Error, "DSV4 payload whose exact size (FORMAT.md §6) is not payload_bytes, or whose counts break ds4's load rules"),
-    ("payload-data", Severity::Error, "--deep only: a DSV4 token id not below vocab, or a logit that is not finite"),
-    ("not-a-file", Severity::Error, "a checkpoint name that is a symbolic link, directory or other non-regular file"),
-    ("unreadable", Severity::Error, "the file could not be opened or read (permissions, I/O error)"),
-    ("bad-quant", Severity::Warning, "quant_bits not 2 or 4: ds4 skips the file (not judged on hanzo-engine files, which never read it)"),
-    ("unknown-reason", Severity::Warning, "reason above 6 (7 is pulsar's sys-prefix in D4)"),
-    ("unknown-flags", Severity::Warning, "ext_flags bits no engine defines (not judged on hanzo-engine files)"),
-    ("payload-version", Severity::Warning, "a DSV4 payload version the file's dialect does not write: version 1 with payload ABI 2 (mainline refuses it) or 2 with ABI 0 (ds4 before 2026-05-26 refuses it)"),
-    ("trailing-bytes", Severity::Warning, "bytes after the payload or the session title that no flag announces"),
-    ("trailer-dsml-missing", Severity::Warning, "a tool-map entry whose DSML block does not occur in the text"),
-    ("future-timestamp", Severity::Warning, "created or last_used more than 5 minutes in the future"),
-    ("world-readable", Severity::Warning, "group or other can read the file (or list the directory) of verbatim prompts"),
-    ("stale-temp", Severity::Warning, "a temp file older than --temp-age with no live writer: the pid in its name (if any) is not running and no process holds it open; what `kvc gc` removes"),
-    ("stray", Severity::Warning, "--all only: a name no engine reads"),
-    ("foreign", Severity::Warning, "a file of a dialect kvc does not fully read (FORMAT.md §9): what was recognised is named; it is never judged, quarantined or deleted"),
-    ("mixed-engines", Severity::Warning, "a directory holding files of both ds4 and hanzo-engine"),
-    ("mixed-payload-versions", Severity::Warning, "a directory holding DSV4 payloads of both version 1 and version 2: either ds4 loads only part of it"),
-];
 
 /// What a verification run checks.
 #[derive(Clone, Debug)]
@@ -171,7 +109,7 @@ impl Default for VerifyOptions {
 /// Is the checkpoint named `name` in the deep-check sample? A hash of the
 /// name, not a random draw, so reruns and other machines pick the same
 /// files (restic's `--read-data-subset` does the same).
-pub fn in_sample(name: &str, percent: f64) -> bool {
+pub(crate) fn in_sample(name: &str, percent: f64) -> bool {
     if percent >= 100.0 {
         return true;
     }
@@ -207,29 +145,6 @@ pub enum EntryKind {
     Stray,
 }
 
-/// Identity of a file when it was checked: quarantine moves it only if it
-/// is still the same file (an engine may have rewritten it since).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Ident {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: i64,
-    mtime_nsec: i64,
-}
-
-impl Ident {
-    fn of(m: &Metadata) -> Ident {
-        Ident {
-            dev: m.dev(),
-            ino: m.ino(),
-            size: m.size(),
-            mtime: m.mtime(),
-            mtime_nsec: m.mtime_nsec(),
-        }
-    }
-}
-
 /// The findings for one entry.
 #[derive(Clone, Debug)]
 pub struct FileReport {
@@ -260,7 +175,9 @@ pub struct FileReport {
     /// Why the engine that reads the directory never loads this file
     /// (FORMAT.md §7), when it does not.
     pub not_loaded: Option<NotLoaded>,
-    ident: Option<Ident>,
+    /// The file as it was checked (inode, size, mtime): quarantine moves
+    /// it only while it is still exactly that.
+    pub judged: Option<Judged>,
 }
 
 impl FileReport {
@@ -279,7 +196,7 @@ impl FileReport {
             assumed: false,
             dsv4_version: None,
             not_loaded: None,
-            ident: None,
+            judged: None,
         }
     }
 
@@ -305,7 +222,7 @@ impl FileReport {
 
     fn unreadable(&mut self, e: io::Error) {
         self.findings
-            .push(Finding::error(code::UNREADABLE, e.to_string()));
+            .push(Finding::error(Code::Unreadable, e.to_string()));
     }
 }
 
@@ -477,7 +394,7 @@ fn check_dir(dir: &Path, meta: &Metadata, choice: &EngineChoice) -> DirReport {
     let mode = meta.mode() & 0o7777;
     if mode & DIR_OPEN_TO_OTHERS != 0 {
         findings.push(Finding::warning(
-            code::WORLD_READABLE,
+            Code::WorldReadable,
             format!(
                 "directory mode {mode:04o}: group or other can list it or reach the prompts in it ({}; chmod 700)",
                 engine_modes(choice.engine)
@@ -486,7 +403,7 @@ fn check_dir(dir: &Path, meta: &Metadata, choice: &EngineChoice) -> DirReport {
     }
     if choice.mixed {
         findings.push(Finding::warning(
-            code::MIXED_ENGINES,
+            Code::MixedEngines,
             format!(
                 "files of both ds4 and hanzo-engine: hanzo-engine evicts every *.kv by age and zeroes bytes 7 and 20-23 of a ds4 file it loads (mainline never loads it again), some forks delete what they cannot parse; read as {} (--engine decides)",
                 choice.describe()
@@ -534,7 +451,7 @@ impl Contexts {
             return None;
         }
         Key::from_file_name(&path.file_name()?.to_string_lossy())?;
-        let dir = source_dir(path);
+        let dir = crate::session::parent_dir(path).to_path_buf();
         if let Some(i) = self.by_dir.get(&dir) {
             return *i;
         }
@@ -597,7 +514,7 @@ impl Tally {
         d.unloadable = self.unloadable;
         if self.v1 > 0 && self.v2 > 0 {
             d.findings.push(Finding::warning(
-                code::MIXED_PAYLOAD_VERSIONS,
+                Code::MixedPayloadVersions,
                 format!(
                     "{} with DSV4 payload version 1 and {} with version 2: ds4 mainline (since e8e8779, 2026-05-26) loads only version 2 and ds4 before it only version 1, so whichever runs can load only part of this cache",
                     plural(self.v1, "checkpoint", "checkpoints"),
@@ -770,7 +687,7 @@ fn check_temp(path: &Path, kind: &TempKind, temps: &TempJudge) -> Option<FileRep
         };
         let age = Duration::from_secs(j.age.unwrap_or_default().as_secs());
         r.push(Finding::warning(
-            code::STALE_TEMP,
+            Code::StaleTemp,
             format!(
                 "{writer} last written {} ago: a save that never finished (safe to remove)",
                 humantime::format_duration(age)
@@ -795,23 +712,46 @@ fn check_stray(path: &Path) -> Option<FileReport> {
         .as_ref()
         .map_or(0, |m| if m.is_file() { m.len() } else { 0 });
     r.push(Finding::warning(
-        code::STRAY,
+        Code::Stray,
         format!("{what} no engine reads (not a checkpoint or temp file name)"),
     ));
     Some(r)
 }
 
-fn open_for_check(path: &Path, follow: bool) -> io::Result<File> {
-    if follow {
-        // The user named this path: follow it as they did, but never block
-        // on a FIFO.
-        OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(path)
-    } else {
-        open_nofollow(path)
+/// The finding for a checkpoint name that is a symbolic link in a cache
+/// directory.
+fn symlink_finding() -> Finding {
+    Finding::error(
+        Code::Symlink,
+        "is a symbolic link; kvc does not follow links in a cache directory (ds4 would load its target)",
+    )
+}
+
+/// The finding for something that is not a regular file, from its `lstat`
+/// (or `fstat`); `None` for a regular file.
+fn not_a_file(m: &Metadata) -> Option<Finding> {
+    let t = m.file_type();
+    if t.is_file() {
+        return None;
     }
+    if t.is_symlink() {
+        return Some(symlink_finding());
+    }
+    let what = if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device node"
+    } else {
+        "not a regular file"
+    };
+    Some(Finding::error(
+        Code::NotAFile,
+        format!("is {what}; no engine can load it"),
+    ))
 }
 
 /// How one checkpoint is checked.
@@ -835,15 +775,34 @@ fn check_checkpoint(
     progress: &dyn Progress,
 ) -> Option<FileReport> {
     let mut r = FileReport::new(path, EntryKind::Checkpoint, key);
-    let file = match open_for_check(path, c.follow) {
-        Ok(f) => f,
+    // The type first, from `lstat` (or `stat` for a path the user named,
+    // followed as typed), so that a device node, a FIFO or a directory
+    // with a checkpoint name is reported without ever being opened:
+    // opening a device can have effects of its own (a tape rewinds).
+    let before = if c.follow {
+        fs::metadata(path)
+    } else {
+        fs::symlink_metadata(path)
+    };
+    let before = match before {
+        Ok(m) => m,
         // Evicted or consumed by an engine since the listing: not there.
         Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) && !c.follow => {
-            r.push(Finding::error(
-                code::NOT_A_FILE,
-                "is a symbolic link; kvc does not follow links in a cache directory (ds4 would load its target)",
-            ));
+        Err(e) => {
+            r.unreadable(e);
+            return Some(r);
+        }
+    };
+    if let Some(f) = not_a_file(&before) {
+        r.push(f);
+        return Some(r);
+    }
+    let file = match crate::sys::open_read(path, c.follow) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        // Replaced by a link since the `lstat`.
+        Err(e) if crate::sys::is_symlink_error(&e) && !c.follow => {
+            r.push(symlink_finding());
             return Some(r);
         }
         Err(e) => {
@@ -858,20 +817,14 @@ fn check_checkpoint(
             return Some(r);
         }
     };
-    if !meta.is_file() {
-        let what = if meta.is_dir() {
-            "a directory"
-        } else {
-            "not a regular file"
-        };
-        r.push(Finding::error(
-            code::NOT_A_FILE,
-            format!("is {what}; no engine can load it"),
-        ));
+    // Replaced between the `lstat` and the open by something that is not
+    // a regular file (it was opened, but not a byte is read from it).
+    if let Some(f) = not_a_file(&meta) {
+        r.push(f);
         return Some(r);
     }
     r.size = meta.len();
-    r.ident = Some(Ident::of(&meta));
+    r.judged = Some(Judged::exactly(&crate::sys::Meta::of(&meta)));
     let mode = meta.mode() & 0o7777;
     match CheckpointFile::from_file(path, file) {
         Ok(cf) => check_contents(&mut r, &cf, mode, c, buf, progress),
@@ -901,7 +854,7 @@ fn check_mode(r: &mut FileReport, mode: u32, writer_modes: Option<&str>) {
         ),
         None => format!("mode {mode:04o}: group or other can read this verbatim prompt (chmod 600)"),
     };
-    r.push(Finding::warning(code::WORLD_READABLE, msg));
+    r.push(Finding::warning(Code::WorldReadable, msg));
 }
 
 /// What a checkpoint's name must be (FORMAT.md §2).
@@ -950,7 +903,7 @@ fn check_contents(
         check_mode(r, mode, r.dialect.map(|d| d.spec().modes));
         let what = dialect::describe_foreign(&detected, h, cf, cf.payload_offset());
         r.push(Finding::warning(
-            code::FOREIGN,
+            Code::Foreign,
             format!("{what}; kvc does not read this dialect and leaves it alone"),
         ));
         return;
@@ -995,12 +948,14 @@ fn check_contents(
         Identity::Ds4 if titled => NameRule::Unchecked,
         Identity::Ds4 | Identity::TextSha1 => NameRule::Text,
     };
-    let mut tool_map = ToolMap::default();
+    // The map's entries as a walk met them: where each DSML block is,
+    // never the blocks themselves.
+    let mut tool_map: Vec<(u64, u64)> = Vec::new();
     if !truncated {
         match spec.trailers {
             Trailers::Ds4 if trailer::trailer_conflict(h) => {
                 r.push(Finding::error(
-                    code::TRAILER_CONFLICT,
+                    Code::TrailerConflict,
                     "ext bits 0 (tool-id map, ds4-server) and 3 (session title, ds4-agent) are both set: no engine writes both, so which trailer follows the payload, and what the name must be, cannot be told; kvc does not guess",
                 ));
                 name = NameRule::Unchecked;
@@ -1011,8 +966,7 @@ fn check_contents(
                 }
             }
             Trailers::Ds4 => match check_trailer(r, cf) {
-                Ok(Some(m)) => tool_map = m,
-                Ok(None) => {}
+                Ok(m) => tool_map = m,
                 Err(e) => return r.unreadable(e),
             },
             Trailers::NoneAllowed => {
@@ -1022,8 +976,7 @@ fn check_contents(
             Trailers::Unread => {}
         }
     }
-    let needles: Vec<&[u8]> = tool_map.entries.iter().map(|e| e.dsml.as_slice()).collect();
-    let (digest, found) = match scan_text(cf, buf, &needles) {
+    let digest = match hash_text(cf, buf) {
         Ok(x) => x,
         Err(e) => return r.unreadable(e),
     };
@@ -1040,7 +993,7 @@ fn check_contents(
             NameRule::Identity(identity) => {
                 if identity.as_str() != want {
                     r.push(Finding::error(
-                        code::KEY_MISMATCH,
+                        Code::KeyMismatch,
                         format!(
                             "SHA-1 of the session title and created time is {identity}, not the file name (ds4-agent names a session with ext bit 3 by that identity)"
                         ),
@@ -1050,15 +1003,32 @@ fn check_contents(
             NameRule::Unchecked => {}
         }
     }
-    let missing: Vec<&ToolMapEntry> = tool_map
-        .entries
-        .iter()
-        .zip(&found)
-        .filter(|(_, f)| !**f)
-        .map(|(e, _)| e)
-        .collect();
-    if !missing.is_empty() {
-        r.push(dsml_missing(&missing, tool_map.entries.len()));
+    if !tool_map.is_empty() {
+        // Every block looked for in one pass over the text (per batch of
+        // patterns), not one search per entry.
+        let needles = search::InFile {
+            probe: cf,
+            ranges: tool_map,
+        };
+        let text = search::Text {
+            probe: cf,
+            at: TEXT_OFFSET,
+            len: cf.text_len as u64,
+        };
+        let found = match search::occurring(text, &needles) {
+            Ok(f) => f,
+            Err(e) => return r.unreadable(e),
+        };
+        r.bytes_read += found.bytes_read;
+        let missing: Vec<usize> = (0..found.found.len())
+            .filter(|&i| !found.found[i])
+            .collect();
+        if !missing.is_empty() {
+            match dsml_missing(cf, &missing, found.found.len()) {
+                Ok(f) => r.push(f),
+                Err(e) => return r.unreadable(e),
+            }
+        }
     }
     if truncated {
         return;
@@ -1128,7 +1098,7 @@ fn check_payload_version(r: &mut FileReport, dialect: DialectId, version: u32) {
             "DSV4 payload version {version} in a {dialect} file (payload ABI 0): ds4 before e8e8779 (2026-05-26) refuses any version but 1, and mainline never reads payload ABI 0 (hanzo-engine zeroes byte 20 of a mainline file it loads); the body has the same layout and was checked as such"
         )
     };
-    r.push(Finding::warning(code::PAYLOAD_VERSION, msg));
+    r.push(Finding::warning(Code::PayloadVersion, msg));
 }
 
 /// The session-title trailer of a ds4-agent session (ext bit 3, FORMAT.md
@@ -1139,7 +1109,7 @@ fn check_title(r: &mut FileReport, cf: &CheckpointFile) -> Option<SessionTitle> 
             r.bytes_read += 4 + t.len as u64;
             if t.trailing > 0 {
                 r.push(Finding::warning(
-                    code::TRAILING_BYTES,
+                    Code::TrailingBytes,
                     format!(
                         "{} bytes after the session title; ds4-agent writes none and reads only the title",
                         t.trailing
@@ -1150,14 +1120,14 @@ fn check_title(r: &mut FileReport, cf: &CheckpointFile) -> Option<SessionTitle> 
         }
         Err(TitleError::Unreadable) => {
             r.push(Finding::error(
-                code::UNREADABLE,
+                Code::Unreadable,
                 TitleError::Unreadable.to_string(),
             ));
             None
         }
         Err(e) => {
             r.push(Finding::error(
-                code::BAD_TITLE,
+                Code::BadTitle,
                 format!("{e}: ds4-agent cannot read the session's identity, so it never loads it"),
             ));
             None
@@ -1188,7 +1158,7 @@ fn check_no_trailer(
     let f = cf.header.ext_flags;
     if inferred && (f.has_tool_map() || f.has_session_title()) {
         r.push(Finding::warning(
-            code::TRAILING_BYTES,
+            Code::TrailingBytes,
             format!(
                 "{len} bytes after the payload, announced by ext bit {}, a ds4 trailer hanzo-engine never writes; read as hanzo-engine's because the directory is {}: with --engine ds4-classic the trailer is checked, and if hanzo-engine did write this file its header was clobbered",
                 if f.has_tool_map() { 0 } else { 3 },
@@ -1198,7 +1168,7 @@ fn check_no_trailer(
         return;
     }
     r.push(Finding::error(
-        code::CLOBBERED_HEADER,
+        Code::ClobberedHeader,
         format!(
             "{len} bytes after the payload of a hanzo-engine file, which never has a trailer: its header was clobbered (a hanzo-engine hit writes back the whole header it read earlier, by path, so a file replaced in between carries another file's header and payload_bytes)"
         ),
@@ -1206,102 +1176,86 @@ fn check_no_trailer(
 }
 
 /// Tool-map trailer checks (ext bit 0), or `trailing-bytes` when no flag
-/// announces the bytes after the payload. Returns the tool-id map when
-/// there is a valid one, for the DSML check against the text.
-fn check_trailer(r: &mut FileReport, cf: &CheckpointFile) -> io::Result<Option<ToolMap>> {
+/// announces the bytes after the payload. The section is walked entry
+/// header by entry header, never read whole (a sparse 1.5 GiB trailer
+/// costs a few reads); returns where the DSML blocks of a valid map are,
+/// for the check against the text.
+fn check_trailer(r: &mut FileReport, cf: &CheckpointFile) -> io::Result<Vec<(u64, u64)>> {
     let len = cf.trailer_len();
     if !cf.header.ext_flags.has_tool_map() {
         if len > 0 {
             r.push(Finding::warning(
-                code::TRAILING_BYTES,
+                Code::TrailingBytes,
                 format!(
                     "{len} bytes after the payload, but neither ext bit 0 (tool-map trailer) nor 3 (session title) is set; engines ignore them"
                 ),
             ));
         }
-        return Ok(None);
+        return Ok(Vec::new());
     }
-    // Look at the section header first: garbage after the payload is
-    // reported without reading all of it.
-    let head_len = len.min(trailer::SECTION_HEADER_LEN as u64) as usize;
-    let mut head = vec![0u8; head_len];
-    cf.file().read_exact_at(&mut head, cf.payload_end())?;
-    r.bytes_read += head_len as u64;
-    let plausible = head_len == trailer::SECTION_HEADER_LEN
-        && head[..3] == trailer::MAGIC
-        && head[3] == trailer::VERSION;
-    let decoded = if plausible {
-        let all = cf.read_trailer()?;
-        // The head is read again as part of the whole; count it once.
-        r.bytes_read += (all.len() - head_len) as u64;
-        ToolMap::decode(&all)
-    } else {
-        ToolMap::decode(&head)
-    };
-    match decoded {
-        Ok(m) => Ok(Some(m)),
-        Err(e) => {
+    let mut blocks = Vec::new();
+    let mut read = trailer::SECTION_HEADER_LEN as u64;
+    let walked = trailer::walk(cf, cf.payload_end(), cf.size, &mut |e| {
+        read += (trailer::ENTRY_HEADER_LEN + e.id.len()) as u64;
+        blocks.push((e.dsml_at, e.dsml_len as u64));
+    });
+    r.bytes_read += read.min(len);
+    match walked {
+        Ok(_) => Ok(blocks),
+        Err(trailer::WalkError::Unreadable) => Err(io::Error::other(
+            "the trailer could not be read (it shrank, or a read failed)",
+        )),
+        Err(trailer::WalkError::Bad(e)) => {
             r.push(Finding::error(
-                code::BAD_TRAILER,
+                Code::BadTrailer,
                 format!("ext bit 0 says a tool-id map follows the payload, but {e}"),
             ));
-            Ok(None)
+            Ok(Vec::new())
         }
     }
 }
 
-fn dsml_missing(missing: &[&ToolMapEntry], total: usize) -> Finding {
-    let ids: Vec<String> = missing
-        .iter()
-        .take(MAX_NAMED_IDS)
-        .map(|e| sanitize_line(&e.id))
-        .collect();
+/// `trailer-dsml-missing` for the entries `missing` (indices) of a map of
+/// `total`, naming the first few by their ids (read again, and sanitized).
+fn dsml_missing(cf: &CheckpointFile, missing: &[usize], total: usize) -> io::Result<Finding> {
+    let mut ids = Vec::new();
+    let named: Vec<usize> = missing.iter().copied().take(MAX_NAMED_IDS).collect();
+    let walked = trailer::walk(cf, cf.payload_end(), cf.size, &mut |e| {
+        if named.contains(&(e.index as usize)) {
+            ids.push(sanitize_line(&e.id));
+        }
+    });
+    if walked.is_err() {
+        return Err(io::Error::other("the trailer changed while being read"));
+    }
     let more = missing.len().saturating_sub(MAX_NAMED_IDS);
     let more = if more > 0 {
         format!(" and {more} more")
     } else {
         String::new()
     };
-    Finding::warning(
-        code::TRAILER_DSML_MISSING,
+    Ok(Finding::warning(
+        Code::TrailerDsmlMissing,
         format!(
             "{} of {total} tool-map entries name a DSML block that is not in the text ({}{more}); ds4 never stores such entries",
             missing.len(),
             ids.join(", "),
         ),
-    )
+    ))
 }
 
-/// SHA-1 of the text, and which of `needles` occur in it, in one streaming
-/// pass through `buf`. To find a needle that straddles two reads, the last
-/// `longest needle - 1` bytes are carried over; the needles come from the
-/// trailer already in memory, so this stays bounded too.
-fn scan_text(
-    cf: &CheckpointFile,
-    buf: &mut [u8],
-    needles: &[&[u8]],
-) -> io::Result<(Vec<u8>, Vec<bool>)> {
+/// SHA-1 of the text, streamed through `buf`.
+fn hash_text(cf: &CheckpointFile, buf: &mut [u8]) -> io::Result<Vec<u8>> {
     let len = cf.text_len as u64;
-    let keep = needles.iter().map(|n| n.len()).max().unwrap_or(1) - 1;
-    let mut found = vec![false; needles.len()];
-    let mut window: Vec<u8> = Vec::new();
     let mut hasher = Sha1::new();
     let mut pos = 0u64;
     while pos < len {
         let n = (len - pos).min(buf.len() as u64) as usize;
         read_exact(cf, &mut buf[..n], TEXT_OFFSET + pos)?;
         hasher.update(&buf[..n]);
-        if found.iter().any(|f| !f) {
-            window.extend_from_slice(&buf[..n]);
-            for (f, needle) in found.iter_mut().zip(needles) {
-                *f = *f || text::contains(&window, needle);
-            }
-            let drop = window.len().saturating_sub(keep);
-            window.drain(..drop);
-        }
         pos += n as u64;
     }
-    Ok((hasher.finalize().to_vec(), found))
+    Ok(hasher.finalize().to_vec())
 }
 
 /// `read_exact_at`, where a short read means the file shrank under us.
@@ -1333,7 +1287,7 @@ fn check_dsv4_layout(
     let d = &l.header;
     if d.tokens != h.tokens {
         r.push(Finding::error(
-            code::PAYLOAD_MISMATCH,
+            Code::PayloadMismatch,
             format!(
                 "DSV4 payload holds {} tokens, the header says {}",
                 d.tokens, h.tokens
@@ -1346,7 +1300,7 @@ fn check_dsv4_layout(
     // (ds4.c, ds4_kvstore.c at b030961). Worth a word, not an error.
     if d.ctx != h.ctx_size {
         r.push(Finding::warning(
-            code::PAYLOAD_CTX,
+            Code::PayloadCtx,
             format!(
                 "DSV4 payload was written for ctx {}, the header says ctx_size {}: ds4 still loads it, but looks it up by the header's",
                 d.ctx, h.ctx_size
@@ -1356,7 +1310,7 @@ fn check_dsv4_layout(
     let pb = h.payload_bytes;
     let Some((n_comp, n_index)) = &l.counts else {
         r.push(Finding::error(
-            code::PAYLOAD_SIZE,
+            Code::PayloadSize,
             format!(
                 "DSV4 count arrays ({} layers at payload offset {}) run past the {pb}-byte payload",
                 d.layers,
@@ -1368,17 +1322,17 @@ fn check_dsv4_layout(
     match l.exact_size(schedule) {
         Some(exact) if exact == pb => {}
         Some(exact) => r.push(Finding::error(
-            code::PAYLOAD_SIZE,
+            Code::PayloadSize,
             format!("DSV4 layout and row counts make exactly {exact} bytes, payload_bytes is {pb}"),
         )),
         None => r.push(Finding::error(
-            code::PAYLOAD_SIZE,
+            Code::PayloadSize,
             "DSV4 layout and row counts overflow a 64-bit size",
         )),
     }
     for p in d.load_problems(n_comp, n_index) {
         r.push(Finding::error(
-            code::PAYLOAD_SIZE,
+            Code::PayloadSize,
             format!("{p} (ds4 refuses to load it)"),
         ));
     }
@@ -1406,7 +1360,7 @@ fn read_payload(
     debug_assert_eq!(buf.len() % 4, 0);
     let start = cf.payload_offset();
     let len = cf.header.payload_bytes;
-    advise_sequential(cf.file(), start, len);
+    crate::sys::advise_sequential(cf.file(), start, len);
     // Regions inside the payload only: a layout whose arrays run past it
     // was reported by the size check.
     let within = |a: u64, b: Option<u64>| b.filter(|&b| b <= len).map(|b| (a, b));
@@ -1443,7 +1397,7 @@ fn read_payload(
     let mut out = Vec::new();
     if let Some((i, v)) = scan.first_bad_token {
         out.push(Finding::error(
-            code::PAYLOAD_DATA,
+            Code::PayloadData,
             format!(
                 "{} DSV4 token ids are not below vocab {vocab} (first: id {v} at position {i})",
                 scan.bad_tokens
@@ -1452,7 +1406,7 @@ fn read_payload(
     }
     if let Some((i, f)) = scan.first_bad_logit {
         out.push(Finding::error(
-            code::PAYLOAD_DATA,
+            Code::PayloadData,
             format!(
                 "{} DSV4 logits are not finite (first: {f} at index {i})",
                 scan.bad_logits
@@ -1486,325 +1440,6 @@ fn words(
     })
 }
 
-/// Tell the kernel the payload is read once, front to back, so readahead
-/// ramps up at once. Only a hint: failure changes nothing.
-fn advise_sequential(file: &File, off: u64, len: u64) {
-    let (Ok(off), Ok(len)) = (libc::off_t::try_from(off), libc::off_t::try_from(len)) else {
-        return;
-    };
-    // SAFETY: posix_fadvise only reads its integer arguments.
-    unsafe {
-        libc::posix_fadvise(file.as_raw_fd(), off, len, libc::POSIX_FADV_SEQUENTIAL);
-    }
-}
-
-/// What became of one file [`quarantine`] was asked to move.
-#[derive(Debug)]
-pub enum Quarantined {
-    /// Moved: hard-linked into place and unlinked (same filesystem), or
-    /// copied, fsynced and then removed (`copied`, across filesystems).
-    Moved { to: PathBuf, copied: bool },
-    /// Left where it is, and why (it changed or vanished since it was
-    /// checked, or it is not a regular file).
-    LeftInPlace { why: String },
-    /// Moving failed; the file is still in the cache.
-    Failed { error: Error },
-}
-
-/// The JSON written next to each quarantined file as `<name>.why`.
-#[derive(Serialize)]
-struct Why<'a> {
-    /// The path it was moved from.
-    from: String,
-    key: Option<&'a str>,
-    size: u64,
-    /// Unix seconds.
-    quarantined_at: u64,
-    findings: &'a [Finding],
-}
-
-/// Suffix of the file recording why a file was quarantined.
-pub const WHY_SUFFIX: &str = ".why";
-/// Tries at a free name in the quarantine directory before giving up.
-const MAX_NAME_TRIES: u32 = 1000;
-
-/// Move every checkpoint of `report` that has an error into `dest`
-/// (created 0700), each with a `<name>.why` JSON file listing its findings,
-/// and a `quarantine` record in its source directory's journal. Nothing is
-/// ever deleted or overwritten: a taken name gets a `.1`, `.2`, … suffix.
-///
-/// Holds each source directory's [`DirLock`] while moving. A file is moved
-/// only if it is still the file that was checked (same inode, size and
-/// mtime): an engine may have rewritten it in the meantime.
-///
-/// Returns one result per file with errors, as `(index into report.files,
-/// result)`. Fails as a whole only when `dest` or a lock cannot be set up.
-pub fn quarantine(
-    report: &VerifyReport,
-    dest: &Path,
-    now: u64,
-) -> Result<Vec<(usize, Quarantined)>> {
-    let todo: Vec<usize> = (0..report.files.len())
-        .filter(|&i| report.files[i].errors() > 0)
-        .collect();
-    if todo.is_empty() {
-        return Ok(Vec::new());
-    }
-    create_private_dir_all(dest).map_err(|e| Error::io(dest, e))?;
-    let dest_real = fs::canonicalize(dest).map_err(|e| Error::io(dest, e))?;
-    let mut sources: Vec<PathBuf> = Vec::new();
-    for &i in &todo {
-        let dir = source_dir(&report.files[i].path);
-        let real = fs::canonicalize(&dir).map_err(|e| Error::io(&dir, e))?;
-        if real == dest_real {
-            return Err(Error::Usage(format!(
-                "quarantine directory {} is the cache directory itself",
-                dest.display()
-            )));
-        }
-        if !sources.contains(&dir) {
-            sources.push(dir);
-        }
-    }
-    // One lock per source directory, taken in a fixed order.
-    sources.sort();
-    let _locks = sources
-        .iter()
-        .map(|d| DirLock::acquire(d))
-        .collect::<Result<Vec<_>>>()?;
-    let mut out = Vec::with_capacity(todo.len());
-    let mut journal_broken = false;
-    for i in todo {
-        let f = &report.files[i];
-        // Every move is recorded; once the journal cannot be written, stop
-        // moving rather than move files without a trace.
-        if journal_broken {
-            out.push((
-                i,
-                Quarantined::LeftInPlace {
-                    why: "not attempted: the journal could not be written".into(),
-                },
-            ));
-            continue;
-        }
-        let mut result = quarantine_one(f, dest, now);
-        if let Quarantined::Moved { to, .. } = &result {
-            let rec = journal_record(f, to, now);
-            if let Err(e) = journal::append(&source_dir(&f.path), &[rec]) {
-                journal_broken = true;
-                result = Quarantined::Failed {
-                    error: Error::invalid(
-                        &f.path,
-                        format!("moved to {}, but not journaled: {e}", to.display()),
-                    ),
-                };
-            }
-        }
-        out.push((i, result));
-    }
-    Ok(out)
-}
-
-fn source_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-fn journal_record(f: &FileReport, to: &Path, now: u64) -> Record {
-    let mut codes: Vec<&str> = f
-        .findings
-        .iter()
-        .filter(|x| x.severity == Severity::Error)
-        .map(|x| x.code)
-        .collect();
-    codes.dedup();
-    let name = f
-        .path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    Record {
-        time: now,
-        op: "quarantine".into(),
-        key: f.key.as_ref().map_or(name, |k| k.to_string()),
-        bytes: f.size,
-        tokens: f.header.as_ref().map_or(0, |h| h.tokens),
-        hits: f.header.as_ref().map_or(0, |h| h.hits),
-        reason: f
-            .header
-            .as_ref()
-            .map_or(String::new(), |h| h.reason.name().into_owned()),
-        score: None,
-        policy: None,
-        why: format!("verify: {}; moved to {}", codes.join(", "), to.display()),
-    }
-}
-
-fn quarantine_one(f: &FileReport, dest: &Path, now: u64) -> Quarantined {
-    let Some(ident) = f.ident else {
-        return Quarantined::LeftInPlace {
-            why: "not a regular file that kvc could read; move it by hand".into(),
-        };
-    };
-    match fs::symlink_metadata(&f.path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Quarantined::LeftInPlace {
-                why: "vanished since it was checked".into(),
-            }
-        }
-        Err(e) => {
-            return Quarantined::Failed {
-                error: Error::io(&f.path, e),
-            }
-        }
-        Ok(m) if !m.is_file() || Ident::of(&m) != ident => {
-            return Quarantined::LeftInPlace {
-                why: "changed since it was checked (an engine rewrote it?); run verify again"
-                    .into(),
-            }
-        }
-        Ok(_) => {}
-    }
-    let name = f
-        .path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    let Some(to) = free_name(dest, &name) else {
-        return Quarantined::Failed {
-            error: Error::invalid(dest, "no free name left for the quarantined file"),
-        };
-    };
-    let to_name = to
-        .file_name()
-        .expect("joined a name")
-        .to_string_lossy()
-        .into_owned();
-    // The reason is written first: a crash then leaves a reason without a
-    // file, never a quarantined file without its reason.
-    let why_name = format!("{to_name}{WHY_SUFFIX}");
-    let why = Why {
-        from: f.path.display().to_string(),
-        key: f.key.as_ref().map(|k| k.as_str()),
-        size: f.size,
-        quarantined_at: now,
-        findings: &f.findings,
-    };
-    let written = AtomicFile::create(dest, &why_name).and_then(|mut w| {
-        serde_json::to_writer_pretty(&mut w, &why)?;
-        w.write_all(b"\n")?;
-        w.commit()
-    });
-    if let Err(e) = written {
-        return Quarantined::Failed {
-            error: Error::io(&dest.join(&why_name), e),
-        };
-    }
-    match move_file(&f.path, &to) {
-        Ok(copied) => Quarantined::Moved { to, copied },
-        Err(e) => {
-            // Our own reason file, for a move that did not happen.
-            let _ = fs::remove_file(dest.join(&why_name));
-            Quarantined::Failed {
-                error: Error::io(&f.path, e),
-            }
-        }
-    }
-}
-
-/// `dest/name`, or `dest/name.1`, `.2`, … when taken (by an earlier run).
-fn free_name(dest: &Path, name: &std::ffi::OsStr) -> Option<PathBuf> {
-    (0..MAX_NAME_TRIES).find_map(|n| {
-        let mut candidate = name.to_os_string();
-        if n > 0 {
-            candidate.push(format!(".{n}"));
-        }
-        let p = dest.join(&candidate);
-        let mut why = candidate.clone();
-        why.push(WHY_SUFFIX);
-        let taken =
-            fs::symlink_metadata(&p).is_ok() || fs::symlink_metadata(dest.join(why)).is_ok();
-        (!taken).then_some(p)
-    })
-}
-
-/// Move `src` to `dst` without ever overwriting `dst` and without a moment
-/// where the file exists nowhere. Returns whether it was copied.
-///
-/// A hard link plus unlink is a rename that fails instead of replacing an
-/// existing `dst`; across filesystems (EXDEV) the file is copied, fsynced,
-/// checked for length, and only then removed. Filesystems without hard
-/// links get a plain rename after checking `dst` is free.
-fn move_file(src: &Path, dst: &Path) -> io::Result<bool> {
-    let copied = match fs::hard_link(src, dst) {
-        Ok(()) => {
-            fs::remove_file(src)?;
-            false
-        }
-        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-            copy_then_remove(src, dst)?;
-            true
-        }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(e),
-        Err(_) => {
-            if fs::symlink_metadata(dst).is_ok() {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    format!("{} already exists", dst.display()),
-                ));
-            }
-            match fs::rename(src, dst) {
-                Ok(()) => false,
-                Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-                    copy_then_remove(src, dst)?;
-                    true
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    };
-    if let Some(d) = dst.parent() {
-        fsutil::fsync_dir(d)?;
-    }
-    if let Some(s) = src.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fsutil::fsync_dir(s)?;
-    }
-    Ok(copied)
-}
-
-/// The cross-filesystem half of [`move_file`].
-pub(crate) fn copy_then_remove(src: &Path, dst: &Path) -> io::Result<()> {
-    let mut from = open_nofollow(src)?;
-    let mut to = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(FILE_MODE)
-        .open(dst)?;
-    let copy = (|| {
-        let n = io::copy(&mut from, &mut to)?;
-        to.sync_all()?;
-        let want = from.metadata()?.len();
-        if n != want {
-            return Err(io::Error::other(format!(
-                "copied {n} bytes of a {want}-byte file; original kept"
-            )));
-        }
-        if let Some(d) = dst.parent() {
-            fsutil::fsync_dir(d)?;
-        }
-        Ok(())
-    })();
-    if let Err(e) = copy {
-        // Only our own partial copy goes; the original stays.
-        drop(to);
-        let _ = fs::remove_file(dst);
-        return Err(e);
-    }
-    fs::remove_file(src)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1833,30 +1468,5 @@ mod tests {
         assert_eq!(got, [(24, 2), (28, 3), (32, 4), (36, 5)]);
         assert_eq!(words(&chunk, 16, 48, 0, 16).count(), 0);
         assert_eq!(words(&chunk, 16, 48, 40, 100).count(), 2);
-    }
-
-    #[test]
-    fn copy_then_remove_keeps_bytes_and_never_overwrites() {
-        let d = tempfile::tempdir().unwrap();
-        let src = d.path().join("a.kv");
-        let dst = d.path().join("b.kv");
-        fs::write(&src, b"checkpoint bytes").unwrap();
-        copy_then_remove(&src, &dst).unwrap();
-        assert!(!src.exists());
-        assert_eq!(fs::read(&dst).unwrap(), b"checkpoint bytes");
-        fs::write(&src, b"second").unwrap();
-        let e = copy_then_remove(&src, &dst).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
-        assert_eq!(fs::read(&src).unwrap(), b"second");
-        assert_eq!(fs::read(&dst).unwrap(), b"checkpoint bytes");
-    }
-
-    #[test]
-    fn every_code_is_listed_once() {
-        let mut codes: Vec<&str> = CODES.iter().map(|c| c.0).collect();
-        codes.sort();
-        let n = codes.len();
-        codes.dedup();
-        assert_eq!(codes.len(), n);
     }
 }

@@ -2,6 +2,8 @@
 //! streams crafted here with raw tar headers, and the library API where a
 //! race has to be staged.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod common;
 
 use common::*;
@@ -1260,6 +1262,7 @@ fn export_into_a_device_a_fifo_or_a_symlink_keeps_what_is_there() {
     // A private copy of /dev/null (char device 1:3); creating one needs root.
     let null = env.root.path().join("null");
     let c_path = std::ffi::CString::new(null.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path that outlives the call.
     let made = unsafe { libc::mknod(c_path.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) };
     if made == 0 {
         export(&null);
@@ -1274,6 +1277,7 @@ fn export_into_a_device_a_fifo_or_a_symlink_keeps_what_is_there() {
     // A FIFO with a reader: the bundle arrives through it, whole.
     let fifo = env.root.path().join("fifo");
     let c_fifo = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path that outlives the call.
     assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
     let reader = {
         let fifo = fifo.clone();

@@ -83,6 +83,37 @@ fn guide_tables_match_the_dialect_registry() {
     }
 }
 
+/// README.md's code tables are generated from the one registry kvc
+/// reports codes from (`kvc::code::Code`), so a code cannot be added,
+/// renamed or re-worded in one place only.
+#[test]
+fn readme_code_tables_match_the_code_registry() {
+    use kvc::code::{markdown_table, Code, Uses};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let doc = fs::read_to_string(&path).unwrap();
+    let mut want = doc.clone();
+    for (name, uses) in [
+        ("findings", Uses::FINDING),
+        ("invalid", Uses::INVALID),
+        ("outcome", Uses::OUTCOME),
+        ("verdict", Uses::VERDICT),
+        ("kept", Uses::KEPT),
+    ] {
+        want = splice(&want, &format!("codes:{name}"), &markdown_table(uses));
+    }
+    if std::env::var_os("KVC_UPDATE_DOCS").is_some() {
+        fs::write(&path, want).unwrap();
+        return;
+    }
+    assert!(
+        doc == want,
+        "README.md code tables are stale; run `KVC_UPDATE_DOCS=1 cargo test --test docs`"
+    );
+    for c in Code::ALL {
+        assert!(doc.contains(&format!("| `{}` |", c.name())), "{c}");
+    }
+}
+
 #[test]
 fn man_pages_and_completions_are_up_to_date() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

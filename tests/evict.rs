@@ -1,10 +1,24 @@
 //! `kvc evict`: the eviction scenarios an engine must get right, budget
 //! arithmetic on real file sizes, and safety next to a live engine.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod common;
 
 use common::*;
-use kvc::evict::{self, EvictOptions, Fate, Hooks, Victim, MAX_REPLANS};
+use kvc::evict::{self, EvictOptions, EvictResult, Fate, Hooks, Victim, MAX_REPLANS};
+
+/// Plan, then apply the plan in a write session of its own: what `kvc
+/// evict` does.
+fn run(
+    dir: &std::path::Path,
+    opts: &EvictOptions,
+    hooks: &mut dyn Hooks,
+) -> kvc::Result<EvictResult> {
+    let plan = evict::plan_dir(dir, opts)?;
+    let mut session = kvc::session::Session::new(kvc::session::SessionOptions::new("test"))?;
+    evict::apply(&mut session, plan, hooks)
+}
 use kvc::Policy;
 use serde_json::Value;
 use std::fs::{self, OpenOptions};
@@ -87,7 +101,7 @@ fn fresher_denser_snapshot_is_kept_over_a_sparser_one() {
     }
     let (r, code) = evict(&env, &["--budget", &budget(size_of(&dense_path))]);
     assert_eq!(code, 0);
-    assert_eq!(r["victims"][0]["outcome"], "deleted");
+    assert_eq!(r["victims"][0]["outcome"], "removed");
     assert!(dense_path.exists());
     assert!(!env.cache.join(sparse.file_name()).exists());
 }
@@ -537,13 +551,13 @@ fn a_header_changed_between_plan_and_delete_is_skipped_and_replanned() {
     };
     // Room for one of a and b, besides c.
     let budget = size_of(&pa) + size_of(&pc);
-    let r = evict::run(&env.cache, &options(budget), &mut engine).unwrap();
+    let r = run(&env.cache, &options(budget), &mut engine).unwrap();
     assert_eq!(engine.touched, [a.key()]);
     assert!(
         matches!(&r.handled[0].fate, Fate::Touched { change } if change.contains("hits 0 -> 1"))
     );
     assert_eq!(r.handled[1].victim.name(), b.key());
-    assert_eq!(r.handled[1].fate, Fate::Deleted);
+    assert_eq!(r.handled[1].fate, Fate::Removed { unsynced: None });
     assert_eq!(r.passes, 2);
     assert!(r.budget_met() && !r.gave_up);
     assert!(pa.exists() && !pb.exists() && pc.exists());
@@ -551,7 +565,7 @@ fn a_header_changed_between_plan_and_delete_is_skipped_and_replanned() {
     let bytes = fs::read(&pa).unwrap();
     assert_eq!(&bytes[12..16], &1u32.to_le_bytes());
     // Only the deletion is journaled.
-    let j = kvc::journal::read(&env.cache).unwrap();
+    let j = kvc::session::journal::read(&env.cache).unwrap();
     let keys: Vec<_> = j.records.iter().map(|r| r.key.clone()).collect();
     assert_eq!(keys, [b.key()]);
 }
@@ -567,12 +581,15 @@ fn an_engine_touching_every_victim_makes_evict_give_up_without_deleting() {
         touch: usize::MAX,
         touched: Vec::new(),
     };
-    let r = evict::run(&env.cache, &options(0), &mut engine).unwrap();
+    let r = run(&env.cache, &options(0), &mut engine).unwrap();
     assert!(r.gave_up);
     assert_eq!(r.passes, MAX_REPLANS + 1);
     assert_eq!(r.freed_bytes(), 0);
     assert!(paths.iter().all(|p| p.exists()));
-    assert!(kvc::journal::read(&env.cache).unwrap().records.is_empty());
+    assert!(kvc::session::journal::read(&env.cache)
+        .unwrap()
+        .records
+        .is_empty());
 }
 
 #[test]
@@ -584,7 +601,7 @@ fn a_victim_that_vanished_is_not_an_error() {
         }
     }
     let env = TestEnv::with_sample("ds4");
-    let r = evict::run(&env.cache, &options(0), &mut Consumer).unwrap();
+    let r = run(&env.cache, &options(0), &mut Consumer).unwrap();
     assert_eq!(r.handled.len(), 4);
     assert!(r.handled.iter().all(|h| h.fate == Fate::Vanished));
     assert!(r.budget_met());
@@ -602,11 +619,11 @@ fn a_victim_turned_corrupt_is_reported_never_deleted() {
     }
     let env = TestEnv::new();
     let a = env.add(&Ckpt::new(chat("soon corrupt")));
-    let r = evict::run(&env.cache, &options(0), &mut Corrupter).unwrap();
+    let r = run(&env.cache, &options(0), &mut Corrupter).unwrap();
     assert!(matches!(
         r.handled[0].fate,
         Fate::Invalid {
-            code: "bad-magic",
+            code: kvc::code::Code::BadMagic,
             ..
         }
     ));
@@ -932,7 +949,7 @@ fn abi0_files_in_a_mainline_dir_are_kept_without_the_flag_and_deleted_with_it() 
     assert!(pc.exists());
     assert_eq!(r["victims"][0]["why"], serde_json::json!(["unloadable"]));
     assert!(!pold.exists());
-    let j = kvc::journal::read(&env.cache).unwrap();
+    let j = kvc::session::journal::read(&env.cache).unwrap();
     assert_eq!(j.records.last().unwrap().why, "unloadable");
 }
 

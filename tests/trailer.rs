@@ -11,7 +11,7 @@ use common::*;
 use kvc::format::checkpoint::CheckpointFile;
 use kvc::format::dialect::Engine;
 use kvc::format::trailer::{ToolMap, ToolMapEntry};
-use kvc::rewrite::{self, Applied, Edit, Method, Step};
+use kvc::trailer::rewrite::{self, Applied, Edit, Method, Step};
 use serde_json::{json, Value};
 use std::fs;
 use std::os::unix::fs::{FileExt, PermissionsExt};
@@ -32,7 +32,11 @@ const BROKEN_GARBAGE: &str = "0191b4b1408315524d06410019015517869ca16a";
 /// broken sample: valid map whose DSML block is not in the text.
 const BROKEN_MISSING: &str = "c8cac2ea4ed31c966fdd7d7d9e28f462b4a05b1f";
 
-const KILL_ENV: &str = "KVC_TEST_KILL_AT_STEP";
+/// Set by `kill_at_every_step` when it re-executes this test binary as
+/// the crash driver (`crash_driver` below): the trailer command's words
+/// (separated by U+001F), then the step to be killed at. The release
+/// binary knows nothing of it.
+const DRIVER_ENV: &str = "KVC_TEST_CRASH_DRIVER";
 
 // ---------------------------------------------------------------------------
 // Reading files the test's own way
@@ -121,7 +125,8 @@ fn ds4_sees(path: &Path) -> Seen {
     if !cf.header.ext_flags.has_tool_map() {
         return Seen::NoMap;
     }
-    let after = cf.read_trailer().unwrap();
+    // The bytes after the payload, read the test's own way.
+    let after = fs::read(path).unwrap()[cf.payload_end() as usize..].to_vec();
     let map = ToolMap::decode(&after).expect("bit 0 set: the section must be whole");
     assert_eq!(
         parse_ktm(&after),
@@ -202,8 +207,8 @@ fn file(env: &TestEnv, key: &str) -> PathBuf {
     env.cache.join(format!("{key}.kv"))
 }
 
-fn journal(env: &TestEnv) -> Vec<kvc::journal::Record> {
-    kvc::journal::read(&env.cache).unwrap().records
+fn journal(env: &TestEnv) -> Vec<kvc::session::journal::Record> {
+    kvc::session::journal::read(&env.cache).unwrap().records
 }
 
 fn stderr_of(out: &std::process::Output) -> String {
@@ -1030,7 +1035,8 @@ fn refuses_unknown_ext_bits_and_symlinks() {
 fn rewrites_wait_for_the_kvc_lock() {
     let env = TestEnv::with_sample("ds4");
     let p = file(&env, DS4_MAP);
-    let lock = kvc::lock::DirLock::acquire(&env.cache).unwrap();
+    let mut lock = kvc::session::Session::new(kvc::session::SessionOptions::new("test")).unwrap();
+    lock.lock(&[&env.cache]).unwrap();
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kvc"))
         .env_clear()
         .args(["trailer", "strip", p.to_str().unwrap()])
@@ -1178,6 +1184,98 @@ fn a_layout_change_during_a_rewrite_stops_it_between_valid_states() {
 // Crash safety: kill -9 at every step, and at random instants
 // ---------------------------------------------------------------------------
 
+/// Run the trailer command `words` (`set --allow-missing --from F PATH
+/// METHOD`, `prune PATH METHOD`, `strip PATH METHOD`) through the library
+/// in a process of its own (this test binary, re-executed as the crash
+/// driver) that kills itself with SIGKILL at the `kill_at`-th step between
+/// two writes.
+fn driver(words: &[String], kill_at: usize) -> std::process::Output {
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "crash_driver", "--nocapture", "--test-threads=1"])
+        .env(
+            DRIVER_ENV,
+            format!("{}\u{1f}{kill_at}", words.join("\u{1f}")),
+        )
+        .output()
+        .unwrap()
+}
+
+/// Not a test of its own: when re-executed with [`DRIVER_ENV`], run one
+/// trailer command as `kvc trailer` would, through `kvc::trailer::plan`
+/// and `apply`, whose hooks are called between every two writes, and kill
+/// this process at the step asked for: a real `kill -9`, with no
+/// destructor run. Without the variable it does nothing.
+#[test]
+fn crash_driver() {
+    let Ok(spec) = std::env::var(DRIVER_ENV) else {
+        return;
+    };
+    let mut words: Vec<&str> = spec.split('\u{1f}').collect();
+    let kill_at: usize = words.pop().unwrap().parse().unwrap();
+    let method = match words.pop().unwrap() {
+        "in-place" => Method::InPlace,
+        "copy" => Method::Copy,
+        "clone" => Method::Clone,
+        _ => Method::Auto,
+    };
+    let path = words.pop().unwrap().to_string();
+    let map;
+    let (op, edit) = match words[0] {
+        "set" => {
+            let from = words[words.iter().position(|w| *w == "--from").unwrap() + 1];
+            map = kvc::trailer::json::parse_map(&fs::read(from).unwrap()).unwrap();
+            let edit = Edit::Set {
+                map: &map,
+                allow_missing: words.contains(&"--allow-missing"),
+            };
+            (kvc::trailer::Op::Set, edit)
+        }
+        "prune" => (kvc::trailer::Op::Prune, Edit::Prune),
+        _ => (kvc::trailer::Op::Strip, Edit::Strip),
+    };
+    struct Killer {
+        steps: usize,
+        at: usize,
+    }
+    impl kvc::trailer::Hooks for Killer {
+        fn step(&mut self, _path: &Path, _step: Step) {
+            self.steps += 1;
+            if self.steps == self.at {
+                let me = rustix::process::getpid();
+                rustix::process::kill_process(me, rustix::process::Signal::KILL).unwrap();
+            }
+        }
+    }
+    let targets = kvc::trailer::targets_of_keys(&[path], None, || -> kvc::Result<PathBuf> {
+        unreachable!("a path")
+    })
+    .unwrap();
+    let plan = kvc::trailer::plan(targets, op, edit);
+    let mut session =
+        kvc::session::Session::new(kvc::session::SessionOptions::new("trailer")).unwrap();
+    let mut hooks = Killer {
+        steps: 0,
+        at: kill_at,
+    };
+    for (_, r) in kvc::trailer::apply(&mut session, plan, method, &mut hooks).unwrap() {
+        r.unwrap();
+    }
+}
+
+/// The release binary carries no test hook (issue 12): the crash tests
+/// drive the library instead.
+#[test]
+fn the_binary_has_no_test_hook() {
+    let bin = fs::read(assert_cmd::cargo::cargo_bin("kvc")).unwrap();
+    for needle in [b"KVC_TEST_KILL_AT_STEP".as_slice(), DRIVER_ENV.as_bytes()] {
+        assert!(
+            !bin.windows(needle.len()).any(|w| w == needle),
+            "the kvc binary mentions {}",
+            String::from_utf8_lossy(needle)
+        );
+    }
+}
+
 /// One rewrite to crash: the file before and after, and the command.
 struct Transition {
     name: &'static str,
@@ -1272,15 +1370,10 @@ fn kill_at_every_step(env: &TestEnv, t: &Transition, method: &str) -> usize {
     let views = [seen_in(&t.before), seen_in(&t.after)];
     for k in 1..100 {
         fs::write(&path, &t.before).unwrap();
-        let out = env
-            .kvc()
-            .env(KILL_ENV, k.to_string())
-            .arg("trailer")
-            .args(&t.args)
-            .arg(&path)
-            .args(["--method", method])
-            .output()
-            .unwrap();
+        let mut words = t.args.clone();
+        words.push(path.to_str().unwrap().to_string());
+        words.push(method.to_string());
+        let out = driver(&words, k);
         if out.status.success() {
             assert!(
                 fs::read(&path).unwrap() == t.after,

@@ -7,8 +7,8 @@
 
 use kvc::bundle::{self, Action, ImportOptions, NoProgress, OnConflict};
 use kvc::format::checkpoint::Key;
-use kvc::journal::JOURNAL_FILE;
-use kvc::lock::LOCK_FILE;
+use kvc::session::journal::JOURNAL_FILE;
+use kvc::session::LOCK_FILE;
 use kvc::scan::{self, Loaded, ScanOptions, STATE_DIR};
 use libfuzzer_sys::fuzz_target;
 use std::collections::BTreeSet;

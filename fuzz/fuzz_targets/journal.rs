@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let r = kvc::journal::parse(data);
+    let r = kvc::session::journal::parse(data);
     let lines = data.split(|&b| b == b'\n').filter(|l| !l.is_empty()).count();
     assert!(r.records.len() + r.damaged <= lines);
 });

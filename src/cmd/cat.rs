@@ -28,9 +28,20 @@ pub fn run(args: CatArgs) -> Result<Outcome> {
             Ok(cf)
         })
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let text = cf.read_text().with_context(|| path.display().to_string())?;
+    // Streamed: the text is never held, whatever its length.
     let mut out = stdout.lock();
-    out.write_all(&text)?;
+    let mut write_err = None;
+    let streamed = cf.stream_text(&mut |piece| {
+        out.write_all(piece).inspect_err(|e| {
+            write_err = Some(e.kind());
+        })
+    });
+    match (streamed, write_err) {
+        // A closed pipe (`kvc cat | head`) is the reader's choice.
+        (Err(e), Some(_)) => return Err(e.into()),
+        (Err(e), None) => return Err(e).with_context(|| path.display().to_string()),
+        (Ok(()), _) => {}
+    }
     out.flush()?;
     Ok(Outcome::Clean)
 }

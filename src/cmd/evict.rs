@@ -9,7 +9,8 @@ use crate::Outcome;
 use anyhow::{bail, Result};
 use comfy_table::Cell;
 use indicatif::{ProgressBar, ProgressStyle};
-use kvc::evict::{self, EvictOptions, EvictResult, Fate, Hooks, Plan, Victim, Why};
+use kvc::code::Code;
+use kvc::evict::{self, EvictOptions, EvictPlan, EvictResult, Fate, Hooks, Victim, Why};
 use kvc::format::dialect::EngineChoice;
 use kvc::text::sanitize_line;
 use kvc::Key;
@@ -39,18 +40,21 @@ struct VictimView {
     score: Option<f64>,
     superseded: bool,
     why: Why,
-    /// `planned` (dry run), `deleted`, `vanished`, `touched`, `invalid`, `failed`.
-    outcome: &'static str,
+    /// `planned` (dry run), `removed`, `vanished`, `touched`, `invalid`, `failed`.
+    outcome: Code,
     /// Why a victim was not deleted, for people.
     detail: Option<String>,
     /// `Header::used_time`, for the USED column.
     #[serde(skip)]
     used: Option<u64>,
+    /// Removed, but the directory's fsync failed afterwards.
+    #[serde(skip)]
+    unsynced: bool,
 }
 
 impl VictimView {
     fn is_problem(&self) -> bool {
-        matches!(self.outcome, "invalid" | "failed")
+        matches!(self.outcome, Code::Invalid | Code::Failed) || self.unsynced
     }
 
     fn new(v: &Victim, fate: Option<&Fate>) -> VictimView {
@@ -68,9 +72,10 @@ impl VictimView {
             score: v.score,
             superseded: v.superseded,
             why: v.why,
-            outcome: fate.map_or("planned", Fate::code),
+            outcome: fate.map_or(Code::Planned, Fate::code),
             detail: fate.map(Fate::detail).filter(|d| !d.is_empty()),
             used: h.map(|h| h.used_time()),
+            unsynced: matches!(fate, Some(Fate::Removed { unsynced: Some(_) })),
         }
     }
 }
@@ -84,7 +89,7 @@ struct KeptView {
     counted: bool,
     /// `not-loaded`, `not-counted-name`, `invalid`, `foreign`, `stray`,
     /// `directory`, `symlink`.
-    why: &'static str,
+    why: Code,
     /// `payload ABI 0`, `sysprompt.kv`, `invalid: truncated`, …
     detail: String,
     /// `--include-unloadable` deletes it.
@@ -158,7 +163,7 @@ struct EvictReport {
 }
 
 impl EvictReport {
-    fn header(plan: &Plan, dry_run: bool) -> EvictReport {
+    fn header(plan: &EvictPlan, dry_run: bool) -> EvictReport {
         let o = &plan.options;
         EvictReport {
             dir: plan.dir.display().to_string(),
@@ -209,7 +214,7 @@ impl EvictReport {
         }
     }
 
-    fn of_plan(plan: &Plan) -> EvictReport {
+    fn of_plan(plan: &EvictPlan) -> EvictReport {
         EvictReport {
             victims: plan
                 .victims
@@ -295,7 +300,7 @@ impl EvictReport {
                 out.push(format!(
                     "{}: {}",
                     v.file,
-                    v.detail.as_deref().unwrap_or(v.outcome)
+                    v.detail.as_deref().unwrap_or(v.outcome.name())
                 ));
             }
         }
@@ -323,12 +328,12 @@ impl EvictReport {
             self.kept.iter().partition(|k| k.counted);
         let hint = |group: &[&KeptView]| {
             let n = group.iter().filter(|k| k.deletable_on_request).count();
-            let agent = if !self.include_agent && group.iter().any(|k| k.why == "not-counted-name")
-            {
-                " (sysprompt.kv with --include-agent)"
-            } else {
-                ""
-            };
+            let agent =
+                if !self.include_agent && group.iter().any(|k| k.why == Code::NotCountedName) {
+                    " (sysprompt.kv with --include-agent)"
+                } else {
+                    ""
+                };
             if n == 0 || self.include_unloadable {
                 String::new()
             } else if n == group.len() {
@@ -367,7 +372,7 @@ impl EvictReport {
             }
         }
         for k in &self.kept {
-            if k.why == "foreign" || k.why == "symlink" || k.why == "directory" {
+            if matches!(k.why, Code::Foreign | Code::Symlink | Code::Directory) {
                 writeln!(out, "kept {}: {} ({})", k.why, k.file, k.detail)?;
             }
         }
@@ -444,7 +449,7 @@ impl Report for EvictReport {
             for v in &self.victims {
                 let mut row = Vec::new();
                 if !self.dry_run {
-                    row.push(Cell::new(v.outcome));
+                    row.push(Cell::new(v.outcome.name()));
                 }
                 let key = if v.kind == "checkpoint" || v.key.len() == 40 {
                     output::short_key(&v.key)
@@ -496,7 +501,7 @@ impl Report for EvictReport {
             let deleted = self
                 .victims
                 .iter()
-                .filter(|v| v.outcome == "deleted")
+                .filter(|v| v.outcome == Code::Removed)
                 .count();
             writeln!(
                 out,
@@ -541,7 +546,7 @@ impl Progress {
 }
 
 impl Hooks for Progress {
-    fn planned(&mut self, plan: &Plan) {
+    fn planned(&mut self, plan: &EvictPlan) {
         if let Some(bar) = &mut self.bar {
             // A re-plan starts a fresh bar in place of the last one.
             bar.finish_and_clear();
@@ -607,11 +612,14 @@ pub fn run(args: EvictArgs) -> Result<Outcome> {
         include_unloadable: args.include_unloadable,
         reject_different_quant: args.quant.reject_different_quant,
     };
+    // The plan is the dry run; applying it is the one write path.
+    let plan = evict::plan_dir(&dir, &opts)?;
     let report = if args.write.dry_run.dry_run {
-        EvictReport::of_plan(&evict::plan_dir(&dir, &opts)?)
+        EvictReport::of_plan(&plan)
     } else {
+        let mut session = config::session("evict", args.policy.now, args.write.wait.wait)?;
         let mut progress = Progress::new(!args.write.quiet && !args.output.json);
-        EvictReport::of_result(&evict::run(&dir, &opts, &mut progress)?)
+        EvictReport::of_result(&evict::apply(&mut session, plan, &mut progress)?)
     };
     let problems = report.problems();
     if !args.write.quiet {

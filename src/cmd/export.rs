@@ -190,7 +190,7 @@ fn stream(
 
 pub fn run(args: ExportArgs) -> Result<Outcome> {
     let dir = config::dir_or_default(args.dir.dir)?;
-    let now = config::now_or_clock(None)?;
+    let now = config::now_or_clock(args.clock.now)?;
     let sel = Selection {
         keys: args.keys,
         all: args.all,

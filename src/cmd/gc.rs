@@ -7,12 +7,13 @@ use crate::output::{self, align_right, Report};
 use crate::Outcome;
 use anyhow::{bail, Result};
 use comfy_table::Cell;
+use kvc::code::Code;
 use kvc::gc::{self, GcFate, GcOptions, GcPlan, Temp, Verdict};
 use kvc::scan::TempWriter;
 use kvc::text::sanitize_line;
 use serde::Serialize;
 use std::io::{self, Write};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 #[derive(Serialize)]
 struct TempView {
@@ -32,7 +33,7 @@ struct TempView {
     /// `holders-unknown` (at planning).
     verdict: Verdict,
     /// `planned` (dry run, stale), `kept`, `removed`, `vanished`, `failed`.
-    outcome: &'static str,
+    outcome: Code,
     detail: Option<String>,
 }
 
@@ -41,9 +42,15 @@ impl TempView {
         let (outcome, detail) = match fate {
             Some(f @ GcFate::Kept(v)) => (f.code(), Some(format!("{} now", v.describe()))),
             Some(f @ GcFate::Failed(e)) => (f.code(), Some(e.clone())),
+            Some(f @ GcFate::RemovedUnsynced(e)) => (
+                f.code(),
+                Some(format!(
+                    "removed, but not durable yet: the directory's fsync failed ({e})"
+                )),
+            ),
             Some(f) => (f.code(), None),
-            None if dry_run && t.verdict == Verdict::Stale => ("planned", None),
-            None => ("kept", t.unseen.map(|u| u.describe())),
+            None if dry_run && t.verdict == Verdict::Stale => (Code::Planned, None),
+            None => (Code::Kept, t.unseen.map(|u| u.describe())),
         };
         TempView {
             file: sanitize_line(t.file.file.as_bytes()),
@@ -102,10 +109,10 @@ impl Report for GcReport {
                     .clone()
                     .unwrap_or_else(|| f.verdict.describe().to_string());
                 t.add_row([
-                    Cell::new(if f.outcome == "planned" {
+                    Cell::new(if f.outcome == Code::Planned {
                         "would remove"
                     } else {
-                        f.outcome
+                        f.outcome.name()
                     }),
                     Cell::new(&f.file),
                     Cell::new(match (f.pid, f.pid_certain) {
@@ -127,7 +134,7 @@ impl Report for GcReport {
         let n = self
             .temp_files
             .iter()
-            .filter(|f| matches!(f.outcome, "planned" | "removed"))
+            .filter(|f| matches!(f.outcome, Code::Planned | Code::Removed))
             .count();
         writeln!(
             out,
@@ -169,13 +176,20 @@ impl Report for GcReport {
 
 pub fn run(args: GcArgs) -> Result<Outcome> {
     let dir = config::dir_or_default(args.dir.clone())?;
+    let now = config::now_or_clock(args.clock.now)?;
+    // Ages against the clock to the nanosecond, as mtimes are: in whole
+    // seconds a file written a moment ago would look written in the future.
     let opts = GcOptions {
         temp_age: args.temp_age.temp_age,
-        now: SystemTime::now(),
+        now: match args.clock.now {
+            Some(n) => UNIX_EPOCH + Duration::from_secs(n),
+            None => std::time::SystemTime::now(),
+        },
     };
     let dry_run = args.write.dry_run.dry_run;
+    // The plan is the dry run; applying it is the one write path.
+    let plan = gc::plan_dir(&dir, &opts)?;
     let report = if dry_run {
-        let plan = gc::plan_dir(&dir, &opts)?;
         GcReport {
             temp_files: plan
                 .temps
@@ -186,7 +200,8 @@ pub fn run(args: GcArgs) -> Result<Outcome> {
             ..GcReport::new(&plan, args.temp_age.temp_age, true)
         }
     } else {
-        let result = gc::run(&dir, &opts)?;
+        let mut session = config::session("gc", Some(now), args.write.wait.wait)?;
+        let result = gc::apply(&mut session, plan, &opts, &mut gc::NoHooks)?;
         let temp_files = result
             .plan
             .temps
@@ -214,11 +229,22 @@ pub fn run(args: GcArgs) -> Result<Outcome> {
         report
             .temp_files
             .iter()
-            .filter(|f| f.outcome == "failed")
+            .filter(|f| f.outcome == Code::Failed)
             .map(|f| (f.file.as_str(), f.detail.as_deref())),
     );
     if failed > 0 {
         bail!("{failed} stale temp files not removed");
     }
-    Ok(Outcome::Clean)
+    let unsynced = output::report_unsynced(
+        report
+            .temp_files
+            .iter()
+            .filter(|f| f.outcome == Code::Removed)
+            .filter_map(|f| Some((f.file.as_str(), f.detail.as_deref()?))),
+    );
+    Ok(if unsynced > 0 {
+        Outcome::Problems
+    } else {
+        Outcome::Clean
+    })
 }

@@ -186,7 +186,15 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
         f
     };
     let reader = BufReader::with_capacity(bundle::CHUNK, input);
-    let report = bundle::import(reader, &dir, &opts, &mut bar)?;
+    // The plan is read-only; the dry run reads the stream with no session,
+    // a real run applies the plan in one.
+    let plan = bundle::install::plan(&dir, &opts)?;
+    let report = if opts.dry_run {
+        bundle::install::dry_run(&plan, reader, &mut bar)?
+    } else {
+        let mut session = config::session("import", Some(now), args.wait.wait)?;
+        bundle::install::apply(&mut session, &plan, reader, &mut bar)?
+    };
     let problems = report.has_problems();
     let view = ImportView {
         dir: dir.display().to_string(),

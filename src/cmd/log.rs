@@ -8,7 +8,7 @@ use crate::output::{self, align_right, Report};
 use crate::Outcome;
 use anyhow::{bail, Context, Result};
 use comfy_table::Cell;
-use kvc::journal::{self, Record};
+use kvc::session::journal::{self, Op, Record};
 use kvc::text::sanitize_line;
 use serde::Serialize;
 use std::fs;
@@ -48,14 +48,30 @@ impl RecordView {
     }
 }
 
+/// Records and bytes of one op (`totals` in the JSON).
+#[derive(Serialize, Default)]
+struct Total {
+    records: usize,
+    bytes: u64,
+}
+
 #[derive(Serialize)]
 struct LogReport {
     dir: String,
     /// Unix seconds of `--since`'s start, when given.
     since: Option<u64>,
     records: Vec<RecordView>,
+    /// Per op, by name: an import adds bytes, an eviction
+    /// frees them; one total of both would mean nothing.
+    totals: std::collections::BTreeMap<String, Total>,
+    /// Bytes the listed records took out of the cache: `evict`, `rm`,
+    /// `gc` and `quarantine` records only.
+    freed_bytes: u64,
     /// Records skipped as torn or failing their checksum (whole journal).
     damaged: usize,
+    /// Bytes at the start of a journal larger than kvc log reads (16 MiB)
+    /// that were not read.
+    skipped_bytes: u64,
     #[serde(skip)]
     long: bool,
 }
@@ -97,8 +113,23 @@ impl Report for LogReport {
             out,
             "{n} {}, {} freed",
             if n == 1 { "record" } else { "records" },
-            output::size(self.records.iter().map(|r| r.bytes).sum())
+            output::size(self.freed_bytes)
         )?;
+        let parts: Vec<String> = self
+            .totals
+            .iter()
+            .map(|(op, t)| format!("{} {op} ({})", t.records, output::size(t.bytes)))
+            .collect();
+        if !parts.is_empty() {
+            write!(out, ": {}", parts.join(", "))?;
+        }
+        if self.skipped_bytes > 0 {
+            write!(
+                out,
+                "; the oldest {} of the journal not read (kvc log reads its newest 16 MiB)",
+                output::size(self.skipped_bytes)
+            )?;
+        }
         if self.damaged > 0 {
             write!(
                 out,
@@ -121,9 +152,10 @@ pub fn run(args: LogArgs) -> Result<Outcome> {
     if !meta.is_dir() {
         bail!("{}: not a directory", dir.display());
     }
+    // A regular file only, never through a link, its newest 16 MiB.
     let read = journal::read(&dir)?;
     let since = match args.since {
-        Some(d) => Some(config::now_or_clock(None)?.saturating_sub(d.as_secs())),
+        Some(d) => Some(config::now_or_clock(args.clock.now)?.saturating_sub(d.as_secs())),
         None => None,
     };
     let mut records: Vec<&Record> = read
@@ -134,11 +166,24 @@ pub fn run(args: LogArgs) -> Result<Outcome> {
     // Appends are in time order unless the clock stepped back; newest last
     // either way.
     records.sort_by_key(|r| r.time);
+    let mut totals: std::collections::BTreeMap<String, Total> = Default::default();
+    let mut freed_bytes = 0;
+    for r in &records {
+        let t = totals.entry(sanitize_line(r.op.as_bytes())).or_default();
+        t.records += 1;
+        t.bytes += r.bytes;
+        if Op::from_name(&r.op).is_some_and(Op::frees) {
+            freed_bytes += r.bytes;
+        }
+    }
     let report = LogReport {
         dir: dir.display().to_string(),
         since,
         records: records.into_iter().map(RecordView::new).collect(),
+        totals,
+        freed_bytes,
         damaged: read.damaged,
+        skipped_bytes: read.skipped_bytes,
         long: args.long,
     };
     output::emit(&report, args.output.json)?;

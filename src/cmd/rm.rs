@@ -6,6 +6,7 @@ use crate::output::{self, align_right, Report};
 use crate::Outcome;
 use anyhow::{bail, Result};
 use comfy_table::Cell;
+use kvc::code::Code;
 use kvc::rm::{self, RmFate, Target};
 use kvc::text::sanitize_line;
 use serde::Serialize;
@@ -22,9 +23,9 @@ struct TargetView {
     tokens: Option<u32>,
     hits: Option<u32>,
     /// Defect code when the file is not a valid checkpoint.
-    invalid: Option<&'static str>,
+    invalid: Option<Code>,
     /// `planned` (dry run), `removed`, `vanished`, `failed`.
-    outcome: &'static str,
+    outcome: Code,
     detail: Option<String>,
 }
 
@@ -39,9 +40,15 @@ impl TargetView {
             tokens: t.header.as_ref().map(|h| h.tokens),
             hits: t.header.as_ref().map(|h| h.hits),
             invalid: t.invalid.as_ref().map(|(code, _)| *code),
-            outcome: fate.map_or("planned", RmFate::code),
+            outcome: fate.map_or(Code::Planned, RmFate::code),
             detail: match fate {
                 Some(RmFate::Failed(e)) => Some(e.clone()),
+                Some(RmFate::Changed(c)) => Some(format!(
+                    "{c} since it was resolved; left alone, run the command again"
+                )),
+                Some(RmFate::Removed { unsynced: Some(e) }) => Some(format!(
+                    "removed, but not durable yet: the directory's fsync failed ({e})"
+                )),
                 _ => None,
             },
         }
@@ -69,7 +76,7 @@ impl Report for RmReport {
                 Cell::new(if self.dry_run {
                     "would remove"
                 } else {
-                    c.outcome
+                    c.outcome.name()
                 }),
                 Cell::new(output::short_key(&c.key)),
                 Cell::new(c.reason.as_deref().unwrap_or("-")),
@@ -85,7 +92,7 @@ impl Report for RmReport {
         } else {
             self.checkpoints
                 .iter()
-                .filter(|c| c.outcome == "removed")
+                .filter(|c| c.outcome == Code::Removed)
                 .count()
         };
         writeln!(
@@ -114,11 +121,12 @@ pub fn run(args: RmArgs) -> Result<Outcome> {
         let views: Vec<_> = targets.iter().map(|t| TargetView::new(t, None)).collect();
         (views, targets.iter().map(|t| t.size).sum())
     } else {
-        let fates = rm::run(&targets)?;
+        let mut session = config::session("rm", args.clock.now, args.write.wait.wait)?;
+        let fates = rm::apply(&mut session, &targets, &mut rm::NoHooks)?;
         let freed = targets
             .iter()
             .zip(&fates)
-            .filter(|(_, f)| **f == RmFate::Removed)
+            .filter(|(_, f)| f.is_removed())
             .map(|(t, _)| t.size)
             .sum();
         let views = targets
@@ -136,15 +144,26 @@ pub fn run(args: RmArgs) -> Result<Outcome> {
     if !args.write.quiet {
         output::emit(&report, args.output.json)?;
     }
+    let unsynced = output::report_unsynced(
+        report
+            .checkpoints
+            .iter()
+            .filter(|c| c.outcome == Code::Removed)
+            .filter_map(|c| Some((c.path.as_str(), c.detail.as_deref()?))),
+    );
     let failed = output::report_removal_failures(
         report
             .checkpoints
             .iter()
-            .filter(|c| c.outcome == "failed")
+            .filter(|c| matches!(c.outcome, Code::Failed | Code::Changed))
             .map(|c| (c.path.as_str(), c.detail.as_deref())),
     );
     if failed > 0 {
         bail!("{failed} of {} files not removed", report.checkpoints.len());
     }
-    Ok(Outcome::Clean)
+    Ok(if unsynced > 0 {
+        Outcome::Problems
+    } else {
+        Outcome::Clean
+    })
 }

@@ -14,7 +14,6 @@ use kvc::finding::Finding;
 use kvc::format::checkpoint::{CheckpointFile, Key, OpenError};
 use kvc::format::dialect::{DialectId, Engine};
 use kvc::format::dsv4::{self, Dsv4Header};
-use kvc::format::trailer::ToolMap;
 use kvc::format::trailer::{self as trailers, SessionTitle};
 use kvc::policy::{self, Policy, PolicyFrom, RankOptions, Standing};
 use kvc::resolve;
@@ -159,11 +158,41 @@ impl InDir {
     }
 }
 
+/// A text streamed once.
+struct Streamed {
+    key: Key,
+    title: Option<Vec<u8>>,
+    /// The text itself, only when asked (`--text`).
+    whole: Option<Vec<u8>>,
+}
+
+fn streamed_text(cf: &CheckpointFile, keep: bool) -> std::io::Result<Streamed> {
+    use sha1::Digest;
+    let mut sha = sha1::Sha1::new();
+    let mut title = text::TitleScanner::new();
+    let mut whole = keep.then(Vec::new);
+    cf.stream_text(&mut |piece| {
+        sha.update(piece);
+        title.feed(piece);
+        if let Some(w) = whole.as_mut() {
+            w.extend_from_slice(piece);
+        }
+        Ok(())
+    })?;
+    Ok(Streamed {
+        key: Key::from_digest(&sha.finalize().into()),
+        title: title.finish(),
+        whole,
+    })
+}
+
 /// What follows the payload, for display (what is wrong with it comes
-/// from `kvc verify`'s checks).
+/// from `kvc verify`'s checks). The map is walked entry header by entry
+/// header and its DSML blocks looked for in the text (`text_ok`: the text
+/// is there to search) in one pass; no block is held.
 fn trailer_view(
     cf: &CheckpointFile,
-    text: Option<&[u8]>,
+    text_ok: bool,
     title: Option<&SessionTitle>,
 ) -> Result<Option<TrailerView>> {
     let len = cf.trailer_len();
@@ -180,9 +209,6 @@ fn trailer_view(
             entries: Vec::new(),
         }));
     }
-    let bytes = cf
-        .read_trailer()
-        .with_context(|| cf.path.display().to_string())?;
     let mut view = TrailerView {
         bytes: len,
         kind: if cf.header.ext_flags.has_tool_map() {
@@ -195,19 +221,38 @@ fn trailer_view(
         error: None,
         entries: Vec::new(),
     };
-    match ToolMap::decode(&bytes) {
-        Ok(map) => {
-            view.entries = map
-                .entries
-                .iter()
-                .map(|e| ToolMapEntryView {
-                    id: sanitize_line(&e.id),
-                    dsml_bytes: e.dsml.len(),
-                    in_text: text.is_some_and(|t| text::contains(t, &e.dsml)),
-                })
-                .collect();
+    let mut ranges = Vec::new();
+    let walked = trailers::walk(cf, cf.payload_end(), cf.size, &mut |e| {
+        view.entries.push(ToolMapEntryView {
+            id: sanitize_line(&e.id),
+            dsml_bytes: e.dsml_len as usize,
+            in_text: false,
+        });
+        ranges.push((e.dsml_at, e.dsml_len as u64));
+    });
+    match walked {
+        Ok(_) if text_ok => {
+            let found = kvc::search::occurring(
+                kvc::search::Text {
+                    probe: cf,
+                    at: kvc::format::TEXT_OFFSET,
+                    len: cf.text_len as u64,
+                },
+                &kvc::search::InFile { probe: cf, ranges },
+            )
+            .with_context(|| cf.path.display().to_string())?;
+            for (v, f) in view.entries.iter_mut().zip(found.found) {
+                v.in_text = f;
+            }
         }
-        Err(e) => view.error = Some(e.to_string()),
+        Ok(_) => {}
+        Err(trailers::WalkError::Bad(e)) => {
+            view.entries.clear();
+            view.error = Some(e.to_string());
+        }
+        Err(trailers::WalkError::Unreadable) => {
+            anyhow::bail!("{}: the trailer could not be read", cf.path.display())
+        }
     }
     Ok(Some(view))
 }
@@ -283,9 +328,12 @@ pub fn run(args: ShowArgs) -> Result<Outcome> {
         .findings;
     let mut notes: Vec<String> = findings.iter().map(|f| f.message.clone()).collect();
     let envelope_ok = cf.check_envelope().is_ok();
+    // The text is streamed once: its SHA-1 (the key of a file its name
+    // does not give one) and its title; it is held only for --text, which
+    // asks to see it.
     let text = match cf.check_envelope() {
         Err(kvc::Defect::TextLength { .. }) => None,
-        _ => Some(cf.read_text().with_context(|| path.display().to_string())?),
+        _ => Some(streamed_text(&cf, args.text).with_context(|| path.display().to_string())?),
     };
     let name = path
         .file_name()
@@ -295,7 +343,7 @@ pub fn run(args: ShowArgs) -> Result<Outcome> {
         (Some(k), _) => k,
         (None, Some(t)) => {
             notes.push("the file name is not <sha1>.kv or sysprompt.kv: engines ignore it".into());
-            Key::of_text(t)
+            t.key.clone()
         }
         (None, None) => anyhow::bail!(
             "{}: not a checkpoint name and no readable text",
@@ -328,7 +376,7 @@ pub fn run(args: ShowArgs) -> Result<Outcome> {
             unranked,
         ),
     };
-    checkpoint.text = text;
+    checkpoint.text_title = text.as_ref().and_then(|t| t.title.clone());
     if envelope_ok && cf.header.ext_flags.has_session_title() {
         checkpoint.session_title =
             trailers::read_session_title(&cf, cf.payload_end(), cf.header.created)
@@ -338,11 +386,7 @@ pub fn run(args: ShowArgs) -> Result<Outcome> {
     let foreign = in_dir.foreign(&path);
     let (trailer, payload) = if envelope_ok && foreign.is_none() {
         (
-            trailer_view(
-                &cf,
-                checkpoint.text.as_deref(),
-                checkpoint.session_title.as_deref(),
-            )?,
+            trailer_view(&cf, text.is_some(), checkpoint.session_title.as_deref())?,
             Some(payload_view(&cf, checkpoint.dialect)?),
         )
     } else {
@@ -367,7 +411,9 @@ pub fn run(args: ShowArgs) -> Result<Outcome> {
     }
     let report = ShowReport {
         text: if args.text {
-            checkpoint.text.as_deref().map(sanitize_text)
+            text.as_ref()
+                .and_then(|t| t.whole.as_deref())
+                .map(sanitize_text)
         } else {
             None
         },

@@ -1,10 +1,10 @@
 //! `kvc trailer`: see and rewrite the tool-id map trailers (FORMAT.md §5)
-//! of checkpoints. The rewriting itself, and why it is crash-safe, is in
-//! `kvc::rewrite`.
+//! of checkpoints. Planning and rewriting are `kvc::trailer` (crash safety
+//! in `kvc::trailer::rewrite`); this module turns flags into calls and
+//! results into one report.
 
 use crate::cli::{
-    KeysOrAll, RewriteArgs, TrailerCommand, TrailerEditArgs, TrailerExportArgs, TrailerLsArgs,
-    TrailerSetArgs,
+    RewriteArgs, TrailerCommand, TrailerEditArgs, TrailerExportArgs, TrailerLsArgs, TrailerSetArgs,
 };
 use crate::config;
 use crate::output::{self, align_right, Report};
@@ -12,27 +12,19 @@ use crate::Outcome;
 use anyhow::{anyhow, bail, Context, Result};
 use comfy_table::Cell;
 use indicatif::ProgressBar;
-use kvc::format::checkpoint::{CheckpointFile, Key};
-use kvc::format::dialect::Engine;
-use kvc::format::trailer::{c_string, EntryUse, NulField, ToolMap, ToolMapEntry};
-use kvc::journal::{self, Record};
-use kvc::lock::DirLock;
-use kvc::resolve::{looks_like_path, resolve};
-use kvc::rewrite::{self, Applied, Edit, Method, Plan, Step, TrailerState};
-use kvc::scan::{self, ScanOptions};
+use kvc::code::Code;
+use kvc::format::checkpoint::CheckpointFile;
+use kvc::format::trailer::ToolMap;
+use kvc::resolve;
+use kvc::session::parent_dir;
 use kvc::text::{self, sanitize_line};
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
+use kvc::trailer::json::{self, ds4_reading, entry_to_json, EntryJson};
+use kvc::trailer::rewrite::{self, Edit, Method, TrailerState};
+use kvc::trailer::{self as trailers, key_of, Engines, FileResult, Op, Targets};
+use serde::Serialize;
 use std::fs;
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
-
-/// Test-only hook, compiled in on purpose so the crash test exercises the
-/// real binary: `KVC_TEST_KILL_AT_STEP=N` makes kvc SIGKILL itself at the
-/// N-th step of its rewrites (`kvc::rewrite::Step`), i.e. between two
-/// writes. Nobody else has a reason to set it; all it can do is kill kvc.
-pub const KILL_AT_STEP_ENV: &str = "KVC_TEST_KILL_AT_STEP";
 
 /// Characters of DSML a listing previews.
 const PREVIEW_CHARS: usize = 60;
@@ -47,48 +39,13 @@ pub fn run(cmd: TrailerCommand) -> Result<Outcome> {
     }
 }
 
-// ---------------------------------------------------------------------------
-// Finding the files
-// ---------------------------------------------------------------------------
-
-/// The directory keys are looked up in, computed only when a key needs it
-/// (paths do not).
-struct Dir {
-    given: Option<PathBuf>,
-    resolved: Option<PathBuf>,
-}
-
-impl Dir {
-    fn new(given: Option<PathBuf>) -> Dir {
-        Dir {
-            given,
-            resolved: None,
-        }
-    }
-
-    fn get(&mut self) -> Result<PathBuf> {
-        if self.resolved.is_none() {
-            self.resolved = Some(config::dir_or_default(self.given.clone())?);
-        }
-        Ok(self.resolved.clone().expect("just set"))
-    }
-
-    fn resolve(&mut self, arg: &str) -> Result<PathBuf> {
-        let dir = if looks_like_path(arg) {
-            PathBuf::new()
-        } else {
-            self.get()?
-        };
-        Ok(resolve(&dir, arg)?)
-    }
-}
-
-/// The key a file's name denotes, or the name itself, for showing.
-fn key_of(path: &Path) -> String {
-    let name = file_name(path);
-    Key::from_file_name(&name)
-        .map(|k| k.to_string())
-        .unwrap_or_else(|| sanitize_line(name.as_bytes()))
+/// A file `--all` leaves alone, and why (a note, not an error).
+#[derive(Serialize)]
+struct SkippedView {
+    key: String,
+    file: String,
+    path: String,
+    why: String,
 }
 
 fn file_name(path: &Path) -> String {
@@ -101,122 +58,9 @@ fn shown_path(path: &Path) -> String {
     sanitize_line(path.as_os_str().as_encoded_bytes())
 }
 
-/// The directory a file lives in (its lock and journal are there).
-fn dir_of(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-/// Which files `--all` picks.
-#[derive(Clone, Copy)]
-enum AllSelects {
-    /// Bit 0 set: there is a map (or a broken one) to prune.
-    Flagged,
-    /// Bit 0 set, or bytes after the payload: something to strip.
-    FlaggedOrStray,
-}
-
-/// The engine that reads each directory (it decides whether a pre-ABI ds4
-/// file is that or a hanzo-engine file): one scan per directory, taken
-/// when first needed.
-#[derive(Default)]
-struct Engines(BTreeMap<PathBuf, Engine>);
-
-impl Engines {
-    fn of(&mut self, dir: &Path) -> Engine {
-        let id = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-        *self.0.entry(id).or_insert_with(|| {
-            // A directory that cannot be listed leaves kvc's default reading.
-            scan::scan_dir(dir, ScanOptions::default()).map_or(Engine::Ds4, |s| s.engine.engine)
-        })
-    }
-}
-
-/// A file `--all` leaves alone, and why (a note, not an error).
-#[derive(Serialize)]
-struct SkippedView {
-    key: String,
-    file: String,
-    path: String,
-    why: String,
-}
-
-/// The files a command works on.
-struct Targets {
-    paths: Vec<PathBuf>,
-    /// What `--all` met and leaves alone: ds4-agent sessions, hanzo-engine
-    /// files, foreign files.
-    skipped: Vec<SkippedView>,
-}
-
-fn skipped(path: &Path, why: String) -> SkippedView {
-    SkippedView {
-        key: key_of(path),
-        file: sanitize_line(file_name(path).as_bytes()),
-        path: shown_path(path),
-        why,
-    }
-}
-
-fn targets(
-    t: &KeysOrAll,
-    dir: &mut Dir,
-    select: AllSelects,
-    engines: &mut Engines,
-) -> Result<Targets> {
-    if !t.all {
-        return Ok(Targets {
-            paths: keys_to_paths(&t.keys, dir)?,
-            skipped: Vec::new(),
-        });
-    }
-    let d = dir.get()?;
-    let scan = scan::scan_dir(&d, ScanOptions::default())?;
-    let id = fs::canonicalize(&d).unwrap_or_else(|_| d.clone());
-    engines.0.insert(id, scan.engine.engine);
-    let mut out = Targets {
-        paths: Vec::new(),
-        skipped: Vec::new(),
-    };
-    for c in scan.checkpoints {
-        let wanted = c.header.ext_flags.has_tool_map()
-            || matches!(select, AllSelects::FlaggedOrStray)
-                && c.size > kvc::format::checkpoint::payload_end(&c.header, c.text_len);
-        if !wanted {
-            continue;
-        }
-        match rewrite::tool_map_rule(c.dialect, &c.header) {
-            Ok(()) => out.paths.push(c.path),
-            Err(why) => out.skipped.push(skipped(&c.path, why.to_string())),
-        }
-    }
-    // A foreign file whose flag byte has bit 0 set would look like a
-    // candidate to a reader of ds4's rules: say why it is left alone.
-    for f in scan.foreign {
-        if f.header.ext_flags.has_tool_map() {
-            let why = rewrite::NotToolMap::Foreign(f.what.clone()).to_string();
-            out.skipped.push(skipped(&f.path, why));
-        }
-    }
-    out.skipped.sort_by(|a, b| a.file.cmp(&b.file));
-    Ok(out)
-}
-
-/// Resolve every key before touching anything: a typo stops the command
-/// before the first rewrite. The same file named twice is rewritten once.
-fn keys_to_paths(keys: &[String], dir: &mut Dir) -> Result<Vec<PathBuf>> {
-    let mut seen = HashSet::new();
-    let mut out = Vec::new();
-    for k in keys {
-        let p = dir.resolve(k)?;
-        let id = fs::canonicalize(&p).unwrap_or_else(|_| p.clone());
-        if seen.insert(id) {
-            out.push(p);
-        }
-    }
-    Ok(out)
+/// The one file a KEY names (`resolve::locate`, the one resolver).
+fn locate(key: &str, dir: Option<PathBuf>) -> Result<PathBuf> {
+    Ok(resolve::locate(key, dir.as_deref(), config::default_dir)?.path)
 }
 
 /// Open a checkpoint to read its trailer; a vanished file is an error here
@@ -225,13 +69,13 @@ fn keys_to_paths(keys: &[String], dir: &mut Dir) -> Result<Vec<PathBuf>> {
 fn open_for_reading(path: &Path) -> Result<CheckpointFile> {
     let cf = rewrite::open_checkpoint(path, false)?
         .ok_or_else(|| anyhow!("{}: no such file (removed meanwhile?)", path.display()))?;
-    let engine = Engines::default().of(&dir_of(path));
+    let engine = Engines::default().of(parent_dir(path));
     rewrite::tool_map_dialect(&cf, engine).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     Ok(cf)
 }
 
-/// The state of a file's trailer, for `ls` and `export`: a broken trailer
-/// is an error naming the file.
+/// The state of a file's trailer, for `ls` and `export`, read entry header
+/// by entry header: a broken trailer is an error naming the file.
 fn read_state(cf: &CheckpointFile) -> Result<TrailerState> {
     let state = TrailerState::read(cf).with_context(|| cf.path.display().to_string())?;
     if let TrailerState::Broken { bytes, error } = &state {
@@ -267,36 +111,6 @@ struct EntryView {
     note: Option<String>,
     /// The DSML block's start, white space folded, sanitized.
     preview: String,
-}
-
-/// What ds4 makes of an entry, for `ls` and `export`: its `ds4` word, the
-/// entry that shadows it (from 1), and a note on NUL bytes.
-fn ds4_reading(e: &ToolMapEntry, used: EntryUse) -> (&'static str, Option<usize>, Option<String>) {
-    let cut = |what: &str, b: &[u8]| {
-        let n = c_string(b).len();
-        (n > 0 && n < b.len()).then(|| {
-            format!("ds4 reads the {what} as a C string: only its first {n} of {} bytes (a NUL follows)", b.len())
-        })
-    };
-    match used {
-        EntryUse::Used => (
-            "used",
-            None,
-            cut("id", &e.id).or_else(|| cut("DSML", &e.dsml)),
-        ),
-        EntryUse::Shadowed { by } => ("shadowed", Some(by + 1), cut("id", &e.id)),
-        EntryUse::Dropped(f) => (
-            "dropped",
-            None,
-            Some(format!(
-                "its {} starts with a NUL byte: ds4 drops the entry",
-                match f {
-                    NulField::Id => "id",
-                    NulField::Dsml => "DSML",
-                }
-            )),
-        ),
-    }
 }
 
 #[derive(Serialize)]
@@ -349,21 +163,23 @@ fn preview(dsml: &[u8]) -> String {
 }
 
 fn ls(args: TrailerLsArgs) -> Result<Outcome> {
-    let mut dir = Dir::new(args.dir.dir);
-    let path = dir.resolve(&args.key)?;
+    let path = locate(&args.key, args.dir.dir)?;
     let cf = open_for_reading(&path)?;
     let state = read_state(&cf)?;
     let mut entries = Vec::new();
-    if let TrailerState::Map(map) = &state {
-        let text = cf.read_text().with_context(|| path.display().to_string())?;
-        for (i, (e, used)) in map.entries.iter().zip(map.uses()).enumerate() {
+    if let TrailerState::Map(_) = &state {
+        // Held to list it (up to a cap); its blocks looked for in the text
+        // in one pass.
+        let map = rewrite::read_active_map(&cf)?.unwrap_or_default();
+        let found = rewrite::in_text(&cf, &map).with_context(|| path.display().to_string())?;
+        for (i, ((e, used), in_text)) in map.entries.iter().zip(map.uses()).zip(found).enumerate() {
             let (ds4, shadowed_by, note) = ds4_reading(e, used);
             entries.push(EntryView {
                 index: i + 1,
                 id: sanitize_line(&e.id),
                 id_bytes: e.id.len(),
                 dsml_bytes: e.dsml.len(),
-                in_text: text::contains(&text, &e.dsml),
+                in_text,
                 ds4,
                 shadowed_by,
                 note,
@@ -380,7 +196,7 @@ fn ls(args: TrailerLsArgs) -> Result<Outcome> {
         trailer_bytes: cf.trailer_len(),
         entries,
         stray_entries: match &state {
-            TrailerState::Stray { map, .. } => map.as_ref().map(|m| m.entries.len()),
+            TrailerState::Stray { entries, .. } => *entries,
             _ => None,
         },
     };
@@ -481,106 +297,6 @@ impl Report for LsReport {
 // The JSON form of a map (export, set)
 // ---------------------------------------------------------------------------
 
-/// One entry as `export` writes it and `set` reads it. Ids and DSML blocks
-/// are bytes; a field that is valid UTF-8 is a JSON string (`id`, `dsml`),
-/// one that is not is written as hex (`id_hex`, `dsml_hex`), so a map
-/// survives export → set byte for byte.
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EntryJson {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    id_hex: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    dsml: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    dsml_hex: Option<String>,
-    /// Written by `export` for an entry ds4 never uses because a later
-    /// entry (this index, from 1) has the same id; ignored by `set`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    shadowed_by: Option<usize>,
-    /// Written by `export` for an entry ds4 drops (its id or DSML starts
-    /// with a NUL byte); ignored by `set`, which refuses NUL bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    dropped_by_ds4: Option<String>,
-}
-
-fn to_hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
-/// A byte field as a string, or as hex when it is not UTF-8.
-fn split_field(b: &[u8]) -> (Option<String>, Option<String>) {
-    match std::str::from_utf8(b) {
-        Ok(s) => (Some(s.to_string()), None),
-        Err(_) => (None, Some(to_hex(b))),
-    }
-}
-
-fn entry_to_json(e: &ToolMapEntry, used: EntryUse) -> EntryJson {
-    let (id, id_hex) = split_field(&e.id);
-    let (dsml, dsml_hex) = split_field(&e.dsml);
-    let (_, shadowed_by, note) = ds4_reading(e, used);
-    EntryJson {
-        id,
-        id_hex,
-        dsml,
-        dsml_hex,
-        shadowed_by,
-        dropped_by_ds4: note.filter(|_| matches!(used, EntryUse::Dropped(_))),
-    }
-}
-
-fn field(text: Option<String>, hex: Option<String>, name: &str, index: usize) -> Result<Vec<u8>> {
-    match (text, hex) {
-        (Some(s), None) => Ok(s.into_bytes()),
-        (None, Some(h)) => from_hex(&h).ok_or_else(|| {
-            anyhow!(
-                "entry {}: `{name}_hex` is not an even number of hex digits",
-                index + 1
-            )
-        }),
-        (None, None) => bail!("entry {}: `{name}` (or `{name}_hex`) is missing", index + 1),
-        (Some(_), Some(_)) => bail!(
-            "entry {}: give `{name}` or `{name}_hex`, not both",
-            index + 1
-        ),
-    }
-}
-
-/// Parse and check a map given to `set`: JSON shape, then ds4's limits.
-fn parse_map(bytes: &[u8]) -> Result<ToolMap> {
-    let raw: Vec<EntryJson> = serde_json::from_slice(bytes)
-        .map_err(|e| anyhow!("not a tool-id map ([{{\"id\": ..., \"dsml\": ...}}, ...]): {e}"))?;
-    let mut map = ToolMap::default();
-    for (i, e) in raw.into_iter().enumerate() {
-        map.entries.push(ToolMapEntry {
-            id: field(e.id, e.id_hex, "id", i)?,
-            dsml: field(e.dsml, e.dsml_hex, "dsml", i)?,
-        });
-    }
-    let problems = rewrite::check_limits(&map);
-    if let Some(first) = problems.first() {
-        let more = match problems.len() {
-            1 => String::new(),
-            n => format!(" (and {})", plural(n - 1, "more problem", "more problems")),
-        };
-        bail!("{first}{more}");
-    }
-    Ok(map)
-}
-
 /// JSON for a terminal: serde_json already escapes C0 controls, quotes
 /// and backslashes; also escape DEL, C1 controls (U+009B is a one-byte CSI)
 /// and bidi controls, so exporting a hostile DSML block to a terminal
@@ -601,15 +317,17 @@ fn terminal_safe_json(json: &str) -> String {
 }
 
 fn export(args: TrailerExportArgs) -> Result<Outcome> {
-    let mut dir = Dir::new(args.dir.dir);
-    let path = dir.resolve(&args.key)?;
+    let path = locate(&args.key, args.dir.dir)?;
     let cf = open_for_reading(&path)?;
     // Only the map ds4 would load: stray bytes after a clear bit 0 are not one.
     let entries: Vec<EntryJson> = match read_state(&cf)? {
-        TrailerState::Map(m) => (m.entries.iter())
-            .zip(m.uses())
-            .map(|(e, u)| entry_to_json(e, u))
-            .collect(),
+        TrailerState::Map(_) => {
+            let m = rewrite::read_active_map(&cf)?.unwrap_or_default();
+            (m.entries.iter())
+                .zip(m.uses())
+                .map(|(e, u)| entry_to_json(e, u))
+                .collect()
+        }
         _ => Vec::new(),
     };
     let json = serde_json::to_string_pretty(&entries)?;
@@ -622,32 +340,6 @@ fn export(args: TrailerExportArgs) -> Result<Outcome> {
 // ---------------------------------------------------------------------------
 // set, prune, strip
 // ---------------------------------------------------------------------------
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Op {
-    Set,
-    Prune,
-    Strip,
-}
-
-impl Op {
-    fn name(self) -> &'static str {
-        match self {
-            Op::Set => "set",
-            Op::Prune => "prune",
-            Op::Strip => "strip",
-        }
-    }
-
-    /// The journal's `op`.
-    fn journal_op(self) -> &'static str {
-        match self {
-            Op::Set => "trailer-set",
-            Op::Prune => "trailer-prune",
-            Op::Strip => "trailer-strip",
-        }
-    }
-}
 
 #[derive(Serialize)]
 struct DroppedView {
@@ -663,7 +355,7 @@ struct FileView {
     file: String,
     path: String,
     /// `rewritten`, `would-rewrite` (dry run), `unchanged`, `vanished`.
-    result: &'static str,
+    result: Code,
     /// Trailer state before: `none`, `map`, `stray`, `broken`.
     before: &'static str,
     entries_before: Option<usize>,
@@ -679,6 +371,10 @@ struct FileView {
     method: Option<&'static str>,
     /// What the journal records as the reason.
     why: String,
+    /// How it was written, when that is worth a word (a hard-linked file
+    /// copied rather than rewritten in place).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -700,167 +396,37 @@ struct RewriteReport {
 
 fn entries_of(state: &TrailerState) -> Option<usize> {
     match state {
-        TrailerState::Map(m) => Some(m.entries.len()),
+        TrailerState::Map(m) => Some(m.entries),
         _ => None,
     }
 }
 
-/// The journal's `why`, and the summary a person reads.
-fn why(op: Op, plan: &Plan) -> String {
-    let (before_bytes, _) = plan.trailer_bytes();
-    let was = match &plan.before {
-        TrailerState::None => "no map".to_string(),
-        TrailerState::Map(m) => plural(m.entries.len(), "entry", "entries"),
-        TrailerState::Stray { bytes, .. } => format!("{bytes} stray bytes"),
-        TrailerState::Broken { .. } => "a broken trailer".to_string(),
+fn view(path: &Path, r: &FileResult) -> FileView {
+    let mut v = FileView {
+        key: key_of(path),
+        file: sanitize_line(file_name(path).as_bytes()),
+        path: shown_path(path),
+        result: r.code,
+        before: "none",
+        entries_before: None,
+        entries_after: 0,
+        trailer_bytes_before: 0,
+        trailer_bytes_after: 0,
+        dropped: Vec::new(),
+        not_in_text: 0,
+        method: r.used.map(|u| u.name()),
+        why: r.why.clone(),
+        note: r.note.clone(),
     };
-    match op {
-        Op::Set => {
-            let mut s = format!(
-                "{} set (was {was})",
-                plural(plan.after.entries.len(), "entry", "entries")
-            );
-            if !plan.missing.is_empty() {
-                s.push_str(&format!(
-                    "; {} not in the text (--allow-missing)",
-                    plan.missing.len()
-                ));
-            }
-            s
-        }
-        Op::Prune if plan.dropped.is_empty() => match &plan.before {
-            TrailerState::Map(m) => format!(
-                "nothing to drop, {} kept",
-                plural(m.entries.len(), "entry", "entries")
-            ),
-            _ => "no map".to_string(),
-        },
-        Op::Prune => {
-            let count =
-                |r: rewrite::DropReason| plan.dropped.iter().filter(|d| d.reason == r).count();
-            let stale = count(rewrite::DropReason::NotInText);
-            let dups = count(rewrite::DropReason::DuplicateId);
-            let nul = count(rewrite::DropReason::NulStart);
-            let mut parts = Vec::new();
-            if stale > 0 {
-                parts.push(format!("{stale} not in the text"));
-            }
-            if dups > 0 {
-                parts.push(plural(dups, "duplicate id", "duplicate ids"));
-            }
-            if nul > 0 {
-                parts.push(format!("{nul} starting with a NUL byte"));
-            }
-            let mut s = format!("{} dropped", plural(plan.dropped.len(), "entry", "entries"));
-            if !parts.is_empty() {
-                s.push_str(&format!(": {}", parts.join(", ")));
-            }
-            if plan.after.entries.is_empty() && !plan.dropped.is_empty() {
-                s.push_str("; map removed");
-            }
-            s
-        }
-        Op::Strip => match &plan.before {
-            TrailerState::Map(m) => format!(
-                "map of {} removed",
-                plural(m.entries.len(), "entry", "entries")
-            ),
-            TrailerState::Broken { error, .. } => {
-                format!("broken trailer removed ({before_bytes} bytes: {error})")
-            }
-            TrailerState::Stray { bytes, .. } => {
-                format!("{bytes} stray bytes after the payload removed")
-            }
-            TrailerState::None => "no map".to_string(),
-        },
-    }
-}
-
-/// The hook of [`KILL_AT_STEP_ENV`]; does nothing unless it is set.
-fn step_hook() -> impl FnMut(Step) {
-    let kill_at: Option<u64> = std::env::var(KILL_AT_STEP_ENV)
-        .ok()
-        .and_then(|v| v.parse().ok());
-    let mut count = 0u64;
-    move |_step| {
-        count += 1;
-        if kill_at == Some(count) {
-            // SAFETY: raising a signal has no memory-safety preconditions.
-            unsafe {
-                libc::raise(libc::SIGKILL);
-            }
-        }
-    }
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// One lock per directory, held until the command ends (taking the same
-/// directory's lock twice in one process would wait for itself).
-#[derive(Default)]
-struct Locks(BTreeMap<PathBuf, DirLock>);
-
-impl Locks {
-    fn hold(&mut self, dir: &Path) -> Result<()> {
-        let id = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-        if let std::collections::btree_map::Entry::Vacant(slot) = self.0.entry(id) {
-            slot.insert(DirLock::acquire(dir)?);
-        }
-        Ok(())
-    }
-}
-
-struct Rewriter<'a> {
-    op: Op,
-    edit: Edit<'a>,
-    args: RewriteArgs,
-    locks: Locks,
-    engines: Engines,
-    hook: Box<dyn FnMut(Step)>,
-}
-
-impl Rewriter<'_> {
-    fn one(&mut self, path: &Path) -> Result<FileView> {
-        let dry_run = self.args.dry_run.dry_run;
-        let method: Method = self.args.method.into();
-        let dir = dir_of(path);
-        if !dry_run {
-            self.locks.hold(&dir)?;
-        }
-        // Read (again) under the lock: what was planned is what is on disk.
-        let opened = rewrite::open_checkpoint(path, !dry_run && method.writes_in_place())?;
-        let mut view = FileView {
-            key: key_of(path),
-            file: sanitize_line(file_name(path).as_bytes()),
-            path: shown_path(path),
-            result: "vanished",
-            before: "none",
-            entries_before: None,
-            entries_after: 0,
-            trailer_bytes_before: 0,
-            trailer_bytes_after: 0,
-            dropped: Vec::new(),
-            not_in_text: 0,
-            method: None,
-            why: String::new(),
-        };
-        let Some(cf) = opened else {
-            return Ok(view);
-        };
-        let plan = rewrite::plan(&cf, self.edit, self.engines.of(&dir))?;
+    if let Some(plan) = &r.plan {
         let (before_bytes, after_bytes) = plan.trailer_bytes();
-        view.before = plan.before.name();
-        view.entries_before = entries_of(&plan.before);
-        view.entries_after = plan.after.entries.len();
-        view.trailer_bytes_before = before_bytes;
-        view.trailer_bytes_after = after_bytes;
-        view.not_in_text = plan.missing.len();
-        view.dropped = plan
+        v.before = plan.before.name();
+        v.entries_before = entries_of(&plan.before);
+        v.entries_after = plan.after.entries.len();
+        v.trailer_bytes_before = before_bytes;
+        v.trailer_bytes_after = after_bytes;
+        v.not_in_text = plan.missing.len();
+        v.dropped = plan
             .dropped
             .iter()
             .map(|d| DroppedView {
@@ -869,70 +435,55 @@ impl Rewriter<'_> {
                 reason: d.reason,
             })
             .collect();
-        view.why = why(self.op, &plan);
-        if !plan.changes {
-            view.result = "unchanged";
-            if self.op == Op::Set {
-                view.why = "the file already has this map".to_string();
-            }
-            return Ok(view);
-        }
-        if dry_run {
-            view.result = "would-rewrite";
-            return Ok(view);
-        }
-        match rewrite::apply(&cf, &plan, method, &mut *self.hook)? {
-            Applied::Unchanged => view.result = "unchanged",
-            Applied::Vanished => view.result = "vanished",
-            Applied::Rewritten { used, size } => {
-                view.result = "rewritten";
-                view.method = Some(used.name());
-                // The journal is appended once the file is durable: a crash
-                // in between loses a record, never invents one.
-                journal::append(
-                    &dir,
-                    &[Record {
-                        time: now(),
-                        op: self.op.journal_op().to_string(),
-                        key: view.key.clone(),
-                        bytes: size,
-                        tokens: cf.header.tokens,
-                        hits: cf.header.hits,
-                        reason: cf.header.reason.name().into_owned(),
-                        score: None,
-                        policy: None,
-                        why: view.why.clone(),
-                    }],
-                )?;
-            }
-        }
-        Ok(view)
+    }
+    v
+}
+
+/// The progress bar of a rewrite of many files, on a terminal.
+struct Bar(ProgressBar);
+
+impl trailers::Hooks for Bar {
+    fn file_done(&mut self, _path: &Path) {
+        self.0.inc(1);
     }
 }
 
-/// Rewrite every file; a file that fails is reported on its own line and
-/// the others are still done (exit 2 at the end).
+/// Plan every file, and unless it is a dry run apply the plan in the write
+/// session; a file that fails is reported on its own line and the others
+/// are still done (exit 2 at the end).
 fn rewrite_all(
     op: Op,
     edit: Edit<'_>,
     args: RewriteArgs,
     targets: Targets,
-    engines: Engines,
     json: bool,
 ) -> Result<Outcome> {
-    let Targets { paths, skipped } = targets;
-    let mut rw = Rewriter {
-        op,
-        edit,
-        args,
-        locks: Locks::default(),
-        engines,
-        hook: Box::new(step_hook()),
-    };
-    let bar = if paths.len() > 1 && io::stderr().is_terminal() {
-        ProgressBar::new(paths.len() as u64)
+    let n = targets.paths.len();
+    let skipped: Vec<SkippedView> = targets
+        .skipped
+        .iter()
+        .map(|s| SkippedView {
+            key: key_of(&s.path),
+            file: sanitize_line(file_name(&s.path).as_bytes()),
+            path: shown_path(&s.path),
+            why: s.why.clone(),
+        })
+        .collect();
+    let plan = trailers::plan(targets, op, edit);
+    let results = if args.dry_run.dry_run {
+        plan.files
     } else {
-        ProgressBar::hidden()
+        let method: Method = args.method.into();
+        let mut session = config::session("trailer", args.clock.now, args.wait.wait)?;
+        let bar = if n > 1 && io::stderr().is_terminal() {
+            ProgressBar::new(n as u64)
+        } else {
+            ProgressBar::hidden()
+        };
+        let mut hooks = Bar(bar);
+        let r = trailers::apply(&mut session, plan, method, &mut hooks)?;
+        hooks.0.finish_and_clear();
+        r
     };
     let mut report = RewriteReport {
         command: op.name(),
@@ -941,27 +492,25 @@ fn rewrite_all(
         skipped,
         errors: Vec::new(),
     };
-    for p in &paths {
-        match rw.one(p) {
-            Ok(v) => report.files.push(v),
+    for (p, r) in results {
+        match r {
+            Ok(r) => report.files.push(view(&p, &r)),
             Err(e) => {
-                let error = format!("{e:#}");
-                bar.suspend(|| eprintln!("kvc: {error}"));
+                let error = e.to_string();
+                eprintln!("kvc: {error}");
                 report.errors.push(ErrorView {
-                    path: shown_path(p),
+                    path: shown_path(&p),
                     error,
                 });
             }
         }
-        bar.inc(1);
     }
-    bar.finish_and_clear();
     output::emit(&report, json)?;
     if !report.errors.is_empty() {
         bail!(
             "{} of {} not rewritten",
             report.errors.len(),
-            plural(paths.len(), "checkpoint", "checkpoints")
+            plural(n, "checkpoint", "checkpoints")
         );
     }
     Ok(Outcome::Clean)
@@ -972,19 +521,22 @@ impl Report for RewriteReport {
         for f in &self.files {
             let key = output::short_key(&f.key);
             match f.result {
-                "rewritten" => writeln!(
+                Code::Rewritten => writeln!(
                     out,
                     "{key}  {}: {} [{}]",
                     self.command,
                     f.why,
                     f.method.unwrap_or("-")
                 )?,
-                "would-rewrite" => writeln!(out, "{key}  would {}: {}", self.command, f.why)?,
-                "unchanged" => writeln!(out, "{key}  unchanged ({})", f.why)?,
+                Code::WouldRewrite => writeln!(out, "{key}  would {}: {}", self.command, f.why)?,
+                Code::Unchanged => writeln!(out, "{key}  unchanged ({})", f.why)?,
                 _ => writeln!(
                     out,
                     "{key}  vanished: removed or replaced by an engine meanwhile; left alone"
                 )?,
+            }
+            if let Some(n) = &f.note {
+                writeln!(out, "    {n}")?;
             }
             for d in &f.dropped {
                 writeln!(
@@ -1009,17 +561,33 @@ impl Report for RewriteReport {
     }
 }
 
+/// The map's JSON, from a file or standard input, at most
+/// [`json::MAX_INPUT`] bytes (a `--from /dev/zero` is an error, not a
+/// machine out of memory).
 fn read_input(from: &Path) -> Result<Vec<u8>> {
-    if from.as_os_str() == "-" {
-        let mut b = Vec::new();
-        io::stdin()
+    let mut b = Vec::new();
+    let (name, n) = if from.as_os_str() == "-" {
+        let n = io::stdin()
             .lock()
+            .take(json::MAX_INPUT + 1)
             .read_to_end(&mut b)
             .context("standard input")?;
-        Ok(b)
+        ("standard input".to_string(), n)
     } else {
-        fs::read(from).with_context(|| from.display().to_string())
+        let f = fs::File::open(from).with_context(|| from.display().to_string())?;
+        let n = f
+            .take(json::MAX_INPUT + 1)
+            .read_to_end(&mut b)
+            .with_context(|| from.display().to_string())?;
+        (from.display().to_string(), n)
+    };
+    if n as u64 > json::MAX_INPUT {
+        bail!(
+            "{name}: more than {} of JSON; not a tool-id map kvc reads",
+            output::size(json::MAX_INPUT)
+        );
     }
+    Ok(b)
 }
 
 fn set(args: TrailerSetArgs) -> Result<Outcome> {
@@ -1029,53 +597,40 @@ fn set(args: TrailerSetArgs) -> Result<Outcome> {
     } else {
         args.from.display().to_string()
     };
-    let map = parse_map(&input).with_context(|| source)?;
-    let mut dir = Dir::new(args.dir.dir);
-    let targets = Targets {
-        paths: keys_to_paths(&args.keys, &mut dir)?,
-        skipped: Vec::new(),
-    };
+    let map: ToolMap = json::parse_map(&input).map_err(|e| anyhow!("{source}: {e}"))?;
+    let targets =
+        trailers::targets_of_keys(&args.keys, args.dir.dir.as_deref(), config::default_dir)?;
     let edit = Edit::Set {
         map: &map,
         allow_missing: args.allow_missing,
     };
-    rewrite_all(
-        Op::Set,
-        edit,
-        args.rewrite,
-        targets,
-        Engines::default(),
-        args.output.json,
-    )
+    rewrite_all(Op::Set, edit, args.rewrite, targets, args.output.json)
 }
 
 /// `prune` and `strip`: the same walk over the selected files, with the
 /// edit and the `--all` selection that fit the operation.
 fn edit_each(args: TrailerEditArgs, op: Op) -> Result<Outcome> {
-    let (edit, select) = match op {
-        Op::Prune => (Edit::Prune, AllSelects::Flagged),
-        Op::Strip => (Edit::Strip, AllSelects::FlaggedOrStray),
+    let edit = match op {
+        Op::Prune => Edit::Prune,
+        Op::Strip => Edit::Strip,
         Op::Set => unreachable!("set takes a map: see `set`"),
     };
-    let mut dir = Dir::new(args.dir.dir);
-    let mut engines = Engines::default();
-    let targets = targets(&args.targets, &mut dir, select, &mut engines)?;
-    rewrite_all(op, edit, args.rewrite, targets, engines, args.output.json)
+    let targets = if args.targets.all {
+        let dir = config::dir_or_default(args.dir.dir)?;
+        trailers::targets_all(&dir, op)?
+    } else {
+        trailers::targets_of_keys(
+            &args.targets.keys,
+            args.dir.dir.as_deref(),
+            config::default_dir,
+        )?
+    };
+    rewrite_all(op, edit, args.rewrite, targets, args.output.json)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hex_fields_round_trip_and_reject_odd_input() {
-        let b = [0u8, 0xff, 0x7f, b'a'];
-        assert_eq!(from_hex(&to_hex(&b)).unwrap(), b);
-        assert_eq!(from_hex("abc"), None);
-        assert_eq!(from_hex("zz"), None);
-        assert_eq!(split_field(b"ok"), (Some("ok".into()), None));
-        assert_eq!(split_field(b"\xff"), (None, Some("ff".into())));
-    }
 
     #[test]
     fn terminal_safe_json_escapes_c1_and_bidi_losslessly() {

@@ -9,10 +9,9 @@ use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use kvc::finding::Finding;
 use kvc::format::dialect::EngineChoice;
+use kvc::session::quarantine::{self, Quarantined};
 use kvc::text::sanitize_line;
-use kvc::verify::{
-    self, EntryKind, FileReport, Progress, Quarantined, Unloadable, VerifyOptions, VerifyReport,
-};
+use kvc::verify::{self, EntryKind, FileReport, Progress, Unloadable, VerifyOptions, VerifyReport};
 use serde::Serialize;
 use std::io::{self, IsTerminal, Write};
 use std::path::Path;
@@ -22,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// reaches a terminal or a JSON consumer is.
 #[derive(Serialize)]
 struct FindingView {
-    code: &'static str,
+    code: kvc::code::Code,
     severity: kvc::finding::Severity,
     message: String,
 }
@@ -188,7 +187,7 @@ pub fn run(args: VerifyArgs) -> Result<Outcome> {
     } else {
         args.paths.clone()
     };
-    let now = config::now_or_clock(None)?;
+    let now = config::now_or_clock(args.clock.now)?;
     let opts = VerifyOptions {
         deep: args.deep || args.sample.is_some(),
         sample_percent: args.sample.unwrap_or(100.0),
@@ -208,11 +207,26 @@ pub fn run(args: VerifyArgs) -> Result<Outcome> {
     let mut moved: Vec<Option<String>> = vec![None; report.files.len()];
     let mut left = Vec::new();
     let mut failed = Vec::new();
+    let mut unsynced = Vec::new();
     if let Some(dest) = &args.quarantine {
-        for (i, q) in verify::quarantine(&report, dest, now)? {
+        // Moving is a write: a plan of what has errors, applied in the
+        // write session (locks, identity checks, journal).
+        let plan = quarantine::plan(&report, dest)?;
+        let mut session = config::session("verify", Some(now), args.wait.wait)?;
+        for (i, q) in quarantine::apply(&mut session, &plan, &mut quarantine::NoHooks)? {
             let file = show_path(&report.files[i].path);
             match q {
-                Quarantined::Moved { to, .. } => moved[i] = Some(show_path(&to)),
+                Quarantined::Moved {
+                    to, unsynced: u, ..
+                } => {
+                    if let Some(e) = u {
+                        unsynced.push(format!(
+                            "{file}: moved to {}, but not durable yet: the directory's fsync failed ({e})",
+                            show_path(&to)
+                        ));
+                    }
+                    moved[i] = Some(show_path(&to));
+                }
                 Quarantined::LeftInPlace { why } => left.push((file, why)),
                 Quarantined::Failed { error } => failed.push(error),
             }
@@ -230,7 +244,10 @@ pub fn run(args: VerifyArgs) -> Result<Outcome> {
             failed[0]
         );
     }
-    Ok(if view.summary.ok {
+    for u in &unsynced {
+        eprintln!("kvc: {u}");
+    }
+    Ok(if view.summary.ok && unsynced.is_empty() {
         Outcome::Clean
     } else {
         Outcome::Problems

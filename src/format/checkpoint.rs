@@ -8,7 +8,6 @@
 use crate::format::dsv4::{self, Dsv4Header};
 use crate::format::{Header, HeaderError, HEADER_LEN, PREFIX_LEN, TEXT_OFFSET};
 use serde::Serialize;
-use sha1::{Digest, Sha1};
 use std::fmt;
 use std::fs::File;
 use std::io;
@@ -20,9 +19,9 @@ pub const KEY_HEX_LEN: usize = 40;
 /// Characters of a key a listing shows.
 pub const SHORT_KEY_LEN: usize = 12;
 /// ds4-agent's system prompt checkpoint: a fixed name, no hash in it.
-pub const SYSPROMPT_FILE: &str = "sysprompt.kv";
-pub const SYSPROMPT_KEY: &str = "sysprompt";
-pub const KV_EXT: &str = ".kv";
+pub(crate) const SYSPROMPT_FILE: &str = "sysprompt.kv";
+pub(crate) const SYSPROMPT_KEY: &str = "sysprompt";
+pub(crate) const KV_EXT: &str = ".kv";
 
 /// What names a checkpoint: the SHA-1 of its text, or ds4-agent's fixed
 /// `sysprompt`.
@@ -59,7 +58,9 @@ impl Key {
     }
 
     /// The key of a text: its SHA-1 (FORMAT.md §2).
-    pub fn of_text(text: &[u8]) -> Key {
+    #[cfg(test)]
+    pub(crate) fn of_text(text: &[u8]) -> Key {
+        use sha1::{Digest, Sha1};
         Key::Hash(hex(&Sha1::digest(text)))
     }
 
@@ -125,16 +126,17 @@ pub enum Defect {
 }
 
 impl Defect {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::code::Code {
+        use crate::code::Code;
         match self {
-            Defect::Empty => "empty",
-            Defect::ShortHeader { .. } => "short-header",
-            Defect::Header(HeaderError::BadMagic(_)) => "bad-magic",
-            Defect::Header(HeaderError::BadVersion(_)) => "bad-version",
-            Defect::TextLength { .. } => "text-length",
-            Defect::Truncated { .. } => "truncated",
-            Defect::ZeroTokens => "zero-tokens",
-            Defect::KeyMismatch { .. } => "key-mismatch",
+            Defect::Empty => Code::Empty,
+            Defect::ShortHeader { .. } => Code::ShortHeader,
+            Defect::Header(HeaderError::BadMagic(_)) => Code::BadMagic,
+            Defect::Header(HeaderError::BadVersion(_)) => Code::BadVersion,
+            Defect::TextLength { .. } => Code::TextLength,
+            Defect::Truncated { .. } => Code::Truncated,
+            Defect::ZeroTokens => Code::ZeroTokens,
+            Defect::KeyMismatch { .. } => Code::KeyMismatch,
         }
     }
 }
@@ -162,10 +164,11 @@ pub struct CheckpointFile {
 
 impl CheckpointFile {
     /// Open and read the 52-byte prefix, checking nothing but that it is
-    /// there. Use this to show a file that may be broken.
+    /// there. Use this to show a file that may be broken. A path given
+    /// here is followed, as a user's is, but never blocks on a FIFO and
+    /// must be a regular file ([`open_named`](Self::open_named)).
     pub fn open_unchecked(path: &Path) -> Result<CheckpointFile, OpenError> {
-        let file = File::open(path)?;
-        Self::from_file(path, file)
+        Self::open_named(path, true)
     }
 
     /// [`open_unchecked`](Self::open_unchecked) for a file a user named:
@@ -174,22 +177,13 @@ impl CheckpointFile {
     /// found in a cache by its key, and refuses anything but a regular file
     /// before reading a byte.
     pub fn open_named(path: &Path, follow: bool) -> Result<CheckpointFile, OpenError> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut flags = libc::O_NONBLOCK;
-        if !follow {
-            flags |= libc::O_NOFOLLOW;
-        }
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(flags)
-            .open(path)
-            .map_err(|e| {
-                if e.raw_os_error() == Some(libc::ELOOP) && !follow {
-                    io::Error::other("is a symbolic link; kvc does not follow links in a cache")
-                } else {
-                    e
-                }
-            })?;
+        let file = crate::sys::open_read(path, follow).map_err(|e| {
+            if crate::sys::is_symlink_error(&e) && !follow {
+                io::Error::other("is a symbolic link; kvc does not follow links in a cache")
+            } else {
+                e
+            }
+        })?;
         let meta = file.metadata()?;
         if !meta.is_file() {
             return Err(io::Error::other("is not a regular file").into());
@@ -198,7 +192,7 @@ impl CheckpointFile {
     }
 
     /// Like [`open_unchecked`](Self::open_unchecked) on a file already open.
-    pub fn from_file(path: &Path, file: File) -> Result<CheckpointFile, OpenError> {
+    pub(crate) fn from_file(path: &Path, file: File) -> Result<CheckpointFile, OpenError> {
         let size = file.metadata()?.len();
         Self::from_file_sized(path, file, size)
     }
@@ -206,7 +200,7 @@ impl CheckpointFile {
     /// [`from_file`](Self::from_file) when the caller already did the
     /// `fstat` (a scan needs the mode too): one system call less per file.
     /// `size` must come from `fstat` of this very descriptor.
-    pub fn from_file_sized(
+    pub(crate) fn from_file_sized(
         path: &Path,
         file: File,
         size: u64,
@@ -276,12 +270,28 @@ impl CheckpointFile {
         Ok(buf)
     }
 
-    /// The bytes after the payload (bounded by the file size).
-    pub fn read_trailer(&self) -> io::Result<Vec<u8>> {
-        let len = self.trailer_len();
-        let mut buf = vec![0u8; len as usize];
-        read_exact_or_short(&self.file, &mut buf, self.payload_end(), self.size)?;
-        Ok(buf)
+    /// Feed the text to `f` in pieces of at most 64 KiB, never holding it
+    /// whole: `kvc cat` writes a 512 MiB text through one small buffer.
+    pub fn stream_text(&self, f: &mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+        let len = self.text_len as u64;
+        if TEXT_OFFSET + len > self.size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                Defect::TextLength {
+                    text_len: self.text_len,
+                    size: self.size,
+                },
+            ));
+        }
+        let mut buf = vec![0u8; (64usize << 10).min(len as usize)];
+        let mut pos = 0u64;
+        while pos < len {
+            let n = (len - pos).min(buf.len() as u64) as usize;
+            read_exact_or_short(&self.file, &mut buf[..n], TEXT_OFFSET + pos, self.size)?;
+            f(&buf[..n])?;
+            pos += n as u64;
+        }
+        Ok(())
     }
 
     /// `len` payload bytes at `off` within the payload, checked against both

@@ -4,13 +4,13 @@
 //! Every rule kvc applies to a file comes from the row of [`DIALECTS`] the
 //! file was identified as: which name identity it has, which trailers it
 //! may carry, how its payload is judged, whether its quant byte and ext bits
-//! mean anything. A file that matches no row is [`Detected::Unknown`] and is
+//! mean anything. A file that matches no row is `Detected::Unknown` and is
 //! only ever reported as `foreign`: kvc judges, deletes, moves or rewrites
 //! only what it has positively identified.
 //!
 //! Two dialects can have identical headers: a pre-ABI ds4 file (D1) and a
-//! hanzo-engine spill (D20). [`detect`] says so ([`Detected::Ds4OrHanzo`]);
-//! the directory's other files, or `--engine`, decide ([`infer_engine`]),
+//! hanzo-engine spill (D20). `detect` says so (`Detected::Ds4OrHanzo`);
+//! the directory's other files, or `--engine`, decide (`infer_engine`),
 //! and the output says which was assumed.
 
 use super::header::{Header, Reason, MAGIC};
@@ -149,8 +149,6 @@ pub enum Engine {
 }
 
 impl Engine {
-    pub const NAMES: [&'static str; 3] = ["ds4", "ds4-classic", "hanzo"];
-
     pub fn name(self) -> &'static str {
         match self {
             Engine::Ds4 => "ds4",
@@ -499,12 +497,12 @@ pub struct Reader {
 }
 
 /// ds4's quant bits (FORMAT.md §3): its reader skips every other value.
-pub const DS4_QUANTS: [u8; 2] = [2, 4];
+pub(crate) const DS4_QUANTS: [u8; 2] = [2, 4];
 
 /// Mainline's payload ABI (byte 20), since e8e8779.
-pub const MAINLINE_ABI: u8 = 2;
+pub(crate) const MAINLINE_ABI: u8 = 2;
 
-pub static READERS: [Reader; 3] = [
+pub(crate) static READERS: [Reader; 3] = [
     Reader {
         engine: Engine::Ds4,
         describe: "ds4 mainline since e8e8779 (2026-05-26): its reader loads version 1, payload ABI 2, quant 2 or 4, tokens > 0",
@@ -546,7 +544,7 @@ impl Support {
 }
 
 /// The dialect and engine tables of the user guide, generated from
-/// [`DIALECTS`] and [`READERS`] so the documentation cannot drift from the
+/// [`DIALECTS`] and `READERS` so the documentation cannot drift from the
 /// rules kvc applies (`tests/docs.rs` checks `doc/GUIDE.md`).
 pub fn markdown_tables() -> String {
     use std::fmt::Write;
@@ -657,7 +655,7 @@ impl Reader {
     /// file it loads, by name: ds4-server's name filter wants 40 hex digits
     /// (`ds4_kvstore_sha_hex_name`), so ds4-agent's `sysprompt.kv`, which
     /// the agent loads by its fixed path, is never counted.
-    pub fn counts_name(&self, key: &Key) -> bool {
+    pub(crate) fn counts_name(&self, key: &Key) -> bool {
         self.every_kv_name || *key != Key::Sysprompt
     }
 }
@@ -702,7 +700,7 @@ pub trait Probe {
 }
 
 /// A whole file already in memory (a bundle entry, a test).
-pub struct InMemory<'a>(pub &'a [u8]);
+pub(crate) struct InMemory<'a>(pub &'a [u8]);
 
 impl Probe for InMemory<'_> {
     fn size(&self) -> u64 {
@@ -724,7 +722,7 @@ impl Probe for InMemory<'_> {
 
 /// What [`detect`] made of a file's first bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Detected {
+pub(crate) enum Detected {
     Known(DialectId),
     /// Version 1, payload ABI 0, bytes 21–23 zero: a pre-ABI ds4 file (D1)
     /// or a hanzo-engine spill (D20). `hanzo_only` is set when a field
@@ -764,7 +762,7 @@ impl Detected {
     /// field only hanzo-engine writes: the user says who reads the
     /// directory. An inferred engine leaves such a file D20, as
     /// [`resolve`](Self::resolve) does.
-    pub fn resolve_in(&self, choice: &EngineChoice) -> Option<DialectId> {
+    pub(crate) fn resolve_in(&self, choice: &EngineChoice) -> Option<DialectId> {
         match (self, &choice.how) {
             (Detected::Ds4OrHanzo { .. }, EngineHow::Given) => Some(match choice.engine {
                 Engine::Hanzo => DialectId::D20,
@@ -776,7 +774,7 @@ impl Detected {
 
     /// Whether [`resolve_in`](Self::resolve_in) took the dialect from the
     /// directory's engine rather than from the bytes.
-    pub fn assumed_in(&self, choice: &EngineChoice) -> bool {
+    pub(crate) fn assumed_in(&self, choice: &EngineChoice) -> bool {
         match self {
             Detected::Ds4OrHanzo { hanzo_only: false } => true,
             Detected::Ds4OrHanzo { hanzo_only: true } => {
@@ -788,16 +786,16 @@ impl Detected {
 }
 
 /// LZ4, the one codec of D8 (byte 21).
-pub const CODEC_LZ4: u8 = 1;
+pub(crate) const CODEC_LZ4: u8 = 1;
 /// log2 of D8's chunk size: the fork writes 4 KiB to 16 MiB chunks; a
 /// value outside is not its framing.
 const D8_CHUNK_LOG2: std::ops::RangeInclusive<u8> = 9..=30;
 /// Tail block magics of D14 and D15.
-pub const TAIL_MAGIC: [u8; 4] = *b"TAIL";
-pub const TAL2_MAGIC: [u8; 4] = *b"TAL2";
+pub(crate) const TAIL_MAGIC: [u8; 4] = *b"TAIL";
+pub(crate) const TAL2_MAGIC: [u8; 4] = *b"TAL2";
 /// Magics of the block stores (D16, D17) at offset 0.
-pub const CHAIN_MAGIC: [u8; 8] = *b"DS4CHN01";
-pub const KVB4_MAGIC: [u8; 4] = *b"KVB4";
+pub(crate) const CHAIN_MAGIC: [u8; 8] = *b"DS4CHN01";
+pub(crate) const KVB4_MAGIC: [u8; 4] = *b"KVB4";
 /// D13's longer header: text_len at 72, text at 76.
 const D13_TEXT_LEN_AT: u64 = 72;
 const D13_TEXT_AT: u64 = 76;
@@ -814,7 +812,7 @@ fn name_matches(key: Option<&Key>, digest: Option<[u8; 20]>) -> bool {
 /// bytes some rows need (a payload's first bytes, a tail block's magic, the
 /// SHA-1 of a text at another offset). D3 and D1/D20 files, the common case,
 /// need no read beyond the header.
-pub fn detect(h: &Header, text_len: u32, key: Option<&Key>, probe: &dyn Probe) -> Detected {
+pub(crate) fn detect(h: &Header, text_len: u32, key: Option<&Key>, probe: &dyn Probe) -> Detected {
     if h.magic != MAGIC {
         let mut head = [0u8; 8];
         if probe.read_at(0, &mut head) && head == CHAIN_MAGIC {
@@ -937,7 +935,7 @@ pub struct Lz4Framing {
 /// The walk is bounded by the payload: each record takes at least 8 bytes,
 /// so a hostile chunk count costs no more than the payload's own size.
 #[derive(Clone, Debug)]
-pub struct Lz4Walk {
+pub(crate) struct Lz4Walk {
     len: u64,
     total: u64,
     chunks: u32,
@@ -985,7 +983,7 @@ impl Lz4Walk {
     }
 
     /// Give the walk exactly the bytes [`need`](Self::need) asked for.
-    pub fn supply(&mut self, b: &[u8]) {
+    pub(crate) fn supply(&mut self, b: &[u8]) {
         let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"));
         if !self.head_done {
             self.total = u64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
@@ -1059,7 +1057,11 @@ impl Lz4Walk {
 }
 
 /// Walk the chunk records of a D8 payload at `at` of `len` bytes.
-pub fn lz4_framing<P: Probe + ?Sized>(probe: &P, at: u64, len: u64) -> Result<Lz4Framing, String> {
+pub(crate) fn lz4_framing<P: Probe + ?Sized>(
+    probe: &P,
+    at: u64,
+    len: u64,
+) -> Result<Lz4Framing, String> {
     let mut w = Lz4Walk::new(len);
     let mut buf = [0u8; LZ4_HEAD];
     while let Some((off, n)) = w.need() {
@@ -1074,7 +1076,7 @@ pub fn lz4_framing<P: Probe + ?Sized>(probe: &P, at: u64, len: u64) -> Result<Lz
 
 /// Whether a detected file is one kvc only reports as `foreign`: a row it
 /// does not read, or no row at all.
-pub fn is_foreign(d: &Detected) -> bool {
+pub(crate) fn is_foreign(d: &Detected) -> bool {
     match d {
         Detected::Unknown { .. } => true,
         Detected::Known(id) => matches!(id.spec().support, Support::Foreign | Support::NotKvc),
@@ -1083,7 +1085,12 @@ pub fn is_foreign(d: &Detected) -> bool {
 }
 
 /// One line on a foreign file: what was recognised (FORMAT.md §9).
-pub fn describe_foreign(d: &Detected, h: &Header, probe: &dyn Probe, payload_at: u64) -> String {
+pub(crate) fn describe_foreign(
+    d: &Detected,
+    h: &Header,
+    probe: &dyn Probe,
+    payload_at: u64,
+) -> String {
     match d {
         Detected::Known(id) => {
             let detail = match id {
@@ -1114,7 +1121,7 @@ pub fn describe_foreign(d: &Detected, h: &Header, probe: &dyn Probe, payload_at:
 /// What a directory shows of the engines that write it: the input of
 /// [`infer_engine`], gathered by a scan without reading any text.
 #[derive(Clone, Debug, Default)]
-pub struct Evidence {
+pub(crate) struct Evidence {
     /// Temp files named the way ds4-server or ds4-agent names them.
     pub ds4_temps: usize,
     /// Temp files named the way hanzo-engine names them.
@@ -1202,7 +1209,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 /// only was written by ds4 up to 2026-05-25. When both engines left
 /// evidence, ds4 wins (its rules are the stricter reading) and the choice
 /// is marked mixed; `--engine` settles it.
-pub fn infer_engine(ev: &Evidence, given: Option<Engine>) -> EngineChoice {
+pub(crate) fn infer_engine(ev: &Evidence, given: Option<Engine>) -> EngineChoice {
     let hanzo = ev.hanzo_temps + ev.hanzo_only;
     let ds4 = ev.ds4_temps + ev.mainline + usize::from(ev.sysprompt);
     let mixed = hanzo > 0 && ds4 > 0;

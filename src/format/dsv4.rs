@@ -16,8 +16,8 @@ pub const MAGIC: u32 = 0x3456_5344;
 /// ds4 before e8e8779 (2026-05-26) wrote version 1; mainline since writes
 /// 2 and its loader refuses 1 (the body is the same: the bump marks a
 /// runtime-state incompatibility).
-pub const VERSION_1: u32 = 1;
-pub const VERSION_2: u32 = 2;
+pub(crate) const VERSION_1: u32 = 1;
+pub(crate) const VERSION_2: u32 = 2;
 /// 13 u32 fields.
 pub const HEADER_LEN: usize = 13 * 4;
 /// Layers below this index have their own ratio (0 on Flash, 128 on PRO).
@@ -41,7 +41,7 @@ pub enum Schedule {
 impl Schedule {
     /// The schedule of a mainline model id: 0 V4 Flash, 1 V4 PRO. Other
     /// models' bodies are not DSV4 bodies kvc can judge.
-    pub fn for_model(model_id: u8) -> Option<Schedule> {
+    pub(crate) fn for_model(model_id: u8) -> Option<Schedule> {
         match model_id {
             0 => Some(Schedule::Flash),
             1 => Some(Schedule::Pro),
@@ -72,7 +72,7 @@ pub fn judged(dialect: DialectId, model_id: u8, version: u32) -> Result<Schedule
 
 /// The DSV4 version a dialect's writer puts in its payloads: mainline's
 /// readers refuse the other one.
-pub fn expected_version(dialect: DialectId) -> Option<u32> {
+pub(crate) fn expected_version(dialect: DialectId) -> Option<u32> {
     match dialect {
         DialectId::D1 => Some(VERSION_1),
         DialectId::D3 | DialectId::D4 | DialectId::D11 => Some(VERSION_2),
@@ -98,7 +98,7 @@ pub struct Dsv4Header {
 }
 
 /// Compression ratio `r` of layer `il`.
-pub fn compression_ratio(schedule: Schedule, il: u32) -> u64 {
+pub(crate) fn compression_ratio(schedule: Schedule, il: u32) -> u64 {
     if il < FIRST_SCHEDULED_LAYER {
         match schedule {
             Schedule::Flash => 0,

@@ -12,7 +12,7 @@ use std::fmt;
 pub const MAGIC: [u8; 3] = *b"KVC";
 /// The envelope version of every ds4 dialect and of hanzo-engine. Forks
 /// that changed the envelope write 2 (FORMAT.md §9: D8, D13, D14/D15).
-pub const VERSION: u8 = 1;
+pub(crate) const VERSION: u8 = 1;
 /// Size of the fixed header.
 pub const HEADER_LEN: usize = 48;
 /// Header plus the `u32 text_len` that follows it: the least a listing reads.
@@ -24,19 +24,19 @@ pub const TEXT_OFFSET: u64 = PREFIX_LEN as u64;
 /// table with widths and meanings; `decode` and `encode` use only these.
 pub mod off {
     pub const MAGIC: usize = 0;
-    pub const VERSION: usize = 3;
-    pub const QUANT_BITS: usize = 4;
+    pub(crate) const VERSION: usize = 3;
+    pub(crate) const QUANT_BITS: usize = 4;
     pub const REASON: usize = 5;
-    pub const EXT_FLAGS: usize = 6;
-    pub const MODEL_ID: usize = 7;
+    pub(crate) const EXT_FLAGS: usize = 6;
+    pub(crate) const MODEL_ID: usize = 7;
     pub const TOKENS: usize = 8;
     pub const HITS: usize = 12;
-    pub const CTX_SIZE: usize = 16;
-    pub const PAYLOAD_ABI: usize = 20;
-    pub const RESERVED: usize = 21;
+    pub(crate) const CTX_SIZE: usize = 16;
+    pub(crate) const PAYLOAD_ABI: usize = 20;
+    pub(crate) const RESERVED: usize = 21;
     pub const CREATED: usize = 24;
-    pub const LAST_USED: usize = 32;
-    pub const PAYLOAD_BYTES: usize = 40;
+    pub(crate) const LAST_USED: usize = 32;
+    pub(crate) const PAYLOAD_BYTES: usize = 40;
     pub const TEXT_LEN: usize = 48;
 }
 
@@ -49,8 +49,10 @@ pub struct Field {
     pub meaning: &'static str,
 }
 
-/// The header, field by field, as FORMAT.md §3 gives it: the one table
-/// `kvc show` and the docs print from.
+/// The header, field by field, as FORMAT.md §3 gives it: for tools that
+/// read the library, and checked against [`Header::decode`] and
+/// [`Header::encode`] by the tests below (each field's bytes decode into
+/// one field, and the fields tile the 52-byte prefix).
 pub const LAYOUT: [Field; 15] = [
     Field {
         name: "magic",
@@ -154,15 +156,14 @@ pub const LAYOUT: [Field; 15] = [
 pub struct Reason(pub u8);
 
 impl Reason {
-    pub const UNKNOWN: Reason = Reason(0);
-    pub const COLD: Reason = Reason(1);
-    pub const CONTINUED: Reason = Reason(2);
-    pub const EVICT: Reason = Reason(3);
-    pub const SHUTDOWN: Reason = Reason(4);
-    pub const AGENT_SYSTEM: Reason = Reason(5);
-    pub const AGENT_SESSION: Reason = Reason(6);
+    pub(crate) const COLD: Reason = Reason(1);
+    pub(crate) const CONTINUED: Reason = Reason(2);
+    pub(crate) const EVICT: Reason = Reason(3);
+    pub(crate) const SHUTDOWN: Reason = Reason(4);
+    pub(crate) const AGENT_SYSTEM: Reason = Reason(5);
+    pub(crate) const AGENT_SESSION: Reason = Reason(6);
     /// pulsar (a C++ fork of ds4): a system-prompt prefix checkpoint.
-    pub const SYS_PREFIX: Reason = Reason(7);
+    pub(crate) const SYS_PREFIX: Reason = Reason(7);
 
     const NAMES: [&'static str; 8] = [
         "unknown",
@@ -177,10 +178,10 @@ impl Reason {
 
     /// The highest reason ds4 itself defines; ds4 reads anything above as
     /// unknown.
-    pub const DS4_MAX: u8 = 6;
+    pub(crate) const DS4_MAX: u8 = 6;
 
     /// The name of a known reason, `None` above 7.
-    pub fn known_name(self) -> Option<&'static str> {
+    pub(crate) fn known_name(self) -> Option<&'static str> {
         Self::NAMES.get(self.0 as usize).copied()
     }
 
@@ -203,12 +204,12 @@ impl Reason {
 
     /// Explicit saves of ds4-agent: the user asked for them, so eviction
     /// leaves them alone unless told otherwise.
-    pub fn is_agent(self) -> bool {
+    pub(crate) fn is_agent(self) -> bool {
         self == Self::AGENT_SYSTEM || self == Self::AGENT_SESSION
     }
 
     /// The forks' "anchor" reasons, whose score is doubled (FORMAT.md §8).
-    pub fn is_anchor(self) -> bool {
+    pub(crate) fn is_anchor(self) -> bool {
         self == Self::COLD || self == Self::EVICT || self == Self::SHUTDOWN
     }
 
@@ -239,12 +240,9 @@ impl ExtFlags {
     /// the payload and the file is named by the session identity, not by
     /// its text (FORMAT.md §2, §5b).
     pub const SESSION_TITLE: u8 = 1 << 3;
-    /// "Pictures" in the tail-indexed fork dialect D15 only; no ds4 dialect
-    /// assigns it, so elsewhere it is an unknown bit.
-    pub const PICTURES: u8 = 1 << 4;
     /// Every bit a ds4 dialect gives a meaning; the rest are reported as
     /// unknown.
-    pub const KNOWN: u8 =
+    pub(crate) const KNOWN: u8 =
         Self::TOOL_MAP | Self::RESPONSES_VISIBLE | Self::THINKING_VISIBLE | Self::SESSION_TITLE;
 
     pub fn has_tool_map(self) -> bool {
@@ -412,6 +410,26 @@ impl Header {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_layout_tiles_the_prefix_and_is_what_decode_reads() {
+        let mut at = 0;
+        for f in LAYOUT {
+            assert_eq!(f.offset, at, "{} is not where the last field ended", f.name);
+            at += f.len;
+        }
+        assert_eq!(at, PREFIX_LEN);
+        let zero = Header::decode(&[0; HEADER_LEN]);
+        for f in LAYOUT.iter().filter(|f| f.offset < HEADER_LEN) {
+            let mut raw = [0u8; HEADER_LEN];
+            raw[f.offset..f.offset + f.len].fill(0xab);
+            let h = Header::decode(&raw);
+            assert_ne!(h, zero, "{}: no field decodes its bytes", f.name);
+            // Encoded back, the bytes are where the table says, and only
+            // there: the field is one field of the struct.
+            assert_eq!(h.encode(), raw, "{}", f.name);
+        }
+    }
 
     #[test]
     fn header_round_trips_and_places_fields_at_their_offsets() {

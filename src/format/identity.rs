@@ -20,7 +20,7 @@ use super::Key;
 /// `text_key` is the SHA-1 of the text and `title` the session title, each
 /// when it was read; `Ok(None)` when what decides was not read. A title
 /// that was read and is broken is `Err`: the name cannot be checked.
-pub fn expected_key(
+pub(crate) fn expected_key(
     dialect: DialectId,
     header: &Header,
     name: &Key,
@@ -43,7 +43,7 @@ pub fn expected_key(
 
 /// How a name was derived, for messages: `SHA-1 of the text` or `session
 /// identity SHA-1(title ‖ created)`.
-pub fn describe_rule(dialect: DialectId, header: &Header) -> &'static str {
+pub(crate) fn describe_rule(dialect: DialectId, header: &Header) -> &'static str {
     match dialect.spec().identity {
         Identity::Ds4 if header.ext_flags.has_session_title() => {
             "session identity SHA-1(title ‖ created)"

@@ -11,18 +11,18 @@ use sha1::{Digest, Sha1};
 
 /// `KTM` at the start of the section.
 pub const MAGIC: [u8; 3] = *b"KTM";
-pub const VERSION: u8 = 1;
+pub(crate) const VERSION: u8 = 1;
 /// magic, version, u32 count.
-pub const SECTION_HEADER_LEN: usize = 8;
+pub(crate) const SECTION_HEADER_LEN: usize = 8;
 /// Per entry: u32 id_len, u32 dsml_len.
-pub const ENTRY_HEADER_LEN: usize = 8;
+pub(crate) const ENTRY_HEADER_LEN: usize = 8;
 
 /// ds4's loader limits: ids of 1..=256 bytes, DSML blocks of 1 byte to
 /// 512 MiB, at most 4 × max ids entries (max ids defaults to 100000).
-pub const MAX_ID_LEN: usize = 256;
-pub const MAX_DSML_LEN: usize = 512 << 20;
-pub const DEFAULT_MAX_IDS: u32 = 100_000;
-pub const MAX_COUNT: u32 = 4 * DEFAULT_MAX_IDS;
+pub(crate) const MAX_ID_LEN: usize = 256;
+pub(crate) const MAX_DSML_LEN: usize = 512 << 20;
+pub(crate) const DEFAULT_MAX_IDS: u32 = 100_000;
+pub(crate) const MAX_COUNT: u32 = 4 * DEFAULT_MAX_IDS;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ToolMapEntry {
@@ -139,9 +139,206 @@ impl ToolMap {
     }
 }
 
+/// One entry of a tool-id map as [`walk`] meets it: its id (at most 256
+/// bytes, held), and where its DSML block is (not read).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryAt {
+    pub index: u32,
+    pub id: Vec<u8>,
+    pub dsml_len: u32,
+    /// Offset of the DSML block in the file.
+    pub dsml_at: u64,
+}
+
+/// Why [`walk`] stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WalkError {
+    /// The bytes are not one well-formed section ([`ToolMap::decode`]'s
+    /// error for the same bytes).
+    Bad(TrailerError),
+    /// The file could not be read.
+    Unreadable,
+}
+
+/// Bytes read ahead by [`walk`]: entry headers and ids are read through
+/// one buffer of this size, DSML blocks are skipped.
+const WALK_BUFFER: usize = 64 << 10;
+
+/// Sequential reads through a buffer, skipping forward cheaply.
+struct Ahead<'a> {
+    probe: &'a dyn Probe,
+    buf: Vec<u8>,
+    /// File offset of `buf[0]`, and how many bytes of `buf` are valid.
+    at: u64,
+    have: usize,
+}
+
+impl<'a> Ahead<'a> {
+    fn new(probe: &'a dyn Probe) -> Ahead<'a> {
+        Ahead {
+            probe,
+            buf: Vec::new(),
+            at: 0,
+            have: 0,
+        }
+    }
+
+    /// `n` bytes at `off`, all below `end`; `Ok(None)` when they are not.
+    fn get(&mut self, off: u64, n: usize, end: u64) -> Result<Option<&[u8]>, WalkError> {
+        if off.checked_add(n as u64).is_none_or(|e| e > end) {
+            return Ok(None);
+        }
+        let inside = off >= self.at && off + n as u64 <= self.at + self.have as u64;
+        if !inside {
+            let want = (n.max(WALK_BUFFER) as u64).min(end - off) as usize;
+            self.buf.resize(want, 0);
+            if !self.probe.read_at(off, &mut self.buf[..want]) {
+                return Err(WalkError::Unreadable);
+            }
+            self.at = off;
+            self.have = want;
+        }
+        let from = (off - self.at) as usize;
+        Ok(Some(&self.buf[from..from + n]))
+    }
+}
+
+/// Walk the tool-id map section in `[at, end)` of a file, entry by entry,
+/// checking it exactly as [`ToolMap::decode`] checks the same bytes, and
+/// hand each entry to `f`. Holds at most one buffer (`WALK_BUFFER`) and
+/// one id, whatever the section claims: the DSML blocks are skipped, not
+/// read (a sparse 1.5 GiB trailer costs a few reads). Returns the number of
+/// entries.
+pub fn walk(
+    probe: &dyn Probe,
+    at: u64,
+    end: u64,
+    f: &mut dyn FnMut(&EntryAt),
+) -> Result<u32, WalkError> {
+    let bad = |e| Err(WalkError::Bad(e));
+    let len = end.saturating_sub(at);
+    if len < SECTION_HEADER_LEN as u64 {
+        return bad(TrailerError::Short(len as usize));
+    }
+    let mut r = Ahead::new(probe);
+    let head = r
+        .get(at, SECTION_HEADER_LEN, end)?
+        .expect("length checked")
+        .to_vec();
+    let magic = [head[0], head[1], head[2]];
+    if magic != MAGIC {
+        return bad(TrailerError::BadMagic(magic));
+    }
+    if head[3] != VERSION {
+        return bad(TrailerError::BadVersion(head[3]));
+    }
+    let count = u32_at(&head, 4).expect("length checked");
+    if count > MAX_COUNT {
+        return bad(TrailerError::TooMany(count));
+    }
+    let mut off = at + SECTION_HEADER_LEN as u64;
+    let mut entry = EntryAt {
+        index: 0,
+        id: Vec::new(),
+        dsml_len: 0,
+        dsml_at: 0,
+    };
+    for index in 0..count {
+        let Some(h) = r.get(off, ENTRY_HEADER_LEN, end)? else {
+            return bad(TrailerError::Truncated { index });
+        };
+        let (id_len, dsml_len) = (
+            u32_at(h, 0).expect("8 bytes"),
+            u32_at(h, 4).expect("8 bytes"),
+        );
+        if id_len == 0 || id_len as usize > MAX_ID_LEN {
+            return bad(TrailerError::IdLen { index, len: id_len });
+        }
+        if dsml_len == 0 || dsml_len as usize > MAX_DSML_LEN {
+            return bad(TrailerError::DsmlLen {
+                index,
+                len: dsml_len,
+            });
+        }
+        off += ENTRY_HEADER_LEN as u64;
+        let dsml_at = off + id_len as u64;
+        let dsml_end = dsml_at + dsml_len as u64;
+        if dsml_end > end {
+            return bad(TrailerError::Truncated { index });
+        }
+        let id = r
+            .get(off, id_len as usize, end)?
+            .expect("within the section");
+        entry.index = index;
+        entry.id.clear();
+        entry.id.extend_from_slice(id);
+        entry.dsml_len = dsml_len;
+        entry.dsml_at = dsml_at;
+        f(&entry);
+        off = dsml_end;
+    }
+    if off != end {
+        return bad(TrailerError::TrailingBytes((end - off) as usize));
+    }
+    Ok(count)
+}
+
+/// A tool-id map larger than a command that must hold it (to list, export
+/// or prune it) holds.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the {len}-byte tool-id map is larger than kvc holds in memory to list, export or prune it ({max} bytes); `kvc verify` checks it and `kvc trailer strip` removes it without reading it whole")]
+pub(crate) struct TooLarge {
+    pub len: u64,
+    pub max: u64,
+}
+
+/// What [`read_map`] refuses or fails on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ReadMapError {
+    TooLarge(TooLarge),
+    Walk(WalkError),
+}
+
+/// The most bytes of tool-id map a command holds to list, export or prune
+/// it. ds4 allows 512 MiB DSML blocks, but writes blocks of a few KiB;
+/// 256 MiB is thousands of times a real map, and what a listing of it
+/// could still show.
+pub(crate) const MAX_HELD_MAP: u64 = 256 << 20;
+
+/// The whole map in `[at, end)`, held in memory, when the section is at
+/// most `max` bytes (checked before anything is read).
+pub(crate) fn read_map(
+    probe: &dyn Probe,
+    at: u64,
+    end: u64,
+    max: u64,
+) -> Result<ToolMap, ReadMapError> {
+    let len = end.saturating_sub(at);
+    if len > max {
+        return Err(ReadMapError::TooLarge(TooLarge { len, max }));
+    }
+    let mut entries = Vec::new();
+    let mut unreadable = false;
+    walk(probe, at, end, &mut |e| {
+        let mut dsml = vec![0u8; e.dsml_len as usize];
+        if !probe.read_at(e.dsml_at, &mut dsml) {
+            unreadable = true;
+        }
+        entries.push(ToolMapEntry {
+            id: e.id.clone(),
+            dsml,
+        });
+    })
+    .map_err(ReadMapError::Walk)?;
+    if unreadable {
+        return Err(ReadMapError::Walk(WalkError::Unreadable));
+    }
+    Ok(ToolMap { entries })
+}
+
 /// The bytes of an id or DSML block that ds4 reads: it uses both as C
 /// strings (`strcmp`, `strlen`), so a NUL byte ends them.
-pub fn c_string(b: &[u8]) -> &[u8] {
+pub(crate) fn c_string(b: &[u8]) -> &[u8] {
     match memchr::memchr(0, b) {
         Some(n) => &b[..n],
         None => b,
@@ -206,20 +403,20 @@ impl ToolMap {
 
 /// ext bits 0 and 3 together: no engine writes both (the server writes tool
 /// maps, the agent titles), so such a file is reported, never guessed at.
-pub fn trailer_conflict(h: &Header) -> bool {
+pub(crate) fn trailer_conflict(h: &Header) -> bool {
     h.ext_flags.has_tool_map() && h.ext_flags.has_session_title()
 }
 
 /// Bytes of a session title kept for display; the rest is only hashed. The
 /// agent's titles are one line; a longer claim costs reading, not memory.
-pub const TITLE_KEEP: usize = 1024;
+pub(crate) const TITLE_KEEP: usize = 1024;
 
 /// A session-title trailer (FORMAT.md §5b) as ds4-agent reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionTitle {
     /// `title_len` as stored.
     pub len: u32,
-    /// The first [`TITLE_KEEP`] bytes of the title.
+    /// The first `TITLE_KEEP` bytes of the title.
     pub head: Vec<u8>,
     /// The identity the title gives the session: SHA-1(title ‖ created as
     /// u64 little-endian), the name ds4-agent saves it under.
@@ -243,7 +440,7 @@ pub enum TitleError {
 /// passes every byte of a file once (a bundle's export and import). Bytes
 /// outside the trailer are ignored, so a stream can feed it everything.
 #[derive(Clone, Debug)]
-pub struct TitleReader {
+pub(crate) struct TitleReader {
     /// Where the title's length field starts: the end of the payload.
     at: u64,
     created: u64,
@@ -340,7 +537,7 @@ impl TitleReader {
 }
 
 /// Read the session title at `payload_end`, as ds4-agent does (it seeks to
-/// `52 + text_len + payload_bytes`). See [`TitleReader::finish`] for a
+/// `52 + text_len + payload_bytes`). See `TitleReader::finish` for a
 /// title that claims more bytes than the file has.
 pub fn read_session_title(
     probe: &dyn Probe,
@@ -399,6 +596,51 @@ mod tests {
             b.extend_from_slice(dsml);
         }
         b
+    }
+
+    #[test]
+    fn a_walk_judges_every_section_as_decode_does() {
+        use crate::format::dialect::InMemory;
+        let good = section(&[(b"call_1", b"<tool_calls>x</tool_calls>"), (b"c2", b"y")]);
+        let mut cases = vec![good.clone(), b"KTM".to_vec(), b"XYZ\x01\0\0\0\0".to_vec()];
+        let mut v2 = good.clone();
+        v2[3] = 2;
+        cases.push(v2);
+        let mut many = good.clone();
+        many[4..8].copy_from_slice(&(MAX_COUNT + 1).to_le_bytes());
+        cases.push(many);
+        for cut in 0..good.len() {
+            cases.push(good[..cut].to_vec());
+        }
+        let mut extra = good.clone();
+        extra.push(0);
+        cases.push(extra);
+        let mut bad_id = good.clone();
+        bad_id[8..12].copy_from_slice(&0u32.to_le_bytes());
+        cases.push(bad_id);
+        for b in &cases {
+            // The section after 5 bytes of something else, as in a file.
+            let mut file = b"xxxxx".to_vec();
+            file.extend_from_slice(b);
+            let mut ids = Vec::new();
+            let walked = walk(&InMemory(&file), 5, file.len() as u64, &mut |e| {
+                ids.push(e.id.clone())
+            });
+            match ToolMap::decode(b) {
+                Ok(m) => {
+                    assert_eq!(walked, Ok(m.entries.len() as u32));
+                    let want: Vec<_> = m.entries.iter().map(|e| e.id.clone()).collect();
+                    assert_eq!(ids, want);
+                    let held = read_map(&InMemory(&file), 5, file.len() as u64, 1 << 20).unwrap();
+                    assert_eq!(held, m);
+                }
+                Err(e) => assert_eq!(walked, Err(WalkError::Bad(e)), "{b:?}"),
+            }
+        }
+        assert!(matches!(
+            read_map(&InMemory(&good), 0, good.len() as u64, 10),
+            Err(ReadMapError::TooLarge(_))
+        ));
     }
 
     #[test]

@@ -580,7 +580,7 @@ fn population(scan: &Scan, prompt_bytes: u64, live: &Live) -> Vec<Work> {
             i.size,
         );
         let verdict = Verdict::NotLoadable(NotLoadable::Invalid {
-            code: i.code,
+            code: i.code.name(),
             error: i.error.clone(),
         });
         work.push(Work::new(e, Some(verdict), false));

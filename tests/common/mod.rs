@@ -1088,3 +1088,13 @@ pub mod ds4log {
         "ds4-server: live kv cache miss live=100 prompt=200 common=50 reason=diverged".into()
     }
 }
+
+/// `kvc` as a plain `std` command with a clean environment.
+pub fn kvc_command(env: &TestEnv) -> std::process::Command {
+    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("kvc"));
+    c.env_clear()
+        .env("HOME", env.root.path().join("home"))
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .current_dir(env.root.path());
+    c
+}

@@ -12,7 +12,7 @@
 //! exactly when a non-empty map follows the payload; an empty map is
 //! written as no section at all.
 //!
-//! Only files with ds4's tool-id map are rewritten ([`tool_map_rule`]): not
+//! Only files with ds4's tool-id map are rewritten (`tool_map_rule`): not
 //! a ds4-agent session (ext bit 3: its trailer is its title), not a file of
 //! a dialect without ds4's trailers (hanzo-engine), not a foreign one.
 //!
@@ -63,7 +63,7 @@
 //!
 //! `Method::Auto` keeps the strict guarantee everywhere and copies only as
 //! the last resort: it clones where the filesystem can; otherwise it
-//! rewrites in place when that is strict ([`Plan::in_place_is_strict`]:
+//! rewrites in place when that is strict (`RewritePlan::in_place_is_strict`:
 //! adding a map where there was none, removing one), and copies when it is
 //! not (replacing a non-empty map by another).
 //!
@@ -90,12 +90,14 @@ use crate::format::trailer::{
     self as ktm, EntryUse, ToolMap, ToolMapEntry, TrailerError, MAX_COUNT, MAX_DSML_LEN, MAX_ID_LEN,
 };
 use crate::format::{ExtFlags, Header, HEADER_LEN, PREFIX_LEN};
-use crate::fsutil::{fsync_dir, AtomicFile};
-use crate::text;
+use crate::fsutil::AtomicFile;
+use crate::search;
+use crate::sys::{reflink, unsupported, Dir, Meta, Open};
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions, Permissions};
+use std::ffi::OsStr;
+use std::fs::{File, Permissions};
 use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Offset of the ext flag byte in the header (FORMAT.md §3).
@@ -111,17 +113,27 @@ const COPY_BUFFER: usize = 1 << 20;
 // The state of a file's trailer
 // ---------------------------------------------------------------------------
 
-/// What follows the payload, read as ds4 would.
+/// A well-formed map, as a walk over it counted it (its entries are not
+/// held).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapSummary {
+    pub entries: usize,
+    /// Bytes of the section.
+    pub bytes: u64,
+}
+
+/// What follows the payload, read as ds4 would, entry header by entry
+/// header (never held whole: a sparse 1.5 GiB trailer costs a few reads).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TrailerState {
     /// Bit 0 clear and nothing after the payload.
     None,
     /// Bit 0 set and exactly one well-formed section.
-    Map(ToolMap),
+    Map(MapSummary),
     /// Bit 0 clear but bytes after the payload, which ds4 ignores: what an
     /// interrupted in-place rewrite leaves, or another writer's leftovers.
-    /// `map` is what they decode to, if they form one section.
-    Stray { bytes: u64, map: Option<ToolMap> },
+    /// `entries`: how many they hold, if they form one section.
+    Stray { bytes: u64, entries: Option<usize> },
     /// Bit 0 set but the bytes after the payload are not one well-formed
     /// section (`kvc verify`: `bad-trailer`).
     Broken { bytes: u64, error: TrailerError },
@@ -130,31 +142,31 @@ pub enum TrailerState {
 impl TrailerState {
     /// Read the state of an open checkpoint whose envelope checked out.
     pub fn read(cf: &CheckpointFile) -> io::Result<TrailerState> {
-        Ok(Self::from_bytes(cf.header.ext_flags, &cf.read_trailer()?))
+        Self::read_with(cf, cf.header.ext_flags)
     }
 
-    fn from_bytes(flags: ExtFlags, after: &[u8]) -> TrailerState {
-        let bytes = after.len() as u64;
-        match (flags.has_tool_map(), after.is_empty()) {
+    /// The state with `flags` as the flag byte (the one on disk now).
+    fn read_with(cf: &CheckpointFile, flags: ExtFlags) -> io::Result<TrailerState> {
+        let (at, end) = (cf.payload_end(), cf.size);
+        let bytes = end.saturating_sub(at);
+        let walked = match ktm::walk(cf, at, end, &mut |_| {}) {
+            Err(ktm::WalkError::Unreadable) => {
+                return Err(io::Error::other("the trailer could not be read"))
+            }
+            Err(ktm::WalkError::Bad(e)) => Err(e),
+            Ok(n) => Ok(n as usize),
+        };
+        Ok(match (flags.has_tool_map(), bytes == 0) {
             (false, true) => TrailerState::None,
             (false, false) => TrailerState::Stray {
                 bytes,
-                map: ToolMap::decode(after).ok(),
+                entries: walked.ok(),
             },
-            (true, _) => match ToolMap::decode(after) {
-                Ok(map) => TrailerState::Map(map),
+            (true, _) => match walked {
+                Ok(entries) => TrailerState::Map(MapSummary { entries, bytes }),
                 Err(error) => TrailerState::Broken { bytes, error },
             },
-        }
-    }
-
-    /// The map ds4 loads from this file (none unless bit 0 is set and the
-    /// section is whole).
-    pub fn active_map(&self) -> Option<&ToolMap> {
-        match self {
-            TrailerState::Map(m) => Some(m),
-            _ => None,
-        }
+        })
     }
 
     /// `none`, `map`, `stray`, `broken`: the stable JSON name.
@@ -166,6 +178,43 @@ impl TrailerState {
             TrailerState::Broken { .. } => "broken",
         }
     }
+}
+
+/// The map ds4 loads from this file, held in memory for a command that
+/// shows or prunes it: `Ok(None)` without one (bit 0 clear, or nothing
+/// after the payload). Refuses a map larger than `ktm::MAX_HELD_MAP`
+/// before reading it, and a broken one.
+pub fn read_active_map(cf: &CheckpointFile) -> Result<Option<ToolMap>> {
+    if !cf.header.ext_flags.has_tool_map() {
+        return Ok(None);
+    }
+    match ktm::read_map(cf, cf.payload_end(), cf.size, ktm::MAX_HELD_MAP) {
+        Ok(m) => Ok(Some(m)),
+        Err(ktm::ReadMapError::TooLarge(t)) => Err(Error::invalid(&cf.path, t.to_string())),
+        Err(ktm::ReadMapError::Walk(ktm::WalkError::Bad(e))) => Err(Error::invalid(
+            &cf.path,
+            format!(
+                "ext bit 0 is set but the {} bytes after the payload are not a tool-id map ({e}); `kvc trailer strip` removes them",
+                cf.trailer_len()
+            ),
+        )),
+        Err(ktm::ReadMapError::Walk(ktm::WalkError::Unreadable)) => Err(Error::invalid(
+            &cf.path,
+            "the tool-id map could not be read",
+        )),
+    }
+}
+
+/// Which of `map`'s DSML blocks occur in the file's text: one pass of
+/// [`search::occurring`] over the text, read from the file.
+pub fn in_text(cf: &CheckpointFile, map: &ToolMap) -> io::Result<Vec<bool>> {
+    let needles: Vec<&[u8]> = map.entries.iter().map(|e| e.dsml.as_slice()).collect();
+    let text = search::Text {
+        probe: cf,
+        at: crate::format::TEXT_OFFSET,
+        len: cf.text_len as u64,
+    };
+    Ok(search::occurring(text, &needles)?.found)
 }
 
 // ---------------------------------------------------------------------------
@@ -209,7 +258,7 @@ pub enum EntryProblem {
 
 /// An id as messages show it: quoted and sanitized (ids are untrusted).
 fn shown_id(id: &[u8]) -> String {
-    format!("\"{}\"", text::sanitize_line(id))
+    format!("\"{}\"", crate::text::sanitize_line(id))
 }
 
 /// Everything about `map` that ds4's loader would refuse or read other than
@@ -217,7 +266,7 @@ fn shown_id(id: &[u8]) -> String {
 /// (ds4 reads ids and DSML blocks as C strings: a NUL cuts them, and an
 /// entry that starts with one is dropped), repeated ids (only the last is
 /// used). Independent of any text.
-pub fn check_limits(map: &ToolMap) -> Vec<EntryProblem> {
+pub(crate) fn check_limits(map: &ToolMap) -> Vec<EntryProblem> {
     let mut out = Vec::new();
     if map.entries.len() > MAX_COUNT as usize {
         out.push(EntryProblem::TooMany {
@@ -263,15 +312,16 @@ pub fn check_limits(map: &ToolMap) -> Vec<EntryProblem> {
     out
 }
 
-/// Entries whose DSML block does not occur in `text`. ds4 only stores
-/// entries whose block is in the text: one that is not can never be
-/// replayed against this checkpoint.
-pub fn not_in_text(map: &ToolMap, text: &[u8]) -> Vec<EntryProblem> {
+/// Entries whose DSML block does not occur in the text (`in_text`, from
+/// [`in_text`]). ds4 only stores entries whose block is in the text: one
+/// that is not can never be replayed against this checkpoint.
+pub fn not_in_text(map: &ToolMap, in_text: &[bool]) -> Vec<EntryProblem> {
     map.entries
         .iter()
+        .zip(in_text)
         .enumerate()
-        .filter(|(_, e)| !text::contains(text, &e.dsml))
-        .map(|(index, e)| EntryProblem::NotInText {
+        .filter(|(_, (_, found))| !**found)
+        .map(|(index, (e, _))| EntryProblem::NotInText {
             index,
             id: shown_id(&e.id),
         })
@@ -321,14 +371,15 @@ pub struct Dropped {
 /// Prune only removes: every id resolves, after it, to the entry ds4 used
 /// before it, or — when that entry was stale — to nothing. A shadowed entry
 /// is never promoted in place of a stale last one.
-pub fn prune(map: &ToolMap, text: &[u8]) -> (ToolMap, Vec<Dropped>) {
+pub fn prune(map: &ToolMap, in_text: &[bool]) -> (ToolMap, Vec<Dropped>) {
     let mut kept = ToolMap::default();
     let mut dropped = Vec::new();
-    for (index, (e, used)) in map.entries.iter().zip(map.uses()).enumerate() {
+    for (index, ((e, used), &found)) in map.entries.iter().zip(map.uses()).zip(in_text).enumerate()
+    {
         let reason = match used {
             EntryUse::Dropped(_) => Some(DropReason::NulStart),
             EntryUse::Shadowed { .. } => Some(DropReason::DuplicateId),
-            EntryUse::Used if !text::contains(text, &e.dsml) => Some(DropReason::NotInText),
+            EntryUse::Used if !found => Some(DropReason::NotInText),
             EntryUse::Used => None,
         };
         match reason {
@@ -369,7 +420,7 @@ pub enum NotToolMap {
 
 /// Whether a file of `dialect` with header `h` has ds4's tool-id map
 /// trailer for kvc to read and rewrite (see [`NotToolMap`]).
-pub fn tool_map_rule(dialect: DialectId, h: &Header) -> std::result::Result<(), NotToolMap> {
+pub(crate) fn tool_map_rule(dialect: DialectId, h: &Header) -> std::result::Result<(), NotToolMap> {
     let spec = dialect.spec();
     if matches!(
         spec.support,
@@ -427,7 +478,7 @@ pub fn tool_map_dialect(
 #[derive(Clone, Copy, Debug)]
 pub enum Edit<'a> {
     /// Replace the map (an empty map removes it). The map must pass
-    /// [`check_limits`]; `allow_missing` stores entries whose DSML block is
+    /// `check_limits`; `allow_missing` stores entries whose DSML block is
     /// not in the text.
     Set {
         map: &'a ToolMap,
@@ -441,7 +492,7 @@ pub enum Edit<'a> {
 
 /// A rewrite worked out from one reading of the file; nothing written yet.
 #[derive(Clone, Debug)]
-pub struct Plan {
+pub struct RewritePlan {
     pub path: PathBuf,
     pub before: TrailerState,
     /// The map after the rewrite; empty means no section and bit 0 clear.
@@ -453,33 +504,36 @@ pub struct Plan {
     pub missing: Vec<EntryProblem>,
     /// Does the file change at all?
     pub changes: bool,
-    /// The bytes after the payload as read, and as they will be.
-    current: Vec<u8>,
+    /// Bytes after the payload as read (never held), and the section they
+    /// will be.
+    current_len: u64,
     section: Vec<u8>,
+    /// The bytes after the payload change (not only bit 0).
+    body_changes: bool,
     /// Size and layout as read, to notice another writer before writing.
     size: u64,
     prefix: [u8; PREFIX_LEN],
 }
 
-impl Plan {
+impl RewritePlan {
     /// Size of the file after the rewrite.
-    pub fn size_after(&self) -> u64 {
-        self.size - self.current.len() as u64 + self.section.len() as u64
+    pub(crate) fn size_after(&self) -> u64 {
+        self.size - self.current_len + self.section.len() as u64
     }
 
     /// Bytes after the payload before and after the rewrite.
     pub fn trailer_bytes(&self) -> (u64, u64) {
-        (self.current.len() as u64, self.section.len() as u64)
+        (self.current_len, self.section.len() as u64)
     }
 
     /// Would an in-place rewrite show ds4 only the old or the new map at
     /// every instant? Not when a non-empty map is replaced by another one:
     /// then bit 0 must be cleared while the section changes (module
     /// documentation), and ds4 would see no map meanwhile.
-    pub fn in_place_is_strict(&self) -> bool {
-        let replaces_a_map = matches!(&self.before, TrailerState::Map(m) if !m.entries.is_empty())
+    pub(crate) fn in_place_is_strict(&self) -> bool {
+        let replaces_a_map = matches!(&self.before, TrailerState::Map(m) if m.entries > 0)
             && !self.section.is_empty()
-            && self.section != self.current;
+            && self.body_changes;
         !replaces_a_map
     }
 }
@@ -494,7 +548,7 @@ fn read_prefix(file: &File) -> io::Result<[u8; PREFIX_LEN]> {
 /// [`open_checkpoint`] or [`CheckpointFile::open`]), in a directory read by
 /// `engine` ([`tool_map_dialect`]). Refusals are [`Error::Invalid`] naming
 /// the file.
-pub fn plan(cf: &CheckpointFile, edit: Edit<'_>, engine: Engine) -> Result<Plan> {
+pub fn plan(cf: &CheckpointFile, edit: Edit<'_>, engine: Engine) -> Result<RewritePlan> {
     let path = &cf.path;
     let io_err = |e| Error::io(path, e);
     tool_map_dialect(cf, engine).map_err(|e| Error::invalid(path, e.to_string()))?;
@@ -515,11 +569,11 @@ pub fn plan(cf: &CheckpointFile, edit: Edit<'_>, engine: Engine) -> Result<Plan>
     if !same_layout(&prefix, &cf_prefix(cf)) {
         return Err(changed(path));
     }
-    let current = cf.read_trailer().map_err(io_err)?;
+    let current_len = cf.trailer_len();
     // The flags as on disk now (an engine may have rewritten the header
     // since `cf` was opened): `before`, `changes` and `apply` all go by them.
     let flags = ExtFlags(prefix[EXT_FLAGS_OFFSET as usize]);
-    let before = TrailerState::from_bytes(flags, &current);
+    let before = TrailerState::read_with(cf, flags).map_err(io_err)?;
     let mut dropped = Vec::new();
     let mut missing = Vec::new();
     let after = match edit {
@@ -527,8 +581,8 @@ pub fn plan(cf: &CheckpointFile, edit: Edit<'_>, engine: Engine) -> Result<Plan>
             if let Some(p) = check_limits(map).into_iter().next() {
                 return Err(Error::invalid(path, p.to_string()));
             }
-            let text = cf.read_text().map_err(io_err)?;
-            missing = not_in_text(map, &text);
+            let found = in_text(cf, map).map_err(io_err)?;
+            missing = not_in_text(map, &found);
             if !allow_missing && !missing.is_empty() {
                 let more = match missing.len() {
                     1 => String::new(),
@@ -546,9 +600,17 @@ pub fn plan(cf: &CheckpointFile, edit: Edit<'_>, engine: Engine) -> Result<Plan>
         }
         Edit::Prune => {
             match &before {
-                TrailerState::Map(map) => {
-                    let text = cf.read_text().map_err(io_err)?;
-                    let (kept, d) = prune(map, &text);
+                TrailerState::Map(_) => {
+                    let map = match ktm::read_map(cf, cf.payload_end(), cf.size, ktm::MAX_HELD_MAP)
+                    {
+                        Ok(m) => m,
+                        Err(ktm::ReadMapError::TooLarge(t)) => {
+                            return Err(Error::invalid(path, t.to_string()))
+                        }
+                        Err(ktm::ReadMapError::Walk(_)) => return Err(changed(path)),
+                    };
+                    let found = in_text(cf, &map).map_err(io_err)?;
+                    let (kept, d) = prune(&map, &found);
                     dropped = d;
                     kept
                 }
@@ -562,12 +624,13 @@ pub fn plan(cf: &CheckpointFile, edit: Edit<'_>, engine: Engine) -> Result<Plan>
                 }
                 // No active map: nothing to prune. Stray bytes are strip's business.
                 TrailerState::None | TrailerState::Stray { .. } => {
-                    return Ok(Plan {
+                    return Ok(RewritePlan {
                         path: path.clone(),
                         after: ToolMap::default(),
                         changes: false,
-                        section: current.clone(),
-                        current,
+                        section: Vec::new(),
+                        current_len,
+                        body_changes: false,
                         before,
                         dropped,
                         missing,
@@ -584,19 +647,39 @@ pub fn plan(cf: &CheckpointFile, edit: Edit<'_>, engine: Engine) -> Result<Plan>
     } else {
         after.encode()
     };
-    let changes = section != current || flags.has_tool_map() == section.is_empty();
-    Ok(Plan {
+    let body_changes = !trailer_is(cf, &section).map_err(io_err)?;
+    let changes = body_changes || flags.has_tool_map() == section.is_empty();
+    Ok(RewritePlan {
         path: path.clone(),
         before,
         after,
         dropped,
         missing,
         changes,
-        current,
+        current_len,
+        body_changes,
         section,
         size: cf.size,
         prefix,
     })
+}
+
+/// Are the bytes after the payload exactly `section`? Compared through a
+/// small buffer, never read whole.
+fn trailer_is(cf: &CheckpointFile, section: &[u8]) -> io::Result<bool> {
+    if cf.trailer_len() != section.len() as u64 {
+        return Ok(false);
+    }
+    let mut buf = vec![0u8; (64 << 10).min(section.len())];
+    let at = cf.payload_end();
+    for (i, want) in section.chunks(buf.len().max(1)).enumerate() {
+        let got = &mut buf[..want.len()];
+        cf.file().read_exact_at(got, at + (i * (64 << 10)) as u64)?;
+        if got != want {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 // ---------------------------------------------------------------------------
@@ -607,7 +690,7 @@ pub fn plan(cf: &CheckpointFile, edit: Edit<'_>, engine: Engine) -> Result<Plan>
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
     /// Clone where the filesystem can; else in place where that is strict
-    /// ([`Plan::in_place_is_strict`]), copy where it is not.
+    /// (`RewritePlan::in_place_is_strict`), copy where it is not.
     Auto,
     /// In place, ordered writes and fsyncs.
     InPlace,
@@ -640,7 +723,9 @@ impl Used {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Applied {
     /// The file under the checkpoint name is the new one, durably.
-    Rewritten { used: Used, size: u64 },
+    /// `linked`: the hard links the file had; more than 1, and it was
+    /// written as a new file so that the others keep the old bytes.
+    Rewritten { used: Used, size: u64, linked: u64 },
     /// The plan changed nothing; nothing was written.
     Unchanged,
     /// An engine deleted or replaced the file while kvc worked; the file now
@@ -696,15 +781,32 @@ impl Method {
 /// [`Method::writes_in_place`]). `Ok(None)` when the file is gone (an
 /// engine removed it).
 pub fn open_checkpoint(path: &Path, write: bool) -> Result<Option<CheckpointFile>> {
-    let file = match OpenOptions::new()
-        .read(true)
-        .write(write)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-    {
+    let opened = if write {
+        crate::sys::open_read_write(path)
+    } else {
+        crate::sys::open_read(path, false)
+    };
+    checkpoint_from(path, opened)
+}
+
+/// [`open_checkpoint`] of `path`'s file name in the open directory `dir`
+/// (the write session's descriptor of the directory `path` is in): the
+/// name is resolved relative to it, never through a link; `path` names it
+/// in messages.
+pub(crate) fn open_checkpoint_in(
+    dir: &Dir,
+    path: &Path,
+    write: bool,
+) -> Result<Option<CheckpointFile>> {
+    let how = if write { Open::ReadWrite } else { Open::Read };
+    checkpoint_from(path, dir.open_file(name_of(path)?, how))
+}
+
+fn checkpoint_from(path: &Path, opened: io::Result<File>) -> Result<Option<CheckpointFile>> {
+    let file = match opened {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+        Err(e) if crate::sys::is_symlink_error(&e) => {
             return Err(Error::invalid(
                 path,
                 "is a symbolic link; kvc rewrites only the file itself",
@@ -740,7 +842,21 @@ pub fn open_checkpoint(path: &Path, write: bool) -> Result<Option<CheckpointFile
 /// directory lock. `hook` is called at every [`Step`].
 pub fn apply(
     cf: &CheckpointFile,
-    plan: &Plan,
+    plan: &RewritePlan,
+    method: Method,
+    hook: &mut dyn FnMut(Step),
+) -> Result<Applied> {
+    let dir = crate::session::parent_dir(&cf.path);
+    let dir = Dir::open(dir).map_err(|e| Error::io(dir, e))?;
+    apply_in(&dir, cf, plan, method, hook)
+}
+
+/// [`apply`] with every name resolved relative to `dir`, the open
+/// directory `cf` was found in (the write session's descriptor).
+pub(crate) fn apply_in(
+    dir: &Dir,
+    cf: &CheckpointFile,
+    plan: &RewritePlan,
     method: Method,
     hook: &mut dyn FnMut(Step),
 ) -> Result<Applied> {
@@ -751,39 +867,59 @@ pub fn apply(
     let io_err = |e| Error::io(path, e);
     // The plan must still describe the file: same size, same layout, same
     // flags (another kvc is excluded by the lock, an engine is not).
-    let size = cf.file().metadata().map_err(io_err)?.len();
+    let meta = cf.file().metadata().map_err(io_err)?;
+    let size = meta.len();
     let header = current_header(cf, plan)?;
     if size != plan.size
         || header[EXT_FLAGS_OFFSET as usize] != plan.prefix[EXT_FLAGS_OFFSET as usize]
     {
         return Err(changed(path));
     }
+    // A file with other hard links (a `cp -al` backup, a snapshot made
+    // with links) shares its inode with them: writing it in place would
+    // rewrite every copy. Such a file is written as a new file under this
+    // name (clone or copy, then swap), or not at all.
+    let linked = meta.nlink();
+    if linked > 1 && method == Method::InPlace {
+        return Err(Error::invalid(
+            path,
+            format!(
+                "has {linked} hard links (a `cp -al` backup?): rewriting it in place would change every copy; use --method copy (or auto, which copies such a file) to write a new file for this name only"
+            ),
+        ));
+    }
     hook(Step::Begin);
     let applied = match method {
-        Method::InPlace => in_place(cf, plan, hook)?,
+        Method::InPlace => in_place(dir, cf, plan, hook)?,
+        Method::Auto if linked > 1 => via_temp(dir, cf, plan, TempKind::CloneOrCopy, hook)?
+            .expect("copying needs no filesystem support"),
         Method::Auto => {
             let kind = if plan.in_place_is_strict() {
                 TempKind::CloneOnly
             } else {
                 TempKind::CloneOrCopy
             };
-            match via_temp(cf, plan, kind, hook)? {
+            match via_temp(dir, cf, plan, kind, hook)? {
                 Some(a) => a,
-                None => in_place(cf, plan, hook)?,
+                None => in_place(dir, cf, plan, hook)?,
             }
         }
-        Method::Clone => via_temp(cf, plan, TempKind::CloneOnly, hook)?.ok_or_else(|| {
+        Method::Clone => via_temp(dir, cf, plan, TempKind::CloneOnly, hook)?.ok_or_else(|| {
             Error::invalid(
                 path,
                 "this filesystem cannot clone files (reflink); use --method copy or --method in-place",
             )
         })?,
-        Method::Copy => via_temp(cf, plan, TempKind::CloneOrCopy, hook)?
+        Method::Copy => via_temp(dir, cf, plan, TempKind::CloneOrCopy, hook)?
             .expect("copying needs no filesystem support"),
     };
-    if matches!(applied, Applied::Rewritten { .. }) {
-        hook(Step::Done);
-    }
+    let applied = match applied {
+        Applied::Rewritten { used, size, .. } => {
+            hook(Step::Done);
+            Applied::Rewritten { used, size, linked }
+        }
+        other => other,
+    };
     Ok(applied)
 }
 
@@ -824,7 +960,7 @@ fn cf_prefix(cf: &CheckpointFile) -> [u8; PREFIX_LEN] {
 /// Re-read the prefix, check the layout is the one planned with, and return
 /// the current 48 header bytes (with whatever hits or last-used an engine
 /// wrote meanwhile: kvc keeps them).
-fn current_header(cf: &CheckpointFile, plan: &Plan) -> Result<[u8; HEADER_LEN]> {
+fn current_header(cf: &CheckpointFile, plan: &RewritePlan) -> Result<[u8; HEADER_LEN]> {
     let p = read_prefix(cf.file()).map_err(|e| Error::io(&cf.path, e))?;
     if !same_layout(&p, &plan.prefix) {
         return Err(changed(&cf.path));
@@ -842,7 +978,7 @@ fn with_bit0(flags: u8, set: bool) -> u8 {
 
 /// Set or clear bit 0 of the file's current flag byte with a one-byte
 /// write, then fsync.
-fn write_bit0(cf: &CheckpointFile, plan: &Plan, set: bool) -> Result<()> {
+fn write_bit0(cf: &CheckpointFile, plan: &RewritePlan, set: bool) -> Result<()> {
     let io_err = |e| Error::io(&cf.path, e);
     let header = current_header(cf, plan)?;
     let flags = with_bit0(header[EXT_FLAGS_OFFSET as usize], set);
@@ -853,14 +989,19 @@ fn write_bit0(cf: &CheckpointFile, plan: &Plan, set: bool) -> Result<()> {
 }
 
 /// The in-place order of the module documentation.
-fn in_place(cf: &CheckpointFile, plan: &Plan, hook: &mut dyn FnMut(Step)) -> Result<Applied> {
+fn in_place(
+    dir: &Dir,
+    cf: &CheckpointFile,
+    plan: &RewritePlan,
+    hook: &mut dyn FnMut(Step),
+) -> Result<Applied> {
     let io_err = |e| Error::io(&cf.path, e);
     let f = cf.file();
     let end = cf.payload_end();
     let want_bit = !plan.section.is_empty();
     // `apply` checked the flag byte on disk is the planned one.
     let bit_now = plan.prefix[EXT_FLAGS_OFFSET as usize] & ExtFlags::TOOL_MAP != 0;
-    let body_changes = plan.section != plan.current;
+    let body_changes = plan.body_changes;
     // 1. While bit 0 announces the bytes after the payload, they must not
     //    change: clear it first.
     if bit_now && (body_changes || !want_bit) {
@@ -869,7 +1010,7 @@ fn in_place(cf: &CheckpointFile, plan: &Plan, hook: &mut dyn FnMut(Step)) -> Res
     }
     // 2. Replace the bytes after the payload; ds4 ignores them now.
     if body_changes {
-        if !plan.current.is_empty() {
+        if plan.current_len > 0 {
             f.set_len(end).map_err(io_err)?;
             hook(Step::Truncated);
         }
@@ -887,23 +1028,30 @@ fn in_place(cf: &CheckpointFile, plan: &Plan, hook: &mut dyn FnMut(Step)) -> Res
         write_bit0(cf, plan, true)?;
         hook(Step::FlagSet);
     }
-    if !same_file_at(&cf.path, f).map_err(io_err)? {
+    if !same_file_at(dir, name_of(&cf.path)?, f).map_err(io_err)? {
         return Ok(Applied::Vanished);
     }
     Ok(Applied::Rewritten {
         used: Used::InPlace,
         size: plan.size_after(),
+        linked: 1,
     })
 }
 
-/// Does `path` (not followed) name the file open as `f`?
-fn same_file_at(path: &Path, f: &File) -> io::Result<bool> {
-    let ours = f.metadata()?;
-    match fs::symlink_metadata(path) {
-        Ok(m) => Ok(m.dev() == ours.dev() && m.ino() == ours.ino()),
+/// Does `name` in `dir` (not followed) name the file open as `f`?
+fn same_file_at(dir: &Dir, name: &OsStr, f: &File) -> io::Result<bool> {
+    let ours = Meta::of_file(f)?;
+    match dir.stat(name) {
+        Ok(m) => Ok(m.same_file(&ours)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// The file name of a checkpoint path.
+fn name_of(path: &Path) -> Result<&OsStr> {
+    path.file_name()
+        .ok_or_else(|| Error::invalid(path, "has no file name"))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -912,77 +1060,17 @@ enum TempKind {
     CloneOrCopy,
 }
 
-/// Is this error a filesystem saying "I can't do that operation" (as
-/// opposed to a real failure)?
-fn unsupported(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EOPNOTSUPP | libc::ENOTTY | libc::EINVAL | libc::EXDEV | libc::ENOSYS)
-    )
-}
-
-/// Share `src`'s extents with the empty `dst` (`FICLONE`). `Ok(false)` where
-/// the filesystem cannot.
-#[cfg(target_os = "linux")]
-fn reflink(dst: &File, src: &File) -> io::Result<bool> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: FICLONE takes the source descriptor as its argument; both
-    // descriptors are open for the duration of the call.
-    let rc = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) };
-    if rc == 0 {
-        return Ok(true);
-    }
-    let e = io::Error::last_os_error();
-    if unsupported(&e) {
-        Ok(false)
-    } else {
-        Err(e)
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn reflink(_dst: &File, _src: &File) -> io::Result<bool> {
-    Ok(false)
-}
-
 /// Copy `src[from..to]` to the same offsets of `dst`, in the kernel where it
 /// can (`copy_file_range`, which some filesystems turn into a reflink or a
 /// server-side copy), else through a buffer.
 fn copy_range(src: &File, dst: &File, from: u64, to: u64) -> io::Result<()> {
     let mut off = from;
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        while off < to {
-            let len = (to - off).min(COPY_CHUNK) as usize;
-            let mut off_in = off as libc::loff_t;
-            let mut off_out = off as libc::loff_t;
-            // SAFETY: explicit offsets, so neither descriptor's position
-            // moves; the kernel bounds the copy by `len`.
-            let n = unsafe {
-                libc::copy_file_range(
-                    src.as_raw_fd(),
-                    &mut off_in,
-                    dst.as_raw_fd(),
-                    &mut off_out,
-                    len,
-                    0,
-                )
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                if unsupported(&e) {
-                    break;
-                }
-                return Err(e);
-            }
-            if n == 0 {
-                return Err(shrank());
-            }
-            off += n as u64;
+    while off < to {
+        let len = (to - off).min(COPY_CHUNK) as usize;
+        match crate::sys::copy_range(src, dst, off, len)? {
+            None => break,
+            Some(0) => return Err(shrank()),
+            Some(n) => off += n as u64,
         }
     }
     let mut buf = vec![0u8; COPY_BUFFER.min((to - off) as usize)];
@@ -1005,62 +1093,23 @@ fn shrank() -> io::Error {
     )
 }
 
-/// Swap the names of two files atomically (`renameat2(RENAME_EXCHANGE)`).
-#[cfg(target_os = "linux")]
-fn exchange(a: &Path, b: &Path) -> io::Result<()> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let c = |p: &Path| {
-        CString::new(p.as_os_str().as_bytes())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
-    };
-    let (a, b) = (c(a)?, c(b)?);
-    // SAFETY: two NUL-terminated paths that outlive the call.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            a.as_ptr(),
-            libc::AT_FDCWD,
-            b.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn exchange(_a: &Path, _b: &Path) -> io::Result<()> {
-    Err(io::Error::from_raw_os_error(libc::ENOSYS))
-}
-
 /// Build the new file in `<name>.tmp.<pid>` and swap it in. `Ok(None)`
 /// when `kind` is clone-only and the filesystem cannot clone (the temp file
 /// is removed again).
 fn via_temp(
+    dir: &Dir,
     cf: &CheckpointFile,
-    plan: &Plan,
+    plan: &RewritePlan,
     kind: TempKind,
     hook: &mut dyn FnMut(Step),
 ) -> Result<Option<Applied>> {
     let path = &cf.path;
     let io_err = |e| Error::io(path, e);
-    let (dir, name) = match (path.parent(), path.file_name()) {
-        (Some(d), Some(n)) => (
-            if d.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                d
-            },
-            n.to_string_lossy().into_owned(),
-        ),
-        _ => return Err(Error::invalid(path, "has no file name")),
-    };
-    let mut tmp = AtomicFile::create(dir, &name).map_err(|e| Error::io(dir, e))?;
-    let tmp_path = tmp.temp_path().to_path_buf();
+    let name = name_of(path)?;
+    let dir_err = |e| Error::io(dir.path(), e);
+    let mut tmp = AtomicFile::create_in(dir, &name.to_string_lossy()).map_err(dir_err)?;
+    let tmp_path = tmp.temp_path();
+    let tmp_name = tmp.temp_name().to_os_string();
     let tmp_err = |e| Error::io(&tmp_path, e);
     hook(Step::TempCreated);
     let end = cf.payload_end();
@@ -1093,7 +1142,7 @@ fn via_temp(
     let tmeta = t.metadata().map_err(tmp_err)?;
     if (tmeta.uid(), tmeta.gid()) != (meta.uid(), meta.gid()) {
         match std::os::unix::fs::fchown(&*t, Some(meta.uid()), Some(meta.gid())) {
-            Err(e) if e.raw_os_error() != Some(libc::EPERM) => return Err(tmp_err(e)),
+            Err(e) if !crate::sys::is_not_permitted(&e) => return Err(tmp_err(e)),
             _ => {}
         }
     }
@@ -1107,21 +1156,21 @@ fn via_temp(
         t.write_all_at(&again, 0).map_err(tmp_err)?;
         t.sync_all().map_err(tmp_err)?;
     }
-    match exchange(&tmp_path, path) {
+    match dir.exchange(&tmp_name, name) {
         Ok(()) => {
             hook(Step::Swapped);
             // The temp name now holds what was under the checkpoint name.
             // If that is not the file kvc read, an engine replaced it
             // meanwhile: put the engine's file back, drop ours.
-            let ours = same_file_at(&tmp_path, cf.file()).map_err(tmp_err)?;
+            let ours = same_file_at(dir, &tmp_name, cf.file()).map_err(tmp_err)?;
             if !ours {
-                exchange(&tmp_path, path).map_err(io_err)?;
+                dir.exchange(&tmp_name, name).map_err(io_err)?;
                 drop(tmp);
-                fsync_dir(dir).map_err(|e| Error::io(dir, e))?;
+                dir.sync().map_err(dir_err)?;
                 return Ok(Some(Applied::Vanished));
             }
-            fs::remove_file(&tmp_path).map_err(tmp_err)?;
-            fsync_dir(dir).map_err(|e| Error::io(dir, e))?;
+            dir.unlink(&tmp_name).map_err(tmp_err)?;
+            dir.sync().map_err(dir_err)?;
             // `tmp` would remove its (now absent) temp name on drop; the
             // name is this process's own, so nothing else can be there.
             drop(tmp);
@@ -1133,7 +1182,7 @@ fn via_temp(
         // still points at the file read, then rename over it. A file an
         // engine replaces in the instant between is overwritten.
         Err(e) if unsupported(&e) => {
-            if !same_file_at(path, cf.file()).map_err(io_err)? {
+            if !same_file_at(dir, name, cf.file()).map_err(io_err)? {
                 return Ok(Some(Applied::Vanished));
             }
             tmp.commit().map_err(io_err)?;
@@ -1144,12 +1193,14 @@ fn via_temp(
     Ok(Some(Applied::Rewritten {
         used,
         size: plan.size_after(),
+        linked: 1,
     }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn entry(id: &[u8], dsml: &[u8]) -> ToolMapEntry {
         ToolMapEntry {
@@ -1178,7 +1229,13 @@ mod tests {
                 entry(b"e\0y", b"<also>"),
             ],
         };
-        let (kept, dropped) = prune(&map, b"xx<here>yy<also>");
+        let text: &[u8] = b"xx<here>yy<also>";
+        let found: Vec<bool> = map
+            .entries
+            .iter()
+            .map(|e| text.windows(e.dsml.len()).any(|w| w == e.dsml))
+            .collect();
+        let (kept, dropped) = prune(&map, &found);
         assert_eq!(
             kept.entries,
             vec![
@@ -1339,6 +1396,19 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap()[EXT_FLAGS_OFFSET as usize], 1);
     }
 
+    /// The state of a file whose payload is followed by `after`, with
+    /// `flags` as its flag byte.
+    fn state(flags: ExtFlags, after: &[u8]) -> TrailerState {
+        let (_dir, path, _) = flagged_file();
+        let mut b = fs::read(&path).unwrap();
+        let end = b.len() - 18;
+        b.truncate(end);
+        b.extend_from_slice(after);
+        fs::write(&path, &b).unwrap();
+        let cf = CheckpointFile::open_unchecked(&path).unwrap();
+        TrailerState::read_with(&cf, flags).unwrap()
+    }
+
     #[test]
     fn states_follow_the_flag_and_the_bytes() {
         let sec = ToolMap {
@@ -1347,24 +1417,27 @@ mod tests {
         .encode();
         let on = ExtFlags(1);
         let off = ExtFlags(0);
-        assert_eq!(TrailerState::from_bytes(off, b""), TrailerState::None);
-        assert!(matches!(
-            TrailerState::from_bytes(on, &sec),
-            TrailerState::Map(_)
-        ));
-        assert!(matches!(
-            TrailerState::from_bytes(off, &sec),
+        assert_eq!(state(off, b""), TrailerState::None);
+        assert_eq!(
+            state(on, &sec),
+            TrailerState::Map(MapSummary {
+                entries: 1,
+                bytes: 18
+            })
+        );
+        assert_eq!(
+            state(off, &sec),
             TrailerState::Stray {
                 bytes: 18,
-                map: Some(_)
+                entries: Some(1)
             }
-        ));
+        );
         assert!(matches!(
-            TrailerState::from_bytes(on, b""),
+            state(on, b""),
             TrailerState::Broken { bytes: 0, .. }
         ));
         assert!(matches!(
-            TrailerState::from_bytes(on, &sec[..10]),
+            state(on, &sec[..10]),
             TrailerState::Broken { bytes: 10, .. }
         ));
     }
