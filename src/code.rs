@@ -3,7 +3,7 @@
 //! is not a usable checkpoint, and what the writing commands did to each
 //! file. Each code has one name, one severity and one meaning; JSON
 //! carries the name, and the documentation's code tables are generated
-//! from [`Code::ALL`] (`tests/docs.rs` checks README.md against it).
+//! from [`Code::ALL`] (`tests/docs.rs` checks doc/GUIDE.md against it).
 //!
 //! One name per thing: a checkpoint name that is a symbolic link is
 //! `symlink` wherever kvc reports it, a file that was unlinked is
@@ -214,7 +214,7 @@ impl Serialize for Code {
 
 /// A Markdown table of the codes with one of `uses`: `| code | severity |
 /// meaning |` for findings, `| code | meaning |` for the rest, as
-/// README.md shows them.
+/// doc/GUIDE.md shows them.
 pub fn markdown_table(uses: Uses) -> String {
     let severity = uses == Uses::FINDING;
     let mut out = if severity {
