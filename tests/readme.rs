@@ -22,7 +22,7 @@ fn examples(doc: &str) -> Vec<Example> {
     let mut in_console = false;
     let mut pos = 0;
     let mut current: Option<(String, usize)> = None;
-    let mut finish = |cur: &mut Option<(String, usize)>, end: usize, out: &mut Vec<Example>| {
+    let finish = |cur: &mut Option<(String, usize)>, end: usize, out: &mut Vec<Example>| {
         if let Some((command, start)) = cur.take() {
             out.push(Example {
                 command,
