@@ -45,6 +45,40 @@ fn category_label(labels: &[String], v: f64) -> String {
     }
 }
 
+/// The top of a y axis over `values`: a tenth of room above the highest,
+/// or 1 when there is nothing to show.
+fn headroom(values: impl Iterator<Item = f64>) -> f64 {
+    let max = values.fold(0.0f64, f64::max);
+    if max > 0.0 {
+        max * 1.1
+    } else {
+        1.0
+    }
+}
+
+type CategoryChart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// A chart of `n` categories at x = 0 … n-1 (bars and daily lines share
+/// it), y from 0 to `top`.
+fn category_chart<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    title: &str,
+    n: usize,
+    top: f64,
+) -> Result<CategoryChart<'a, 'b>, String> {
+    ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(36)
+        .y_label_area_size(70)
+        .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..top)
+        .map_err(err)
+}
+
 /// A vertical bar chart of `values` over the category `labels` (bars are
 /// rectangles on an f64 axis: plotters' segmented u32 axis overflows on
 /// small ranges in 0.3.7).
@@ -55,16 +89,9 @@ pub fn bars(
     y_desc: &str,
 ) -> Result<String, String> {
     let n = labels.len().max(1);
-    let max = values.iter().copied().fold(0.0f64, f64::max);
-    let top = if max > 0.0 { max * 1.1 } else { 1.0 };
+    let top = headroom(values.iter().copied());
     svg(WIDTH, HEIGHT, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 16))
-            .margin(10)
-            .x_label_area_size(36)
-            .y_label_area_size(70)
-            .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..top)
-            .map_err(err)?;
+        let mut chart = category_chart(root, title, n, top)?;
         let label_of = |v: &f64| category_label(labels, *v);
         chart
             .configure_mesh()
@@ -209,19 +236,9 @@ pub fn lines(
     series: &[(&str, Vec<f64>, RGBColor)],
 ) -> Result<String, String> {
     let n = days.len().max(1);
-    let max = series
-        .iter()
-        .flat_map(|s| s.1.iter().copied())
-        .fold(0.0f64, f64::max);
-    let top = if max > 0.0 { max * 1.1 } else { 1.0 };
+    let top = headroom(series.iter().flat_map(|s| s.1.iter().copied()));
     svg(WIDTH, HEIGHT, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 16))
-            .margin(10)
-            .x_label_area_size(36)
-            .y_label_area_size(70)
-            .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..top)
-            .map_err(err)?;
+        let mut chart = category_chart(root, title, n, top)?;
         let label_of = |v: &f64| category_label(days, *v);
         chart
             .configure_mesh()

@@ -124,6 +124,13 @@ fn table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
     out.push_str("</table>\n");
 }
 
+/// A bar chart of the MiB in each row of a breakdown.
+fn bytes_chart(out: &mut String, title: &str, rows: &[stats::Row]) {
+    let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
+    let values: Vec<f64> = rows.iter().map(|r| r.bytes as f64 / 1048576.0).collect();
+    chart(out, charts::bars(title, &labels, &values, "MiB"));
+}
+
 fn row_cells(r: &stats::Row, whole: u64) -> Vec<String> {
     vec![
         escape(&r.label),
@@ -204,16 +211,7 @@ pub fn render(input: &ReportInput<'_>) -> String {
 
     let whole = s.checkpoints.bytes;
     out.push_str("<h2>Bytes by reason</h2>\n");
-    let labels: Vec<String> = s.by_reason.iter().map(|r| r.label.clone()).collect();
-    let values: Vec<f64> = s
-        .by_reason
-        .iter()
-        .map(|r| r.bytes as f64 / 1048576.0)
-        .collect();
-    chart(
-        &mut out,
-        charts::bars("Bytes by reason", &labels, &values, "MiB"),
-    );
+    bytes_chart(&mut out, "Bytes by reason", &s.by_reason);
     let rows: Vec<Vec<String>> = s.by_reason.iter().map(|r| row_cells(r, whole)).collect();
     table(
         &mut out,
@@ -222,16 +220,7 @@ pub fn render(input: &ReportInput<'_>) -> String {
     );
 
     out.push_str("<h2>Bytes by last use</h2>\n");
-    let labels: Vec<String> = s.by_age.iter().map(|r| r.label.clone()).collect();
-    let values: Vec<f64> = s
-        .by_age
-        .iter()
-        .map(|r| r.bytes as f64 / 1048576.0)
-        .collect();
-    chart(
-        &mut out,
-        charts::bars("Bytes by time since last use", &labels, &values, "MiB"),
-    );
+    bytes_chart(&mut out, "Bytes by time since last use", &s.by_age);
     let rows: Vec<Vec<String>> = s
         .by_dialect
         .iter()
