@@ -46,8 +46,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;ls' {
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'A cache directory (as DIR; repeatable)')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'A cache directory (as DIR; repeatable)')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'A cache directory, as DIR (repeatable)')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'A cache directory, as DIR (repeatable)')
             [CompletionResult]::new('--sort', '--sort', [CompletionResultType]::ParameterName, 'Order of the rows')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)')
             [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads')
@@ -68,8 +68,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;show' {
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)')
             [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Evaluate scores and ages at this Unix time instead of now (reproducible output)')
@@ -83,8 +83,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;cat' {
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Write the raw text even when standard output is a terminal')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -93,6 +93,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;verify' {
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'A cache directory, as PATH (repeatable)')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'A cache directory, as PATH (repeatable)')
             [CompletionResult]::new('--sample', '--sample', [CompletionResultType]::ParameterName, 'Deep-check only this percentage of checkpoints, the same ones every run (implies --deep)')
             [CompletionResult]::new('--temp-age', '--temp-age', [CompletionResultType]::ParameterName, 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)')
             [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads')
@@ -111,6 +113,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;evict' {
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
             [CompletionResult]::new('--budget', '--budget', [CompletionResultType]::ParameterName, 'Evict until what the engine''s budget counts takes at most SIZE (8GiB, 1.5G, 500MB)')
             [CompletionResult]::new('--older-than', '--older-than', [CompletionResultType]::ParameterName, 'Also evict checkpoints unused for longer than DURATION (30d, 12h), budget or not')
             [CompletionResult]::new('--protect', '--protect', [CompletionResultType]::ParameterName, 'Never evict this checkpoint (key, unique prefix, `sysprompt` or path); repeatable')
@@ -133,8 +137,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;rm' {
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]')
             [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)')
             [CompletionResult]::new('--include-agent', '--include-agent', [CompletionResultType]::ParameterName, 'Also act on ds4-agent''s explicit saves (sysprompt.kv, agent-session, agent-system)')
@@ -150,6 +154,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;gc' {
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
             [CompletionResult]::new('--temp-age', '--temp-age', [CompletionResultType]::ParameterName, 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)')
             [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)')
@@ -165,6 +171,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;stats' {
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'A cache directory, as DIR (repeatable)')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'A cache directory, as DIR (repeatable)')
             [CompletionResult]::new('--budget', '--budget', [CompletionResultType]::ParameterName, 'Compare what the engine''s budget counts with SIZE, and say what `kvc evict --budget SIZE` would delete')
             [CompletionResult]::new('--log', '--log', [CompletionResultType]::ParameterName, 'ds4-server log to read (repeatable; `-` for standard input)')
             [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Only log lines from WHEN on: 2026-08-05, 2026-08-05T14:00 (the log''s clock) or a duration back from now (7d)')
@@ -184,6 +192,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;tree' {
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)')
             [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Evaluate scores and ages at this Unix time instead of now (reproducible output)')
@@ -198,6 +208,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;report' {
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'HTML file to write (atomically, mode 0600)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'HTML file to write (atomically, mode 0600)')
             [CompletionResult]::new('--budget', '--budget', [CompletionResultType]::ParameterName, 'Budget to show the usage against (as `kvc stats --budget`)')
@@ -216,6 +228,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;log' {
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
             [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Only records from the last DURATION (30d, 12h)')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)')
             [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'Full keys')
@@ -234,10 +248,10 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--quant', '--quant', [CompletionResultType]::ParameterName, 'Only checkpoints with these routed-expert quant bits')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Bundle file to write (atomically), or `-` for standard output (not a terminal)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Bundle file to write (atomically), or `-` for standard output (not a terminal)')
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)')
-            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every checkpoint of the directory (filters still apply)')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every checkpoint of the directory (filters still apply; a KEY argument may then only be the directory)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -249,8 +263,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--on-conflict', '--on-conflict', [CompletionResultType]::ParameterName, 'When the target already has a checkpoint with the same key (identical bytes count as present; unsafe next to a running hanzo-engine, see below)')
             [CompletionResult]::new('--budget', '--budget', [CompletionResultType]::ParameterName, 'Afterwards, evict (as `kvc evict` does) until the checkpoints fit in SIZE (e.g. 40G, 512MiB), never evicting what was just imported')
             [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)')
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)')
             [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Evaluate scores and ages at this Unix time instead of now (reproducible output)')
@@ -279,8 +293,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;trailer;ls' {
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -289,8 +303,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;trailer;export' {
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -302,8 +316,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)')
             [CompletionResult]::new('--method', '--method', [CompletionResultType]::ParameterName, 'How to write the new trailer')
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]')
             [CompletionResult]::new('--allow-missing', '--allow-missing', [CompletionResultType]::ParameterName, 'Store entries whose DSML block does not occur in the text')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
@@ -318,9 +332,9 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)')
             [CompletionResult]::new('--method', '--method', [CompletionResultType]::ParameterName, 'How to write the new trailer')
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every checkpoint of the directory that has something to rewrite')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every checkpoint of the directory that has something to rewrite (a KEY argument may then only be the directory)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
@@ -334,9 +348,9 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)')
             [CompletionResult]::new('--method', '--method', [CompletionResultType]::ParameterName, 'How to write the new trailer')
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every checkpoint of the directory that has something to rewrite')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every checkpoint of the directory that has something to rewrite (a KEY argument may then only be the directory)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
@@ -388,8 +402,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;match' {
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
             [CompletionResult]::new('--ctx', '--ctx', [CompletionResultType]::ParameterName, 'Live context size, as ds4-server''s --ctx [default: 32768]')
             [CompletionResult]::new('--model-id', '--model-id', [CompletionResultType]::ParameterName, 'Live model id: 0 flash, 1 pro, 2 glm-5.2 [default: 0]')
             [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Live model by name: flash, pro, glm-5.2, laguna, qwen3.8')

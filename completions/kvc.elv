@@ -42,8 +42,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'kvc;ls'= {
-            cand -d 'A cache directory (as DIR; repeatable)'
-            cand --dir 'A cache directory (as DIR; repeatable)'
+            cand -d 'A cache directory, as DIR (repeatable)'
+            cand --dir 'A cache directory, as DIR (repeatable)'
             cand --sort 'Order of the rows'
             cand --policy 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)'
             cand --engine 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads'
@@ -63,8 +63,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --version 'Print version'
         }
         &'kvc;show'= {
-            cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
-            cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand -d 'Cache directory, as DIR'
+            cand --dir 'Cache directory, as DIR'
             cand --policy 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)'
             cand --engine 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads'
             cand --now 'Evaluate scores and ages at this Unix time instead of now (reproducible output)'
@@ -77,8 +77,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --version 'Print version'
         }
         &'kvc;cat'= {
-            cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
-            cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand -d 'Cache directory, as DIR'
+            cand --dir 'Cache directory, as DIR'
             cand --force 'Write the raw text even when standard output is a terminal'
             cand -h 'Print help'
             cand --help 'Print help'
@@ -86,6 +86,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --version 'Print version'
         }
         &'kvc;verify'= {
+            cand -d 'A cache directory, as PATH (repeatable)'
+            cand --dir 'A cache directory, as PATH (repeatable)'
             cand --sample 'Deep-check only this percentage of checkpoints, the same ones every run (implies --deep)'
             cand --temp-age 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)'
             cand --engine 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads'
@@ -103,6 +105,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --version 'Print version'
         }
         &'kvc;evict'= {
+            cand -d 'Cache directory, as DIR'
+            cand --dir 'Cache directory, as DIR'
             cand --budget 'Evict until what the engine''s budget counts takes at most SIZE (8GiB, 1.5G, 500MB)'
             cand --older-than 'Also evict checkpoints unused for longer than DURATION (30d, 12h), budget or not'
             cand --protect 'Never evict this checkpoint (key, unique prefix, `sysprompt` or path); repeatable'
@@ -124,8 +128,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --version 'Print version'
         }
         &'kvc;rm'= {
-            cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
-            cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand -d 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --dir 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]'
             cand --wait 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)'
             cand --now 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)'
             cand --include-agent 'Also act on ds4-agent''s explicit saves (sysprompt.kv, agent-session, agent-system)'
@@ -140,6 +144,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --version 'Print version'
         }
         &'kvc;gc'= {
+            cand -d 'Cache directory, as DIR'
+            cand --dir 'Cache directory, as DIR'
             cand --temp-age 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)'
             cand --wait 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)'
             cand --now 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)'
@@ -154,6 +160,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --version 'Print version'
         }
         &'kvc;stats'= {
+            cand -d 'A cache directory, as DIR (repeatable)'
+            cand --dir 'A cache directory, as DIR (repeatable)'
             cand --budget 'Compare what the engine''s budget counts with SIZE, and say what `kvc evict --budget SIZE` would delete'
             cand --log 'ds4-server log to read (repeatable; `-` for standard input)'
             cand --since 'Only log lines from WHEN on: 2026-08-05, 2026-08-05T14:00 (the log''s clock) or a duration back from now (7d)'
@@ -172,6 +180,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --version 'Print version'
         }
         &'kvc;tree'= {
+            cand -d 'Cache directory, as DIR'
+            cand --dir 'Cache directory, as DIR'
             cand --policy 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)'
             cand --engine 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads'
             cand --now 'Evaluate scores and ages at this Unix time instead of now (reproducible output)'
@@ -185,6 +195,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --version 'Print version'
         }
         &'kvc;report'= {
+            cand -d 'Cache directory, as DIR'
+            cand --dir 'Cache directory, as DIR'
             cand -o 'HTML file to write (atomically, mode 0600)'
             cand --output 'HTML file to write (atomically, mode 0600)'
             cand --budget 'Budget to show the usage against (as `kvc stats --budget`)'
@@ -202,6 +214,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --version 'Print version'
         }
         &'kvc;log'= {
+            cand -d 'Cache directory, as DIR'
+            cand --dir 'Cache directory, as DIR'
             cand --since 'Only records from the last DURATION (30d, 12h)'
             cand --now 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)'
             cand -l 'Full keys'
@@ -219,10 +233,10 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --quant 'Only checkpoints with these routed-expert quant bits'
             cand -o 'Bundle file to write (atomically), or `-` for standard output (not a terminal)'
             cand --output 'Bundle file to write (atomically), or `-` for standard output (not a terminal)'
-            cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
-            cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand -d 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --dir 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]'
             cand --now 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)'
-            cand --all 'Every checkpoint of the directory (filters still apply)'
+            cand --all 'Every checkpoint of the directory (filters still apply; a KEY argument may then only be the directory)'
             cand --json 'Print JSON (schema in README.md) instead of a table'
             cand -h 'Print help'
             cand --help 'Print help'
@@ -233,8 +247,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --on-conflict 'When the target already has a checkpoint with the same key (identical bytes count as present; unsafe next to a running hanzo-engine, see below)'
             cand --budget 'Afterwards, evict (as `kvc evict` does) until the checkpoints fit in SIZE (e.g. 40G, 512MiB), never evicting what was just imported'
             cand --wait 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)'
-            cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
-            cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand -d 'Cache directory, as DIR'
+            cand --dir 'Cache directory, as DIR'
             cand --policy 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)'
             cand --engine 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads'
             cand --now 'Evaluate scores and ages at this Unix time instead of now (reproducible output)'
@@ -261,8 +275,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'kvc;trailer;ls'= {
-            cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
-            cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand -d 'Cache directory, as DIR'
+            cand --dir 'Cache directory, as DIR'
             cand --json 'Print JSON (schema in README.md) instead of a table'
             cand -h 'Print help'
             cand --help 'Print help'
@@ -270,8 +284,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --version 'Print version'
         }
         &'kvc;trailer;export'= {
-            cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
-            cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand -d 'Cache directory, as DIR'
+            cand --dir 'Cache directory, as DIR'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -282,8 +296,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --wait 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)'
             cand --now 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)'
             cand --method 'How to write the new trailer'
-            cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
-            cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand -d 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --dir 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]'
             cand --allow-missing 'Store entries whose DSML block does not occur in the text'
             cand -n 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
             cand --dry-run 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
@@ -297,9 +311,9 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --wait 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)'
             cand --now 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)'
             cand --method 'How to write the new trailer'
-            cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
-            cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
-            cand --all 'Every checkpoint of the directory that has something to rewrite'
+            cand -d 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --dir 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --all 'Every checkpoint of the directory that has something to rewrite (a KEY argument may then only be the directory)'
             cand -n 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
             cand --dry-run 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
             cand --json 'Print JSON (schema in README.md) instead of a table'
@@ -312,9 +326,9 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --wait 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)'
             cand --now 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)'
             cand --method 'How to write the new trailer'
-            cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
-            cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
-            cand --all 'Every checkpoint of the directory that has something to rewrite'
+            cand -d 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --dir 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --all 'Every checkpoint of the directory that has something to rewrite (a KEY argument may then only be the directory)'
             cand -n 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
             cand --dry-run 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
             cand --json 'Print JSON (schema in README.md) instead of a table'
@@ -356,8 +370,8 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand --version 'Print version'
         }
         &'kvc;match'= {
-            cand -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
-            cand --dir 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand -d 'Cache directory, as DIR'
+            cand --dir 'Cache directory, as DIR'
             cand --ctx 'Live context size, as ds4-server''s --ctx [default: 32768]'
             cand --model-id 'Live model id: 0 flash, 1 pro, 2 glm-5.2 [default: 0]'
             cand --model 'Live model by name: flash, pro, glm-5.2, laguna, qwen3.8'

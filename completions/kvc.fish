@@ -44,7 +44,7 @@ complete -c kvc -n "__fish_kvc_needs_command" -f -a "completions" -d 'Print the 
 complete -c kvc -n "__fish_kvc_needs_command" -f -a "man" -d 'Write the man pages (kvc.1 and one per command) into DIR'
 complete -c kvc -n "__fish_kvc_needs_command" -f -a "match" -d 'Explain a cache hit or miss offline: which checkpoint ds4 loads for a prompt, and why every other one loses'
 complete -c kvc -n "__fish_kvc_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c kvc -n "__fish_kvc_using_subcommand ls" -s d -l dir -d 'A cache directory (as DIR; repeatable)' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand ls" -s d -l dir -d 'A cache directory, as DIR (repeatable)' -r -f -a "(__fish_complete_directories)"
 complete -c kvc -n "__fish_kvc_using_subcommand ls" -l sort -d 'Order of the rows' -r -f -a "used\t'Last use, newest first'
 created\t'Creation time, newest first'
 size\t'File size, largest first'
@@ -67,7 +67,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand ls" -l reject-different-quant -d
 complete -c kvc -n "__fish_kvc_using_subcommand ls" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand ls" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand ls" -s V -l version -d 'Print version'
-complete -c kvc -n "__fish_kvc_using_subcommand show" -s d -l dir -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand show" -s d -l dir -d 'Cache directory, as DIR' -r -f -a "(__fish_complete_directories)"
 complete -c kvc -n "__fish_kvc_using_subcommand show" -l policy -d 'Eviction order [default: the policy of the directory\'s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)' -r -f -a "ds4\t'ds4 mainline since ec6a82a (2026-05-26, ds4_kvstore.c at b030961): ((hits decayed + 1) × tokens) / size, ×2 for cold/evict/shutdown, superseded continued waypoints × (0.05 + 0.45·h)'
 ds4-classic\t'ds4 up to 2026-05-25 (8d57664): ((hits decayed + 1) × tokens) / size'
 lru\t'hanzo-engine (disk_kv_cache.rs, c8bcee7d5): oldest last_used first, unreadable headers first, readdir order for ties, never below 64 MiB'"
@@ -80,10 +80,11 @@ complete -c kvc -n "__fish_kvc_using_subcommand show" -l reject-different-quant 
 complete -c kvc -n "__fish_kvc_using_subcommand show" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand show" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand show" -s V -l version -d 'Print version'
-complete -c kvc -n "__fish_kvc_using_subcommand cat" -s d -l dir -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand cat" -s d -l dir -d 'Cache directory, as DIR' -r -f -a "(__fish_complete_directories)"
 complete -c kvc -n "__fish_kvc_using_subcommand cat" -l force -d 'Write the raw text even when standard output is a terminal'
 complete -c kvc -n "__fish_kvc_using_subcommand cat" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand cat" -s V -l version -d 'Print version'
+complete -c kvc -n "__fish_kvc_using_subcommand verify" -s d -l dir -d 'A cache directory, as PATH (repeatable)' -r -f -a "(__fish_complete_directories)"
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -l sample -d 'Deep-check only this percentage of checkpoints, the same ones every run (implies --deep)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -l temp-age -d 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)' -r -f
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -l engine -d 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads' -r -f -a "ds4\t'ds4 mainline since e8e8779 (2026-05-26): ds4-server, ds4-agent'
@@ -98,6 +99,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand verify" -l strict -d 'Treat warn
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -s V -l version -d 'Print version'
+complete -c kvc -n "__fish_kvc_using_subcommand evict" -s d -l dir -d 'Cache directory, as DIR' -r -f -a "(__fish_complete_directories)"
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -l budget -d 'Evict until what the engine\'s budget counts takes at most SIZE (8GiB, 1.5G, 500MB)' -r -f
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -l older-than -d 'Also evict checkpoints unused for longer than DURATION (30d, 12h), budget or not' -r -f
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -l protect -d 'Never evict this checkpoint (key, unique prefix, `sysprompt` or path); repeatable' -r
@@ -117,7 +119,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand evict" -l reject-different-quant
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -s V -l version -d 'Print version'
-complete -c kvc -n "__fish_kvc_using_subcommand rm" -s d -l dir -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand rm" -s d -l dir -d 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -f -a "(__fish_complete_directories)"
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -l wait -d 'Wait at most this long for another kvc\'s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -l now -d 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -l include-agent -d 'Also act on ds4-agent\'s explicit saves (sysprompt.kv, agent-session, agent-system)'
@@ -126,6 +128,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand rm" -s q -l quiet -d 'Print noth
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -s V -l version -d 'Print version'
+complete -c kvc -n "__fish_kvc_using_subcommand gc" -s d -l dir -d 'Cache directory, as DIR' -r -f -a "(__fish_complete_directories)"
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -l temp-age -d 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)' -r -f
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -l wait -d 'Wait at most this long for another kvc\'s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -l now -d 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)' -r
@@ -134,6 +137,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand gc" -s q -l quiet -d 'Print noth
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -s V -l version -d 'Print version'
+complete -c kvc -n "__fish_kvc_using_subcommand stats" -s d -l dir -d 'A cache directory, as DIR (repeatable)' -r -f -a "(__fish_complete_directories)"
 complete -c kvc -n "__fish_kvc_using_subcommand stats" -l budget -d 'Compare what the engine\'s budget counts with SIZE, and say what `kvc evict --budget SIZE` would delete' -r
 complete -c kvc -n "__fish_kvc_using_subcommand stats" -l log -d 'ds4-server log to read (repeatable; `-` for standard input)' -r -F
 complete -c kvc -n "__fish_kvc_using_subcommand stats" -l since -d 'Only log lines from WHEN on: 2026-08-05, 2026-08-05T14:00 (the log\'s clock) or a duration back from now (7d)' -r
@@ -152,6 +156,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand stats" -l json -d 'Print JSON (s
 complete -c kvc -n "__fish_kvc_using_subcommand stats" -l prometheus -d 'Write the node_exporter textfile format (metrics kvc_…) to standard output'
 complete -c kvc -n "__fish_kvc_using_subcommand stats" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand stats" -s V -l version -d 'Print version'
+complete -c kvc -n "__fish_kvc_using_subcommand tree" -s d -l dir -d 'Cache directory, as DIR' -r -f -a "(__fish_complete_directories)"
 complete -c kvc -n "__fish_kvc_using_subcommand tree" -l policy -d 'Eviction order [default: the policy of the directory\'s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)' -r -f -a "ds4\t'ds4 mainline since ec6a82a (2026-05-26, ds4_kvstore.c at b030961): ((hits decayed + 1) × tokens) / size, ×2 for cold/evict/shutdown, superseded continued waypoints × (0.05 + 0.45·h)'
 ds4-classic\t'ds4 up to 2026-05-25 (8d57664): ((hits decayed + 1) × tokens) / size'
 lru\t'hanzo-engine (disk_kv_cache.rs, c8bcee7d5): oldest last_used first, unreadable headers first, readdir order for ties, never below 64 MiB'"
@@ -165,6 +170,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand tree" -l reject-different-quant 
 complete -c kvc -n "__fish_kvc_using_subcommand tree" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand tree" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand tree" -s V -l version -d 'Print version'
+complete -c kvc -n "__fish_kvc_using_subcommand report" -s d -l dir -d 'Cache directory, as DIR' -r -f -a "(__fish_complete_directories)"
 complete -c kvc -n "__fish_kvc_using_subcommand report" -s o -l output -d 'HTML file to write (atomically, mode 0600)' -r -F
 complete -c kvc -n "__fish_kvc_using_subcommand report" -l budget -d 'Budget to show the usage against (as `kvc stats --budget`)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand report" -l log -d 'ds4-server log to read (repeatable; `-` for standard input)' -r -F
@@ -181,6 +187,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand report" -l now -d 'Evaluate scor
 complete -c kvc -n "__fish_kvc_using_subcommand report" -l reject-different-quant -d 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)'
 complete -c kvc -n "__fish_kvc_using_subcommand report" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand report" -s V -l version -d 'Print version'
+complete -c kvc -n "__fish_kvc_using_subcommand log" -s d -l dir -d 'Cache directory, as DIR' -r -f -a "(__fish_complete_directories)"
 complete -c kvc -n "__fish_kvc_using_subcommand log" -l since -d 'Only records from the last DURATION (30d, 12h)' -r -f
 complete -c kvc -n "__fish_kvc_using_subcommand log" -l now -d 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand log" -s l -l long -d 'Full keys'
@@ -192,9 +199,9 @@ complete -c kvc -n "__fish_kvc_using_subcommand export" -l min-tokens -d 'Only c
 complete -c kvc -n "__fish_kvc_using_subcommand export" -l used-within -d 'Only checkpoints used (or, never used, created) within DURATION, e.g. 2d, 12h' -r -f
 complete -c kvc -n "__fish_kvc_using_subcommand export" -l quant -d 'Only checkpoints with these routed-expert quant bits' -r
 complete -c kvc -n "__fish_kvc_using_subcommand export" -s o -l output -d 'Bundle file to write (atomically), or `-` for standard output (not a terminal)' -r -F
-complete -c kvc -n "__fish_kvc_using_subcommand export" -s d -l dir -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand export" -s d -l dir -d 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -f -a "(__fish_complete_directories)"
 complete -c kvc -n "__fish_kvc_using_subcommand export" -l now -d 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)' -r
-complete -c kvc -n "__fish_kvc_using_subcommand export" -l all -d 'Every checkpoint of the directory (filters still apply)'
+complete -c kvc -n "__fish_kvc_using_subcommand export" -l all -d 'Every checkpoint of the directory (filters still apply; a KEY argument may then only be the directory)'
 complete -c kvc -n "__fish_kvc_using_subcommand export" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand export" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand export" -s V -l version -d 'Print version'
@@ -203,7 +210,7 @@ replace\t'Overwrite it'
 newer\t'Keep whichever has the later last_used (ties keep the existing)'"
 complete -c kvc -n "__fish_kvc_using_subcommand import" -l budget -d 'Afterwards, evict (as `kvc evict` does) until the checkpoints fit in SIZE (e.g. 40G, 512MiB), never evicting what was just imported' -r -f
 complete -c kvc -n "__fish_kvc_using_subcommand import" -l wait -d 'Wait at most this long for another kvc\'s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)' -r
-complete -c kvc -n "__fish_kvc_using_subcommand import" -s d -l dir -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand import" -s d -l dir -d 'Cache directory, as DIR' -r -f -a "(__fish_complete_directories)"
 complete -c kvc -n "__fish_kvc_using_subcommand import" -l policy -d 'Eviction order [default: the policy of the directory\'s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)' -r -f -a "ds4\t'ds4 mainline since ec6a82a (2026-05-26, ds4_kvstore.c at b030961): ((hits decayed + 1) × tokens) / size, ×2 for cold/evict/shutdown, superseded continued waypoints × (0.05 + 0.45·h)'
 ds4-classic\t'ds4 up to 2026-05-25 (8d57664): ((hits decayed + 1) × tokens) / size'
 lru\t'hanzo-engine (disk_kv_cache.rs, c8bcee7d5): oldest last_used first, unreadable headers first, readdir order for ties, never below 64 MiB'"
@@ -225,11 +232,11 @@ complete -c kvc -n "__fish_kvc_using_subcommand trailer; and not __fish_seen_sub
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and not __fish_seen_subcommand_from ls export set prune strip help" -f -a "prune" -d 'Drop map entries ds4 never uses (shadowed ids, NUL-first) or whose DSML block is not in the text'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and not __fish_seen_subcommand_from ls export set prune strip help" -f -a "strip" -d 'Remove the tool-id map and clear ext bit 0 (also repairs a broken trailer)'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and not __fish_seen_subcommand_from ls export set prune strip help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from ls" -s d -l dir -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from ls" -s d -l dir -d 'Cache directory, as DIR' -r -f -a "(__fish_complete_directories)"
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from ls" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from ls" -s V -l version -d 'Print version'
-complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from export" -s d -l dir -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from export" -s d -l dir -d 'Cache directory, as DIR' -r -f -a "(__fish_complete_directories)"
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from export" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -l from -d 'JSON file with the map, or `-` for standard input' -r -F
@@ -239,7 +246,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcomm
 in-place\t'Ordered in-place writes and fsyncs, never a copy; replacing a map passes through a valid state without one'
 clone\t'Reflink clone and swap; fails where the filesystem cannot clone'
 copy\t'Clone, else copy the whole file, then swap: never a state without the map'"
-complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -s d -l dir -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -s d -l dir -d 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -f -a "(__fish_complete_directories)"
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -l allow-missing -d 'Store entries whose DSML block does not occur in the text'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -l json -d 'Print JSON (schema in README.md) instead of a table'
@@ -251,8 +258,8 @@ complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcomm
 in-place\t'Ordered in-place writes and fsyncs, never a copy; replacing a map passes through a valid state without one'
 clone\t'Reflink clone and swap; fails where the filesystem cannot clone'
 copy\t'Clone, else copy the whole file, then swap: never a state without the map'"
-complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -s d -l dir -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
-complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -l all -d 'Every checkpoint of the directory that has something to rewrite'
+complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -s d -l dir -d 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -f -a "(__fish_complete_directories)"
+complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -l all -d 'Every checkpoint of the directory that has something to rewrite (a KEY argument may then only be the directory)'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -263,8 +270,8 @@ complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcomm
 in-place\t'Ordered in-place writes and fsyncs, never a copy; replacing a map passes through a valid state without one'
 clone\t'Reflink clone and swap; fails where the filesystem cannot clone'
 copy\t'Clone, else copy the whole file, then swap: never a state without the map'"
-complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from strip" -s d -l dir -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
-complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from strip" -l all -d 'Every checkpoint of the directory that has something to rewrite'
+complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from strip" -s d -l dir -d 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -f -a "(__fish_complete_directories)"
+complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from strip" -l all -d 'Every checkpoint of the directory that has something to rewrite (a KEY argument may then only be the directory)'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from strip" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from strip" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from strip" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -279,7 +286,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand completions" -s h -l help -d 'Pr
 complete -c kvc -n "__fish_kvc_using_subcommand completions" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand man" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand man" -s V -l version -d 'Print version'
-complete -c kvc -n "__fish_kvc_using_subcommand match" -s d -l dir -d 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand match" -s d -l dir -d 'Cache directory, as DIR' -r -f -a "(__fish_complete_directories)"
 complete -c kvc -n "__fish_kvc_using_subcommand match" -l ctx -d 'Live context size, as ds4-server\'s --ctx [default: 32768]' -r
 complete -c kvc -n "__fish_kvc_using_subcommand match" -l model-id -d 'Live model id: 0 flash, 1 pro, 2 glm-5.2 [default: 0]' -r
 complete -c kvc -n "__fish_kvc_using_subcommand match" -l model -d 'Live model by name: flash, pro, glm-5.2, laguna, qwen3.8' -r

@@ -16,7 +16,7 @@ use std::time::Duration;
 (--kv-disk-dir), ds4-agent (~/.ds4/kvcache), ds4 forks and hanzo-engine keep on disk.\n\n\
 Exit status: 0 success; 1 the command ran and found problems; 2 usage or I/O error; \
 3 a writing command gave up waiting for another kvc's lock on a cache directory (--wait).",
-    after_help = "Cache directory: DIR or --dir, else $KVC_DIR, else ~/.ds4/kvcache when it exists."
+    after_help = "Cache directory: the DIR argument (or --dir, the same), else $KVC_DIR, else ~/.ds4/kvcache when it exists."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -206,11 +206,33 @@ impl From<PolicyName> for kvc::Policy {
     }
 }
 
-/// `--dir` for commands that name checkpoints by key.
+/// The cache directory of a command that works on one: a positional DIR
+/// or `--dir`, the same thing (both at once is an error).
+#[derive(Debug, Args, Clone)]
+pub struct CacheDir {
+    /// Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]
+    #[arg(id = "dir_arg", value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    pub positional: Option<PathBuf>,
+    /// Cache directory, as DIR
+    #[arg(long = "dir", short = 'd', value_name = "DIR", value_hint = clap::ValueHint::DirPath, conflicts_with = "dir_arg")]
+    pub flag: Option<PathBuf>,
+}
+
+impl CacheDir {
+    /// The directory given, either way.
+    pub fn get(&self) -> Option<PathBuf> {
+        self.flag.clone().or_else(|| self.positional.clone())
+    }
+}
+
+/// `--dir` of the commands whose KEYs are followed by an optional DIR
+/// (`kvc rm KEY... [DIR]`): clap cannot place an optional positional after
+/// a repeated one, so the binary takes a last KEY that names a directory
+/// as DIR (`config::keys_and_dir`).
 #[derive(Debug, Args, Clone)]
 pub struct DirArg {
-    /// Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]
-    #[arg(long, short = 'd', value_name = "DIR")]
+    /// Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]
+    #[arg(long, short = 'd', value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub dir: Option<PathBuf>,
 }
 
@@ -246,10 +268,10 @@ columns are left out; a pipe gets whole rows."
 )]
 pub struct LsArgs {
     /// Cache directories, or .kv files to list alone [default: $KVC_DIR, else ~/.ds4/kvcache]
-    #[arg(value_name = "DIR|FILE")]
+    #[arg(value_name = "DIR|FILE", value_hint = clap::ValueHint::AnyPath)]
     pub dirs: Vec<PathBuf>,
-    /// A cache directory (as DIR; repeatable)
-    #[arg(long = "dir", short = 'd', value_name = "DIR")]
+    /// A cache directory, as DIR (repeatable)
+    #[arg(long = "dir", short = 'd', value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub dir: Vec<PathBuf>,
     /// Print only the full keys, one per line, in the listing's order (for pipes: `kvc ls -q | head -3`)
     #[arg(long, short = 'q', conflicts_with = "json")]
@@ -282,7 +304,7 @@ pub struct ShowArgs {
     #[arg(long)]
     pub text: bool,
     #[command(flatten)]
-    pub dir: DirArg,
+    pub dir: CacheDir,
     #[command(flatten)]
     pub policy: PolicyArgs,
     #[command(flatten)]
@@ -299,7 +321,7 @@ pub struct CatArgs {
     #[arg(long)]
     pub force: bool,
     #[command(flatten)]
-    pub dir: DirArg,
+    pub dir: CacheDir,
 }
 
 #[derive(Debug, Subcommand)]
@@ -341,7 +363,7 @@ pub struct TrailerLsArgs {
     /// Key, unique key prefix (4+ hex digits), `sysprompt`, or path to a .kv file
     pub key: String,
     #[command(flatten)]
-    pub dir: DirArg,
+    pub dir: CacheDir,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -351,7 +373,7 @@ pub struct TrailerExportArgs {
     /// Key, unique key prefix (4+ hex digits), `sysprompt`, or path to a .kv file
     pub key: String,
     #[command(flatten)]
-    pub dir: DirArg,
+    pub dir: CacheDir,
 }
 
 /// How a rewrite reaches the disk (README: "Crash safety").
@@ -429,17 +451,17 @@ pub struct RewriteArgs {
 /// Checkpoints to rewrite: keys, or `--all` of the directory.
 #[derive(Debug, Args, Clone)]
 pub struct KeysOrAll {
-    /// Keys, unique key prefixes (4+ hex digits), `sysprompt`, or paths to .kv files
+    /// Keys, unique key prefixes (4+ hex digits), `sysprompt`, or paths to .kv files; then, optionally, the cache directory
     #[arg(value_name = "KEY", required_unless_present = "all")]
     pub keys: Vec<String>,
-    /// Every checkpoint of the directory that has something to rewrite
-    #[arg(long, conflicts_with = "keys")]
+    /// Every checkpoint of the directory that has something to rewrite (a KEY argument may then only be the directory)
+    #[arg(long)]
     pub all: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct TrailerSetArgs {
-    /// Keys, unique key prefixes (4+ hex digits), `sysprompt`, or paths to .kv files
+    /// Keys, unique key prefixes (4+ hex digits), `sysprompt`, or paths to .kv files; then, optionally, the cache directory
     #[arg(value_name = "KEY", required = true)]
     pub keys: Vec<String>,
     /// JSON file with the map, or `-` for standard input
@@ -533,9 +555,8 @@ Run it beside a live engine: a checkpoint the engine uses between planning and d
 and the cache planned again."
 )]
 pub struct EvictArgs {
-    /// Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]
-    #[arg(value_name = "DIR")]
-    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub dir: CacheDir,
     /// Evict until what the engine's budget counts takes at most SIZE (8GiB, 1.5G, 500MB)
     #[arg(long, value_name = "SIZE", value_parser = parse_budget_arg, value_hint = clap::ValueHint::Other)]
     pub budget: Option<u64>,
@@ -566,7 +587,7 @@ pub struct EvictArgs {
 when named explicitly (the journal records it as invalid); kvc never deletes one on its own."
 )]
 pub struct RmArgs {
-    /// Keys, unique key prefixes (4+ hex digits), `sysprompt`, or paths to .kv files
+    /// Keys, unique key prefixes (4+ hex digits), `sysprompt`, or paths to .kv files; then, optionally, the cache directory
     #[arg(value_name = "KEY", required = true)]
     pub keys: Vec<String>,
     #[command(flatten)]
@@ -594,9 +615,8 @@ closed to it), temp files without a certain pid are kept, and gc says why. Run g
 process."
 )]
 pub struct GcArgs {
-    /// Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]
-    #[arg(value_name = "DIR")]
-    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub dir: CacheDir,
     #[command(flatten)]
     pub temp_age: TempAgeArg,
     #[command(flatten)]
@@ -609,9 +629,8 @@ pub struct GcArgs {
 
 #[derive(Debug, Args)]
 pub struct LogArgs {
-    /// Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]
-    #[arg(value_name = "DIR")]
-    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub dir: CacheDir,
     /// Only records from the last DURATION (30d, 12h)
     #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg, value_hint = clap::ValueHint::Other)]
     pub since: Option<Duration>,
@@ -644,11 +663,11 @@ ext bit 3 is named SHA-1(title ‖ created), others by the SHA-1 of their text).
 dialects kvc does not read (`foreign` in kvc ls) are never exported: listed as a note with \
 --all or a filter, an error (exit 1) when a KEY names one.")]
 pub struct ExportArgs {
-    /// Keys, unique key prefixes (4+ hex digits) or `sysprompt`
+    /// Keys, unique key prefixes (4+ hex digits), `sysprompt`, or paths to .kv files; then, optionally, the cache directory
     #[arg(value_name = "KEY")]
     pub keys: Vec<String>,
-    /// Every checkpoint of the directory (filters still apply)
-    #[arg(long, conflicts_with = "keys")]
+    /// Every checkpoint of the directory (filters still apply; a KEY argument may then only be the directory)
+    #[arg(long)]
     pub all: bool,
     /// Only checkpoints saved for this reason (repeatable: any of them)
     #[arg(long, value_name = "REASON", value_parser = parse_reason)]
@@ -730,7 +749,7 @@ pub struct ImportArgs {
     #[command(flatten)]
     pub wait: WaitArg,
     #[command(flatten)]
-    pub dir: DirArg,
+    pub dir: CacheDir,
     #[command(flatten)]
     pub policy: PolicyArgs,
     #[command(flatten)]
@@ -773,7 +792,7 @@ pub struct MatchArgs {
     #[arg(value_name = "PROMPT")]
     pub prompt: Option<PathBuf>,
     #[command(flatten)]
-    pub dir: DirArg,
+    pub dir: CacheDir,
     /// Live context size, as ds4-server's --ctx [default: 32768]
     #[arg(long, value_name = "N")]
     pub ctx: Option<u32>,
@@ -816,8 +835,11 @@ a warning), 2 verify could not run, 3 --quarantine gave up waiting for another k
 )]
 pub struct VerifyArgs {
     /// Cache directories and/or single .kv files [default: $KVC_DIR, else ~/.ds4/kvcache]
-    #[arg(value_name = "PATH")]
+    #[arg(value_name = "PATH", value_hint = clap::ValueHint::AnyPath)]
     pub paths: Vec<PathBuf>,
+    /// A cache directory, as PATH (repeatable)
+    #[arg(long = "dir", short = 'd', value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    pub dir: Vec<PathBuf>,
     /// Also read every payload whole: token ids below vocab, finite logits, every byte readable
     #[arg(long)]
     pub deep: bool,
@@ -901,8 +923,11 @@ pub struct EngineLogArgs {
 #[derive(Debug, Args)]
 pub struct StatsArgs {
     /// Cache directories [default: $KVC_DIR, else ~/.ds4/kvcache]
-    #[arg(value_name = "DIR")]
+    #[arg(value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub dirs: Vec<PathBuf>,
+    /// A cache directory, as DIR (repeatable)
+    #[arg(long = "dir", short = 'd', value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    pub dir: Vec<PathBuf>,
     /// Compare what the engine's budget counts with SIZE, and say what `kvc evict --budget SIZE` would delete
     #[arg(long, value_name = "SIZE", value_parser = parse_budget_arg)]
     pub budget: Option<u64>,
@@ -926,9 +951,8 @@ pub struct StatsArgs {
 
 #[derive(Debug, Args)]
 pub struct TreeArgs {
-    /// Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]
-    #[arg(value_name = "DIR")]
-    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub dir: CacheDir,
     /// Write Graphviz DOT instead of a table (`kvc tree --dot | dot -Tsvg > tree.svg`)
     #[arg(long, conflicts_with = "json")]
     pub dot: bool,
@@ -945,9 +969,8 @@ pub struct TreeArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]
-    #[arg(value_name = "DIR")]
-    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub dir: CacheDir,
     /// HTML file to write (atomically, mode 0600)
     #[arg(long = "output", short = 'o', value_name = "FILE")]
     pub out_file: PathBuf,

@@ -599,7 +599,7 @@ fn protected_keys(dir: &Path, args: &[String]) -> Result<BTreeSet<Key>> {
 }
 
 pub fn run(args: EvictArgs) -> Result<Outcome> {
-    let dir = config::dir_or_default(args.dir.clone())?;
+    let dir = config::dir_or_default(args.dir.get())?;
     let opts = EvictOptions {
         policy: args.policy.policy(),
         engine: args.policy.engine.engine(),

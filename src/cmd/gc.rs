@@ -175,7 +175,7 @@ impl Report for GcReport {
 }
 
 pub fn run(args: GcArgs) -> Result<Outcome> {
-    let dir = config::dir_or_default(args.dir.clone())?;
+    let dir = config::dir_or_default(args.dir.get())?;
     let now = config::now_or_clock(args.clock.now)?;
     // Ages against the clock to the nanosecond, as mtimes are: in whole
     // seconds a file written a moment ago would look written in the future.

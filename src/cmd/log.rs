@@ -147,7 +147,7 @@ impl Report for LogReport {
 }
 
 pub fn run(args: LogArgs) -> Result<Outcome> {
-    let dir = config::dir_or_default(args.dir.clone())?;
+    let dir = config::dir_or_default(args.dir.get())?;
     let meta = fs::metadata(&dir).with_context(|| dir.display().to_string())?;
     if !meta.is_dir() {
         bail!("{}: not a directory", dir.display());

@@ -111,10 +111,11 @@ impl Report for RmReport {
 
 pub fn run(args: RmArgs) -> Result<Outcome> {
     // Paths need no cache directory; keys do (asked for only then).
+    let (keys, dir) = config::keys_and_dir(args.keys, args.dir.dir, false)?;
     let targets = rm::plan(
-        args.dir.dir.as_deref(),
+        dir.as_deref(),
         config::default_dir,
-        &args.keys,
+        &keys,
         args.agent.include_agent,
     )?;
     let (views, freed) = if args.write.dry_run.dry_run {

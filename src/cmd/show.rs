@@ -85,7 +85,7 @@ struct ShowReport {
 }
 
 fn locate(args: &ShowArgs) -> Result<resolve::Located> {
-    resolve::locate(&args.key, args.dir.dir.as_deref(), config::default_dir)
+    resolve::locate(&args.key, args.dir.get().as_deref(), config::default_dir)
 }
 
 /// What the file's directory says about it: the engine that reads the

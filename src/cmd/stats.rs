@@ -95,11 +95,11 @@ struct StatsReport {
 }
 
 pub fn run(args: StatsArgs) -> Result<Outcome> {
-    let dirs = if args.dirs.is_empty() {
-        vec![config::default_dir()?]
-    } else {
-        args.dirs.clone()
-    };
+    let mut dirs = args.dirs.clone();
+    dirs.extend(args.dir.iter().cloned());
+    if dirs.is_empty() {
+        dirs.push(config::default_dir()?);
+    }
     let now = config::now_or_clock(args.policy.now)?;
     let log = read_logs(&args.log, now)?;
     let mut views = Vec::new();

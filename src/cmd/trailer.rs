@@ -163,7 +163,7 @@ fn preview(dsml: &[u8]) -> String {
 }
 
 fn ls(args: TrailerLsArgs) -> Result<Outcome> {
-    let path = locate(&args.key, args.dir.dir)?;
+    let path = locate(&args.key, args.dir.get())?;
     let cf = open_for_reading(&path)?;
     let state = read_state(&cf)?;
     let mut entries = Vec::new();
@@ -317,7 +317,7 @@ fn terminal_safe_json(json: &str) -> String {
 }
 
 fn export(args: TrailerExportArgs) -> Result<Outcome> {
-    let path = locate(&args.key, args.dir.dir)?;
+    let path = locate(&args.key, args.dir.get())?;
     let cf = open_for_reading(&path)?;
     // Only the map ds4 would load: stray bytes after a clear bit 0 are not one.
     let entries: Vec<EntryJson> = match read_state(&cf)? {
@@ -598,8 +598,8 @@ fn set(args: TrailerSetArgs) -> Result<Outcome> {
         args.from.display().to_string()
     };
     let map: ToolMap = json::parse_map(&input).map_err(|e| anyhow!("{source}: {e}"))?;
-    let targets =
-        trailers::targets_of_keys(&args.keys, args.dir.dir.as_deref(), config::default_dir)?;
+    let (keys, dir) = config::keys_and_dir(args.keys, args.dir.dir, false)?;
+    let targets = trailers::targets_of_keys(&keys, dir.as_deref(), config::default_dir)?;
     let edit = Edit::Set {
         map: &map,
         allow_missing: args.allow_missing,
@@ -615,15 +615,18 @@ fn edit_each(args: TrailerEditArgs, op: Op) -> Result<Outcome> {
         Op::Strip => Edit::Strip,
         Op::Set => unreachable!("set takes a map: see `set`"),
     };
-    let targets = if args.targets.all {
-        let dir = config::dir_or_default(args.dir.dir)?;
-        trailers::targets_all(&dir, op)?
+    let all = args.targets.all;
+    let (keys, dir) = config::keys_and_dir(args.targets.keys, args.dir.dir, all)?;
+    let targets = if all {
+        if !keys.is_empty() {
+            bail!(
+                "--all takes no KEY, only the cache directory: {}",
+                keys.join(" ")
+            );
+        }
+        trailers::targets_all(&config::dir_or_default(dir)?, op)?
     } else {
-        trailers::targets_of_keys(
-            &args.targets.keys,
-            args.dir.dir.as_deref(),
-            config::default_dir,
-        )?
+        trailers::targets_of_keys(&keys, dir.as_deref(), config::default_dir)?
     };
     rewrite_all(op, edit, args.rewrite, targets, args.output.json)
 }

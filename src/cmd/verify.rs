@@ -182,11 +182,11 @@ impl Progress for Bar {
 }
 
 pub fn run(args: VerifyArgs) -> Result<Outcome> {
-    let paths = if args.paths.is_empty() {
-        vec![config::default_dir()?]
-    } else {
-        args.paths.clone()
-    };
+    let mut paths = args.paths.clone();
+    paths.extend(args.dir.iter().cloned());
+    if paths.is_empty() {
+        paths.push(config::default_dir()?);
+    }
     let now = config::now_or_clock(args.clock.now)?;
     let opts = VerifyOptions {
         deep: args.deep || args.sample.is_some(),
