@@ -96,6 +96,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'A cache directory, as PATH (repeatable)')
             [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'A cache directory, as PATH (repeatable)')
             [CompletionResult]::new('--sample', '--sample', [CompletionResultType]::ParameterName, 'Deep-check only this percentage of checkpoints, the same ones every run (implies --deep)')
+            [CompletionResult]::new('--allow', '--allow', [CompletionResultType]::ParameterName, 'Findings of this code do not count for the exit status or --strict, and are not quarantined: listed apart, counted in the summary (repeatable; codes in --help)')
             [CompletionResult]::new('--temp-age', '--temp-age', [CompletionResultType]::ParameterName, 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)')
             [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads')
             [CompletionResult]::new('--quarantine', '--quarantine', [CompletionResultType]::ParameterName, 'Move every file with an error into DIR (created 0700) with a <name>.why file; never deletes')

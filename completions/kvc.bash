@@ -1484,7 +1484,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__verify)
-            opts="-d -a -h -V --dir --deep --sample --all --strict --temp-age --engine --quarantine --wait --now --json --help --version"
+            opts="-d -a -h -V --dir --deep --sample --all --strict --allow --temp-age --engine --quarantine --wait --now --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1505,6 +1505,10 @@ _kvc() {
                     return 0
                     ;;
                 --sample)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

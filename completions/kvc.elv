@@ -89,6 +89,7 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand -d 'A cache directory, as PATH (repeatable)'
             cand --dir 'A cache directory, as PATH (repeatable)'
             cand --sample 'Deep-check only this percentage of checkpoints, the same ones every run (implies --deep)'
+            cand --allow 'Findings of this code do not count for the exit status or --strict, and are not quarantined: listed apart, counted in the summary (repeatable; codes in --help)'
             cand --temp-age 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)'
             cand --engine 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads'
             cand --quarantine 'Move every file with an error into DIR (created 0700) with a <name>.why file; never deletes'

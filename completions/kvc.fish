@@ -86,6 +86,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand cat" -s h -l help -d 'Print help
 complete -c kvc -n "__fish_kvc_using_subcommand cat" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -s d -l dir -d 'A cache directory, as PATH (repeatable)' -r -f -a "(__fish_complete_directories)"
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -l sample -d 'Deep-check only this percentage of checkpoints, the same ones every run (implies --deep)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand verify" -l allow -d 'Findings of this code do not count for the exit status or --strict, and are not quarantined: listed apart, counted in the summary (repeatable; codes in --help)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -l temp-age -d 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)' -r -f
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -l engine -d 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads' -r -f -a "ds4\t'ds4 mainline since e8e8779 (2026-05-26): ds4-server, ds4-agent'
 ds4-classic\t'ds4 up to 2026-05-25, before the payload ABI byte'

@@ -828,11 +828,51 @@ fn parse_percent(s: &str) -> Result<f64, String> {
     }
 }
 
+/// `kvc verify -h`: the exit status.
+const VERIFY_EXIT: &str = "Exit status: 0 no error (warnings and --allow'ed codes do not count), \
+1 at least one error (or, with --strict, a warning), 2 verify could not run, 3 --quarantine gave \
+up waiting for another kvc's lock (--wait).";
+
+/// `kvc verify --help` and `man kvc-verify`: the exit status, every finding
+/// code with its severity and meaning (from `kvc::code`, the registry kvc
+/// reports them from), and where the JSON schema is.
+fn verify_long_help() -> String {
+    use kvc::code::{Code, Uses};
+    let mut s = format!("{VERIFY_EXIT}\n\nFinding codes (severity, meaning):\n");
+    for c in Code::used_as(Uses::FINDING) {
+        s.push_str(&format!(
+            "\n  {} ({}): {}\n",
+            c.name(),
+            c.severity(),
+            c.meaning().replace('`', "")
+        ));
+    }
+    s.push_str(
+        "\nJSON (--json): {dirs: [{dir, engine, findings, allowed, unloadable}], files: [{file, kind, \
+key, dialect, size, findings: [{code, severity, message}], allowed, quarantined_to}], summary: \
+{checkpoints, errors, warnings, allowed, ok, ...}}; the full schema is in \
+README.md, section `kvc verify`, \"JSON (--json)\".",
+    );
+    s
+}
+
+/// `--allow CODE`: a finding code of the registry.
+fn parse_finding_code(s: &str) -> Result<kvc::code::Code, String> {
+    use kvc::code::{Code, Uses};
+    match Code::from_name(s) {
+        Some(c) if c.uses().contains(Uses::FINDING) => Ok(c),
+        _ => Err(format!(
+            "{s:?} is not a finding code (one of {})",
+            Code::used_as(Uses::FINDING)
+                .map(Code::name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Exit status: 0 no error (warnings allowed), 1 at least one error (or, with --strict, \
-a warning), 2 verify could not run, 3 --quarantine gave up waiting for another kvc's lock (--wait)."
-)]
+#[command(after_help = VERIFY_EXIT, after_long_help = verify_long_help())]
 pub struct VerifyArgs {
     /// Cache directories and/or single .kv files [default: $KVC_DIR, else ~/.ds4/kvcache]
     #[arg(value_name = "PATH", value_hint = clap::ValueHint::AnyPath)]
@@ -852,6 +892,9 @@ pub struct VerifyArgs {
     /// Treat warnings as errors for the exit status
     #[arg(long)]
     pub strict: bool,
+    /// Findings of this code do not count for the exit status or --strict, and are not quarantined: listed apart, counted in the summary (repeatable; codes in --help)
+    #[arg(long, value_name = "CODE", value_parser = parse_finding_code)]
+    pub allow: Vec<kvc::code::Code>,
     #[command(flatten)]
     pub temp_age: TempAgeArg,
     #[command(flatten)]

@@ -486,8 +486,22 @@ fn show_reports_trailer_payload_and_inconsistencies() {
     let broken = TestEnv::with_sample("broken");
     // Each broken file's defect appears as a finding with its verify code,
     // and its message as a note.
+    // A file with errors is shown, and show exits 1 as verify would
+    // (0 for warnings only).
     let shows = |file: &str, code: &str, words: &str| {
-        let v = broken.json(&["show", "--json", broken.cache.join(file).to_str().unwrap()]);
+        let out = broken
+            .kvc()
+            .args(["show", "--json"])
+            .arg(broken.cache.join(file))
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let error = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["severity"] == "error");
+        assert_eq!(out.status.code(), Some(i32::from(error)), "{file}");
         let found = v["findings"].as_array().unwrap();
         let f = found
             .iter()
@@ -518,11 +532,6 @@ fn show_reports_trailer_payload_and_inconsistencies() {
         "not the file name",
     );
     shows(
-        "47b5906baf7485e2fb31be89a5425e145ea6a137.kv",
-        "bad-magic",
-        "bad magic",
-    );
-    shows(
         "a76c338c4038ceb0379a8d824fb1baeb910f70a5.kv",
         "text-length",
         "runs past the end",
@@ -538,6 +547,22 @@ fn show_reports_trailer_payload_and_inconsistencies() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("empty file"));
+    // Without the magic there is no table to show: one line, exit 2.
+    let out = broken
+        .kvc()
+        .arg("show")
+        .arg(
+            broken
+                .cache
+                .join("47b5906baf7485e2fb31be89a5425e145ea6a137.kv"),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("not a kvc checkpoint: bad magic"), "{err}");
 }
 
 #[test]

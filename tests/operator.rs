@@ -299,3 +299,180 @@ fn help_says_one_thing_about_the_directory() {
     }
     let _ = Path::new("");
 }
+
+// --- 2. Findings that help ---
+
+fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn verify(env: &TestEnv, args: &[&str]) -> (i32, Value) {
+    let out = env
+        .kvc()
+        .args(["verify", "--json", "--now", &now()])
+        .args(args)
+        .output()
+        .unwrap();
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap(), v)
+}
+
+fn codes(v: &Value, what: &str) -> Vec<String> {
+    v["dirs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(v["files"].as_array().unwrap())
+        .flat_map(|f| f[what].as_array().unwrap())
+        .map(|f| f["code"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn permissions_are_judged_per_directory_once() {
+    let (env, cps) = small_cache();
+    let dir = env.cache_str();
+    // ds4-server writes 0644 files into its 0700 directory: nobody else
+    // can reach them, so nothing to report, even with --strict.
+    for c in &cps {
+        set_mode(&env.cache.join(c.file_name()), 0o644);
+    }
+    let (code, v) = verify(&env, &["--strict", &dir]);
+    assert_eq!(code, 0, "{v:#}");
+    assert!(codes(&v, "findings").is_empty(), "{v:#}");
+    let show = env.json(&["show", "--json", &cps[0].key()[..8], &dir]);
+    assert!(show["findings"].as_array().unwrap().is_empty(), "{show:#}");
+    // Opened to others: one finding, the directory's, with the count.
+    set_mode(&env.cache.join(cps[2].file_name()), 0o600);
+    set_mode(&env.cache, 0o755);
+    let (code, v) = verify(&env, &[&dir]);
+    assert_eq!(code, 0);
+    assert_eq!(codes(&v, "findings"), ["world-readable"], "{v:#}");
+    let msg = v["dirs"][0]["findings"][0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("read 2 checkpoint files in it (mode 0644 ×2)"),
+        "{msg}"
+    );
+    // The table says it once too.
+    let out = env.kvc().args(["verify", &dir]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.matches("world-readable").count(), 1, "{text}");
+    // A file named alone is judged with its own directory.
+    let one = env.cache.join(cps[0].file_name());
+    let (_, v) = verify(&env, &[one.to_str().unwrap()]);
+    assert_eq!(codes(&v, "findings"), ["world-readable"]);
+    set_mode(&env.cache, 0o700);
+    let (_, v) = verify(&env, &[one.to_str().unwrap()]);
+    assert!(codes(&v, "findings").is_empty(), "{v:#}");
+}
+
+#[test]
+fn allow_sets_codes_apart_for_the_exit_status_strict_and_quarantine() {
+    let (env, cps) = small_cache();
+    let dir = env.cache_str();
+    // An error (a name that is not its text's SHA-1) and a warning (a
+    // directory open to others).
+    let mut wrong = Ckpt::new(chat("mislabelled")).mainline();
+    wrong.name = Some(format!("{}.kv", "ab".repeat(20)));
+    env.add(&wrong);
+    set_mode(&env.cache, 0o755);
+    let _ = cps;
+    assert_eq!(verify(&env, &[&dir]).0, 1);
+    let (code, v) = verify(&env, &["--allow", "key-mismatch", &dir]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["summary"]["errors"], 0);
+    assert_eq!(v["summary"]["allowed"], 1);
+    assert_eq!(codes(&v, "allowed"), ["key-mismatch"]);
+    assert_eq!(
+        verify(&env, &["--allow", "key-mismatch", "--strict", &dir]).0,
+        1
+    );
+    let (code, v) = verify(
+        &env,
+        &[
+            "--strict",
+            "--allow",
+            "key-mismatch",
+            "--allow",
+            "world-readable",
+            &dir,
+        ],
+    );
+    assert_eq!(code, 0, "{v:#}");
+    assert!(v["summary"]["ok"].as_bool().unwrap());
+    // The table leaves them out and says how many.
+    let out = env
+        .kvc()
+        .args(["verify", "--allow", "key-mismatch", &dir])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains("error[key-mismatch]"), "{text}");
+    assert!(
+        text.contains("1 finding not counted (--allow key-mismatch)"),
+        "{text}"
+    );
+    // Allowed errors are not quarantined.
+    let q = env.root.path().join("q");
+    let (code, v) = verify(
+        &env,
+        &[
+            "--allow",
+            "key-mismatch",
+            "--quarantine",
+            q.to_str().unwrap(),
+            &dir,
+        ],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(v["summary"]["quarantined"], 0);
+    assert!(env.cache.join(wrong.file_name()).exists());
+    // Codes are checked against the registry: findings only.
+    for bad in ["nonsense", "removed"] {
+        let out = env
+            .kvc()
+            .args(["verify", "--allow", bad, &dir])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.contains("is not a finding code") && err.contains("world-readable"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn show_refuses_a_file_that_is_no_checkpoint_in_one_line_and_fails_on_errors() {
+    let env = TestEnv::new();
+    let zeros = env.add_raw(&format!("{}.kv", "0".repeat(40)), &[0u8; 5000]);
+    let out = env.kvc().arg("show").arg(&zeros).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("not a kvc checkpoint"), "{err}");
+    // A checkpoint with an error is shown, and show exits 1.
+    let mut c = Ckpt::new(chat("cut short")).mainline();
+    c.payload.truncate(100);
+    c.payload_bytes = Some(Ckpt::new(chat("cut short")).mainline().payload.len() as u64);
+    let p = env.add(&c);
+    let out = env.kvc().arg("show").arg(&p).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("truncated")
+            || String::from_utf8_lossy(&out.stdout).contains("cut short")
+    );
+    // An OS error is said once, on one line.
+    let out = env
+        .kvc()
+        .args(["show", "./nothing-here.kv"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}

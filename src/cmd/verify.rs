@@ -46,6 +46,8 @@ struct DirView {
     /// Healthy checkpoints the engine never loads, counts or evicts.
     unloadable: UnloadableView,
     findings: Vec<FindingView>,
+    /// Findings of the codes `--allow` names: not counted.
+    allowed: Vec<FindingView>,
 }
 
 #[derive(Serialize)]
@@ -97,6 +99,8 @@ struct FileView {
     deep: bool,
     bytes_read: u64,
     findings: Vec<FindingView>,
+    /// Findings of the codes `--allow` names: not counted.
+    allowed: Vec<FindingView>,
     quarantined_to: Option<String>,
 }
 
@@ -108,6 +112,10 @@ struct Summary {
     deep_checked: usize,
     errors: usize,
     warnings: usize,
+    /// Findings set apart by `--allow`.
+    allowed: usize,
+    /// The codes `--allow` named.
+    allow: Vec<kvc::code::Code>,
     files_with_errors: usize,
     bytes_read: u64,
     /// Healthy checkpoints their directory's engine never loads.
@@ -196,7 +204,7 @@ pub fn run(args: VerifyArgs) -> Result<Outcome> {
         now,
         engine: args.engine.engine(),
     };
-    let report = if opts.deep && io::stderr().is_terminal() {
+    let mut report = if opts.deep && io::stderr().is_terminal() {
         let bar = Bar::new();
         let r = verify::verify_paths(&paths, &opts, &bar);
         bar.bar.finish_and_clear();
@@ -204,6 +212,7 @@ pub fn run(args: VerifyArgs) -> Result<Outcome> {
     } else {
         verify::verify_paths(&paths, &opts, &verify::NoProgress)?
     };
+    report.allow(&args.allow);
     let mut moved: Vec<Option<String>> = vec![None; report.files.len()];
     let mut left = Vec::new();
     let mut failed = Vec::new();
@@ -278,6 +287,7 @@ fn build_view(
             deep: f.deep,
             bytes_read: f.bytes_read,
             findings: f.findings.iter().map(FindingView::from).collect(),
+            allowed: f.allowed.iter().map(FindingView::from).collect(),
             quarantined_to: to,
         })
         .collect();
@@ -301,6 +311,7 @@ fn build_view(
                 assumed: d.assumed,
                 unloadable: UnloadableView::from(&d.unloadable),
                 findings: d.findings.iter().map(FindingView::from).collect(),
+                allowed: d.allowed.iter().map(FindingView::from).collect(),
             })
             .collect(),
         files,
@@ -311,6 +322,8 @@ fn build_view(
             deep_checked: report.deep_checked(),
             errors,
             warnings,
+            allowed: report.allowed(),
+            allow: args.allow.clone(),
             files_with_errors: report.files_with_errors(),
             bytes_read: report.bytes_read(),
             unloadable_files: report.unloadable().0,
@@ -407,6 +420,15 @@ impl Report for VerifyView {
             if s.strict && s.warnings > 0 {
                 write!(out, " (--strict: warnings fail)")?;
             }
+        }
+        if s.allowed > 0 {
+            let codes: Vec<&str> = s.allow.iter().map(|c| c.name()).collect();
+            write!(
+                out,
+                "; {} not counted (--allow {})",
+                plural(s.allowed, "finding", "findings"),
+                codes.join(", ")
+            )?;
         }
         writeln!(out, "; {} read", output::size(s.bytes_read))?;
         if let (Some(dir), true) = (&self.quarantine_dir, s.quarantined > 0) {
