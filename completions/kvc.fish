@@ -189,8 +189,12 @@ complete -c kvc -n "__fish_kvc_using_subcommand report" -l reject-different-quan
 complete -c kvc -n "__fish_kvc_using_subcommand report" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand report" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand log" -s d -l dir -d 'Cache directory, as DIR' -r -f -a "(__fish_complete_directories)"
-complete -c kvc -n "__fish_kvc_using_subcommand log" -l since -d 'Only records from the last DURATION (30d, 12h)' -r -f
+complete -c kvc -n "__fish_kvc_using_subcommand log" -l op -d 'Only records of this op (repeatable: any of them): evict, rm, gc, quarantine, import, replace, trailer-set, trailer-prune, trailer-strip' -r
+complete -c kvc -n "__fish_kvc_using_subcommand log" -l key -d 'Only records whose key starts with PREFIX (case-insensitive), or whose file name (gc\'s temp files) does' -r
+complete -c kvc -n "__fish_kvc_using_subcommand log" -l since -d 'Only records from WHEN on: 2026-08-05, 2026-08-05T14:00 (UTC) or a duration back from now (30d, 12h)' -r -f
+complete -c kvc -n "__fish_kvc_using_subcommand log" -s n -l limit -d 'Only the newest N records (after the other filters)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand log" -l now -d 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand log" -s r -l reverse -d 'Oldest first'
 complete -c kvc -n "__fish_kvc_using_subcommand log" -s l -l long -d 'Full keys'
 complete -c kvc -n "__fish_kvc_using_subcommand log" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand log" -s h -l help -d 'Print help'

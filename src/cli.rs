@@ -259,7 +259,7 @@ pub enum SortKey {
     after_help = "Flags column: t tool-map trailer, r responses-visible text, \
 k thinking-visible text, ? unknown ext bits, s superseded waypoint, \
 a agent save (never evicted without --include-agent), x never loaded by the directory's engine, \
-! header warning (listed below the table).\n\
+! header warning, or a name that is not what the content says (listed below the table).\n\
 SCORE: tokens kept per MiB on disk, weighted by recently decayed hits and the policy's factors \
 (ds4: x2 for cold/evict/shutdown, x0.05-0.5 for a superseded waypoint); lower is evicted first. \
 JSON has the raw score per byte.\n\
@@ -627,13 +627,43 @@ pub struct GcArgs {
     pub output: OutputArgs,
 }
 
+/// `kvc log --op`: an op the journal records.
+fn parse_op(s: &str) -> Result<String, String> {
+    use kvc::session::journal::Op;
+    match Op::from_name(s) {
+        Some(op) => Ok(op.name().to_string()),
+        None => Err(format!(
+            "unknown op {s:?} (one of {})",
+            Op::ALL.map(Op::name).join(", ")
+        )),
+    }
+}
+
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Records are listed newest first (earlier versions of kvc listed them oldest first; -r \
+gives that order). Filters combine: --op, --key and --since narrow the records, then --limit \
+keeps the newest N. The summary totals the records listed, per op, and counts only evict, rm, gc \
+and quarantine records as freed."
+)]
 pub struct LogArgs {
     #[command(flatten)]
     pub dir: CacheDir,
-    /// Only records from the last DURATION (30d, 12h)
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg, value_hint = clap::ValueHint::Other)]
-    pub since: Option<Duration>,
+    /// Only records of this op (repeatable: any of them): evict, rm, gc, quarantine, import, replace, trailer-set, trailer-prune, trailer-strip
+    #[arg(long, value_name = "OP", value_parser = parse_op)]
+    pub op: Vec<String>,
+    /// Only records whose key starts with PREFIX (case-insensitive), or whose file name (gc's temp files) does
+    #[arg(long, value_name = "PREFIX")]
+    pub key: Option<String>,
+    /// Only records from WHEN on: 2026-08-05, 2026-08-05T14:00 (UTC) or a duration back from now (30d, 12h)
+    #[arg(long, value_name = "WHEN", value_hint = clap::ValueHint::Other)]
+    pub since: Option<String>,
+    /// Only the newest N records (after the other filters)
+    #[arg(long, short = 'n', value_name = "N")]
+    pub limit: Option<usize>,
+    /// Oldest first
+    #[arg(long, short = 'r')]
+    pub reverse: bool,
     /// Full keys
     #[arg(long, short = 'l')]
     pub long: bool,
@@ -850,7 +880,7 @@ fn verify_long_help() -> String {
     s.push_str(
         "\nJSON (--json): {dirs: [{dir, engine, findings, allowed, unloadable}], files: [{file, kind, \
 key, dialect, size, findings: [{code, severity, message}], allowed, quarantined_to}], summary: \
-{checkpoints, errors, warnings, allowed, ok, ...}}; the full schema is in \
+{checkpoints, invalid, foreign, errors, warnings, allowed, ok, ...}}; the full schema is in \
 README.md, section `kvc verify`, \"JSON (--json)\".",
     );
     s

@@ -124,7 +124,7 @@ codes! {
     BadVersion = "bad-version", FI, Error, "an envelope version other than 1 that no dialect kvc knows (a fork's version 2 is `foreign`)";
     TextLength = "text-length", FI, Error, "text_len runs past the end of the file; the text cannot be checked";
     Truncated = "truncated", FI, Error, "file shorter than 52 + text_len + payload_bytes; the text and header are still checked, the payload and trailer are not";
-    KeyMismatch = "key-mismatch", FI, Error, "the file name is not what the content says: SHA-1 of the text, or for a ds4-agent session with ext bit 3 SHA-1(title ‖ created as u64 LE), the title up to its first NUL (names are compared case-insensitively, as ds4 does)";
+    KeyMismatch = "key-mismatch", F, Error, "the file name is not what the content says: SHA-1 of the text, or for a ds4-agent session with ext bit 3 SHA-1(title ‖ created as u64 LE), the title up to its first NUL (names are compared case-insensitively, as ds4 does)";
     ZeroTokens = "zero-tokens", FI, Error, "header token count is 0 (ds4 skips the file); valid on hanzo-engine files (D20)";
     BadTrailer = "bad-trailer", F, Error, "ext bit 0 is set, but the bytes after the payload are not exactly one well-formed `KTM` section within ds4's limits (ids 1..=256 bytes, DSML 1 byte..=512 MiB, at most 400000 entries); read entry by entry, never held whole";
     BadTitle = "bad-title", F, Error, "ext bit 3 is set, but the session-title trailer (u32 length, title) is missing or runs past the end of the file: ds4-agent cannot load the session";

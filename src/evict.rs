@@ -426,6 +426,45 @@ pub(crate) fn hanzo_counts(path: &Path) -> bool {
         && path.file_stem().and_then(|s| s.to_str()).is_some()
 }
 
+/// Whether the engine's budget counts a foreign file. ds4's reader decides
+/// by header bytes alone: a version-1, ABI-2 LZ4 file passes it, and its
+/// budget counts it; hanzo-engine counts every `*.kv` name.
+fn foreign_counted(f: &scan::Foreign, engine: Engine) -> bool {
+    if engine.reader().every_kv_name {
+        hanzo_counts(&f.path)
+    } else {
+        f.loadable.is_ok() && engine.reader().counts_name(&f.key)
+    }
+}
+
+/// The entries the engine's budget counts that are not readable
+/// checkpoints, and their bytes as the engine sees them: a foreign file
+/// ds4's reader accepts, and under hanzo-engine every `*.kv` entry (invalid
+/// ones, and names that are not checkpoint names). With the counted
+/// checkpoints, exactly [`EvictPlan::counted`]: `kvc stats` reports the same
+/// population `kvc evict` weighs.
+pub fn counted_apart(scan: &Scan, engine: Engine) -> (usize, u64) {
+    let every_kv = engine.reader().every_kv_name;
+    let mut n = 0;
+    let mut bytes = 0;
+    for f in scan.foreign.iter().filter(|f| foreign_counted(f, engine)) {
+        n += 1;
+        bytes += f.size;
+    }
+    if every_kv {
+        let own = |p: &Path, scanned: u64| fs::symlink_metadata(p).map_or(scanned, |m| m.len());
+        for i in scan.invalid.iter().filter(|i| hanzo_counts(&i.path)) {
+            n += 1;
+            bytes += own(&i.path, i.size);
+        }
+        for s in scan.strays.iter().filter(|s| hanzo_counts(&s.path)) {
+            n += 1;
+            bytes += own(&s.path, s.size);
+        }
+    }
+    (n, bytes)
+}
+
 /// The `last_used` hanzo-engine reads from an entry's first 48 bytes:
 /// magic `KVC` and version 1, else 0 (`KvcHeader::read` failing). Links
 /// are not followed (kvc never deletes one, so where it sorts changes
@@ -475,13 +514,7 @@ fn entries(scan: &Scan, engine: Engine) -> (Vec<Entry>, u64) {
             kind: EntryKind::Foreign {
                 what: f.what.clone(),
             },
-            // ds4's reader decides by header bytes alone: a version-1, ABI-2
-            // LZ4 file passes it, and its budget counts it.
-            counted: if every_kv {
-                hanzo_counts(&f.path)
-            } else {
-                f.loadable.is_ok() && engine.reader().counts_name(&f.key)
-            },
+            counted: foreign_counted(f, engine),
             last_used: if readable { f.header.last_used } else { 0 },
             stat: None,
             regular: true,

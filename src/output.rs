@@ -490,6 +490,9 @@ pub struct CheckpointView {
     /// Header warnings (`bad-quant`, `unknown-reason`, `unknown-flags`,
     /// `future-timestamp`); `kvc verify` checks everything else.
     pub warnings: Vec<Finding>,
+    /// The key the content says when it is not the name (`key-mismatch`,
+    /// known when the text was read): still a checkpoint the engine counts.
+    pub content_key: Option<String>,
 }
 
 impl CheckpointView {
@@ -553,6 +556,7 @@ impl CheckpointView {
             superseded: standing.superseded,
             agent_save: c.is_agent_save(),
             warnings: header_warnings(h, c.dialect.spec(), now),
+            content_key: c.content_key.as_ref().map(|k| k.to_string()),
         }
     }
 
@@ -581,7 +585,7 @@ impl CheckpointView {
         if !self.loadable {
             s.push('x');
         }
-        if !self.warnings.is_empty() {
+        if !self.warnings.is_empty() || self.content_key.is_some() {
             s.push('!');
         }
         if s.is_empty() {

@@ -24,7 +24,7 @@
 //! the cache (`--quarantine`) is a write, and lives with the other writes:
 //! [`crate::session::quarantine`].
 
-use crate::code::Code;
+use crate::code::{Code, Uses};
 use crate::error::{Error, Result};
 use crate::finding::{header_warnings, Finding, Severity};
 use crate::format::checkpoint::{hex, CheckpointFile, Defect, Key, OpenError, KEY_HEX_LEN};
@@ -234,6 +234,16 @@ impl FileReport {
         self.count(Severity::Warning)
     }
 
+    /// Not a usable checkpoint, as a scan judges one: an error whose code
+    /// a scan also gives (`Uses::INVALID`: empty, truncated, zero tokens,
+    /// a symlink, …), allowed or not.
+    pub fn is_invalid(&self) -> bool {
+        self.findings
+            .iter()
+            .chain(&self.allowed)
+            .any(|f| f.severity == Severity::Error && f.code.uses().contains(Uses::INVALID))
+    }
+
     fn count(&self, s: Severity) -> usize {
         self.findings.iter().filter(|f| f.severity == s).count()
     }
@@ -356,11 +366,34 @@ impl VerifyReport {
         self.files.iter().map(|f| f.bytes_read).sum()
     }
 
+    /// Entries that read as checkpoints, as a scan (`kvc ls`, `evict`,
+    /// `stats`) counts them: checkpoint names that are neither foreign nor
+    /// invalid ([`FileReport::is_invalid`]). A checkpoint with other
+    /// errors (a bad trailer, a payload mismatch, a key mismatch) is still
+    /// one: the engine counts it.
     pub fn checkpoints(&self) -> usize {
+        self.checkpoint_entries()
+            .filter(|f| !f.foreign && !f.is_invalid())
+            .count()
+    }
+
+    /// Checkpoint names that are not usable checkpoints, as a scan lists
+    /// them under `invalid`.
+    pub fn invalid(&self) -> usize {
+        self.checkpoint_entries()
+            .filter(|f| !f.foreign && f.is_invalid())
+            .count()
+    }
+
+    /// Files of dialects kvc does not read.
+    pub fn foreign(&self) -> usize {
+        self.checkpoint_entries().filter(|f| f.foreign).count()
+    }
+
+    fn checkpoint_entries(&self) -> impl Iterator<Item = &FileReport> {
         self.files
             .iter()
             .filter(|f| f.kind == EntryKind::Checkpoint)
-            .count()
     }
 
     pub fn deep_checked(&self) -> usize {

@@ -660,7 +660,8 @@ fn journal_records_survive_a_torn_tail() {
     );
     assert_eq!(code, 0);
 
-    let log = env.json(&["log", env.cache.to_str().unwrap(), "--json"]);
+    // Oldest first (-r): in the order they were evicted.
+    let log = env.json(&["log", "-r", env.cache.to_str().unwrap(), "--json"]);
     let keys: Vec<&str> = log["records"]
         .as_array()
         .unwrap()

@@ -187,11 +187,18 @@ fn broken_files_are_invalid_with_a_reason_and_never_fail_ls() {
     assert!(foreign[0]["file"].as_str().unwrap().starts_with("c0b096f7"));
     assert_eq!(foreign[0]["version"], 2);
     assert_eq!(code("2b372283"), "truncated");
-    assert_eq!(code("de360656"), "key-mismatch");
     assert_eq!(code("a76c338c"), "text-length");
     assert_eq!(code("da39a3ee"), "empty");
     assert_eq!(code("be102741"), "zero-tokens");
-    assert_eq!(invalid.len(), 6);
+    assert_eq!(invalid.len(), 5);
+    // A name that is not its text's SHA-1 is a checkpoint the engine
+    // counts, flagged (as evict and stats count it), not invalid.
+    let wrong = by_key(&v, "de360656b2b6dab0b87eb45fb04d54c8cc152dbe");
+    assert_eq!(
+        wrong["content_key"],
+        "5362278f80db16812f497b98c44045573d0bc0cb"
+    );
+    assert_eq!(wrong["loadable"], true);
     for i in invalid {
         assert!(!i["error"].as_str().unwrap().is_empty());
     }
@@ -199,14 +206,15 @@ fn broken_files_are_invalid_with_a_reason_and_never_fail_ls() {
     // `kvc verify` (trailer, payload, modes).
     let q3 = by_key(&v, "fd659e3cce46f4ff29702c0ac8cae092e7342da6");
     assert_eq!(q3["warnings"][0]["code"], "bad-quant");
-    assert_eq!(checkpoints(&v).len(), 7);
+    assert_eq!(checkpoints(&v).len(), 8);
 
     env.kvc()
         .args(["ls", "--now", &now_arg()])
         .arg(&env.cache)
         .assert()
         .success()
-        .stdout(predicate::str::contains("6 invalid"))
+        .stdout(predicate::str::contains("5 invalid"))
+        .stdout(predicate::str::contains("1 with errors, 1 with warnings"))
         .stdout(predicate::str::contains("hint: run `kvc verify"));
 }
 
@@ -257,15 +265,18 @@ fn titles_fold_white_space_and_cut_at_70_bytes() {
 fn no_title_reads_no_text() {
     let env = TestEnv::new();
     // A file whose name is not its text's SHA-1: only reading the text
-    // can tell, so `--no-title` lists it as a checkpoint.
+    // can tell, so only without `--no-title` is it flagged; a checkpoint
+    // both ways (the engine counts it either way).
     let mut c = Ckpt::new(chat("mislabelled"));
     c.name = Some(format!("{}.kv", "ab".repeat(20)));
     env.add(&c);
     let with = ls_json(&env, &[]);
-    assert_eq!(with["dirs"][0]["invalid"][0]["code"], "key-mismatch");
+    assert_eq!(checkpoints(&with).len(), 1);
+    assert_eq!(checkpoints(&with)[0]["content_key"], c.key());
     let without = ls_json(&env, &["--no-title"]);
     assert_eq!(checkpoints(&without).len(), 1);
     assert_eq!(checkpoints(&without)[0]["title"], Value::Null);
+    assert_eq!(checkpoints(&without)[0]["content_key"], Value::Null);
 }
 
 #[test]

@@ -476,3 +476,188 @@ fn show_refuses_a_file_that_is_no_checkpoint_in_one_line_and_fails_on_errors() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
 }
+
+// --- 3. One model of a checkpoint ---
+
+#[test]
+fn ls_evict_stats_and_verify_count_the_same_checkpoints() {
+    let env = TestEnv::new();
+    let m = mixed_cache(&env);
+    // A name that is not its text's SHA-1: the engine counts it (its
+    // reader reads the header), so every command calls it a checkpoint.
+    let mut wrong = Ckpt::new(chat("mislabelled")).mainline();
+    wrong.name = Some(format!("{}.kv", "cd".repeat(20)));
+    env.add(&wrong);
+    // A zero-token file: invalid for ds4, everywhere.
+    env.add(&Ckpt::new(chat("no tokens")).mainline().tokens(0, 32768));
+    let dir = env.cache_str();
+    let n = now();
+    let ls = env.json(&["ls", "--json", "--now", &n, &dir]);
+    let ls_quick = env.json(&["ls", "--json", "--no-title", "--now", &n, &dir]);
+    let stats = env.json(&["stats", "--json", "--now", &n, &dir]);
+    let plan = env.json(&[
+        "evict", "-n", "--json", "--now", &n, "--budget", "1TiB", &dir,
+    ]);
+    let (_, verify) = verify(&env, &[&dir]);
+    let count = |v: &Value, field: &str| v["dirs"][0][field].as_array().unwrap().len();
+    let cps = count(&ls, "checkpoints");
+    let invalid = count(&ls, "invalid");
+    let foreign = count(&ls, "foreign");
+    assert_eq!(cps, m.counted.len() + m.unloadable.len() + 5, "{ls:#}");
+    assert_eq!(invalid, 2, "{ls:#}");
+    assert_eq!(foreign, 1);
+    assert_eq!(count(&ls_quick, "checkpoints"), cps, "ls --no-title");
+    assert_eq!(count(&ls_quick, "invalid"), invalid, "ls --no-title");
+    let s = &stats["dirs"][0];
+    assert_eq!(s["checkpoints"]["count"], cps);
+    assert_eq!(s["invalid"]["count"], invalid);
+    assert_eq!(s["foreign"]["count"], foreign);
+    assert_eq!(
+        verify["summary"]["checkpoints"], cps,
+        "{:#}",
+        verify["summary"]
+    );
+    assert_eq!(verify["summary"]["invalid"], invalid);
+    assert_eq!(verify["summary"]["foreign"], foreign);
+    // What evict counts is what stats calls counted: the checkpoints ls
+    // ranks (the mislabelled file included, agent saves protected), and
+    // the foreign LZ4 file, whose header mainline's reader accepts.
+    let ranked = ls["dirs"][0]["checkpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["loadable"] == true && c["key"] != "sysprompt")
+        .count();
+    assert_eq!(plan["counted"], ranked + 1, "{:#}", plan["kept"]);
+    assert_eq!(s["counted"]["count"], plan["counted"]);
+    assert_eq!(s["counted"]["bytes"], plan["counted_bytes"]);
+    let kept_invalid = plan["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["why"] == "invalid")
+        .count();
+    assert_eq!(kept_invalid, invalid);
+    // ls flags the mislabelled one and says why; verify calls it an error.
+    let row = ls["dirs"][0]["checkpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["file"] == wrong.file_name().as_str())
+        .unwrap();
+    assert_eq!(row["content_key"], wrong.key());
+    assert!(row["loadable"].as_bool().unwrap());
+    let table = String::from_utf8(env.stdout(&["ls", "--now", &n, &dir])).unwrap();
+    assert!(
+        table.contains(&format!(
+            "error: {}: SHA-1 of the text is {}",
+            wrong.file_name(),
+            wrong.key()
+        )),
+        "{table}"
+    );
+    assert!(codes(&verify, "findings").contains(&"key-mismatch".to_string()));
+}
+
+#[test]
+fn under_hanzo_engine_stats_counts_what_evict_counts() {
+    let env = TestEnv::new();
+    env.add(&hanzo_spill(&[1, 2, 3], NOW - 100));
+    env.add(&hanzo_spill(&[4, 5], NOW - 50));
+    // hanzo-engine counts every *.kv it can stat, readable or not.
+    env.add_raw(&format!("{}.kv", sha1_hex(b"cut")), b"KVC\x01short");
+    env.add_raw("notes.kv", b"not a checkpoint name");
+    let dir = env.cache_str();
+    let n = now();
+    let stats = env.json(&["stats", "--json", "--now", &n, &dir]);
+    let plan = env.json(&[
+        "evict", "-n", "--json", "--now", &n, "--budget", "1TiB", &dir,
+    ]);
+    assert_eq!(plan["engine"]["engine"], "hanzo");
+    assert_eq!(plan["counted"], 4, "{plan:#}");
+    assert_eq!(stats["dirs"][0]["counted"]["count"], plan["counted"]);
+    assert_eq!(stats["dirs"][0]["counted"]["bytes"], plan["counted_bytes"]);
+}
+
+#[test]
+fn log_is_newest_first_and_filters_by_op_key_time_and_count() {
+    let (env, cps) = small_cache();
+    let dir = env.cache_str();
+    // Three runs at three times: rm one, import it back, rm another.
+    let bundle = env.export_to("one.tar", &[&cps[0].key()[..8], "--now", &now()]);
+    let t = |s: u64| (NOW + s).to_string();
+    env.stdout(&["rm", "-q", "--now", &t(10), &cps[0].key()[..8], &dir]);
+    env.stdout(&["import", "--now", &t(20), bundle.to_str().unwrap(), &dir]);
+    env.stdout(&["rm", "-q", "--now", &t(30), &cps[1].key()[..8], &dir]);
+    let log = |extra: &[&str]| -> Value {
+        let mut args = vec!["log", "--json", "--now", "1763720000"];
+        args.extend_from_slice(extra);
+        args.push(&dir);
+        env.json(&args)
+    };
+    let keys = |v: &Value| -> Vec<(String, String)> {
+        v["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["op"].as_str().unwrap().into(),
+                    r["key"].as_str().unwrap()[..8].into(),
+                )
+            })
+            .collect()
+    };
+    let k0 = cps[0].key()[..8].to_string();
+    let k1 = cps[1].key()[..8].to_string();
+    let all = log(&[]);
+    assert_eq!(
+        keys(&all),
+        [
+            ("rm".into(), k1.clone()),
+            ("import".into(), k0.clone()),
+            ("rm".into(), k0.clone())
+        ]
+    );
+    assert_eq!(all["order"], "newest-first");
+    // Freed counts deletions only; the totals are per op.
+    let size = |c: &Ckpt| c.bytes().len() as u64;
+    assert_eq!(all["freed_bytes"], size(&cps[0]) + size(&cps[1]));
+    assert_eq!(all["totals"]["import"]["records"], 1);
+    assert_eq!(all["totals"]["rm"]["records"], 2);
+    assert_eq!(keys(&log(&["-r"]))[0], ("rm".into(), k0.clone()));
+    assert_eq!(
+        keys(&log(&["--op", "import"])),
+        [("import".into(), k0.clone())]
+    );
+    assert_eq!(keys(&log(&["--op", "import", "--op", "rm"])).len(), 3);
+    assert_eq!(keys(&log(&["--key", &k0.to_uppercase()])).len(), 2);
+    let newest = log(&["--limit", "1"]);
+    assert_eq!(keys(&newest), [("rm".into(), k1.clone())]);
+    assert_eq!(newest["matched"], 3);
+    assert_eq!(newest["totals"]["rm"]["records"], 1);
+    assert!(newest["totals"].get("import").is_none());
+    // --since: a duration back from --now, or a date and time (UTC).
+    assert_eq!(keys(&log(&["--since", "9985s"])).len(), 2);
+    assert_eq!(
+        keys(&log(&["--since", "2025-11-21T07:27:00"])).len(),
+        2,
+        "{:#}",
+        log(&[])
+    );
+    assert_eq!(keys(&log(&["--since", "2030-01-01"])).len(), 0);
+    let out = env
+        .kvc()
+        .args(["log", "--op", "delete", &dir])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("one of evict, rm, gc"));
+    // The table says when the newest were cut from more.
+    let text =
+        String::from_utf8(env.stdout(&["log", "-n", "2", "--now", "1763720000", &dir])).unwrap();
+    assert!(
+        text.contains("2 records (the newest of 3 matching)"),
+        "{text}"
+    );
+}

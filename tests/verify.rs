@@ -753,7 +753,7 @@ fn human_output_is_one_line_per_finding_and_never_raw_text() {
     );
     assert!(
         lines.last().unwrap().starts_with(
-            "14 files checked (14 checkpoints) in 1 directory: 8 errors in 8 files, 3 warnings; "
+            "14 files checked (8 checkpoints, 5 invalid, 1 foreign) in 1 directory: 8 errors in 8 files, 3 warnings; "
         ),
         "{stdout}"
     );
@@ -967,7 +967,9 @@ fn arguments_are_directories_and_files_default_from_kvc_dir() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["summary"]["checkpoints"], 2);
+    // One checkpoint and one invalid file, as `kvc ls` counts them.
+    assert_eq!(v["summary"]["checkpoints"], 1);
+    assert_eq!(v["summary"]["invalid"], 1);
     // Verify could not run: exit 2, one line naming the path.
     let missing = env.root.path().join("nope");
     let out = env

@@ -340,7 +340,7 @@ fn prometheus(r: &StatsReport) -> String {
     };
     f.family(
         "kvc_population_bytes",
-        "Bytes of readable checkpoints the engine loads, its budget counts, it never loads, and ds4-agent's saves.",
+        "Bytes of readable checkpoints the engine loads, its budget counts (as kvc evict counts them: with a foreign file ds4's reader accepts, or under hanzo-engine every *.kv entry), it never loads, and ds4-agent's saves.",
         &per_dir(d, |d| {
             pop(d)
                 .into_iter()

@@ -108,7 +108,12 @@ struct FileView {
 struct Summary {
     dirs: usize,
     files: usize,
+    /// Entries that read as checkpoints, as `kvc ls` counts them.
     checkpoints: usize,
+    /// Checkpoint names that are not usable checkpoints (`ls`'s invalid).
+    invalid: usize,
+    /// Files of dialects kvc does not read.
+    foreign: usize,
     deep_checked: usize,
     errors: usize,
     warnings: usize,
@@ -319,6 +324,8 @@ fn build_view(
             dirs: report.dirs.len(),
             files: report.files.len(),
             checkpoints: report.checkpoints(),
+            invalid: report.invalid(),
+            foreign: report.foreign(),
             deep_checked: report.deep_checked(),
             errors,
             warnings,
@@ -394,6 +401,12 @@ impl Report for VerifyView {
         }
         let s = &self.summary;
         let mut what = plural(s.checkpoints, "checkpoint", "checkpoints");
+        if s.invalid > 0 {
+            what.push_str(&format!(", {} invalid", s.invalid));
+        }
+        if s.foreign > 0 {
+            what.push_str(&format!(", {} foreign", s.foreign));
+        }
         if s.deep_checked > 0 {
             what.push_str(&format!(", {} read in full", s.deep_checked));
         }
