@@ -238,7 +238,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__evict)
-            opts="-d -n -q -h -V --dir --budget --older-than --include-unloadable --protect --include-agent --dry-run --wait --quiet --policy --engine --now --reject-different-quant --json --help --version"
+            opts="-d -n -q -y -h -V --dir --budget --older-than --include-unloadable --protect --include-agent --dry-run --wait --quiet --max-delete --yes --policy --engine --now --reject-different-quant --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -278,6 +278,13 @@ _kvc() {
                     ;;
                 --wait)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-delete)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --policy)
@@ -359,7 +366,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__gc)
-            opts="-d -n -q -h -V --dir --temp-age --dry-run --wait --quiet --now --json --help --version"
+            opts="-d -n -q -y -h -V --dir --temp-age --dry-run --wait --quiet --max-delete --yes --now --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -388,6 +395,13 @@ _kvc() {
                     ;;
                 --wait)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-delete)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --now)
@@ -1025,7 +1039,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__rm)
-            opts="-d -n -q -h -V --dir --include-agent --dry-run --wait --quiet --now --json --help --version"
+            opts="-d -n -q -y -h -V --dir --include-agent --dry-run --wait --quiet --max-delete --yes --now --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1047,6 +1061,13 @@ _kvc() {
                     ;;
                 --wait)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-delete)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
                     return 0
                     ;;
                 --now)

@@ -105,6 +105,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand evict" -l budget -d 'Evict until
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -l older-than -d 'Also evict checkpoints unused for longer than DURATION (30d, 12h), budget or not' -r -f
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -l protect -d 'Never evict this checkpoint (key, unique prefix, `sysprompt` or path); repeatable' -r
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -l wait -d 'Wait at most this long for another kvc\'s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand evict" -l max-delete -d 'Delete at most this much in one run, else nothing (exit 4): a share of the directory\'s bytes (25%), a size (10GiB) or a number of files (100)' -r -f
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -l policy -d 'Eviction order [default: the policy of the directory\'s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)' -r -f -a "ds4\t'ds4 mainline since ec6a82a (2026-05-26, ds4_kvstore.c at b030961): ((hits decayed + 1) × tokens) / size, ×2 for cold/evict/shutdown, superseded continued waypoints × (0.05 + 0.45·h)'
 ds4-classic\t'ds4 up to 2026-05-25 (8d57664): ((hits decayed + 1) × tokens) / size'
 lru\t'hanzo-engine (disk_kv_cache.rs, c8bcee7d5): oldest last_used first, unreadable headers first, readdir order for ties, never below 64 MiB'"
@@ -116,25 +117,30 @@ complete -c kvc -n "__fish_kvc_using_subcommand evict" -l include-unloadable -d 
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -l include-agent -d 'Also act on ds4-agent\'s explicit saves (sysprompt.kv, agent-session, agent-system)'
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -s q -l quiet -d 'Print nothing on success (for cron); problems still go to stderr'
+complete -c kvc -n "__fish_kvc_using_subcommand evict" -s y -l yes -d 'Do not ask on a terminal before deleting more than 10% of a directory; for evict, also lift its own limit of 50% (an explicit --max-delete still applies)'
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -l reject-different-quant -d 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)'
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -s d -l dir -d 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -f -a "(__fish_complete_directories)"
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -l wait -d 'Wait at most this long for another kvc\'s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand rm" -l max-delete -d 'Delete at most this much in one run, else nothing (exit 4): a share of the directory\'s bytes (25%), a size (10GiB) or a number of files (100)' -r -f
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -l now -d 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -l include-agent -d 'Also act on ds4-agent\'s explicit saves (sysprompt.kv, agent-session, agent-system)'
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -s q -l quiet -d 'Print nothing on success (for cron); problems still go to stderr'
+complete -c kvc -n "__fish_kvc_using_subcommand rm" -s y -l yes -d 'Do not ask on a terminal before deleting more than 10% of a directory; for evict, also lift its own limit of 50% (an explicit --max-delete still applies)'
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -s d -l dir -d 'Cache directory, as DIR' -r -f -a "(__fish_complete_directories)"
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -l temp-age -d 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)' -r -f
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -l wait -d 'Wait at most this long for another kvc\'s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand gc" -l max-delete -d 'Delete at most this much in one run, else nothing (exit 4): a share of the directory\'s bytes (25%), a size (10GiB) or a number of files (100)' -r -f
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -l now -d 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -s q -l quiet -d 'Print nothing on success (for cron); problems still go to stderr'
+complete -c kvc -n "__fish_kvc_using_subcommand gc" -s y -l yes -d 'Do not ask on a terminal before deleting more than 10% of a directory; for evict, also lift its own limit of 50% (an explicit --max-delete still applies)'
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -s V -l version -d 'Print version'

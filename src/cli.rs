@@ -15,7 +15,9 @@ use std::time::Duration;
     long_about = "Inspect and manage the <sha1>.kv prefix checkpoints that ds4-server \
 (--kv-disk-dir), ds4-agent (~/.ds4/kvcache), ds4 forks and hanzo-engine keep on disk.\n\n\
 Exit status: 0 success; 1 the command ran and found problems; 2 usage or I/O error; \
-3 a writing command gave up waiting for another kvc's lock on a cache directory (--wait).",
+3 a writing command gave up waiting for another kvc's lock on a cache directory (--wait); \
+4 a deleting command (evict, rm, gc) refused its plan and deleted nothing (over --max-delete or \
+evict's own limit of 50% of the directory, or not confirmed on a terminal).",
     after_help = "Cache directory: the DIR argument (or --dir, the same), else $KVC_DIR, else ~/.ds4/kvcache when it exists."
 )]
 pub struct Cli {
@@ -512,6 +514,11 @@ fn parse_duration_arg(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (expected e.g. 30d, 12h, 90m)"))
 }
 
+/// `--max-delete`: a share, a size or a number of files.
+fn parse_max_delete(s: &str) -> Result<kvc::guard::MaxDelete, String> {
+    kvc::guard::MaxDelete::parse(s)
+}
+
 /// Flags of every command that deletes.
 #[derive(Debug, Args, Clone, Copy)]
 pub struct WriteArgs {
@@ -522,6 +529,12 @@ pub struct WriteArgs {
     /// Print nothing on success (for cron); problems still go to stderr
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Delete at most this much in one run, else nothing (exit 4): a share of the directory's bytes (25%), a size (10GiB) or a number of files (100)
+    #[arg(long, value_name = "LIMIT", value_parser = parse_max_delete, value_hint = clap::ValueHint::Other)]
+    pub max_delete: Option<kvc::guard::MaxDelete>,
+    /// Do not ask on a terminal before deleting more than 10% of a directory; for evict, also lift its own limit of 50% (an explicit --max-delete still applies)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 /// `--include-agent`, for commands that delete checkpoints.
@@ -552,7 +565,14 @@ lru = hanzo-engine (its default budget is 4096 MiB, its minimum 64 MiB: a smalle
 to 64 MiB and the output says so). Superseded waypoints are ds4's test applied at rest, with every \
 longer stored checkpoint in the role of the one ds4 is saving: kvc's extension.\n\n\
 Run it beside a live engine: a checkpoint the engine uses between planning and deletion is skipped \
-and the cache planned again."
+and the cache planned again.\n\n\
+Limit: evict deletes at most 50% of the directory's bytes in one run unless --max-delete or --yes \
+says otherwise (a budget mistyped as 1GiB for 100GiB deletes nothing). Over the limit nothing is \
+deleted and kvc exits 4; --dry-run prints the plan and exits 4 the same. On a terminal, deleting more \
+than 10% of the directory asks first (--yes does not); without one (cron) nothing is asked.\n\n\
+Exit status: 0 done (or nothing to do), 1 done with problems (budget not met, a file not removed), \
+2 usage or I/O error, 3 gave up waiting for another kvc's lock, 4 refused: over the limit, or not \
+confirmed; nothing deleted."
 )]
 pub struct EvictArgs {
     #[command(flatten)]
@@ -584,7 +604,10 @@ pub struct EvictArgs {
 #[derive(Debug, Args)]
 #[command(
     after_help = "A file with a checkpoint name that is not a valid checkpoint is removed too \
-when named explicitly (the journal records it as invalid); kvc never deletes one on its own."
+when named explicitly (the journal records it as invalid); kvc never deletes one on its own.\n\n\
+Limit: --max-delete LIMIT (a share of the directory's bytes, a size or a number of files): over it, \
+nothing is removed and kvc exits 4. On a terminal, removing more than 10% of a directory asks first \
+(--yes does not); without one nothing is asked."
 )]
 pub struct RmArgs {
     /// Keys, unique key prefixes (4+ hex digits), `sysprompt`, or paths to .kv files; then, optionally, the cache directory
@@ -612,7 +635,10 @@ mkstemp suffix: a running pid keeps such a file, a dead one proves nothing. When
 inspect every process that may hold a file (no /proc, another user's file, or processes \
 closed to it), temp files without a certain pid are kept, and gc says why. Run gc on the host \
 (and in the pid namespace) of the engine that writes the directory; as root to see every \
-process."
+process.\n\n\
+Limit: --max-delete LIMIT (a share of the directory's bytes, a size or a number of files): over it, \
+nothing is removed and kvc exits 4. On a terminal, removing more than 10% of the directory asks \
+first (--yes does not); without one nothing is asked."
 )]
 pub struct GcArgs {
     #[command(flatten)]

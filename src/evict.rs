@@ -21,6 +21,7 @@ use crate::error::Result;
 use crate::format::checkpoint::Key;
 use crate::format::dialect::{EngineChoice, NotLoaded};
 use crate::format::{Engine, Header, HEADER_LEN, MAGIC, VERSION};
+use crate::guard::{Deletion, Limit};
 use crate::policy::{self, OrderKey, Policy, PolicyFrom, RankOptions};
 use crate::scan::{self, Checkpoint, FileId, Loaded, Scan, ScanOptions};
 use crate::session::journal::{Op, Record};
@@ -75,6 +76,10 @@ pub struct EvictOptions {
     /// ds4-server's `--kv-cache-reject-different-quant`: a waypoint is
     /// superseded only by a checkpoint of the same quant bits.
     pub reject_different_quant: bool,
+    /// How much one run may delete ([`crate::guard`]): [`apply`] refuses a
+    /// plan over it, deleting nothing, and a re-plan after a touched
+    /// victim deletes no more than what is left of it.
+    pub limit: Option<Limit>,
 }
 
 impl EvictOptions {
@@ -404,6 +409,16 @@ impl EvictPlan {
     /// without one). False when what is protected or kept alone exceeds it.
     pub fn budget_met(&self) -> bool {
         self.budget.is_none_or(|b| self.bytes_after() <= b)
+    }
+
+    /// What the plan deletes, against the bytes of the whole directory:
+    /// what `--max-delete` weighs.
+    pub fn deletion(&self) -> Deletion {
+        Deletion {
+            files: self.victims.len(),
+            bytes: self.bytes_to_free(),
+            base: self.total_bytes,
+        }
     }
 
     /// Bytes of the kept entries that the engine counts, and of those it
@@ -925,6 +940,9 @@ pub struct EvictResult {
     pub passes: usize,
     /// Stopped after [`MAX_REPLANS`] re-plans with victims left undone.
     pub gave_up: bool,
+    /// A re-plan wanted more than the limit left (`EvictOptions::limit`):
+    /// its victims were cut to fit.
+    pub limited: bool,
     /// Counted entries and bytes left at the end (what the engine's budget
     /// counts).
     pub counted_after: usize,
@@ -1082,6 +1100,9 @@ pub fn apply(session: &mut Session, plan: EvictPlan, hooks: &mut dyn Hooks) -> R
         session.lock(&[&dir])?;
         plan_dir(&dir, &opts)?
     };
+    // The plan carried out is the one made under the lock: it is the one
+    // weighed, before anything is deleted.
+    plan.deletion().check(&dir, opts.limit)?;
     execute(session, &dir, &opts, hooks, plan)
 }
 
@@ -1097,6 +1118,7 @@ impl EvictResult {
             handled: Vec::new(),
             passes: 1,
             gave_up: false,
+            limited: false,
         }
     }
 }
@@ -1112,8 +1134,28 @@ fn execute(
     let mut result = EvictResult::nothing(plan.clone());
     result.passes = 0;
     let mut exclude = BTreeSet::new();
+    // What this run deleted so far, against the first plan's directory.
+    let mut spent = Deletion {
+        base: plan.total_bytes,
+        ..Deletion::default()
+    };
     loop {
         result.passes += 1;
+        if let (Some(l), true) = (opts.limit, result.passes > 1) {
+            let before = plan.victims.len();
+            let mut d = spent;
+            let fits = plan
+                .victims
+                .iter()
+                .take_while(|v| {
+                    d.files += 1;
+                    d.bytes += v.size;
+                    l.max.allows(&d)
+                })
+                .count();
+            plan.victims.truncate(fits);
+            result.limited |= fits < before;
+        }
         hooks.planned(&plan);
         let (mut gone, mut gone_bytes) = (0, 0);
         let mut replan = false;
@@ -1121,6 +1163,10 @@ fn execute(
             hooks.before_delete(v);
             let fate = delete_victim(session, dir, v, plan.policy)?;
             hooks.handled(v, &fate);
+            if matches!(fate, Fate::Removed { .. }) {
+                spent.files += 1;
+                spent.bytes += v.size;
+            }
             if fate.is_gone() {
                 if v.counted {
                     gone += 1;

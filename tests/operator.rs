@@ -109,7 +109,16 @@ fn every_command_takes_its_directory_as_dir_and_as_an_argument() {
         vec!["ls", "--json", "--now", &n, "{}"],
         vec!["verify", "--json", "--now", &n, "{}"],
         vec![
-            "evict", "-n", "--json", "--budget", "20KiB", "--now", &n, "{}",
+            "evict",
+            "-n",
+            "--json",
+            "--budget",
+            "20KiB",
+            "--max-delete",
+            "100%",
+            "--now",
+            &n,
+            "{}",
         ],
         vec!["gc", "-n", "--json", "--now", &n, "{}"],
         vec!["log", "--json", "--now", &n, "{}"],
@@ -220,6 +229,8 @@ fn dir_wins_for_bare_key_like_names_in_every_command() {
         &now(),
         "--budget",
         "14KiB",
+        "--max-delete",
+        "100%",
         "--protect",
         &name,
         &dir,
@@ -660,4 +671,260 @@ fn log_is_newest_first_and_filters_by_op_key_time_and_count() {
         text.contains("2 records (the newest of 3 matching)"),
         "{text}"
     );
+}
+
+// --- 4. Safe destructive defaults ---
+
+/// Ten checkpoints of one size, oldest first by last use.
+fn ten(env: &TestEnv) -> Vec<Ckpt> {
+    let cps: Vec<Ckpt> = (0..10)
+        .map(|i| {
+            Ckpt::new(chat(&format!("conversation number {i}")))
+                .mainline()
+                .hits(0, NOW - 10_000 + i * 100)
+        })
+        .collect();
+    for c in &cps {
+        env.add(c);
+    }
+    cps
+}
+
+fn stderr_line(out: &std::process::Output) -> String {
+    let err = String::from_utf8(out.stderr.clone()).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    err
+}
+
+#[test]
+fn a_mistyped_budget_deletes_nothing_and_exits_4() {
+    let env = TestEnv::new();
+    ten(&env);
+    let dir = env.cache_str();
+    let n = now();
+    let before = env.snapshot();
+    // 1KiB where 100KiB was meant: every checkpoint would go.
+    let out = env
+        .kvc()
+        .args(["evict", "--budget", "1KiB", "--now", &n, &dir])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert!(out.stdout.is_empty());
+    let err = stderr_line(&out);
+    assert!(err.contains("refusing to delete 10 files"), "{err}");
+    assert!(err.contains("(100% of "), "{err}");
+    assert!(err.contains("needs --max-delete or --yes"), "{err}");
+    assert!(err.contains("nothing was deleted"), "{err}");
+    assert_eq!(env.snapshot(), before);
+    assert!(!env.cache.join(".kvc").exists(), "no lock taken");
+    // The dry run shows the plan and exits as the real run would.
+    let out = env
+        .kvc()
+        .args([
+            "evict", "-n", "--json", "--budget", "1KiB", "--now", &n, &dir,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["victims"].as_array().unwrap().len(), 10);
+    assert_eq!(v["limit"]["max"], "50%");
+    assert_eq!(v["limit"]["default"], true);
+    assert_eq!(v["limit"]["within"], false);
+    assert!(stderr_line(&out).contains("a real run would stop here"));
+    // An explicit limit: a count, a size, a share.
+    for (limit, words) in [
+        ("3", "over --max-delete 3 files"),
+        ("20KiB", "over --max-delete 20 KiB"),
+        ("25%", "over --max-delete 25%"),
+    ] {
+        let out = env
+            .kvc()
+            .args(["evict", "--budget", "1KiB", "--max-delete", limit, &dir])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(4), "{limit}");
+        assert!(stderr_line(&out).contains(words), "{limit}");
+    }
+    assert_eq!(env.snapshot(), before);
+    // --yes lifts evict's own limit, not an explicit one.
+    let out = env
+        .kvc()
+        .args([
+            "evict",
+            "--yes",
+            "--max-delete",
+            "3",
+            "--budget",
+            "1KiB",
+            &dir,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    // Within the default limit, without a terminal (cron): deleted, no
+    // question asked.
+    let each = env.cache_bytes() / 10;
+    let budget = format!("{}B", 6 * each + each / 2);
+    let v = env.json(&["evict", "--json", "--budget", &budget, "--now", &n, &dir]);
+    assert_eq!(v["victims"].as_array().unwrap().len(), 4, "{v:#}");
+    assert_eq!(v["limit"]["within"], true);
+    let v = env.json(&[
+        "evict", "--json", "--yes", "--budget", "1KiB", "--now", &n, &dir,
+    ]);
+    assert_eq!(v["victims"].as_array().unwrap().len(), 6);
+    assert_eq!(v["limit"], Value::Null);
+}
+
+#[test]
+fn rm_and_gc_take_max_delete() {
+    let env = TestEnv::new();
+    let cps = ten(&env);
+    let dir = env.cache_str();
+    let keys: Vec<String> = cps[..3].iter().map(|c| c.key()[..8].to_string()).collect();
+    let before = env.snapshot();
+    let out = env
+        .kvc()
+        .args(["rm", "--max-delete", "2"])
+        .args(&keys)
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert!(stderr_line(&out).contains("refusing to delete 3 files"));
+    assert_eq!(env.snapshot(), before);
+    // Within it: removed, and the JSON says so.
+    let mut args = vec!["rm", "--json", "--max-delete", "30%"];
+    args.extend(keys.iter().map(String::as_str));
+    args.push(&dir);
+    let v = env.json(&args);
+    assert_eq!(
+        v["freed_bytes"],
+        cps[..3].iter().map(|c| c.bytes().len() as u64).sum::<u64>()
+    );
+    assert_eq!(v["limit"]["within"], true);
+    // gc: stale temp files of dead writers.
+    let key = sha1_hex(b"a save");
+    let stale = env.add_raw(&format!("{key}.kv.tmp.{DEAD_PID}"), &[7u8; 4000]);
+    age_file(&stale, std::time::Duration::from_secs(7200));
+    let out = env
+        .kvc()
+        .args(["gc", "--max-delete", "0", &dir])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert!(stderr_line(&out).contains("over --max-delete 0 files"));
+    assert!(stale.exists());
+    let out = env
+        .kvc()
+        .args(["gc", "-n", "--max-delete", "1KiB", &dir])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "a dry run exits as the real run would"
+    );
+    env.stdout(&["gc", "-q", "--max-delete", "1", &dir]);
+    assert!(!stale.exists());
+    // A limit that is none of the three is a usage error.
+    let out = env
+        .kvc()
+        .args(["gc", "--max-delete", "lots", &dir])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// Run `kvc ARGS` with a pseudo-terminal (util-linux `script`) as its
+/// standard input, output and error, typing `answer`. `None` when
+/// `script` is not installed.
+fn on_a_terminal(args: &str, answer: &str) -> Option<std::process::Output> {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: util-linux `script` is not installed");
+        return None;
+    }
+    use std::io::Write;
+    let kvc = assert_cmd::cargo::cargo_bin("kvc");
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &format!("{} {args}", kvc.display()), "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("TERM", "dumb")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(answer.as_bytes())
+        .unwrap();
+    Some(child.wait_with_output().unwrap())
+}
+
+#[test]
+fn on_a_terminal_a_large_share_asks_first() {
+    let env = TestEnv::new();
+    ten(&env);
+    let dir = env.cache_str();
+    let each = env.cache_bytes() / 10;
+    // Four of ten: within evict's limit, more than the 10% that asks.
+    let args = format!(
+        "evict --now {} --budget {}B {dir}",
+        NOW,
+        6 * each + each / 2
+    );
+    let Some(out) = on_a_terminal(&args, "n\n") else {
+        return;
+    };
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(shown.contains("kvc evict: delete 4 files, "), "{shown}");
+    assert!(shown.contains("[y/N]"), "{shown}");
+    assert!(
+        shown.contains("not confirmed; nothing was deleted"),
+        "{shown}"
+    );
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(env.readdir_names().len(), 10);
+    let out = on_a_terminal(&args, "y\n").unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        env.readdir_names()
+            .iter()
+            .filter(|n| n.ends_with(".kv"))
+            .count(),
+        6
+    );
+    // --yes: no question. A small share: no question either.
+    let args = format!(
+        "evict --yes --now {} --budget {}B {dir}",
+        NOW,
+        4 * each + each / 2
+    );
+    let out = on_a_terminal(&args, "").unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("[y/N]"));
+    let keys: Vec<String> = env
+        .readdir_names()
+        .into_iter()
+        .filter(|n| n.ends_with(".kv"))
+        .collect();
+    let one = &keys[0][..8];
+    let out = on_a_terminal(&format!("rm {one} {dir}"), "").unwrap();
+    // One of four files is 25%: asked, and an empty answer is no.
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("kvc rm: delete 1 file"));
 }

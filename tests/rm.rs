@@ -140,7 +140,7 @@ fn rm_removes_a_corrupt_file_only_when_named_and_says_so() {
     env.kvc()
         .arg("evict")
         .arg(&env.cache)
-        .args(["--budget", "1B"])
+        .args(["--yes", "--budget", "1B"])
         .assert()
         .success();
     assert!(p.exists());

@@ -4,6 +4,7 @@
 
 use crate::cli::EvictArgs;
 use crate::config;
+use crate::confirm::{self, LimitView};
 use crate::output::{self, align_right, Report};
 use crate::Outcome;
 use anyhow::{bail, Result};
@@ -155,6 +156,12 @@ struct EvictReport {
     passes: usize,
     /// Stopped after too many re-plans.
     gave_up: bool,
+    /// The limit applied (`--max-delete`, else evict's own 50% unless
+    /// `--yes`), the plan's share of the directory, and whether it is
+    /// within; `null` with `--yes` and no `--max-delete`.
+    limit: Option<LimitView>,
+    /// A re-plan was cut to stay within the limit.
+    limited: bool,
     /// The engine, in a few words, for sentences.
     #[serde(skip)]
     engine_words: &'static str,
@@ -209,6 +216,8 @@ impl EvictReport {
             budget_met: plan.budget_met(),
             passes: 1,
             gave_up: false,
+            limit: None,
+            limited: false,
             engine_words: plan.engine.engine.describe_short(),
             policy_min: plan.policy.min_budget(),
         }
@@ -243,6 +252,7 @@ impl EvictReport {
             budget_met: r.budget_met(),
             passes: r.passes,
             gave_up: r.gave_up,
+            limited: r.limited,
             ..EvictReport::header(&r.first_plan, false)
         }
     }
@@ -260,6 +270,12 @@ impl EvictReport {
             out.push(format!(
                 "stopped after {} plans: the engine kept using the checkpoints picked; run again later",
                 self.passes
+            ));
+        }
+        if self.limited {
+            out.push(format!(
+                "stopped at the limit ({}): the engine used checkpoints picked, and the next plan wanted more than the limit left",
+                self.limit.as_ref().map_or("", |l| l.max.as_str())
             ));
         }
         if !self.budget_met {
@@ -600,6 +616,7 @@ fn protected_keys(dir: &Path, args: &[String]) -> Result<BTreeSet<Key>> {
 
 pub fn run(args: EvictArgs) -> Result<Outcome> {
     let dir = config::dir_or_default(args.dir.get())?;
+    let limit = confirm::limit(&args.write, Some(confirm::EVICT_DEFAULT));
     let opts = EvictOptions {
         policy: args.policy.policy(),
         engine: args.policy.engine.engine(),
@@ -611,15 +628,27 @@ pub fn run(args: EvictArgs) -> Result<Outcome> {
         include_agent: args.agent.include_agent,
         include_unloadable: args.include_unloadable,
         reject_different_quant: args.quant.reject_different_quant,
+        limit,
     };
     // The plan is the dry run; applying it is the one write path.
     let plan = evict::plan_dir(&dir, &opts)?;
+    let deletion = plan.deletion();
+    let over = deletion.check(&dir, limit);
     let report = if args.write.dry_run.dry_run {
-        EvictReport::of_plan(&plan)
+        let mut r = EvictReport::of_plan(&plan);
+        r.limit = LimitView::new(limit, &deletion);
+        r
     } else {
+        // Nothing is deleted, and no lock taken, for a plan over the limit
+        // or not confirmed (`apply` weighs the plan made under the lock
+        // again).
+        deletion.check(&dir, limit)?;
+        confirm::confirm("evict", &dir, &deletion, &args.write)?;
         let mut session = config::session("evict", args.policy.now, args.write.wait.wait)?;
         let mut progress = Progress::new(!args.write.quiet && !args.output.json);
-        EvictReport::of_result(&evict::apply(&mut session, plan, &mut progress)?)
+        let mut r = EvictReport::of_result(&evict::apply(&mut session, plan, &mut progress)?);
+        r.limit = LimitView::new(limit, &deletion);
+        r
     };
     let problems = report.problems();
     if !args.write.quiet {
@@ -627,6 +656,11 @@ pub fn run(args: EvictArgs) -> Result<Outcome> {
     }
     for p in &problems {
         eprintln!("kvc: {p}");
+    }
+    // A dry run over the limit: the plan above, and what a real run does.
+    if let (true, Err(e)) = (args.write.dry_run.dry_run, over) {
+        eprintln!("kvc: {e} (a real run would stop here)");
+        return Ok(Outcome::Refused);
     }
     Ok(if problems.is_empty() {
         Outcome::Clean

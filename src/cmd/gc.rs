@@ -3,12 +3,14 @@
 
 use crate::cli::GcArgs;
 use crate::config;
+use crate::confirm::{self, LimitView};
 use crate::output::{self, align_right, Report};
 use crate::Outcome;
 use anyhow::{bail, Result};
 use comfy_table::Cell;
 use kvc::code::Code;
 use kvc::gc::{self, GcFate, GcOptions, GcPlan, Temp, Verdict};
+use kvc::guard::Deletion;
 use kvc::scan::TempWriter;
 use kvc::text::sanitize_line;
 use serde::Serialize;
@@ -83,6 +85,9 @@ struct GcReport {
     /// `.kvc/` holds nothing worth keeping (no journal).
     empty_state: bool,
     removed_state: bool,
+    /// `--max-delete`, the share of the directory the stale temp files
+    /// are, and whether that is within it; `null` without `--max-delete`.
+    limit: Option<LimitView>,
 }
 
 impl GcReport {
@@ -95,6 +100,7 @@ impl GcReport {
             freed_bytes: 0,
             empty_state: plan.empty_state,
             removed_state: false,
+            limit: None,
         }
     }
 }
@@ -189,7 +195,22 @@ pub fn run(args: GcArgs) -> Result<Outcome> {
     let dry_run = args.write.dry_run.dry_run;
     // The plan is the dry run; applying it is the one write path.
     let plan = gc::plan_dir(&dir, &opts)?;
-    let report = if dry_run {
+    let limit = confirm::limit(&args.write, None);
+    let d = Deletion {
+        files: plan.stale().count(),
+        bytes: plan.bytes_to_free(),
+        base: if plan.stale().next().is_some() {
+            kvc::guard::dir_bytes(&dir)?
+        } else {
+            0
+        },
+    };
+    let over = d.check(&dir, limit);
+    if !dry_run {
+        d.check(&dir, limit)?;
+        confirm::confirm("gc", &dir, &d, &args.write)?;
+    }
+    let mut report = if dry_run {
         GcReport {
             temp_files: plan
                 .temps
@@ -222,6 +243,7 @@ pub fn run(args: GcArgs) -> Result<Outcome> {
             ..GcReport::new(&result.plan, args.temp_age.temp_age, false)
         }
     };
+    report.limit = LimitView::new(limit, &d);
     if !args.write.quiet {
         output::emit(&report, args.output.json)?;
     }
@@ -234,6 +256,10 @@ pub fn run(args: GcArgs) -> Result<Outcome> {
     );
     if failed > 0 {
         bail!("{failed} stale temp files not removed");
+    }
+    if let (true, Err(e)) = (dry_run, over) {
+        eprintln!("kvc: {e} (a real run would stop here)");
+        return Ok(Outcome::Refused);
     }
     let unsynced = output::report_unsynced(
         report
