@@ -21,6 +21,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
 
     $completions = @(switch ($command) {
         'kvc' {
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -52,6 +53,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)')
             [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Evaluate scores and ages at this Unix time instead of now (reproducible output)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the full keys, one per line, in the listing''s order (for pipes: `kvc ls -q | head -3`)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the full keys, one per line, in the listing''s order (for pipes: `kvc ls -q | head -3`)')
             [CompletionResult]::new('-r', '-r', [CompletionResultType]::ParameterName, 'Reverse the order')
@@ -73,6 +75,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)')
             [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Evaluate scores and ages at this Unix time instead of now (reproducible output)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('--text', '--text', [CompletionResultType]::ParameterName, 'Also show the whole text, with control characters escaped')
             [CompletionResult]::new('--reject-different-quant', '--reject-different-quant', [CompletionResultType]::ParameterName, 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
@@ -85,6 +88,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
         'kvc;cat' {
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
             [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Write the raw text even when standard output is a terminal')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -102,6 +106,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--quarantine', '--quarantine', [CompletionResultType]::ParameterName, 'Move every file with an error into DIR (created 0700) with a <name>.why file; never deletes')
             [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('--deep', '--deep', [CompletionResultType]::ParameterName, 'Also read every payload whole: token ids below vocab, finite logits, every byte readable')
             [CompletionResult]::new('-a', '-a', [CompletionResultType]::ParameterName, 'Also report stray files (names no engine reads)')
             [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Also report stray files (names no engine reads)')
@@ -124,6 +129,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)')
             [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Evaluate scores and ages at this Unix time instead of now (reproducible output)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('--include-unloadable', '--include-unloadable', [CompletionResultType]::ParameterName, 'Also delete what the engine never loads: under ds4 the readable checkpoints outside its population (other payload ABI, quant, version; sysprompt.kv with --include-agent); under hanzo-engine the *.kv entries it counts that kvc cannot read. Never foreign files, links or directories')
             [CompletionResult]::new('--include-agent', '--include-agent', [CompletionResultType]::ParameterName, 'Also act on ds4-agent''s explicit saves (sysprompt.kv, agent-session, agent-system)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
@@ -146,6 +152,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)')
             [CompletionResult]::new('--max-delete', '--max-delete', [CompletionResultType]::ParameterName, 'Delete at most this much in one run, else nothing (exit 4): a share of the directory''s bytes (25%), a size (10GiB) or a number of files (100)')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('--include-agent', '--include-agent', [CompletionResultType]::ParameterName, 'Also act on ds4-agent''s explicit saves (sysprompt.kv, agent-session, agent-system)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
@@ -167,6 +174,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)')
             [CompletionResult]::new('--max-delete', '--max-delete', [CompletionResultType]::ParameterName, 'Delete at most this much in one run, else nothing (exit 4): a share of the directory''s bytes (25%), a size (10GiB) or a number of files (100)')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on success (for cron); problems still go to stderr')
@@ -192,6 +200,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Evaluate scores and ages at this Unix time instead of now (reproducible output)')
             [CompletionResult]::new('--prometheus-file', '--prometheus-file', [CompletionResultType]::ParameterName, 'Write the node_exporter textfile format to PATH, atomically, mode 0644; print nothing else')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('--reject-different-quant', '--reject-different-quant', [CompletionResultType]::ParameterName, 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
             [CompletionResult]::new('--prometheus', '--prometheus', [CompletionResultType]::ParameterName, 'Write the node_exporter textfile format (metrics kvc_…) to standard output')
@@ -207,6 +216,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)')
             [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Evaluate scores and ages at this Unix time instead of now (reproducible output)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('--dot', '--dot', [CompletionResultType]::ParameterName, 'Write Graphviz DOT instead of a table (`kvc tree --dot | dot -Tsvg > tree.svg`)')
             [CompletionResult]::new('--no-title', '--no-title', [CompletionResultType]::ParameterName, 'Do not show titles (each text''s first user turn)')
             [CompletionResult]::new('--reject-different-quant', '--reject-different-quant', [CompletionResultType]::ParameterName, 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)')
@@ -230,6 +240,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)')
             [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Evaluate scores and ages at this Unix time instead of now (reproducible output)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('--reject-different-quant', '--reject-different-quant', [CompletionResultType]::ParameterName, 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -246,6 +257,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Only the newest N records (after the other filters)')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Only the newest N records (after the other filters)')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('-r', '-r', [CompletionResultType]::ParameterName, 'Oldest first')
             [CompletionResult]::new('--reverse', '--reverse', [CompletionResultType]::ParameterName, 'Oldest first')
             [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'Full keys')
@@ -267,6 +279,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]')
             [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every checkpoint of the directory (filters still apply; a KEY argument may then only be the directory)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -284,6 +297,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)')
             [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Evaluate scores and ages at this Unix time instead of now (reproducible output)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('--reset-stats', '--reset-stats', [CompletionResultType]::ParameterName, 'Zero the hit counts and set last_used to now in the installed copies')
             [CompletionResult]::new('--include-agent', '--include-agent', [CompletionResultType]::ParameterName, 'With replace or newer, also replace ds4-agent''s explicit saves (sysprompt.kv, agent-system, agent-session), which are kept otherwise')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
@@ -296,6 +310,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;trailer' {
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -311,6 +326,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
         'kvc;trailer;ls' {
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
             [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -321,6 +337,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
         'kvc;trailer;export' {
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
             [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -334,6 +351,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--method', '--method', [CompletionResultType]::ParameterName, 'How to write the new trailer')
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]')
             [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('--allow-missing', '--allow-missing', [CompletionResultType]::ParameterName, 'Store entries whose DSML block does not occur in the text')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
@@ -350,6 +368,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--method', '--method', [CompletionResultType]::ParameterName, 'How to write the new trailer')
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]')
             [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every checkpoint of the directory that has something to rewrite (a KEY argument may then only be the directory)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
@@ -366,6 +385,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--method', '--method', [CompletionResultType]::ParameterName, 'How to write the new trailer')
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]')
             [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every checkpoint of the directory that has something to rewrite (a KEY argument may then only be the directory)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
@@ -404,6 +424,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;completions' {
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -411,6 +432,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;man' {
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -425,6 +447,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Live model by name: flash, pro, glm-5.2, laguna, qwen3.8')
             [CompletionResult]::new('--quant', '--quant', [CompletionResultType]::ParameterName, 'Live routed-expert quant bits (2 or 4); compared only with --reject-different-quant')
             [CompletionResult]::new('--min-tokens', '--min-tokens', [CompletionResultType]::ParameterName, 'Minimum checkpoint tokens, as ds4-server''s --kv-cache-min-tokens [default: 512]')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('--reject-different-quant', '--reject-different-quant', [CompletionResultType]::ParameterName, 'As ds4-server''s --kv-cache-reject-different-quant: skip checkpoints of other quant bits')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')

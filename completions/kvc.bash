@@ -182,12 +182,16 @@ _kvc() {
 
     case "${cmd}" in
         kvc)
-            opts="-h -V --help --version ls show cat verify evict rm gc stats tree report log export import trailer completions man match help"
+            opts="-h -V --color --help --version ls show cat verify evict rm gc stats tree report log export import trailer completions man match help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -196,7 +200,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__cat)
-            opts="-d -h -V --force --dir --help --version"
+            opts="-d -h -V --force --dir --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -216,6 +220,10 @@ _kvc() {
                     fi
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -224,12 +232,16 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__completions)
-            opts="-h -V --help --version bash elvish fish powershell zsh"
+            opts="-h -V --color --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -238,7 +250,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__evict)
-            opts="-d -n -q -y -h -V --dir --budget --older-than --include-unloadable --protect --include-agent --dry-run --wait --quiet --max-delete --yes --policy --engine --now --reject-different-quant --json --help --version"
+            opts="-d -n -q -y -h -V --dir --budget --older-than --include-unloadable --protect --include-agent --dry-run --wait --quiet --max-delete --yes --policy --engine --now --reject-different-quant --json --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -299,6 +311,10 @@ _kvc() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -307,7 +323,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__export)
-            opts="-o -d -h -V --all --reason --min-tokens --used-within --quant --output --dir --now --json --help --version"
+            opts="-o -d -h -V --all --reason --min-tokens --used-within --quant --output --dir --now --json --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -358,6 +374,10 @@ _kvc() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -366,7 +386,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__gc)
-            opts="-d -n -q -y -h -V --dir --temp-age --dry-run --wait --quiet --max-delete --yes --now --json --help --version"
+            opts="-d -n -q -y -h -V --dir --temp-age --dry-run --wait --quiet --max-delete --yes --now --json --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -406,6 +426,10 @@ _kvc() {
                     ;;
                 --now)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -752,7 +776,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__import)
-            opts="-n -d -h -V --on-conflict --reset-stats --include-agent --budget --dry-run --wait --dir --policy --engine --now --json --help --version"
+            opts="-n -d -h -V --on-conflict --reset-stats --include-agent --budget --dry-run --wait --dir --policy --engine --now --json --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -799,6 +823,10 @@ _kvc() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -807,7 +835,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__log)
-            opts="-d -n -r -l -h -V --dir --op --key --since --limit --reverse --long --now --json --help --version"
+            opts="-d -n -r -l -h -V --dir --op --key --since --limit --reverse --long --now --json --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -854,6 +882,10 @@ _kvc() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -862,7 +894,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__ls)
-            opts="-d -q -r -l -h -V --dir --quiet --sort --reverse --long --no-title --policy --engine --now --reject-different-quant --json --help --version"
+            opts="-d -q -r -l -h -V --dir --quiet --sort --reverse --long --no-title --policy --engine --now --reject-different-quant --json --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -898,6 +930,10 @@ _kvc() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -906,12 +942,16 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__man)
-            opts="-h -V --help --version"
+            opts="-h -V --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -920,7 +960,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__match)
-            opts="-d -h -V --dir --ctx --model-id --model --quant --reject-different-quant --min-tokens --json --help --version"
+            opts="-d -h -V --dir --ctx --model-id --model --quant --reject-different-quant --min-tokens --json --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -960,6 +1000,10 @@ _kvc() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -968,7 +1012,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__report)
-            opts="-d -o -h -V --dir --output --budget --log --since --until --temp-age --policy --engine --now --reject-different-quant --help --version"
+            opts="-d -o -h -V --dir --output --budget --log --since --until --temp-age --policy --engine --now --reject-different-quant --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1031,6 +1075,10 @@ _kvc() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1039,7 +1087,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__rm)
-            opts="-d -n -q -y -h -V --dir --include-agent --dry-run --wait --quiet --max-delete --yes --now --json --help --version"
+            opts="-d -n -q -y -h -V --dir --include-agent --dry-run --wait --quiet --max-delete --yes --now --json --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1074,6 +1122,10 @@ _kvc() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1082,7 +1134,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__show)
-            opts="-d -h -V --text --dir --policy --engine --now --reject-different-quant --json --help --version"
+            opts="-d -h -V --text --dir --policy --engine --now --reject-different-quant --json --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1114,6 +1166,10 @@ _kvc() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1122,7 +1178,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__stats)
-            opts="-d -h -V --dir --budget --log --since --until --temp-age --policy --engine --now --reject-different-quant --json --prometheus --prometheus-file --help --version"
+            opts="-d -h -V --dir --budget --log --since --until --temp-age --policy --engine --now --reject-different-quant --json --prometheus --prometheus-file --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1181,6 +1237,10 @@ _kvc() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1189,12 +1249,16 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__trailer)
-            opts="-h -V --help --version ls export set prune strip help"
+            opts="-h -V --color --help --version ls export set prune strip help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1203,7 +1267,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__trailer__subcmd__export)
-            opts="-d -h -V --dir --help --version"
+            opts="-d -h -V --dir --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1221,6 +1285,10 @@ _kvc() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o plusdirs
                     fi
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -1329,7 +1397,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__trailer__subcmd__ls)
-            opts="-d -h -V --dir --json --help --version"
+            opts="-d -h -V --dir --json --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1349,6 +1417,10 @@ _kvc() {
                     fi
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1357,7 +1429,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__trailer__subcmd__prune)
-            opts="-n -d -h -V --all --dry-run --wait --now --method --dir --json --help --version"
+            opts="-n -d -h -V --all --dry-run --wait --now --method --dir --json --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1389,6 +1461,10 @@ _kvc() {
                     fi
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1397,7 +1473,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__trailer__subcmd__set)
-            opts="-n -d -h -V --from --allow-missing --dry-run --wait --now --method --dir --json --help --version"
+            opts="-n -d -h -V --from --allow-missing --dry-run --wait --now --method --dir --json --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1433,6 +1509,10 @@ _kvc() {
                     fi
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1441,7 +1521,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__trailer__subcmd__strip)
-            opts="-n -d -h -V --all --dry-run --wait --now --method --dir --json --help --version"
+            opts="-n -d -h -V --all --dry-run --wait --now --method --dir --json --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1473,6 +1553,10 @@ _kvc() {
                     fi
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1481,7 +1565,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__tree)
-            opts="-d -h -V --dir --dot --no-title --policy --engine --now --reject-different-quant --json --help --version"
+            opts="-d -h -V --dir --dot --no-title --policy --engine --now --reject-different-quant --json --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1513,6 +1597,10 @@ _kvc() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1521,7 +1609,7 @@ _kvc() {
             return 0
             ;;
         kvc__subcmd__verify)
-            opts="-d -a -h -V --dir --deep --sample --all --strict --allow --temp-age --engine --quarantine --wait --now --json --help --version"
+            opts="-d -a -h -V --dir --deep --sample --all --strict --allow --temp-age --engine --quarantine --wait --now --json --color --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1570,6 +1658,10 @@ _kvc() {
                     ;;
                 --now)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
                 *)

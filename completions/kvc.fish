@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_kvc_global_optspecs
-    string join \n h/help V/version
+    string join \n color= h/help V/version
 end
 
 function __fish_kvc_needs_command
@@ -24,6 +24,9 @@ function __fish_kvc_using_subcommand
     contains -- $cmd[1] $argv
 end
 
+complete -c kvc -n "__fish_kvc_needs_command" -l color -d 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''
+always\t''
+never\t''"
 complete -c kvc -n "__fish_kvc_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_needs_command" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_needs_command" -f -a "ls" -d 'List the checkpoints of cache directories, with their eviction rank'
@@ -59,6 +62,9 @@ complete -c kvc -n "__fish_kvc_using_subcommand ls" -l engine -d 'Engine that re
 ds4-classic\t'ds4 up to 2026-05-25, before the payload ABI byte'
 hanzo\t'hanzo-engine\'s disk KV spill'"
 complete -c kvc -n "__fish_kvc_using_subcommand ls" -l now -d 'Evaluate scores and ages at this Unix time instead of now (reproducible output)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand ls" -l color -d 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''
+always\t''
+never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand ls" -s q -l quiet -d 'Print only the full keys, one per line, in the listing\'s order (for pipes: `kvc ls -q | head -3`)'
 complete -c kvc -n "__fish_kvc_using_subcommand ls" -s r -l reverse -d 'Reverse the order'
 complete -c kvc -n "__fish_kvc_using_subcommand ls" -s l -l long -d 'Full keys, absolute times, model id and payload ABI'
@@ -75,12 +81,18 @@ complete -c kvc -n "__fish_kvc_using_subcommand show" -l engine -d 'Engine that 
 ds4-classic\t'ds4 up to 2026-05-25, before the payload ABI byte'
 hanzo\t'hanzo-engine\'s disk KV spill'"
 complete -c kvc -n "__fish_kvc_using_subcommand show" -l now -d 'Evaluate scores and ages at this Unix time instead of now (reproducible output)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand show" -l color -d 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''
+always\t''
+never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand show" -l text -d 'Also show the whole text, with control characters escaped'
 complete -c kvc -n "__fish_kvc_using_subcommand show" -l reject-different-quant -d 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)'
 complete -c kvc -n "__fish_kvc_using_subcommand show" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand show" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand show" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand cat" -s d -l dir -d 'Cache directory, as DIR' -r -f -a "(__fish_complete_directories)"
+complete -c kvc -n "__fish_kvc_using_subcommand cat" -l color -d 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''
+always\t''
+never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand cat" -l force -d 'Write the raw text even when standard output is a terminal'
 complete -c kvc -n "__fish_kvc_using_subcommand cat" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand cat" -s V -l version -d 'Print version'
@@ -94,6 +106,9 @@ hanzo\t'hanzo-engine\'s disk KV spill'"
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -l quarantine -d 'Move every file with an error into DIR (created 0700) with a <name>.why file; never deletes' -r -F
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -l wait -d 'Wait at most this long for another kvc\'s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -l now -d 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand verify" -l color -d 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''
+always\t''
+never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -l deep -d 'Also read every payload whole: token ids below vocab, finite logits, every byte readable'
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -s a -l all -d 'Also report stray files (names no engine reads)'
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -l strict -d 'Treat warnings as errors for the exit status'
@@ -113,6 +128,9 @@ complete -c kvc -n "__fish_kvc_using_subcommand evict" -l engine -d 'Engine that
 ds4-classic\t'ds4 up to 2026-05-25, before the payload ABI byte'
 hanzo\t'hanzo-engine\'s disk KV spill'"
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -l now -d 'Evaluate scores and ages at this Unix time instead of now (reproducible output)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand evict" -l color -d 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''
+always\t''
+never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -l include-unloadable -d 'Also delete what the engine never loads: under ds4 the readable checkpoints outside its population (other payload ABI, quant, version; sysprompt.kv with --include-agent); under hanzo-engine the *.kv entries it counts that kvc cannot read. Never foreign files, links or directories'
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -l include-agent -d 'Also act on ds4-agent\'s explicit saves (sysprompt.kv, agent-session, agent-system)'
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
@@ -126,6 +144,9 @@ complete -c kvc -n "__fish_kvc_using_subcommand rm" -s d -l dir -d 'Cache direct
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -l wait -d 'Wait at most this long for another kvc\'s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -l max-delete -d 'Delete at most this much in one run, else nothing (exit 4): a share of the directory\'s bytes (25%), a size (10GiB) or a number of files (100)' -r -f
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -l now -d 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand rm" -l color -d 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''
+always\t''
+never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -l include-agent -d 'Also act on ds4-agent\'s explicit saves (sysprompt.kv, agent-session, agent-system)'
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -s q -l quiet -d 'Print nothing on success (for cron); problems still go to stderr'
@@ -138,6 +159,9 @@ complete -c kvc -n "__fish_kvc_using_subcommand gc" -l temp-age -d 'Temp files o
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -l wait -d 'Wait at most this long for another kvc\'s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -l max-delete -d 'Delete at most this much in one run, else nothing (exit 4): a share of the directory\'s bytes (25%), a size (10GiB) or a number of files (100)' -r -f
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -l now -d 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand gc" -l color -d 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''
+always\t''
+never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -s q -l quiet -d 'Print nothing on success (for cron); problems still go to stderr'
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -s y -l yes -d 'Do not ask on a terminal before deleting more than 10% of a directory; for evict, also lift its own limit of 50% (an explicit --max-delete still applies)'
@@ -158,6 +182,9 @@ ds4-classic\t'ds4 up to 2026-05-25, before the payload ABI byte'
 hanzo\t'hanzo-engine\'s disk KV spill'"
 complete -c kvc -n "__fish_kvc_using_subcommand stats" -l now -d 'Evaluate scores and ages at this Unix time instead of now (reproducible output)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand stats" -l prometheus-file -d 'Write the node_exporter textfile format to PATH, atomically, mode 0644; print nothing else' -r -F
+complete -c kvc -n "__fish_kvc_using_subcommand stats" -l color -d 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''
+always\t''
+never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand stats" -l reject-different-quant -d 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)'
 complete -c kvc -n "__fish_kvc_using_subcommand stats" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand stats" -l prometheus -d 'Write the node_exporter textfile format (metrics kvc_…) to standard output'
@@ -171,6 +198,9 @@ complete -c kvc -n "__fish_kvc_using_subcommand tree" -l engine -d 'Engine that 
 ds4-classic\t'ds4 up to 2026-05-25, before the payload ABI byte'
 hanzo\t'hanzo-engine\'s disk KV spill'"
 complete -c kvc -n "__fish_kvc_using_subcommand tree" -l now -d 'Evaluate scores and ages at this Unix time instead of now (reproducible output)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand tree" -l color -d 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''
+always\t''
+never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand tree" -l dot -d 'Write Graphviz DOT instead of a table (`kvc tree --dot | dot -Tsvg > tree.svg`)'
 complete -c kvc -n "__fish_kvc_using_subcommand tree" -l no-title -d 'Do not show titles (each text\'s first user turn)'
 complete -c kvc -n "__fish_kvc_using_subcommand tree" -l reject-different-quant -d 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)'
@@ -191,6 +221,9 @@ complete -c kvc -n "__fish_kvc_using_subcommand report" -l engine -d 'Engine tha
 ds4-classic\t'ds4 up to 2026-05-25, before the payload ABI byte'
 hanzo\t'hanzo-engine\'s disk KV spill'"
 complete -c kvc -n "__fish_kvc_using_subcommand report" -l now -d 'Evaluate scores and ages at this Unix time instead of now (reproducible output)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand report" -l color -d 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''
+always\t''
+never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand report" -l reject-different-quant -d 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)'
 complete -c kvc -n "__fish_kvc_using_subcommand report" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand report" -s V -l version -d 'Print version'
@@ -200,6 +233,9 @@ complete -c kvc -n "__fish_kvc_using_subcommand log" -l key -d 'Only records who
 complete -c kvc -n "__fish_kvc_using_subcommand log" -l since -d 'Only records from WHEN on: 2026-08-05, 2026-08-05T14:00 (UTC) or a duration back from now (30d, 12h)' -r -f
 complete -c kvc -n "__fish_kvc_using_subcommand log" -s n -l limit -d 'Only the newest N records (after the other filters)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand log" -l now -d 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand log" -l color -d 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''
+always\t''
+never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand log" -s r -l reverse -d 'Oldest first'
 complete -c kvc -n "__fish_kvc_using_subcommand log" -s l -l long -d 'Full keys'
 complete -c kvc -n "__fish_kvc_using_subcommand log" -l json -d 'Print JSON (schema in README.md) instead of a table'
@@ -212,6 +248,9 @@ complete -c kvc -n "__fish_kvc_using_subcommand export" -l quant -d 'Only checkp
 complete -c kvc -n "__fish_kvc_using_subcommand export" -s o -l output -d 'Bundle file to write (atomically), or `-` for standard output (not a terminal)' -r -F
 complete -c kvc -n "__fish_kvc_using_subcommand export" -s d -l dir -d 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -f -a "(__fish_complete_directories)"
 complete -c kvc -n "__fish_kvc_using_subcommand export" -l now -d 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand export" -l color -d 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''
+always\t''
+never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand export" -l all -d 'Every checkpoint of the directory (filters still apply; a KEY argument may then only be the directory)'
 complete -c kvc -n "__fish_kvc_using_subcommand export" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand export" -s h -l help -d 'Print help'
@@ -229,12 +268,18 @@ complete -c kvc -n "__fish_kvc_using_subcommand import" -l engine -d 'Engine tha
 ds4-classic\t'ds4 up to 2026-05-25, before the payload ABI byte'
 hanzo\t'hanzo-engine\'s disk KV spill'"
 complete -c kvc -n "__fish_kvc_using_subcommand import" -l now -d 'Evaluate scores and ages at this Unix time instead of now (reproducible output)' -r
+complete -c kvc -n "__fish_kvc_using_subcommand import" -l color -d 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''
+always\t''
+never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand import" -l reset-stats -d 'Zero the hit counts and set last_used to now in the installed copies'
 complete -c kvc -n "__fish_kvc_using_subcommand import" -l include-agent -d 'With replace or newer, also replace ds4-agent\'s explicit saves (sysprompt.kv, agent-system, agent-session), which are kept otherwise'
 complete -c kvc -n "__fish_kvc_using_subcommand import" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
 complete -c kvc -n "__fish_kvc_using_subcommand import" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand import" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand import" -s V -l version -d 'Print version'
+complete -c kvc -n "__fish_kvc_using_subcommand trailer; and not __fish_seen_subcommand_from ls export set prune strip help" -l color -d 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''
+always\t''
+never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and not __fish_seen_subcommand_from ls export set prune strip help" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and not __fish_seen_subcommand_from ls export set prune strip help" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and not __fish_seen_subcommand_from ls export set prune strip help" -f -a "ls" -d 'List the entries of a checkpoint\'s tool-id map, and which of them ds4 uses (the last entry of an id wins)'
@@ -244,10 +289,16 @@ complete -c kvc -n "__fish_kvc_using_subcommand trailer; and not __fish_seen_sub
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and not __fish_seen_subcommand_from ls export set prune strip help" -f -a "strip" -d 'Remove the tool-id map and clear ext bit 0 (also repairs a broken trailer)'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and not __fish_seen_subcommand_from ls export set prune strip help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from ls" -s d -l dir -d 'Cache directory, as DIR' -r -f -a "(__fish_complete_directories)"
+complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from ls" -l color -d 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''
+always\t''
+never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from ls" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from ls" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from export" -s d -l dir -d 'Cache directory, as DIR' -r -f -a "(__fish_complete_directories)"
+complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from export" -l color -d 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''
+always\t''
+never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from export" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -l from -d 'JSON file with the map, or `-` for standard input' -r -F
@@ -258,6 +309,9 @@ in-place\t'Ordered in-place writes and fsyncs, never a copy; replacing a map pas
 clone\t'Reflink clone and swap; fails where the filesystem cannot clone'
 copy\t'Clone, else copy the whole file, then swap: never a state without the map'"
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -s d -l dir -d 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -f -a "(__fish_complete_directories)"
+complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -l color -d 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''
+always\t''
+never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -l allow-missing -d 'Store entries whose DSML block does not occur in the text'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -l json -d 'Print JSON (schema in README.md) instead of a table'
@@ -270,6 +324,9 @@ in-place\t'Ordered in-place writes and fsyncs, never a copy; replacing a map pas
 clone\t'Reflink clone and swap; fails where the filesystem cannot clone'
 copy\t'Clone, else copy the whole file, then swap: never a state without the map'"
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -s d -l dir -d 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -f -a "(__fish_complete_directories)"
+complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -l color -d 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''
+always\t''
+never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -l all -d 'Every checkpoint of the directory that has something to rewrite (a KEY argument may then only be the directory)'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -l json -d 'Print JSON (schema in README.md) instead of a table'
@@ -282,6 +339,9 @@ in-place\t'Ordered in-place writes and fsyncs, never a copy; replacing a map pas
 clone\t'Reflink clone and swap; fails where the filesystem cannot clone'
 copy\t'Clone, else copy the whole file, then swap: never a state without the map'"
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from strip" -s d -l dir -d 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -f -a "(__fish_complete_directories)"
+complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from strip" -l color -d 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''
+always\t''
+never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from strip" -l all -d 'Every checkpoint of the directory that has something to rewrite (a KEY argument may then only be the directory)'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from strip" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from strip" -l json -d 'Print JSON (schema in README.md) instead of a table'
@@ -293,8 +353,14 @@ complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcomm
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from help" -f -a "prune" -d 'Drop map entries ds4 never uses (shadowed ids, NUL-first) or whose DSML block is not in the text'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from help" -f -a "strip" -d 'Remove the tool-id map and clear ext bit 0 (also repairs a broken trailer)'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c kvc -n "__fish_kvc_using_subcommand completions" -l color -d 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''
+always\t''
+never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c kvc -n "__fish_kvc_using_subcommand man" -l color -d 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''
+always\t''
+never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand man" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand man" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand match" -s d -l dir -d 'Cache directory, as DIR' -r -f -a "(__fish_complete_directories)"
@@ -303,6 +369,9 @@ complete -c kvc -n "__fish_kvc_using_subcommand match" -l model-id -d 'Live mode
 complete -c kvc -n "__fish_kvc_using_subcommand match" -l model -d 'Live model by name: flash, pro, glm-5.2, laguna, qwen3.8' -r
 complete -c kvc -n "__fish_kvc_using_subcommand match" -l quant -d 'Live routed-expert quant bits (2 or 4); compared only with --reject-different-quant' -r
 complete -c kvc -n "__fish_kvc_using_subcommand match" -l min-tokens -d 'Minimum checkpoint tokens, as ds4-server\'s --kv-cache-min-tokens [default: 512]' -r
+complete -c kvc -n "__fish_kvc_using_subcommand match" -l color -d 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''
+always\t''
+never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand match" -l reject-different-quant -d 'As ds4-server\'s --kv-cache-reject-different-quant: skip checkpoints of other quant bits'
 complete -c kvc -n "__fish_kvc_using_subcommand match" -l json -d 'Print JSON (schema in README.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand match" -s h -l help -d 'Print help (see more with \'--help\')'

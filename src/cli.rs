@@ -23,6 +23,16 @@ evict's own limit of 50% of the directory, or not confirmed on a terminal).",
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
+    pub color: ColorWhen,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Subcommand)]

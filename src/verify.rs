@@ -818,12 +818,12 @@ fn check_temp(path: &Path, kind: &TempKind, temps: &TempJudge) -> Option<FileRep
                 kind.writer.name()
             ),
         };
-        let age = Duration::from_secs(j.age.unwrap_or_default().as_secs());
+        let age = j.age.unwrap_or_default().as_secs();
         r.push(Finding::warning(
             Code::StaleTemp,
             format!(
                 "{writer} last written {} ago: a save that never finished (safe to remove)",
-                humantime::format_duration(age)
+                crate::text::span(age)
             ),
         ));
     }

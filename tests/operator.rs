@@ -841,6 +841,15 @@ fn rm_and_gc_take_max_delete() {
 /// standard input, output and error, typing `answer`. `None` when
 /// `script` is not installed.
 fn on_a_terminal(args: &str, answer: &str) -> Option<std::process::Output> {
+    on_a_terminal_with(args, answer, &[("TERM", "dumb")])
+}
+
+/// [`on_a_terminal`] with these environment variables (and PATH only).
+fn on_a_terminal_with(
+    args: &str,
+    answer: &str,
+    vars: &[(&str, &str)],
+) -> Option<std::process::Output> {
     if std::process::Command::new("script")
         .arg("--version")
         .output()
@@ -855,7 +864,7 @@ fn on_a_terminal(args: &str, answer: &str) -> Option<std::process::Output> {
         .args(["-qec", &format!("{} {args}", kvc.display()), "/dev/null"])
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("TERM", "dumb")
+        .envs(vars.iter().copied())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -927,4 +936,198 @@ fn on_a_terminal_a_large_share_asks_first() {
     // One of four files is 25%: asked, and an empty answer is no.
     assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stdout).contains("kvc rm: delete 1 file"));
+}
+
+// --- 5. Output people read ---
+
+#[test]
+fn tables_show_one_relative_time_long_rfc3339_json_seconds() {
+    let (env, cps) = small_cache();
+    let dir = env.cache_str();
+    let n = now();
+    // A temp file of a dead writer, 2 hours and 17 minutes old.
+    let key = sha1_hex(b"a save");
+    let stale = env.add_raw(&format!("{key}.kv.tmp.{DEAD_PID}"), &[7u8; 100]);
+    age_file(
+        &stale,
+        std::time::Duration::from_secs(2 * 3600 + 17 * 60 + 42),
+    );
+    let gc = String::from_utf8(env.stdout(&["gc", "-n", &dir])).unwrap();
+    assert!(gc.contains(" 2h ago "), "{gc}");
+    assert!(!gc.contains("17m") && !gc.contains("2h 17m"), "{gc}");
+    let v = env.json(&["verify", "--json", &dir]);
+    let msg = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| f["findings"].as_array().unwrap())
+        .find(|f| f["code"] == "stale-temp")
+        .unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(msg.contains("last written 2h ago"), "{msg}");
+    // The journal: ages in the table, RFC 3339 with -l, seconds in JSON.
+    env.stdout(&[
+        "rm",
+        "-q",
+        "--now",
+        &(NOW - 3 * 86_400).to_string(),
+        &cps[0].key()[..8],
+        &dir,
+    ]);
+    let table = String::from_utf8(env.stdout(&["log", "--now", &n, &dir])).unwrap();
+    assert!(table.contains("3d ago"), "{table}");
+    let long = String::from_utf8(env.stdout(&["log", "-l", "--now", &n, &dir])).unwrap();
+    assert!(long.contains("2025-11-18T07:26:40Z"), "{long}");
+    let v = env.json(&["log", "--json", &dir]);
+    assert_eq!(v["records"][0]["time"], NOW - 3 * 86_400);
+    let ls = String::from_utf8(env.stdout(&["ls", "--now", &n, &dir])).unwrap();
+    assert!(ls.contains(" 2h ago "), "{ls}");
+    let ls = String::from_utf8(env.stdout(&["ls", "-l", "--now", &n, &dir])).unwrap();
+    assert!(ls.contains("2025-11-21T05:26:40Z"), "{ls}");
+}
+
+#[test]
+fn progress_is_drawn_on_a_terminal_only_with_percent_rate_and_eta() {
+    let (env, _) = small_cache();
+    let dir = env.cache_str();
+    // (TERM=dumb would draw no bar: it cannot move the cursor.)
+    let xterm = [("TERM", "xterm")];
+    let Some(out) = on_a_terminal_with(&format!("verify --deep {dir}"), "", &xterm) else {
+        return;
+    };
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(shown.contains("verify ["), "{shown}");
+    assert!(shown.contains("% ") && shown.contains("/s ETA "), "{shown}");
+    // Not on a pipe.
+    let out = env.kvc().args(["verify", "--deep", &dir]).output().unwrap();
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A trailer rewrite by copy advances one bar by bytes.
+    let out = on_a_terminal_with(
+        &format!("trailer strip --all --method copy {dir}"),
+        "",
+        &xterm,
+    )
+    .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        shown.contains("strip [") && shown.contains("ETA"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn severities_are_coloured_on_a_terminal_unless_no_color() {
+    let env = TestEnv::new();
+    let mut wrong = Ckpt::new(chat("mislabelled")).mainline();
+    wrong.name = Some(format!("{}.kv", "ab".repeat(20)));
+    env.add(&wrong);
+    let dir = env.cache_str();
+    let red = "\x1b[1;31merror[key-mismatch]\x1b[0m";
+    let Some(out) = on_a_terminal_with(&format!("verify {dir}"), "", &[("TERM", "xterm")]) else {
+        return;
+    };
+    assert!(String::from_utf8_lossy(&out.stdout).contains(red));
+    let out = on_a_terminal_with(
+        &format!("verify {dir}"),
+        "",
+        &[("TERM", "xterm"), ("NO_COLOR", "1")],
+    )
+    .unwrap();
+    assert!(
+        !out.stdout.contains(&0x1b),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = on_a_terminal_with(
+        &format!("verify --color never {dir}"),
+        "",
+        &[("TERM", "xterm")],
+    )
+    .unwrap();
+    assert!(!out.stdout.contains(&0x1b));
+    // A pipe: none, unless --color always.
+    let out = env.kvc().args(["verify", &dir]).output().unwrap();
+    assert!(!out.stdout.contains(&0x1b));
+    let out = env
+        .kvc()
+        .args(["verify", "--color", "always", &dir])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(red));
+    let out = env
+        .kvc()
+        .args(["ls", "--color", "always", &dir])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\x1b[1;31merror:\x1b[0m"));
+}
+
+#[test]
+fn the_evict_plan_shows_titles_fitted_to_the_width() {
+    let env = TestEnv::new();
+    ten(&env);
+    let dir = env.cache_str();
+    let args = [
+        "evict",
+        "-n",
+        "--yes",
+        "--budget",
+        "1KiB",
+        "--now",
+        &now(),
+        &dir,
+    ];
+    let whole = String::from_utf8(env.stdout(&args)).unwrap();
+    assert!(whole.contains("TITLE"), "{whole}");
+    assert!(whole.contains("conversation number 0"), "{whole}");
+    let out = env.kvc().args(args).env("COLUMNS", "70").output().unwrap();
+    let narrow = String::from_utf8(out.stdout).unwrap();
+    for line in narrow.lines().filter(|l| l.starts_with(' ')) {
+        assert!(unicode_width(line) <= 70, "{line:?}");
+    }
+    assert!(narrow.contains('…'), "{narrow}");
+    let v = env.json(&["evict", "-n", "--yes", "--json", "--budget", "1KiB", &dir]);
+    assert!(v["victims"][0]["title"]
+        .as_str()
+        .unwrap()
+        .starts_with("conversation number"));
+}
+
+fn unicode_width(s: &str) -> usize {
+    s.chars().count()
+}
+
+#[test]
+fn trailer_rewrites_end_with_a_summary_line() {
+    let (env, _) = small_cache();
+    let dir = env.cache_str();
+    let dry = String::from_utf8(env.stdout(&["trailer", "strip", "-n", "--all", &dir])).unwrap();
+    assert_eq!(
+        dry.lines().last().unwrap(),
+        "strip: 1 would be rewritten (dry run: nothing was written)",
+        "{dry}"
+    );
+    let done =
+        String::from_utf8(env.stdout(&["trailer", "strip", "--all", "--method", "copy", &dir]))
+            .unwrap();
+    assert_eq!(
+        done.lines().last().unwrap(),
+        "strip: 1 rewritten (1 copy)",
+        "{done}"
+    );
+    let again = String::from_utf8(env.stdout(&["trailer", "strip", "--all", &dir])).unwrap();
+    assert!(
+        again
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("strip: 0 rewritten"),
+        "{again}"
+    );
 }

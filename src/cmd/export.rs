@@ -6,7 +6,7 @@ use crate::config;
 use crate::output::{self, Exporter, HumanExporter, InvalidView, JsonExporter, Report};
 use crate::Outcome;
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use kvc::bundle::{self, EntryRecord, Excluded, LeftForeign, Selection, StreamOut};
 use kvc::fsutil::AtomicFile;
 use kvc::resolve;
@@ -16,50 +16,42 @@ use std::io::{self, IsTerminal, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-/// A byte-counting progress bar on stderr, only when stderr is a terminal.
-/// Shared by `export` and `import`.
-pub(crate) struct Bar(Option<ProgressBar>);
+/// The byte-counting progress bar of `export` and `import`
+/// (`output::progress_bytes`: on a terminal only), made when the total is
+/// known.
+pub(crate) struct Bar {
+    label: &'static str,
+    bar: Option<ProgressBar>,
+}
 
 impl Bar {
-    pub(crate) fn new() -> Bar {
-        Bar(io::stderr()
-            .is_terminal()
-            .then(|| ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())))
+    pub(crate) fn new(label: &'static str) -> Bar {
+        Bar { label, bar: None }
     }
 }
 
 impl bundle::Progress for Bar {
     fn begin(&mut self, total: Option<u64>) {
-        let Some(b) = &self.0 else { return };
-        let template = match total {
-            Some(t) => {
-                b.set_length(t);
-                "{spinner} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} {msg}"
-            }
-            None => "{spinner} {bytes} {binary_bytes_per_sec} {msg}",
-        };
-        if let Ok(style) = ProgressStyle::with_template(template) {
-            b.set_style(style.progress_chars("=> "));
-        }
+        self.bar = output::progress_bytes(self.label, total);
     }
     fn entry(&mut self, name: &str) {
-        if let Some(b) = &self.0 {
+        if let Some(b) = &self.bar {
             b.set_message(name.chars().take(16).collect::<String>());
         }
     }
     fn advance(&mut self, bytes: u64) {
-        if let Some(b) = &self.0 {
+        if let Some(b) = &self.bar {
             b.inc(bytes);
         }
     }
     fn warn(&mut self, message: &str) {
-        match &self.0 {
+        match &self.bar {
             Some(b) => b.suspend(|| eprintln!("kvc: warning: {message}")),
             None => eprintln!("kvc: warning: {message}"),
         }
     }
     fn finish(&mut self) {
-        if let Some(b) = &self.0 {
+        if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
     }
@@ -271,7 +263,7 @@ pub fn run(args: ExportArgs) -> Result<Outcome> {
     let dest = destination(&args.out_file)?;
     let to_stdout = matches!(dest, Dest::Stdout);
     let selected = bundle::select(&dir, &sel, now)?;
-    let mut bar = Bar::new();
+    let mut bar = Bar::new("export");
     let report = match dest {
         Dest::Stdout => {
             // Our own descriptor for stdout: unbuffered by std, so the

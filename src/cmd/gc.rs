@@ -82,6 +82,9 @@ struct GcReport {
     temp_files: Vec<TempView>,
     /// Bytes removed, or that would be.
     freed_bytes: u64,
+    /// The clock of the run (`--now`), for the ages shown.
+    #[serde(skip)]
+    now: u64,
     /// `.kvc/` holds nothing worth keeping (no journal).
     empty_state: bool,
     removed_state: bool,
@@ -91,8 +94,9 @@ struct GcReport {
 }
 
 impl GcReport {
-    fn new(plan: &GcPlan, temp_age: Duration, dry_run: bool) -> GcReport {
+    fn new(plan: &GcPlan, temp_age: Duration, dry_run: bool, now: u64) -> GcReport {
         GcReport {
+            now,
             dir: plan.dir.display().to_string(),
             dry_run,
             temp_age: temp_age.as_secs(),
@@ -129,7 +133,7 @@ impl Report for GcReport {
                     }),
                     Cell::new(output::size(f.size)),
                     Cell::new(f.age.map_or("-".into(), |a| {
-                        humantime::format_duration(Duration::from_secs(a)).to_string() + " ago"
+                        output::ago(self.now.saturating_sub(a).max(1), self.now)
                     })),
                     Cell::new(note),
                 ]);
@@ -218,7 +222,7 @@ pub fn run(args: GcArgs) -> Result<Outcome> {
                 .map(|t| TempView::new(t, None, true))
                 .collect(),
             freed_bytes: plan.bytes_to_free(),
-            ..GcReport::new(&plan, args.temp_age.temp_age, true)
+            ..GcReport::new(&plan, args.temp_age.temp_age, true, now)
         }
     } else {
         let mut session = config::session("gc", Some(now), args.write.wait.wait)?;
@@ -240,7 +244,7 @@ pub fn run(args: GcArgs) -> Result<Outcome> {
             temp_files,
             freed_bytes: result.freed_bytes(),
             removed_state: result.removed_state,
-            ..GcReport::new(&result.plan, args.temp_age.temp_age, false)
+            ..GcReport::new(&result.plan, args.temp_age.temp_age, false, now)
         }
     };
     report.limit = LimitView::new(limit, &d);

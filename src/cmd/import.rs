@@ -167,7 +167,7 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
         include_agent: args.include_agent,
         engine: args.policy.engine.engine(),
     };
-    let mut bar = Bar::new();
+    let mut bar = Bar::new("import");
     let input = if from_stdin {
         if io::stdin().is_terminal() {
             bail!("standard input is a terminal: pipe a bundle in (kvc export ... -o - | kvc import -)");

@@ -83,6 +83,9 @@ struct LogReport {
     skipped_bytes: u64,
     #[serde(skip)]
     long: bool,
+    /// The clock (`--now`), for the ages of the table.
+    #[serde(skip)]
+    now: u64,
 }
 
 /// A key cut to the listing width unless `--long`; file names (gc) stay whole.
@@ -102,7 +105,11 @@ impl Report for LogReport {
             ]);
             for r in &self.records {
                 t.add_row([
-                    Cell::new(output::timestamp(r.time)),
+                    Cell::new(if self.long {
+                        output::timestamp(r.time)
+                    } else {
+                        output::ago(r.time, self.now)
+                    }),
                     Cell::new(&r.op),
                     Cell::new(short_key(&r.key, self.long)),
                     Cell::new(output::size(r.bytes)),
@@ -225,6 +232,7 @@ pub fn run(args: LogArgs) -> Result<Outcome> {
         damaged: read.damaged,
         skipped_bytes: read.skipped_bytes,
         long: args.long,
+        now: config::now_or_clock(args.clock.now)?,
     };
     output::emit(&report, args.output.json)?;
     Ok(Outcome::Clean)

@@ -485,7 +485,8 @@ impl LsReport {
         }
         for (file, findings) in warned {
             for w in findings {
-                writeln!(out, "{}: {file}: {}", w.severity, w.message)?;
+                let tag = output::paint(w.severity, &format!("{}:", w.severity));
+                writeln!(out, "{tag} {file}: {}", w.message)?;
             }
         }
         if !d.invalid.is_empty()

@@ -6,14 +6,14 @@ use crate::config;
 use crate::output::{self, Report};
 use crate::Outcome;
 use anyhow::{bail, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use kvc::finding::Finding;
 use kvc::format::dialect::EngineChoice;
 use kvc::session::quarantine::{self, Quarantined};
 use kvc::text::sanitize_line;
 use kvc::verify::{self, EntryKind, FileReport, Progress, Unloadable, VerifyOptions, VerifyReport};
 use serde::Serialize;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -154,8 +154,8 @@ fn dialect_label(f: &FileReport) -> Option<&'static str> {
     }
 }
 
-/// The indicatif bar of `--deep` on a terminal: bytes read of the payloads
-/// to read, files done in the message.
+/// The progress bar of `--deep` on a terminal (`output::progress_bytes`):
+/// bytes read of the payloads to read, files done in the message.
 struct Bar {
     bar: ProgressBar,
     done: AtomicU64,
@@ -163,14 +163,7 @@ struct Bar {
 }
 
 impl Bar {
-    fn new() -> Bar {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "verify {wide_bar} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {msg}",
-            )
-            .expect("valid template"),
-        );
+    fn new(bar: ProgressBar) -> Bar {
         Bar {
             bar,
             done: AtomicU64::new(0),
@@ -209,8 +202,12 @@ pub fn run(args: VerifyArgs) -> Result<Outcome> {
         now,
         engine: args.engine.engine(),
     };
-    let mut report = if opts.deep && io::stderr().is_terminal() {
-        let bar = Bar::new();
+    let bar = opts
+        .deep
+        .then(|| output::progress_bytes("verify", Some(0)))
+        .flatten();
+    let mut report = if let Some(bar) = bar {
+        let bar = Bar::new(bar);
         let r = verify::verify_paths(&paths, &opts, &bar);
         bar.bar.finish_and_clear();
         r?
@@ -375,7 +372,8 @@ fn write_unloadable(out: &mut dyn Write, d: &DirView) -> io::Result<()> {
 }
 
 fn write_finding(out: &mut dyn Write, name: &str, f: &FindingView) -> io::Result<()> {
-    writeln!(out, "{}[{}] {name}: {}", f.severity, f.code, f.message)
+    let tag = output::paint(f.severity, &format!("{}[{}]", f.severity, f.code));
+    writeln!(out, "{tag} {name}: {}", f.message)
 }
 
 impl Report for VerifyView {
