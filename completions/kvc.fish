@@ -152,7 +152,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand rm" -s n -l dry-run -d 'Show wha
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -s q -l quiet -d 'Print nothing on success (for cron); problems still go to stderr'
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -s y -l yes -d 'Do not ask on a terminal before deleting more than 10% of a directory; for evict, also lift its own limit of 50% (an explicit --max-delete still applies)'
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -l json -d 'Print JSON (schema in README.md) instead of a table'
-complete -c kvc -n "__fish_kvc_using_subcommand rm" -s h -l help -d 'Print help'
+complete -c kvc -n "__fish_kvc_using_subcommand rm" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -s d -l dir -d 'Cache directory, as DIR' -r -f -a "(__fish_complete_directories)"
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -l temp-age -d 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)' -r -f
@@ -166,7 +166,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand gc" -s n -l dry-run -d 'Show wha
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -s q -l quiet -d 'Print nothing on success (for cron); problems still go to stderr'
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -s y -l yes -d 'Do not ask on a terminal before deleting more than 10% of a directory; for evict, also lift its own limit of 50% (an explicit --max-delete still applies)'
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -l json -d 'Print JSON (schema in README.md) instead of a table'
-complete -c kvc -n "__fish_kvc_using_subcommand gc" -s h -l help -d 'Print help'
+complete -c kvc -n "__fish_kvc_using_subcommand gc" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand stats" -s d -l dir -d 'A cache directory, as DIR (repeatable)' -r -f -a "(__fish_complete_directories)"
 complete -c kvc -n "__fish_kvc_using_subcommand stats" -l budget -d 'Compare what the engine\'s budget counts with SIZE, and say what `kvc evict --budget SIZE` would delete' -r
@@ -239,7 +239,7 @@ never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand log" -s r -l reverse -d 'Oldest first'
 complete -c kvc -n "__fish_kvc_using_subcommand log" -s l -l long -d 'Full keys'
 complete -c kvc -n "__fish_kvc_using_subcommand log" -l json -d 'Print JSON (schema in README.md) instead of a table'
-complete -c kvc -n "__fish_kvc_using_subcommand log" -s h -l help -d 'Print help'
+complete -c kvc -n "__fish_kvc_using_subcommand log" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand log" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand export" -l reason -d 'Only checkpoints saved for this reason (repeatable: any of them)' -r
 complete -c kvc -n "__fish_kvc_using_subcommand export" -l min-tokens -d 'Only checkpoints of at least N tokens' -r
@@ -253,7 +253,7 @@ always\t''
 never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand export" -l all -d 'Every checkpoint of the directory (filters still apply; a KEY argument may then only be the directory)'
 complete -c kvc -n "__fish_kvc_using_subcommand export" -l json -d 'Print JSON (schema in README.md) instead of a table'
-complete -c kvc -n "__fish_kvc_using_subcommand export" -s h -l help -d 'Print help'
+complete -c kvc -n "__fish_kvc_using_subcommand export" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand export" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand import" -l on-conflict -d 'When the target already has a checkpoint with the same key (identical bytes count as present; unsafe next to a running hanzo-engine, see below)' -r -f -a "skip\t'Keep the existing checkpoint'
 replace\t'Overwrite it'
@@ -299,7 +299,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcomm
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from export" -l color -d 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help'
+complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from export" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -l from -d 'JSON file with the map, or `-` for standard input' -r -F
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -l wait -d 'Wait at most this long for another kvc\'s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)' -r

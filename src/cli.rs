@@ -3,6 +3,7 @@
 //! (`KVC_UPDATE_DOCS=1 cargo test --test docs`), as ripgrep does, so they cannot drift apart.
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use kvc::code::{Code, Uses};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -266,9 +267,7 @@ pub enum SortKey {
     Key,
 }
 
-#[derive(Debug, Args)]
-#[command(
-    after_help = "Flags column: t tool-map trailer, r responses-visible text, \
+const LS_HELP: &str = "Flags column: t tool-map trailer, r responses-visible text, \
 k thinking-visible text, ? unknown ext bits, s superseded waypoint, \
 a agent save (never evicted without --include-agent), x never loaded by the directory's engine, \
 ! header warning, or a name that is not what the content says (listed below the table).\n\
@@ -276,7 +275,12 @@ SCORE: tokens kept per MiB on disk, weighted by recently decayed hits and the po
 (ds4: x2 for cold/evict/shutdown, x0.05-0.5 for a superseded waypoint); lower is evicted first. \
 JSON has the raw score per byte.\n\
 Tables fit $COLUMNS, or the terminal's width: titles shrink first, then ctx, quant and other \
-columns are left out; a pipe gets whole rows."
+columns are left out; a pipe gets whole rows.";
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = LS_HELP,
+    after_long_help = long_help(LS_HELP, &[("Invalid files (code: meaning)", &uses(Uses::INVALID))], "kvc ls --json: README.md, section `kvc ls --json` (the CHECKPOINT object: section `JSON of ls and show`)")
 )]
 pub struct LsArgs {
     /// Cache directories, or .kv files to list alone [default: $KVC_DIR, else ~/.ds4/kvcache]
@@ -341,25 +345,77 @@ pub enum TrailerCommand {
     /// List the entries of a checkpoint's tool-id map, and which of them ds4 uses (the last entry of an id wins)
     Ls(TrailerLsArgs),
     /// Write a checkpoint's tool-id map to standard output as JSON (shadowed entries marked)
+    #[command(
+        after_long_help = "JSON: README.md, section `kvc trailer`, \"JSON\"; the same form is the input of `kvc trailer set`."
+    )]
     Export(TrailerExportArgs),
     /// Replace the tool-id map of checkpoints with one given as JSON
     #[command(
-        after_help = "Input: the JSON `kvc trailer export` writes: [{\"id\": ..., \"dsml\": ...}], \
+        after_help = TRAILER_SET_HELP,
+        after_long_help = trailer_long_help(TRAILER_SET_HELP)
+    )]
+    Set(TrailerSetArgs),
+    /// Drop map entries ds4 never uses (shadowed ids, NUL-first) or whose DSML block is not in the text
+    #[command(after_help = TRAILER_FILES_HELP, after_long_help = trailer_long_help(TRAILER_FILES_HELP))]
+    Prune(TrailerEditArgs),
+    /// Remove the tool-id map and clear ext bit 0 (also repairs a broken trailer)
+    #[command(after_help = TRAILER_FILES_HELP, after_long_help = trailer_long_help(TRAILER_FILES_HELP))]
+    Strip(TrailerEditArgs),
+}
+
+/// The codes with one of `uses`, in documentation order.
+fn uses(uses: kvc::code::Uses) -> Vec<kvc::code::Code> {
+    kvc::code::Code::used_as(uses).collect()
+}
+
+/// `--help` (and the man page) of a command: its short help, then each
+/// table of the codes its output carries, with their meanings from
+/// `kvc::code` (the registry kvc reports them from), then where its JSON
+/// schema is.
+fn long_help(short: &str, tables: &[(&str, &[kvc::code::Code])], json: &str) -> String {
+    let mut s = short.to_string();
+    for (title, codes) in tables {
+        s.push_str(&format!("\n\n{title}:\n"));
+        for c in codes.iter() {
+            s.push_str(&format!(
+                "\n  {}: {}\n",
+                c.name(),
+                c.meaning().replace('`', "")
+            ));
+        }
+    }
+    s.push_str(&format!(
+        "\n\nJSON ({json}); field names are stable, new fields may be added."
+    ));
+    s
+}
+
+/// `kvc trailer set|prune|strip --help`: their outcomes and JSON.
+fn trailer_long_help(short: &str) -> String {
+    use kvc::code::Code;
+    long_help(
+        short,
+        &[(
+            "Outcomes (code: meaning)",
+            &[
+                Code::Rewritten,
+                Code::WouldRewrite,
+                Code::Unchanged,
+                Code::Vanished,
+            ],
+        )],
+        "kvc trailer --json: README.md, section `kvc trailer`, \"JSON\"",
+    )
+}
+
+/// `kvc trailer set --help`.
+const TRAILER_SET_HELP: &str = "Input: the JSON `kvc trailer export` writes: [{\"id\": ..., \"dsml\": ...}], \
 with `id_hex`/`dsml_hex` (hex bytes) in place of a field that is not UTF-8 (`shadowed_by` and \
 `dropped_by_ds4`, which export adds, are ignored). An empty array removes the map. Refused as ds4's \
 loader would read them otherwise: ids of 0 or more than 256 bytes, an id twice (ds4 uses the last), \
 NUL bytes in an id or a DSML block (ds4 reads C strings).\n\n\
 Only ds4's tool-id maps are rewritten: a ds4-agent session (ext bit 3: its trailer is its title), \
-a file with ext bits 0 and 3, a hanzo-engine file and a foreign one are refused with one line."
-    )]
-    Set(TrailerSetArgs),
-    /// Drop map entries ds4 never uses (shadowed ids, NUL-first) or whose DSML block is not in the text
-    #[command(after_help = TRAILER_FILES_HELP)]
-    Prune(TrailerEditArgs),
-    /// Remove the tool-id map and clear ext bit 0 (also repairs a broken trailer)
-    #[command(after_help = TRAILER_FILES_HELP)]
-    Strip(TrailerEditArgs),
-}
+a file with ext bits 0 and 3, a hanzo-engine file and a foreign one are refused with one line.";
 
 /// What `trailer prune` and `strip` leave alone, for their `--help`.
 const TRAILER_FILES_HELP: &str = "Only ds4's tool-id maps are rewritten. Left alone: a ds4-agent \
@@ -555,10 +611,7 @@ pub struct AgentArg {
     pub include_agent: bool,
 }
 
-#[derive(Debug, Args)]
-#[command(
-    group(ArgGroup::new("criterion").args(["budget", "older_than", "include_unloadable"]).required(true).multiple(true)),
-    after_help = "Sizes: B, KiB, MiB, GiB, TiB (or K, M, G, T) are powers of 1024; kB, MB, GB, TB \
+const EVICT_HELP: &str = "Sizes: B, KiB, MiB, GiB, TiB (or K, M, G, T) are powers of 1024; kB, MB, GB, TB \
 powers of 1000; any case (200gb). A bare number is refused: ds4's --kv-disk-space-mb counts MiB. --budget 0 is refused \
 too: ds4 reads --kv-disk-space-mb 0 as its default, 4096 MiB, not as nothing.\n\n\
 Population: the plan covers exactly what the directory's engine counts against its budget \
@@ -582,7 +635,13 @@ deleted and kvc exits 4; --dry-run prints the plan and exits 4 the same. On a te
 than 10% of the directory asks first (--yes does not); without one (cron) nothing is asked.\n\n\
 Exit status: 0 done (or nothing to do), 1 done with problems (budget not met, a file not removed), \
 2 usage or I/O error, 3 gave up waiting for another kvc's lock, 4 refused: over the limit, or not \
-confirmed; nothing deleted."
+confirmed; nothing deleted.";
+
+#[derive(Debug, Args)]
+#[command(
+    group(ArgGroup::new("criterion").args(["budget", "older_than", "include_unloadable"]).required(true).multiple(true)),
+    after_help = EVICT_HELP,
+    after_long_help = long_help(EVICT_HELP, &[("Outcomes of victims (code: meaning)", &[Code::Planned, Code::Removed, Code::Vanished, Code::Touched, Code::Invalid, Code::Failed]), ("Why an entry is kept (code: meaning)", &uses(Uses::KEPT))], "kvc evict --json: README.md, section `kvc evict --json`")
 )]
 pub struct EvictArgs {
     #[command(flatten)]
@@ -611,13 +670,16 @@ pub struct EvictArgs {
     pub output: OutputArgs,
 }
 
-#[derive(Debug, Args)]
-#[command(
-    after_help = "A file with a checkpoint name that is not a valid checkpoint is removed too \
+const RM_HELP: &str = "A file with a checkpoint name that is not a valid checkpoint is removed too \
 when named explicitly (the journal records it as invalid); kvc never deletes one on its own.\n\n\
 Limit: --max-delete LIMIT (a share of the directory's bytes, a size or a number of files): over it, \
 nothing is removed and kvc exits 4. On a terminal, removing more than 10% of a directory asks first \
-(--yes does not); without one nothing is asked."
+(--yes does not); without one nothing is asked.";
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = RM_HELP,
+    after_long_help = long_help(RM_HELP, &[("Outcomes (code: meaning)", &[Code::Planned, Code::Removed, Code::Vanished, Code::Changed, Code::Failed])], "kvc rm --json: README.md, section `kvc rm KEY... [DIR]`")
 )]
 pub struct RmArgs {
     /// Keys, unique key prefixes (4+ hex digits), `sysprompt`, or paths to .kv files; then, optionally, the cache directory
@@ -635,9 +697,7 @@ pub struct RmArgs {
     pub output: OutputArgs,
 }
 
-#[derive(Debug, Args)]
-#[command(
-    after_help = "Temp files: <key>.kv.tmp.<pid> (ds4-server, kvc), <name>.kv.tmp.XXXXXX (ds4-agent: \
+const GC_HELP: &str = "Temp files: <key>.kv.tmp.<pid> (ds4-server, kvc), <name>.kv.tmp.XXXXXX (ds4-agent: \
 mkstemp, no pid), <key>.<pid>-<seq>.kv.tmp, <key>.<pid>.kv.tmp and <key>.kv.tmp (hanzo-engine). \
 One is removed only when it was not modified for --temp-age, the pid in its name (if any) is \
 not running, and no process holds it open (found through /proc/*/fd). Six digits may be a \
@@ -648,7 +708,12 @@ closed to it), temp files without a certain pid are kept, and gc says why. Run g
 process.\n\n\
 Limit: --max-delete LIMIT (a share of the directory's bytes, a size or a number of files): over it, \
 nothing is removed and kvc exits 4. On a terminal, removing more than 10% of the directory asks \
-first (--yes does not); without one nothing is asked."
+first (--yes does not); without one nothing is asked.";
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = GC_HELP,
+    after_long_help = long_help(GC_HELP, &[("Verdicts (code: meaning)", &uses(Uses::VERDICT)), ("Outcomes (code: meaning)", &[Code::Planned, Code::Kept, Code::Removed, Code::Vanished, Code::Failed])], "kvc gc --json: README.md, section `kvc gc [DIR]`")
 )]
 pub struct GcArgs {
     #[command(flatten)]
@@ -675,12 +740,16 @@ fn parse_op(s: &str) -> Result<String, String> {
     }
 }
 
-#[derive(Debug, Args)]
-#[command(
-    after_help = "Records are listed newest first (earlier versions of kvc listed them oldest first; -r \
+const LOG_HELP: &str =
+    "Records are listed newest first (earlier versions of kvc listed them oldest first; -r \
 gives that order). Filters combine: --op, --key and --since narrow the records, then --limit \
 keeps the newest N. The summary totals the records listed, per op, and counts only evict, rm, gc \
-and quarantine records as freed."
+and quarantine records as freed.";
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = LOG_HELP,
+    after_long_help = long_help(LOG_HELP, &[], "kvc log --json: README.md, section `The journal and kvc log [DIR]`")
 )]
 pub struct LogArgs {
     #[command(flatten)]
@@ -718,8 +787,7 @@ fn parse_reason(s: &str) -> Result<kvc::Reason, String> {
     })
 }
 
-#[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  kvc export -o ckpts.tar 3fa2 9c01\n  \
+const EXPORT_HELP: &str = "Examples:\n  kvc export -o ckpts.tar 3fa2 9c01\n  \
 kvc export --all -o - | ssh gpu2 kvc import - --dir /var/cache/ds4-kv\n\n\
 The bundle is a plain tar stream (GNU tar can list and extract it); each checkpoint is \
 followed by a small JSON digest record, and MANIFEST.json comes last. Filters narrow the \
@@ -727,7 +795,11 @@ KEYs, or select from every checkpoint when no KEY and no --all is given.\n\n\
 Each file is checked as it streams: its dialect, envelope and name (a ds4-agent session with \
 ext bit 3 is named SHA-1(title ‖ created), others by the SHA-1 of their text). Files of \
 dialects kvc does not read (`foreign` in kvc ls) are never exported: listed as a note with \
---all or a filter, an error (exit 1) when a KEY names one.")]
+--all or a filter, an error (exit 1) when a KEY names one.";
+
+#[derive(Debug, Args)]
+#[command(after_help = EXPORT_HELP,
+    after_long_help = long_help(EXPORT_HELP, &[], "kvc export --json: README.md, section `Export JSON`; the bundle format: section `The bundle format`"))]
 pub struct ExportArgs {
     /// Keys, unique key prefixes (4+ hex digits), `sysprompt`, or paths to .kv files; then, optionally, the cache directory
     #[arg(value_name = "KEY")]
@@ -779,9 +851,7 @@ impl From<OnConflict> for kvc::bundle::OnConflict {
     }
 }
 
-#[derive(Debug, Args)]
-#[command(
-    after_help = "Only regular files named <40 hex digits>.kv or sysprompt.kv at the top \
+const IMPORT_HELP: &str = "Only regular files named <40 hex digits>.kv or sysprompt.kv at the top \
 level are accepted, each only after its digest record confirmed every byte, and only of a \
 dialect kvc reads, named as that dialect names its content (the text's SHA-1; a ds4-agent \
 session's identity SHA-1(title ‖ created)); anything else, foreign dialects included, is \
@@ -792,7 +862,12 @@ on a hit hanzo-engine re-opens the file by path and writes back the header it lo
 the new file. kvc warns before the first replacement in a directory hanzo-engine reads; stop \
 the engine first.\n\n\
 Exit status: 1 when an entry was rejected, the stream was cut off, or \
---budget could not be met; 2 when the input is not a tar stream at all."
+--budget could not be met; 2 when the input is not a tar stream at all.";
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = IMPORT_HELP,
+    after_long_help = long_help(IMPORT_HELP, &[("Outcomes (code: meaning)", &[Code::Installed, Code::Replaced, Code::Present, Code::Skipped, Code::Rejected])], "kvc import --json: README.md, section `Import JSON`")
 )]
 pub struct ImportArgs {
     /// Bundle file, or `-` for standard input
@@ -842,16 +917,19 @@ fn parse_quant(s: &str) -> Result<u8, String> {
     }
 }
 
-#[derive(Debug, Args)]
-#[command(
-    after_help = "Live settings default to ds4-server's: --ctx 32768, --min-tokens 512 \
+const MATCH_HELP: &str = "Live settings default to ds4-server's: --ctx 32768, --min-tokens 512 \
 (--kv-cache-min-tokens), model 0 (flash), quant 2 and 4 both accepted. The output prints the \
 settings it assumed.\n\n\
 Verdicts: chosen, not-loadable, text-longer-than-prompt, tokens-below-min, other-model, \
 ctx-larger-than-live, other-quant, not-a-prefix, shorter-prefix, text-mismatch (README.md, \
 `kvc match`).\n\n\
 Exit status: 0 a hit, 1 a miss (a full prefill), 2 bad input (no prompt file, an unreadable \
-directory, a terminal on standard input)."
+directory, a terminal on standard input).";
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = MATCH_HELP,
+    after_long_help = long_help(MATCH_HELP, &[], "kvc match --json: README.md, section `kvc match --json`")
 )]
 pub struct MatchArgs {
     /// File of rendered prompt bytes, as the engine receives them; `-` or absent: standard input

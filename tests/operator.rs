@@ -1131,3 +1131,46 @@ fn trailer_rewrites_end_with_a_summary_line() {
         "{again}"
     );
 }
+
+// --- 7. Man pages and --help carry the code tables and the JSON pointers ---
+
+#[test]
+fn help_and_man_pages_carry_code_tables_and_json_pointers() {
+    use kvc::code::{Code, Uses};
+    let env = TestEnv::new();
+    let help = |args: &[&str]| String::from_utf8(env.stdout(args)).unwrap();
+    let verify = help(&["verify", "--help"]);
+    for c in Code::used_as(Uses::FINDING) {
+        assert!(
+            verify.contains(&format!("{} ({}): ", c.name(), c.severity())),
+            "verify --help lacks {c}"
+        );
+    }
+    assert!(verify.contains("JSON (--json)") && verify.contains("README.md"));
+    // -h stays short.
+    assert!(!help(&["verify", "-h"]).contains("payload-size"));
+    let man = env.root.path().join("man1");
+    env.kvc().arg("man").arg(&man).assert().success();
+    // roff writes a hyphen as `\-`.
+    let page = |name: &str| fs::read_to_string(man.join(name)).unwrap().replace("\\-", "-");
+    let verify_man = page("kvc-verify.1");
+    for c in Code::used_as(Uses::FINDING) {
+        assert!(verify_man.contains(c.name()), "man kvc-verify lacks {c}");
+    }
+    for (page_name, codes, json) in [
+        ("kvc-ls.1", Code::used_as(Uses::INVALID).collect::<Vec<_>>(), "kvc ls --json"),
+        ("kvc-evict.1", Code::used_as(Uses::KEPT).collect(), "kvc evict --json"),
+        ("kvc-gc.1", Code::used_as(Uses::VERDICT).collect(), "kvc gc --json"),
+        ("kvc-import.1", vec![Code::Installed, Code::Rejected], "Import JSON"),
+        ("kvc-trailer-strip.1", vec![Code::Rewritten, Code::Unchanged], "JSON"),
+    ] {
+        let text = page(page_name);
+        for c in codes {
+            assert!(text.contains(c.name()), "{page_name} lacks {c}");
+        }
+        assert!(text.contains(json), "{page_name} lacks {json}");
+    }
+    // The exit status 4 is in the top page and evict's.
+    assert!(page("kvc.1").contains("4 a deleting command"));
+    assert!(page("kvc-evict.1").contains("4 refused"));
+}
