@@ -395,6 +395,7 @@ set edit:completion:arg-completer[kvc] = {|@words|
         }
         &'kvc;completions'= {
             cand --color 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb'
+            cand --dynamic 'Print the registration script of dynamic completion instead: it asks kvc itself, so keys complete from the cache directory (the --dir typed, else $KVC_DIR, else ~/.ds4/kvcache) and a number typed for a size to its units'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'

@@ -356,6 +356,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcomm
 complete -c kvc -n "__fish_kvc_using_subcommand completions" -l color -d 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c kvc -n "__fish_kvc_using_subcommand completions" -l dynamic -d 'Print the registration script of dynamic completion instead: it asks kvc itself, so keys complete from the cache directory (the --dir typed, else $KVC_DIR, else ~/.ds4/kvcache) and a number typed for a size to its units'
 complete -c kvc -n "__fish_kvc_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand completions" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand man" -l color -d 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''

@@ -87,7 +87,11 @@ Verify changes nothing unless --quarantine is given."
     /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell)
     #[command(
         after_help = "Install, e.g.: kvc completions bash > ~/.local/share/bash-completion/completions/kvc\n\
-zsh: kvc completions zsh > ~/.zfunc/_kvc (with fpath+=~/.zfunc); fish: kvc completions fish > ~/.config/fish/completions/kvc.fish"
+zsh: kvc completions zsh > ~/.zfunc/_kvc (with fpath+=~/.zfunc); fish: kvc completions fish > ~/.config/fish/completions/kvc.fish\n\n\
+Dynamic completion (keys of the cache directory, units for sizes), which asks kvc on every TAB: \
+bash: echo 'source <(kvc completions --dynamic bash)' >> ~/.bashrc; zsh: the same into ~/.zshrc; \
+fish: kvc completions --dynamic fish > ~/.config/fish/completions/kvc.fish. It is clap's \
+completion protocol (COMPLETE=SHELL kvc), so regenerate it after upgrading kvc."
     )]
     Completions(CompletionsArgs),
     /// Write the man pages (kvc.1 and one per command) into DIR
@@ -119,6 +123,9 @@ pub struct CompletionsArgs {
     /// The shell
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+    /// Print the registration script of dynamic completion instead: it asks kvc itself, so keys complete from the cache directory (the --dir typed, else $KVC_DIR, else ~/.ds4/kvcache) and a number typed for a size to its units
+    #[arg(long)]
+    pub dynamic: bool,
 }
 
 #[derive(Debug, Args)]
@@ -315,6 +322,7 @@ pub struct LsArgs {
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     /// Key, unique key prefix (4+ hex digits), `sysprompt`, or path to a .kv file
+    #[arg(add = clap_complete::ArgValueCompleter::new(complete_key))]
     pub key: String,
     /// Also show the whole text, with control characters escaped
     #[arg(long)]
@@ -332,6 +340,7 @@ pub struct ShowArgs {
 #[derive(Debug, Args)]
 pub struct CatArgs {
     /// Key, unique key prefix (4+ hex digits), `sysprompt`, or path to a .kv file
+    #[arg(add = clap_complete::ArgValueCompleter::new(complete_key))]
     pub key: String,
     /// Write the raw text even when standard output is a terminal
     #[arg(long)]
@@ -429,6 +438,7 @@ the new file: rewrite while the engines are idle.";
 #[derive(Debug, Args)]
 pub struct TrailerLsArgs {
     /// Key, unique key prefix (4+ hex digits), `sysprompt`, or path to a .kv file
+    #[arg(add = clap_complete::ArgValueCompleter::new(complete_key))]
     pub key: String,
     #[command(flatten)]
     pub dir: CacheDir,
@@ -439,6 +449,7 @@ pub struct TrailerLsArgs {
 #[derive(Debug, Args)]
 pub struct TrailerExportArgs {
     /// Key, unique key prefix (4+ hex digits), `sysprompt`, or path to a .kv file
+    #[arg(add = clap_complete::ArgValueCompleter::new(complete_key))]
     pub key: String,
     #[command(flatten)]
     pub dir: CacheDir,
@@ -520,7 +531,7 @@ pub struct RewriteArgs {
 #[derive(Debug, Args, Clone)]
 pub struct KeysOrAll {
     /// Keys, unique key prefixes (4+ hex digits), `sysprompt`, or paths to .kv files; then, optionally, the cache directory
-    #[arg(value_name = "KEY", required_unless_present = "all")]
+    #[arg(value_name = "KEY", required_unless_present = "all", add = clap_complete::ArgValueCompleter::new(complete_key))]
     pub keys: Vec<String>,
     /// Every checkpoint of the directory that has something to rewrite (a KEY argument may then only be the directory)
     #[arg(long)]
@@ -530,7 +541,7 @@ pub struct KeysOrAll {
 #[derive(Debug, Args)]
 pub struct TrailerSetArgs {
     /// Keys, unique key prefixes (4+ hex digits), `sysprompt`, or paths to .kv files; then, optionally, the cache directory
-    #[arg(value_name = "KEY", required = true)]
+    #[arg(value_name = "KEY", required = true, add = clap_complete::ArgValueCompleter::new(complete_key))]
     pub keys: Vec<String>,
     /// JSON file with the map, or `-` for standard input
     #[arg(long, value_name = "FILE")]
@@ -596,7 +607,7 @@ pub struct WriteArgs {
     #[arg(long, short = 'q')]
     pub quiet: bool,
     /// Delete at most this much in one run, else nothing (exit 4): a share of the directory's bytes (25%), a size (10GiB) or a number of files (100)
-    #[arg(long, value_name = "LIMIT", value_parser = parse_max_delete, value_hint = clap::ValueHint::Other)]
+    #[arg(long, value_name = "LIMIT", value_parser = parse_max_delete, value_hint = clap::ValueHint::Other, add = clap_complete::ArgValueCompleter::new(complete_limit))]
     pub max_delete: Option<kvc::guard::MaxDelete>,
     /// Do not ask on a terminal before deleting more than 10% of a directory; for evict, also lift its own limit of 50% (an explicit --max-delete still applies)
     #[arg(long, short = 'y')]
@@ -647,7 +658,7 @@ pub struct EvictArgs {
     #[command(flatten)]
     pub dir: CacheDir,
     /// Evict until what the engine's budget counts takes at most SIZE (8GiB, 1.5G, 500MB)
-    #[arg(long, value_name = "SIZE", value_parser = parse_budget_arg, value_hint = clap::ValueHint::Other)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_budget_arg, value_hint = clap::ValueHint::Other, add = clap_complete::ArgValueCompleter::new(complete_size))]
     pub budget: Option<u64>,
     /// Also evict checkpoints unused for longer than DURATION (30d, 12h), budget or not
     #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg, value_hint = clap::ValueHint::Other)]
@@ -656,7 +667,7 @@ pub struct EvictArgs {
     #[arg(long)]
     pub include_unloadable: bool,
     /// Never evict this checkpoint (key, unique prefix, `sysprompt` or path); repeatable
-    #[arg(long, value_name = "KEY")]
+    #[arg(long, value_name = "KEY", add = clap_complete::ArgValueCompleter::new(complete_key))]
     pub protect: Vec<String>,
     #[command(flatten)]
     pub agent: AgentArg,
@@ -683,7 +694,7 @@ nothing is removed and kvc exits 4. On a terminal, removing more than 10% of a d
 )]
 pub struct RmArgs {
     /// Keys, unique key prefixes (4+ hex digits), `sysprompt`, or paths to .kv files; then, optionally, the cache directory
-    #[arg(value_name = "KEY", required = true)]
+    #[arg(value_name = "KEY", required = true, add = clap_complete::ArgValueCompleter::new(complete_key))]
     pub keys: Vec<String>,
     #[command(flatten)]
     pub dir: DirArg,
@@ -802,7 +813,7 @@ dialects kvc does not read (`foreign` in kvc ls) are never exported: listed as a
     after_long_help = long_help(EXPORT_HELP, &[], "kvc export --json: README.md, section `Export JSON`; the bundle format: section `The bundle format`"))]
 pub struct ExportArgs {
     /// Keys, unique key prefixes (4+ hex digits), `sysprompt`, or paths to .kv files; then, optionally, the cache directory
-    #[arg(value_name = "KEY")]
+    #[arg(value_name = "KEY", add = clap_complete::ArgValueCompleter::new(complete_key))]
     pub keys: Vec<String>,
     /// Every checkpoint of the directory (filters still apply; a KEY argument may then only be the directory)
     #[arg(long)]
@@ -883,7 +894,7 @@ pub struct ImportArgs {
     #[arg(long)]
     pub include_agent: bool,
     /// Afterwards, evict (as `kvc evict` does) until the checkpoints fit in SIZE (e.g. 40G, 512MiB), never evicting what was just imported
-    #[arg(long, value_name = "SIZE", value_parser = parse_budget_arg, value_hint = clap::ValueHint::Other)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_budget_arg, value_hint = clap::ValueHint::Other, add = clap_complete::ArgValueCompleter::new(complete_size))]
     pub budget: Option<u64>,
     #[command(flatten)]
     pub dry_run: DryRunArg,
@@ -1116,7 +1127,7 @@ pub struct StatsArgs {
     #[arg(long = "dir", short = 'd', value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub dir: Vec<PathBuf>,
     /// Compare what the engine's budget counts with SIZE, and say what `kvc evict --budget SIZE` would delete
-    #[arg(long, value_name = "SIZE", value_parser = parse_budget_arg)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_budget_arg, add = clap_complete::ArgValueCompleter::new(complete_size))]
     pub budget: Option<u64>,
     #[command(flatten)]
     pub log: EngineLogArgs,
@@ -1162,7 +1173,7 @@ pub struct ReportArgs {
     #[arg(long = "output", short = 'o', value_name = "FILE")]
     pub out_file: PathBuf,
     /// Budget to show the usage against (as `kvc stats --budget`)
-    #[arg(long, value_name = "SIZE", value_parser = parse_budget_arg)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_budget_arg, add = clap_complete::ArgValueCompleter::new(complete_size))]
     pub budget: Option<u64>,
     #[command(flatten)]
     pub log: EngineLogArgs,
@@ -1172,4 +1183,110 @@ pub struct ReportArgs {
     pub policy: PolicyArgs,
     #[command(flatten)]
     pub quant: QuantArg,
+}
+
+// --- dynamic completion (`COMPLETE=bash kvc`, `kvc completions --dynamic`) ---
+
+/// The words of the command line being completed: what follows `--` in
+/// clap's completion protocol (`COMPLETE=bash kvc -- kvc show 3fa2 -d
+/// DIR`). clap gives a value completer only the word being completed, so
+/// the `--dir` typed before (or after) it is read from here.
+fn completed_words() -> Vec<String> {
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    match args.iter().position(|a| a == "--") {
+        Some(i) => args[i + 1..].to_vec(),
+        None => Vec::new(),
+    }
+}
+
+/// The cache directory of the command line being completed: its `--dir`
+/// or `-d`, else `$KVC_DIR`, else `~/.ds4/kvcache` (as the command would).
+fn completion_dir() -> Option<PathBuf> {
+    let words = completed_words();
+    let mut given = None;
+    for (i, w) in words.iter().enumerate() {
+        if let Some(d) = w.strip_prefix("--dir=") {
+            given = Some(PathBuf::from(d));
+        } else if w == "--dir" || w == "-d" {
+            if let Some(d) = words.get(i + 1) {
+                given = Some(PathBuf::from(d));
+            }
+        }
+    }
+    given
+        .filter(|d| d.is_dir())
+        .or_else(kvc::resolve::default_dir)
+}
+
+/// KEY completion: the keys of the cache directory that start with what is
+/// typed (any case), `sysprompt` when the directory has it; what looks like
+/// a path (a `/`, a leading `.` or `~`) completes as a path.
+fn complete_key(current: &std::ffi::OsStr) -> Vec<clap_complete::CompletionCandidate> {
+    use clap_complete::engine::ValueCompleter;
+    let Some(typed) = current.to_str() else {
+        return Vec::new();
+    };
+    if typed.contains('/') || typed.starts_with('.') || typed.starts_with('~') {
+        return clap_complete::PathCompleter::any().complete(current);
+    }
+    let Some(dir) = completion_dir() else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let wanted = typed.to_ascii_lowercase();
+    let mut keys: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| kvc::Key::from_file_name(&e.file_name().to_string_lossy()))
+        .map(|k| k.to_string())
+        .filter(|k| k.starts_with(&wanted))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .map(clap_complete::CompletionCandidate::new)
+        .collect()
+}
+
+/// The units a number typed for a size can take, binary first.
+const SIZE_UNITS: [&str; 8] = ["KiB", "MiB", "GiB", "TiB", "kB", "MB", "GB", "TB"];
+
+/// The number typed, when the word is one (`40`, `1.5`): what a size or a
+/// limit completes from.
+fn typed_number(current: &std::ffi::OsStr) -> Option<&str> {
+    let t = current.to_str()?;
+    let ok = !t.is_empty()
+        && t.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && t.chars().next().is_some_and(|c| c.is_ascii_digit());
+    ok.then_some(t)
+}
+
+/// SIZE completion: a number completes to that number in each unit (a
+/// bare number is refused: a unit is needed).
+fn complete_size(current: &std::ffi::OsStr) -> Vec<clap_complete::CompletionCandidate> {
+    let Some(n) = typed_number(current) else {
+        return Vec::new();
+    };
+    SIZE_UNITS
+        .iter()
+        .map(|u| clap_complete::CompletionCandidate::new(format!("{n}{u}")))
+        .collect()
+}
+
+/// `--max-delete` completion: a number completes to a share, a count of
+/// files, or a size.
+fn complete_limit(current: &std::ffi::OsStr) -> Vec<clap_complete::CompletionCandidate> {
+    let Some(n) = typed_number(current) else {
+        return Vec::new();
+    };
+    let mut out = vec![clap_complete::CompletionCandidate::new(format!("{n}%"))
+        .help(Some("a share of the directory's bytes".into()))];
+    if n.chars().all(|c| c.is_ascii_digit()) {
+        out.push(clap_complete::CompletionCandidate::new(n).help(Some("files".into())));
+    }
+    out.extend(complete_size(current));
+    out
 }

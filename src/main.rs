@@ -15,7 +15,7 @@ mod config;
 mod confirm;
 mod output;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use std::io;
 use std::process::ExitCode;
 
@@ -32,6 +32,10 @@ pub enum Outcome {
 }
 
 fn main() -> ExitCode {
+    // `COMPLETE=bash kvc -- kvc show 3fa2`: clap's completion protocol
+    // (the script `kvc completions --dynamic bash` registers). Answers and
+    // exits when $COMPLETE is set; otherwise does nothing.
+    clap_complete::CompleteEnv::with_factory(cli::Cli::command).complete();
     let cli = cli::Cli::parse();
     output::set_color(cli.color);
     match cmd::run(cli) {

@@ -1152,17 +1152,41 @@ fn help_and_man_pages_carry_code_tables_and_json_pointers() {
     let man = env.root.path().join("man1");
     env.kvc().arg("man").arg(&man).assert().success();
     // roff writes a hyphen as `\-`.
-    let page = |name: &str| fs::read_to_string(man.join(name)).unwrap().replace("\\-", "-");
+    let page = |name: &str| {
+        fs::read_to_string(man.join(name))
+            .unwrap()
+            .replace("\\-", "-")
+    };
     let verify_man = page("kvc-verify.1");
     for c in Code::used_as(Uses::FINDING) {
         assert!(verify_man.contains(c.name()), "man kvc-verify lacks {c}");
     }
     for (page_name, codes, json) in [
-        ("kvc-ls.1", Code::used_as(Uses::INVALID).collect::<Vec<_>>(), "kvc ls --json"),
-        ("kvc-evict.1", Code::used_as(Uses::KEPT).collect(), "kvc evict --json"),
-        ("kvc-gc.1", Code::used_as(Uses::VERDICT).collect(), "kvc gc --json"),
-        ("kvc-import.1", vec![Code::Installed, Code::Rejected], "Import JSON"),
-        ("kvc-trailer-strip.1", vec![Code::Rewritten, Code::Unchanged], "JSON"),
+        (
+            "kvc-ls.1",
+            Code::used_as(Uses::INVALID).collect::<Vec<_>>(),
+            "kvc ls --json",
+        ),
+        (
+            "kvc-evict.1",
+            Code::used_as(Uses::KEPT).collect(),
+            "kvc evict --json",
+        ),
+        (
+            "kvc-gc.1",
+            Code::used_as(Uses::VERDICT).collect(),
+            "kvc gc --json",
+        ),
+        (
+            "kvc-import.1",
+            vec![Code::Installed, Code::Rejected],
+            "Import JSON",
+        ),
+        (
+            "kvc-trailer-strip.1",
+            vec![Code::Rewritten, Code::Unchanged],
+            "JSON",
+        ),
     ] {
         let text = page(page_name);
         for c in codes {
@@ -1173,4 +1197,105 @@ fn help_and_man_pages_carry_code_tables_and_json_pointers() {
     // The exit status 4 is in the top page and evict's.
     assert!(page("kvc.1").contains("4 a deleting command"));
     assert!(page("kvc-evict.1").contains("4 refused"));
+}
+
+// --- 8. Completions ---
+
+/// clap's completion protocol, as the registered bash function calls it:
+/// `COMPLETE=bash kvc -- WORDS`, the index of the word completed in
+/// `_CLAP_COMPLETE_INDEX`; one candidate a line.
+fn complete(env: &TestEnv, words: &[&str], vars: &[(&str, &str)]) -> Vec<String> {
+    complete_at(env, words, words.len() - 1, vars)
+}
+
+/// [`complete`] of the word at `at`.
+fn complete_at(env: &TestEnv, words: &[&str], at: usize, vars: &[(&str, &str)]) -> Vec<String> {
+    let index = at.to_string();
+    let out = env
+        .kvc()
+        .env("COMPLETE", "bash")
+        .env("_CLAP_COMPLETE_INDEX", &index)
+        .envs(vars.iter().copied())
+        .arg("--")
+        .args(words)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn keys_and_sizes_complete_dynamically() {
+    let (env, cps) = small_cache();
+    let dir = env.cache_str();
+    let key = cps[1].key();
+    let prefix = &key[..4];
+    // The key in the directory --dir names, whichever side of the word.
+    assert_eq!(
+        complete_at(&env, &["kvc", "show", prefix, "--dir", &dir], 2, &[]),
+        [key.as_str()]
+    );
+    assert_eq!(
+        complete(
+            &env,
+            &["kvc", "rm", "-d", &dir, &prefix.to_uppercase()],
+            &[]
+        ),
+        [key.as_str()]
+    );
+    // Else in $KVC_DIR.
+    let all = complete(&env, &["kvc", "cat", ""], &[("KVC_DIR", &dir)]);
+    for c in &cps {
+        assert!(all.contains(&c.key()), "{all:?}");
+    }
+    assert_eq!(
+        complete(
+            &env,
+            &["kvc", "evict", "--protect", prefix],
+            &[("KVC_DIR", &dir)]
+        ),
+        [key.as_str()]
+    );
+    assert_eq!(
+        complete(
+            &env,
+            &["kvc", "trailer", "strip", prefix],
+            &[("KVC_DIR", &dir)]
+        ),
+        [key.as_str()]
+    );
+    // Nothing when there is no directory to look in.
+    assert!(complete(&env, &["kvc", "show", prefix], &[]).is_empty());
+    // A number typed for a size completes to its units; a limit also to a
+    // share and a count.
+    let sizes = complete(&env, &["kvc", "evict", "--budget", "40"], &[]);
+    assert!(
+        sizes.contains(&"40GiB".to_string()) && sizes.contains(&"40GB".to_string()),
+        "{sizes:?}"
+    );
+    assert!(!sizes.contains(&"40".to_string()));
+    let limits = complete(&env, &["kvc", "rm", "--max-delete", "25"], &[]);
+    assert!(
+        limits.contains(&"25%".to_string()) && limits.contains(&"25".to_string()),
+        "{limits:?}"
+    );
+    // `kvc completions SHELL` is the static script; --dynamic registers
+    // the callback.
+    let stat = String::from_utf8(env.stdout(&["completions", "bash"])).unwrap();
+    assert!(!stat.contains("COMPLETE="));
+    let dynamic = String::from_utf8(env.stdout(&["completions", "--dynamic", "bash"])).unwrap();
+    assert!(
+        dynamic.contains("COMPLETE=\"bash\"") && dynamic.contains("complete -o nospace"),
+        "{dynamic}"
+    );
+    let fish = String::from_utf8(env.stdout(&["completions", "--dynamic", "fish"])).unwrap();
+    assert!(fish.contains("COMPLETE=fish"), "{fish}");
 }
