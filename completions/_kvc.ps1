@@ -21,6 +21,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
 
     $completions = @(switch ($command) {
         'kvc' {
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -46,12 +47,13 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;ls' {
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'A cache directory (as DIR; repeatable)')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'A cache directory (as DIR; repeatable)')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'A cache directory, as DIR (repeatable)')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'A cache directory, as DIR (repeatable)')
             [CompletionResult]::new('--sort', '--sort', [CompletionResultType]::ParameterName, 'Order of the rows')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)')
             [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Evaluate scores and ages at this Unix time instead of now (reproducible output)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the full keys, one per line, in the listing''s order (for pipes: `kvc ls -q | head -3`)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the full keys, one per line, in the listing''s order (for pipes: `kvc ls -q | head -3`)')
             [CompletionResult]::new('-r', '-r', [CompletionResultType]::ParameterName, 'Reverse the order')
@@ -68,11 +70,12 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;show' {
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)')
             [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Evaluate scores and ages at this Unix time instead of now (reproducible output)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('--text', '--text', [CompletionResultType]::ParameterName, 'Also show the whole text, with control characters escaped')
             [CompletionResult]::new('--reject-different-quant', '--reject-different-quant', [CompletionResultType]::ParameterName, 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
@@ -83,8 +86,9 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;cat' {
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Write the raw text even when standard output is a terminal')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -93,12 +97,16 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;verify' {
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'A cache directory, as PATH (repeatable)')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'A cache directory, as PATH (repeatable)')
             [CompletionResult]::new('--sample', '--sample', [CompletionResultType]::ParameterName, 'Deep-check only this percentage of checkpoints, the same ones every run (implies --deep)')
+            [CompletionResult]::new('--allow', '--allow', [CompletionResultType]::ParameterName, 'Findings of this code do not count for the exit status or --strict, and are not quarantined: listed apart, counted in the summary (repeatable; codes in --help)')
             [CompletionResult]::new('--temp-age', '--temp-age', [CompletionResultType]::ParameterName, 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)')
             [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads')
             [CompletionResult]::new('--quarantine', '--quarantine', [CompletionResultType]::ParameterName, 'Move every file with an error into DIR (created 0700) with a <name>.why file; never deletes')
             [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('--deep', '--deep', [CompletionResultType]::ParameterName, 'Also read every payload whole: token ids below vocab, finite logits, every byte readable')
             [CompletionResult]::new('-a', '-a', [CompletionResultType]::ParameterName, 'Also report stray files (names no engine reads)')
             [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Also report stray files (names no engine reads)')
@@ -111,19 +119,25 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;evict' {
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
             [CompletionResult]::new('--budget', '--budget', [CompletionResultType]::ParameterName, 'Evict until what the engine''s budget counts takes at most SIZE (8GiB, 1.5G, 500MB)')
             [CompletionResult]::new('--older-than', '--older-than', [CompletionResultType]::ParameterName, 'Also evict checkpoints unused for longer than DURATION (30d, 12h), budget or not')
             [CompletionResult]::new('--protect', '--protect', [CompletionResultType]::ParameterName, 'Never evict this checkpoint (key, unique prefix, `sysprompt` or path); repeatable')
             [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)')
+            [CompletionResult]::new('--max-delete', '--max-delete', [CompletionResultType]::ParameterName, 'Delete at most this much in one run, else nothing (exit 4): a share of the directory''s bytes (25%), a size (10GiB) or a number of files (100)')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)')
             [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Evaluate scores and ages at this Unix time instead of now (reproducible output)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('--include-unloadable', '--include-unloadable', [CompletionResultType]::ParameterName, 'Also delete what the engine never loads: under ds4 the readable checkpoints outside its population (other payload ABI, quant, version; sysprompt.kv with --include-agent); under hanzo-engine the *.kv entries it counts that kvc cannot read. Never foreign files, links or directories')
             [CompletionResult]::new('--include-agent', '--include-agent', [CompletionResultType]::ParameterName, 'Also act on ds4-agent''s explicit saves (sysprompt.kv, agent-session, agent-system)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on success (for cron); problems still go to stderr')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on success (for cron); problems still go to stderr')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask on a terminal before deleting more than 10% of a directory; for evict, also lift its own limit of 50% (an explicit --max-delete still applies)')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask on a terminal before deleting more than 10% of a directory; for evict, also lift its own limit of 50% (an explicit --max-delete still applies)')
             [CompletionResult]::new('--reject-different-quant', '--reject-different-quant', [CompletionResultType]::ParameterName, 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -133,38 +147,50 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;rm' {
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]')
             [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)')
+            [CompletionResult]::new('--max-delete', '--max-delete', [CompletionResultType]::ParameterName, 'Delete at most this much in one run, else nothing (exit 4): a share of the directory''s bytes (25%), a size (10GiB) or a number of files (100)')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('--include-agent', '--include-agent', [CompletionResultType]::ParameterName, 'Also act on ds4-agent''s explicit saves (sysprompt.kv, agent-session, agent-system)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on success (for cron); problems still go to stderr')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on success (for cron); problems still go to stderr')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask on a terminal before deleting more than 10% of a directory; for evict, also lift its own limit of 50% (an explicit --max-delete still applies)')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask on a terminal before deleting more than 10% of a directory; for evict, also lift its own limit of 50% (an explicit --max-delete still applies)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
         'kvc;gc' {
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
             [CompletionResult]::new('--temp-age', '--temp-age', [CompletionResultType]::ParameterName, 'Temp files of dead writers modified longer ago than this are stale (30m, 1h, 2d)')
             [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)')
+            [CompletionResult]::new('--max-delete', '--max-delete', [CompletionResultType]::ParameterName, 'Delete at most this much in one run, else nothing (exit 4): a share of the directory''s bytes (25%), a size (10GiB) or a number of files (100)')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on success (for cron); problems still go to stderr')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on success (for cron); problems still go to stderr')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask on a terminal before deleting more than 10% of a directory; for evict, also lift its own limit of 50% (an explicit --max-delete still applies)')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask on a terminal before deleting more than 10% of a directory; for evict, also lift its own limit of 50% (an explicit --max-delete still applies)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
         'kvc;stats' {
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'A cache directory, as DIR (repeatable)')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'A cache directory, as DIR (repeatable)')
             [CompletionResult]::new('--budget', '--budget', [CompletionResultType]::ParameterName, 'Compare what the engine''s budget counts with SIZE, and say what `kvc evict --budget SIZE` would delete')
             [CompletionResult]::new('--log', '--log', [CompletionResultType]::ParameterName, 'ds4-server log to read (repeatable; `-` for standard input)')
             [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Only log lines from WHEN on: 2026-08-05, 2026-08-05T14:00 (the log''s clock) or a duration back from now (7d)')
@@ -174,6 +200,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Evaluate scores and ages at this Unix time instead of now (reproducible output)')
             [CompletionResult]::new('--prometheus-file', '--prometheus-file', [CompletionResultType]::ParameterName, 'Write the node_exporter textfile format to PATH, atomically, mode 0644; print nothing else')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('--reject-different-quant', '--reject-different-quant', [CompletionResultType]::ParameterName, 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
             [CompletionResult]::new('--prometheus', '--prometheus', [CompletionResultType]::ParameterName, 'Write the node_exporter textfile format (metrics kvc_…) to standard output')
@@ -184,9 +211,12 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;tree' {
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)')
             [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Evaluate scores and ages at this Unix time instead of now (reproducible output)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('--dot', '--dot', [CompletionResultType]::ParameterName, 'Write Graphviz DOT instead of a table (`kvc tree --dot | dot -Tsvg > tree.svg`)')
             [CompletionResult]::new('--no-title', '--no-title', [CompletionResultType]::ParameterName, 'Do not show titles (each text''s first user turn)')
             [CompletionResult]::new('--reject-different-quant', '--reject-different-quant', [CompletionResultType]::ParameterName, 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)')
@@ -198,6 +228,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;report' {
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'HTML file to write (atomically, mode 0600)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'HTML file to write (atomically, mode 0600)')
             [CompletionResult]::new('--budget', '--budget', [CompletionResultType]::ParameterName, 'Budget to show the usage against (as `kvc stats --budget`)')
@@ -208,6 +240,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)')
             [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Evaluate scores and ages at this Unix time instead of now (reproducible output)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('--reject-different-quant', '--reject-different-quant', [CompletionResultType]::ParameterName, 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -216,13 +249,22 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;log' {
-            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Only records from the last DURATION (30d, 12h)')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
+            [CompletionResult]::new('--op', '--op', [CompletionResultType]::ParameterName, 'Only records of this op (repeatable: any of them): evict, rm, gc, quarantine, import, replace, trailer-set, trailer-prune, trailer-strip')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Only records whose key starts with PREFIX (case-insensitive), or whose file name (gc''s temp files) does')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Only records from WHEN on: 2026-08-05, 2026-08-05T14:00 (UTC) or a duration back from now (30d, 12h)')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Only the newest N records (after the other filters)')
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Only the newest N records (after the other filters)')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
+            [CompletionResult]::new('-r', '-r', [CompletionResultType]::ParameterName, 'Oldest first')
+            [CompletionResult]::new('--reverse', '--reverse', [CompletionResultType]::ParameterName, 'Oldest first')
             [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'Full keys')
             [CompletionResult]::new('--long', '--long', [CompletionResultType]::ParameterName, 'Full keys')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
@@ -234,13 +276,14 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--quant', '--quant', [CompletionResultType]::ParameterName, 'Only checkpoints with these routed-expert quant bits')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Bundle file to write (atomically), or `-` for standard output (not a terminal)')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Bundle file to write (atomically), or `-` for standard output (not a terminal)')
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)')
-            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every checkpoint of the directory (filters still apply)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every checkpoint of the directory (filters still apply; a KEY argument may then only be the directory)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
@@ -249,11 +292,12 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--on-conflict', '--on-conflict', [CompletionResultType]::ParameterName, 'When the target already has a checkpoint with the same key (identical bytes count as present; unsafe next to a running hanzo-engine, see below)')
             [CompletionResult]::new('--budget', '--budget', [CompletionResultType]::ParameterName, 'Afterwards, evict (as `kvc evict` does) until the checkpoints fit in SIZE (e.g. 40G, 512MiB), never evicting what was just imported')
             [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)')
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
             [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)')
             [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Evaluate scores and ages at this Unix time instead of now (reproducible output)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('--reset-stats', '--reset-stats', [CompletionResultType]::ParameterName, 'Zero the hit counts and set last_used to now in the installed copies')
             [CompletionResult]::new('--include-agent', '--include-agent', [CompletionResultType]::ParameterName, 'With replace or newer, also replace ds4-agent''s explicit saves (sysprompt.kv, agent-system, agent-session), which are kept otherwise')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
@@ -266,6 +310,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;trailer' {
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -279,8 +324,9 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;trailer;ls' {
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -289,10 +335,11 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;trailer;export' {
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
@@ -302,8 +349,9 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)')
             [CompletionResult]::new('--method', '--method', [CompletionResultType]::ParameterName, 'How to write the new trailer')
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('--allow-missing', '--allow-missing', [CompletionResultType]::ParameterName, 'Store entries whose DSML block does not occur in the text')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
@@ -318,9 +366,10 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)')
             [CompletionResult]::new('--method', '--method', [CompletionResultType]::ParameterName, 'How to write the new trailer')
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every checkpoint of the directory that has something to rewrite')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every checkpoint of the directory that has something to rewrite (a KEY argument may then only be the directory)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
@@ -334,9 +383,10 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)')
             [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)')
             [CompletionResult]::new('--method', '--method', [CompletionResultType]::ParameterName, 'How to write the new trailer')
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every checkpoint of the directory that has something to rewrite')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every checkpoint of the directory that has something to rewrite (a KEY argument may then only be the directory)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
@@ -374,6 +424,8 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;completions' {
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
+            [CompletionResult]::new('--dynamic', '--dynamic', [CompletionResultType]::ParameterName, 'Print the registration script of dynamic completion instead: it asks kvc itself, so keys complete from the cache directory (the --dir typed, else $KVC_DIR, else ~/.ds4/kvcache) and a number typed for a size to its units')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -381,6 +433,7 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;man' {
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -388,13 +441,14 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;match' {
-            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
-            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as DIR')
             [CompletionResult]::new('--ctx', '--ctx', [CompletionResultType]::ParameterName, 'Live context size, as ds4-server''s --ctx [default: 32768]')
             [CompletionResult]::new('--model-id', '--model-id', [CompletionResultType]::ParameterName, 'Live model id: 0 flash, 1 pro, 2 glm-5.2 [default: 0]')
             [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Live model by name: flash, pro, glm-5.2, laguna, qwen3.8')
             [CompletionResult]::new('--quant', '--quant', [CompletionResultType]::ParameterName, 'Live routed-expert quant bits (2 or 4); compared only with --reject-different-quant')
             [CompletionResult]::new('--min-tokens', '--min-tokens', [CompletionResultType]::ParameterName, 'Minimum checkpoint tokens, as ds4-server''s --kv-cache-min-tokens [default: 512]')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
             [CompletionResult]::new('--reject-different-quant', '--reject-different-quant', [CompletionResultType]::ParameterName, 'As ds4-server''s --kv-cache-reject-different-quant: skip checkpoints of other quant bits')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')

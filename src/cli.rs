@@ -3,6 +3,7 @@
 //! (`KVC_UPDATE_DOCS=1 cargo test --test docs`), as ripgrep does, so they cannot drift apart.
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use kvc::code::{Code, Uses};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -15,12 +16,24 @@ use std::time::Duration;
     long_about = "Inspect and manage the <sha1>.kv prefix checkpoints that ds4-server \
 (--kv-disk-dir), ds4-agent (~/.ds4/kvcache), ds4 forks and hanzo-engine keep on disk.\n\n\
 Exit status: 0 success; 1 the command ran and found problems; 2 usage or I/O error; \
-3 a writing command gave up waiting for another kvc's lock on a cache directory (--wait).",
-    after_help = "Cache directory: DIR or --dir, else $KVC_DIR, else ~/.ds4/kvcache when it exists."
+3 a writing command gave up waiting for another kvc's lock on a cache directory (--wait); \
+4 a deleting command (evict, rm, gc) refused its plan and deleted nothing (over --max-delete or \
+evict's own limit of 50% of the directory, or not confirmed on a terminal).",
+    after_help = "Cache directory: the DIR argument (or --dir, the same), else $KVC_DIR, else ~/.ds4/kvcache when it exists."
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
+    pub color: ColorWhen,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,7 +87,11 @@ Verify changes nothing unless --quarantine is given."
     /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell)
     #[command(
         after_help = "Install, e.g.: kvc completions bash > ~/.local/share/bash-completion/completions/kvc\n\
-zsh: kvc completions zsh > ~/.zfunc/_kvc (with fpath+=~/.zfunc); fish: kvc completions fish > ~/.config/fish/completions/kvc.fish"
+zsh: kvc completions zsh > ~/.zfunc/_kvc (with fpath+=~/.zfunc); fish: kvc completions fish > ~/.config/fish/completions/kvc.fish\n\n\
+Dynamic completion (keys of the cache directory, units for sizes), which asks kvc on every TAB: \
+bash: echo 'source <(kvc completions --dynamic bash)' >> ~/.bashrc; zsh: the same into ~/.zshrc; \
+fish: kvc completions --dynamic fish > ~/.config/fish/completions/kvc.fish. It is clap's \
+completion protocol (COMPLETE=SHELL kvc), so regenerate it after upgrading kvc."
     )]
     Completions(CompletionsArgs),
     /// Write the man pages (kvc.1 and one per command) into DIR
@@ -106,6 +123,9 @@ pub struct CompletionsArgs {
     /// The shell
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+    /// Print the registration script of dynamic completion instead: it asks kvc itself, so keys complete from the cache directory (the --dir typed, else $KVC_DIR, else ~/.ds4/kvcache) and a number typed for a size to its units
+    #[arg(long)]
+    pub dynamic: bool,
 }
 
 #[derive(Debug, Args)]
@@ -206,11 +226,33 @@ impl From<PolicyName> for kvc::Policy {
     }
 }
 
-/// `--dir` for commands that name checkpoints by key.
+/// The cache directory of a command that works on one: a positional DIR
+/// or `--dir`, the same thing (both at once is an error).
+#[derive(Debug, Args, Clone)]
+pub struct CacheDir {
+    /// Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]
+    #[arg(id = "dir_arg", value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    pub positional: Option<PathBuf>,
+    /// Cache directory, as DIR
+    #[arg(long = "dir", short = 'd', value_name = "DIR", value_hint = clap::ValueHint::DirPath, conflicts_with = "dir_arg")]
+    pub flag: Option<PathBuf>,
+}
+
+impl CacheDir {
+    /// The directory given, either way.
+    pub fn get(&self) -> Option<PathBuf> {
+        self.flag.clone().or_else(|| self.positional.clone())
+    }
+}
+
+/// `--dir` of the commands whose KEYs are followed by an optional DIR
+/// (`kvc rm KEY... [DIR]`): clap cannot place an optional positional after
+/// a repeated one, so the binary takes a last KEY that names a directory
+/// as DIR (`config::keys_and_dir`).
 #[derive(Debug, Args, Clone)]
 pub struct DirArg {
-    /// Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]
-    #[arg(long, short = 'd', value_name = "DIR")]
+    /// Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]
+    #[arg(long, short = 'd', value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub dir: Option<PathBuf>,
 }
 
@@ -232,24 +274,27 @@ pub enum SortKey {
     Key,
 }
 
-#[derive(Debug, Args)]
-#[command(
-    after_help = "Flags column: t tool-map trailer, r responses-visible text, \
+const LS_HELP: &str = "Flags column: t tool-map trailer, r responses-visible text, \
 k thinking-visible text, ? unknown ext bits, s superseded waypoint, \
 a agent save (never evicted without --include-agent), x never loaded by the directory's engine, \
-! header warning (listed below the table).\n\
+! header warning, or a name that is not what the content says (listed below the table).\n\
 SCORE: tokens kept per MiB on disk, weighted by recently decayed hits and the policy's factors \
 (ds4: x2 for cold/evict/shutdown, x0.05-0.5 for a superseded waypoint); lower is evicted first. \
 JSON has the raw score per byte.\n\
 Tables fit $COLUMNS, or the terminal's width: titles shrink first, then ctx, quant and other \
-columns are left out; a pipe gets whole rows."
+columns are left out; a pipe gets whole rows.";
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = LS_HELP,
+    after_long_help = long_help(LS_HELP, &[("Invalid files (code: meaning)", &uses(Uses::INVALID))], "kvc ls --json: README.md, section `kvc ls --json` (the CHECKPOINT object: section `JSON of ls and show`)")
 )]
 pub struct LsArgs {
     /// Cache directories, or .kv files to list alone [default: $KVC_DIR, else ~/.ds4/kvcache]
-    #[arg(value_name = "DIR|FILE")]
+    #[arg(value_name = "DIR|FILE", value_hint = clap::ValueHint::AnyPath)]
     pub dirs: Vec<PathBuf>,
-    /// A cache directory (as DIR; repeatable)
-    #[arg(long = "dir", short = 'd', value_name = "DIR")]
+    /// A cache directory, as DIR (repeatable)
+    #[arg(long = "dir", short = 'd', value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub dir: Vec<PathBuf>,
     /// Print only the full keys, one per line, in the listing's order (for pipes: `kvc ls -q | head -3`)
     #[arg(long, short = 'q', conflicts_with = "json")]
@@ -277,12 +322,13 @@ pub struct LsArgs {
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     /// Key, unique key prefix (4+ hex digits), `sysprompt`, or path to a .kv file
+    #[arg(add = clap_complete::ArgValueCompleter::new(complete_key))]
     pub key: String,
     /// Also show the whole text, with control characters escaped
     #[arg(long)]
     pub text: bool,
     #[command(flatten)]
-    pub dir: DirArg,
+    pub dir: CacheDir,
     #[command(flatten)]
     pub policy: PolicyArgs,
     #[command(flatten)]
@@ -294,12 +340,13 @@ pub struct ShowArgs {
 #[derive(Debug, Args)]
 pub struct CatArgs {
     /// Key, unique key prefix (4+ hex digits), `sysprompt`, or path to a .kv file
+    #[arg(add = clap_complete::ArgValueCompleter::new(complete_key))]
     pub key: String,
     /// Write the raw text even when standard output is a terminal
     #[arg(long)]
     pub force: bool,
     #[command(flatten)]
-    pub dir: DirArg,
+    pub dir: CacheDir,
 }
 
 #[derive(Debug, Subcommand)]
@@ -307,25 +354,77 @@ pub enum TrailerCommand {
     /// List the entries of a checkpoint's tool-id map, and which of them ds4 uses (the last entry of an id wins)
     Ls(TrailerLsArgs),
     /// Write a checkpoint's tool-id map to standard output as JSON (shadowed entries marked)
+    #[command(
+        after_long_help = "JSON: README.md, section `kvc trailer`, \"JSON\"; the same form is the input of `kvc trailer set`."
+    )]
     Export(TrailerExportArgs),
     /// Replace the tool-id map of checkpoints with one given as JSON
     #[command(
-        after_help = "Input: the JSON `kvc trailer export` writes: [{\"id\": ..., \"dsml\": ...}], \
+        after_help = TRAILER_SET_HELP,
+        after_long_help = trailer_long_help(TRAILER_SET_HELP)
+    )]
+    Set(TrailerSetArgs),
+    /// Drop map entries ds4 never uses (shadowed ids, NUL-first) or whose DSML block is not in the text
+    #[command(after_help = TRAILER_FILES_HELP, after_long_help = trailer_long_help(TRAILER_FILES_HELP))]
+    Prune(TrailerEditArgs),
+    /// Remove the tool-id map and clear ext bit 0 (also repairs a broken trailer)
+    #[command(after_help = TRAILER_FILES_HELP, after_long_help = trailer_long_help(TRAILER_FILES_HELP))]
+    Strip(TrailerEditArgs),
+}
+
+/// The codes with one of `uses`, in documentation order.
+fn uses(uses: kvc::code::Uses) -> Vec<kvc::code::Code> {
+    kvc::code::Code::used_as(uses).collect()
+}
+
+/// `--help` (and the man page) of a command: its short help, then each
+/// table of the codes its output carries, with their meanings from
+/// `kvc::code` (the registry kvc reports them from), then where its JSON
+/// schema is.
+fn long_help(short: &str, tables: &[(&str, &[kvc::code::Code])], json: &str) -> String {
+    let mut s = short.to_string();
+    for (title, codes) in tables {
+        s.push_str(&format!("\n\n{title}:\n"));
+        for c in codes.iter() {
+            s.push_str(&format!(
+                "\n  {}: {}\n",
+                c.name(),
+                c.meaning().replace('`', "")
+            ));
+        }
+    }
+    s.push_str(&format!(
+        "\n\nJSON ({json}); field names are stable, new fields may be added."
+    ));
+    s
+}
+
+/// `kvc trailer set|prune|strip --help`: their outcomes and JSON.
+fn trailer_long_help(short: &str) -> String {
+    use kvc::code::Code;
+    long_help(
+        short,
+        &[(
+            "Outcomes (code: meaning)",
+            &[
+                Code::Rewritten,
+                Code::WouldRewrite,
+                Code::Unchanged,
+                Code::Vanished,
+            ],
+        )],
+        "kvc trailer --json: README.md, section `kvc trailer`, \"JSON\"",
+    )
+}
+
+/// `kvc trailer set --help`.
+const TRAILER_SET_HELP: &str = "Input: the JSON `kvc trailer export` writes: [{\"id\": ..., \"dsml\": ...}], \
 with `id_hex`/`dsml_hex` (hex bytes) in place of a field that is not UTF-8 (`shadowed_by` and \
 `dropped_by_ds4`, which export adds, are ignored). An empty array removes the map. Refused as ds4's \
 loader would read them otherwise: ids of 0 or more than 256 bytes, an id twice (ds4 uses the last), \
 NUL bytes in an id or a DSML block (ds4 reads C strings).\n\n\
 Only ds4's tool-id maps are rewritten: a ds4-agent session (ext bit 3: its trailer is its title), \
-a file with ext bits 0 and 3, a hanzo-engine file and a foreign one are refused with one line."
-    )]
-    Set(TrailerSetArgs),
-    /// Drop map entries ds4 never uses (shadowed ids, NUL-first) or whose DSML block is not in the text
-    #[command(after_help = TRAILER_FILES_HELP)]
-    Prune(TrailerEditArgs),
-    /// Remove the tool-id map and clear ext bit 0 (also repairs a broken trailer)
-    #[command(after_help = TRAILER_FILES_HELP)]
-    Strip(TrailerEditArgs),
-}
+a file with ext bits 0 and 3, a hanzo-engine file and a foreign one are refused with one line.";
 
 /// What `trailer prune` and `strip` leave alone, for their `--help`.
 const TRAILER_FILES_HELP: &str = "Only ds4's tool-id maps are rewritten. Left alone: a ds4-agent \
@@ -339,9 +438,10 @@ the new file: rewrite while the engines are idle.";
 #[derive(Debug, Args)]
 pub struct TrailerLsArgs {
     /// Key, unique key prefix (4+ hex digits), `sysprompt`, or path to a .kv file
+    #[arg(add = clap_complete::ArgValueCompleter::new(complete_key))]
     pub key: String,
     #[command(flatten)]
-    pub dir: DirArg,
+    pub dir: CacheDir,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -349,9 +449,10 @@ pub struct TrailerLsArgs {
 #[derive(Debug, Args)]
 pub struct TrailerExportArgs {
     /// Key, unique key prefix (4+ hex digits), `sysprompt`, or path to a .kv file
+    #[arg(add = clap_complete::ArgValueCompleter::new(complete_key))]
     pub key: String,
     #[command(flatten)]
-    pub dir: DirArg,
+    pub dir: CacheDir,
 }
 
 /// How a rewrite reaches the disk (README: "Crash safety").
@@ -429,18 +530,18 @@ pub struct RewriteArgs {
 /// Checkpoints to rewrite: keys, or `--all` of the directory.
 #[derive(Debug, Args, Clone)]
 pub struct KeysOrAll {
-    /// Keys, unique key prefixes (4+ hex digits), `sysprompt`, or paths to .kv files
-    #[arg(value_name = "KEY", required_unless_present = "all")]
+    /// Keys, unique key prefixes (4+ hex digits), `sysprompt`, or paths to .kv files; then, optionally, the cache directory
+    #[arg(value_name = "KEY", required_unless_present = "all", add = clap_complete::ArgValueCompleter::new(complete_key))]
     pub keys: Vec<String>,
-    /// Every checkpoint of the directory that has something to rewrite
-    #[arg(long, conflicts_with = "keys")]
+    /// Every checkpoint of the directory that has something to rewrite (a KEY argument may then only be the directory)
+    #[arg(long)]
     pub all: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct TrailerSetArgs {
-    /// Keys, unique key prefixes (4+ hex digits), `sysprompt`, or paths to .kv files
-    #[arg(value_name = "KEY", required = true)]
+    /// Keys, unique key prefixes (4+ hex digits), `sysprompt`, or paths to .kv files; then, optionally, the cache directory
+    #[arg(value_name = "KEY", required = true, add = clap_complete::ArgValueCompleter::new(complete_key))]
     pub keys: Vec<String>,
     /// JSON file with the map, or `-` for standard input
     #[arg(long, value_name = "FILE")]
@@ -490,6 +591,11 @@ fn parse_duration_arg(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (expected e.g. 30d, 12h, 90m)"))
 }
 
+/// `--max-delete`: a share, a size or a number of files.
+fn parse_max_delete(s: &str) -> Result<kvc::guard::MaxDelete, String> {
+    kvc::guard::MaxDelete::parse(s)
+}
+
 /// Flags of every command that deletes.
 #[derive(Debug, Args, Clone, Copy)]
 pub struct WriteArgs {
@@ -500,6 +606,12 @@ pub struct WriteArgs {
     /// Print nothing on success (for cron); problems still go to stderr
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Delete at most this much in one run, else nothing (exit 4): a share of the directory's bytes (25%), a size (10GiB) or a number of files (100)
+    #[arg(long, value_name = "LIMIT", value_parser = parse_max_delete, value_hint = clap::ValueHint::Other, add = clap_complete::ArgValueCompleter::new(complete_limit))]
+    pub max_delete: Option<kvc::guard::MaxDelete>,
+    /// Do not ask on a terminal before deleting more than 10% of a directory; for evict, also lift its own limit of 50% (an explicit --max-delete still applies)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 /// `--include-agent`, for commands that delete checkpoints.
@@ -510,10 +622,7 @@ pub struct AgentArg {
     pub include_agent: bool,
 }
 
-#[derive(Debug, Args)]
-#[command(
-    group(ArgGroup::new("criterion").args(["budget", "older_than", "include_unloadable"]).required(true).multiple(true)),
-    after_help = "Sizes: B, KiB, MiB, GiB, TiB (or K, M, G, T) are powers of 1024; kB, MB, GB, TB \
+const EVICT_HELP: &str = "Sizes: B, KiB, MiB, GiB, TiB (or K, M, G, T) are powers of 1024; kB, MB, GB, TB \
 powers of 1000; any case (200gb). A bare number is refused: ds4's --kv-disk-space-mb counts MiB. --budget 0 is refused \
 too: ds4 reads --kv-disk-space-mb 0 as its default, 4096 MiB, not as nothing.\n\n\
 Population: the plan covers exactly what the directory's engine counts against its budget \
@@ -530,14 +639,26 @@ lru = hanzo-engine (its default budget is 4096 MiB, its minimum 64 MiB: a smalle
 to 64 MiB and the output says so). Superseded waypoints are ds4's test applied at rest, with every \
 longer stored checkpoint in the role of the one ds4 is saving: kvc's extension.\n\n\
 Run it beside a live engine: a checkpoint the engine uses between planning and deletion is skipped \
-and the cache planned again."
+and the cache planned again.\n\n\
+Limit: evict deletes at most 50% of the directory's bytes in one run unless --max-delete or --yes \
+says otherwise (a budget mistyped as 1GiB for 100GiB deletes nothing). Over the limit nothing is \
+deleted and kvc exits 4; --dry-run prints the plan and exits 4 the same. On a terminal, deleting more \
+than 10% of the directory asks first (--yes does not); without one (cron) nothing is asked.\n\n\
+Exit status: 0 done (or nothing to do), 1 done with problems (budget not met, a file not removed), \
+2 usage or I/O error, 3 gave up waiting for another kvc's lock, 4 refused: over the limit, or not \
+confirmed; nothing deleted.";
+
+#[derive(Debug, Args)]
+#[command(
+    group(ArgGroup::new("criterion").args(["budget", "older_than", "include_unloadable"]).required(true).multiple(true)),
+    after_help = EVICT_HELP,
+    after_long_help = long_help(EVICT_HELP, &[("Outcomes of victims (code: meaning)", &[Code::Planned, Code::Removed, Code::Vanished, Code::Touched, Code::Invalid, Code::Failed]), ("Why an entry is kept (code: meaning)", &uses(Uses::KEPT))], "kvc evict --json: README.md, section `kvc evict --json`")
 )]
 pub struct EvictArgs {
-    /// Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]
-    #[arg(value_name = "DIR")]
-    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub dir: CacheDir,
     /// Evict until what the engine's budget counts takes at most SIZE (8GiB, 1.5G, 500MB)
-    #[arg(long, value_name = "SIZE", value_parser = parse_budget_arg, value_hint = clap::ValueHint::Other)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_budget_arg, value_hint = clap::ValueHint::Other, add = clap_complete::ArgValueCompleter::new(complete_size))]
     pub budget: Option<u64>,
     /// Also evict checkpoints unused for longer than DURATION (30d, 12h), budget or not
     #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg, value_hint = clap::ValueHint::Other)]
@@ -546,7 +667,7 @@ pub struct EvictArgs {
     #[arg(long)]
     pub include_unloadable: bool,
     /// Never evict this checkpoint (key, unique prefix, `sysprompt` or path); repeatable
-    #[arg(long, value_name = "KEY")]
+    #[arg(long, value_name = "KEY", add = clap_complete::ArgValueCompleter::new(complete_key))]
     pub protect: Vec<String>,
     #[command(flatten)]
     pub agent: AgentArg,
@@ -560,14 +681,20 @@ pub struct EvictArgs {
     pub output: OutputArgs,
 }
 
+const RM_HELP: &str = "A file with a checkpoint name that is not a valid checkpoint is removed too \
+when named explicitly (the journal records it as invalid); kvc never deletes one on its own.\n\n\
+Limit: --max-delete LIMIT (a share of the directory's bytes, a size or a number of files): over it, \
+nothing is removed and kvc exits 4. On a terminal, removing more than 10% of a directory asks first \
+(--yes does not); without one nothing is asked.";
+
 #[derive(Debug, Args)]
 #[command(
-    after_help = "A file with a checkpoint name that is not a valid checkpoint is removed too \
-when named explicitly (the journal records it as invalid); kvc never deletes one on its own."
+    after_help = RM_HELP,
+    after_long_help = long_help(RM_HELP, &[("Outcomes (code: meaning)", &[Code::Planned, Code::Removed, Code::Vanished, Code::Changed, Code::Failed])], "kvc rm --json: README.md, section `kvc rm KEY... [DIR]`")
 )]
 pub struct RmArgs {
-    /// Keys, unique key prefixes (4+ hex digits), `sysprompt`, or paths to .kv files
-    #[arg(value_name = "KEY", required = true)]
+    /// Keys, unique key prefixes (4+ hex digits), `sysprompt`, or paths to .kv files; then, optionally, the cache directory
+    #[arg(value_name = "KEY", required = true, add = clap_complete::ArgValueCompleter::new(complete_key))]
     pub keys: Vec<String>,
     #[command(flatten)]
     pub dir: DirArg,
@@ -581,9 +708,7 @@ pub struct RmArgs {
     pub output: OutputArgs,
 }
 
-#[derive(Debug, Args)]
-#[command(
-    after_help = "Temp files: <key>.kv.tmp.<pid> (ds4-server, kvc), <name>.kv.tmp.XXXXXX (ds4-agent: \
+const GC_HELP: &str = "Temp files: <key>.kv.tmp.<pid> (ds4-server, kvc), <name>.kv.tmp.XXXXXX (ds4-agent: \
 mkstemp, no pid), <key>.<pid>-<seq>.kv.tmp, <key>.<pid>.kv.tmp and <key>.kv.tmp (hanzo-engine). \
 One is removed only when it was not modified for --temp-age, the pid in its name (if any) is \
 not running, and no process holds it open (found through /proc/*/fd). Six digits may be a \
@@ -591,12 +716,19 @@ mkstemp suffix: a running pid keeps such a file, a dead one proves nothing. When
 inspect every process that may hold a file (no /proc, another user's file, or processes \
 closed to it), temp files without a certain pid are kept, and gc says why. Run gc on the host \
 (and in the pid namespace) of the engine that writes the directory; as root to see every \
-process."
+process.\n\n\
+Limit: --max-delete LIMIT (a share of the directory's bytes, a size or a number of files): over it, \
+nothing is removed and kvc exits 4. On a terminal, removing more than 10% of the directory asks \
+first (--yes does not); without one nothing is asked.";
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = GC_HELP,
+    after_long_help = long_help(GC_HELP, &[("Verdicts (code: meaning)", &uses(Uses::VERDICT)), ("Outcomes (code: meaning)", &[Code::Planned, Code::Kept, Code::Removed, Code::Vanished, Code::Failed])], "kvc gc --json: README.md, section `kvc gc [DIR]`")
 )]
 pub struct GcArgs {
-    /// Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]
-    #[arg(value_name = "DIR")]
-    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub dir: CacheDir,
     #[command(flatten)]
     pub temp_age: TempAgeArg,
     #[command(flatten)]
@@ -607,14 +739,47 @@ pub struct GcArgs {
     pub output: OutputArgs,
 }
 
+/// `kvc log --op`: an op the journal records.
+fn parse_op(s: &str) -> Result<String, String> {
+    use kvc::session::journal::Op;
+    match Op::from_name(s) {
+        Some(op) => Ok(op.name().to_string()),
+        None => Err(format!(
+            "unknown op {s:?} (one of {})",
+            Op::ALL.map(Op::name).join(", ")
+        )),
+    }
+}
+
+const LOG_HELP: &str =
+    "Records are listed newest first (earlier versions of kvc listed them oldest first; -r \
+gives that order). Filters combine: --op, --key and --since narrow the records, then --limit \
+keeps the newest N. The summary totals the records listed, per op, and counts only evict, rm, gc \
+and quarantine records as freed.";
+
 #[derive(Debug, Args)]
+#[command(
+    after_help = LOG_HELP,
+    after_long_help = long_help(LOG_HELP, &[], "kvc log --json: README.md, section `The journal and kvc log [DIR]`")
+)]
 pub struct LogArgs {
-    /// Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]
-    #[arg(value_name = "DIR")]
-    pub dir: Option<PathBuf>,
-    /// Only records from the last DURATION (30d, 12h)
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg, value_hint = clap::ValueHint::Other)]
-    pub since: Option<Duration>,
+    #[command(flatten)]
+    pub dir: CacheDir,
+    /// Only records of this op (repeatable: any of them): evict, rm, gc, quarantine, import, replace, trailer-set, trailer-prune, trailer-strip
+    #[arg(long, value_name = "OP", value_parser = parse_op)]
+    pub op: Vec<String>,
+    /// Only records whose key starts with PREFIX (case-insensitive), or whose file name (gc's temp files) does
+    #[arg(long, value_name = "PREFIX")]
+    pub key: Option<String>,
+    /// Only records from WHEN on: 2026-08-05, 2026-08-05T14:00 (UTC) or a duration back from now (30d, 12h)
+    #[arg(long, value_name = "WHEN", value_hint = clap::ValueHint::Other)]
+    pub since: Option<String>,
+    /// Only the newest N records (after the other filters)
+    #[arg(long, short = 'n', value_name = "N")]
+    pub limit: Option<usize>,
+    /// Oldest first
+    #[arg(long, short = 'r')]
+    pub reverse: bool,
     /// Full keys
     #[arg(long, short = 'l')]
     pub long: bool,
@@ -633,8 +798,7 @@ fn parse_reason(s: &str) -> Result<kvc::Reason, String> {
     })
 }
 
-#[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  kvc export -o ckpts.tar 3fa2 9c01\n  \
+const EXPORT_HELP: &str = "Examples:\n  kvc export -o ckpts.tar 3fa2 9c01\n  \
 kvc export --all -o - | ssh gpu2 kvc import - --dir /var/cache/ds4-kv\n\n\
 The bundle is a plain tar stream (GNU tar can list and extract it); each checkpoint is \
 followed by a small JSON digest record, and MANIFEST.json comes last. Filters narrow the \
@@ -642,13 +806,17 @@ KEYs, or select from every checkpoint when no KEY and no --all is given.\n\n\
 Each file is checked as it streams: its dialect, envelope and name (a ds4-agent session with \
 ext bit 3 is named SHA-1(title ‖ created), others by the SHA-1 of their text). Files of \
 dialects kvc does not read (`foreign` in kvc ls) are never exported: listed as a note with \
---all or a filter, an error (exit 1) when a KEY names one.")]
+--all or a filter, an error (exit 1) when a KEY names one.";
+
+#[derive(Debug, Args)]
+#[command(after_help = EXPORT_HELP,
+    after_long_help = long_help(EXPORT_HELP, &[], "kvc export --json: README.md, section `Export JSON`; the bundle format: section `The bundle format`"))]
 pub struct ExportArgs {
-    /// Keys, unique key prefixes (4+ hex digits) or `sysprompt`
-    #[arg(value_name = "KEY")]
+    /// Keys, unique key prefixes (4+ hex digits), `sysprompt`, or paths to .kv files; then, optionally, the cache directory
+    #[arg(value_name = "KEY", add = clap_complete::ArgValueCompleter::new(complete_key))]
     pub keys: Vec<String>,
-    /// Every checkpoint of the directory (filters still apply)
-    #[arg(long, conflicts_with = "keys")]
+    /// Every checkpoint of the directory (filters still apply; a KEY argument may then only be the directory)
+    #[arg(long)]
     pub all: bool,
     /// Only checkpoints saved for this reason (repeatable: any of them)
     #[arg(long, value_name = "REASON", value_parser = parse_reason)]
@@ -694,9 +862,7 @@ impl From<OnConflict> for kvc::bundle::OnConflict {
     }
 }
 
-#[derive(Debug, Args)]
-#[command(
-    after_help = "Only regular files named <40 hex digits>.kv or sysprompt.kv at the top \
+const IMPORT_HELP: &str = "Only regular files named <40 hex digits>.kv or sysprompt.kv at the top \
 level are accepted, each only after its digest record confirmed every byte, and only of a \
 dialect kvc reads, named as that dialect names its content (the text's SHA-1; a ds4-agent \
 session's identity SHA-1(title ‖ created)); anything else, foreign dialects included, is \
@@ -707,7 +873,12 @@ on a hit hanzo-engine re-opens the file by path and writes back the header it lo
 the new file. kvc warns before the first replacement in a directory hanzo-engine reads; stop \
 the engine first.\n\n\
 Exit status: 1 when an entry was rejected, the stream was cut off, or \
---budget could not be met; 2 when the input is not a tar stream at all."
+--budget could not be met; 2 when the input is not a tar stream at all.";
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = IMPORT_HELP,
+    after_long_help = long_help(IMPORT_HELP, &[("Outcomes (code: meaning)", &[Code::Installed, Code::Replaced, Code::Present, Code::Skipped, Code::Rejected])], "kvc import --json: README.md, section `Import JSON`")
 )]
 pub struct ImportArgs {
     /// Bundle file, or `-` for standard input
@@ -723,14 +894,14 @@ pub struct ImportArgs {
     #[arg(long)]
     pub include_agent: bool,
     /// Afterwards, evict (as `kvc evict` does) until the checkpoints fit in SIZE (e.g. 40G, 512MiB), never evicting what was just imported
-    #[arg(long, value_name = "SIZE", value_parser = parse_budget_arg, value_hint = clap::ValueHint::Other)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_budget_arg, value_hint = clap::ValueHint::Other, add = clap_complete::ArgValueCompleter::new(complete_size))]
     pub budget: Option<u64>,
     #[command(flatten)]
     pub dry_run: DryRunArg,
     #[command(flatten)]
     pub wait: WaitArg,
     #[command(flatten)]
-    pub dir: DirArg,
+    pub dir: CacheDir,
     #[command(flatten)]
     pub policy: PolicyArgs,
     #[command(flatten)]
@@ -757,23 +928,26 @@ fn parse_quant(s: &str) -> Result<u8, String> {
     }
 }
 
-#[derive(Debug, Args)]
-#[command(
-    after_help = "Live settings default to ds4-server's: --ctx 32768, --min-tokens 512 \
+const MATCH_HELP: &str = "Live settings default to ds4-server's: --ctx 32768, --min-tokens 512 \
 (--kv-cache-min-tokens), model 0 (flash), quant 2 and 4 both accepted. The output prints the \
 settings it assumed.\n\n\
 Verdicts: chosen, not-loadable, text-longer-than-prompt, tokens-below-min, other-model, \
 ctx-larger-than-live, other-quant, not-a-prefix, shorter-prefix, text-mismatch (README.md, \
 `kvc match`).\n\n\
 Exit status: 0 a hit, 1 a miss (a full prefill), 2 bad input (no prompt file, an unreadable \
-directory, a terminal on standard input)."
+directory, a terminal on standard input).";
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = MATCH_HELP,
+    after_long_help = long_help(MATCH_HELP, &[], "kvc match --json: README.md, section `kvc match --json`")
 )]
 pub struct MatchArgs {
     /// File of rendered prompt bytes, as the engine receives them; `-` or absent: standard input
     #[arg(value_name = "PROMPT")]
     pub prompt: Option<PathBuf>,
     #[command(flatten)]
-    pub dir: DirArg,
+    pub dir: CacheDir,
     /// Live context size, as ds4-server's --ctx [default: 32768]
     #[arg(long, value_name = "N")]
     pub ctx: Option<u32>,
@@ -809,15 +983,58 @@ fn parse_percent(s: &str) -> Result<f64, String> {
     }
 }
 
+/// `kvc verify -h`: the exit status.
+const VERIFY_EXIT: &str = "Exit status: 0 no error (warnings and --allow'ed codes do not count), \
+1 at least one error (or, with --strict, a warning), 2 verify could not run, 3 --quarantine gave \
+up waiting for another kvc's lock (--wait).";
+
+/// `kvc verify --help` and `man kvc-verify`: the exit status, every finding
+/// code with its severity and meaning (from `kvc::code`, the registry kvc
+/// reports them from), and where the JSON schema is.
+fn verify_long_help() -> String {
+    use kvc::code::{Code, Uses};
+    let mut s = format!("{VERIFY_EXIT}\n\nFinding codes (severity, meaning):\n");
+    for c in Code::used_as(Uses::FINDING) {
+        s.push_str(&format!(
+            "\n  {} ({}): {}\n",
+            c.name(),
+            c.severity(),
+            c.meaning().replace('`', "")
+        ));
+    }
+    s.push_str(
+        "\nJSON (--json): {dirs: [{dir, engine, findings, allowed, unloadable}], files: [{file, kind, \
+key, dialect, size, findings: [{code, severity, message}], allowed, quarantined_to}], summary: \
+{checkpoints, invalid, foreign, errors, warnings, allowed, ok, ...}}; the full schema is in \
+README.md, section `kvc verify`, \"JSON (--json)\".",
+    );
+    s
+}
+
+/// `--allow CODE`: a finding code of the registry.
+fn parse_finding_code(s: &str) -> Result<kvc::code::Code, String> {
+    use kvc::code::{Code, Uses};
+    match Code::from_name(s) {
+        Some(c) if c.uses().contains(Uses::FINDING) => Ok(c),
+        _ => Err(format!(
+            "{s:?} is not a finding code (one of {})",
+            Code::used_as(Uses::FINDING)
+                .map(Code::name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Exit status: 0 no error (warnings allowed), 1 at least one error (or, with --strict, \
-a warning), 2 verify could not run, 3 --quarantine gave up waiting for another kvc's lock (--wait)."
-)]
+#[command(after_help = VERIFY_EXIT, after_long_help = verify_long_help())]
 pub struct VerifyArgs {
     /// Cache directories and/or single .kv files [default: $KVC_DIR, else ~/.ds4/kvcache]
-    #[arg(value_name = "PATH")]
+    #[arg(value_name = "PATH", value_hint = clap::ValueHint::AnyPath)]
     pub paths: Vec<PathBuf>,
+    /// A cache directory, as PATH (repeatable)
+    #[arg(long = "dir", short = 'd', value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    pub dir: Vec<PathBuf>,
     /// Also read every payload whole: token ids below vocab, finite logits, every byte readable
     #[arg(long)]
     pub deep: bool,
@@ -830,6 +1047,9 @@ pub struct VerifyArgs {
     /// Treat warnings as errors for the exit status
     #[arg(long)]
     pub strict: bool,
+    /// Findings of this code do not count for the exit status or --strict, and are not quarantined: listed apart, counted in the summary (repeatable; codes in --help)
+    #[arg(long, value_name = "CODE", value_parser = parse_finding_code)]
+    pub allow: Vec<kvc::code::Code>,
     #[command(flatten)]
     pub temp_age: TempAgeArg,
     #[command(flatten)]
@@ -901,10 +1121,13 @@ pub struct EngineLogArgs {
 #[derive(Debug, Args)]
 pub struct StatsArgs {
     /// Cache directories [default: $KVC_DIR, else ~/.ds4/kvcache]
-    #[arg(value_name = "DIR")]
+    #[arg(value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     pub dirs: Vec<PathBuf>,
+    /// A cache directory, as DIR (repeatable)
+    #[arg(long = "dir", short = 'd', value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    pub dir: Vec<PathBuf>,
     /// Compare what the engine's budget counts with SIZE, and say what `kvc evict --budget SIZE` would delete
-    #[arg(long, value_name = "SIZE", value_parser = parse_budget_arg)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_budget_arg, add = clap_complete::ArgValueCompleter::new(complete_size))]
     pub budget: Option<u64>,
     #[command(flatten)]
     pub log: EngineLogArgs,
@@ -926,9 +1149,8 @@ pub struct StatsArgs {
 
 #[derive(Debug, Args)]
 pub struct TreeArgs {
-    /// Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]
-    #[arg(value_name = "DIR")]
-    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub dir: CacheDir,
     /// Write Graphviz DOT instead of a table (`kvc tree --dot | dot -Tsvg > tree.svg`)
     #[arg(long, conflicts_with = "json")]
     pub dot: bool,
@@ -945,14 +1167,13 @@ pub struct TreeArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Cache directory [default: $KVC_DIR, else ~/.ds4/kvcache]
-    #[arg(value_name = "DIR")]
-    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub dir: CacheDir,
     /// HTML file to write (atomically, mode 0600)
     #[arg(long = "output", short = 'o', value_name = "FILE")]
     pub out_file: PathBuf,
     /// Budget to show the usage against (as `kvc stats --budget`)
-    #[arg(long, value_name = "SIZE", value_parser = parse_budget_arg)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_budget_arg, add = clap_complete::ArgValueCompleter::new(complete_size))]
     pub budget: Option<u64>,
     #[command(flatten)]
     pub log: EngineLogArgs,
@@ -962,4 +1183,110 @@ pub struct ReportArgs {
     pub policy: PolicyArgs,
     #[command(flatten)]
     pub quant: QuantArg,
+}
+
+// --- dynamic completion (`COMPLETE=bash kvc`, `kvc completions --dynamic`) ---
+
+/// The words of the command line being completed: what follows `--` in
+/// clap's completion protocol (`COMPLETE=bash kvc -- kvc show 3fa2 -d
+/// DIR`). clap gives a value completer only the word being completed, so
+/// the `--dir` typed before (or after) it is read from here.
+fn completed_words() -> Vec<String> {
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    match args.iter().position(|a| a == "--") {
+        Some(i) => args[i + 1..].to_vec(),
+        None => Vec::new(),
+    }
+}
+
+/// The cache directory of the command line being completed: its `--dir`
+/// or `-d`, else `$KVC_DIR`, else `~/.ds4/kvcache` (as the command would).
+fn completion_dir() -> Option<PathBuf> {
+    let words = completed_words();
+    let mut given = None;
+    for (i, w) in words.iter().enumerate() {
+        if let Some(d) = w.strip_prefix("--dir=") {
+            given = Some(PathBuf::from(d));
+        } else if w == "--dir" || w == "-d" {
+            if let Some(d) = words.get(i + 1) {
+                given = Some(PathBuf::from(d));
+            }
+        }
+    }
+    given
+        .filter(|d| d.is_dir())
+        .or_else(kvc::resolve::default_dir)
+}
+
+/// KEY completion: the keys of the cache directory that start with what is
+/// typed (any case), `sysprompt` when the directory has it; what looks like
+/// a path (a `/`, a leading `.` or `~`) completes as a path.
+fn complete_key(current: &std::ffi::OsStr) -> Vec<clap_complete::CompletionCandidate> {
+    use clap_complete::engine::ValueCompleter;
+    let Some(typed) = current.to_str() else {
+        return Vec::new();
+    };
+    if typed.contains('/') || typed.starts_with('.') || typed.starts_with('~') {
+        return clap_complete::PathCompleter::any().complete(current);
+    }
+    let Some(dir) = completion_dir() else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let wanted = typed.to_ascii_lowercase();
+    let mut keys: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| kvc::Key::from_file_name(&e.file_name().to_string_lossy()))
+        .map(|k| k.to_string())
+        .filter(|k| k.starts_with(&wanted))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .map(clap_complete::CompletionCandidate::new)
+        .collect()
+}
+
+/// The units a number typed for a size can take, binary first.
+const SIZE_UNITS: [&str; 8] = ["KiB", "MiB", "GiB", "TiB", "kB", "MB", "GB", "TB"];
+
+/// The number typed, when the word is one (`40`, `1.5`): what a size or a
+/// limit completes from.
+fn typed_number(current: &std::ffi::OsStr) -> Option<&str> {
+    let t = current.to_str()?;
+    let ok = !t.is_empty()
+        && t.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && t.chars().next().is_some_and(|c| c.is_ascii_digit());
+    ok.then_some(t)
+}
+
+/// SIZE completion: a number completes to that number in each unit (a
+/// bare number is refused: a unit is needed).
+fn complete_size(current: &std::ffi::OsStr) -> Vec<clap_complete::CompletionCandidate> {
+    let Some(n) = typed_number(current) else {
+        return Vec::new();
+    };
+    SIZE_UNITS
+        .iter()
+        .map(|u| clap_complete::CompletionCandidate::new(format!("{n}{u}")))
+        .collect()
+}
+
+/// `--max-delete` completion: a number completes to a share, a count of
+/// files, or a size.
+fn complete_limit(current: &std::ffi::OsStr) -> Vec<clap_complete::CompletionCandidate> {
+    let Some(n) = typed_number(current) else {
+        return Vec::new();
+    };
+    let mut out = vec![clap_complete::CompletionCandidate::new(format!("{n}%"))
+        .help(Some("a share of the directory's bytes".into()))];
+    if n.chars().all(|c| c.is_ascii_digit()) {
+        out.push(clap_complete::CompletionCandidate::new(n).help(Some("files".into())));
+    }
+    out.extend(complete_size(current));
+    out
 }

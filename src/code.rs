@@ -124,7 +124,7 @@ codes! {
     BadVersion = "bad-version", FI, Error, "an envelope version other than 1 that no dialect kvc knows (a fork's version 2 is `foreign`)";
     TextLength = "text-length", FI, Error, "text_len runs past the end of the file; the text cannot be checked";
     Truncated = "truncated", FI, Error, "file shorter than 52 + text_len + payload_bytes; the text and header are still checked, the payload and trailer are not";
-    KeyMismatch = "key-mismatch", FI, Error, "the file name is not what the content says: SHA-1 of the text, or for a ds4-agent session with ext bit 3 SHA-1(title ‖ created as u64 LE), the title up to its first NUL (names are compared case-insensitively, as ds4 does)";
+    KeyMismatch = "key-mismatch", F, Error, "the file name is not what the content says: SHA-1 of the text, or for a ds4-agent session with ext bit 3 SHA-1(title ‖ created as u64 LE), the title up to its first NUL (names are compared case-insensitively, as ds4 does)";
     ZeroTokens = "zero-tokens", FI, Error, "header token count is 0 (ds4 skips the file); valid on hanzo-engine files (D20)";
     BadTrailer = "bad-trailer", F, Error, "ext bit 0 is set, but the bytes after the payload are not exactly one well-formed `KTM` section within ds4's limits (ids 1..=256 bytes, DSML 1 byte..=512 MiB, at most 400000 entries); read entry by entry, never held whole";
     BadTitle = "bad-title", F, Error, "ext bit 3 is set, but the session-title trailer (u32 length, title) is missing or runs past the end of the file: ds4-agent cannot load the session";
@@ -144,7 +144,7 @@ codes! {
     TrailingBytes = "trailing-bytes", F, Warning, "bytes after the payload (or after a session title) that no ext bit announces; engines ignore them";
     TrailerDsmlMissing = "trailer-dsml-missing", F, Warning, "a tool-map entry whose DSML block does not occur in the text (ds4 never stores one); names up to 3 ids, sanitized. All entries are looked for in one pass over the text (Aho–Corasick)";
     FutureTimestamp = "future-timestamp", F, Warning, "created or last_used more than 5 minutes in the future";
-    WorldReadable = "world-readable", F, Warning, "group or other can read the file (mode & 044), or list or enter the directory (mode & 055): the files are verbatim prompts";
+    WorldReadable = "world-readable", F, Warning, "group or other can list or enter a cache directory (mode & 055): one finding per directory, with the count of checkpoint files they can read through it (a file's read bit counts only for a class the directory lets search it: a 0644 file in a 0700 directory is fine). A file named alone is judged with its own directory. The files are verbatim prompts";
     StaleTemp = "stale-temp", F, Warning, "a temp file of any writer (names under `kvc gc`) not modified for `--temp-age` (default `1h`; humantime: `30m`, `2h`, `1d`) with no live writer: the pid in its name, if any, is not running on this host and no process holds it open — exactly what `kvc gc` removes";
     Stray = "stray", FK, Warning, "a name that is not a checkpoint name: `kvc verify --all` reports the names no engine reads; `kvc evict` keeps the `*.kv` ones hanzo-engine counts unless `--include-unloadable`";
     Foreign = "foreign", FK, Warning, "a file of a dialect kvc does not fully read (FORMAT.md §9: a fork's version-2 envelope, LZ4 payloads, tail-indexed files, an unknown version or ABI): the message names what was recognised; it is never judged, quarantined or deleted";

@@ -5,32 +5,56 @@ use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Environment variable naming the default cache directory.
-pub const DIR_ENV: &str = "KVC_DIR";
-/// ds4-agent's cache, the default when it exists.
-pub const AGENT_DIR: &str = ".ds4/kvcache";
+pub use kvc::resolve::{AGENT_DIR, DIR_ENV};
 
 /// The cache directory when none is given: `$KVC_DIR`, else
 /// `~/.ds4/kvcache` when it exists.
 pub fn default_dir() -> Result<PathBuf> {
-    if let Some(d) = std::env::var_os(DIR_ENV).filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(d));
+    match kvc::resolve::default_dir() {
+        Some(d) => Ok(d),
+        None => bail!(
+            "no cache directory given: give DIR (or -d DIR), or set ${DIR_ENV} (~/{AGENT_DIR} does not exist)"
+        ),
     }
-    if let Some(home) = std::env::var_os("HOME") {
-        let p = PathBuf::from(home).join(AGENT_DIR);
-        if p.is_dir() {
-            return Ok(p);
-        }
-    }
-    bail!("no cache directory given: pass DIR or --dir, or set ${DIR_ENV} (~/{AGENT_DIR} does not exist)")
 }
 
-/// `--dir` if given, else the default.
+/// The directory given, else the default.
 pub fn dir_or_default(dir: Option<PathBuf>) -> Result<PathBuf> {
     match dir {
         Some(d) => Ok(d),
         None => default_dir(),
     }
+}
+
+/// `kvc rm KEY... [DIR]` and the other commands whose KEYs may be
+/// followed by the cache directory: a last argument that names a
+/// directory (and is not a bare key-like name, which `--dir` would have
+/// to disambiguate) is the cache directory, as `--dir` is. It may be the
+/// only argument when `keys_optional` (`--all`, export's filters).
+/// Returns the keys left and the directory, if any.
+pub fn keys_and_dir(
+    mut keys: Vec<String>,
+    dir: Option<PathBuf>,
+    keys_optional: bool,
+) -> Result<(Vec<String>, Option<PathBuf>)> {
+    let min = if keys_optional { 1 } else { 2 };
+    let last_is_dir = keys.len() >= min
+        && keys.last().is_some_and(|k| {
+            let key_like = !k.contains('/') && kvc::resolve::is_key_like(k);
+            !key_like && std::fs::metadata(k).is_ok_and(|m| m.is_dir())
+        });
+    if !last_is_dir {
+        return Ok((keys, dir));
+    }
+    let d = PathBuf::from(keys.pop().expect("a last argument"));
+    if let Some(flag) = &dir {
+        bail!(
+            "two cache directories given: {} and --dir {}",
+            d.display(),
+            flag.display()
+        );
+    }
+    Ok((keys, Some(d)))
 }
 
 /// The write session of a command (`kvc::session`): its clock, how long

@@ -34,6 +34,19 @@ pub enum Error {
         holder: String,
         waited: std::time::Duration,
     },
+    /// A deleting command's plan is over its limit (`--max-delete`, or
+    /// `kvc evict`'s own): nothing was deleted. The binary exits with its
+    /// own status for it (4).
+    #[error("{}: refusing to delete {would}: {}; nothing was deleted", dir.display(), if *default { format!("more than {limit} of the directory in one run, which needs --max-delete or --yes (is the budget what was meant?)") } else { format!("over --max-delete {limit}") })]
+    OverLimit {
+        dir: PathBuf,
+        /// What the plan would delete, in words.
+        would: String,
+        /// The limit, in words.
+        limit: String,
+        /// The command's own limit, not `--max-delete`.
+        default: bool,
+    },
 }
 
 impl Error {

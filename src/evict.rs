@@ -21,6 +21,7 @@ use crate::error::Result;
 use crate::format::checkpoint::Key;
 use crate::format::dialect::{EngineChoice, NotLoaded};
 use crate::format::{Engine, Header, HEADER_LEN, MAGIC, VERSION};
+use crate::guard::{Deletion, Limit};
 use crate::policy::{self, OrderKey, Policy, PolicyFrom, RankOptions};
 use crate::scan::{self, Checkpoint, FileId, Loaded, Scan, ScanOptions};
 use crate::session::journal::{Op, Record};
@@ -75,6 +76,10 @@ pub struct EvictOptions {
     /// ds4-server's `--kv-cache-reject-different-quant`: a waypoint is
     /// superseded only by a checkpoint of the same quant bits.
     pub reject_different_quant: bool,
+    /// How much one run may delete ([`crate::guard`]): [`apply`] refuses a
+    /// plan over it, deleting nothing, and a re-plan after a touched
+    /// victim deletes no more than what is left of it.
+    pub limit: Option<Limit>,
 }
 
 impl EvictOptions {
@@ -406,6 +411,16 @@ impl EvictPlan {
         self.budget.is_none_or(|b| self.bytes_after() <= b)
     }
 
+    /// What the plan deletes, against the bytes of the whole directory:
+    /// what `--max-delete` weighs.
+    pub fn deletion(&self) -> Deletion {
+        Deletion {
+            files: self.victims.len(),
+            bytes: self.bytes_to_free(),
+            base: self.total_bytes,
+        }
+    }
+
     /// Bytes of the kept entries that the engine counts, and of those it
     /// does not.
     pub fn kept_bytes(&self) -> (u64, u64) {
@@ -424,6 +439,45 @@ impl EvictPlan {
 pub(crate) fn hanzo_counts(path: &Path) -> bool {
     path.extension().and_then(|e| e.to_str()) == Some("kv")
         && path.file_stem().and_then(|s| s.to_str()).is_some()
+}
+
+/// Whether the engine's budget counts a foreign file. ds4's reader decides
+/// by header bytes alone: a version-1, ABI-2 LZ4 file passes it, and its
+/// budget counts it; hanzo-engine counts every `*.kv` name.
+fn foreign_counted(f: &scan::Foreign, engine: Engine) -> bool {
+    if engine.reader().every_kv_name {
+        hanzo_counts(&f.path)
+    } else {
+        f.loadable.is_ok() && engine.reader().counts_name(&f.key)
+    }
+}
+
+/// The entries the engine's budget counts that are not readable
+/// checkpoints, and their bytes as the engine sees them: a foreign file
+/// ds4's reader accepts, and under hanzo-engine every `*.kv` entry (invalid
+/// ones, and names that are not checkpoint names). With the counted
+/// checkpoints, exactly [`EvictPlan::counted`]: `kvc stats` reports the same
+/// population `kvc evict` weighs.
+pub fn counted_apart(scan: &Scan, engine: Engine) -> (usize, u64) {
+    let every_kv = engine.reader().every_kv_name;
+    let mut n = 0;
+    let mut bytes = 0;
+    for f in scan.foreign.iter().filter(|f| foreign_counted(f, engine)) {
+        n += 1;
+        bytes += f.size;
+    }
+    if every_kv {
+        let own = |p: &Path, scanned: u64| fs::symlink_metadata(p).map_or(scanned, |m| m.len());
+        for i in scan.invalid.iter().filter(|i| hanzo_counts(&i.path)) {
+            n += 1;
+            bytes += own(&i.path, i.size);
+        }
+        for s in scan.strays.iter().filter(|s| hanzo_counts(&s.path)) {
+            n += 1;
+            bytes += own(&s.path, s.size);
+        }
+    }
+    (n, bytes)
 }
 
 /// The `last_used` hanzo-engine reads from an entry's first 48 bytes:
@@ -475,13 +529,7 @@ fn entries(scan: &Scan, engine: Engine) -> (Vec<Entry>, u64) {
             kind: EntryKind::Foreign {
                 what: f.what.clone(),
             },
-            // ds4's reader decides by header bytes alone: a version-1, ABI-2
-            // LZ4 file passes it, and its budget counts it.
-            counted: if every_kv {
-                hanzo_counts(&f.path)
-            } else {
-                f.loadable.is_ok() && engine.reader().counts_name(&f.key)
-            },
+            counted: foreign_counted(f, engine),
             last_used: if readable { f.header.last_used } else { 0 },
             stat: None,
             regular: true,
@@ -892,6 +940,9 @@ pub struct EvictResult {
     pub passes: usize,
     /// Stopped after [`MAX_REPLANS`] re-plans with victims left undone.
     pub gave_up: bool,
+    /// A re-plan wanted more than the limit left (`EvictOptions::limit`):
+    /// its victims were cut to fit.
+    pub limited: bool,
     /// Counted entries and bytes left at the end (what the engine's budget
     /// counts).
     pub counted_after: usize,
@@ -1049,6 +1100,9 @@ pub fn apply(session: &mut Session, plan: EvictPlan, hooks: &mut dyn Hooks) -> R
         session.lock(&[&dir])?;
         plan_dir(&dir, &opts)?
     };
+    // The plan carried out is the one made under the lock: it is the one
+    // weighed, before anything is deleted.
+    plan.deletion().check(&dir, opts.limit)?;
     execute(session, &dir, &opts, hooks, plan)
 }
 
@@ -1064,6 +1118,7 @@ impl EvictResult {
             handled: Vec::new(),
             passes: 1,
             gave_up: false,
+            limited: false,
         }
     }
 }
@@ -1079,8 +1134,28 @@ fn execute(
     let mut result = EvictResult::nothing(plan.clone());
     result.passes = 0;
     let mut exclude = BTreeSet::new();
+    // What this run deleted so far, against the first plan's directory.
+    let mut spent = Deletion {
+        base: plan.total_bytes,
+        ..Deletion::default()
+    };
     loop {
         result.passes += 1;
+        if let (Some(l), true) = (opts.limit, result.passes > 1) {
+            let before = plan.victims.len();
+            let mut d = spent;
+            let fits = plan
+                .victims
+                .iter()
+                .take_while(|v| {
+                    d.files += 1;
+                    d.bytes += v.size;
+                    l.max.allows(&d)
+                })
+                .count();
+            plan.victims.truncate(fits);
+            result.limited |= fits < before;
+        }
         hooks.planned(&plan);
         let (mut gone, mut gone_bytes) = (0, 0);
         let mut replan = false;
@@ -1088,6 +1163,10 @@ fn execute(
             hooks.before_delete(v);
             let fate = delete_victim(session, dir, v, plan.policy)?;
             hooks.handled(v, &fate);
+            if matches!(fate, Fate::Removed { .. }) {
+                spent.files += 1;
+                spent.bytes += v.size;
+            }
             if fate.is_gone() {
                 if v.counted {
                     gone += 1;

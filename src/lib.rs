@@ -31,7 +31,8 @@
 //! - [`session`]: the one write path: locks (canonical, ordered, visible
 //!   while waiting, `--wait`), the journal, the clock, identity-checked
 //!   unlinks, and `verify --quarantine` ([`session::quarantine`]).
-//! - [`evict`], [`gc`], [`rm`]: what each removes, and why.
+//! - [`evict`], [`gc`], [`rm`]: what each removes, and why; [`guard`]:
+//!   how much one run may remove (`--max-delete`).
 //! - [`trailer`]: rewriting tool-id maps crash-safely.
 //! - [`bundle`]: export (read-only) and install, over a tar grammar.
 //!
@@ -53,6 +54,7 @@ pub mod finding;
 pub mod format;
 pub mod fsutil;
 pub mod gc;
+pub mod guard;
 pub mod matching;
 pub mod policy;
 pub(crate) mod prefix;

@@ -15,6 +15,40 @@ use serde::Serialize;
 use std::io::{self, Write};
 use std::time::{Duration, UNIX_EPOCH};
 
+/// Whether severities are coloured (`--color`, decided once in `main`).
+static COLOR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Decide colour for the run: `always`, `never`, or `auto` = standard
+/// output is a terminal, `$NO_COLOR` is unset or empty (no-color.org) and
+/// `TERM` is not `dumb`.
+pub fn set_color(when: crate::cli::ColorWhen) {
+    use crate::cli::ColorWhen;
+    let on = match when {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+                && io::IsTerminal::is_terminal(&io::stdout())
+        }
+    };
+    COLOR.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// `text` in the colour of `severity` when colour is on: errors bold red,
+/// warnings yellow; as it is otherwise.
+pub fn paint(severity: kvc::code::Severity, text: &str) -> String {
+    if !COLOR.load(std::sync::atomic::Ordering::Relaxed) {
+        return text.to_string();
+    }
+    let sgr = match severity {
+        kvc::code::Severity::Error => "1;31",
+        kvc::code::Severity::Warning => "33",
+        kvc::code::Severity::Info => return text.to_string(),
+    };
+    format!("\x1b[{sgr}m{text}\x1b[0m")
+}
+
 /// A command's result, renderable both ways.
 pub trait Report: Serialize {
     /// The human form, for a terminal.
@@ -329,7 +363,9 @@ pub fn size(bytes: u64) -> String {
     format_size(bytes, BINARY)
 }
 
-/// `3h ago`, `in 5m`, `just now`: coarse on purpose, for a column.
+/// `3h ago`, `in 5m`, `just now`: coarse on purpose, for a column. The one
+/// relative time of every table (`kvc::text::span`): `--long` shows RFC
+/// 3339 ([`timestamp`]), JSON Unix seconds.
 pub fn ago(then: u64, now: u64) -> String {
     if then == 0 {
         return "never".into();
@@ -339,18 +375,54 @@ pub fn ago(then: u64, now: u64) -> String {
     } else {
         (then - now, true)
     };
-    let amount = match secs {
-        0..=9 => return "just now".into(),
-        10..=59 => format!("{secs}s"),
-        60..=3599 => format!("{}m", secs / 60),
-        3600..=172_799 => format!("{}h", secs / 3600),
-        _ => format!("{}d", secs / 86_400),
-    };
+    if secs < 10 {
+        return "just now".into();
+    }
+    let amount = kvc::text::span(secs);
     if future {
         format!("in {amount}")
     } else {
         format!("{amount} ago")
     }
+}
+
+/// The one progress style of every long command: on standard error, only
+/// when it is a terminal (`None` otherwise, so pipes and cron logs never
+/// see one), with percent, rate and ETA. `total`: bytes to go, or `None`
+/// when unknown (a stream): a spinner, the bytes so far and the rate.
+pub fn progress_bytes(label: &str, total: Option<u64>) -> Option<indicatif::ProgressBar> {
+    let template = match total {
+        Some(_) => {
+            "{prefix} [{bar:30}] {percent:>3}% {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}"
+        }
+        None => "{prefix} {spinner} {binary_bytes} {binary_bytes_per_sec} {msg}",
+    };
+    progress(label, total.unwrap_or(0), template)
+}
+
+/// [`progress_bytes`] for a count of items (files).
+pub fn progress_items(label: &str, total: u64) -> Option<indicatif::ProgressBar> {
+    progress(
+        label,
+        total,
+        "{prefix} [{bar:30}] {percent:>3}% {pos}/{len} files {per_sec} ETA {eta} {msg}",
+    )
+}
+
+fn progress(label: &str, total: u64, template: &str) -> Option<indicatif::ProgressBar> {
+    if !io::IsTerminal::is_terminal(&io::stderr()) {
+        return None;
+    }
+    // Set up hidden, then shown: no frame is drawn before the first
+    // progress (a bar of length 0 would read 100%).
+    let bar = indicatif::ProgressBar::hidden();
+    bar.set_length(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(label.to_string());
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    Some(bar)
 }
 
 /// RFC 3339 UTC, or `never` for 0.
@@ -490,6 +562,9 @@ pub struct CheckpointView {
     /// Header warnings (`bad-quant`, `unknown-reason`, `unknown-flags`,
     /// `future-timestamp`); `kvc verify` checks everything else.
     pub warnings: Vec<Finding>,
+    /// The key the content says when it is not the name (`key-mismatch`,
+    /// known when the text was read): still a checkpoint the engine counts.
+    pub content_key: Option<String>,
 }
 
 impl CheckpointView {
@@ -553,6 +628,7 @@ impl CheckpointView {
             superseded: standing.superseded,
             agent_save: c.is_agent_save(),
             warnings: header_warnings(h, c.dialect.spec(), now),
+            content_key: c.content_key.as_ref().map(|k| k.to_string()),
         }
     }
 
@@ -581,7 +657,7 @@ impl CheckpointView {
         if !self.loadable {
             s.push('x');
         }
-        if !self.warnings.is_empty() {
+        if !self.warnings.is_empty() || self.content_key.is_some() {
             s.push('!');
         }
         if s.is_empty() {

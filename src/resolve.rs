@@ -10,6 +10,27 @@ use std::path::{Path, PathBuf};
 /// The shortest prefix accepted: shorter ones match too much by accident.
 pub(crate) const MIN_PREFIX_LEN: usize = 4;
 
+/// Environment variable naming the default cache directory.
+pub const DIR_ENV: &str = "KVC_DIR";
+/// ds4-agent's cache under `$HOME`, the default when it exists.
+pub const AGENT_DIR: &str = ".ds4/kvcache";
+
+/// The cache directory a command uses when none is given: `$KVC_DIR` when
+/// set and not empty, else `~/.ds4/kvcache` when it is a directory. The
+/// binary and its shell completion (which lists keys) share it.
+pub fn default_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os(DIR_ENV).filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(d));
+    }
+    let p = PathBuf::from(std::env::var_os("HOME")?).join(AGENT_DIR);
+    p.is_dir().then_some(p)
+}
+
+/// Does `arg` read as a key argument (4 to 40 hex digits, or `sysprompt`)?
+pub fn is_key_like(arg: &str) -> bool {
+    parse_key_arg(arg).is_ok()
+}
+
 /// Where an argument led, and how the file may be opened.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Located {

@@ -219,6 +219,12 @@ pub struct Checkpoint {
     pub order: u32,
     /// The inode read (zeros for one known only by its header).
     pub id: FileId,
+    /// The key its content says, when the scan read the text and that is
+    /// not its name (`key-mismatch`). Such a file is still a checkpoint:
+    /// the engine's reader judges the header, so it counts, ranks and
+    /// evicts it like any other (and never hits it); `kvc ls` flags it and
+    /// `kvc verify` reports the error.
+    pub content_key: Option<Box<Key>>,
 }
 
 impl Checkpoint {
@@ -280,6 +286,7 @@ impl Checkpoint {
             loadable,
             order: u32::MAX,
             id: FileId::default(),
+            content_key: None,
             header,
         }
     }
@@ -589,6 +596,10 @@ impl Raw {
             return bad(Defect::ZeroTokens);
         }
         // A broken title is verify's to report; the name cannot be checked.
+        // A name that is not what the content says leaves the file in the
+        // engine's population (its reader judges the header alone): every
+        // command sees the same checkpoints whether it read the texts or
+        // not, and the mismatch is a flag on it.
         if let Ok(Some(expected)) = identity::expected_key(
             dialect,
             &cp.header,
@@ -597,9 +608,7 @@ impl Raw {
             title.as_ref(),
         ) {
             if expected != cp.key {
-                return bad(Defect::KeyMismatch {
-                    actual: expected.to_string(),
-                });
+                cp.content_key = Some(Box::new(expected));
             }
         }
         cp.session_title = title.and_then(|t| t.ok()).map(Box::new);
@@ -801,6 +810,7 @@ fn load_opened(
             loadable: Ok(()),
             order,
             id,
+            content_key: None,
         },
         detected,
         text_key,

@@ -31,6 +31,12 @@ const UNITS: &[(&str, u128)] = &[
     ("tb", 1_000_000_000_000),
 ];
 
+/// `19.87 KiB`: bytes for people, in binary units (as the tables show
+/// them).
+pub fn human(bytes: u64) -> String {
+    humansize::format_size(bytes, humansize::BINARY)
+}
+
 /// `n` bytes in the largest binary unit that keeps it at least 1, with two
 /// decimals: for the readings a bare-number error offers.
 fn approx(bytes: u128) -> String {

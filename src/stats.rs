@@ -209,7 +209,10 @@ pub struct DirStats {
     pub checkpoints: Tally,
     /// Those the engine loads.
     pub loadable: Tally,
-    /// Those its budget counts (`kvc evict`'s population among them).
+    /// What its budget counts, as `kvc evict` counts it: the counted
+    /// checkpoints, and the entries kvc keeps although the engine counts
+    /// them (a foreign file ds4's reader accepts; under hanzo-engine every
+    /// `*.kv` entry). The same figure as `kvc evict`'s `counted`.
     pub counted: Tally,
     /// Those it never loads, counts or evicts.
     pub never_loaded: Tally,
@@ -348,6 +351,9 @@ pub fn of_scan(
     let mut ages: BTreeMap<&'static str, Tally> = BTreeMap::new();
     let mut sizes: BTreeMap<&'static str, Tally> = BTreeMap::new();
     let mut superseded = Tally::default();
+    let (apart, apart_bytes) = evict::counted_apart(scan, engine);
+    s.counted.count += apart as u64;
+    s.counted.bytes += apart_bytes;
     for (c, st) in scan.checkpoints.iter().zip(standings) {
         let b = c.size;
         s.checkpoints.add(b);

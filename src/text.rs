@@ -314,6 +314,18 @@ pub fn sanitize_text(bytes: &[u8]) -> String {
     sanitize_with(bytes, true)
 }
 
+/// A span of seconds, coarse, for people: `42s`, `5m`, `3h`, `2d` (hours
+/// up to two days, then days). The one form of a relative time in kvc's
+/// tables and messages (`3h ago`, `last written 2d ago`, `for 5m`).
+pub fn span(secs: u64) -> String {
+    match secs {
+        0..=59 => format!("{secs}s"),
+        60..=3599 => format!("{}m", secs / 60),
+        3600..=172_799 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86_400),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,7 +24,7 @@
 //! the cache (`--quarantine`) is a write, and lives with the other writes:
 //! [`crate::session::quarantine`].
 
-use crate::code::Code;
+use crate::code::{Code, Uses};
 use crate::error::{Error, Result};
 use crate::finding::{header_warnings, Finding, Severity};
 use crate::format::checkpoint::{hex, CheckpointFile, Defect, Key, OpenError, KEY_HEX_LEN};
@@ -64,6 +64,10 @@ pub(crate) const DEFAULT_TEMP_AGE: Duration = Duration::from_secs(3600);
 
 /// Group and other read bits: a checkpoint holds a verbatim prompt.
 const FILE_READ_BY_OTHERS: u32 = 0o044;
+/// Group and other search bits of a directory: without them nobody else
+/// reaches the files in it, whatever their modes.
+const GROUP_SEARCH: u32 = 0o010;
+const OTHER_SEARCH: u32 = 0o001;
 /// Group and other read or search bits: listing the directory reveals keys
 /// (the SHA-1 of a known prompt tells whether it was cached), searching it
 /// reaches the files.
@@ -178,6 +182,26 @@ pub struct FileReport {
     /// The file as it was checked (inode, size, mtime): quarantine moves
     /// it only while it is still exactly that.
     pub judged: Option<Judged>,
+    /// Its permission bits, when it could be stat'ed.
+    pub mode: Option<u32>,
+    /// Findings of the codes the run allows (`--allow`): kept apart, they
+    /// count neither as errors nor as warnings.
+    pub allowed: Vec<Finding>,
+}
+
+/// Can group or other read a file of mode `file` in a directory of mode
+/// `dir` (`None`: not known)? Reading needs the file's read bit and the
+/// directory's search bit for the same class: a 0644 file in a 0700
+/// directory is closed to everyone else (ds4-server writes exactly that).
+/// The directories above are not judged.
+pub fn readable_by_others(file: u32, dir: Option<u32>) -> bool {
+    match dir {
+        None => file & FILE_READ_BY_OTHERS != 0,
+        Some(d) => {
+            (file & 0o040 != 0 && d & GROUP_SEARCH != 0)
+                || (file & 0o004 != 0 && d & OTHER_SEARCH != 0)
+        }
+    }
 }
 
 impl FileReport {
@@ -197,6 +221,8 @@ impl FileReport {
             dsv4_version: None,
             not_loaded: None,
             judged: None,
+            mode: None,
+            allowed: Vec::new(),
         }
     }
 
@@ -206,6 +232,16 @@ impl FileReport {
 
     pub fn warnings(&self) -> usize {
         self.count(Severity::Warning)
+    }
+
+    /// Not a usable checkpoint, as a scan judges one: an error whose code
+    /// a scan also gives (`Uses::INVALID`: empty, truncated, zero tokens,
+    /// a symlink, …), allowed or not.
+    pub fn is_invalid(&self) -> bool {
+        self.findings
+            .iter()
+            .chain(&self.allowed)
+            .any(|f| f.severity == Severity::Error && f.code.uses().contains(Uses::INVALID))
     }
 
     fn count(&self, s: Severity) -> usize {
@@ -232,7 +268,11 @@ impl FileReport {
 #[derive(Clone, Debug)]
 pub struct DirReport {
     pub dir: PathBuf,
+    /// The directory's permission bits.
+    pub mode: u32,
     pub findings: Vec<Finding>,
+    /// Findings of the codes the run allows (`--allow`).
+    pub allowed: Vec<Finding>,
     /// The engine whose rules judged the files, and how it was decided.
     pub engine: EngineChoice,
     /// Checkpoints whose bytes could be D1 or D20, read by `engine`'s rule.
@@ -276,6 +316,33 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
+    /// Set apart the findings of the `allowed` codes (`kvc verify --allow`):
+    /// they no longer count as errors or warnings, for the exit status,
+    /// `--strict` and `--quarantine` alike.
+    pub fn allow(&mut self, allowed: &[Code]) {
+        if allowed.is_empty() {
+            return;
+        }
+        let split = |findings: &mut Vec<Finding>, into: &mut Vec<Finding>| {
+            let (a, keep): (Vec<Finding>, Vec<Finding>) =
+                findings.drain(..).partition(|f| allowed.contains(&f.code));
+            *findings = keep;
+            into.extend(a);
+        };
+        for d in &mut self.dirs {
+            split(&mut d.findings, &mut d.allowed);
+        }
+        for f in &mut self.files {
+            split(&mut f.findings, &mut f.allowed);
+        }
+    }
+
+    /// Findings set apart by [`allow`](Self::allow).
+    pub fn allowed(&self) -> usize {
+        self.dirs.iter().map(|d| d.allowed.len()).sum::<usize>()
+            + self.files.iter().map(|f| f.allowed.len()).sum::<usize>()
+    }
+
     fn all_findings(&self) -> impl Iterator<Item = &Finding> {
         self.dirs
             .iter()
@@ -299,11 +366,34 @@ impl VerifyReport {
         self.files.iter().map(|f| f.bytes_read).sum()
     }
 
+    /// Entries that read as checkpoints, as a scan (`kvc ls`, `evict`,
+    /// `stats`) counts them: checkpoint names that are neither foreign nor
+    /// invalid ([`FileReport::is_invalid`]). A checkpoint with other
+    /// errors (a bad trailer, a payload mismatch, a key mismatch) is still
+    /// one: the engine counts it.
     pub fn checkpoints(&self) -> usize {
+        self.checkpoint_entries()
+            .filter(|f| !f.foreign && !f.is_invalid())
+            .count()
+    }
+
+    /// Checkpoint names that are not usable checkpoints, as a scan lists
+    /// them under `invalid`.
+    pub fn invalid(&self) -> usize {
+        self.checkpoint_entries()
+            .filter(|f| !f.foreign && f.is_invalid())
+            .count()
+    }
+
+    /// Files of dialects kvc does not read.
+    pub fn foreign(&self) -> usize {
+        self.checkpoint_entries().filter(|f| f.foreign).count()
+    }
+
+    fn checkpoint_entries(&self) -> impl Iterator<Item = &FileReport> {
         self.files
             .iter()
             .filter(|f| f.kind == EntryKind::Checkpoint)
-            .count()
     }
 
     pub fn deep_checked(&self) -> usize {
@@ -392,15 +482,8 @@ fn engine_modes(engine: Engine) -> &'static str {
 fn check_dir(dir: &Path, meta: &Metadata, choice: &EngineChoice) -> DirReport {
     let mut findings = Vec::new();
     let mode = meta.mode() & 0o7777;
-    if mode & DIR_OPEN_TO_OTHERS != 0 {
-        findings.push(Finding::warning(
-            Code::WorldReadable,
-            format!(
-                "directory mode {mode:04o}: group or other can list it or reach the prompts in it ({}; chmod 700)",
-                engine_modes(choice.engine)
-            ),
-        ));
-    }
+    // Its own mode is judged with its files' (`Tally::finish`): one
+    // finding per directory, however many files it lets others read.
     if choice.mixed {
         findings.push(Finding::warning(
             Code::MixedEngines,
@@ -412,7 +495,9 @@ fn check_dir(dir: &Path, meta: &Metadata, choice: &EngineChoice) -> DirReport {
     }
     DirReport {
         dir: dir.to_path_buf(),
+        mode,
         findings,
+        allowed: Vec::new(),
         engine: choice.clone(),
         assumed: 0,
         unloadable: Unloadable::default(),
@@ -494,10 +579,18 @@ struct Tally {
     v2: usize,
     assumed: usize,
     unloadable: Unloadable,
+    /// Checkpoint files group or other can read through the directory,
+    /// by mode.
+    readable: std::collections::BTreeMap<u32, usize>,
 }
 
 impl Tally {
-    fn add(&mut self, r: &FileReport) {
+    fn add(&mut self, r: &FileReport, dir_mode: u32) {
+        if let (EntryKind::Checkpoint, Some(mode)) = (r.kind, r.mode) {
+            if readable_by_others(mode, Some(dir_mode)) {
+                *self.readable.entry(mode).or_insert(0) += 1;
+            }
+        }
         self.assumed += usize::from(r.assumed);
         match r.dsv4_version {
             Some(dsv4::VERSION_1) => self.v1 += 1,
@@ -512,6 +605,9 @@ impl Tally {
     fn finish(self, d: &mut DirReport) {
         d.assumed = self.assumed;
         d.unloadable = self.unloadable;
+        if let Some(f) = permission_finding(d.mode, &self.readable, d.engine.engine) {
+            d.findings.insert(0, f);
+        }
         if self.v1 > 0 && self.v2 > 0 {
             d.findings.push(Finding::warning(
                 Code::MixedPayloadVersions,
@@ -527,6 +623,41 @@ impl Tally {
 
 fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The one `world-readable` finding of a directory of mode `dir_mode`:
+/// its own mode when group or other can list or search it, and how many
+/// of its checkpoint files they can read through it, by mode. `None` when
+/// the directory keeps everyone else out (a 0644 file in a 0700 directory
+/// is fine).
+fn permission_finding(
+    dir_mode: u32,
+    readable: &std::collections::BTreeMap<u32, usize>,
+    engine: Engine,
+) -> Option<Finding> {
+    if dir_mode & DIR_OPEN_TO_OTHERS == 0 {
+        return None;
+    }
+    let mut msg = format!(
+        "directory mode {dir_mode:04o}: group or other can list it or reach the prompts in it"
+    );
+    let files: usize = readable.values().sum();
+    if files > 0 {
+        let modes: Vec<String> = readable
+            .iter()
+            .map(|(m, n)| format!("{m:04o} ×{n}"))
+            .collect();
+        msg.push_str(&format!(
+            ", and read {} in it (mode {})",
+            plural(files, "checkpoint file", "checkpoint files"),
+            modes.join(", ")
+        ));
+    }
+    msg.push_str(&format!(
+        " ({}; chmod 700 the directory)",
+        engine_modes(engine)
+    ));
+    Some(Finding::warning(Code::WorldReadable, msg))
 }
 
 /// Verify directories and single files. Fails only when an argument cannot
@@ -598,7 +729,7 @@ pub fn verify_paths(
     let mut tallies: Vec<Tally> = report.dirs.iter().map(|_| Tally::default()).collect();
     for (e, r) in entries.iter().zip(&checked) {
         if let (Some(d), Some(r)) = (e.dir, r) {
-            tallies[d].add(r);
+            tallies[d].add(r, report.dirs[d].mode);
         }
     }
     for (t, d) in tallies.into_iter().zip(&mut report.dirs) {
@@ -630,6 +761,7 @@ pub fn check_file(path: &Path, opts: &VerifyOptions) -> Option<FileReport> {
         follow: true,
         ctx: ctxs.get(ctx),
         opts,
+        in_dir: false,
     };
     check_checkpoint(path, key, &c, &mut buf, &NoProgress)
 }
@@ -649,6 +781,7 @@ fn check_entry(
                 follow: e.explicit,
                 ctx,
                 opts,
+                in_dir: e.dir.is_some(),
             };
             check_checkpoint(&e.path, key.clone(), &c, buf, progress)
         }
@@ -685,12 +818,12 @@ fn check_temp(path: &Path, kind: &TempKind, temps: &TempJudge) -> Option<FileRep
                 kind.writer.name()
             ),
         };
-        let age = Duration::from_secs(j.age.unwrap_or_default().as_secs());
+        let age = j.age.unwrap_or_default().as_secs();
         r.push(Finding::warning(
             Code::StaleTemp,
             format!(
                 "{writer} last written {} ago: a save that never finished (safe to remove)",
-                humantime::format_duration(age)
+                crate::text::span(age)
             ),
         ));
     }
@@ -764,6 +897,9 @@ struct Check<'a> {
     /// `--engine`) decides.
     ctx: Option<&'a EngineChoice>,
     opts: &'a VerifyOptions,
+    /// Its permissions are judged with its directory's, once for the
+    /// directory (an entry of a directory argument), rather than alone.
+    in_dir: bool,
 }
 
 /// All checks of one checkpoint-named file.
@@ -829,11 +965,11 @@ fn check_checkpoint(
     match CheckpointFile::from_file(path, file) {
         Ok(cf) => check_contents(&mut r, &cf, mode, c, buf, progress),
         Err(OpenError::Defect(d)) => {
-            check_mode(&mut r, mode, None);
+            check_mode(&mut r, c, mode, None);
             r.defect(d)
         }
         Err(OpenError::Io(e)) => {
-            check_mode(&mut r, mode, None);
+            check_mode(&mut r, c, mode, None);
             r.unreadable(e)
         }
     }
@@ -842,17 +978,32 @@ fn check_checkpoint(
     Some(r)
 }
 
-/// `world-readable` on a file, worded with the modes its dialect's writer
-/// creates (FORMAT.md §1) when the dialect is known.
-fn check_mode(r: &mut FileReport, mode: u32, writer_modes: Option<&str>) {
-    if mode & FILE_READ_BY_OTHERS == 0 {
+/// Record a checkpoint's mode. A file of a directory argument is judged
+/// with its directory, once for the directory (`Tally`); a file named alone
+/// gets `world-readable` when its own directory lets group or other read
+/// it, worded with the modes its dialect's writer creates (FORMAT.md §1)
+/// when the dialect is known.
+fn check_mode(r: &mut FileReport, c: &Check, mode: u32, writer_modes: Option<&str>) {
+    r.mode = Some(mode);
+    if c.in_dir {
         return;
     }
+    let dir_mode = fs::metadata(crate::session::parent_dir(&r.path))
+        .ok()
+        .map(|m| m.mode() & 0o7777);
+    if !readable_by_others(mode, dir_mode) {
+        return;
+    }
+    let through = dir_mode.map_or_else(String::new, |d| {
+        format!(" through its directory (mode {d:04o})")
+    });
     let msg = match writer_modes {
         Some(m) => format!(
-            "mode {mode:04o}: group or other can read this verbatim prompt wherever the directory lets them in ({m}; chmod 600)"
+            "mode {mode:04o}: group or other can read this verbatim prompt{through} ({m}; chmod 600, or chmod 700 the directory)"
         ),
-        None => format!("mode {mode:04o}: group or other can read this verbatim prompt (chmod 600)"),
+        None => format!(
+            "mode {mode:04o}: group or other can read this verbatim prompt{through} (chmod 600, or chmod 700 the directory)"
+        ),
     };
     r.push(Finding::warning(Code::WorldReadable, msg));
 }
@@ -900,7 +1051,7 @@ fn check_contents(
         if let dialect::Detected::Known(id) = detected {
             r.dialect = Some(id);
         }
-        check_mode(r, mode, r.dialect.map(|d| d.spec().modes));
+        check_mode(r, c, mode, r.dialect.map(|d| d.spec().modes));
         let what = dialect::describe_foreign(&detected, h, cf, cf.payload_offset());
         r.push(Finding::warning(
             Code::Foreign,
@@ -910,7 +1061,7 @@ fn check_contents(
     }
     // A wrong magic means no other field can be trusted.
     let Some(dialect) = h.check().ok().and(detected.resolve_in(choice)) else {
-        check_mode(r, mode, None);
+        check_mode(r, c, mode, None);
         if let Err(e) = h.check() {
             r.defect(e.into());
         }
@@ -920,7 +1071,7 @@ fn check_contents(
     r.dialect = Some(dialect);
     r.assumed = detected.assumed_in(choice);
     r.not_loaded = choice.engine.reader().accepts(h).err();
-    check_mode(r, mode, Some(spec.modes));
+    check_mode(r, c, mode, Some(spec.modes));
     r.findings.extend(header_warnings(h, spec, c.opts.now));
     if h.tokens == 0 && !spec.zero_tokens_valid {
         r.defect(Defect::ZeroTokens);

@@ -289,6 +289,7 @@ fn a_listing_holds_no_text() {
         &[
             "evict",
             "--dry-run",
+            "--yes",
             "--json",
             "--budget",
             "1GiB",

@@ -33,7 +33,9 @@ fn evict(env: &TestEnv, args: &[&str]) -> (Value, i32) {
         .kvc()
         .arg("evict")
         .arg(&env.cache)
-        .args(["--json", "--now", &NOW.to_string()])
+        // These tests weigh the order and the population; the limit on
+        // what one run deletes is tests/operator.rs's.
+        .args(["--yes", "--json", "--now", &NOW.to_string()])
         .args(args)
         .output()
         .unwrap();
@@ -367,7 +369,7 @@ fn dry_run_changes_nothing_not_even_kvc_state() {
         .iter()
         .all(|v| v["outcome"] == "planned"));
     env.kvc()
-        .args(["evict", "--dry-run", "--budget", "1B"])
+        .args(["evict", "--dry-run", "--yes", "--budget", "1B"])
         .arg(&env.cache)
         .assert()
         .success();
@@ -404,7 +406,7 @@ fn agent_saves_are_untouched_unless_included() {
         .kvc()
         .arg("evict")
         .arg(&env.cache)
-        .args(["--budget", "1B", "--older-than", "1s"])
+        .args(["--yes", "--budget", "1B", "--older-than", "1s"])
         .output()
         .unwrap();
     // The budget cannot be met: exit 1, said on stderr.
@@ -497,7 +499,7 @@ fn quiet_prints_nothing_on_success() {
     env.kvc()
         .arg("evict")
         .arg(&env.cache)
-        .args(["-q", "--budget", "50KiB"])
+        .args(["-q", "--yes", "--budget", "50KiB"])
         .assert()
         .success()
         .stdout("")
@@ -660,7 +662,8 @@ fn journal_records_survive_a_torn_tail() {
     );
     assert_eq!(code, 0);
 
-    let log = env.json(&["log", env.cache.to_str().unwrap(), "--json"]);
+    // Oldest first (-r): in the order they were evicted.
+    let log = env.json(&["log", "-r", env.cache.to_str().unwrap(), "--json"]);
     let keys: Vec<&str> = log["records"]
         .as_array()
         .unwrap()
@@ -795,7 +798,7 @@ fn human_plan(env: &TestEnv, args: &[&str]) -> String {
         .kvc()
         .arg("evict")
         .arg(&env.cache)
-        .args(["--dry-run", "--now", &NOW.to_string()])
+        .args(["--dry-run", "--yes", "--now", &NOW.to_string()])
         .args(args)
         .output()
         .unwrap();

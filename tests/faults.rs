@@ -167,7 +167,7 @@ fn evict_killed_at_random_instants_leaves_whole_files_or_none() {
     let want: BTreeMap<String, Vec<u8>> =
         sources.iter().map(|c| (c.file_name(), c.bytes())).collect();
     let dir = env.cache.to_str().unwrap().to_string();
-    let args = ["evict", "--budget", "1KiB", "-q", &dir];
+    let args = ["evict", "--yes", "--budget", "1KiB", "-q", &dir];
     let refill = || {
         for c in &sources {
             let p = env.cache.join(c.file_name());
@@ -212,7 +212,7 @@ fn evict_import_and_verify_beside_a_live_engine() {
     let mut runs = 0;
     while start.elapsed() < budget(2500) {
         for args in [
-            vec!["evict", "--budget", "600KiB", "--json", &dir],
+            vec!["evict", "--yes", "--budget", "600KiB", "--json", &dir],
             vec!["import", bundle.to_str().unwrap(), "--dir", &dir, "--json"],
             // Age 0: every temp file is old enough, so only the writer's
             // liveness protects the engine's saves in progress.

@@ -70,7 +70,7 @@ fn gc_removes_temp_files_only_when_stale_and_dead() {
     env.kvc()
         .arg("evict")
         .arg(&env.cache)
-        .args(["--budget", "1B"])
+        .args(["--yes", "--budget", "1B"])
         .assert()
         .success();
     assert!(!ckpt.exists());
@@ -176,7 +176,7 @@ fn gc_removes_empty_kvc_state_but_keeps_a_journal() {
     env.kvc()
         .arg("evict")
         .arg(&env.cache)
-        .args(["--budget", "50KiB"])
+        .args(["--yes", "--budget", "50KiB"])
         .assert()
         .success();
     assert!(state.join("journal").exists());

@@ -187,11 +187,18 @@ fn broken_files_are_invalid_with_a_reason_and_never_fail_ls() {
     assert!(foreign[0]["file"].as_str().unwrap().starts_with("c0b096f7"));
     assert_eq!(foreign[0]["version"], 2);
     assert_eq!(code("2b372283"), "truncated");
-    assert_eq!(code("de360656"), "key-mismatch");
     assert_eq!(code("a76c338c"), "text-length");
     assert_eq!(code("da39a3ee"), "empty");
     assert_eq!(code("be102741"), "zero-tokens");
-    assert_eq!(invalid.len(), 6);
+    assert_eq!(invalid.len(), 5);
+    // A name that is not its text's SHA-1 is a checkpoint the engine
+    // counts, flagged (as evict and stats count it), not invalid.
+    let wrong = by_key(&v, "de360656b2b6dab0b87eb45fb04d54c8cc152dbe");
+    assert_eq!(
+        wrong["content_key"],
+        "5362278f80db16812f497b98c44045573d0bc0cb"
+    );
+    assert_eq!(wrong["loadable"], true);
     for i in invalid {
         assert!(!i["error"].as_str().unwrap().is_empty());
     }
@@ -199,14 +206,15 @@ fn broken_files_are_invalid_with_a_reason_and_never_fail_ls() {
     // `kvc verify` (trailer, payload, modes).
     let q3 = by_key(&v, "fd659e3cce46f4ff29702c0ac8cae092e7342da6");
     assert_eq!(q3["warnings"][0]["code"], "bad-quant");
-    assert_eq!(checkpoints(&v).len(), 7);
+    assert_eq!(checkpoints(&v).len(), 8);
 
     env.kvc()
         .args(["ls", "--now", &now_arg()])
         .arg(&env.cache)
         .assert()
         .success()
-        .stdout(predicate::str::contains("6 invalid"))
+        .stdout(predicate::str::contains("5 invalid"))
+        .stdout(predicate::str::contains("1 with errors, 1 with warnings"))
         .stdout(predicate::str::contains("hint: run `kvc verify"));
 }
 
@@ -257,15 +265,18 @@ fn titles_fold_white_space_and_cut_at_70_bytes() {
 fn no_title_reads_no_text() {
     let env = TestEnv::new();
     // A file whose name is not its text's SHA-1: only reading the text
-    // can tell, so `--no-title` lists it as a checkpoint.
+    // can tell, so only without `--no-title` is it flagged; a checkpoint
+    // both ways (the engine counts it either way).
     let mut c = Ckpt::new(chat("mislabelled"));
     c.name = Some(format!("{}.kv", "ab".repeat(20)));
     env.add(&c);
     let with = ls_json(&env, &[]);
-    assert_eq!(with["dirs"][0]["invalid"][0]["code"], "key-mismatch");
+    assert_eq!(checkpoints(&with).len(), 1);
+    assert_eq!(checkpoints(&with)[0]["content_key"], c.key());
     let without = ls_json(&env, &["--no-title"]);
     assert_eq!(checkpoints(&without).len(), 1);
     assert_eq!(checkpoints(&without)[0]["title"], Value::Null);
+    assert_eq!(checkpoints(&without)[0]["content_key"], Value::Null);
 }
 
 #[test]
@@ -486,8 +497,22 @@ fn show_reports_trailer_payload_and_inconsistencies() {
     let broken = TestEnv::with_sample("broken");
     // Each broken file's defect appears as a finding with its verify code,
     // and its message as a note.
+    // A file with errors is shown, and show exits 1 as verify would
+    // (0 for warnings only).
     let shows = |file: &str, code: &str, words: &str| {
-        let v = broken.json(&["show", "--json", broken.cache.join(file).to_str().unwrap()]);
+        let out = broken
+            .kvc()
+            .args(["show", "--json"])
+            .arg(broken.cache.join(file))
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let error = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["severity"] == "error");
+        assert_eq!(out.status.code(), Some(i32::from(error)), "{file}");
         let found = v["findings"].as_array().unwrap();
         let f = found
             .iter()
@@ -518,11 +543,6 @@ fn show_reports_trailer_payload_and_inconsistencies() {
         "not the file name",
     );
     shows(
-        "47b5906baf7485e2fb31be89a5425e145ea6a137.kv",
-        "bad-magic",
-        "bad magic",
-    );
-    shows(
         "a76c338c4038ceb0379a8d824fb1baeb910f70a5.kv",
         "text-length",
         "runs past the end",
@@ -538,6 +558,22 @@ fn show_reports_trailer_payload_and_inconsistencies() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("empty file"));
+    // Without the magic there is no table to show: one line, exit 2.
+    let out = broken
+        .kvc()
+        .arg("show")
+        .arg(
+            broken
+                .cache
+                .join("47b5906baf7485e2fb31be89a5425e145ea6a137.kv"),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("not a kvc checkpoint: bad magic"), "{err}");
 }
 
 #[test]
@@ -660,7 +696,10 @@ fn regression_timestamps_past_year_9999_do_not_panic() {
     );
     let line = format!("{:08x} {json}\n", crc32fast::hash(json.as_bytes()));
     fs::write(state.join("journal"), line).unwrap();
+    // The table shows ages; -l the absolute time.
     let out = env.kvc().args(["log", dir]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let out = env.kvc().args(["log", "-l", dir]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("past year 9999"));
 }

@@ -7,7 +7,8 @@ use std::fs;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 fn records(env: &TestEnv, extra: &[&str]) -> serde_json::Value {
-    let mut args = vec!["log", env.cache.to_str().unwrap(), "--json"];
+    // Oldest first (-r): the order the tests wrote them in.
+    let mut args = vec!["log", "-r", env.cache.to_str().unwrap(), "--json"];
     args.extend_from_slice(extra);
     env.json(&args)
 }
@@ -139,7 +140,7 @@ fn rm_removes_a_corrupt_file_only_when_named_and_says_so() {
     env.kvc()
         .arg("evict")
         .arg(&env.cache)
-        .args(["--budget", "1B"])
+        .args(["--yes", "--budget", "1B"])
         .assert()
         .success();
     assert!(p.exists());

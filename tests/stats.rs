@@ -167,7 +167,13 @@ fn each_reclaimable_figure_is_what_its_command_frees_on_a_copy() {
     assert_eq!(unloadable.0, m.unloadable.len() as u64);
     let copy = env.copy();
     let got = freed(&copy, |c| {
-        c.stdout(&["evict", "--include-unloadable", "-q", &c.cache_str()]);
+        c.stdout(&[
+            "evict",
+            "--yes",
+            "--include-unloadable",
+            "-q",
+            &c.cache_str(),
+        ]);
     });
     assert_eq!(got, unloadable, "evict --include-unloadable");
 
@@ -214,7 +220,13 @@ fn each_reclaimable_figure_is_what_its_command_frees_on_a_copy() {
         .collect();
     assert_eq!(kinds, ["unloadable", "superseded", "stale-temps"]);
     let copy = env.copy();
-    copy.stdout(&["evict", "--include-unloadable", "-q", &copy.cache_str()]);
+    copy.stdout(&[
+        "evict",
+        "--yes",
+        "--include-unloadable",
+        "-q",
+        &copy.cache_str(),
+    ]);
     copy.stdout(&["gc", "-q", &copy.cache_str()]);
     assert!(copy.cache.join(&m.foreign).exists());
 }
@@ -231,6 +243,7 @@ fn the_budget_and_what_evict_would_delete_to_meet_it() {
     let plan = env.json(&[
         "evict",
         "--dry-run",
+        "--yes",
         "--json",
         "--now",
         &now,
@@ -255,6 +268,7 @@ fn the_budget_and_what_evict_would_delete_to_meet_it() {
         c.stdout(&[
             "evict",
             "-q",
+            "--yes",
             "--now",
             &now,
             "--budget",

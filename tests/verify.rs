@@ -433,11 +433,12 @@ fn cases() -> Vec<Case> {
         },
         Case {
             code: "world-readable",
-            what: "file 0644",
+            what: "file 0640 in a directory 0710",
             args: &[],
             build: |e| {
                 let p = e.add(&healthy("readable"));
-                set_mode(&p, 0o644);
+                set_mode(&p, 0o640);
+                set_mode(&e.cache, 0o710);
             },
         },
         Case {
@@ -673,6 +674,7 @@ fn the_shared_broken_set_gives_the_expected_code_per_file() {
     let readable = env
         .cache
         .join("901640f5794c456914ac21132972108d45808e8d.kv");
+    // Readable by all, in a directory closed to all: not a finding.
     set_mode(&readable, 0o644);
     let (exit, v) = verify_json(&env, &[&cache_arg(&env)]);
     assert_eq!(exit, 1);
@@ -701,10 +703,7 @@ fn the_shared_broken_set_gives_the_expected_code_per_file() {
             "c8cac2ea4ed31c966fdd7d7d9e28f462b4a05b1f",
             &["trailer-dsml-missing"],
         ),
-        (
-            "901640f5794c456914ac21132972108d45808e8d",
-            &["world-readable"],
-        ),
+        ("901640f5794c456914ac21132972108d45808e8d", &[]),
         ("126235d95634695dfd35ea82d1f888d326000c5f", &[]),
     ]
     .into_iter()
@@ -715,7 +714,7 @@ fn the_shared_broken_set_gives_the_expected_code_per_file() {
         assert_eq!(got[&format!("{key}.kv")], *codes, "{key}");
     }
     assert_eq!(v["summary"]["errors"], 8);
-    assert_eq!(v["summary"]["warnings"], 4);
+    assert_eq!(v["summary"]["warnings"], 3);
     assert_eq!(v["summary"]["files_with_errors"], 8);
     assert_eq!(v["summary"]["ok"], false);
     // Deep adds nothing on this set: its payloads are well-formed.
@@ -755,7 +754,7 @@ fn human_output_is_one_line_per_finding_and_never_raw_text() {
     );
     assert!(
         lines.last().unwrap().starts_with(
-            "14 files checked (14 checkpoints) in 1 directory: 8 errors in 8 files, 3 warnings; "
+            "14 files checked (8 checkpoints, 5 invalid, 1 foreign) in 1 directory: 8 errors in 8 files, 3 warnings; "
         ),
         "{stdout}"
     );
@@ -969,7 +968,9 @@ fn arguments_are_directories_and_files_default_from_kvc_dir() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["summary"]["checkpoints"], 2);
+    // One checkpoint and one invalid file, as `kvc ls` counts them.
+    assert_eq!(v["summary"]["checkpoints"], 1);
+    assert_eq!(v["summary"]["invalid"], 1);
     // Verify could not run: exit 2, one line naming the path.
     let missing = env.root.path().join("nope");
     let out = env
@@ -1807,14 +1808,20 @@ fn permission_findings_say_what_each_engine_creates() {
     set_mode(&p, 0o644);
     set_mode(&env.cache, 0o755);
     let (_, v) = verify_json(&env, &[&cache_arg(&env)]);
+    // One finding, the directory's, counting the files it lets others read.
+    assert_eq!(all_codes(&v), ["world-readable"]);
+    assert!(v["files"][0]["findings"].as_array().unwrap().is_empty());
     let dir_msg = v["dirs"][0]["findings"][0]["message"].as_str().unwrap();
     assert!(
         dir_msg.contains("hanzo-engine creates 0755 directories"),
         "{dir_msg}"
     );
     assert!(!dir_msg.contains("0700"), "{dir_msg}");
-    let file_msg = v["files"][0]["findings"][0]["message"].as_str().unwrap();
-    assert!(file_msg.contains("0644 files"), "{file_msg}");
+    assert!(dir_msg.contains("0644 files"), "{dir_msg}");
+    assert!(
+        dir_msg.contains("read 1 checkpoint file in it (mode 0644 ×1)"),
+        "{dir_msg}"
+    );
     let env = TestEnv::new();
     let p = env.add(&healthy("server file").mainline());
     set_mode(&p, 0o644);
@@ -1826,9 +1833,15 @@ fn permission_findings_say_what_each_engine_creates() {
         dir_msg.contains("ds4 creates its cache directory 0700"),
         "{dir_msg}"
     );
+    assert!(
+        dir_msg.contains("ds4-server writes files 0644") && dir_msg.contains("ds4-agent 0600"),
+        "{dir_msg}"
+    );
+    // A file named alone is judged with its own directory.
+    let (_, v) = verify_json(&env, &[p.to_str().unwrap()]);
     let file_msg = v["files"][0]["findings"][0]["message"].as_str().unwrap();
     assert!(
-        file_msg.contains("ds4-server writes files 0644") && file_msg.contains("ds4-agent 0600"),
+        file_msg.contains("through its directory (mode 0750)"),
         "{file_msg}"
     );
 }

@@ -12,7 +12,7 @@ use std::io::{self, IsTerminal, Write};
 use crate::Outcome;
 
 pub fn run(args: CatArgs) -> Result<Outcome> {
-    let located = resolve::locate(&args.key, args.dir.dir.as_deref(), config::default_dir)?;
+    let located = resolve::locate(&args.key, args.dir.get().as_deref(), config::default_dir)?;
     let path = located.path;
     let stdout = io::stdout();
     if stdout.is_terminal() && !args.force {

@@ -4,11 +4,11 @@
 
 use crate::cli::EvictArgs;
 use crate::config;
-use crate::output::{self, align_right, Report};
+use crate::confirm::{self, LimitView};
+use crate::output::{self, Report};
 use crate::Outcome;
 use anyhow::{bail, Result};
-use comfy_table::Cell;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use kvc::code::Code;
 use kvc::evict::{self, EvictOptions, EvictPlan, EvictResult, Fate, Hooks, Victim, Why};
 use kvc::format::dialect::EngineChoice;
@@ -17,7 +17,7 @@ use kvc::Key;
 use kvc::Policy;
 use serde::Serialize;
 use std::collections::BTreeSet;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -40,6 +40,10 @@ struct VictimView {
     score: Option<f64>,
     superseded: bool,
     why: Why,
+    /// The title (first user turn, or a ds4-agent session's own), read
+    /// from the file when the plan was made; null for an entry that is not
+    /// a readable checkpoint, or one a later pass picked.
+    title: Option<String>,
     /// `planned` (dry run), `removed`, `vanished`, `touched`, `invalid`, `failed`.
     outcome: Code,
     /// Why a victim was not deleted, for people.
@@ -57,7 +61,7 @@ impl VictimView {
         matches!(self.outcome, Code::Invalid | Code::Failed) || self.unsynced
     }
 
-    fn new(v: &Victim, fate: Option<&Fate>) -> VictimView {
+    fn new(v: &Victim, fate: Option<&Fate>, titles: &Titles) -> VictimView {
         let h = v.header.as_ref();
         VictimView {
             key: sanitize_line(v.name().as_bytes()),
@@ -72,12 +76,36 @@ impl VictimView {
             score: v.score,
             superseded: v.superseded,
             why: v.why,
+            title: titles.get(&v.file).cloned(),
             outcome: fate.map_or(Code::Planned, Fate::code),
             detail: fate.map(Fate::detail).filter(|d| !d.is_empty()),
             used: h.map(|h| h.used_time()),
             unsynced: matches!(fate, Some(Fate::Removed { unsynced: Some(_) })),
         }
     }
+}
+
+/// The titles of a plan's victims, by file name: read before they are
+/// deleted (the plan reads no texts; a listing of victims is short).
+type Titles = std::collections::HashMap<String, String>;
+
+fn titles(plan: &EvictPlan) -> Titles {
+    plan.victims
+        .iter()
+        .filter_map(|v| {
+            let key = v.key.clone()?;
+            let opts = kvc::ScanOptions {
+                read_text: true,
+                engine: Some(plan.engine.engine),
+            };
+            match kvc::scan::load(&v.path, key, opts) {
+                kvc::scan::Loaded::Checkpoint(c) => {
+                    Some((v.file.clone(), sanitize_line(&c.title()?)))
+                }
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// An entry left alone, and why (`kept` in the JSON).
@@ -155,6 +183,12 @@ struct EvictReport {
     passes: usize,
     /// Stopped after too many re-plans.
     gave_up: bool,
+    /// The limit applied (`--max-delete`, else evict's own 50% unless
+    /// `--yes`), the plan's share of the directory, and whether it is
+    /// within; `null` with `--yes` and no `--max-delete`.
+    limit: Option<LimitView>,
+    /// A re-plan was cut to stay within the limit.
+    limited: bool,
     /// The engine, in a few words, for sentences.
     #[serde(skip)]
     engine_words: &'static str,
@@ -209,17 +243,19 @@ impl EvictReport {
             budget_met: plan.budget_met(),
             passes: 1,
             gave_up: false,
+            limit: None,
+            limited: false,
             engine_words: plan.engine.engine.describe_short(),
             policy_min: plan.policy.min_budget(),
         }
     }
 
-    fn of_plan(plan: &EvictPlan) -> EvictReport {
+    fn of_plan(plan: &EvictPlan, titles: &Titles) -> EvictReport {
         EvictReport {
             victims: plan
                 .victims
                 .iter()
-                .map(|v| VictimView::new(v, None))
+                .map(|v| VictimView::new(v, None, titles))
                 .collect(),
             freed_bytes: plan.bytes_to_free(),
             counted_after: plan.counted_after(),
@@ -228,12 +264,12 @@ impl EvictReport {
         }
     }
 
-    fn of_result(r: &EvictResult) -> EvictReport {
+    fn of_result(r: &EvictResult, titles: &Titles) -> EvictReport {
         EvictReport {
             victims: r
                 .handled
                 .iter()
-                .map(|h| VictimView::new(&h.victim, Some(&h.fate)))
+                .map(|h| VictimView::new(&h.victim, Some(&h.fate), titles))
                 .collect(),
             freed_bytes: r.freed_bytes(),
             counted_after: r.counted_after,
@@ -243,6 +279,7 @@ impl EvictReport {
             budget_met: r.budget_met(),
             passes: r.passes,
             gave_up: r.gave_up,
+            limited: r.limited,
             ..EvictReport::header(&r.first_plan, false)
         }
     }
@@ -260,6 +297,12 @@ impl EvictReport {
             out.push(format!(
                 "stopped after {} plans: the engine kept using the checkpoints picked; run again later",
                 self.passes
+            ));
+        }
+        if self.limited {
+            out.push(format!(
+                "stopped at the limit ({}): the engine used checkpoints picked, and the next plan wanted more than the limit left",
+                self.limit.as_ref().map_or("", |l| l.max.as_str())
             ));
         }
         if !self.budget_met {
@@ -400,10 +443,7 @@ impl Report for EvictReport {
             }
         }
         if let Some(d) = self.older_than {
-            criteria.push(format!(
-                "older than {}",
-                humantime::format_duration(std::time::Duration::from_secs(d))
-            ));
+            criteria.push(format!("older than {}", kvc::text::span(d)));
         }
         if self.include_unloadable {
             criteria.push("--include-unloadable".into());
@@ -442,14 +482,14 @@ impl Report for EvictReport {
                 header.push("OUTCOME");
             }
             header.extend([
-                "KEY", "REASON", "TOKENS", "SIZE", "HITS", "USED", "SCORE", "WHY",
+                "KEY", "REASON", "TOKENS", "SIZE", "HITS", "USED", "SCORE", "WHY", "TITLE",
             ]);
-            let mut t = output::table(&header);
             let dash = || "-".to_string();
-            for v in &self.victims {
+            let row = |i: usize| -> Vec<String> {
+                let v = &self.victims[i];
                 let mut row = Vec::new();
                 if !self.dry_run {
-                    row.push(Cell::new(v.outcome.name()));
+                    row.push(v.outcome.name().to_string());
                 }
                 let key = if v.kind == "checkpoint" || v.key.len() == 40 {
                     output::short_key(&v.key)
@@ -457,20 +497,39 @@ impl Report for EvictReport {
                     v.key.clone()
                 };
                 row.extend([
-                    Cell::new(key),
-                    Cell::new(v.reason.clone().unwrap_or_else(|| format!("({})", v.kind))),
-                    Cell::new(v.tokens.map_or_else(dash, |t| t.to_string())),
-                    Cell::new(output::size(v.size)),
-                    Cell::new(v.hits.map_or_else(dash, |t| t.to_string())),
-                    Cell::new(v.used.map_or_else(dash, |u| output::ago(u, self.now))),
-                    Cell::new(output::score(v.score)),
-                    Cell::new(v.why.names().join(",")),
+                    key,
+                    v.reason.clone().unwrap_or_else(|| format!("({})", v.kind)),
+                    v.tokens.map_or_else(dash, |t| t.to_string()),
+                    output::size(v.size),
+                    v.hits.map_or_else(dash, |t| t.to_string()),
+                    v.used.map_or_else(dash, |u| output::ago(u, self.now)),
+                    output::score(v.score),
+                    v.why.names().join(","),
+                    v.title.clone().unwrap_or_default(),
                 ]);
-                t.add_row(row);
-            }
-            let shift = usize::from(!self.dry_run);
-            align_right(&mut t, &[2 + shift, 3 + shift, 4 + shift]);
-            output::write_table(out, &t)?;
+                row
+            };
+            // As `kvc ls`: the title shrinks first, then the columns a
+            // glance needs least give way.
+            let col = |name: &str| header.iter().position(|h| *h == name);
+            let numeric: Vec<usize> = ["TOKENS", "SIZE", "HITS", "SCORE"]
+                .iter()
+                .filter_map(|n| col(n))
+                .collect();
+            let expendable: Vec<usize> = ["HITS", "TOKENS", "SCORE", "REASON"]
+                .iter()
+                .filter_map(|n| col(n))
+                .collect();
+            let shrink: Vec<usize> = col("TITLE").into_iter().collect();
+            output::write_rows(
+                out,
+                &header,
+                self.victims.len(),
+                &row,
+                &shrink,
+                &expendable,
+                &numeric,
+            )?;
             // Invalid and failed victims are problems, reported on stderr.
             for v in self
                 .victims
@@ -532,29 +591,27 @@ impl Report for EvictReport {
     }
 }
 
-/// A progress bar over the deletions, on stderr, only for a person.
+/// A progress bar over the deletions (`output::progress_items`: on a
+/// terminal only), only for a person.
 struct Progress {
+    show: bool,
     bar: Option<ProgressBar>,
 }
 
 impl Progress {
     fn new(show: bool) -> Progress {
-        Progress {
-            bar: (show && io::stderr().is_terminal()).then(ProgressBar::hidden),
-        }
+        Progress { show, bar: None }
     }
 }
 
 impl Hooks for Progress {
     fn planned(&mut self, plan: &EvictPlan) {
-        if let Some(bar) = &mut self.bar {
-            // A re-plan starts a fresh bar in place of the last one.
+        // A re-plan starts a fresh bar in place of the last one.
+        if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
-            *bar = ProgressBar::new(plan.victims.len() as u64);
-            bar.set_style(
-                ProgressStyle::with_template("evicting {bar:30} {pos}/{len} {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
+        }
+        if self.show {
+            self.bar = output::progress_items("evict", plan.victims.len() as u64);
         }
     }
     fn handled(&mut self, v: &Victim, _fate: &Fate) {
@@ -599,7 +656,8 @@ fn protected_keys(dir: &Path, args: &[String]) -> Result<BTreeSet<Key>> {
 }
 
 pub fn run(args: EvictArgs) -> Result<Outcome> {
-    let dir = config::dir_or_default(args.dir.clone())?;
+    let dir = config::dir_or_default(args.dir.get())?;
+    let limit = confirm::limit(&args.write, Some(confirm::EVICT_DEFAULT));
     let opts = EvictOptions {
         policy: args.policy.policy(),
         engine: args.policy.engine.engine(),
@@ -611,15 +669,33 @@ pub fn run(args: EvictArgs) -> Result<Outcome> {
         include_agent: args.agent.include_agent,
         include_unloadable: args.include_unloadable,
         reject_different_quant: args.quant.reject_different_quant,
+        limit,
     };
     // The plan is the dry run; applying it is the one write path.
     let plan = evict::plan_dir(&dir, &opts)?;
-    let report = if args.write.dry_run.dry_run {
-        EvictReport::of_plan(&plan)
+    let deletion = plan.deletion();
+    let over = deletion.check(&dir, limit);
+    let titles = if args.write.quiet {
+        Titles::new()
     } else {
+        titles(&plan)
+    };
+    let report = if args.write.dry_run.dry_run {
+        let mut r = EvictReport::of_plan(&plan, &titles);
+        r.limit = LimitView::new(limit, &deletion);
+        r
+    } else {
+        // Nothing is deleted, and no lock taken, for a plan over the limit
+        // or not confirmed (`apply` weighs the plan made under the lock
+        // again).
+        deletion.check(&dir, limit)?;
+        confirm::confirm("evict", &dir, &deletion, &args.write)?;
         let mut session = config::session("evict", args.policy.now, args.write.wait.wait)?;
         let mut progress = Progress::new(!args.write.quiet && !args.output.json);
-        EvictReport::of_result(&evict::apply(&mut session, plan, &mut progress)?)
+        let mut r =
+            EvictReport::of_result(&evict::apply(&mut session, plan, &mut progress)?, &titles);
+        r.limit = LimitView::new(limit, &deletion);
+        r
     };
     let problems = report.problems();
     if !args.write.quiet {
@@ -627,6 +703,11 @@ pub fn run(args: EvictArgs) -> Result<Outcome> {
     }
     for p in &problems {
         eprintln!("kvc: {p}");
+    }
+    // A dry run over the limit: the plan above, and what a real run does.
+    if let (true, Err(e)) = (args.write.dry_run.dry_run, over) {
+        eprintln!("kvc: {e} (a real run would stop here)");
+        return Ok(Outcome::Refused);
     }
     Ok(if problems.is_empty() {
         Outcome::Clean

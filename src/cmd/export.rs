@@ -6,59 +6,52 @@ use crate::config;
 use crate::output::{self, Exporter, HumanExporter, InvalidView, JsonExporter, Report};
 use crate::Outcome;
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use kvc::bundle::{self, EntryRecord, Excluded, LeftForeign, Selection, StreamOut};
 use kvc::fsutil::AtomicFile;
+use kvc::resolve;
 use serde::Serialize;
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-/// A byte-counting progress bar on stderr, only when stderr is a terminal.
-/// Shared by `export` and `import`.
-pub(crate) struct Bar(Option<ProgressBar>);
+/// The byte-counting progress bar of `export` and `import`
+/// (`output::progress_bytes`: on a terminal only), made when the total is
+/// known.
+pub(crate) struct Bar {
+    label: &'static str,
+    bar: Option<ProgressBar>,
+}
 
 impl Bar {
-    pub(crate) fn new() -> Bar {
-        Bar(io::stderr()
-            .is_terminal()
-            .then(|| ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())))
+    pub(crate) fn new(label: &'static str) -> Bar {
+        Bar { label, bar: None }
     }
 }
 
 impl bundle::Progress for Bar {
     fn begin(&mut self, total: Option<u64>) {
-        let Some(b) = &self.0 else { return };
-        let template = match total {
-            Some(t) => {
-                b.set_length(t);
-                "{spinner} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} {msg}"
-            }
-            None => "{spinner} {bytes} {binary_bytes_per_sec} {msg}",
-        };
-        if let Ok(style) = ProgressStyle::with_template(template) {
-            b.set_style(style.progress_chars("=> "));
-        }
+        self.bar = output::progress_bytes(self.label, total);
     }
     fn entry(&mut self, name: &str) {
-        if let Some(b) = &self.0 {
+        if let Some(b) = &self.bar {
             b.set_message(name.chars().take(16).collect::<String>());
         }
     }
     fn advance(&mut self, bytes: u64) {
-        if let Some(b) = &self.0 {
+        if let Some(b) = &self.bar {
             b.inc(bytes);
         }
     }
     fn warn(&mut self, message: &str) {
-        match &self.0 {
+        match &self.bar {
             Some(b) => b.suspend(|| eprintln!("kvc: warning: {message}")),
             None => eprintln!("kvc: warning: {message}"),
         }
     }
     fn finish(&mut self) {
-        if let Some(b) = &self.0 {
+        if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
     }
@@ -188,11 +181,79 @@ fn stream(
     }
 }
 
+/// KEY arguments through the one resolver (`kvc::resolve::locate`): keys
+/// and prefixes stay as they are (they resolve among the directory's
+/// names), a path or a `<key>.kv` name becomes its key. A bundle holds the
+/// checkpoints of one directory: without a directory given, the one the
+/// first path names; every path must be in it.
+fn export_keys(keys: Vec<String>, dir: Option<PathBuf>) -> Result<(Vec<String>, PathBuf)> {
+    let is_path = |k: &str| k.contains('/') || k.ends_with(".kv");
+    let mut dir = dir;
+    let mut out = Vec::with_capacity(keys.len());
+    let mut from_paths: Option<PathBuf> = None;
+    for k in keys {
+        if !is_path(&k) {
+            out.push(k);
+            continue;
+        }
+        let located = resolve::locate(&k, dir.as_deref(), config::default_dir)?;
+        let path = located.path;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let Some(key) = kvc::Key::from_file_name(&name) else {
+            bail!(
+                "{}: not a checkpoint name (<40 hex digits>.kv or sysprompt.kv)",
+                path.display()
+            );
+        };
+        let parent = kvc::session::parent_dir(&path).to_path_buf();
+        let canonical = std::fs::canonicalize(&parent).map_err(|e| kvc::Error::io(&parent, e))?;
+        match &from_paths {
+            None => from_paths = Some(canonical),
+            Some(first) if *first != canonical => bail!(
+                "{}: not in {}: a bundle holds the checkpoints of one directory",
+                path.display(),
+                first.display()
+            ),
+            Some(_) => {}
+        }
+        if dir.is_none() {
+            dir = Some(parent);
+        }
+        out.push(key.to_string());
+    }
+    let dir = config::dir_or_default(dir)?;
+    if let Some(first) = from_paths {
+        let canonical = std::fs::canonicalize(&dir).map_err(|e| kvc::Error::io(&dir, e))?;
+        if canonical != first {
+            bail!(
+                "{}: the checkpoints named are in {}: a bundle holds the checkpoints of one directory",
+                dir.display(),
+                first.display()
+            );
+        }
+    }
+    Ok((out, dir))
+}
+
 pub fn run(args: ExportArgs) -> Result<Outcome> {
-    let dir = config::dir_or_default(args.dir.dir)?;
+    let filtered = !args.reason.is_empty()
+        || args.min_tokens.is_some()
+        || args.used_within.is_some()
+        || args.quant.is_some();
+    let (keys, dir) = config::keys_and_dir(args.keys, args.dir.dir, args.all || filtered)?;
+    if args.all && !keys.is_empty() {
+        bail!(
+            "--all takes no KEY, only the cache directory: {}",
+            keys.join(" ")
+        );
+    }
+    let (keys, dir) = export_keys(keys, dir)?;
     let now = config::now_or_clock(args.clock.now)?;
     let sel = Selection {
-        keys: args.keys,
+        keys,
         all: args.all,
         reasons: args.reason,
         min_tokens: args.min_tokens,
@@ -202,7 +263,7 @@ pub fn run(args: ExportArgs) -> Result<Outcome> {
     let dest = destination(&args.out_file)?;
     let to_stdout = matches!(dest, Dest::Stdout);
     let selected = bundle::select(&dir, &sel, now)?;
-    let mut bar = Bar::new();
+    let mut bar = Bar::new("export");
     let report = match dest {
         Dest::Stdout => {
             // Our own descriptor for stdout: unbuffered by std, so the

@@ -3,12 +3,14 @@
 
 use crate::cli::GcArgs;
 use crate::config;
+use crate::confirm::{self, LimitView};
 use crate::output::{self, align_right, Report};
 use crate::Outcome;
 use anyhow::{bail, Result};
 use comfy_table::Cell;
 use kvc::code::Code;
 use kvc::gc::{self, GcFate, GcOptions, GcPlan, Temp, Verdict};
+use kvc::guard::Deletion;
 use kvc::scan::TempWriter;
 use kvc::text::sanitize_line;
 use serde::Serialize;
@@ -80,14 +82,21 @@ struct GcReport {
     temp_files: Vec<TempView>,
     /// Bytes removed, or that would be.
     freed_bytes: u64,
+    /// The clock of the run (`--now`), for the ages shown.
+    #[serde(skip)]
+    now: u64,
     /// `.kvc/` holds nothing worth keeping (no journal).
     empty_state: bool,
     removed_state: bool,
+    /// `--max-delete`, the share of the directory the stale temp files
+    /// are, and whether that is within it; `null` without `--max-delete`.
+    limit: Option<LimitView>,
 }
 
 impl GcReport {
-    fn new(plan: &GcPlan, temp_age: Duration, dry_run: bool) -> GcReport {
+    fn new(plan: &GcPlan, temp_age: Duration, dry_run: bool, now: u64) -> GcReport {
         GcReport {
+            now,
             dir: plan.dir.display().to_string(),
             dry_run,
             temp_age: temp_age.as_secs(),
@@ -95,6 +104,7 @@ impl GcReport {
             freed_bytes: 0,
             empty_state: plan.empty_state,
             removed_state: false,
+            limit: None,
         }
     }
 }
@@ -123,7 +133,7 @@ impl Report for GcReport {
                     }),
                     Cell::new(output::size(f.size)),
                     Cell::new(f.age.map_or("-".into(), |a| {
-                        humantime::format_duration(Duration::from_secs(a)).to_string() + " ago"
+                        output::ago(self.now.saturating_sub(a).max(1), self.now)
                     })),
                     Cell::new(note),
                 ]);
@@ -175,7 +185,7 @@ impl Report for GcReport {
 }
 
 pub fn run(args: GcArgs) -> Result<Outcome> {
-    let dir = config::dir_or_default(args.dir.clone())?;
+    let dir = config::dir_or_default(args.dir.get())?;
     let now = config::now_or_clock(args.clock.now)?;
     // Ages against the clock to the nanosecond, as mtimes are: in whole
     // seconds a file written a moment ago would look written in the future.
@@ -189,7 +199,22 @@ pub fn run(args: GcArgs) -> Result<Outcome> {
     let dry_run = args.write.dry_run.dry_run;
     // The plan is the dry run; applying it is the one write path.
     let plan = gc::plan_dir(&dir, &opts)?;
-    let report = if dry_run {
+    let limit = confirm::limit(&args.write, None);
+    let d = Deletion {
+        files: plan.stale().count(),
+        bytes: plan.bytes_to_free(),
+        base: if plan.stale().next().is_some() {
+            kvc::guard::dir_bytes(&dir)?
+        } else {
+            0
+        },
+    };
+    let over = d.check(&dir, limit);
+    if !dry_run {
+        d.check(&dir, limit)?;
+        confirm::confirm("gc", &dir, &d, &args.write)?;
+    }
+    let mut report = if dry_run {
         GcReport {
             temp_files: plan
                 .temps
@@ -197,7 +222,7 @@ pub fn run(args: GcArgs) -> Result<Outcome> {
                 .map(|t| TempView::new(t, None, true))
                 .collect(),
             freed_bytes: plan.bytes_to_free(),
-            ..GcReport::new(&plan, args.temp_age.temp_age, true)
+            ..GcReport::new(&plan, args.temp_age.temp_age, true, now)
         }
     } else {
         let mut session = config::session("gc", Some(now), args.write.wait.wait)?;
@@ -219,9 +244,10 @@ pub fn run(args: GcArgs) -> Result<Outcome> {
             temp_files,
             freed_bytes: result.freed_bytes(),
             removed_state: result.removed_state,
-            ..GcReport::new(&result.plan, args.temp_age.temp_age, false)
+            ..GcReport::new(&result.plan, args.temp_age.temp_age, false, now)
         }
     };
+    report.limit = LimitView::new(limit, &d);
     if !args.write.quiet {
         output::emit(&report, args.output.json)?;
     }
@@ -234,6 +260,10 @@ pub fn run(args: GcArgs) -> Result<Outcome> {
     );
     if failed > 0 {
         bail!("{failed} stale temp files not removed");
+    }
+    if let (true, Err(e)) = (dry_run, over) {
+        eprintln!("kvc: {e} (a real run would stop here)");
+        return Ok(Outcome::Refused);
     }
     let unsynced = output::report_unsynced(
         report

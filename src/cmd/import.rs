@@ -144,7 +144,7 @@ fn budget_policy(dir: &std::path::Path, args: crate::cli::PolicyArgs) -> Result<
 }
 
 pub fn run(args: ImportArgs) -> Result<Outcome> {
-    let dir = config::dir_or_default(args.dir.dir)?;
+    let dir = config::dir_or_default(args.dir.get())?;
     let now = config::now_or_clock(args.policy.now)?;
     let from_stdin = args.source.as_os_str() == "-";
     let opts = ImportOptions {
@@ -167,7 +167,7 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
         include_agent: args.include_agent,
         engine: args.policy.engine.engine(),
     };
-    let mut bar = Bar::new();
+    let mut bar = Bar::new("import");
     let input = if from_stdin {
         if io::stdin().is_terminal() {
             bail!("standard input is a terminal: pipe a bundle in (kvc export ... -o - | kvc import -)");

@@ -1,6 +1,7 @@
-//! `kvc log [DIR]`: the journal of deletions (and, later, writes), oldest
-//! first. Damaged records (a torn last append, a failed checksum) are
-//! skipped and counted, never fatal.
+//! `kvc log [DIR]`: the journal of what kvc deleted, installed, moved or
+//! rewrote, newest first, filtered by op, key and time. Damaged records (a
+//! torn last append, a failed checksum) are skipped and counted, never
+//! fatal.
 
 use crate::cli::LogArgs;
 use crate::config;
@@ -60,6 +61,14 @@ struct LogReport {
     dir: String,
     /// Unix seconds of `--since`'s start, when given.
     since: Option<u64>,
+    /// `--op`, `--key` and `--limit` as given.
+    ops: Vec<String>,
+    key: Option<String>,
+    limit: Option<usize>,
+    /// Records that pass the filters, before `--limit`.
+    matched: usize,
+    /// `newest-first` (the default) or `oldest-first` (`-r`).
+    order: &'static str,
     records: Vec<RecordView>,
     /// Per op, by name: an import adds bytes, an eviction
     /// frees them; one total of both would mean nothing.
@@ -74,6 +83,9 @@ struct LogReport {
     skipped_bytes: u64,
     #[serde(skip)]
     long: bool,
+    /// The clock (`--now`), for the ages of the table.
+    #[serde(skip)]
+    now: u64,
 }
 
 /// A key cut to the listing width unless `--long`; file names (gc) stay whole.
@@ -93,7 +105,11 @@ impl Report for LogReport {
             ]);
             for r in &self.records {
                 t.add_row([
-                    Cell::new(output::timestamp(r.time)),
+                    Cell::new(if self.long {
+                        output::timestamp(r.time)
+                    } else {
+                        output::ago(r.time, self.now)
+                    }),
                     Cell::new(&r.op),
                     Cell::new(short_key(&r.key, self.long)),
                     Cell::new(output::size(r.bytes)),
@@ -109,12 +125,11 @@ impl Report for LogReport {
             output::write_table(out, &t)?;
         }
         let n = self.records.len();
-        write!(
-            out,
-            "{n} {}, {} freed",
-            if n == 1 { "record" } else { "records" },
-            output::size(self.freed_bytes)
-        )?;
+        write!(out, "{n} {}", if n == 1 { "record" } else { "records" },)?;
+        if n < self.matched {
+            write!(out, " (the newest of {} matching)", self.matched)?;
+        }
+        write!(out, ", {} freed", output::size(self.freed_bytes))?;
         let parts: Vec<String> = self
             .totals
             .iter()
@@ -147,25 +162,48 @@ impl Report for LogReport {
 }
 
 pub fn run(args: LogArgs) -> Result<Outcome> {
-    let dir = config::dir_or_default(args.dir.clone())?;
+    let dir = config::dir_or_default(args.dir.get())?;
     let meta = fs::metadata(&dir).with_context(|| dir.display().to_string())?;
     if !meta.is_dir() {
         bail!("{}: not a directory", dir.display());
     }
     // A regular file only, never through a link, its newest 16 MiB.
     let read = journal::read(&dir)?;
-    let since = match args.since {
-        Some(d) => Some(config::now_or_clock(args.clock.now)?.saturating_sub(d.as_secs())),
+    let since = match &args.since {
+        Some(w) => {
+            let now = config::now_or_clock(args.clock.now)?;
+            let t = kvc::enginelog::parse_bound(w, now, false)
+                .map_err(|e| anyhow::anyhow!("--since {e}"))?;
+            Some(u64::try_from(t).unwrap_or(0))
+        }
         None => None,
     };
-    let mut records: Vec<&Record> = read
+    let key = args.key.as_deref().map(str::to_ascii_lowercase);
+    let wanted = |r: &Record| {
+        since.is_none_or(|s| r.time >= s)
+            && (args.op.is_empty() || args.op.contains(&r.op))
+            && key
+                .as_deref()
+                .is_none_or(|k| r.key.to_ascii_lowercase().starts_with(k))
+    };
+    // Numbered in append order, so that equal times keep it.
+    let mut records: Vec<(usize, &Record)> = read
         .records
         .iter()
-        .filter(|r| since.is_none_or(|s| r.time >= s))
+        .enumerate()
+        .filter(|(_, r)| wanted(r))
         .collect();
-    // Appends are in time order unless the clock stepped back; newest last
-    // either way.
-    records.sort_by_key(|r| r.time);
+    // Appends are in time order unless the clock stepped back: newest
+    // first by time, then the later append first.
+    records.sort_by_key(|&(i, r)| std::cmp::Reverse((r.time, i)));
+    let matched = records.len();
+    if let Some(n) = args.limit {
+        records.truncate(n);
+    }
+    if args.reverse {
+        records.reverse();
+    }
+    let records: Vec<&Record> = records.into_iter().map(|(_, r)| r).collect();
     let mut totals: std::collections::BTreeMap<String, Total> = Default::default();
     let mut freed_bytes = 0;
     for r in &records {
@@ -179,12 +217,22 @@ pub fn run(args: LogArgs) -> Result<Outcome> {
     let report = LogReport {
         dir: dir.display().to_string(),
         since,
+        ops: args.op.clone(),
+        key: args.key.as_deref().map(|k| sanitize_line(k.as_bytes())),
+        limit: args.limit,
+        matched,
+        order: if args.reverse {
+            "oldest-first"
+        } else {
+            "newest-first"
+        },
         records: records.into_iter().map(RecordView::new).collect(),
         totals,
         freed_bytes,
         damaged: read.damaged,
         skipped_bytes: read.skipped_bytes,
         long: args.long,
+        now: config::now_or_clock(args.clock.now)?,
     };
     output::emit(&report, args.output.json)?;
     Ok(Outcome::Clean)

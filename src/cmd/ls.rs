@@ -185,7 +185,13 @@ fn dir_view(dir: PathBuf, only: Option<&str>, args: &LsArgs, now: u64) -> Result
         .checkpoints
         .iter()
         .filter_map(|c| {
-            let w = kvc::finding::header_warnings(&c.header, c.dialect.spec(), now);
+            let mut w = kvc::finding::header_warnings(&c.header, c.dialect.spec(), now);
+            if let Some(actual) = &c.content_key {
+                let d = kvc::Defect::KeyMismatch {
+                    actual: actual.to_string(),
+                };
+                w.insert(0, kvc::finding::Finding::error(d.code(), d.to_string()));
+            }
             (!w.is_empty()).then(|| (c.file.clone(), w))
         })
         .collect();
@@ -423,8 +429,19 @@ impl LsReport {
             ));
         }
         let warned = &d.warned;
-        if !warned.is_empty() {
-            extra.push(format!("{} with warnings", warned.len()));
+        let with = |s: kvc::code::Severity| {
+            warned
+                .iter()
+                .filter(|(_, w)| w.iter().any(|f| f.severity == s))
+                .count()
+        };
+        let errors = with(kvc::code::Severity::Error);
+        if errors > 0 {
+            extra.push(format!("{errors} with errors"));
+        }
+        let warnings = with(kvc::code::Severity::Warning);
+        if warnings > 0 {
+            extra.push(format!("{warnings} with warnings"));
         }
         if !extra.is_empty() {
             write!(out, "; {}", extra.join(", "))?;
@@ -466,9 +483,10 @@ impl LsReport {
         for f in &d.foreign {
             writeln!(out, "foreign: {}: {} (left alone)", f.file, f.what)?;
         }
-        for (file, warnings) in warned {
-            for w in warnings {
-                writeln!(out, "warning: {file}: {}", w.message)?;
+        for (file, findings) in warned {
+            for w in findings {
+                let tag = output::paint(w.severity, &format!("{}:", w.severity));
+                writeln!(out, "{tag} {file}: {}", w.message)?;
             }
         }
         if !d.invalid.is_empty()

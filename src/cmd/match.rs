@@ -169,9 +169,16 @@ fn read_stdin() -> Result<Prompt> {
 }
 
 pub fn run(args: MatchArgs) -> Result<Outcome> {
-    let dir = config::dir_or_default(args.dir.dir.clone())?;
+    // `kvc match DIR` (the prompt on standard input): a directory where
+    // the PROMPT goes is the cache directory.
+    let mut prompt_arg = args.prompt.clone();
+    let mut dir = args.dir.get();
+    if dir.is_none() && prompt_arg.as_ref().is_some_and(|p| p.is_dir()) {
+        dir = prompt_arg.take();
+    }
+    let dir = config::dir_or_default(dir)?;
     let (live, defaults) = live(&args);
-    let (prompt, source) = match &args.prompt {
+    let (prompt, source) = match &prompt_arg {
         Some(p) if p.as_os_str() != "-" => (Prompt::from_file(p)?, p.display().to_string()),
         _ => (read_stdin()?, "-".to_string()),
     };

@@ -15,7 +15,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 pub fn run(args: ReportArgs) -> Result<Outcome> {
-    let dir = config::dir_or_default(args.dir.clone())?;
+    let dir = config::dir_or_default(args.dir.get())?;
     let now = config::now_or_clock(args.policy.now)?;
     let log = read_logs(&args.log, now)?;
     let opts = StatsOptions {

@@ -2,11 +2,13 @@
 
 use crate::cli::RmArgs;
 use crate::config;
+use crate::confirm::{self, LimitView};
 use crate::output::{self, align_right, Report};
 use crate::Outcome;
 use anyhow::{bail, Result};
 use comfy_table::Cell;
 use kvc::code::Code;
+use kvc::guard::Deletion;
 use kvc::rm::{self, RmFate, Target};
 use kvc::text::sanitize_line;
 use serde::Serialize;
@@ -61,6 +63,26 @@ struct RmReport {
     checkpoints: Vec<TargetView>,
     /// Bytes removed, or that would be.
     freed_bytes: u64,
+    /// `--max-delete`, the share of the directories the files are, and
+    /// whether that is within it; `null` without `--max-delete`.
+    limit: Option<LimitView>,
+}
+
+/// What removing `targets` deletes, against the bytes of their
+/// directories (each counted once).
+fn deletion(targets: &[Target]) -> Result<Deletion> {
+    let mut dirs: Vec<&std::path::Path> = targets.iter().map(|t| t.dir.as_path()).collect();
+    dirs.sort();
+    dirs.dedup();
+    let mut base = 0;
+    for d in dirs {
+        base += kvc::guard::dir_bytes(d)?;
+    }
+    Ok(Deletion {
+        files: targets.len(),
+        bytes: targets.iter().map(|t| t.size).sum(),
+        base,
+    })
 }
 
 impl Report for RmReport {
@@ -111,12 +133,24 @@ impl Report for RmReport {
 
 pub fn run(args: RmArgs) -> Result<Outcome> {
     // Paths need no cache directory; keys do (asked for only then).
+    let (keys, dir) = config::keys_and_dir(args.keys, args.dir.dir, false)?;
     let targets = rm::plan(
-        args.dir.dir.as_deref(),
+        dir.as_deref(),
         config::default_dir,
-        &args.keys,
+        &keys,
         args.agent.include_agent,
     )?;
+    let limit = confirm::limit(&args.write, None);
+    let d = deletion(&targets)?;
+    // The directory a share is of: the one directory, or the first.
+    let dir = targets
+        .first()
+        .map_or_else(|| ".".into(), |t| t.dir.clone());
+    let over = d.check(&dir, limit);
+    if !args.write.dry_run.dry_run {
+        d.check(&dir, limit)?;
+        confirm::confirm("rm", &dir, &d, &args.write)?;
+    }
     let (views, freed) = if args.write.dry_run.dry_run {
         let views: Vec<_> = targets.iter().map(|t| TargetView::new(t, None)).collect();
         (views, targets.iter().map(|t| t.size).sum())
@@ -140,6 +174,7 @@ pub fn run(args: RmArgs) -> Result<Outcome> {
         dry_run: args.write.dry_run.dry_run,
         checkpoints: views,
         freed_bytes: freed,
+        limit: LimitView::new(limit, &d),
     };
     if !args.write.quiet {
         output::emit(&report, args.output.json)?;
@@ -160,6 +195,10 @@ pub fn run(args: RmArgs) -> Result<Outcome> {
     );
     if failed > 0 {
         bail!("{failed} of {} files not removed", report.checkpoints.len());
+    }
+    if let (true, Err(e)) = (args.write.dry_run.dry_run, over) {
+        eprintln!("kvc: {e} (a real run would stop here)");
+        return Ok(Outcome::Refused);
     }
     Ok(if unsynced > 0 {
         Outcome::Problems

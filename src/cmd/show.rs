@@ -85,7 +85,7 @@ struct ShowReport {
 }
 
 fn locate(args: &ShowArgs) -> Result<resolve::Located> {
-    resolve::locate(&args.key, args.dir.dir.as_deref(), config::default_dir)
+    resolve::locate(&args.key, args.dir.get().as_deref(), config::default_dir)
 }
 
 /// What the file's directory says about it: the engine that reads the
@@ -315,6 +315,14 @@ pub fn run(args: ShowArgs) -> Result<Outcome> {
         Err(OpenError::Io(e)) => return Err(e).context(path.display().to_string()),
         Err(OpenError::Defect(d)) => anyhow::bail!("{}: {d}", path.display()),
     };
+    // Without the magic no field means anything: a table of them would
+    // only mislead (a zero-filled file shows "never", "unknown", 0).
+    if let Err(e @ kvc::format::HeaderError::BadMagic(_)) = cf.header.check() {
+        anyhow::bail!(
+            "{}: not a kvc checkpoint: {e}; nothing to show",
+            path.display()
+        );
+    }
     let in_dir = InDir::of(&path, &args, now);
     // What is wrong is what `kvc verify` finds: one definition of every
     // check, so show and verify never disagree about a file.
@@ -326,6 +334,10 @@ pub fn run(args: ShowArgs) -> Result<Outcome> {
     let findings = verify::check_file(&path, &verify_opts)
         .with_context(|| format!("{}: vanished while being read", path.display()))?
         .findings;
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == kvc::code::Severity::Error)
+        .count();
     let mut notes: Vec<String> = findings.iter().map(|f| f.message.clone()).collect();
     let envelope_ok = cf.check_envelope().is_ok();
     // The text is streamed once: its SHA-1 (the key of a file its name
@@ -430,7 +442,12 @@ pub fn run(args: ShowArgs) -> Result<Outcome> {
         findings,
     };
     output::emit(&report, args.output.json)?;
-    Ok(Outcome::Clean)
+    // As `kvc verify` would exit for this file (without --strict).
+    Ok(if errors > 0 {
+        Outcome::Problems
+    } else {
+        Outcome::Clean
+    })
 }
 
 impl Report for ShowReport {

@@ -95,11 +95,11 @@ struct StatsReport {
 }
 
 pub fn run(args: StatsArgs) -> Result<Outcome> {
-    let dirs = if args.dirs.is_empty() {
-        vec![config::default_dir()?]
-    } else {
-        args.dirs.clone()
-    };
+    let mut dirs = args.dirs.clone();
+    dirs.extend(args.dir.iter().cloned());
+    if dirs.is_empty() {
+        dirs.push(config::default_dir()?);
+    }
     let now = config::now_or_clock(args.policy.now)?;
     let log = read_logs(&args.log, now)?;
     let mut views = Vec::new();
@@ -340,7 +340,7 @@ fn prometheus(r: &StatsReport) -> String {
     };
     f.family(
         "kvc_population_bytes",
-        "Bytes of readable checkpoints the engine loads, its budget counts, it never loads, and ds4-agent's saves.",
+        "Bytes of readable checkpoints the engine loads, its budget counts (as kvc evict counts them: with a foreign file ds4's reader accepts, or under hanzo-engine every *.kv entry), it never loads, and ds4-agent's saves.",
         &per_dir(d, |d| {
             pop(d)
                 .into_iter()

@@ -23,7 +23,7 @@ use kvc::trailer::rewrite::{self, Edit, Method, TrailerState};
 use kvc::trailer::{self as trailers, key_of, Engines, FileResult, Op, Targets};
 use serde::Serialize;
 use std::fs;
-use std::io::{self, IsTerminal, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// Characters of DSML a listing previews.
@@ -163,7 +163,7 @@ fn preview(dsml: &[u8]) -> String {
 }
 
 fn ls(args: TrailerLsArgs) -> Result<Outcome> {
-    let path = locate(&args.key, args.dir.dir)?;
+    let path = locate(&args.key, args.dir.get())?;
     let cf = open_for_reading(&path)?;
     let state = read_state(&cf)?;
     let mut entries = Vec::new();
@@ -317,7 +317,7 @@ fn terminal_safe_json(json: &str) -> String {
 }
 
 fn export(args: TrailerExportArgs) -> Result<Outcome> {
-    let path = locate(&args.key, args.dir.dir)?;
+    let path = locate(&args.key, args.dir.get())?;
     let cf = open_for_reading(&path)?;
     // Only the map ds4 would load: stray bytes after a clear bit 0 are not one.
     let entries: Vec<EntryJson> = match read_state(&cf)? {
@@ -439,12 +439,32 @@ fn view(path: &Path, r: &FileResult) -> FileView {
     v
 }
 
-/// The progress bar of a rewrite of many files, on a terminal.
-struct Bar(ProgressBar);
+/// The progress bar of a rewrite (`output::progress_bytes`: on a terminal
+/// only), over the bytes of the files planned: a copy advances it chunk
+/// by chunk (a multi-GiB checkpoint takes a while), a clone or an in-place
+/// rewrite file by file.
+struct Bar {
+    bar: Option<ProgressBar>,
+    /// Bytes of the files done, and of the one being copied so far.
+    done: u64,
+    in_file: u64,
+    sizes: std::collections::HashMap<PathBuf, u64>,
+}
 
 impl trailers::Hooks for Bar {
-    fn file_done(&mut self, _path: &Path) {
-        self.0.inc(1);
+    fn copied(&mut self, _path: &Path, bytes: u64) {
+        self.in_file += bytes;
+        if let Some(b) = &self.bar {
+            b.set_position(self.done + self.in_file);
+        }
+    }
+    fn file_done(&mut self, path: &Path) {
+        self.done += self.sizes.get(path).copied().unwrap_or(self.in_file);
+        self.in_file = 0;
+        if let Some(b) = &self.bar {
+            b.set_position(self.done);
+            b.set_message(file_name(path).chars().take(16).collect::<String>());
+        }
     }
 }
 
@@ -475,14 +495,25 @@ fn rewrite_all(
     } else {
         let method: Method = args.method.into();
         let mut session = config::session("trailer", args.clock.now, args.wait.wait)?;
-        let bar = if n > 1 && io::stderr().is_terminal() {
-            ProgressBar::new(n as u64)
-        } else {
-            ProgressBar::hidden()
+        let sizes: std::collections::HashMap<PathBuf, u64> = plan
+            .files
+            .iter()
+            .filter_map(|(p, r)| {
+                let size = r.as_ref().ok()?.plan.as_ref()?.size();
+                Some((p.clone(), size))
+            })
+            .collect();
+        let total = sizes.values().sum();
+        let mut hooks = Bar {
+            bar: output::progress_bytes(op.name(), Some(total)),
+            done: 0,
+            in_file: 0,
+            sizes,
         };
-        let mut hooks = Bar(bar);
         let r = trailers::apply(&mut session, plan, method, &mut hooks)?;
-        hooks.0.finish_and_clear();
+        if let Some(b) = &hooks.bar {
+            b.finish_and_clear();
+        }
         r
     };
     let mut report = RewriteReport {
@@ -554,10 +585,47 @@ impl Report for RewriteReport {
         if self.files.is_empty() && self.errors.is_empty() {
             writeln!(out, "nothing to {}", self.command)?;
         }
-        if self.dry_run {
-            writeln!(out, "dry run: nothing was written")?;
-        }
+        writeln!(out, "{}", self.summary())?;
         Ok(())
+    }
+}
+
+impl RewriteReport {
+    /// The last line: `strip: 3 rewritten (2 in-place, 1 copy), 1
+    /// unchanged, 2 skipped` (a dry run: `would be rewritten`, and that
+    /// nothing was written).
+    fn summary(&self) -> String {
+        let count = |c: Code| self.files.iter().filter(|f| f.result == c).count();
+        let mut methods: Vec<(&str, usize)> = Vec::new();
+        for m in self.files.iter().filter_map(|f| f.method) {
+            match methods.iter_mut().find(|(n, _)| *n == m) {
+                Some(e) => e.1 += 1,
+                None => methods.push((m, 1)),
+            }
+        }
+        let mut parts = vec![if self.dry_run {
+            format!("{} would be rewritten", count(Code::WouldRewrite))
+        } else if methods.is_empty() {
+            format!("{} rewritten", count(Code::Rewritten))
+        } else {
+            let how: Vec<String> = methods.iter().map(|(m, n)| format!("{n} {m}")).collect();
+            format!("{} rewritten ({})", count(Code::Rewritten), how.join(", "))
+        }];
+        for (n, what) in [
+            (count(Code::Unchanged), "unchanged"),
+            (count(Code::Vanished), "vanished"),
+            (self.skipped.len(), "skipped"),
+            (self.errors.len(), "failed"),
+        ] {
+            if n > 0 {
+                parts.push(format!("{n} {what}"));
+            }
+        }
+        let mut line = format!("{}: {}", self.command, parts.join(", "));
+        if self.dry_run {
+            line.push_str(" (dry run: nothing was written)");
+        }
+        line
     }
 }
 
@@ -598,8 +666,8 @@ fn set(args: TrailerSetArgs) -> Result<Outcome> {
         args.from.display().to_string()
     };
     let map: ToolMap = json::parse_map(&input).map_err(|e| anyhow!("{source}: {e}"))?;
-    let targets =
-        trailers::targets_of_keys(&args.keys, args.dir.dir.as_deref(), config::default_dir)?;
+    let (keys, dir) = config::keys_and_dir(args.keys, args.dir.dir, false)?;
+    let targets = trailers::targets_of_keys(&keys, dir.as_deref(), config::default_dir)?;
     let edit = Edit::Set {
         map: &map,
         allow_missing: args.allow_missing,
@@ -615,15 +683,18 @@ fn edit_each(args: TrailerEditArgs, op: Op) -> Result<Outcome> {
         Op::Strip => Edit::Strip,
         Op::Set => unreachable!("set takes a map: see `set`"),
     };
-    let targets = if args.targets.all {
-        let dir = config::dir_or_default(args.dir.dir)?;
-        trailers::targets_all(&dir, op)?
+    let all = args.targets.all;
+    let (keys, dir) = config::keys_and_dir(args.targets.keys, args.dir.dir, all)?;
+    let targets = if all {
+        if !keys.is_empty() {
+            bail!(
+                "--all takes no KEY, only the cache directory: {}",
+                keys.join(" ")
+            );
+        }
+        trailers::targets_all(&config::dir_or_default(dir)?, op)?
     } else {
-        trailers::targets_of_keys(
-            &args.targets.keys,
-            args.dir.dir.as_deref(),
-            config::default_dir,
-        )?
+        trailers::targets_of_keys(&keys, dir.as_deref(), config::default_dir)?
     };
     rewrite_all(op, edit, args.rewrite, targets, args.output.json)
 }

@@ -168,7 +168,7 @@ fn node_view(scan: &Scan, f: &Forest, i: usize) -> NodeView {
 }
 
 pub fn run(args: TreeArgs) -> Result<Outcome> {
-    let dir = config::dir_or_default(args.dir.clone())?;
+    let dir = config::dir_or_default(args.dir.get())?;
     let now = config::now_or_clock(args.policy.now)?;
     let opts = TreeOptions {
         engine: args.policy.engine.engine(),

@@ -6,14 +6,14 @@ use crate::config;
 use crate::output::{self, Report};
 use crate::Outcome;
 use anyhow::{bail, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use kvc::finding::Finding;
 use kvc::format::dialect::EngineChoice;
 use kvc::session::quarantine::{self, Quarantined};
 use kvc::text::sanitize_line;
 use kvc::verify::{self, EntryKind, FileReport, Progress, Unloadable, VerifyOptions, VerifyReport};
 use serde::Serialize;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -46,6 +46,8 @@ struct DirView {
     /// Healthy checkpoints the engine never loads, counts or evicts.
     unloadable: UnloadableView,
     findings: Vec<FindingView>,
+    /// Findings of the codes `--allow` names: not counted.
+    allowed: Vec<FindingView>,
 }
 
 #[derive(Serialize)]
@@ -97,6 +99,8 @@ struct FileView {
     deep: bool,
     bytes_read: u64,
     findings: Vec<FindingView>,
+    /// Findings of the codes `--allow` names: not counted.
+    allowed: Vec<FindingView>,
     quarantined_to: Option<String>,
 }
 
@@ -104,10 +108,19 @@ struct FileView {
 struct Summary {
     dirs: usize,
     files: usize,
+    /// Entries that read as checkpoints, as `kvc ls` counts them.
     checkpoints: usize,
+    /// Checkpoint names that are not usable checkpoints (`ls`'s invalid).
+    invalid: usize,
+    /// Files of dialects kvc does not read.
+    foreign: usize,
     deep_checked: usize,
     errors: usize,
     warnings: usize,
+    /// Findings set apart by `--allow`.
+    allowed: usize,
+    /// The codes `--allow` named.
+    allow: Vec<kvc::code::Code>,
     files_with_errors: usize,
     bytes_read: u64,
     /// Healthy checkpoints their directory's engine never loads.
@@ -141,8 +154,8 @@ fn dialect_label(f: &FileReport) -> Option<&'static str> {
     }
 }
 
-/// The indicatif bar of `--deep` on a terminal: bytes read of the payloads
-/// to read, files done in the message.
+/// The progress bar of `--deep` on a terminal (`output::progress_bytes`):
+/// bytes read of the payloads to read, files done in the message.
 struct Bar {
     bar: ProgressBar,
     done: AtomicU64,
@@ -150,14 +163,7 @@ struct Bar {
 }
 
 impl Bar {
-    fn new() -> Bar {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "verify {wide_bar} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {msg}",
-            )
-            .expect("valid template"),
-        );
+    fn new(bar: ProgressBar) -> Bar {
         Bar {
             bar,
             done: AtomicU64::new(0),
@@ -182,11 +188,11 @@ impl Progress for Bar {
 }
 
 pub fn run(args: VerifyArgs) -> Result<Outcome> {
-    let paths = if args.paths.is_empty() {
-        vec![config::default_dir()?]
-    } else {
-        args.paths.clone()
-    };
+    let mut paths = args.paths.clone();
+    paths.extend(args.dir.iter().cloned());
+    if paths.is_empty() {
+        paths.push(config::default_dir()?);
+    }
     let now = config::now_or_clock(args.clock.now)?;
     let opts = VerifyOptions {
         deep: args.deep || args.sample.is_some(),
@@ -196,14 +202,19 @@ pub fn run(args: VerifyArgs) -> Result<Outcome> {
         now,
         engine: args.engine.engine(),
     };
-    let report = if opts.deep && io::stderr().is_terminal() {
-        let bar = Bar::new();
+    let bar = opts
+        .deep
+        .then(|| output::progress_bytes("verify", Some(0)))
+        .flatten();
+    let mut report = if let Some(bar) = bar {
+        let bar = Bar::new(bar);
         let r = verify::verify_paths(&paths, &opts, &bar);
         bar.bar.finish_and_clear();
         r?
     } else {
         verify::verify_paths(&paths, &opts, &verify::NoProgress)?
     };
+    report.allow(&args.allow);
     let mut moved: Vec<Option<String>> = vec![None; report.files.len()];
     let mut left = Vec::new();
     let mut failed = Vec::new();
@@ -278,6 +289,7 @@ fn build_view(
             deep: f.deep,
             bytes_read: f.bytes_read,
             findings: f.findings.iter().map(FindingView::from).collect(),
+            allowed: f.allowed.iter().map(FindingView::from).collect(),
             quarantined_to: to,
         })
         .collect();
@@ -301,6 +313,7 @@ fn build_view(
                 assumed: d.assumed,
                 unloadable: UnloadableView::from(&d.unloadable),
                 findings: d.findings.iter().map(FindingView::from).collect(),
+                allowed: d.allowed.iter().map(FindingView::from).collect(),
             })
             .collect(),
         files,
@@ -308,9 +321,13 @@ fn build_view(
             dirs: report.dirs.len(),
             files: report.files.len(),
             checkpoints: report.checkpoints(),
+            invalid: report.invalid(),
+            foreign: report.foreign(),
             deep_checked: report.deep_checked(),
             errors,
             warnings,
+            allowed: report.allowed(),
+            allow: args.allow.clone(),
             files_with_errors: report.files_with_errors(),
             bytes_read: report.bytes_read(),
             unloadable_files: report.unloadable().0,
@@ -355,7 +372,8 @@ fn write_unloadable(out: &mut dyn Write, d: &DirView) -> io::Result<()> {
 }
 
 fn write_finding(out: &mut dyn Write, name: &str, f: &FindingView) -> io::Result<()> {
-    writeln!(out, "{}[{}] {name}: {}", f.severity, f.code, f.message)
+    let tag = output::paint(f.severity, &format!("{}[{}]", f.severity, f.code));
+    writeln!(out, "{tag} {name}: {}", f.message)
 }
 
 impl Report for VerifyView {
@@ -381,6 +399,12 @@ impl Report for VerifyView {
         }
         let s = &self.summary;
         let mut what = plural(s.checkpoints, "checkpoint", "checkpoints");
+        if s.invalid > 0 {
+            what.push_str(&format!(", {} invalid", s.invalid));
+        }
+        if s.foreign > 0 {
+            what.push_str(&format!(", {} foreign", s.foreign));
+        }
         if s.deep_checked > 0 {
             what.push_str(&format!(", {} read in full", s.deep_checked));
         }
@@ -407,6 +431,15 @@ impl Report for VerifyView {
             if s.strict && s.warnings > 0 {
                 write!(out, " (--strict: warnings fail)")?;
             }
+        }
+        if s.allowed > 0 {
+            let codes: Vec<&str> = s.allow.iter().map(|c| c.name()).collect();
+            write!(
+                out,
+                "; {} not counted (--allow {})",
+                plural(s.allowed, "finding", "findings"),
+                codes.join(", ")
+            )?;
         }
         writeln!(out, "; {} read", output::size(s.bytes_read))?;
         if let (Some(dir), true) = (&self.quarantine_dir, s.quarantined > 0) {

@@ -57,12 +57,11 @@ impl Holder {
     /// lock file being writable by whoever can write the cache.
     pub fn describe(&self) -> String {
         let now = unix_now();
-        let age = Duration::from_secs(now.saturating_sub(self.since));
         format!(
             "pid {} (kvc {}, for {})",
             self.pid,
             sanitize_line(self.op.as_bytes()),
-            humantime::format_duration(age)
+            crate::text::span(now.saturating_sub(self.since))
         )
     }
 }

@@ -196,6 +196,9 @@ pub trait Hooks {
     fn step(&mut self, _path: &Path, _step: Step) {}
     /// One file dealt with (progress).
     fn file_done(&mut self, _path: &Path) {}
+    /// `bytes` more of `path` copied into its new file (a rewrite by copy,
+    /// which for a multi-GiB checkpoint takes a while): progress.
+    fn copied(&mut self, _path: &Path, _bytes: u64) {}
 }
 
 /// No callbacks.
@@ -323,8 +326,10 @@ fn apply_one(
         result.plan = Some(p);
         return Ok(result);
     }
-    let mut hook = |s: Step| hooks.step(path, s);
-    let applied = rewrite::apply_in(&dir, &cf, &p, method, &mut hook)?;
+    let hooks = std::cell::RefCell::new(hooks);
+    let mut hook = |s: Step| hooks.borrow_mut().step(path, s);
+    let mut copied = |n: u64| hooks.borrow_mut().copied(path, n);
+    let applied = rewrite::apply_in(&dir, &cf, &p, method, &mut hook, &mut copied)?;
     match applied {
         Applied::Unchanged => result.code = Code::Unchanged,
         Applied::Vanished => result.code = Code::Vanished,

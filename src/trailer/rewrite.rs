@@ -516,6 +516,12 @@ pub struct RewritePlan {
 }
 
 impl RewritePlan {
+    /// Size of the file the plan was made from (what a copy copies, and
+    /// what a progress bar counts).
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
     /// Size of the file after the rewrite.
     pub(crate) fn size_after(&self) -> u64 {
         self.size - self.current_len + self.section.len() as u64
@@ -848,17 +854,19 @@ pub fn apply(
 ) -> Result<Applied> {
     let dir = crate::session::parent_dir(&cf.path);
     let dir = Dir::open(dir).map_err(|e| Error::io(dir, e))?;
-    apply_in(&dir, cf, plan, method, hook)
+    apply_in(&dir, cf, plan, method, hook, &mut |_| {})
 }
 
 /// [`apply`] with every name resolved relative to `dir`, the open
 /// directory `cf` was found in (the write session's descriptor).
+/// `copied` hears of every chunk a copy writes (progress).
 pub(crate) fn apply_in(
     dir: &Dir,
     cf: &CheckpointFile,
     plan: &RewritePlan,
     method: Method,
     hook: &mut dyn FnMut(Step),
+    copied: &mut dyn FnMut(u64),
 ) -> Result<Applied> {
     if !plan.changes {
         return Ok(Applied::Unchanged);
@@ -891,7 +899,7 @@ pub(crate) fn apply_in(
     hook(Step::Begin);
     let applied = match method {
         Method::InPlace => in_place(dir, cf, plan, hook)?,
-        Method::Auto if linked > 1 => via_temp(dir, cf, plan, TempKind::CloneOrCopy, hook)?
+        Method::Auto if linked > 1 => via_temp(dir, cf, plan, TempKind::CloneOrCopy, hook, copied)?
             .expect("copying needs no filesystem support"),
         Method::Auto => {
             let kind = if plan.in_place_is_strict() {
@@ -899,18 +907,18 @@ pub(crate) fn apply_in(
             } else {
                 TempKind::CloneOrCopy
             };
-            match via_temp(dir, cf, plan, kind, hook)? {
+            match via_temp(dir, cf, plan, kind, hook, copied)? {
                 Some(a) => a,
                 None => in_place(dir, cf, plan, hook)?,
             }
         }
-        Method::Clone => via_temp(dir, cf, plan, TempKind::CloneOnly, hook)?.ok_or_else(|| {
+        Method::Clone => via_temp(dir, cf, plan, TempKind::CloneOnly, hook, copied)?.ok_or_else(|| {
             Error::invalid(
                 path,
                 "this filesystem cannot clone files (reflink); use --method copy or --method in-place",
             )
         })?,
-        Method::Copy => via_temp(dir, cf, plan, TempKind::CloneOrCopy, hook)?
+        Method::Copy => via_temp(dir, cf, plan, TempKind::CloneOrCopy, hook, copied)?
             .expect("copying needs no filesystem support"),
     };
     let applied = match applied {
@@ -1063,14 +1071,23 @@ enum TempKind {
 /// Copy `src[from..to]` to the same offsets of `dst`, in the kernel where it
 /// can (`copy_file_range`, which some filesystems turn into a reflink or a
 /// server-side copy), else through a buffer.
-fn copy_range(src: &File, dst: &File, from: u64, to: u64) -> io::Result<()> {
+fn copy_range(
+    src: &File,
+    dst: &File,
+    from: u64,
+    to: u64,
+    copied: &mut dyn FnMut(u64),
+) -> io::Result<()> {
     let mut off = from;
     while off < to {
         let len = (to - off).min(COPY_CHUNK) as usize;
         match crate::sys::copy_range(src, dst, off, len)? {
             None => break,
             Some(0) => return Err(shrank()),
-            Some(n) => off += n as u64,
+            Some(n) => {
+                off += n as u64;
+                copied(n as u64);
+            }
         }
     }
     let mut buf = vec![0u8; COPY_BUFFER.min((to - off) as usize)];
@@ -1082,6 +1099,7 @@ fn copy_range(src: &File, dst: &File, from: u64, to: u64) -> io::Result<()> {
         }
         dst.write_all_at(&buf[..n], off)?;
         off += n as u64;
+        copied(n as u64);
     }
     Ok(())
 }
@@ -1102,6 +1120,7 @@ fn via_temp(
     plan: &RewritePlan,
     kind: TempKind,
     hook: &mut dyn FnMut(Step),
+    copied: &mut dyn FnMut(u64),
 ) -> Result<Option<Applied>> {
     let path = &cf.path;
     let io_err = |e| Error::io(path, e);
@@ -1117,9 +1136,9 @@ fn via_temp(
         Used::Clone
     } else if kind == TempKind::CloneOrCopy {
         let half = end / 2;
-        copy_range(cf.file(), tmp.file(), 0, half).map_err(io_err)?;
+        copy_range(cf.file(), tmp.file(), 0, half, copied).map_err(io_err)?;
         hook(Step::TempHalf);
-        copy_range(cf.file(), tmp.file(), half, end).map_err(io_err)?;
+        copy_range(cf.file(), tmp.file(), half, end, copied).map_err(io_err)?;
         Used::Copy
     } else {
         // Dropping `tmp` removes the temp file.
