@@ -200,6 +200,24 @@ pub fn grow_pipe(fd: std::os::fd::BorrowedFd<'_>) {
     crate::sys::grow_pipe(fd, PIPE_BUFFER);
 }
 
+/// Replace `path` with `bytes`, atomically (a temp file beside it, fsync,
+/// rename, fsync of the directory), with permission bits `mode`: a reader
+/// sees the old file or the new one, never half of one. For kvc's own
+/// outputs beside a cache (reports, metrics files), not for checkpoints.
+pub fn replace_file(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
+    let mut f = AtomicFile::create(crate::session::parent_dir(path), name)?;
+    f.write_all(bytes)?;
+    f.file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    f.commit()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

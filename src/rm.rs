@@ -60,10 +60,7 @@ fn target(arg: &str, path: PathBuf) -> Result<Target> {
             "not a checkpoint name (<40 hex digits>.kv or sysprompt.kv); kvc rm removes checkpoints only",
         ));
     };
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let parent = crate::session::parent_dir(&path);
     // One name per directory: `cache` and `./cache` share one lock.
     let parent = crate::session::canonical_dir(parent)?;
     let lstat = |path: &Path| -> Result<Judged> {

@@ -287,10 +287,7 @@ pub fn run(args: ExportArgs) -> Result<Outcome> {
                 .file_name()
                 .and_then(|n| n.to_str())
                 .with_context(|| format!("{}: not a usable file name", path.display()))?;
-            let parent = match path.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p,
-                _ => Path::new("."),
-            };
+            let parent = kvc::session::parent_dir(&path);
             let tmp = AtomicFile::create(parent, name)
                 .with_context(|| format!("{}: cannot create", parent.join(name).display()))?;
             let (report, tmp) = bundle::export(&selected.checkpoints, tmp, &path, now, &mut bar)?;

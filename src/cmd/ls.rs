@@ -278,10 +278,7 @@ fn target(p: PathBuf) -> Result<(PathBuf, Option<String>)> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .ok_or_else(|| anyhow::anyhow!("{}: not a directory or a file", p.display()))?;
-    let dir = match p.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = kvc::session::parent_dir(&p).to_path_buf();
     Ok((dir, Some(name)))
 }
 

@@ -5,14 +5,12 @@ use crate::cli::ReportArgs;
 use crate::cmd::stats::{budget_for, read_logs};
 use crate::config;
 use crate::Outcome;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use kvc::policy::PolicyFrom;
 use kvc::report::{self, ReportInput};
 use kvc::scan::{self, ScanOptions};
 use kvc::stats::{self, StatsOptions};
 use kvc::tree;
-use std::io::Write;
-use std::path::PathBuf;
 
 pub fn run(args: ReportArgs) -> Result<Outcome> {
     let dir = config::dir_or_default(args.dir.get())?;
@@ -49,21 +47,9 @@ pub fn run(args: ReportArgs) -> Result<Outcome> {
     Ok(Outcome::Clean)
 }
 
-/// Temp file beside it, fsync, rename, fsync the directory: a reader (a
-/// browser reloading, a web server) sees the old report or the new one.
-/// Mode 0600: the titles are prompt text.
+/// Written atomically (a browser reloading, a web server serving it sees
+/// the old report or the new one), mode 0600: the titles are prompt text.
 fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .with_context(|| format!("{}: not a file name", path.display()))?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let ctx = || path.display().to_string();
-    let mut f = kvc::fsutil::AtomicFile::create(&dir, name).with_context(ctx)?;
-    f.write_all(bytes).with_context(ctx)?;
-    f.commit().with_context(ctx)?;
+    kvc::fsutil::replace_file(path, bytes, 0o600).map_err(|e| kvc::Error::io(path, e))?;
     Ok(())
 }

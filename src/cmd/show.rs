@@ -99,10 +99,7 @@ struct InDir {
 
 impl InDir {
     fn of(path: &Path, args: &ShowArgs, now: u64) -> InDir {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
+        let dir = kvc::session::parent_dir(path);
         let opts = ScanOptions {
             read_text: false,
             engine: args.policy.engine.engine(),

@@ -15,7 +15,7 @@ use serde::Serialize;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Version of the JSON schema (README.md, `kvc stats`): bumped when a
 /// field changes meaning or goes away; new fields may appear.
@@ -146,22 +146,7 @@ pub fn run(args: StatsArgs) -> Result<Outcome> {
 /// collector runs as another user, and the metrics hold no prompt text
 /// (directory paths, reasons, counts).
 fn write_prometheus_file(path: &Path, text: &str) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .with_context(|| format!("{}: not a file name", path.display()))?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let ctx = || path.display().to_string();
-    let mut f = kvc::fsutil::AtomicFile::create(&dir, name).with_context(ctx)?;
-    f.write_all(text.as_bytes()).with_context(ctx)?;
-    f.file()
-        .set_permissions(fs::Permissions::from_mode(0o644))
-        .with_context(ctx)?;
-    f.commit().with_context(ctx)?;
+    kvc::fsutil::replace_file(path, text.as_bytes(), 0o644).map_err(|e| kvc::Error::io(path, e))?;
     Ok(())
 }
 
