@@ -34,6 +34,8 @@
 //! - [`evict`], [`gc`], [`rm`]: what each removes, and why.
 //! - [`trailer`]: rewriting tool-id maps crash-safely.
 //! - [`bundle`]: export (read-only) and install, over a tar grammar.
+//! - [`remote`]: push, pull and trim checkpoints on S3-compatible object
+//!   storage (object_store; its async runtime stays inside the module).
 //!
 //! Shared:
 //! - [`code`]: every stable code (findings, invalid reasons, outcomes),
@@ -56,6 +58,7 @@ pub mod gc;
 pub mod matching;
 pub mod policy;
 pub(crate) mod prefix;
+pub mod remote;
 pub mod report;
 pub mod resolve;
 pub mod rm;
