@@ -264,7 +264,8 @@ impl Listing {
     /// the checkpoints its records describe (path: the object's URL, no
     /// text to read: titles come from the records), objects with an
     /// unusable record as `invalid` (`bad-record`). Strays go with the
-    /// first namespace, or a scan of the prefix itself when there is none.
+    /// first namespace; with no namespace, one empty scan of the prefix
+    /// itself holds them.
     pub fn scans(&self, url: &RemoteUrl, engine: Option<Engine>) -> Vec<(String, Scan)> {
         let mut out: Vec<(String, Scan)> = Vec::new();
         for ns in self.namespaces() {
@@ -311,7 +312,7 @@ impl Listing {
             }
             out.push((url.namespace_url(&ns), scan));
         }
-        if !self.strays.is_empty() {
+        if out.is_empty() || !self.strays.is_empty() {
             if out.is_empty() {
                 out.push((
                     url.to_string(),

@@ -191,12 +191,31 @@ pub fn namespace(dialect: DialectId, model_id: u8) -> String {
 
 /// A namespace as kvc writes them (the first path segment under the
 /// prefix): anything else in a listing is not kvc's.
-pub(crate) fn valid_namespace(ns: &str) -> bool {
+pub fn valid_namespace(ns: &str) -> bool {
     (1..=32).contains(&ns.len())
         && ns
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
         && !ns.starts_with('.')
+}
+
+/// The namespace a user names (`--model`): a model name or number
+/// (`flash`, `1`) is its model's namespace; anything else must be one as
+/// kvc writes them (`d20`).
+pub fn parse_namespace(s: &str) -> Result<String> {
+    if let Some(id) = crate::format::model_from_name(s) {
+        return Ok(match crate::format::model_name(id) {
+            Some(name) => name.to_string(),
+            None => format!("model-{id}"),
+        });
+    }
+    if valid_namespace(s) {
+        Ok(s.to_string())
+    } else {
+        Err(Error::Usage(format!(
+            "{s:?} is not a model or a namespace (flash, pro, glm-5.2, model-7, d20, …)"
+        )))
+    }
 }
 
 /// How to reach a remote.
