@@ -1028,7 +1028,8 @@ A checkpoint whose text, payload and trailers are already in the cache is `prese
 downloaded (hit counts may differ). Another copy under the key is kept or replaced per \
 --on-conflict, as with import.";
 
-const PULL_HELP: &str = "Examples:\n  kvc pull --all --remote s3://kv-fleet/prod -d /var/cache/ds4-kv\n  \
+const PULL_HELP: &str =
+    "Examples:\n  kvc pull --all --remote s3://kv-fleet/prod -d /var/cache/ds4-kv\n  \
 kvc pull --match prompt.txt --budget 40G\n\n\
 --match PROMPT pulls the checkpoint ds4 mainline's lookup would load for the rendered prompt if \
 the remote's checkpoints were in the cache (`kvc match`: its filters, then the longest text whose \

@@ -148,7 +148,10 @@ fn read_prompt(path: &Path) -> Result<Prompt> {
         if io::stdin().is_terminal() {
             bail!("standard input is a terminal: give the prompt as a file, or pipe it in");
         }
-        return Ok(Prompt::read(&mut io::stdin().lock(), Path::new("standard input"))?);
+        return Ok(Prompt::read(
+            &mut io::stdin().lock(),
+            Path::new("standard input"),
+        )?);
     }
     Ok(Prompt::from_file(path)?)
 }

@@ -16,9 +16,13 @@ use std::io::{self, Write};
 /// The remote `--remote` (or `$KVC_REMOTE`) names, connected with the
 /// environment's credentials. Nothing is sent yet.
 pub(crate) fn connect(args: &RemoteArgs) -> Result<Remote> {
-    let url = args.remote.as_deref().filter(|u| !u.is_empty()).ok_or_else(|| {
-        anyhow!("no remote: pass --remote s3://bucket/prefix or set ${REMOTE_ENV}")
-    })?;
+    let url = args
+        .remote
+        .as_deref()
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| {
+            anyhow!("no remote: pass --remote s3://bucket/prefix or set ${REMOTE_ENV}")
+        })?;
     let url = RemoteUrl::parse(url)?;
     Ok(Remote::connect(
         &url,
@@ -110,7 +114,8 @@ impl Report for TrimView {
         if !r.objects.is_empty() || !r.uploads.is_empty() {
             output::write_table(out, &t)?;
         }
-        let n = |k: usize, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
+        let n =
+            |k: usize, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
         if r.dry_run {
             write!(out, "dry run, nothing deleted: ")?;
             write!(

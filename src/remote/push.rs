@@ -876,10 +876,16 @@ impl Remote {
 /// The upload a resume state named is gone from the remote.
 struct Restart;
 
-/// Whether an error says the multipart upload does not exist (any more):
-/// S3's `NoSuchUpload` (a 404), or the in-memory store's words for it.
+/// Whether an error on a resumed upload says it does not exist (any
+/// more): S3's `NoSuchUpload` (a 404), the 403 servers that cannot find
+/// the id answer with (s3s), or the in-memory store's words for it. The
+/// push then starts once more from scratch, which a real lack of
+/// permission fails again.
 fn upload_gone(e: &object_store::Error) -> bool {
-    if matches!(e, object_store::Error::NotFound { .. }) {
+    if matches!(
+        e,
+        object_store::Error::NotFound { .. } | object_store::Error::PermissionDenied { .. }
+    ) {
         return true;
     }
     let s = e.to_string();

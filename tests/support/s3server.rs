@@ -14,7 +14,7 @@
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, S3};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -22,14 +22,32 @@ pub const KEY_ID: &str = "kvc-test-key";
 pub const SECRET: &str = "kvc-test-secret";
 pub const REGION: &str = "us-east-1";
 
-/// What the tests ask of the server.
+/// What the tests ask of the server: hold requests back, to interrupt a
+/// push or to let another land first.
 #[derive(Default)]
 pub struct Faults {
-    /// UploadPart requests that arrived (whole parts received).
+    /// UploadPart requests served.
     pub parts_received: AtomicUsize,
-    /// Hold every part numbered this or above (1-based) forever, so that
-    /// a client can be killed mid-upload; 0: none.
-    pub stall_parts_from: AtomicU32,
+    /// While set, hold the first PutObject of a `.kv` object, and the
+    /// parts numbered `hold_parts_from` (1-based) and above of the first
+    /// multipart upload created.
+    pub holding: AtomicBool,
+    pub hold_parts_from: AtomicU32,
+    /// Requests being held now.
+    pub held: AtomicUsize,
+    first_put: AtomicBool,
+    first_upload: Mutex<Option<String>>,
+}
+
+impl Faults {
+    /// Wait while `holding` is set.
+    async fn hold(&self) {
+        self.held.fetch_add(1, Ordering::SeqCst);
+        while self.holding.load(Ordering::SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        self.held.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// s3s-fs plus a table of open multipart uploads (create → complete or
@@ -79,18 +97,37 @@ impl S3 for Tracked {
         list_buckets: ListBucketsInput => ListBucketsOutput,
         list_objects: ListObjectsInput => ListObjectsOutput,
         list_objects_v2: ListObjectsV2Input => ListObjectsV2Output,
-        put_object: PutObjectInput => PutObjectOutput,
         upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput,
         list_parts: ListPartsInput => ListPartsOutput,
+    }
+
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        let f = &self.faults;
+        if f.holding.load(Ordering::SeqCst)
+            && req.input.key.ends_with(".kv")
+            && !f.first_put.swap(true, Ordering::SeqCst)
+        {
+            f.hold().await;
+        }
+        self.inner.put_object(req).await
     }
 
     async fn upload_part(
         &self,
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
-        let stall = self.faults.stall_parts_from.load(Ordering::SeqCst);
-        if stall != 0 && req.input.part_number >= stall as i32 {
-            std::future::pending::<()>().await;
+        let f = &self.faults;
+        let first = f.first_upload.lock().unwrap().clone();
+        let from = f.hold_parts_from.load(Ordering::SeqCst);
+        if f.holding.load(Ordering::SeqCst)
+            && first.as_deref() == Some(req.input.upload_id.as_str())
+            && from != 0
+            && req.input.part_number >= from as i32
+        {
+            f.hold().await;
         }
         let r = self.inner.upload_part(req).await;
         if r.is_ok() {
@@ -106,6 +143,11 @@ impl S3 for Tracked {
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
         let resp = self.inner.create_multipart_upload(req).await?;
         if let Some(id) = &resp.output.upload_id {
+            self.faults
+                .first_upload
+                .lock()
+                .unwrap()
+                .get_or_insert_with(|| id.clone());
             let now = SystemTime::now();
             self.uploads
                 .lock()
@@ -183,7 +225,8 @@ impl S3Server {
         use hyper_util::rt::{TokioExecutor, TokioIo};
         use hyper_util::server::conn::auto::Builder as ConnBuilder;
 
-        let fs = s3s_fs::FileSystem::new(root).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        let fs =
+            s3s_fs::FileSystem::new(root).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
         let faults = Arc::new(Faults::default());
         let tracked = Tracked {
             inner: fs,
