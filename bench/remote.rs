@@ -11,7 +11,6 @@
 //! dialect and name checks, the conditional completion).
 
 #[path = "../tests/support/s3server.rs"]
-#[allow(dead_code)]
 mod s3server;
 
 use bytes::BytesMut;

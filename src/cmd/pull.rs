@@ -82,6 +82,10 @@ impl Report for PullView {
         }
         let c = &self.counts;
         if r.dry_run {
+            // A real run says these on stderr as it meets them.
+            for w in &r.warnings {
+                writeln!(out, "warning: {w}")?;
+            }
             write!(out, "dry run, nothing fetched or written: ")?;
         }
         writeln!(

@@ -116,6 +116,8 @@ pub struct PullReport {
     pub budget: Option<BudgetOutcome>,
     /// The engine whose reading of the target kvc applied.
     pub engine: String,
+    /// Lines the user should read (replacing next to hanzo-engine).
+    pub warnings: Vec<String>,
 }
 
 impl PullReport {
@@ -392,6 +394,7 @@ pub fn dry_run(remote: &Remote, plan: &PullPlan) -> Result<PullReport> {
     let engine = target_engine(&plan.dir, plan.options.engine)?;
     let on_disk = names_on_disk(&plan.dir);
     let mut entries = Vec::new();
+    let mut warnings = Vec::new();
     let mut incoming: Vec<Checkpoint> = Vec::new();
     for p in &plan.picks {
         let Some(r) = p.remote.record() else {
@@ -406,6 +409,9 @@ pub fn dry_run(remote: &Remote, plan: &PullPlan) -> Result<PullReport> {
             r,
             &plan.options,
         )?;
+        if matches!(d, Decision::Replace { .. }) && warnings.is_empty() {
+            warnings.extend(hanzo_warning(&plan.dir, &engine));
+        }
         let (action, msg) = match d {
             Decision::Install => (Action::Installed, None),
             Decision::Replace { .. } => (Action::Replaced, None),
@@ -433,6 +439,20 @@ pub fn dry_run(remote: &Remote, plan: &PullPlan) -> Result<PullReport> {
         matched: plan.matched.clone(),
         budget,
         engine: engine.describe(),
+        warnings,
+    })
+}
+
+/// Before the first replacement in a directory hanzo-engine reads, as
+/// import warns: on a hit it re-opens the file by path and writes back the
+/// header it loaded, onto the new file (FORMAT.md §7).
+fn hanzo_warning(dir: &Path, engine: &EngineChoice) -> Option<String> {
+    (engine.engine == Engine::Hanzo || engine.mixed).then(|| {
+        format!(
+            "{}: engine {}; replacing checkpoints next to a running hanzo-engine is unsafe: on a hit it re-opens the file by path and writes back the header it loaded, onto the new file (stop it first, or use --on-conflict skip)",
+            dir.display(),
+            engine.describe()
+        )
     })
 }
 
@@ -465,17 +485,31 @@ pub fn apply(
     let mut on_disk = names_on_disk(dir);
     progress.begin(Some(plan.picks.iter().map(|p| p.remote.object.size).sum()));
     let mut entries = Vec::new();
+    let mut warnings = Vec::new();
     let mut pulled: BTreeSet<Key> = BTreeSet::new();
     for p in &plan.picks {
         let key = &p.remote.object.key;
         let Some(r) = p.remote.record() else {
+            progress.advance(p.remote.object.size);
             entries.push(bad_record(p, remote));
             continue;
         };
         let d = decide(dir, Some(&target), &on_disk, key, r, opts)?;
+        if matches!(d, Decision::Replace { .. }) && warnings.is_empty() {
+            if let Some(w) = hanzo_warning(dir, &engine) {
+                progress.warn(&w);
+                warnings.push(w);
+            }
+        }
         let (action, msg) = match d {
-            Decision::Keep(a, m) => (a, Some(m)),
-            Decision::Reject(m) => (Action::Rejected, Some(m)),
+            Decision::Keep(a, m) => {
+                progress.advance(p.remote.object.size);
+                (a, Some(m))
+            }
+            Decision::Reject(m) => {
+                progress.advance(p.remote.object.size);
+                (Action::Rejected, Some(m))
+            }
             d => {
                 progress.entry(&key.file_name());
                 let got =
@@ -509,6 +543,7 @@ pub fn apply(
         matched: plan.matched.clone(),
         budget,
         engine: engine.describe(),
+        warnings,
     })
 }
 

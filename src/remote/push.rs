@@ -248,7 +248,6 @@ fn prepare(
     engine: Engine,
     filter: Option<&TextFilter>,
     now: u64,
-    progress: &mut dyn Progress,
 ) -> std::result::Result<Prepared, NotPushed> {
     let reject = |m: String| NotPushed(PushAction::Rejected, m);
     let mut f = open_nofollow(&c.path).map_err(|e| reject(format!("cannot open: {e}")))?;
@@ -316,7 +315,6 @@ fn prepare(
             k.extend_from_slice(piece);
         }
         off = end;
-        progress.advance(0);
     }
     if off != size {
         return Err(reject(format!(
@@ -464,9 +462,10 @@ async fn run(
             entries.push(entry);
             continue;
         }
-        let prepared = match prepare(c, engine, opts.exclude_text.as_ref(), opts.now, progress) {
+        let prepared = match prepare(c, engine, opts.exclude_text.as_ref(), opts.now) {
             Ok(p) => p,
             Err(NotPushed(action, message)) => {
+                progress.advance(c.size);
                 entry.action = action;
                 entry.message = Some(message);
                 entries.push(entry);
@@ -491,6 +490,7 @@ async fn run(
         entry.blake3 = Some(prepared.record.blake3.clone());
         entry.header = Some(h);
         if dry_run {
+            progress.advance(c.size);
             entry.action = PushAction::Planned;
             entries.push(entry);
             continue;
@@ -519,29 +519,33 @@ async fn run(
     })
 }
 
-/// A part read from the file: its bytes, and the hashers fed with them.
+/// A part read from the file, and the content hasher fed with it.
 struct ReadPart {
     bytes: Vec<u8>,
-    whole: blake3::Hasher,
     content: blake3::Hasher,
 }
 
-/// Read part `idx` (on tokio's blocking pool: the runtime's one thread
+/// Read part `idx` on tokio's blocking pool (the runtime's one thread
 /// keeps the uploads moving), with the first pass's header in place of
-/// the file's, and hash it.
+/// the file's, and hash what follows the header. The buffer is allocated
+/// here, on the runtime's thread, where the upload frees it: allocated on
+/// the pool's thread, glibc kept each freed part in that thread's arena
+/// (measured: 44 MiB peak RSS for a push instead of 36).
+///
+/// Only the content is hashed again: the header sent is the one the
+/// record was made from, so equal content means an equal whole.
 async fn read_part(
     file: Arc<File>,
     idx: u64,
     part_size: u64,
     size: u64,
     header: [u8; HEADER_LEN],
-    mut whole: blake3::Hasher,
     mut content: blake3::Hasher,
 ) -> io::Result<ReadPart> {
+    let off = idx * part_size;
+    let len = part_size.min(size - off) as usize;
+    let mut bytes = vec![0u8; len];
     tokio::task::spawn_blocking(move || {
-        let off = idx * part_size;
-        let len = part_size.min(size - off) as usize;
-        let mut bytes = vec![0u8; len];
         file.read_exact_at(&mut bytes, off)?;
         if idx == 0 {
             let n = HEADER_LEN.min(len);
@@ -550,12 +554,7 @@ async fn read_part(
         } else {
             content.update(&bytes);
         }
-        whole.update(&bytes);
-        Ok(ReadPart {
-            bytes,
-            whole,
-            content,
-        })
+        Ok(ReadPart { bytes, content })
     })
     .await
     .map_err(io::Error::other)?
@@ -695,7 +694,6 @@ impl Remote {
             sent: 0,
             error: None,
         };
-        let mut whole = blake3::Hasher::new();
         let mut content = blake3::Hasher::new();
         let mut inflight = FuturesUnordered::new();
         for idx in 0..n_parts {
@@ -708,7 +706,6 @@ impl Remote {
                 part_size,
                 size,
                 header,
-                whole,
                 content,
             ));
             // Read the next part while the ones in flight go on.
@@ -738,7 +735,6 @@ impl Remote {
                     ));
                 }
             };
-            whole = part.whole;
             content = part.content;
             let i = idx as usize;
             if t.parts[i].is_some() {
@@ -784,11 +780,7 @@ impl Remote {
                 )),
             });
         }
-        let (whole, content) = (
-            whole.finalize().to_hex().to_string(),
-            content.finalize().to_hex().to_string(),
-        );
-        if content != state.content_blake3 || whole != state.blake3 {
+        if content.finalize().to_hex().as_str() != state.content_blake3 {
             let _ = self
                 .multipart
                 .abort_multipart(object, &state.upload_id)
@@ -944,6 +936,6 @@ mod tests {
         assert_eq!(part_size_for(2 << 30), PART_SIZE);
         let big = 200u64 << 30;
         let ps = part_size_for(big);
-        assert!(big.div_ceil(ps) <= MAX_PARTS && ps % (1 << 20) == 0 && ps > PART_SIZE);
+        assert!(big.div_ceil(ps) <= MAX_PARTS && ps.is_multiple_of(1 << 20) && ps > PART_SIZE);
     }
 }

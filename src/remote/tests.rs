@@ -230,7 +230,8 @@ fn damaged_or_hostile_objects_are_refused_and_leave_nothing() {
     let text = b"<User>victim";
     let key = add(&e.a, text, &ckpt(text, 3000, 0, NOW));
     push(&e, &push_opts(&[], true));
-    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>)> = vec![
+    type Damage = Box<dyn Fn(&mut Vec<u8>)>;
+    let cases: Vec<(&str, Damage)> = vec![
         ("BLAKE3", Box::new(|b: &mut Vec<u8>| b[2000] ^= 1)),
         // A hit count changed: still not the bytes the record covers.
         ("BLAKE3", Box::new(|b: &mut Vec<u8>| b[12] ^= 1)),
@@ -578,5 +579,5 @@ fn rm_and_gc_delete_by_name_age_and_size() {
     assert_eq!(plan.report.objects.len(), 1);
     let r = trim::apply(&e.remote, plan).unwrap();
     assert_eq!(r.count(Code::Removed), 1);
-    assert!(trim::plan_rm(&e.remote, &[k.clone()], None).is_err());
+    assert!(trim::plan_rm(&e.remote, std::slice::from_ref(&k), None).is_err());
 }
