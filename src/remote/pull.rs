@@ -630,6 +630,14 @@ impl Remote {
         progress: &mut dyn Progress,
     ) -> std::result::Result<AtomicFile, String> {
         let o = &p.remote.object;
+        // What the record already rules out is not downloaded: a hostile
+        // record the size of a disk that is no checkpoint costs nothing.
+        let h = r.header().expect("decode checked it");
+        if h.version == crate::format::VERSION {
+            crate::format::checkpoint::check_envelope(&h, r.header.text_bytes, r.size).map_err(
+                |d| format!("not a valid checkpoint by its own record: {d}; not fetched"),
+            )?;
+        }
         let got = self
             .store
             .get_opts(&o.location, GetOptions::default())
@@ -678,6 +686,13 @@ impl Remote {
             if off < head_end {
                 let (a, b) = (off as usize, head_end as usize);
                 header[a..b].copy_from_slice(&piece[..b - a]);
+                // The header is known after 48 bytes: stop there when it
+                // is not the record's.
+                if b == HEADER_LEN && Some(header) != r.header_bytes() {
+                    return Err(
+                        "its header is not the one its record describes; not installed".into(),
+                    );
+                }
             }
             let from = (HEADER_LEN as u64)
                 .saturating_sub(off)

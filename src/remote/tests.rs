@@ -233,8 +233,11 @@ fn damaged_or_hostile_objects_are_refused_and_leave_nothing() {
     type Damage = Box<dyn Fn(&mut Vec<u8>)>;
     let cases: Vec<(&str, Damage)> = vec![
         ("BLAKE3", Box::new(|b: &mut Vec<u8>| b[2000] ^= 1)),
-        // A hit count changed: still not the bytes the record covers.
-        ("BLAKE3", Box::new(|b: &mut Vec<u8>| b[12] ^= 1)),
+        // A hit count changed: refused once the 48 header bytes are in.
+        (
+            "its header is not the one",
+            Box::new(|b: &mut Vec<u8>| b[12] ^= 1),
+        ),
         ("its record says", Box::new(|b: &mut Vec<u8>| b.push(0))),
         (
             "its record says",
@@ -313,6 +316,47 @@ fn damaged_or_hostile_objects_are_refused_and_leave_nothing() {
     let r = pull(&e, &pull_opts(true));
     assert_eq!(r.count(Action::Installed), 1);
     assert_eq!(r.count(Action::Rejected), 2);
+}
+
+#[test]
+fn a_record_that_rules_itself_out_is_not_downloaded() {
+    let e = env();
+    let text = b"<User>liar";
+    let key = add(&e.a, text, &ckpt(text, 100, 0, NOW));
+    push(&e, &push_opts(&[], true));
+    // The same object, its record claiming a payload far past its size.
+    let listing = e.remote.listing(None).unwrap();
+    let mut rec = listing.checkpoints[0].record().unwrap().clone();
+    let mut h = rec.header_bytes().unwrap();
+    h[40..48].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    rec.raw_header = crate::format::checkpoint::hex(&h);
+    e.remote.block_on(async {
+        let bytes = e
+            .store
+            .get(&object(&e, &key))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let mut a = Attributes::new();
+        a.insert(Attribute::Metadata(META_NAME.into()), rec.encode().into());
+        let opts = PutOptions {
+            attributes: a,
+            ..Default::default()
+        };
+        e.store
+            .put_opts(&object(&e, &key), PutPayload::from(bytes), opts)
+            .await
+            .unwrap();
+    });
+    let r = pull(&e, &pull_opts(true));
+    let msg = r.entries[0].message.clone().unwrap();
+    assert_eq!(r.entries[0].action, Action::Rejected);
+    assert!(
+        msg.contains("by its own record") && msg.contains("not fetched"),
+        "{msg}"
+    );
 }
 
 #[test]
