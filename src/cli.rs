@@ -1015,9 +1015,9 @@ kvc push 3fa2 --exclude-text '(?i)api[_-]?key' --exclude-text '\\b\\d{3}-\\d{2}-
 --exclude-text takes the regex crate's syntax, matched anywhere in the stored text as it streams \
 (any length of match, constant memory); `.` is a UTF-8 character, (?-u:.) any byte, (?i) ignores \
 case. A match is `excluded` (exit 0): nothing of the file is sent.\n\n\
-Exit status: 0 everything selected is on the remote or excluded; 1 a file was rejected or an upload \
-failed (run push again: it resumes); 2 usage, remote or I/O error (e.g. no credentials); 3 gave up \
-waiting for the cache's lock (to journal).";
+Exit status: 0 everything selected is on the remote or excluded; 1 a file was rejected, an upload \
+failed (run push again: it resumes) or the pushes could not be journaled in the cache; 2 usage, \
+remote or I/O error (e.g. no credentials).";
 
 const PULL_ABOUT: &str = "Download checkpoints from a remote into a cache, each streamed into a \
 temp file in the cache and renamed into place (0600, fsynced, under the cache's lock) only after \

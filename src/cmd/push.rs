@@ -71,6 +71,9 @@ impl Report for PushView {
                 f.file, f.dialect, f.what
             )?;
         }
+        for w in &r.warnings {
+            writeln!(out, "warning: {w}")?;
+        }
         let c = &self.counts;
         if r.dry_run {
             writeln!(

@@ -147,6 +147,8 @@ pub struct PushReport {
     pub invalid: Vec<crate::scan::Invalid>,
     /// Files of dialects kvc does not read: never pushed.
     pub foreign: Vec<LeftForeign>,
+    /// Lines the user should read (the journal could not be written).
+    pub warnings: Vec<String>,
 }
 
 impl PushReport {
@@ -165,6 +167,7 @@ impl PushReport {
             || self.count(PushAction::Failed) > 0
             || !self.invalid.is_empty()
             || self.foreign.iter().any(|f| f.named)
+            || !self.warnings.is_empty()
     }
 }
 
@@ -222,9 +225,20 @@ pub fn apply(
             .with_header(e.header.as_ref())
         })
         .collect();
+    let mut report = report;
     if !records.is_empty() {
-        session.lock(&[&plan.dir])?;
-        session.journal(&plan.dir, &records)?;
+        // The uploads happened whatever becomes of the journal: a cache
+        // that cannot be locked or written (a read-only mount, another
+        // kvc holding the lock past --wait) is said in the report, not
+        // lost with it.
+        let journaled = session
+            .lock(&[&plan.dir])
+            .and_then(|()| session.journal(&plan.dir, &records));
+        if let Err(e) = journaled {
+            report
+                .warnings
+                .push(format!("pushed, but not journaled in the cache: {e}"));
+        }
     }
     Ok(report)
 }
@@ -516,6 +530,7 @@ async fn run(
         entries,
         invalid: plan.selected.invalid.clone(),
         foreign: plan.selected.foreign.clone(),
+        warnings: Vec::new(),
     })
 }
 

@@ -175,6 +175,25 @@ fn hit_counts_alone_do_not_make_another_checkpoint() {
 }
 
 #[test]
+fn a_push_that_cannot_journal_says_so_and_keeps_its_report() {
+    let e = env();
+    add(&e.a, b"<User>j", &ckpt(b"<User>j", 100, 0, NOW));
+    let mut holder = session("evict");
+    holder.lock(&[&e.a]).unwrap();
+    let mut impatient = Session::new(SessionOptions {
+        now: Some(NOW),
+        wait: std::time::Duration::ZERO,
+        ..SessionOptions::new("push")
+    })
+    .unwrap();
+    let plan = push::plan(&e.a, &push_opts(&[], true)).unwrap();
+    let r = push::apply(&mut impatient, &e.remote, &plan, &mut NoProgress).unwrap();
+    assert_eq!(r.count(PushAction::Pushed), 1);
+    assert!(r.warnings[0].contains("not journaled"), "{:?}", r.warnings);
+    assert!(r.has_problems());
+}
+
+#[test]
 fn exclude_text_is_checked_before_anything_is_sent() {
     let e = env();
     let secret = b"<User>my password is hunter2";
