@@ -696,7 +696,6 @@ impl Remote {
                 (s, p.header, None)
             }
         };
-        let done_before = state.parts.len();
         let mut t = Tally {
             parts: (0..n_parts as usize)
                 .map(|i| {
@@ -781,7 +780,7 @@ impl Remote {
             error,
         } = t;
         if let Some(e) = error {
-            if upload_gone(&e) && done_before > 0 {
+            if upload_gone(&e) && resumed.is_some() {
                 return Err(Restart);
             }
             let have = state.parts.len();
@@ -856,7 +855,7 @@ impl Remote {
                     message: Some(RACED.into()),
                 }
             }
-            Err(None) if done_before > 0 => return Err(Restart),
+            Err(None) if resumed.is_some() => return Err(Restart),
             Err(None) => Uploaded {
                 action: PushAction::Failed,
                 sent,

@@ -437,30 +437,38 @@ fn an_interrupted_multipart_upload_is_resumed() {
 
 #[test]
 fn a_state_for_an_upload_the_remote_forgot_starts_over() {
-    let e = env();
-    let text = b"<User>forgotten";
-    let bytes = ckpt(text, (push::PART_SIZE + 5) as usize, 0, NOW);
-    let key = add(&e.a, text, &bytes);
-    let path = object(&e, &key);
-    resume::save(
-        &e.a,
-        &resume::UploadState {
-            remote: e.remote.url().to_string(),
-            object: path.to_string(),
-            upload_id: "999".into(),
-            part_size: push::PART_SIZE,
-            size: bytes.len() as u64,
-            blake3: blake3::hash(&bytes).to_hex().to_string(),
-            content_blake3: blake3::hash(&bytes[48..]).to_hex().to_string(),
-            raw_header: crate::format::checkpoint::hex(&bytes[..48]),
-            parts: vec!["\"gone\"".into()],
-            started: NOW,
-        },
-    )
-    .unwrap();
-    let r = push(&e, &push_opts(&[], true));
-    assert_eq!(r.entries[0].action, PushAction::Pushed, "{:#?}", r.entries);
-    assert_eq!(r.entries[0].bytes_sent, bytes.len() as u64);
+    // Killed after its first part, or before any part was recorded.
+    for done in [vec!["\"gone\"".to_string()], vec![]] {
+        let e = env();
+        let text = b"<User>forgotten";
+        let bytes = ckpt(text, (push::PART_SIZE + 5) as usize, 0, NOW);
+        let key = add(&e.a, text, &bytes);
+        let path = object(&e, &key);
+        resume::save(
+            &e.a,
+            &resume::UploadState {
+                remote: e.remote.url().to_string(),
+                object: path.to_string(),
+                upload_id: "999".into(),
+                part_size: push::PART_SIZE,
+                size: bytes.len() as u64,
+                blake3: blake3::hash(&bytes).to_hex().to_string(),
+                content_blake3: blake3::hash(&bytes[48..]).to_hex().to_string(),
+                raw_header: crate::format::checkpoint::hex(&bytes[..48]),
+                parts: done.clone(),
+                started: NOW,
+            },
+        )
+        .unwrap();
+        let r = push(&e, &push_opts(&[], true));
+        assert_eq!(
+            r.entries[0].action,
+            PushAction::Pushed,
+            "{done:?}: {:#?}",
+            r.entries
+        );
+        assert_eq!(r.entries[0].bytes_sent, bytes.len() as u64);
+    }
 }
 
 #[test]
