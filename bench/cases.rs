@@ -9,8 +9,9 @@
 //! directory kept for the whole case (made empty before its setup
 //! commands, removed after its last run), for inputs the setup prepares,
 //! `{prompt}` the dataset's rendered prompt (datasets built
-//! `.with_prompt(n)`), and `{bytes:P%}` P percent of the dataset's bytes, as `<n>B` (a budget
-//! that scales with the data).
+//! `.with_prompt(n)`), `{bench}` this benchmark's executable (its `--raw-put` and
+//! `--raw-get` modes are the remote cases' references), and `{bytes:P%}` P percent of the
+//! dataset's bytes, as `<n>B` (a budget that scales with the data).
 //! In `Cmd::sh` strings the substituted paths are shell-quoted.
 
 use crate::fixture::{DataSpec, Dataset, Payload, MEDIUM_DSV4};
@@ -71,6 +72,19 @@ pub struct Case {
     /// kvc's peak RSS must stay at or below this (KiB) on every run, the
     /// warm-up included: a claim of bounded memory, checked.
     pub max_rss_kib: Option<u64>,
+    /// Run a local S3 server for the case (bench/remote.rs), its objects
+    /// under `<this>/s3`, bucket `kvc-bench`.
+    pub s3: Option<S3Root>,
+}
+
+/// Where a remote case's server keeps its objects: `{scratch}/s3`, empty
+/// before every run (for pushes), or `{work}/s3`, filled by the setup and
+/// kept for the case (for pulls). Commands recreate `…/s3/kvc-bench`
+/// after a reset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum S3Root {
+    Scratch,
+    Work,
 }
 
 impl Case {
@@ -88,6 +102,7 @@ impl Case {
             check: None,
             setup: Vec::new(),
             max_rss_kib: None,
+            s3: None,
         }
     }
 
@@ -130,6 +145,12 @@ impl Case {
 
     pub fn setup(mut self, cmd: Cmd) -> Case {
         self.setup.push(cmd);
+        self
+    }
+
+    /// Give the case a local S3 server (see [`S3Root`]).
+    pub fn s3(mut self, root: S3Root) -> Case {
+        self.s3 = Some(root);
         self
     }
 
@@ -236,6 +257,32 @@ fn imports_every_checkpoint(d: &Dataset, out: &[u8]) -> Result<(), String> {
         return Err(format!(
             "installed {installed} of {} checkpoints: {c}",
             d.spec.checkpoints
+        ));
+    }
+    Ok(())
+}
+
+/// `kvc push --json` uploaded every checkpoint of the dataset.
+fn pushes_every_checkpoint(d: &Dataset, out: &[u8]) -> Result<(), String> {
+    let v: serde_json::Value = serde_json::from_slice(out).map_err(|e| format!("not JSON: {e}"))?;
+    let pushed = v["counts"]["pushed"].as_u64().unwrap_or(0) as usize;
+    if pushed != d.spec.checkpoints {
+        return Err(format!(
+            "pushed {pushed} of {} checkpoints: {}",
+            d.spec.checkpoints, v["counts"]
+        ));
+    }
+    Ok(())
+}
+
+/// `kvc pull --json` installed every checkpoint of the dataset.
+fn pulls_every_checkpoint(d: &Dataset, out: &[u8]) -> Result<(), String> {
+    let v: serde_json::Value = serde_json::from_slice(out).map_err(|e| format!("not JSON: {e}"))?;
+    let installed = v["counts"]["installed"].as_u64().unwrap_or(0) as usize;
+    if installed != d.spec.checkpoints || v["counts"]["rejected"] != 0 {
+        return Err(format!(
+            "pulled {installed} of {} checkpoints: {}",
+            d.spec.checkpoints, v["counts"]
         ));
     }
     Ok(())
@@ -492,5 +539,40 @@ pub fn all() -> Vec<Case> {
         .vs("tar -c", Cmd::sh("tar -cf - -C {dir} . | cat > /dev/null"))
         .max_rss_mib(BOUNDED_RSS_MIB)
         .check(exports_every_checkpoint),
+        // Issue 15: one 2 GiB checkpoint through a local S3 server
+        // (s3s-fs in the benchmark's process), against object_store's own
+        // multipart upload and streaming download of the same bytes (the
+        // `aws s3 cp` of this benchmark), in bounded memory.
+        Case::new_sh(
+            "push-2g",
+            DataSpec::big("one-2g", 1, 2 << 30),
+            "mkdir -p {scratch}/s3/kvc-bench && {kvc} push --all -d {dir} --remote s3://kvc-bench/fleet --json",
+        )
+        .about("push one 2 GiB checkpoint: check + BLAKE3 pass, then 8 MiB parts, conditional completion")
+        .s3(S3Root::Scratch)
+        .runs(BIG_RUNS)
+        .vs(
+            "object_store put",
+            Cmd::sh("mkdir -p {scratch}/s3/kvc-bench && {bench} --raw-put s3://kvc-bench/raw {dir}"),
+        )
+        .max_rss_mib(BOUNDED_RSS_MIB)
+        .check(pushes_every_checkpoint),
+        Case::new(
+            "pull-2g",
+            DataSpec::big("one-2g", 1, 2 << 30),
+            &["pull", "--all", "-d", "{scratch}/cache", "--remote", "s3://kvc-bench/fleet", "--json"],
+        )
+        .about("pull it into an empty cache: every byte checked, fsync, rename")
+        .s3(S3Root::Work)
+        .setup(Cmd::sh(
+            "mkdir -p {work}/s3/kvc-bench && {kvc} push --all -d {dir} --remote s3://kvc-bench/fleet > /dev/null",
+        ))
+        .runs(BIG_RUNS)
+        .vs(
+            "object_store get",
+            Cmd::argv(&["{bench}", "--raw-get", "s3://kvc-bench/fleet", "{scratch}/raw"]),
+        )
+        .max_rss_mib(BOUNDED_RSS_MIB)
+        .check(pulls_every_checkpoint),
     ]
 }

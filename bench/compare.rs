@@ -10,9 +10,10 @@
 
 mod cases;
 mod fixture;
+mod remote;
 mod runner;
 
-use cases::{Case, Cmd};
+use cases::{Case, Cmd, S3Root};
 use clap::Parser;
 use comfy_table::{presets, CellAlignment, Table};
 use fixture::{DataSpec, Dataset, Payload};
@@ -197,6 +198,8 @@ struct Ctx {
     data_bytes: u64,
     bench_src: PathBuf,
     bin_dir: PathBuf,
+    /// This executable (`{bench}`).
+    bench_exe: PathBuf,
 }
 
 /// Replace every `{bytes:P%}` in `s` with P percent of `total`, as `<n>B`
@@ -244,6 +247,7 @@ impl Ctx {
                     .as_deref()
                     .unwrap_or(Path::new("/nonexistent-prompt"))),
             )
+            .replace("{bench}", &q(&self.bench_exe))
             .replace("{scratch}", &q(&self.scratch))
             .replace("{work}", &q(&self.work));
         subst_bytes(&s, self.data_bytes)
@@ -398,10 +402,44 @@ fn run_case(case: &Case, data: &Dataset, ctx: &Ctx, runs: usize, work: &Path) ->
         kvc: None,
         references: Vec::new(),
     };
+    // A remote case's server runs for the whole case, in this process.
+    let _server = match case.s3 {
+        Some(root) => {
+            let base = match root {
+                S3Root::Scratch => &ctx.scratch,
+                S3Root::Work => &ctx.work,
+            };
+            match remote::start_server(&base.join("s3")) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    result.error = Some(format!("starting the S3 server: {e}"));
+                    return result;
+                }
+            }
+        }
+        None => None,
+    };
+    // A push journals in the dataset's directory: leave it as it was.
+    let state = data.dir.join(".kvc");
+    let had_state = state.exists();
+    let result = run_case_steps(case, data, ctx, runs, work, result);
+    if case.s3.is_some() && !had_state {
+        let _ = fs::remove_dir_all(&state);
+    }
+    result
+}
+
+fn run_case_steps(
+    case: &Case,
+    data: &Dataset,
+    ctx: &Ctx,
+    runs: usize,
+    work: &Path,
+    mut result: CaseResult,
+) -> CaseResult {
     let out_file = work.join("stdout");
     let err_file = work.join("stderr");
     let null = Path::new("/dev/null");
-
     if let Err(e) = setup(case, ctx, work) {
         result.error = Some(e);
         return result;
@@ -581,6 +619,11 @@ fn main() {
     if raw.get(1).is_some_and(|a| a == runner::LAUNCH_FLAG) {
         runner::launcher_main(&raw[2..]);
     }
+    for flag in [remote::RAW_PUT, remote::RAW_GET] {
+        if raw.get(1).is_some_and(|a| a == flag) {
+            remote::raw_main(flag, &raw[2..]);
+        }
+    }
     let args = Args::parse();
     let all = cases::all();
     if args.list {
@@ -675,6 +718,7 @@ fn main() {
             data_bytes: data.bytes,
             bench_src: root.join("bench"),
             bin_dir: out.join("bin"),
+            bench_exe: std::env::current_exe().expect("the benchmark's own path"),
         };
         let n = c.runs.map_or(runs, |r| r.min(runs)).max(1);
         eprintln!("case {} ({n} runs) ...", c.name);

@@ -43,6 +43,9 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell)')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Write the man pages (kvc.1 and one per command) into DIR')
             [CompletionResult]::new('match', 'match', [CompletionResultType]::ParameterValue, 'Explain a cache hit or miss offline: which checkpoint ds4 loads for a prompt, and why every other one loses')
+            [CompletionResult]::new('push', 'push', [CompletionResultType]::ParameterValue, 'Upload checkpoints a remote (S3-compatible object storage) lacks, checked first')
+            [CompletionResult]::new('pull', 'pull', [CompletionResultType]::ParameterValue, 'Download checkpoints from a remote into a cache, verifying every byte before it becomes visible')
+            [CompletionResult]::new('remote', 'remote', [CompletionResultType]::ParameterValue, 'List, remove and trim a remote''s checkpoints')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -457,6 +460,153 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'kvc;push' {
+            [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'Only checkpoints saved for this reason (repeatable: any of them)')
+            [CompletionResult]::new('--min-tokens', '--min-tokens', [CompletionResultType]::ParameterName, 'Only checkpoints of at least N tokens')
+            [CompletionResult]::new('--used-within', '--used-within', [CompletionResultType]::ParameterName, 'Only checkpoints used (or, never used, created) within DURATION, e.g. 2d, 12h')
+            [CompletionResult]::new('--quant', '--quant', [CompletionResultType]::ParameterName, 'Only checkpoints with these routed-expert quant bits')
+            [CompletionResult]::new('--exclude-text', '--exclude-text', [CompletionResultType]::ParameterName, 'Never send a checkpoint whose stored text matches REGEX (repeatable; checked before upload)')
+            [CompletionResult]::new('--remote', '--remote', [CompletionResultType]::ParameterName, 'The remote: s3://bucket/prefix (credentials, region and endpoint from the AWS_* environment)')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads')
+            [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)')
+            [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every checkpoint of the directory (filters still apply)')
+            [CompletionResult]::new('--read-only', '--read-only', [CompletionResultType]::ParameterName, 'Refuse to write to the remote (push, remote rm, remote gc fail before sending anything): for hosts that may only pull')
+            [CompletionResult]::new('--allow-http', '--allow-http', [CompletionResultType]::ParameterName, 'Allow a plain-HTTP endpoint on another host (endpoints on this host are allowed without it)')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'kvc;pull' {
+            [CompletionResult]::new('--match', '--match', [CompletionResultType]::ParameterName, 'The checkpoint ds4 mainline would load for this rendered prompt (a file; `-` for standard input)')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Only this model''s checkpoints (flash, pro, glm-5.2, …, or a dialect such as d20: the remote''s namespaces); with --match, the live model')
+            [CompletionResult]::new('--reason', '--reason', [CompletionResultType]::ParameterName, 'Only checkpoints saved for this reason (repeatable: any of them)')
+            [CompletionResult]::new('--min-tokens', '--min-tokens', [CompletionResultType]::ParameterName, 'Only checkpoints of at least N tokens (with --match: ds4-server''s --kv-cache-min-tokens, default 512)')
+            [CompletionResult]::new('--used-within', '--used-within', [CompletionResultType]::ParameterName, 'Only checkpoints used (or, never used, created) within DURATION, e.g. 2d, 12h')
+            [CompletionResult]::new('--quant', '--quant', [CompletionResultType]::ParameterName, 'Only checkpoints with these routed-expert quant bits (with --match: as --kv-cache-reject-different-quant)')
+            [CompletionResult]::new('--ctx', '--ctx', [CompletionResultType]::ParameterName, 'With --match: the live context size, as ds4-server''s --ctx [default: 32768]')
+            [CompletionResult]::new('--on-conflict', '--on-conflict', [CompletionResultType]::ParameterName, 'When the cache already has another copy under the key (the same text, payload and trailers count as present)')
+            [CompletionResult]::new('--budget', '--budget', [CompletionResultType]::ParameterName, 'Afterwards, evict (as `kvc evict` does) until the checkpoints fit in SIZE, never evicting what was just pulled')
+            [CompletionResult]::new('--remote', '--remote', [CompletionResultType]::ParameterName, 'The remote: s3://bucket/prefix (credentials, region and endpoint from the AWS_* environment)')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--dir', '--dir', [CompletionResultType]::ParameterName, 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]')
+            [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)')
+            [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads')
+            [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Evaluate scores and ages at this Unix time instead of now (reproducible output)')
+            [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Every checkpoint of the remote (filters still apply)')
+            [CompletionResult]::new('--reset-stats', '--reset-stats', [CompletionResultType]::ParameterName, 'Zero the hit counts and set last_used to now in the installed copies')
+            [CompletionResult]::new('--include-agent', '--include-agent', [CompletionResultType]::ParameterName, 'With replace or newer, also replace ds4-agent''s explicit saves (sysprompt.kv, agent-system, agent-session)')
+            [CompletionResult]::new('--read-only', '--read-only', [CompletionResultType]::ParameterName, 'Refuse to write to the remote (push, remote rm, remote gc fail before sending anything): for hosts that may only pull')
+            [CompletionResult]::new('--allow-http', '--allow-http', [CompletionResultType]::ParameterName, 'Allow a plain-HTTP endpoint on another host (endpoints on this host are allowed without it)')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'kvc;remote' {
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List a remote''s checkpoints with `kvc ls`''s columns and JSON, one table per namespace')
+            [CompletionResult]::new('rm', 'rm', [CompletionResultType]::ParameterValue, 'Delete checkpoints from a remote by key')
+            [CompletionResult]::new('gc', 'gc', [CompletionResultType]::ParameterValue, 'Trim a remote by age and size, and abort abandoned multipart uploads')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'kvc;remote;ls' {
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Only this namespace (flash, pro, glm-5.2, …, or a dialect such as d20)')
+            [CompletionResult]::new('--sort', '--sort', [CompletionResultType]::ParameterName, 'Order of the rows')
+            [CompletionResult]::new('--remote', '--remote', [CompletionResultType]::ParameterName, 'The remote: s3://bucket/prefix (credentials, region and endpoint from the AWS_* environment)')
+            [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)')
+            [CompletionResult]::new('--engine', '--engine', [CompletionResultType]::ParameterName, 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads')
+            [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Evaluate scores and ages at this Unix time instead of now (reproducible output)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the full keys, one per line')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the full keys, one per line')
+            [CompletionResult]::new('-r', '-r', [CompletionResultType]::ParameterName, 'Reverse the order')
+            [CompletionResult]::new('--reverse', '--reverse', [CompletionResultType]::ParameterName, 'Reverse the order')
+            [CompletionResult]::new('-l', '-l', [CompletionResultType]::ParameterName, 'Full keys, absolute times, model id and payload ABI')
+            [CompletionResult]::new('--long', '--long', [CompletionResultType]::ParameterName, 'Full keys, absolute times, model id and payload ABI')
+            [CompletionResult]::new('--no-title', '--no-title', [CompletionResultType]::ParameterName, 'Do not show titles')
+            [CompletionResult]::new('--read-only', '--read-only', [CompletionResultType]::ParameterName, 'Refuse to write to the remote (push, remote rm, remote gc fail before sending anything): for hosts that may only pull')
+            [CompletionResult]::new('--allow-http', '--allow-http', [CompletionResultType]::ParameterName, 'Allow a plain-HTTP endpoint on another host (endpoints on this host are allowed without it)')
+            [CompletionResult]::new('--reject-different-quant', '--reject-different-quant', [CompletionResultType]::ParameterName, 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'kvc;remote;rm' {
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Only in this namespace (flash, pro, glm-5.2, …, d20)')
+            [CompletionResult]::new('--remote', '--remote', [CompletionResultType]::ParameterName, 'The remote: s3://bucket/prefix (credentials, region and endpoint from the AWS_* environment)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
+            [CompletionResult]::new('--read-only', '--read-only', [CompletionResultType]::ParameterName, 'Refuse to write to the remote (push, remote rm, remote gc fail before sending anything): for hosts that may only pull')
+            [CompletionResult]::new('--allow-http', '--allow-http', [CompletionResultType]::ParameterName, 'Allow a plain-HTTP endpoint on another host (endpoints on this host are allowed without it)')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'kvc;remote;gc' {
+            [CompletionResult]::new('--max-age', '--max-age', [CompletionResultType]::ParameterName, 'Delete checkpoints not seen in use for longer than DURATION (30d, 12h)')
+            [CompletionResult]::new('--max-size', '--max-size', [CompletionResultType]::ParameterName, 'Then delete the oldest until the checkpoints take at most SIZE (500G, 1.5T)')
+            [CompletionResult]::new('--uploads-older-than', '--uploads-older-than', [CompletionResultType]::ParameterName, 'Abort multipart uploads started longer ago than DURATION')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Only in this namespace (flash, pro, glm-5.2, …, d20)')
+            [CompletionResult]::new('--remote', '--remote', [CompletionResultType]::ParameterName, 'The remote: s3://bucket/prefix (credentials, region and endpoint from the AWS_* environment)')
+            [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb')
+            [CompletionResult]::new('--read-only', '--read-only', [CompletionResultType]::ParameterName, 'Refuse to write to the remote (push, remote rm, remote gc fail before sending anything): for hosts that may only pull')
+            [CompletionResult]::new('--allow-http', '--allow-http', [CompletionResultType]::ParameterName, 'Allow a plain-HTTP endpoint on another host (endpoints on this host are allowed without it)')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would be done and change nothing (no lock, not even kvc''s own state)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in README.md) instead of a table')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'kvc;remote;help' {
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List a remote''s checkpoints with `kvc ls`''s columns and JSON, one table per namespace')
+            [CompletionResult]::new('rm', 'rm', [CompletionResultType]::ParameterValue, 'Delete checkpoints from a remote by key')
+            [CompletionResult]::new('gc', 'gc', [CompletionResultType]::ParameterValue, 'Trim a remote by age and size, and abort abandoned multipart uploads')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'kvc;remote;help;ls' {
+            break
+        }
+        'kvc;remote;help;rm' {
+            break
+        }
+        'kvc;remote;help;gc' {
+            break
+        }
+        'kvc;remote;help;help' {
+            break
+        }
         'kvc;help' {
             [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List the checkpoints of cache directories, with their eviction rank')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show every header field, the trailer and the payload header of one checkpoint')
@@ -475,6 +625,9 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell)')
             [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Write the man pages (kvc.1 and one per command) into DIR')
             [CompletionResult]::new('match', 'match', [CompletionResultType]::ParameterValue, 'Explain a cache hit or miss offline: which checkpoint ds4 loads for a prompt, and why every other one loses')
+            [CompletionResult]::new('push', 'push', [CompletionResultType]::ParameterValue, 'Upload checkpoints a remote (S3-compatible object storage) lacks, checked first')
+            [CompletionResult]::new('pull', 'pull', [CompletionResultType]::ParameterValue, 'Download checkpoints from a remote into a cache, verifying every byte before it becomes visible')
+            [CompletionResult]::new('remote', 'remote', [CompletionResultType]::ParameterValue, 'List, remove and trim a remote''s checkpoints')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -547,6 +700,27 @@ Register-ArgumentCompleter -Native -CommandName 'kvc' -ScriptBlock {
             break
         }
         'kvc;help;match' {
+            break
+        }
+        'kvc;help;push' {
+            break
+        }
+        'kvc;help;pull' {
+            break
+        }
+        'kvc;help;remote' {
+            [CompletionResult]::new('ls', 'ls', [CompletionResultType]::ParameterValue, 'List a remote''s checkpoints with `kvc ls`''s columns and JSON, one table per namespace')
+            [CompletionResult]::new('rm', 'rm', [CompletionResultType]::ParameterValue, 'Delete checkpoints from a remote by key')
+            [CompletionResult]::new('gc', 'gc', [CompletionResultType]::ParameterValue, 'Trim a remote by age and size, and abort abandoned multipart uploads')
+            break
+        }
+        'kvc;help;remote;ls' {
+            break
+        }
+        'kvc;help;remote;rm' {
+            break
+        }
+        'kvc;help;remote;gc' {
             break
         }
         'kvc;help;help' {

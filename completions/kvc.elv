@@ -40,6 +40,9 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand completions 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell)'
             cand man 'Write the man pages (kvc.1 and one per command) into DIR'
             cand match 'Explain a cache hit or miss offline: which checkpoint ds4 loads for a prompt, and why every other one loses'
+            cand push 'Upload checkpoints a remote (S3-compatible object storage) lacks, checked first'
+            cand pull 'Download checkpoints from a remote into a cache, verifying every byte before it becomes visible'
+            cand remote 'List, remove and trim a remote''s checkpoints'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'kvc;ls'= {
@@ -424,6 +427,142 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'kvc;push'= {
+            cand --reason 'Only checkpoints saved for this reason (repeatable: any of them)'
+            cand --min-tokens 'Only checkpoints of at least N tokens'
+            cand --used-within 'Only checkpoints used (or, never used, created) within DURATION, e.g. 2d, 12h'
+            cand --quant 'Only checkpoints with these routed-expert quant bits'
+            cand --exclude-text 'Never send a checkpoint whose stored text matches REGEX (repeatable; checked before upload)'
+            cand --remote 'The remote: s3://bucket/prefix (credentials, region and endpoint from the AWS_* environment)'
+            cand -d 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --dir 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --engine 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads'
+            cand --wait 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)'
+            cand --now 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)'
+            cand --color 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb'
+            cand --all 'Every checkpoint of the directory (filters still apply)'
+            cand --read-only 'Refuse to write to the remote (push, remote rm, remote gc fail before sending anything): for hosts that may only pull'
+            cand --allow-http 'Allow a plain-HTTP endpoint on another host (endpoints on this host are allowed without it)'
+            cand -n 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
+            cand --dry-run 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
+            cand --json 'Print JSON (schema in README.md) instead of a table'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvc;pull'= {
+            cand --match 'The checkpoint ds4 mainline would load for this rendered prompt (a file; `-` for standard input)'
+            cand --model 'Only this model''s checkpoints (flash, pro, glm-5.2, …, or a dialect such as d20: the remote''s namespaces); with --match, the live model'
+            cand --reason 'Only checkpoints saved for this reason (repeatable: any of them)'
+            cand --min-tokens 'Only checkpoints of at least N tokens (with --match: ds4-server''s --kv-cache-min-tokens, default 512)'
+            cand --used-within 'Only checkpoints used (or, never used, created) within DURATION, e.g. 2d, 12h'
+            cand --quant 'Only checkpoints with these routed-expert quant bits (with --match: as --kv-cache-reject-different-quant)'
+            cand --ctx 'With --match: the live context size, as ds4-server''s --ctx [default: 32768]'
+            cand --on-conflict 'When the cache already has another copy under the key (the same text, payload and trailers count as present)'
+            cand --budget 'Afterwards, evict (as `kvc evict` does) until the checkpoints fit in SIZE, never evicting what was just pulled'
+            cand --remote 'The remote: s3://bucket/prefix (credentials, region and endpoint from the AWS_* environment)'
+            cand -d 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --dir 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]'
+            cand --policy 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)'
+            cand --engine 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads'
+            cand --now 'Evaluate scores and ages at this Unix time instead of now (reproducible output)'
+            cand --wait 'Wait at most this long for another kvc''s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)'
+            cand --color 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb'
+            cand --all 'Every checkpoint of the remote (filters still apply)'
+            cand --reset-stats 'Zero the hit counts and set last_used to now in the installed copies'
+            cand --include-agent 'With replace or newer, also replace ds4-agent''s explicit saves (sysprompt.kv, agent-system, agent-session)'
+            cand --read-only 'Refuse to write to the remote (push, remote rm, remote gc fail before sending anything): for hosts that may only pull'
+            cand --allow-http 'Allow a plain-HTTP endpoint on another host (endpoints on this host are allowed without it)'
+            cand -n 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
+            cand --dry-run 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
+            cand --json 'Print JSON (schema in README.md) instead of a table'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvc;remote'= {
+            cand --color 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand ls 'List a remote''s checkpoints with `kvc ls`''s columns and JSON, one table per namespace'
+            cand rm 'Delete checkpoints from a remote by key'
+            cand gc 'Trim a remote by age and size, and abort abandoned multipart uploads'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'kvc;remote;ls'= {
+            cand --model 'Only this namespace (flash, pro, glm-5.2, …, or a dialect such as d20)'
+            cand --sort 'Order of the rows'
+            cand --remote 'The remote: s3://bucket/prefix (credentials, region and endpoint from the AWS_* environment)'
+            cand --policy 'Eviction order [default: the policy of the directory''s engine, said in the output]: ds4 (ds4 mainline since ec6a82a, 2026-05-26), ds4-classic (ds4 up to 2026-05-25), lru (hanzo-engine)'
+            cand --engine 'Engine that reads the directory [default: inferred from its files]: decides what a pre-ABI ds4 file and a hanzo-engine file (identical headers) are, and which files the engine loads'
+            cand --now 'Evaluate scores and ages at this Unix time instead of now (reproducible output)'
+            cand --color 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb'
+            cand -q 'Print only the full keys, one per line'
+            cand --quiet 'Print only the full keys, one per line'
+            cand -r 'Reverse the order'
+            cand --reverse 'Reverse the order'
+            cand -l 'Full keys, absolute times, model id and payload ABI'
+            cand --long 'Full keys, absolute times, model id and payload ABI'
+            cand --no-title 'Do not show titles'
+            cand --read-only 'Refuse to write to the remote (push, remote rm, remote gc fail before sending anything): for hosts that may only pull'
+            cand --allow-http 'Allow a plain-HTTP endpoint on another host (endpoints on this host are allowed without it)'
+            cand --reject-different-quant 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)'
+            cand --json 'Print JSON (schema in README.md) instead of a table'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvc;remote;rm'= {
+            cand --model 'Only in this namespace (flash, pro, glm-5.2, …, d20)'
+            cand --remote 'The remote: s3://bucket/prefix (credentials, region and endpoint from the AWS_* environment)'
+            cand --color 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb'
+            cand --read-only 'Refuse to write to the remote (push, remote rm, remote gc fail before sending anything): for hosts that may only pull'
+            cand --allow-http 'Allow a plain-HTTP endpoint on another host (endpoints on this host are allowed without it)'
+            cand -n 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
+            cand --dry-run 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
+            cand --json 'Print JSON (schema in README.md) instead of a table'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvc;remote;gc'= {
+            cand --max-age 'Delete checkpoints not seen in use for longer than DURATION (30d, 12h)'
+            cand --max-size 'Then delete the oldest until the checkpoints take at most SIZE (500G, 1.5T)'
+            cand --uploads-older-than 'Abort multipart uploads started longer ago than DURATION'
+            cand --model 'Only in this namespace (flash, pro, glm-5.2, …, d20)'
+            cand --remote 'The remote: s3://bucket/prefix (credentials, region and endpoint from the AWS_* environment)'
+            cand --now 'Use this Unix time as now: for ages, and for the times the journal records (reproducible runs)'
+            cand --color 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb'
+            cand --read-only 'Refuse to write to the remote (push, remote rm, remote gc fail before sending anything): for hosts that may only pull'
+            cand --allow-http 'Allow a plain-HTTP endpoint on another host (endpoints on this host are allowed without it)'
+            cand -n 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
+            cand --dry-run 'Show what would be done and change nothing (no lock, not even kvc''s own state)'
+            cand --json 'Print JSON (schema in README.md) instead of a table'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'kvc;remote;help'= {
+            cand ls 'List a remote''s checkpoints with `kvc ls`''s columns and JSON, one table per namespace'
+            cand rm 'Delete checkpoints from a remote by key'
+            cand gc 'Trim a remote by age and size, and abort abandoned multipart uploads'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'kvc;remote;help;ls'= {
+        }
+        &'kvc;remote;help;rm'= {
+        }
+        &'kvc;remote;help;gc'= {
+        }
+        &'kvc;remote;help;help'= {
+        }
         &'kvc;help'= {
             cand ls 'List the checkpoints of cache directories, with their eviction rank'
             cand show 'Show every header field, the trailer and the payload header of one checkpoint'
@@ -442,6 +581,9 @@ set edit:completion:arg-completer[kvc] = {|@words|
             cand completions 'Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell)'
             cand man 'Write the man pages (kvc.1 and one per command) into DIR'
             cand match 'Explain a cache hit or miss offline: which checkpoint ds4 loads for a prompt, and why every other one loses'
+            cand push 'Upload checkpoints a remote (S3-compatible object storage) lacks, checked first'
+            cand pull 'Download checkpoints from a remote into a cache, verifying every byte before it becomes visible'
+            cand remote 'List, remove and trim a remote''s checkpoints'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'kvc;help;ls'= {
@@ -492,6 +634,21 @@ set edit:completion:arg-completer[kvc] = {|@words|
         &'kvc;help;man'= {
         }
         &'kvc;help;match'= {
+        }
+        &'kvc;help;push'= {
+        }
+        &'kvc;help;pull'= {
+        }
+        &'kvc;help;remote'= {
+            cand ls 'List a remote''s checkpoints with `kvc ls`''s columns and JSON, one table per namespace'
+            cand rm 'Delete checkpoints from a remote by key'
+            cand gc 'Trim a remote by age and size, and abort abandoned multipart uploads'
+        }
+        &'kvc;help;remote;ls'= {
+        }
+        &'kvc;help;remote;rm'= {
+        }
+        &'kvc;help;remote;gc'= {
         }
         &'kvc;help;help'= {
         }

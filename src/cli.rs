@@ -116,6 +116,15 @@ directory (hanzo-engine's prefix cache works differently; kvc says so).\n\n\
 The prompt is read whole, as a C string: bytes after a NUL are ignored (and the output says so)."
     )]
     Match(MatchArgs),
+    /// Upload checkpoints a remote (S3-compatible object storage) lacks, checked first
+    #[command(long_about = PUSH_ABOUT, after_help = PUSH_HELP)]
+    Push(PushArgs),
+    /// Download checkpoints from a remote into a cache, verifying every byte before it becomes visible
+    #[command(long_about = PULL_ABOUT, after_help = PULL_HELP)]
+    Pull(PullArgs),
+    /// List, remove and trim a remote's checkpoints
+    #[command(subcommand)]
+    Remote(RemoteCommand),
 }
 
 #[derive(Debug, Args)]
@@ -1289,4 +1298,266 @@ fn complete_limit(current: &std::ffi::OsStr) -> Vec<clap_complete::CompletionCan
     }
     out.extend(complete_size(current));
     out
+}
+
+// --- remotes: push, pull, remote ls|rm|gc ---
+
+/// Where the checkpoints are shared, and what this host may do there.
+#[derive(Debug, Args, Clone)]
+pub struct RemoteArgs {
+    /// The remote: s3://bucket/prefix (credentials, region and endpoint from the AWS_* environment)
+    #[arg(long, value_name = "URL", env = "KVC_REMOTE", value_hint = clap::ValueHint::Url)]
+    pub remote: Option<String>,
+    /// Refuse to write to the remote (push, remote rm, remote gc fail before sending anything): for hosts that may only pull
+    #[arg(long, env = "KVC_REMOTE_READ_ONLY")]
+    pub read_only: bool,
+    /// Allow a plain-HTTP endpoint on another host (endpoints on this host are allowed without it)
+    #[arg(long)]
+    pub allow_http: bool,
+}
+
+const REMOTE_ENV_HELP: &str = "Remote: --remote or $KVC_REMOTE, s3://bucket/prefix. Credentials, \
+region and endpoint come from the environment as the AWS tools read it: AWS_ACCESS_KEY_ID, \
+AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION (default us-east-1), AWS_ENDPOINT_URL for \
+MinIO, Ceph RGW, R2 and other S3-compatible stores (path-style requests), web identity and container \
+credentials. Profiles in ~/.aws are not read; on EC2 the instance role is used only with \
+AWS_EC2_METADATA_DISABLED=false. Plain http:// endpoints are allowed on this host only, unless \
+--allow-http.";
+
+const PUSH_ABOUT: &str = "Upload the checkpoints a remote lacks: one object per checkpoint, \
+<prefix>/<model or dialect>/<key>.kv, with a record (BLAKE3 digests, size, header, title, who \
+pushed it and when) as its metadata.\n\n\
+Every file is read once and checked as `kvc export` checks it (dialect, envelope, the name its \
+content gives it) before anything is sent; --exclude-text patterns are matched against its text \
+then. Files up to 8 MiB go as one conditional PUT; larger ones as a multipart upload of 8 MiB parts \
+(two in flight: about 24 MiB of memory whatever the size), read a second time and checked to be the \
+same bytes, completed only if no object has the name yet: when two hosts push one checkpoint, the \
+first wins and the second reports it present. An interrupted upload resumes where it stopped on \
+the next push (its state is in <cache>/.kvc/uploads/; `kvc remote gc` aborts uploads nobody \
+resumed).\n\n\
+Pushed checkpoints are journaled in the cache (`kvc log`: op push).";
+
+const PUSH_HELP: &str = "Examples:\n  kvc push --all --remote s3://kv-fleet/prod\n  \
+kvc push 3fa2 --exclude-text '(?i)api[_-]?key' --exclude-text '\\b\\d{3}-\\d{2}-\\d{4}\\b'\n\n\
+--exclude-text takes the regex crate's syntax, matched anywhere in the stored text as it streams \
+(any length of match, constant memory); `.` is a UTF-8 character, (?-u:.) any byte, (?i) ignores \
+case. A match is `excluded` (exit 0): nothing of the file is sent.\n\n\
+Exit status: 0 everything selected is on the remote or excluded; 1 a file was rejected, an upload \
+failed (run push again: it resumes) or the pushes could not be journaled in the cache; 2 usage, \
+remote or I/O error (e.g. no credentials).";
+
+const PULL_ABOUT: &str = "Download checkpoints from a remote into a cache, each streamed into a \
+temp file in the cache and renamed into place (0600, fsynced, under the cache's lock) only after \
+its size, its BLAKE3 digests and its header agree with the record it was pushed with, and its \
+bytes pass the checks `kvc import` makes (dialect, envelope, the name its content gives it). \
+Anything else is rejected and leaves nothing behind.\n\n\
+A checkpoint whose text, payload and trailers are already in the cache is `present` and not \
+downloaded (hit counts may differ). Another copy under the key is kept or replaced per \
+--on-conflict, as with import.";
+
+const PULL_HELP: &str =
+    "Examples:\n  kvc pull --all --remote s3://kv-fleet/prod -d /var/cache/ds4-kv\n  \
+kvc pull --match prompt.txt --budget 40G\n\n\
+--match PROMPT pulls the checkpoint ds4 mainline's lookup would load for the rendered prompt if \
+the remote's checkpoints were in the cache (`kvc match`: its filters, then the longest text whose \
+SHA-1 is the prompt's prefix); --model, --ctx, --min-tokens and --quant set the live engine's \
+settings (defaults as ds4-server's: flash, 32768, 512, any). A prompt the remote has no checkpoint \
+for is a miss: exit 1.\n\n\
+Exit status: 0 everything selected is in the cache; 1 an object was rejected, --match missed, or \
+--budget could not be met; 2 usage, remote or I/O error; 3 gave up waiting for the cache's lock.";
+
+#[derive(Debug, Args)]
+#[command(after_help = REMOTE_ENV_HELP)]
+pub struct PushArgs {
+    /// Keys, unique key prefixes (4+ hex digits) or `sysprompt`
+    #[arg(value_name = "KEY")]
+    pub keys: Vec<String>,
+    /// Every checkpoint of the directory (filters still apply)
+    #[arg(long, conflicts_with = "keys")]
+    pub all: bool,
+    /// Only checkpoints saved for this reason (repeatable: any of them)
+    #[arg(long, value_name = "REASON", value_parser = parse_reason)]
+    pub reason: Vec<kvc::Reason>,
+    /// Only checkpoints of at least N tokens
+    #[arg(long, value_name = "N")]
+    pub min_tokens: Option<u32>,
+    /// Only checkpoints used (or, never used, created) within DURATION, e.g. 2d, 12h
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg, value_hint = clap::ValueHint::Other)]
+    pub used_within: Option<Duration>,
+    /// Only checkpoints with these routed-expert quant bits
+    #[arg(long, value_name = "BITS")]
+    pub quant: Option<u8>,
+    /// Never send a checkpoint whose stored text matches REGEX (repeatable; checked before upload)
+    #[arg(long = "exclude-text", value_name = "REGEX")]
+    pub exclude_text: Vec<String>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    #[command(flatten)]
+    pub dir: DirArg,
+    #[command(flatten)]
+    pub engine: EngineArg,
+    #[command(flatten)]
+    pub dry_run: DryRunArg,
+    #[command(flatten)]
+    pub wait: WaitArg,
+    #[command(flatten)]
+    pub clock: ClockArg,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("what").args(["keys", "all", "prompt"]).multiple(false)))]
+pub struct PullArgs {
+    /// Keys or unique key prefixes (4+ hex digits) of the remote's checkpoints, or `sysprompt`
+    #[arg(value_name = "KEY")]
+    pub keys: Vec<String>,
+    /// Every checkpoint of the remote (filters still apply)
+    #[arg(long)]
+    pub all: bool,
+    /// The checkpoint ds4 mainline would load for this rendered prompt (a file; `-` for standard input)
+    #[arg(long = "match", value_name = "PROMPT")]
+    pub prompt: Option<PathBuf>,
+    /// Only this model's checkpoints (flash, pro, glm-5.2, …, or a dialect such as d20: the remote's namespaces); with --match, the live model
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// Only checkpoints saved for this reason (repeatable: any of them)
+    #[arg(long, value_name = "REASON", value_parser = parse_reason)]
+    pub reason: Vec<kvc::Reason>,
+    /// Only checkpoints of at least N tokens (with --match: ds4-server's --kv-cache-min-tokens, default 512)
+    #[arg(long, value_name = "N")]
+    pub min_tokens: Option<u32>,
+    /// Only checkpoints used (or, never used, created) within DURATION, e.g. 2d, 12h
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg, value_hint = clap::ValueHint::Other)]
+    pub used_within: Option<Duration>,
+    /// Only checkpoints with these routed-expert quant bits (with --match: as --kv-cache-reject-different-quant)
+    #[arg(long, value_name = "BITS")]
+    pub quant: Option<u8>,
+    /// With --match: the live context size, as ds4-server's --ctx [default: 32768]
+    #[arg(long, value_name = "N", requires = "prompt")]
+    pub ctx: Option<u32>,
+    /// When the cache already has another copy under the key (the same text, payload and trailers count as present)
+    #[arg(long, value_enum, default_value_t = OnConflict::Skip)]
+    pub on_conflict: OnConflict,
+    /// Zero the hit counts and set last_used to now in the installed copies
+    #[arg(long)]
+    pub reset_stats: bool,
+    /// With replace or newer, also replace ds4-agent's explicit saves (sysprompt.kv, agent-system, agent-session)
+    #[arg(long)]
+    pub include_agent: bool,
+    /// Afterwards, evict (as `kvc evict` does) until the checkpoints fit in SIZE, never evicting what was just pulled
+    #[arg(long, value_name = "SIZE", value_parser = parse_budget_arg, value_hint = clap::ValueHint::Other)]
+    pub budget: Option<u64>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    #[command(flatten)]
+    pub dir: DirArg,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub dry_run: DryRunArg,
+    #[command(flatten)]
+    pub wait: WaitArg,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RemoteCommand {
+    /// List a remote's checkpoints with `kvc ls`'s columns and JSON, one table per namespace
+    #[command(after_help = REMOTE_LS_HELP)]
+    Ls(RemoteLsArgs),
+    /// Delete checkpoints from a remote by key
+    #[command(after_help = REMOTE_ENV_HELP)]
+    Rm(RemoteRmArgs),
+    /// Trim a remote by age and size, and abort abandoned multipart uploads
+    #[command(after_help = REMOTE_GC_HELP)]
+    Gc(RemoteGcArgs),
+}
+
+const REMOTE_LS_HELP: &str = "Each namespace (a model, or a dialect) is listed as `kvc ls` lists a \
+cache directory, from the objects' records (a HEAD request per object, 16 at a time): the same \
+columns, flags and JSON schema, with the object's URL as `path`. Score and rank are what the policy \
+would give the checkpoints in a cache; nothing evicts a remote but `kvc remote gc`. Objects named \
+as checkpoints whose record is missing or wrong are `invalid` (bad-record); other objects under \
+the prefix are strays, never touched.";
+
+const REMOTE_GC_HELP: &str = "As ccache's --trim-dir for a shared store: --max-age deletes \
+checkpoints whose last sign of use (the later of their push and the last_used their header \
+recorded) is older; --max-size then deletes the oldest until the rest fit. Only objects with a \
+checkpoint name in a namespace are deleted, never other objects under the prefix.\n\n\
+Multipart uploads of kvc objects initiated longer ago than --uploads-older-than are aborted (an \
+interrupted push resumes its upload until then). On AWS, a lifecycle rule \
+(AbortIncompleteMultipartUpload) does the same server-side.\n\n\
+Pulls leave no trace on a remote: hosts that pull a checkpoint do not make it younger. Run gc \
+from one host, e.g. daily from cron.";
+
+#[derive(Debug, Args)]
+pub struct RemoteLsArgs {
+    /// Only this namespace (flash, pro, glm-5.2, …, or a dialect such as d20)
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// Print only the full keys, one per line
+    #[arg(long, short = 'q', conflicts_with = "json")]
+    pub quiet: bool,
+    /// Order of the rows
+    #[arg(long, value_enum, default_value_t = SortKey::Score)]
+    pub sort: SortKey,
+    /// Reverse the order
+    #[arg(long, short = 'r')]
+    pub reverse: bool,
+    /// Full keys, absolute times, model id and payload ABI
+    #[arg(long, short = 'l')]
+    pub long: bool,
+    /// Do not show titles
+    #[arg(long)]
+    pub no_title: bool,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub quant: QuantArg,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoteRmArgs {
+    /// Keys or unique key prefixes (4+ hex digits), or `sysprompt`: every namespace's object of that key
+    #[arg(value_name = "KEY", required = true)]
+    pub keys: Vec<String>,
+    /// Only in this namespace (flash, pro, glm-5.2, …, d20)
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    #[command(flatten)]
+    pub dry_run: DryRunArg,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoteGcArgs {
+    /// Delete checkpoints not seen in use for longer than DURATION (30d, 12h)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg, value_hint = clap::ValueHint::Other)]
+    pub max_age: Option<Duration>,
+    /// Then delete the oldest until the checkpoints take at most SIZE (500G, 1.5T)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg, value_hint = clap::ValueHint::Other)]
+    pub max_size: Option<u64>,
+    /// Abort multipart uploads started longer ago than DURATION
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg, value_hint = clap::ValueHint::Other, default_value = "1d")]
+    pub uploads_older_than: Duration,
+    /// Only in this namespace (flash, pro, glm-5.2, …, d20)
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    #[command(flatten)]
+    pub dry_run: DryRunArg,
+    #[command(flatten)]
+    pub clock: ClockArg,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }

@@ -107,6 +107,7 @@ macro_rules! codes {
 }
 
 const F: Uses = Uses::FINDING;
+const I: Uses = Uses::INVALID;
 const FI: Uses = Uses::FINDING.and(Uses::INVALID);
 const FIK: Uses = Uses::FINDING.and(Uses::INVALID).and(Uses::KEPT);
 const FIV: Uses = Uses::FINDING.and(Uses::INVALID).and(Uses::VERDICT);
@@ -136,6 +137,7 @@ codes! {
     PayloadData = "payload-data", F, Error, "`--deep` only: a DSV4 token id not below vocab, or a logit that is NaN or infinite (count and first position given)";
     Symlink = "symlink", FIK, Error, "a checkpoint name that is a symbolic link: kvc never follows one in a cache directory (ds4 would load its target), and never deletes or moves one";
     NotAFile = "not-a-file", FIV, Error, "a checkpoint name that is a directory, a FIFO, a socket, a device node or another non-regular file; its type is read with `lstat` first, so it is never opened";
+    BadRecord = "bad-record", I, Error, "`remote ls`: an object named as a checkpoint whose kvc record (`x-amz-meta-kvc`) is missing, unreadable or disagrees with the object (key, size, namespace); `pull` never installs one";
     Unreadable = "unreadable", FI, Error, "the file could not be opened or read (permissions, an I/O error, or it shrank while being read)";
     BadQuant = "bad-quant", F, Warning, "quant_bits is not 2 or 4, so ds4 skips the file; not judged on hanzo-engine files (D20), which never read it";
     UnknownReason = "unknown-reason", F, Warning, "reason above 6 (ds4 reads it as unknown; 7 is pulsar's sys-prefix in D4)";
@@ -162,11 +164,14 @@ codes! {
     Kept = "kept", O, Info, "`gc`: not removed (its verdict says why)";
     Quarantined = "quarantined", O, Info, "`verify --quarantine`: moved out of the cache (a hard link and an unlink, or across file systems a copy under a temp name, fsynced and renamed into place before the original goes), with its `<name>.why`";
     LeftInPlace = "left-in-place", O, Warning, "`verify --quarantine`: not moved (it changed or vanished since it was checked, or it is not a regular file)";
-    Installed = "installed", O, Info, "`import`: new in the target";
-    Replaced = "replaced", O, Info, "`import`: overwrote a different copy";
-    Present = "present", O, Info, "`import`: the same bytes were already there";
-    Skipped = "skipped", O, Info, "`import`: a different copy is there and was kept (`--on-conflict`)";
-    Rejected = "rejected", O, Error, "`import`: not installed (the reason is given)";
+    Installed = "installed", O, Info, "`import`, `pull`: new in the target";
+    Replaced = "replaced", O, Info, "`import`, `pull`: overwrote a different copy";
+    Present = "present", O, Info, "`import`, `pull`: the same bytes (for `pull`, the same text, payload and trailers) were already there; `push`: the remote already has the checkpoint";
+    Skipped = "skipped", O, Info, "`import`, `pull`: a different copy is there and was kept (`--on-conflict`)";
+    Rejected = "rejected", O, Error, "`import`, `pull`: not installed; `push`: not uploaded (the reason is given)";
+    Pushed = "pushed", O, Info, "`push`: uploaded, with its record, as a new object (a conditional create: never over another host's copy)";
+    Excluded = "excluded", O, Info, "`push`: its text matches an `--exclude-text` pattern; nothing was sent";
+    Aborted = "aborted", O, Info, "`remote gc`: an abandoned multipart upload was aborted (its parts deleted)";
     Rewritten = "rewritten", O, Info, "`trailer`: the trailer was rewritten, durably, and journaled";
     WouldRewrite = "would-rewrite", O, Info, "`trailer --dry-run`: the trailer would be rewritten";
     Unchanged = "unchanged", O, Info, "`trailer`: nothing to change";

@@ -35,6 +35,8 @@
 //!   how much one run may remove (`--max-delete`).
 //! - [`trailer`]: rewriting tool-id maps crash-safely.
 //! - [`bundle`]: export (read-only) and install, over a tar grammar.
+//! - [`remote`]: push, pull and trim checkpoints on S3-compatible object
+//!   storage (object_store; its async runtime stays inside the module).
 //!
 //! Shared:
 //! - [`code`]: every stable code (findings, invalid reasons, outcomes),
@@ -58,6 +60,7 @@ pub mod guard;
 pub mod matching;
 pub mod policy;
 pub(crate) mod prefix;
+pub mod remote;
 pub mod report;
 pub mod resolve;
 pub mod rm;

@@ -159,7 +159,7 @@ impl Regions {
 /// the first [`HEAD_LEN`] bytes, the tail magic, the SHA-1 of the text
 /// ranges and the chunk-framing walk. Anything else reads as missing.
 #[derive(Clone, Debug)]
-pub(super) struct Streamed {
+pub(crate) struct Streamed {
     size: u64,
     head: Vec<u8>,
     tail: Option<(u64, [u8; 4])>,
@@ -205,7 +205,7 @@ impl Probe for Streamed {
 /// dialects). Both export and import feed every byte through it exactly
 /// once, so neither side reads anything twice and nothing is held in memory
 /// but a few small buffers.
-pub(super) struct StreamCheck {
+pub(crate) struct StreamCheck {
     blake3: blake3::Hasher,
     head: [u8; HEAD_LEN],
     seen: u64,
@@ -214,20 +214,20 @@ pub(super) struct StreamCheck {
 
 /// The result of a [`StreamCheck`].
 #[derive(Clone, Debug)]
-pub(super) struct Checked {
-    pub(super) blake3: String,
-    pub(super) size: u64,
+pub(crate) struct Checked {
+    pub(crate) blake3: String,
+    pub(crate) size: u64,
     /// Header and text_len, when the 52-byte prefix was there.
-    pub(super) prefix: Option<(Header, u32)>,
+    pub(crate) prefix: Option<(Header, u32)>,
     /// SHA-1 key of the text, when the whole text was there.
-    pub(super) text_key: Option<Key>,
+    pub(crate) text_key: Option<Key>,
     /// The session title, when ext bit 3 is set.
-    pub(super) title: Option<std::result::Result<SessionTitle, TitleError>>,
-    pub(super) probe: Streamed,
+    pub(crate) title: Option<std::result::Result<SessionTitle, TitleError>>,
+    pub(crate) probe: Streamed,
 }
 
 impl StreamCheck {
-    pub(super) fn new() -> StreamCheck {
+    pub(crate) fn new() -> StreamCheck {
         StreamCheck {
             blake3: blake3::Hasher::new(),
             head: [0; HEAD_LEN],
@@ -236,7 +236,7 @@ impl StreamCheck {
         }
     }
 
-    pub(super) fn update(&mut self, buf: &[u8]) {
+    pub(crate) fn update(&mut self, buf: &[u8]) {
         self.blake3.update(buf);
         let start = self.seen;
         let end = start + buf.len() as u64;
@@ -259,7 +259,7 @@ impl StreamCheck {
         }
     }
 
-    pub(super) fn finish(self) -> Checked {
+    pub(crate) fn finish(self) -> Checked {
         let have = (self.seen as usize).min(HEAD_LEN);
         let head = self.head[..have].to_vec();
         let regions = match self.regions {
@@ -308,7 +308,7 @@ impl StreamCheck {
 /// Why a file's bytes are not a checkpoint that may be exported or
 /// installed under its name.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) enum Problem {
+pub(crate) enum Problem {
     /// The checks a scan makes: envelope, zero tokens.
     Defect(Defect),
     /// The name is not what the content says (`key-mismatch`).
@@ -322,7 +322,7 @@ pub(super) enum Problem {
 
 impl Problem {
     /// The message, with `verb` ("install", "export") for a foreign file.
-    pub(super) fn describe(&self, verb: &str) -> String {
+    pub(crate) fn describe(&self, verb: &str) -> String {
         match self {
             Problem::Defect(d) => format!("not a valid checkpoint: {d}"),
             Problem::Name { rule, actual } => format!(
@@ -346,7 +346,7 @@ impl Checked {
     /// the envelope, zero tokens (where the dialect does not allow them),
     /// and the name the dialect's identity rule gives the content
     /// ([`identity::expected_key`], the rule the scan applies).
-    pub(super) fn verdict(
+    pub(crate) fn verdict(
         &self,
         key: &Key,
         resolve: impl FnOnce(&Detected) -> Option<DialectId>,
@@ -388,7 +388,7 @@ impl Checked {
         }
     }
 
-    pub(super) fn summary(&self) -> Option<HeaderSummary> {
+    pub(crate) fn summary(&self) -> Option<HeaderSummary> {
         self.prefix
             .as_ref()
             .map(|(h, tl)| HeaderSummary::of(h, *tl))

@@ -41,14 +41,14 @@ pub struct Selection {
 }
 
 impl Selection {
-    fn has_filter(&self) -> bool {
+    pub(crate) fn has_filter(&self) -> bool {
         !self.reasons.is_empty()
             || self.min_tokens.is_some()
             || self.used_within.is_some()
             || self.quant.is_some()
     }
 
-    fn keeps(&self, c: &Checkpoint, now: u64) -> bool {
+    pub(crate) fn keeps(&self, c: &Checkpoint, now: u64) -> bool {
         let h = &c.header;
         (self.reasons.is_empty() || self.reasons.contains(&h.reason))
             && self.min_tokens.is_none_or(|m| h.tokens >= m)

@@ -51,7 +51,7 @@
 //! - [`install`]: reading a bundle and installing what verifies, through
 //!   the write session.
 
-mod check;
+pub(crate) mod check;
 pub mod export;
 pub mod install;
 mod ustar;

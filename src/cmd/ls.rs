@@ -150,7 +150,12 @@ fn dir_view(dir: PathBuf, only: Option<&str>, args: &LsArgs, now: u64) -> Result
         read_text: !args.no_title,
         engine: args.policy.engine.engine(),
     };
-    let mut scan: Scan = scan::scan_dir(&dir, opts)?;
+    let scan: Scan = scan::scan_dir(&dir, opts)?;
+    Ok(view_of(dir.display().to_string(), scan, only, args, now))
+}
+
+/// The listing of a scan, shown as `dir` (a path, or a remote's namespace).
+fn view_of(dir: String, mut scan: Scan, only: Option<&str>, args: &LsArgs, now: u64) -> DirView {
     let keep = |name: &str| only.is_none_or(|o| o == name);
     let engine = scan.engine.engine;
     let (policy, policy_from) = PolicyFrom::resolve(args.policy.policy(), engine);
@@ -197,8 +202,8 @@ fn dir_view(dir: PathBuf, only: Option<&str>, args: &LsArgs, now: u64) -> Result
         .collect();
     let any_superseded = standings.iter().any(|s| s.superseded);
     let (count, bytes) = scan.never_loaded();
-    Ok(DirView {
-        dir: dir.display().to_string(),
+    DirView {
+        dir,
         engine: scan.engine.clone(),
         policy: policy.name(),
         policy_from: policy_from.name(),
@@ -242,7 +247,7 @@ fn dir_view(dir: PathBuf, only: Option<&str>, args: &LsArgs, now: u64) -> Result
             })
             .collect(),
         checkpoints: scan.checkpoints,
-    })
+    }
 }
 
 /// The display order of `cps`: indices sorted by `by`, stable, so equal
@@ -295,6 +300,21 @@ pub fn run(args: LsArgs) -> Result<Outcome> {
         .into_iter()
         .map(|(d, only)| dir_view(d, only.as_deref(), &args, now))
         .collect::<Result<Vec<_>>>()?;
+    emit(views, &args)
+}
+
+/// `kvc remote ls`: scans made from a remote's records (one per namespace,
+/// shown as its URL), listed with `kvc ls`'s columns and JSON.
+pub(crate) fn run_scans(scans: Vec<(String, Scan)>, args: &LsArgs) -> Result<Outcome> {
+    let now = config::now_or_clock(args.policy.now)?;
+    let views = scans
+        .into_iter()
+        .map(|(shown, scan)| view_of(shown, scan, None, args, now))
+        .collect();
+    emit(views, args)
+}
+
+fn emit(views: Vec<DirView>, args: &LsArgs) -> Result<Outcome> {
     if args.quiet {
         let mut out = io::BufWriter::new(io::stdout().lock());
         for d in &views {
@@ -486,10 +506,13 @@ impl LsReport {
                 writeln!(out, "{tag} {file}: {}", w.message)?;
             }
         }
-        if !d.invalid.is_empty()
-            || !warned.is_empty()
-            || !d.temp_files.is_empty()
-            || !d.strays.is_empty()
+        // A remote's namespace (`kvc remote ls`) is not for `kvc verify`.
+        let local = !d.dir.starts_with("s3://");
+        if local
+            && (!d.invalid.is_empty()
+                || !warned.is_empty()
+                || !d.temp_files.is_empty()
+                || !d.strays.is_empty())
         {
             writeln!(out, "hint: run `kvc verify {}` for a full check", d.dir)?;
         }

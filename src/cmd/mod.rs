@@ -11,6 +11,9 @@ pub mod log;
 pub mod ls;
 pub mod man;
 pub mod r#match;
+pub mod pull;
+pub mod push;
+pub mod remote;
 pub mod report;
 pub mod rm;
 pub mod show;
@@ -42,5 +45,8 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
         Command::Match(args) => r#match::run(args),
+        Command::Push(args) => push::run(args),
+        Command::Pull(args) => pull::run(args),
+        Command::Remote(cmd) => remote::run(cmd),
     }
 }

@@ -503,6 +503,36 @@ pub fn lookup(scan: &Scan, prompt: &Prompt, live: &Live) -> MatchResult {
     }
 }
 
+/// The lookup's pick among checkpoints known by their headers and names
+/// alone (`kvc pull --match`: a remote's, whose texts are not on this
+/// machine): mainline's population, its filters, then its loop by name,
+/// exactly as [`lookup`] runs them. The text check `try_load_text` makes
+/// on the pick is left to whoever fetches it (a pull verifies that the
+/// text gives the name). Returns the [`Checkpoint::order`](crate::Checkpoint)
+/// of the pick.
+pub fn pick_by_name(scan: &Scan, prompt: &Prompt, live: &Live) -> Option<u32> {
+    let mut work = population(scan, prompt.len(), live);
+    mark_full_prefixes(&mut work, prompt.bytes());
+    let cands: Vec<(usize, Candidate)> = work
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| w.eligible)
+        .filter_map(|(i, w)| {
+            Some((
+                i,
+                Candidate {
+                    order: w.entry.order,
+                    text_len: w.entry.text_len?,
+                    tokens: w.entry.header.as_ref()?.tokens,
+                    matches: w.entry.full_prefix == Some(true),
+                },
+            ))
+        })
+        .collect();
+    let only: Vec<Candidate> = cands.iter().map(|c| c.1).collect();
+    pick(&only).map(|j| work[cands[j].0].entry.order)
+}
+
 fn blank_entry(file: &str, path: &Path, key: Option<Key>, order: u32, size: u64) -> Entry {
     Entry {
         file: file.to_string(),

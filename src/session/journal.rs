@@ -49,10 +49,16 @@ pub enum Op {
     TrailerSet,
     TrailerPrune,
     TrailerStrip,
+    /// `kvc pull` installed a checkpoint from a remote (a replacement is
+    /// `Replace`, as for an import).
+    Pull,
+    /// `kvc push` uploaded a checkpoint to a remote: the cache is
+    /// unchanged; the record says what left the machine.
+    Push,
 }
 
 impl Op {
-    pub const ALL: [Op; 9] = [
+    pub const ALL: [Op; 11] = [
         Op::Evict,
         Op::Rm,
         Op::Gc,
@@ -62,6 +68,8 @@ impl Op {
         Op::TrailerSet,
         Op::TrailerPrune,
         Op::TrailerStrip,
+        Op::Pull,
+        Op::Push,
     ];
 
     pub fn name(self) -> &'static str {
@@ -75,6 +83,8 @@ impl Op {
             Op::TrailerSet => "trailer-set",
             Op::TrailerPrune => "trailer-prune",
             Op::TrailerStrip => "trailer-strip",
+            Op::Pull => "pull",
+            Op::Push => "push",
         }
     }
 
