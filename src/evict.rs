@@ -451,8 +451,8 @@ fn entries(scan: &Scan, engine: Engine) -> (Vec<Entry>, u64) {
     let mut out = Vec::new();
     for (i, c) in scan.checkpoints.iter().enumerate() {
         out.push(Entry {
-            file: c.file.clone(),
-            path: c.path.clone(),
+            file: c.file().into_owned(),
+            path: c.path(),
             key: Some(c.key.clone()),
             size: c.size,
             order: c.order,
@@ -1131,7 +1131,7 @@ mod tests {
     const NOW: u64 = 1_000_000;
 
     fn cp(n: u8, size: u64, tokens: u32, used: u64, reason: Reason) -> Checkpoint {
-        let key = Key::Hash(format!("{n:02x}").repeat(20));
+        let key = Key::from_hex(&format!("{n:02x}").repeat(20)).unwrap();
         Checkpoint::from_header(
             key.clone(),
             PathBuf::from(key.file_name()),

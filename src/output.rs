@@ -509,8 +509,8 @@ impl CheckpointView {
         let h = &c.header;
         CheckpointView {
             key: c.key.to_string(),
-            file: c.file.clone(),
-            path: c.path.display().to_string(),
+            file: c.file().into_owned(),
+            path: c.display_path().to_string(),
             size: c.size,
             mode: format!("{:04o}", c.mode),
             reason: h.reason.name().into_owned(),
@@ -544,7 +544,7 @@ impl CheckpointView {
             payload_bytes: h.payload_bytes,
             text_bytes: c.text_len,
             title: if title {
-                c.title().map(|t| sanitize_line(&t))
+                c.title().map(sanitize_line)
             } else {
                 None
             },

@@ -274,15 +274,10 @@ pub(crate) fn boundary_digest(text: &[u8]) -> Sha1Digest {
 
 /// The 20 bytes a 40-hex-digit key names.
 pub(crate) fn key_digest(key: &crate::Key) -> Option<Sha1Digest> {
-    let crate::Key::Hash(hex) = key else {
-        return None;
-    };
-    let mut out = [0u8; 20];
-    for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
-        let s = std::str::from_utf8(pair).ok()?;
-        *out.get_mut(i)? = u8::from_str_radix(s, 16).ok()?;
+    match key {
+        crate::Key::Hash(hex) => Some(hex.digest()),
+        crate::Key::Sysprompt => None,
     }
-    Some(out)
 }
 
 /// Read buffer for streaming a text from its file.
@@ -295,7 +290,7 @@ const READ_CHUNK: usize = 64 << 10;
 /// of the text.
 pub fn stream_text(c: &Checkpoint, len: u64, f: &mut dyn FnMut(&[u8])) -> bool {
     let len = len.min(c.text_len as u64);
-    let Ok(file) = crate::scan::open_nofollow(&c.path) else {
+    let Ok(file) = c.open() else {
         return false;
     };
     let mut prefix = [0u8; PREFIX_LEN];

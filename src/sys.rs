@@ -364,6 +364,35 @@ pub(crate) fn open_read(path: &Path, follow: bool) -> io::Result<File> {
         .open(path)
 }
 
+/// [`open_read`] of `name` relative to the directory `dir`, never following
+/// a link: what a scan does per file. Relative to a descriptor the kernel
+/// looks up one component instead of walking the directory's path again
+/// (`path_openat`/`link_path_walk` were a tenth of a listing's profile).
+pub(crate) fn open_read_at(dir: &impl AsFd, name: &str) -> io::Result<File> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    Ok(File::from(fd))
+}
+
+/// `lstat` of `name` relative to the directory `dir`.
+pub(crate) fn lstat_at(dir: &impl AsFd, name: &OsStr) -> io::Result<rustix::fs::Stat> {
+    Ok(rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?)
+}
+
+/// Open the directory `path` for reading its entries and for opening
+/// files relative to it.
+pub(crate) fn open_dir_fd(path: &Path) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
 /// [`open_read`] read-write (a trailer rewritten in place).
 pub(crate) fn open_read_write(path: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;

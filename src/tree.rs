@@ -334,7 +334,7 @@ pub fn forest(scan: &Scan, standings: &[Standing], titles: bool) -> Forest {
     let mut roots: Vec<usize> = (0..n).filter(|&i| nodes[i].parent == NONE).collect();
     let mut chains = Vec::with_capacity(roots.len());
     let mut orders = Vec::with_capacity(roots.len());
-    roots.sort_by(|a, b| cps[*a].file.cmp(&cps[*b].file));
+    roots.sort_by(|a, b| cps[*a].cmp_file(&cps[*b]));
     for &root in &roots {
         let mut chain = Chain {
             root,
@@ -374,7 +374,7 @@ pub fn forest(scan: &Scan, standings: &[Standing], titles: bool) -> Forest {
         chains[b]
             .bytes
             .cmp(&chains[a].bytes)
-            .then_with(|| cps[chains[a].root].file.cmp(&cps[chains[b].root].file))
+            .then_with(|| cps[chains[a].root].cmp_file(&cps[chains[b].root]))
     });
     let mut renumber = vec![0; chains.len()];
     for (new, &old) in by_size.iter().enumerate() {
@@ -438,7 +438,7 @@ mod tests {
     /// A checkpoint written to `dir` (the forest streams texts from the
     /// files, as it does in a real directory).
     fn checkpoint(dir: &std::path::Path, i: usize, model: u8, text: &[u8]) -> Checkpoint {
-        let key = crate::Key::Hash(format!("{i:040x}"));
+        let key = crate::Key::from_hex(&format!("{i:040x}")).unwrap();
         let c = Checkpoint::from_header(
             key.clone(),
             dir.join(key.file_name()),
@@ -466,7 +466,7 @@ mod tests {
         let mut bytes = c.header.encode().to_vec();
         bytes.extend_from_slice(&(text.len() as u32).to_le_bytes());
         bytes.extend_from_slice(text);
-        std::fs::write(&c.path, bytes).unwrap();
+        std::fs::write(c.path(), bytes).unwrap();
         c
     }
 

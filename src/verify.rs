@@ -986,12 +986,12 @@ fn check_contents(
             NameRule::Text => {
                 let actual = hex(&digest);
                 debug_assert_eq!(actual.len(), KEY_HEX_LEN);
-                if &actual != want {
+                if actual != want.as_str() {
                     r.defect(Defect::KeyMismatch { actual });
                 }
             }
             NameRule::Identity(identity) => {
-                if identity.as_str() != want {
+                if identity.as_str() != want.as_str() {
                     r.push(Finding::error(
                         Code::KeyMismatch,
                         format!(

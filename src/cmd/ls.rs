@@ -152,6 +152,7 @@ fn dir_view(dir: PathBuf, only: Option<&str>, args: &LsArgs, now: u64) -> Result
     };
     let mut scan: Scan = scan::scan_dir(&dir, opts)?;
     let keep = |name: &str| only.is_none_or(|o| o == name);
+    let keep_cp = |c: &kvc::Checkpoint| only.is_none_or(|o| c.is_named(o));
     let engine = scan.engine.engine;
     let (policy, policy_from) = PolicyFrom::resolve(args.policy.policy(), engine);
     let rank = RankOptions {
@@ -172,9 +173,9 @@ fn dir_view(dir: PathBuf, only: Option<&str>, args: &LsArgs, now: u64) -> Result
         let mut k = 0;
         standings.retain(|_| {
             k += 1;
-            keep(&scan.checkpoints[k - 1].file)
+            keep_cp(&scan.checkpoints[k - 1])
         });
-        scan.checkpoints.retain(|c| keep(&c.file));
+        scan.checkpoints.retain(keep_cp);
         scan.invalid.retain(|i| keep(&i.file));
         scan.foreign.retain(|f| keep(&f.file));
         scan.temp_files.retain(|t| keep(&t.file));
@@ -186,7 +187,7 @@ fn dir_view(dir: PathBuf, only: Option<&str>, args: &LsArgs, now: u64) -> Result
         .iter()
         .filter_map(|c| {
             let w = kvc::finding::header_warnings(&c.header, c.dialect.spec(), now);
-            (!w.is_empty()).then(|| (c.file.clone(), w))
+            (!w.is_empty()).then(|| (c.file().into_owned(), w))
         })
         .collect();
     let any_superseded = standings.iter().any(|s| s.superseded);

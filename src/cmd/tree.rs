@@ -146,7 +146,7 @@ fn node_view(scan: &Scan, f: &Forest, i: usize) -> NodeView {
     let c = &cps[i];
     NodeView {
         key: c.key.to_string(),
-        file: sanitize_line(c.file.as_bytes()),
+        file: sanitize_line(c.file().as_bytes()),
         parent: n.parent().map(key),
         link: n.link,
         depth: n.depth,
