@@ -1243,6 +1243,9 @@ pub fn scan_dir(dir: &Path, opts: ScanOptions) -> Result<Scan> {
             Finished::Other(Loaded::Vanished) => None,
         })
         .collect();
+    // The reused allocation is sized for the larger loaded records: give
+    // back the difference (an mremap in place: 2.4 MB at 100,000).
+    scan.checkpoints.shrink_to_fit();
     for (key, name, size) in companions {
         match scan.foreign.iter_mut().find(|f| f.key == key) {
             Some(f) => f.companions.push((name, size)),
