@@ -201,13 +201,27 @@ pub(crate) fn classify_name(name: &str) -> NameKind {
 #[derive(Debug)]
 pub struct ScanDir {
     path: PathBuf,
+    /// What a path in it displays as before the file name: the directory
+    /// as `Path::display` shows it and a separator (unless it ends in one,
+    /// as `Path::join` adds none then; empty for no directory). Made once:
+    /// a listing writes it into every row.
+    prefix: Box<str>,
     /// `None` for a record made without a scan (one file, a dry run).
     fd: Option<rustix::fd::OwnedFd>,
 }
 
 impl ScanDir {
     fn new(path: PathBuf, fd: Option<rustix::fd::OwnedFd>) -> Arc<ScanDir> {
-        Arc::new(ScanDir { path, fd })
+        let mut prefix = path.display().to_string();
+        let raw = path.as_os_str().as_encoded_bytes();
+        if !raw.is_empty() && !raw.ends_with(b"/") {
+            prefix.push('/');
+        }
+        Arc::new(ScanDir {
+            path,
+            prefix: prefix.into_boxed_str(),
+            fd,
+        })
     }
 
     /// The directory of `path` (`""` for a bare name, as `Path::parent`
@@ -292,15 +306,7 @@ pub struct DisplayPath<'a>(&'a Checkpoint);
 
 impl fmt::Display for DisplayPath<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let dir = &self.0.dir.path;
-        let d = dir.as_os_str().as_encoded_bytes();
-        if !d.is_empty() {
-            write!(f, "{}", dir.display())?;
-            // As `Path::join`: a separator unless the directory ends in one.
-            if !d.ends_with(b"/") {
-                f.write_str("/")?;
-            }
-        }
+        f.write_str(self.0.dir_prefix())?;
         write!(f, "{}", self.0.file_name())
     }
 }
@@ -358,6 +364,20 @@ impl Checkpoint {
     /// The directory it was read in.
     pub fn dir(&self) -> &Path {
         &self.dir.path
+    }
+
+    /// What [`display_path`](Self::display_path) shows before the name:
+    /// the directory as `Path::display` shows it and a separator (none
+    /// when it ends in one, as `Path::join` adds none; empty for a bare
+    /// name).
+    pub fn dir_prefix(&self) -> &str {
+        &self.dir.prefix
+    }
+
+    /// The name on disk when it is not the key's own (`None`: the name is
+    /// `<key>.kv` in lower case, or `sysprompt.kv`).
+    pub fn stored_name(&self) -> Option<&str> {
+        self.name.as_deref()
     }
 
     /// Its path: the directory it was read in, and its name.

@@ -2,7 +2,9 @@
 
 use crate::cli::{LsArgs, SortKey};
 use crate::config;
-use crate::output::{self, CheckpointView, ForeignView, InvalidView, Report};
+use crate::output::{
+    self, CheckpointRow, CheckpointView, ForeignView, InvalidView, JsonOut, Report,
+};
 use crate::Outcome;
 use anyhow::Result;
 use kvc::policy::{self, PolicyFrom, RankOptions, Standing};
@@ -82,6 +84,17 @@ struct DirView {
 }
 
 impl DirView {
+    /// The JSON of the `i`-th listed row, written from the record.
+    fn row_json(&self, i: usize) -> CheckpointRow<'_> {
+        let j = self.order[i];
+        CheckpointRow {
+            checkpoint: &self.checkpoints[j],
+            standing: &self.standings[j],
+            now: self.now,
+            title: self.titles,
+        }
+    }
+
     /// The view of the `i`-th listed row, built now.
     fn row_view(&self, i: usize) -> CheckpointView {
         let j = self.order[i];
@@ -102,7 +115,7 @@ impl Serialize for Rows<'_> {
         use serde::ser::SerializeSeq;
         let mut seq = s.serialize_seq(Some(self.0.order.len()))?;
         for i in 0..self.0.order.len() {
-            seq.serialize_element(&self.0.row_view(i))?;
+            seq.serialize_element(&self.0.row_json(i))?;
         }
         seq.end()
     }
@@ -280,7 +293,8 @@ fn target(p: PathBuf) -> Result<(PathBuf, Option<String>)> {
     Ok((dir, Some(name)))
 }
 
-pub fn run(args: LsArgs) -> Result<Outcome> {
+/// The listing of every directory (or file) the arguments name.
+fn views(args: &LsArgs) -> Result<Vec<DirView>> {
     let mut given: Vec<PathBuf> = args.dirs.clone();
     given.extend(args.dir.iter().cloned());
     let targets = if given.is_empty() {
@@ -289,10 +303,14 @@ pub fn run(args: LsArgs) -> Result<Outcome> {
         given.into_iter().map(target).collect::<Result<Vec<_>>>()?
     };
     let now = config::now_or_clock(args.policy.now)?;
-    let views = targets
+    targets
         .into_iter()
-        .map(|(d, only)| dir_view(d, only.as_deref(), &args, now))
-        .collect::<Result<Vec<_>>>()?;
+        .map(|(d, only)| dir_view(d, only.as_deref(), args, now))
+        .collect()
+}
+
+pub fn run(args: LsArgs) -> Result<Outcome> {
+    let views = views(&args)?;
     if args.quiet {
         let mut out = io::BufWriter::new(io::stdout().lock());
         for d in &views {
@@ -483,7 +501,83 @@ impl LsReport {
     }
 }
 
+impl LsReport {
+    /// One directory's object, its keys at `depth + 1`: what its
+    /// `Serialize` impl writes, the rows by hand.
+    fn write_dir_json(&self, d: &DirView, j: &mut JsonOut, depth: usize) -> io::Result<()> {
+        let k = depth + 1;
+        j.raw(b"{");
+        j.key(k, true, "dir");
+        j.str(&d.dir);
+        j.key(k, false, "engine");
+        j.value(k, &d.engine)?;
+        j.key(k, false, "policy");
+        j.str(d.policy);
+        j.key(k, false, "policy_from");
+        j.str(d.policy_from);
+        j.key(k, false, "now");
+        j.int(d.now);
+        j.key(k, false, "checkpoints");
+        j.raw(b"[");
+        let mut scratch = String::new();
+        for i in 0..d.order.len() {
+            j.line(k + 1, i == 0);
+            d.row_json(i).write_json(j, k + 1, &mut scratch)?;
+            j.flush_full()?;
+        }
+        if !d.order.is_empty() {
+            j.line(k, true);
+        }
+        j.raw(b"]");
+        j.key(k, false, "temp_files");
+        j.value(k, &d.temp_files)?;
+        j.key(k, false, "invalid");
+        j.value(k, &d.invalid)?;
+        j.key(k, false, "foreign");
+        j.value(k, &d.foreign)?;
+        j.key(k, false, "strays");
+        j.value(k, &d.strays)?;
+        j.key(k, false, "checkpoint_bytes");
+        j.int(d.checkpoint_bytes);
+        j.key(k, false, "loadable_bytes");
+        j.int(d.loadable_bytes);
+        j.key(k, false, "never_loaded");
+        j.value(k, &d.never_loaded)?;
+        j.key(k, false, "foreign_bytes");
+        j.int(d.foreign_bytes);
+        j.key(k, false, "total_bytes");
+        j.int(d.total_bytes);
+        j.line(depth, true);
+        j.raw(b"}");
+        Ok(())
+    }
+}
+
 impl Report for LsReport {
+    /// The bytes the `Serialize` impls give (a test compares them), with
+    /// each checkpoint written by hand straight into the output buffer
+    /// (`CheckpointRow::write_json`): no view and no serde call per field.
+    fn write_json(&self, out: &mut dyn Write) -> io::Result<()> {
+        let mut j = JsonOut::new(out);
+        j.raw(b"{");
+        j.key(1, true, "dirs");
+        j.raw(b"[");
+        for (i, d) in self.dirs.iter().enumerate() {
+            j.line(2, i == 0);
+            self.write_dir_json(d, &mut j, 2)?;
+        }
+        if !self.dirs.is_empty() {
+            j.line(1, true);
+        }
+        j.raw(b"]");
+        j.key(1, false, "checkpoint_bytes");
+        j.int(self.checkpoint_bytes);
+        j.key(1, false, "total_bytes");
+        j.int(self.total_bytes);
+        j.raw(b"\n}\n");
+        j.finish()
+    }
+
     fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
         let many = self.dirs.len() > 1;
         for (i, d) in self.dirs.iter().enumerate() {
@@ -504,5 +598,79 @@ impl Report for LsReport {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// The JSON written by hand is the `Serialize` impls' (pretty), byte
+    /// for byte, on every fixture: titles or not, several directories, a
+    /// file alone, every sort.
+    #[test]
+    fn the_listing_json_is_the_serialize_impls() {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut dirs: Vec<String> = std::fs::read_dir(&fixtures)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir())
+            .map(|p| p.display().to_string())
+            .collect();
+        dirs.sort();
+        let mut cases: Vec<Vec<String>> = Vec::new();
+        for d in &dirs {
+            for extra in [
+                &[][..],
+                &["--no-title"],
+                &["--sort", "size", "-r"],
+                &["--policy", "lru"],
+            ] {
+                let mut a = vec![d.clone()];
+                a.extend(extra.iter().map(|s| s.to_string()));
+                cases.push(a);
+            }
+        }
+        cases.push(dirs.clone());
+        let one = std::fs::read_dir(&dirs[0])
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "kv"))
+            .unwrap();
+        cases.push(vec![one.display().to_string()]);
+        for case in cases {
+            let mut argv = vec!["kvc", "ls", "--json", "--now", "1763710000"];
+            argv.extend(case.iter().map(String::as_str));
+            let crate::cli::Command::Ls(args) = crate::cli::Cli::parse_from(&argv).command else {
+                panic!("not ls");
+            };
+            let report = LsReport {
+                dirs: views(&args).unwrap(),
+                checkpoint_bytes: 0,
+                total_bytes: 0,
+                long: false,
+                titles: !args.no_title,
+            };
+            let mut by_serde = Vec::new();
+            let mut ser =
+                serde_json::Serializer::with_formatter(&mut by_serde, output::Pretty::default());
+            report.serialize(&mut ser).unwrap();
+            by_serde.push(b'\n');
+            let mut by_hand = Vec::new();
+            report.write_json(&mut by_hand).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&by_hand),
+                String::from_utf8_lossy(&by_serde),
+                "{argv:?}"
+            );
+            let mut by_serde_json = Vec::new();
+            serde_json::to_writer_pretty(&mut by_serde_json, &report).unwrap();
+            by_serde_json.push(b'\n');
+            assert_eq!(
+                by_hand, by_serde_json,
+                "{argv:?}: serde_json's own pretty printer"
+            );
+        }
     }
 }

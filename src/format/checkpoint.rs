@@ -56,6 +56,11 @@ impl HexKey {
         std::str::from_utf8(&self.0).expect("hex digits are ASCII")
     }
 
+    /// The 40 ASCII hex digits.
+    pub fn as_bytes(&self) -> &[u8; KEY_HEX_LEN] {
+        &self.0
+    }
+
     /// The 20 bytes the digits spell.
     pub fn digest(&self) -> [u8; 20] {
         let v = |c: u8| match c {
