@@ -2,9 +2,7 @@
 
 use crate::cli::{LsArgs, SortKey};
 use crate::config;
-use crate::output::{
-    self, CheckpointRow, CheckpointView, ForeignView, InvalidView, JsonOut, Report,
-};
+use crate::output::{self, CheckpointRow, ForeignView, InvalidView, JsonOut, Report};
 use crate::Outcome;
 use anyhow::Result;
 use kvc::policy::{self, PolicyFrom, RankOptions, Standing};
@@ -84,25 +82,14 @@ struct DirView {
 }
 
 impl DirView {
-    /// The JSON of the `i`-th listed row, written from the record.
-    fn row_json(&self, i: usize) -> CheckpointRow<'_> {
+    /// The `i`-th listed row: its record and standing, for JSON and table.
+    fn row(&self, i: usize) -> CheckpointRow<'_> {
         let j = self.order[i];
         CheckpointRow {
             checkpoint: &self.checkpoints[j],
             standing: &self.standings[j],
             now: self.now,
             title: self.titles,
-        }
-    }
-
-    /// The view of the `i`-th listed row, built now.
-    fn row_view(&self, i: usize) -> CheckpointView {
-        let j = self.order[i];
-        let (c, s) = (&self.checkpoints[j], &self.standings[j]);
-        if self.titles {
-            CheckpointView::new(c, s, self.now)
-        } else {
-            CheckpointView::without_title(c, s, self.now)
         }
     }
 }
@@ -115,7 +102,7 @@ impl Serialize for Rows<'_> {
         use serde::ser::SerializeSeq;
         let mut seq = s.serialize_seq(Some(self.0.order.len()))?;
         for i in 0..self.0.order.len() {
-            seq.serialize_element(&self.0.row_json(i))?;
+            seq.serialize_element(&self.0.row(i))?;
         }
         seq.end()
     }
@@ -354,39 +341,48 @@ impl LsReport {
         }
         let long = self.long;
         let titles = self.titles;
+        // Cells straight from the record (the row is built twice, to
+        // measure and to write: no view with every JSON field each time).
         let row = |i: usize| -> Vec<String> {
-            let c = d.row_view(i);
-            let mut row = vec![
+            let r = d.row(i);
+            let (c, s) = (r.checkpoint, r.standing);
+            let h = &c.header;
+            let mut row = Vec::with_capacity(16);
+            row.extend([
                 if long {
-                    c.key.clone()
+                    c.key.to_string()
                 } else {
-                    output::short_key(&c.key)
+                    c.key.short().to_string()
                 },
-                c.reason.clone(),
-                c.tokens.to_string(),
-                c.ctx_size.to_string(),
-                c.quant_bits.to_string(),
-            ];
+                h.reason.name().into_owned(),
+                h.tokens.to_string(),
+                h.ctx_size.to_string(),
+                h.quant_bits.to_string(),
+            ]);
             if long {
-                let model = match c.model {
-                    Some(name) => format!("{} {name}", c.model_id),
-                    None => c.model_id.to_string(),
+                let model = match r.model() {
+                    Some(name) => format!("{} {name}", h.model_id),
+                    None => h.model_id.to_string(),
                 };
-                row.extend([c.dialect.to_string(), model, c.payload_abi.to_string()]);
+                row.extend([
+                    c.dialect.as_str().to_string(),
+                    model,
+                    h.payload_abi.to_string(),
+                ]);
             }
-            row.extend([output::size(c.size), c.hits.to_string()]);
+            row.extend([output::size(c.size), h.hits.to_string()]);
             if long {
-                row.extend([output::timestamp(c.created), output::timestamp(c.last_used)]);
+                row.extend([output::timestamp(h.created), output::timestamp(h.last_used)]);
             } else {
-                row.push(output::ago(c.last_used, d.now));
+                row.push(output::ago(h.last_used, d.now));
             }
             row.extend([
-                c.flag_letters(),
-                output::score(c.score),
-                c.evict_rank.map_or("-".to_string(), |r| r.to_string()),
+                r.flag_letters(),
+                output::score(s.score),
+                s.rank.map_or("-".to_string(), |r| r.to_string()),
             ]);
             if titles {
-                row.push(c.title.unwrap_or_default());
+                row.push(r.title().unwrap_or_default());
             }
             row
         };
@@ -522,7 +518,7 @@ impl LsReport {
         let mut scratch = String::new();
         for i in 0..d.order.len() {
             j.line(k + 1, i == 0);
-            d.row_json(i).write_json(j, k + 1, &mut scratch)?;
+            d.row(i).write_json(j, k + 1, &mut scratch)?;
             j.flush_full()?;
         }
         if !d.order.is_empty() {
