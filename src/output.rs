@@ -325,6 +325,33 @@ pub fn write_rows(
     render_rows(out, header, n, row, &l, shrink, right)
 }
 
+/// [`write_rows`] for a table as [`table`] lays it out: every column as
+/// wide as its widest cell, whatever the terminal's width (`kvc tree`).
+/// Streamed the same way: rows built twice and never all held (a table
+/// of 100,000 rows in comfy-table held 310 MB).
+pub fn write_rows_unfitted(
+    out: &mut dyn Write,
+    header: &[&str],
+    n: usize,
+    row: &dyn Fn(usize) -> Vec<String>,
+    right: &[usize],
+) -> io::Result<()> {
+    let mut widths: Vec<usize> = header.iter().map(|h| width(h)).collect();
+    for i in 0..n {
+        for (c, cell) in row(i).iter().enumerate() {
+            if let Some(w) = widths.get_mut(c) {
+                *w = (*w).max(width(cell));
+            }
+        }
+    }
+    let l = Layout {
+        keep: (0..header.len()).collect(),
+        widths,
+        budget: None,
+    };
+    render_rows(out, header, n, row, &l, &[], right)
+}
+
 /// The cells of one row as the layout shows them: the kept columns, the
 /// shrinking ones cut to the budget.
 fn pick(l: &Layout, shrink: &[usize], cells: Vec<String>) -> Vec<String> {
@@ -1216,6 +1243,65 @@ mod tests {
                 return out;
             }
             start = end;
+        }
+    }
+
+    /// An unfitted table written line by line is comfy-table's laid out
+    /// with `table()` (no width to fit), byte for byte.
+    #[test]
+    fn unfitted_lines_are_comfy_tables() {
+        let pieces = [
+            "",
+            "a",
+            "│  └─ ",
+            "12345",
+            "漢字",
+            "e\u{301}",
+            "x\u{3000}",
+            "trail ",
+            "…",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for round in 0..200 {
+            let cols = 1 + next(5);
+            let header: Vec<&str> = (0..cols)
+                .map(|_| ["KEY", "TOKENS", "TITLE", "漢"][next(4)])
+                .collect();
+            let n = [1, 2, 5, CHUNK_ROWS + 3][next(4)];
+            let mut rows: Vec<Vec<String>> = Vec::new();
+            for _ in 0..n {
+                let mut r = Vec::new();
+                for _ in 0..cols {
+                    let mut s = String::new();
+                    for _ in 0..next(3) {
+                        s.push_str(pieces[next(pieces.len())]);
+                    }
+                    r.push(s);
+                }
+                rows.push(r);
+            }
+            let right: Vec<usize> = (0..cols).filter(|_| next(2) == 0).collect();
+            let mut t = table(&header);
+            for r in &rows {
+                t.add_row(r.clone());
+            }
+            align_right(&mut t, &right);
+            let mut want = Vec::new();
+            write_table(&mut want, &t).unwrap();
+            let mut got = Vec::new();
+            let row = |i: usize| rows[i].clone();
+            write_rows_unfitted(&mut got, &header, rows.len(), &row, &right).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want),
+                "round {round}: {header:?}"
+            );
         }
     }
 
