@@ -303,8 +303,17 @@ impl Ctx {
         Ok((argv.into_iter().map(OsString::from).collect(), shown))
     }
 
+    /// Empty `{scratch}` before a run. When the last run wrote into it,
+    /// also `sync`, untimed: deleting gigabytes queues work for the disk,
+    /// which the next run (kvc or a reference, whichever comes next in the
+    /// interleaving) would otherwise pay for.
     fn reset_scratch(&self) -> std::io::Result<()> {
-        empty_dir(&self.scratch)
+        let wrote = fs::read_dir(&self.scratch).is_ok_and(|mut d| d.next().is_some());
+        empty_dir(&self.scratch)?;
+        if wrote {
+            std::process::Command::new("sync").status()?;
+        }
+        Ok(())
     }
 }
 

@@ -456,6 +456,24 @@ pub(crate) fn advise_sequential(file: &File, off: u64, len: u64) {
     );
 }
 
+/// Start writing `len` bytes at `off` of `file` back to the disk, without
+/// waiting (`sync_file_range(SYNC_FILE_RANGE_WRITE)`): the disk works on a
+/// file while the rest of it is still being written, and the `fsync` that
+/// makes it durable before its rename has little left to wait for. Only a
+/// hint: durability still comes from `fsync`, and failure changes nothing.
+pub(crate) fn start_writeback(file: &File, off: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(off), Ok(len)) = (libc::off64_t::try_from(off), libc::off64_t::try_from(len)) else {
+        return;
+    };
+    // SAFETY: sync_file_range reads no memory of ours: it takes the
+    // descriptor of a file this function borrows (open for the whole
+    // call), two integers and flags; its only effect is to queue writeback
+    // of that file's dirty pages. rustix has no wrapper for it.
+    let _ =
+        unsafe { libc::sync_file_range(file.as_raw_fd(), off, len, libc::SYNC_FILE_RANGE_WRITE) };
+}
+
 /// Is this error a filesystem saying "I can't do that operation" (as
 /// opposed to a real failure)?
 pub(crate) fn unsupported(e: &io::Error) -> bool {
