@@ -355,6 +355,14 @@ pub fn write_rows_unfitted(
 /// The cells of one row as the layout shows them: the kept columns, the
 /// shrinking ones cut to the budget.
 fn pick(l: &Layout, shrink: &[usize], cells: Vec<String>) -> Vec<String> {
+    // Every column kept, nothing cut (a pipe, or a wide terminal): the
+    // row as it is, no second vector of it.
+    let whole = l.budget.is_none()
+        && l.keep.len() == cells.len()
+        && l.keep.iter().enumerate().all(|(i, &c)| i == c);
+    if whole {
+        return cells;
+    }
     let mut cells: Vec<Option<String>> = cells.into_iter().map(Some).collect();
     l.keep
         .iter()
