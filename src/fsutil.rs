@@ -116,7 +116,18 @@ impl AtomicFile {
 
     /// fsync, rename over the final name, fsync the directory. A failure
     /// before the rename removes the temp, as dropping would.
-    pub fn commit(mut self) -> io::Result<PathBuf> {
+    pub fn commit(self) -> io::Result<PathBuf> {
+        let dir = self.dir.try_clone()?;
+        let path = self.commit_unsynced()?;
+        dir.sync()?;
+        Ok(path)
+    }
+
+    /// [`commit`](AtomicFile::commit) without the directory's fsync: the
+    /// file is durable before its name points to it, the name itself only
+    /// once the caller fsyncs the directory (`import` does once for many
+    /// files, before it reports them).
+    pub(crate) fn commit_unsynced(mut self) -> io::Result<PathBuf> {
         let file = self.file.take().expect("commit once");
         let renamed = file.sync_all().and_then(|()| {
             drop(file);
@@ -126,7 +137,6 @@ impl AtomicFile {
             let _ = self.dir.unlink(&self.tmp);
             return Err(e);
         }
-        self.dir.sync()?;
         Ok(self.dest_path())
     }
 
@@ -136,7 +146,16 @@ impl AtomicFile {
     /// saved meanwhile. `link()` fails atomically when the name is taken;
     /// where the file system has no hard links, `RENAME_NOREPLACE` does the
     /// same, and only where neither exists is a check-then-rename left.
-    pub(crate) fn commit_new(mut self) -> io::Result<PathBuf> {
+    pub(crate) fn commit_new(self) -> io::Result<PathBuf> {
+        let dir = self.dir.try_clone()?;
+        let path = self.commit_new_unsynced()?;
+        dir.sync()?;
+        Ok(path)
+    }
+
+    /// [`commit_new`](AtomicFile::commit_new) without the directory's
+    /// fsync (see [`commit_unsynced`](AtomicFile::commit_unsynced)).
+    pub(crate) fn commit_new_unsynced(mut self) -> io::Result<PathBuf> {
         let file = self.file.take().expect("commit once");
         let result = file.sync_all().and_then(|()| {
             drop(file);
@@ -160,7 +179,6 @@ impl AtomicFile {
             let _ = self.dir.unlink(&self.tmp);
             return Err(e);
         }
-        self.dir.sync()?;
         Ok(self.dest_path())
     }
 }

@@ -76,7 +76,7 @@ pub mod tree;
 pub mod verify;
 
 pub use error::{Error, Result};
-pub use format::checkpoint::{CheckpointFile, Defect, Key};
+pub use format::checkpoint::{CheckpointFile, Defect, HexKey, Key};
 pub use format::{ExtFlags, Header, Reason};
 pub use policy::Policy;
 pub use scan::{scan_dir, Checkpoint, Scan, ScanOptions};

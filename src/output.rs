@@ -53,6 +53,15 @@ pub fn paint(severity: kvc::code::Severity, text: &str) -> String {
 pub trait Report: Serialize {
     /// The human form, for a terminal.
     fn write_human(&self, out: &mut dyn Write) -> io::Result<()>;
+
+    /// The JSON form: the `Serialize` impl, pretty-printed, and a line
+    /// break. A report may write the same bytes faster by hand (`ls`),
+    /// its `Serialize` impl staying the reference a test compares with.
+    fn write_json(&self, out: &mut dyn Write) -> io::Result<()> {
+        let mut ser = serde_json::Serializer::with_formatter(&mut *out, Pretty::default());
+        self.serialize(&mut ser)?;
+        writeln!(out)
+    }
 }
 
 /// One way of writing a report.
@@ -71,8 +80,98 @@ impl Exporter for HumanExporter {
 
 impl Exporter for JsonExporter {
     fn export<R: Report>(&self, report: &R, out: &mut dyn Write) -> io::Result<()> {
-        serde_json::to_writer_pretty(&mut *out, report)?;
-        writeln!(out)
+        report.write_json(out)
+    }
+}
+
+/// serde_json's pretty printer, byte for byte, writing each line break
+/// and its indentation in one write instead of one write per level: a
+/// listing row sits five levels deep, and those writes were a third of
+/// `kvc ls --json`'s instructions (callgrind, 10,000 checkpoints).
+#[derive(Default)]
+pub struct Pretty {
+    depth: usize,
+    has_value: bool,
+}
+
+/// `,` then a line break then indentation for up to 63 levels.
+const BREAK: &[u8; 2 + 126] = b",\n                                                                                                                              ";
+
+impl Pretty {
+    /// The state serde_json's pretty printer is in when it writes a value
+    /// `depth` levels deep (after `"key": ` or an array's indentation).
+    pub fn at(depth: usize) -> Pretty {
+        Pretty {
+            depth,
+            has_value: false,
+        }
+    }
+
+    /// A line break and the indentation of the current depth, after a
+    /// comma unless `first`.
+    fn line<W: ?Sized + Write>(&self, w: &mut W, first: bool) -> io::Result<()> {
+        let start = usize::from(first);
+        let end = 2 + 2 * self.depth;
+        if end <= BREAK.len() {
+            return w.write_all(&BREAK[start..end]);
+        }
+        w.write_all(&BREAK[start..2])?;
+        for _ in 0..self.depth {
+            w.write_all(b"  ")?;
+        }
+        Ok(())
+    }
+}
+
+impl serde_json::ser::Formatter for Pretty {
+    fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.depth += 1;
+        self.has_value = false;
+        w.write_all(b"[")
+    }
+
+    fn end_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.depth -= 1;
+        if self.has_value {
+            self.line(w, true)?;
+        }
+        w.write_all(b"]")
+    }
+
+    fn begin_array_value<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        self.line(w, first)
+    }
+
+    fn end_array_value<W: ?Sized + Write>(&mut self, _w: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+
+    fn begin_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.depth += 1;
+        self.has_value = false;
+        w.write_all(b"{")
+    }
+
+    fn end_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.depth -= 1;
+        if self.has_value {
+            self.line(w, true)?;
+        }
+        w.write_all(b"}")
+    }
+
+    fn begin_object_key<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        self.line(w, first)
+    }
+
+    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        w.write_all(b": ")
+    }
+
+    fn end_object_value<W: ?Sized + Write>(&mut self, _w: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
     }
 }
 
@@ -118,6 +217,18 @@ pub fn output_width() -> Option<u16> {
     None
 }
 
+/// The display width of a cell: its length when it is printable ASCII
+/// (nearly every cell; unicode-width's per-character lookup of every cell,
+/// three times a row, was 8 % of `kvc ls`), else unicode-width's.
+pub fn width(s: &str) -> usize {
+    use unicode_width::UnicodeWidthStr;
+    if s.bytes().fold(true, |ok, b| ok & (0x20..0x7f).contains(&b)) {
+        s.len()
+    } else {
+        s.width()
+    }
+}
+
 /// Narrowest a shrinking column may get before whole columns give way.
 const MIN_SHRINK_WIDTH: usize = 16;
 /// comfy-table's default cell padding, one space each side.
@@ -148,6 +259,7 @@ fn cut(s: &str, width: usize) -> String {
 
 /// How a table's columns are shown: which are left out, each one's width,
 /// and the width the shrinking columns' cells are cut to.
+#[derive(Debug)]
 struct Layout {
     keep: Vec<usize>,
     widths: Vec<usize>,
@@ -225,8 +337,7 @@ fn layout(content: &[usize], header: &[&str], shrink: &[usize], expendable: &[us
 /// Write a table of `n` rows produced by `row(i)`, fitted to
 /// [`output_width`] as [`layout`] decides (`right`: numeric columns).
 /// Rows are built twice, once to measure and once to write, and never all
-/// held: comfy-table lays out [`CHUNK_ROWS`] at a time with every column at
-/// the width measured over all rows, so the chunks line up as one table.
+/// held: every column is as wide as measured over all rows.
 pub fn write_rows(
     out: &mut dyn Write,
     header: &[&str],
@@ -236,72 +347,130 @@ pub fn write_rows(
     expendable: &[usize],
     right: &[usize],
 ) -> io::Result<()> {
-    use unicode_width::UnicodeWidthStr;
-    let mut content: Vec<usize> = header.iter().map(|h| h.width()).collect();
+    let mut content: Vec<usize> = header.iter().map(|h| width(h)).collect();
     for i in 0..n {
         for (c, cell) in row(i).iter().enumerate() {
             if let Some(w) = content.get_mut(c) {
-                *w = (*w).max(cell.width());
+                *w = (*w).max(width(cell));
             }
         }
     }
     let l = layout(&content, header, shrink, expendable);
-    let pick = |cells: Vec<String>| -> Vec<String> {
-        let mut cells: Vec<Option<String>> = cells.into_iter().map(Some).collect();
-        l.keep
-            .iter()
-            .map(|&c| {
-                let s = cells.get_mut(c).and_then(Option::take).unwrap_or_default();
-                match l.budget {
-                    Some(b) if shrink.contains(&c) => cut(&s, b),
-                    _ => s,
-                }
-            })
-            .collect()
-    };
-    let total_width: usize = l.keep.iter().map(|&c| l.widths[c] + CELL_PADDING).sum();
-    let chunk_table = |with_header: bool| {
-        let mut t = Table::new();
-        t.load_style(presets::NOTHING);
-        if with_header {
-            t.set_header(pick(header.iter().map(|h| h.to_string()).collect()));
-        }
-        t
-    };
-    let finish = |t: &mut Table| {
-        // Every column exactly as wide as measured over all rows: the
-        // chunks then line up as one table.
-        t.set_content_arrangement(ContentArrangement::Dynamic)
-            .set_width(u16::try_from(total_width).unwrap_or(u16::MAX));
-        for (i, &c) in l.keep.iter().enumerate() {
-            if let Some(col) = t.column_mut(i) {
-                col.set_constraint(comfy_table::ColumnConstraint::Absolute(
-                    comfy_table::Width::Fixed(
-                        u16::try_from(l.widths[c] + CELL_PADDING).unwrap_or(u16::MAX),
-                    ),
-                ));
-                if right.contains(&c) {
-                    col.set_cell_alignment(CellAlignment::Right);
-                }
+    render_rows(out, header, n, row, &l, shrink, right)
+}
+
+/// [`write_rows`] for a table as [`table`] lays it out: every column as
+/// wide as its widest cell, whatever the terminal's width (`kvc tree`).
+/// Streamed the same way: rows built twice and never all held (a table
+/// of 100,000 rows in comfy-table held 310 MB).
+pub fn write_rows_unfitted(
+    out: &mut dyn Write,
+    header: &[&str],
+    n: usize,
+    row: &dyn Fn(usize) -> Vec<String>,
+    right: &[usize],
+) -> io::Result<()> {
+    let mut widths: Vec<usize> = header.iter().map(|h| width(h)).collect();
+    for i in 0..n {
+        for (c, cell) in row(i).iter().enumerate() {
+            if let Some(w) = widths.get_mut(c) {
+                *w = (*w).max(width(cell));
             }
         }
+    }
+    let l = Layout {
+        keep: (0..header.len()).collect(),
+        widths,
+        budget: None,
     };
+    render_rows(out, header, n, row, &l, &[], right)
+}
+
+/// The cells of one row as the layout shows them: the kept columns, the
+/// shrinking ones cut to the budget.
+fn pick(l: &Layout, shrink: &[usize], cells: Vec<String>) -> Vec<String> {
+    // Every column kept, nothing cut (a pipe, or a wide terminal): the
+    // row as it is, no second vector of it.
+    let whole = l.budget.is_none()
+        && l.keep.len() == cells.len()
+        && l.keep.iter().enumerate().all(|(i, &c)| i == c);
+    if whole {
+        return cells;
+    }
+    let mut cells: Vec<Option<String>> = cells.into_iter().map(Some).collect();
+    l.keep
+        .iter()
+        .map(|&c| {
+            let s = cells.get_mut(c).and_then(Option::take).unwrap_or_default();
+            match l.budget {
+                Some(b) if shrink.contains(&c) => cut(&s, b),
+                _ => s,
+            }
+        })
+        .collect()
+}
+
+/// Write the rows through comfy-table, [`CHUNK_ROWS`] at a time, every
+/// column exactly as wide as the layout says, so the chunks line up as one
+/// table and memory stays at a chunk. (Writing each line by hand halved
+/// `kvc ls`'s instructions over 10,000 checkpoints, callgrind; the project
+/// does not hand-roll table layout, so comfy-table keeps the job: see
+/// doc/PERFORMANCE.md.)
+fn render_rows(
+    out: &mut dyn Write,
+    header: &[&str],
+    n: usize,
+    row: &dyn Fn(usize) -> Vec<String>,
+    l: &Layout,
+    shrink: &[usize],
+    right: &[usize],
+) -> io::Result<()> {
+    let widths: Vec<usize> = l.keep.iter().map(|&c| l.widths[c]).collect();
+    let right: Vec<bool> = l.keep.iter().map(|c| right.contains(c)).collect();
+    let head = pick(l, shrink, header.iter().map(|h| h.to_string()).collect());
     let mut start = 0;
     loop {
         let end = (start + CHUNK_ROWS).min(n);
-        let mut t = chunk_table(start == 0);
-        for i in start..end {
-            t.add_row(pick(row(i)));
-        }
-        if start == 0 || end > start {
-            finish(&mut t);
-            write_table(out, &t)?;
-        }
+        let rows: Vec<Vec<String>> = (start..end).map(|i| pick(l, shrink, row(i))).collect();
+        let with_header = (start == 0).then_some(&head);
+        write_table(out, &comfy_chunk(with_header, rows, &widths, &right))?;
         if end >= n {
             return Ok(());
         }
         start = end;
     }
+}
+
+/// The same rows laid out by comfy-table, every column exactly as wide as
+/// measured (the chunks then line up as one table).
+fn comfy_chunk(
+    header: Option<&Vec<String>>,
+    rows: Vec<Vec<String>>,
+    widths: &[usize],
+    right: &[bool],
+) -> Table {
+    let mut t = Table::new();
+    t.load_style(presets::NOTHING);
+    if let Some(h) = header {
+        t.set_header(h.clone());
+    }
+    for r in rows {
+        t.add_row(r);
+    }
+    let total_width: usize = widths.iter().map(|w| w + CELL_PADDING).sum();
+    t.set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(u16::try_from(total_width).unwrap_or(u16::MAX));
+    for (i, &w) in widths.iter().enumerate() {
+        if let Some(col) = t.column_mut(i) {
+            col.set_constraint(comfy_table::ColumnConstraint::Absolute(
+                comfy_table::Width::Fixed(u16::try_from(w + CELL_PADDING).unwrap_or(u16::MAX)),
+            ));
+            if right[i] {
+                col.set_cell_alignment(CellAlignment::Right);
+            }
+        }
+    }
+    t
 }
 
 /// Right-align the given columns (numbers).
@@ -519,6 +688,460 @@ impl From<&kvc::scan::Foreign> for ForeignView {
     }
 }
 
+/// JSON written by hand into a buffer, byte for byte as serde_json's
+/// pretty printer writes the same values ([`Pretty`]), for output where
+/// serde's per-token calls dominate: `kvc ls --json` writes 31 fields a
+/// checkpoint, and serde's pretty printer made about 250 small writes a
+/// row (two thirds of the listing's user-space instructions, callgrind).
+/// The caller says where each key goes (its depth, whether it is the
+/// first of its object); values that are not plain go through serde.
+pub struct JsonOut<'a> {
+    buf: Vec<u8>,
+    out: &'a mut dyn Write,
+}
+
+/// Whether serde_json writes `s` without escapes: no control character,
+/// quote or backslash.
+fn plain(s: &[u8]) -> bool {
+    // No early exit: the compiler vectorizes the whole pass (the
+    // short-circuiting `all` ran byte by byte: 11 % of a listing's
+    // instructions).
+    s.iter()
+        .fold(true, |ok, &b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'))
+}
+
+impl<'a> JsonOut<'a> {
+    pub fn new(out: &'a mut dyn Write) -> JsonOut<'a> {
+        JsonOut {
+            buf: Vec::with_capacity(OUTPUT_BUFFER + (OUTPUT_BUFFER >> 2)),
+            out,
+        }
+    }
+
+    /// Hand what is buffered to the writer once it is `OUTPUT_BUFFER` long.
+    pub fn flush_full(&mut self) -> io::Result<()> {
+        if self.buf.len() >= OUTPUT_BUFFER {
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Write what is left.
+    pub fn finish(mut self) -> io::Result<()> {
+        self.out.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+
+    pub fn raw(&mut self, b: &[u8]) {
+        self.buf.extend_from_slice(b);
+    }
+
+    /// A line break and the indentation of `depth`, after a comma unless
+    /// `first` (before a key or an array element).
+    pub fn line(&mut self, depth: usize, first: bool) {
+        let start = usize::from(first);
+        let end = 2 + 2 * depth;
+        if end <= BREAK.len() {
+            self.buf.extend_from_slice(&BREAK[start..end]);
+        } else {
+            self.buf.extend_from_slice(&BREAK[start..2]);
+            for _ in 0..depth {
+                self.buf.extend_from_slice(b"  ");
+            }
+        }
+    }
+
+    /// `"name": ` on its own line at `depth` (names are plain).
+    pub fn key(&mut self, depth: usize, first: bool, name: &str) {
+        debug_assert!(plain(name.as_bytes()));
+        self.line(depth, first);
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.extend_from_slice(b"\": ");
+    }
+
+    /// A string, escaped as serde_json escapes it.
+    pub fn str(&mut self, s: &str) {
+        if plain(s.as_bytes()) {
+            self.buf.push(b'"');
+            self.buf.extend_from_slice(s.as_bytes());
+            self.buf.push(b'"');
+        } else {
+            serde_json::to_writer(&mut self.buf, s).expect("writing to memory");
+        }
+    }
+
+    /// A checkpoint's file name as a string; its path when `with_dir`
+    /// (what `file_name()` and `display_path()` show), without formatting:
+    /// a key's hex digits need no escaping.
+    pub fn file(&mut self, c: &Checkpoint, with_dir: bool) {
+        let dir = if with_dir { c.dir_prefix() } else { "" };
+        let name: &[u8] = match (c.stored_name(), &c.key) {
+            (Some(n), _) => n.as_bytes(),
+            (None, kvc::Key::Hash(h)) => h.as_bytes(),
+            (None, kvc::Key::Sysprompt) => b"sysprompt.kv",
+        };
+        let kv = matches!((c.stored_name(), &c.key), (None, kvc::Key::Hash(_)));
+        if !(plain(dir.as_bytes()) && plain(name)) {
+            let shown = if with_dir {
+                c.display_path().to_string()
+            } else {
+                c.file_name().to_string()
+            };
+            self.str(&shown);
+            return;
+        }
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(dir.as_bytes());
+        self.buf.extend_from_slice(name);
+        if kv {
+            self.buf.extend_from_slice(b".kv");
+        }
+        self.buf.push(b'"');
+    }
+
+    /// A `Display` value as a string, formatted in `scratch`.
+    pub fn shown(&mut self, scratch: &mut String, v: impl std::fmt::Display) {
+        use std::fmt::Write as _;
+        scratch.clear();
+        write!(scratch, "{v}").expect("formatting into a String");
+        self.str(scratch);
+    }
+
+    pub fn int(&mut self, v: impl itoa::Integer) {
+        self.buf
+            .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+    }
+
+    pub fn bool(&mut self, v: bool) {
+        self.buf
+            .extend_from_slice(if v { b"true" as &[u8] } else { b"false" });
+    }
+
+    pub fn null(&mut self) {
+        self.buf.extend_from_slice(b"null");
+    }
+
+    /// Any value, through serde at `depth` (what follows `"key": ` there).
+    pub fn value<T: Serialize + ?Sized>(&mut self, depth: usize, v: &T) -> io::Result<()> {
+        let mut ser = serde_json::Serializer::with_formatter(&mut self.buf, Pretty::at(depth));
+        v.serialize(&mut ser)?;
+        Ok(())
+    }
+}
+
+/// A value serde writes as a string through its `Display` (serde_json
+/// escapes it as it is formatted: no `String` in between).
+struct Shown<T>(T);
+
+impl<T: std::fmt::Display> Serialize for Shown<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+/// Permission bits as `ls --json` shows them: `"0600"`.
+struct Mode(u32);
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+/// D11's fingerprint bytes, hex.
+struct Fingerprint([u8; 3]);
+
+impl std::fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:02x}{:02x}{:02x}", self.0[0], self.0[1], self.0[2])
+    }
+}
+
+/// The names of the set ext flags, as [`kvc::ExtFlags::names`] lists them.
+struct FlagNames(kvc::ExtFlags);
+
+impl Serialize for FlagNames {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let bits = self.0 .0;
+        let mut seq = s.serialize_seq(Some(bits.count_ones() as usize))?;
+        for b in (0..8).filter(|b| bits & (1 << b) != 0) {
+            match b {
+                0 => seq.serialize_element("tool-map")?,
+                1 => seq.serialize_element("responses-visible")?,
+                2 => seq.serialize_element("thinking-visible")?,
+                3 => seq.serialize_element("session-title")?,
+                _ => seq.serialize_element(&Shown(format_args!("bit{b}")))?,
+            }
+        }
+        seq.end()
+    }
+}
+
+/// The one-letter flags of the `ls` column (legend in `kvc ls --help`).
+fn flag_letters(
+    f: kvc::ExtFlags,
+    superseded: bool,
+    agent_save: bool,
+    loadable: bool,
+    warned: bool,
+) -> String {
+    let mut s = String::new();
+    if f.has_tool_map() {
+        s.push('t');
+    }
+    if f.0 & kvc::ExtFlags::RESPONSES_VISIBLE != 0 {
+        s.push('r');
+    }
+    if f.0 & kvc::ExtFlags::THINKING_VISIBLE != 0 {
+        s.push('k');
+    }
+    if f.unknown_bits() != 0 {
+        s.push('?');
+    }
+    if superseded {
+        s.push('s');
+    }
+    if agent_save {
+        s.push('a');
+    }
+    if !loadable {
+        s.push('x');
+    }
+    if warned {
+        s.push('!');
+    }
+    if s.is_empty() {
+        s.push('-');
+    }
+    s
+}
+
+/// The JSON of one checkpoint as `ls` writes it: exactly the fields of a
+/// [`CheckpointView`], written straight from the scan's record and its
+/// standing, with no row built (issue 16: building a view per row was
+/// 14 % of `kvc ls --json --no-title`'s instructions, its Strings more).
+pub struct CheckpointRow<'a> {
+    pub checkpoint: &'a Checkpoint,
+    pub standing: &'a Standing,
+    pub now: u64,
+    /// Show its title (`--no-title`: null).
+    pub title: bool,
+}
+
+impl CheckpointRow<'_> {
+    /// Mainline's model name, for dialects that follow mainline's
+    /// numbering (as [`CheckpointView::model`]).
+    pub fn model(&self) -> Option<&'static str> {
+        let c = self.checkpoint;
+        c.dialect
+            .spec()
+            .mainline_models
+            .then(|| kvc::format::model_name(c.header.model_id))
+            .flatten()
+    }
+
+    /// The title as shown (sanitized), when titles are shown.
+    pub fn title(&self) -> Option<String> {
+        self.title
+            .then(|| self.checkpoint.title().map(sanitize_line))
+            .flatten()
+    }
+
+    /// The one-letter flags of the `ls` column.
+    pub fn flag_letters(&self) -> String {
+        let c = self.checkpoint;
+        let warned = c.content_key.is_some()
+            || !header_warnings(&c.header, c.dialect.spec(), self.now).is_empty();
+        flag_letters(
+            c.header.ext_flags,
+            self.standing.superseded,
+            c.is_agent_save(),
+            c.is_loadable(),
+            warned,
+        )
+    }
+
+    /// The same JSON as the `Serialize` impl (a test holds them equal),
+    /// written by hand: the row's object, its keys at `depth + 1`.
+    pub fn write_json(
+        &self,
+        j: &mut JsonOut,
+        depth: usize,
+        scratch: &mut String,
+    ) -> io::Result<()> {
+        let (c, standing) = (self.checkpoint, self.standing);
+        let h = &c.header;
+        let spec = c.dialect.spec();
+        let d = depth + 1;
+        j.raw(b"{");
+        j.key(d, true, "key");
+        match &c.key {
+            kvc::Key::Hash(h) => {
+                j.raw(b"\"");
+                j.raw(h.as_bytes());
+                j.raw(b"\"");
+            }
+            kvc::Key::Sysprompt => j.str(c.key.as_str()),
+        }
+        j.key(d, false, "file");
+        j.file(c, false);
+        j.key(d, false, "path");
+        j.file(c, true);
+        j.key(d, false, "size");
+        j.int(c.size);
+        j.key(d, false, "mode");
+        j.shown(scratch, Mode(c.mode));
+        j.key(d, false, "reason");
+        j.str(&h.reason.name());
+        j.key(d, false, "reason_code");
+        j.int(h.reason.0);
+        j.key(d, false, "quant_bits");
+        j.int(h.quant_bits);
+        j.key(d, false, "tokens");
+        j.int(h.tokens);
+        j.key(d, false, "hits");
+        j.int(h.hits);
+        j.key(d, false, "ctx_size");
+        j.int(h.ctx_size);
+        j.key(d, false, "model_id");
+        j.int(h.model_id);
+        j.key(d, false, "payload_abi");
+        j.int(h.payload_abi);
+        j.key(d, false, "ext_flags");
+        j.int(h.ext_flags.0);
+        j.key(d, false, "flags");
+        if h.ext_flags.0 == 0 {
+            j.raw(b"[]");
+        } else {
+            j.value(d, &FlagNames(h.ext_flags))?;
+        }
+        j.key(d, false, "dialect");
+        j.str(c.dialect.as_str());
+        j.key(d, false, "dialect_assumed");
+        j.bool(c.assumed);
+        j.key(d, false, "model");
+        match spec
+            .mainline_models
+            .then(|| kvc::format::model_name(h.model_id))
+            .flatten()
+        {
+            Some(m) => j.str(m),
+            None => j.null(),
+        }
+        j.key(d, false, "fingerprint");
+        if spec.fingerprint {
+            j.shown(scratch, Fingerprint(h.reserved));
+        } else {
+            j.null();
+        }
+        j.key(d, false, "loadable");
+        j.bool(c.is_loadable());
+        j.key(d, false, "not_loaded");
+        match &c.loadable {
+            Ok(()) => j.null(),
+            Err(e) => j.shown(scratch, e),
+        }
+        j.key(d, false, "created");
+        j.int(h.created);
+        j.key(d, false, "last_used");
+        j.int(h.last_used);
+        j.key(d, false, "payload_bytes");
+        j.int(h.payload_bytes);
+        j.key(d, false, "text_bytes");
+        j.int(c.text_len);
+        j.key(d, false, "title");
+        match self.title.then(|| c.title()).flatten() {
+            Some(t) => j.str(&sanitize_line(t)),
+            None => j.null(),
+        }
+        j.key(d, false, "score");
+        match standing.score {
+            Some(s) => j.value(d, &s)?,
+            None => j.null(),
+        }
+        j.key(d, false, "evict_rank");
+        match standing.rank {
+            Some(r) => j.int(r),
+            None => j.null(),
+        }
+        j.key(d, false, "superseded");
+        j.bool(standing.superseded);
+        j.key(d, false, "agent_save");
+        j.bool(c.is_agent_save());
+        j.key(d, false, "warnings");
+        let warnings = header_warnings(h, spec, self.now);
+        if warnings.is_empty() {
+            j.raw(b"[]");
+        } else {
+            j.value(d, &warnings)?;
+        }
+        j.key(d, false, "content_key");
+        match &c.content_key {
+            Some(k) => j.str(k.as_str()),
+            None => j.null(),
+        }
+        j.line(depth, true);
+        j.raw(b"}");
+        Ok(())
+    }
+}
+
+impl Serialize for CheckpointRow<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let (c, standing) = (self.checkpoint, self.standing);
+        let h = &c.header;
+        let spec = c.dialect.spec();
+        let mut st = s.serialize_struct("CheckpointView", 32)?;
+        st.serialize_field("key", c.key.as_str())?;
+        st.serialize_field("file", &Shown(c.file_name()))?;
+        st.serialize_field("path", &Shown(c.display_path()))?;
+        st.serialize_field("size", &c.size)?;
+        st.serialize_field("mode", &Shown(Mode(c.mode)))?;
+        st.serialize_field("reason", &*h.reason.name())?;
+        st.serialize_field("reason_code", &h.reason.0)?;
+        st.serialize_field("quant_bits", &h.quant_bits)?;
+        st.serialize_field("tokens", &h.tokens)?;
+        st.serialize_field("hits", &h.hits)?;
+        st.serialize_field("ctx_size", &h.ctx_size)?;
+        st.serialize_field("model_id", &h.model_id)?;
+        st.serialize_field("payload_abi", &h.payload_abi)?;
+        st.serialize_field("ext_flags", &h.ext_flags.0)?;
+        st.serialize_field("flags", &FlagNames(h.ext_flags))?;
+        st.serialize_field("dialect", c.dialect.as_str())?;
+        st.serialize_field("dialect_assumed", &c.assumed)?;
+        let model = spec
+            .mainline_models
+            .then(|| kvc::format::model_name(h.model_id))
+            .flatten();
+        st.serialize_field("model", &model)?;
+        let fingerprint = spec.fingerprint.then_some(Shown(Fingerprint(h.reserved)));
+        st.serialize_field("fingerprint", &fingerprint)?;
+        st.serialize_field("loadable", &c.is_loadable())?;
+        st.serialize_field("not_loaded", &c.loadable.as_ref().err().map(Shown))?;
+        st.serialize_field("created", &h.created)?;
+        st.serialize_field("last_used", &h.last_used)?;
+        st.serialize_field("payload_bytes", &h.payload_bytes)?;
+        st.serialize_field("text_bytes", &c.text_len)?;
+        let title = self.title.then(|| c.title().map(sanitize_line)).flatten();
+        st.serialize_field("title", &title)?;
+        st.serialize_field("score", &standing.score)?;
+        st.serialize_field("evict_rank", &standing.rank)?;
+        st.serialize_field("superseded", &standing.superseded)?;
+        st.serialize_field("agent_save", &c.is_agent_save())?;
+        st.serialize_field("warnings", &header_warnings(h, spec, self.now))?;
+        st.serialize_field(
+            "content_key",
+            &c.content_key.as_deref().map(kvc::Key::as_str),
+        )?;
+        st.end()
+    }
+}
+
 /// The JSON of one checkpoint, shared by `ls` and `show`.
 #[derive(Clone, Debug, Serialize)]
 pub struct CheckpointView {
@@ -574,8 +1197,9 @@ impl CheckpointView {
         Self::build(c, standing, now, true)
     }
 
-    /// [`new`](Self::new) without the title (`ls --no-title`): the policy
-    /// may have read the text, but taking a title from it is wasted work.
+    /// [`new`](Self::new) without the title (`ls --no-title`, which
+    /// writes `CheckpointRow`s: compared with them in tests).
+    #[cfg(test)]
     pub fn without_title(c: &Checkpoint, standing: &Standing, now: u64) -> CheckpointView {
         Self::build(c, standing, now, false)
     }
@@ -584,8 +1208,8 @@ impl CheckpointView {
         let h = &c.header;
         CheckpointView {
             key: c.key.to_string(),
-            file: c.file.clone(),
-            path: c.path.display().to_string(),
+            file: c.file().into_owned(),
+            path: c.display_path().to_string(),
             size: c.size,
             mode: format!("{:04o}", c.mode),
             reason: h.reason.name().into_owned(),
@@ -619,7 +1243,7 @@ impl CheckpointView {
             payload_bytes: h.payload_bytes,
             text_bytes: c.text_len,
             title: if title {
-                c.title().map(|t| sanitize_line(&t))
+                c.title().map(sanitize_line)
             } else {
                 None
             },
@@ -631,45 +1255,125 @@ impl CheckpointView {
             content_key: c.content_key.as_ref().map(|k| k.to_string()),
         }
     }
-
-    /// The one-letter flags of the `ls` column (legend in `kvc ls --help`).
-    pub fn flag_letters(&self) -> String {
-        let mut s = String::new();
-        let f = kvc::ExtFlags(self.ext_flags);
-        if f.has_tool_map() {
-            s.push('t');
-        }
-        if f.0 & kvc::ExtFlags::RESPONSES_VISIBLE != 0 {
-            s.push('r');
-        }
-        if f.0 & kvc::ExtFlags::THINKING_VISIBLE != 0 {
-            s.push('k');
-        }
-        if f.unknown_bits() != 0 {
-            s.push('?');
-        }
-        if self.superseded {
-            s.push('s');
-        }
-        if self.agent_save {
-            s.push('a');
-        }
-        if !self.loadable {
-            s.push('x');
-        }
-        if !self.warnings.is_empty() || self.content_key.is_some() {
-            s.push('!');
-        }
-        if s.is_empty() {
-            s.push('-');
-        }
-        s
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An unfitted table written chunk by chunk is one comfy-table laid
+    /// out with `table()` (no width to fit), byte for byte.
+    #[test]
+    fn unfitted_lines_are_comfy_tables() {
+        let pieces = [
+            "",
+            "a",
+            "│  └─ ",
+            "12345",
+            "漢字",
+            "e\u{301}",
+            "x\u{3000}",
+            "trail ",
+            "…",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for round in 0..200 {
+            let cols = 1 + next(5);
+            let header: Vec<&str> = (0..cols)
+                .map(|_| ["KEY", "TOKENS", "TITLE", "漢"][next(4)])
+                .collect();
+            let n = [1, 2, 5, CHUNK_ROWS + 3][next(4)];
+            let mut rows: Vec<Vec<String>> = Vec::new();
+            for _ in 0..n {
+                let mut r = Vec::new();
+                for _ in 0..cols {
+                    let mut s = String::new();
+                    for _ in 0..next(3) {
+                        s.push_str(pieces[next(pieces.len())]);
+                    }
+                    r.push(s);
+                }
+                rows.push(r);
+            }
+            let right: Vec<usize> = (0..cols).filter(|_| next(2) == 0).collect();
+            let mut t = table(&header);
+            for r in &rows {
+                t.add_row(r.clone());
+            }
+            align_right(&mut t, &right);
+            let mut want = Vec::new();
+            write_table(&mut want, &t).unwrap();
+            let mut got = Vec::new();
+            let row = |i: usize| rows[i].clone();
+            write_rows_unfitted(&mut got, &header, rows.len(), &row, &right).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want),
+                "round {round}: {header:?}"
+            );
+        }
+    }
+
+    /// `ls` writes a checkpoint from the record (`CheckpointRow`, by serde
+    /// and by hand); `show` builds a `CheckpointView`. Same JSON, on
+    /// every fixture checkpoint, with and without titles.
+    #[test]
+    fn a_row_is_a_view() {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut n = 0;
+        for dir in std::fs::read_dir(fixtures).unwrap() {
+            let dir = dir.unwrap().path();
+            if !dir.is_dir() {
+                continue;
+            }
+            for read_text in [false, true] {
+                let opts = kvc::ScanOptions {
+                    read_text,
+                    engine: None,
+                };
+                let scan = kvc::scan_dir(&dir, opts).unwrap();
+                let rank = kvc::policy::RankOptions {
+                    policy: kvc::Policy::Ds4,
+                    now: 1_763_710_000,
+                    reject_different_quant: false,
+                };
+                let st = kvc::policy::standings(
+                    &rank,
+                    &scan.checkpoints,
+                    |_| true,
+                    |c| c.is_agent_save(),
+                );
+                for (c, s) in scan.checkpoints.iter().zip(&st) {
+                    let view = if read_text {
+                        CheckpointView::new(c, s, rank.now)
+                    } else {
+                        CheckpointView::without_title(c, s, rank.now)
+                    };
+                    let row = CheckpointRow {
+                        checkpoint: c,
+                        standing: s,
+                        now: rank.now,
+                        title: read_text,
+                    };
+                    let want = serde_json::to_string_pretty(&view).unwrap();
+                    assert_eq!(serde_json::to_string_pretty(&row).unwrap(), want);
+                    let mut by_hand = Vec::new();
+                    let mut j = JsonOut::new(&mut by_hand);
+                    row.write_json(&mut j, 0, &mut String::new()).unwrap();
+                    j.finish().unwrap();
+                    assert_eq!(String::from_utf8(by_hand).unwrap(), want);
+                    n += 1;
+                }
+            }
+        }
+        assert!(n > 20, "{n} checkpoints compared");
+    }
 
     #[test]
     fn scores_are_per_mib_in_fixed_notation() {

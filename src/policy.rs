@@ -515,7 +515,7 @@ mod tests {
     }
 
     fn checkpoint(n: u8, created: u64, last_used: u64) -> Checkpoint {
-        let key = crate::Key::Hash(format!("{n:02x}").repeat(20));
+        let key = crate::Key::from_hex(&format!("{n:02x}").repeat(20)).unwrap();
         Checkpoint::from_header(
             key.clone(),
             key.file_name().into(),
@@ -554,11 +554,11 @@ mod tests {
         c.header.reason = reason;
         c.header.ctx_size = ctx;
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        c.path = dir.path().join(format!("{n}.kv"));
+        c.set_path(&dir.path().join(format!("{n}.kv")));
         let mut bytes = c.header.encode().to_vec();
         bytes.extend_from_slice(&c.text_len.to_le_bytes());
         bytes.extend_from_slice(text);
-        std::fs::write(&c.path, bytes).unwrap();
+        std::fs::write(c.path(), bytes).unwrap();
         c
     }
 
@@ -567,10 +567,10 @@ mod tests {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let mut out = c.clone();
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        out.path = c.path.with_file_name(format!("synced-{n}.kv"));
-        let mut bytes = std::fs::read(&c.path).unwrap();
+        out.set_path(&c.path().with_file_name(format!("synced-{n}.kv")));
+        let mut bytes = std::fs::read(c.path()).unwrap();
         bytes[..crate::format::HEADER_LEN].copy_from_slice(&out.header.encode());
-        std::fs::write(&out.path, bytes).unwrap();
+        std::fs::write(out.path(), bytes).unwrap();
         out
     }
 

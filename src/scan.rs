@@ -9,6 +9,7 @@
 use crate::code::Code;
 use crate::error::{Error, Result};
 use crate::format::checkpoint::{CheckpointFile, Defect, Key, OpenError};
+use crate::format::checkpoint::{KV_EXT, SYSPROMPT_FILE};
 use crate::format::dialect::{
     self, Detected, DialectId, Engine, EngineChoice, Evidence, NotLoaded, Support,
 };
@@ -17,10 +18,14 @@ use crate::format::trailer::{self, SessionTitle};
 use crate::format::Header;
 use crate::text;
 use rayon::prelude::*;
+use std::borrow::Cow;
+use std::fmt;
 use std::fs::{self, File};
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 pub use crate::session::STATE_DIR;
@@ -179,8 +184,8 @@ pub(crate) fn classify_name(name: &str) -> NameKind {
         return NameKind::Checkpoint(key);
     }
     if let Some(stem) = name.strip_suffix(COMPANION_EXT) {
-        if let Some(Key::Hash(k)) = Key::from_file_name(&format!("{stem}.kv")) {
-            return NameKind::Companion(Key::Hash(k));
+        if let Some(k) = Key::from_hex(stem) {
+            return NameKind::Companion(k);
         }
     }
     match temp_kind(name) {
@@ -189,13 +194,70 @@ pub(crate) fn classify_name(name: &str) -> NameKind {
     }
 }
 
-/// A file that reads as a checkpoint.
+/// The directory a scan read, shared by all of its checkpoints: a record
+/// keeps its file's name (often not even that, see [`Checkpoint::file`]),
+/// not a path of its own, and re-reads its file relative to this
+/// directory's descriptor (no walk of the directory's path per file).
+#[derive(Debug)]
+pub struct ScanDir {
+    path: PathBuf,
+    /// What a path in it displays as before the file name: the directory
+    /// as `Path::display` shows it and a separator (unless it ends in one,
+    /// as `Path::join` adds none then; empty for no directory). Made once:
+    /// a listing writes it into every row.
+    prefix: Box<str>,
+    /// `None` for a record made without a scan (one file, a dry run).
+    fd: Option<rustix::fd::OwnedFd>,
+}
+
+impl ScanDir {
+    fn new(path: PathBuf, fd: Option<rustix::fd::OwnedFd>) -> Arc<ScanDir> {
+        let mut prefix = path.display().to_string();
+        let raw = path.as_os_str().as_encoded_bytes();
+        if !raw.is_empty() && !raw.ends_with(b"/") {
+            prefix.push('/');
+        }
+        Arc::new(ScanDir {
+            path,
+            prefix: prefix.into_boxed_str(),
+            fd,
+        })
+    }
+
+    /// The directory of `path` (`""` for a bare name, as `Path::parent`
+    /// gives it), without a descriptor.
+    fn of_file(path: &Path) -> Arc<ScanDir> {
+        ScanDir::new(
+            path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            None,
+        )
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Open `name` in it to read, never following a link nor blocking on
+    /// a FIFO.
+    fn open(&self, name: &str) -> io::Result<File> {
+        match &self.fd {
+            Some(fd) => crate::sys::open_read_at(fd, name),
+            None => open_nofollow(&self.path.join(name)),
+        }
+    }
+}
+
+/// A file that reads as a checkpoint: a compact record (about 190 bytes
+/// plus the title when it was read; 850 bytes and five allocations before
+/// issue 16), so that a scan of 100,000 checkpoints holds 18 MB.
 #[derive(Clone, Debug)]
 pub struct Checkpoint {
     pub key: Key,
-    /// The name on disk (may be upper-case hex).
-    pub file: String,
-    pub path: PathBuf,
+    /// The name on disk when it is not the key's own (`<key>.kv` in lower
+    /// case, `sysprompt.kv`): an upper-case name. See [`Checkpoint::file`].
+    name: Option<Box<str>>,
+    /// Where it is: see [`Checkpoint::path`].
+    dir: Arc<ScanDir>,
     /// Size at scan time.
     pub size: u64,
     /// Permission bits.
@@ -204,7 +266,7 @@ pub struct Checkpoint {
     pub text_len: u32,
     /// The title of its text (FORMAT.md §4), when the scan was asked to
     /// read texts. The text itself is streamed, never held.
-    pub text_title: Option<Vec<u8>>,
+    pub text_title: Option<Box<[u8]>>,
     /// Its dialect (FORMAT.md §9).
     pub dialect: DialectId,
     /// The bytes could be D1 or D20: the directory's engine decided.
@@ -227,6 +289,34 @@ pub struct Checkpoint {
     pub content_key: Option<Box<Key>>,
 }
 
+/// A checkpoint's file name, written without allocating (see
+/// [`Checkpoint::file_name`]).
+pub struct FileName<'a>(&'a Checkpoint);
+
+impl fmt::Display for FileName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.0.name, &self.0.key) {
+            (Some(n), _) => f.write_str(n),
+            (None, Key::Hash(h)) => {
+                f.write_str(h)?;
+                f.write_str(KV_EXT)
+            }
+            (None, Key::Sysprompt) => f.write_str(SYSPROMPT_FILE),
+        }
+    }
+}
+
+/// A checkpoint's path as `Path::display` shows `path()`, written without
+/// building the path (see [`Checkpoint::display_path`]).
+pub struct DisplayPath<'a>(&'a Checkpoint);
+
+impl fmt::Display for DisplayPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.dir_prefix())?;
+        write!(f, "{}", self.0.file_name())
+    }
+}
+
 impl Checkpoint {
     /// ds4-agent's explicit saves: `sysprompt.kv` and the agent reasons.
     /// Eviction leaves them alone unless told otherwise.
@@ -237,11 +327,90 @@ impl Checkpoint {
     /// The title a listing shows: an agent session's own title trailer
     /// (ds4-agent's `/list` shows it), else the first user turn of the
     /// text (FORMAT.md §4), when the scan read it. Raw bytes.
-    pub fn title(&self) -> Option<Vec<u8>> {
+    pub fn title(&self) -> Option<&[u8]> {
         if let Some(t) = &self.session_title {
-            return Some(t.head.clone());
+            return Some(&t.head);
         }
-        self.text_title.clone()
+        self.text_title.as_deref()
+    }
+
+    /// The name on disk (may be upper-case hex). Allocates for the common
+    /// lower-case name, which is not stored: see [`file_name`](Self::file_name)
+    /// to write it.
+    pub fn file(&self) -> Cow<'_, str> {
+        match (&self.name, &self.key) {
+            (Some(n), _) => Cow::Borrowed(n),
+            (None, Key::Sysprompt) => Cow::Borrowed(SYSPROMPT_FILE),
+            (None, k) => Cow::Owned(k.file_name()),
+        }
+    }
+
+    /// The name on disk, to display or write.
+    pub fn file_name(&self) -> FileName<'_> {
+        FileName(self)
+    }
+
+    /// Order by name on disk, as a scan lists checkpoints, without
+    /// building the names.
+    pub fn cmp_file(&self, other: &Checkpoint) -> std::cmp::Ordering {
+        match (&self.name, &other.name, &self.key, &other.key) {
+            (None, None, Key::Hash(a), Key::Hash(b)) => a.cmp(b),
+            _ => self.file().cmp(&other.file()),
+        }
+    }
+
+    /// Whether its name on disk is `name`, without building the name.
+    pub fn is_named(&self, name: &str) -> bool {
+        match &self.name {
+            Some(n) => **n == *name,
+            None => self.key.is_file_name(name),
+        }
+    }
+
+    /// The directory it was read in.
+    pub fn dir(&self) -> &Path {
+        &self.dir.path
+    }
+
+    /// What [`display_path`](Self::display_path) shows before the name:
+    /// the directory as `Path::display` shows it and a separator (none
+    /// when it ends in one, as `Path::join` adds none; empty for a bare
+    /// name).
+    pub fn dir_prefix(&self) -> &str {
+        &self.dir.prefix
+    }
+
+    /// The name on disk when it is not the key's own (`None`: the name is
+    /// `<key>.kv` in lower case, or `sysprompt.kv`).
+    pub fn stored_name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// Its path: the directory it was read in, and its name.
+    pub fn path(&self) -> PathBuf {
+        self.dir.path.join(&*self.file())
+    }
+
+    /// Its path, to display or write, as `path().display()` shows it.
+    pub fn display_path(&self) -> DisplayPath<'_> {
+        DisplayPath(self)
+    }
+
+    /// Place the record at `path` (another directory or name): what a
+    /// caller does that copies a checkpoint somewhere else.
+    pub fn set_path(&mut self, path: &Path) {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.name = (!self.key.is_file_name(&name)).then(|| name.into_boxed_str());
+        self.dir = ScanDir::of_file(path);
+    }
+
+    /// Open its file to read, relative to the scanned directory's
+    /// descriptor; never follows a link nor blocks on a FIFO.
+    pub(crate) fn open(&self) -> io::Result<File> {
+        self.dir.open(&self.file())
     }
 
     /// Whether the directory's engine loads it.
@@ -269,13 +438,10 @@ impl Checkpoint {
     ) -> Checkpoint {
         let detected = dialect::detect(&header, text_len, Some(&key), &dialect::InMemory(&[]));
         let loadable = engine.reader().accepts(&header);
-        Checkpoint {
-            file: path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+        let mut c = Checkpoint {
+            name: None,
+            dir: ScanDir::of_file(&path),
             key,
-            path,
             size,
             mode,
             text_len,
@@ -288,7 +454,9 @@ impl Checkpoint {
             id: FileId::default(),
             content_key: None,
             header,
-        }
+        };
+        c.set_path(&path);
+        c
     }
 }
 
@@ -498,6 +666,84 @@ pub enum Loaded {
 /// case for `show` and tests.
 pub(crate) const PARALLEL_MIN_FILES: usize = 64;
 
+/// What `readdir` (or `lstat`) said a checkpoint-named entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EntryType {
+    File,
+    Symlink,
+    Other,
+}
+
+impl EntryType {
+    fn of(t: fs::FileType) -> EntryType {
+        if t.is_symlink() {
+            EntryType::Symlink
+        } else if t.is_file() {
+            EntryType::File
+        } else {
+            EntryType::Other
+        }
+    }
+
+    fn of_mode(mode: u32) -> EntryType {
+        match rustix::fs::FileType::from_raw_mode(mode) {
+            rustix::fs::FileType::RegularFile => EntryType::File,
+            rustix::fs::FileType::Symlink => EntryType::Symlink,
+            _ => EntryType::Other,
+        }
+    }
+}
+
+/// A checkpoint-named entry waiting to be loaded: the key, the name only
+/// when it is not the key's own (64 bytes an entry).
+struct Pending {
+    key: Key,
+    name: Option<Box<str>>,
+    kind: EntryType,
+    order: u32,
+}
+
+/// `<40 hex>.kv` or `sysprompt.kv`: the longest name a record does not
+/// store.
+const CANONICAL_NAME_MAX: usize = crate::format::checkpoint::KEY_HEX_LEN + KV_EXT.len();
+
+/// The file name of (`key`, stored `name`), on `buf` when it is the key's
+/// own: no allocation per file to open it.
+fn name_in<'a>(
+    key: &Key,
+    name: &'a Option<Box<str>>,
+    buf: &'a mut [u8; CANONICAL_NAME_MAX],
+) -> &'a str {
+    match (name, key) {
+        (Some(n), _) => n,
+        (None, Key::Sysprompt) => SYSPROMPT_FILE,
+        (None, Key::Hash(h)) => {
+            buf[..h.len()].copy_from_slice(h.as_bytes());
+            buf[h.len()..].copy_from_slice(KV_EXT.as_bytes());
+            std::str::from_utf8(&buf[..]).expect("hex digits and .kv are ASCII")
+        }
+    }
+}
+
+/// The name to store for `name`: none when it is `key`'s own.
+fn stored_name(key: &Key, name: &str) -> Option<Box<str>> {
+    (!key.is_file_name(name)).then(|| name.into())
+}
+
+impl Pending {
+    /// File-name order, as `ls` sorts: two lower-case names compare as
+    /// their keys (same length, same suffix); anything else by its name.
+    fn cmp_name(&self, other: &Pending) -> std::cmp::Ordering {
+        match (&self.name, &other.name, &self.key, &other.key) {
+            (None, None, Key::Hash(a), Key::Hash(b)) => a.cmp(b),
+            _ => {
+                let (mut a, mut b) = ([0; CANONICAL_NAME_MAX], [0; CANONICAL_NAME_MAX]);
+                name_in(&self.key, &self.name, &mut a).cmp(name_in(&other.key, &other.name, &mut b))
+            }
+        }
+    }
+}
+
 /// Read one file with a checkpoint name as a scan would, with the rules of
 /// `engine` (for a single file there is no directory to infer it from: the
 /// caller passes the directory's, or `None` for kvc's default reading).
@@ -506,18 +752,33 @@ pub fn load(path: &Path, key: Key, opts: ScanOptions) -> Loaded {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let file_type = match fs::symlink_metadata(path) {
-        Ok(m) => m.file_type(),
+    let kind = match fs::symlink_metadata(path) {
+        Ok(m) => EntryType::of(m.file_type()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Loaded::Vanished,
         Err(e) => return invalid(path, file_name, 0, Code::Unreadable, e.to_string()),
     };
-    let raw = load_typed(path.to_path_buf(), file_name, key, opts, file_type, 0);
+    let dir = ScanDir::of_file(path);
+    let p = Pending {
+        name: stored_name(&key, &file_name),
+        key,
+        kind,
+        order: 0,
+    };
+    let raw = load_typed(&dir, p, opts);
+    finish_one(raw, opts)
+}
+
+/// The engine one file implies on its own, and the file judged by it.
+fn finish_one(raw: Raw, opts: ScanOptions) -> Loaded {
     let mut ev = Evidence::default();
     if let Raw::Checkpoint(r) = &raw {
-        ev.add(&r.detected);
+        ev.add(&r.detected());
     }
     let engine = dialect::infer_engine(&ev, opts.engine);
-    raw.finish(&engine)
+    match raw.finish(&engine) {
+        Finished::Checkpoint(c) => Loaded::Checkpoint(Box::new(c)),
+        Finished::Other(l) => l,
+    }
 }
 
 fn invalid(path: &Path, file: String, size: u64, code: Code, error: String) -> Loaded {
@@ -550,70 +811,107 @@ const NOT_A_FILE_ERROR: &str = "is not a regular file";
 /// tokens, the name's identity) are applied, in [`Raw::finish`].
 #[derive(Debug)]
 enum Raw {
-    Checkpoint(Box<RawCheckpoint>),
+    Checkpoint(RawCheckpoint),
     Done(Loaded),
 }
 
+/// A checkpoint before its engine is known: the record itself (loaded in
+/// place, no box) and what the dialect's rules said of it for each
+/// dialect it may turn out to be, decided while the file was open (so the
+/// text's hash and the title need not be kept until then).
 #[derive(Debug)]
 struct RawCheckpoint {
     cp: Checkpoint,
-    detected: Detected,
-    /// SHA-1 of the text, when it was read.
-    text_key: Option<Key>,
-    /// The session title, when ext bit 3 is set and texts were read.
-    title: Option<std::result::Result<SessionTitle, trailer::TitleError>>,
+    /// `Some(hanzo_only)` for a D1/D20 look-alike, whose dialect the
+    /// engine decides; `cp.dialect` is then D1. Else `cp.dialect` is the
+    /// dialect the bytes name.
+    lookalike: Option<bool>,
+    /// Why it is not a usable checkpoint as `cp.dialect`, and (look-alikes)
+    /// as D20; else the key its content says when that is not its name.
+    judged: [Judged; 2],
+}
+
+impl RawCheckpoint {
+    fn detected(&self) -> Detected {
+        match self.lookalike {
+            Some(hanzo_only) => Detected::Ds4OrHanzo { hanzo_only },
+            None => Detected::Known(self.cp.dialect),
+        }
+    }
+}
+
+/// What finishing a loaded file gives: a checkpoint inline (a scan keeps
+/// it in its list without a box), or anything else.
+enum Finished {
+    Checkpoint(Checkpoint),
+    Other(Loaded),
 }
 
 impl Raw {
-    fn finish(self, engine: &EngineChoice) -> Loaded {
+    fn finish(self, engine: &EngineChoice) -> Finished {
         let r = match self {
-            Raw::Done(l) => return l,
-            Raw::Checkpoint(r) => *r,
+            Raw::Done(l) => return Finished::Other(l),
+            Raw::Checkpoint(r) => r,
         };
+        let detected = r.detected();
         let RawCheckpoint {
             mut cp,
-            detected,
-            text_key,
-            title,
+            lookalike,
+            judged,
         } = r;
         let dialect = detected
             .resolve_in(engine)
             .expect("only known dialects are checkpoints");
-        let spec = dialect.spec();
-        cp.dialect = dialect;
-        cp.assumed = detected.assumed_in(engine);
-        let bad = |d: Defect| {
-            Loaded::Invalid(invalid_entry(
-                &cp.path,
-                cp.file.clone(),
+        let [as_named, as_d20] = judged;
+        let judged = if lookalike.is_some() && dialect == DialectId::D20 {
+            as_d20
+        } else {
+            as_named
+        };
+        if let Err(d) = judged {
+            let file = cp.file().into_owned();
+            return Finished::Other(Loaded::Invalid(invalid_entry(
+                &cp.path(),
+                file,
                 cp.size,
                 d.code(),
                 d.to_string(),
                 cp.order,
-            ))
-        };
-        if cp.header.tokens == 0 && !spec.zero_tokens_valid {
-            return bad(Defect::ZeroTokens);
+            )));
         }
-        // A broken title is verify's to report; the name cannot be checked.
         // A name that is not what the content says leaves the file in the
         // engine's population (its reader judges the header alone): every
         // command sees the same checkpoints whether it read the texts or
         // not, and the mismatch is a flag on it.
-        if let Ok(Some(expected)) = identity::expected_key(
-            dialect,
-            &cp.header,
-            &cp.key,
-            text_key.as_ref(),
-            title.as_ref(),
-        ) {
-            if expected != cp.key {
-                cp.content_key = Some(Box::new(expected));
-            }
-        }
-        cp.session_title = title.and_then(|t| t.ok()).map(Box::new);
+        cp.content_key = judged.ok().flatten();
+        cp.dialect = dialect;
+        cp.assumed = detected.assumed_in(engine);
         cp.loadable = engine.engine.reader().accepts(&cp.header);
-        Loaded::Checkpoint(Box::new(cp))
+        Finished::Checkpoint(cp)
+    }
+}
+
+/// How one candidate dialect judges a file: `Err` when it is not a
+/// usable checkpoint, else the key its content says when that is not its
+/// name.
+type Judged = std::result::Result<Option<Box<Key>>, Box<Defect>>;
+
+/// The rules that depend on the dialect, for one candidate: zero tokens
+/// (checked first, as the engines do) makes it invalid; a name that is
+/// not the content's key is a flag (a broken title is verify's to report;
+/// the name cannot be checked then).
+fn judge(
+    dialect: DialectId,
+    cp: &Checkpoint,
+    text_key: Option<&Key>,
+    title: Option<&std::result::Result<SessionTitle, trailer::TitleError>>,
+) -> Judged {
+    if cp.header.tokens == 0 && !dialect.spec().zero_tokens_valid {
+        return Err(Box::new(Defect::ZeroTokens));
+    }
+    match identity::expected_key(dialect, &cp.header, &cp.key, text_key, title) {
+        Ok(Some(expected)) if expected != cp.key => Ok(Some(Box::new(expected))),
+        _ => Ok(None),
     }
 }
 
@@ -621,31 +919,25 @@ impl Raw {
 /// or free from `readdir`'s `d_type` during a scan). The type is checked
 /// again on the open descriptor, so a file swapped for a link or a FIFO
 /// after the listing is still never followed or read as a checkpoint.
-fn load_typed(
-    path: PathBuf,
-    file_name: String,
-    key: Key,
-    opts: ScanOptions,
-    file_type: fs::FileType,
-    order: u32,
-) -> Raw {
+fn load_typed(dir: &Arc<ScanDir>, p: Pending, opts: ScanOptions) -> Raw {
+    let mut buf = [0u8; CANONICAL_NAME_MAX];
+    let name = name_in(&p.key, &p.name, &mut buf);
     let done = |size: u64, code: Code, error: String| {
         Raw::Done(Loaded::Invalid(invalid_entry(
-            &path,
-            file_name.clone(),
+            &dir.path.join(name),
+            name.to_string(),
             size,
             code,
             error,
-            order,
+            p.order,
         )))
     };
-    if file_type.is_symlink() {
-        return done(0, Code::Symlink, SYMLINK_ERROR.into());
+    match p.kind {
+        EntryType::Symlink => return done(0, Code::Symlink, SYMLINK_ERROR.into()),
+        EntryType::Other => return done(0, Code::NotAFile, NOT_A_FILE_ERROR.into()),
+        EntryType::File => {}
     }
-    if !file_type.is_file() {
-        return done(0, Code::NotAFile, NOT_A_FILE_ERROR.into());
-    }
-    let file = match open_nofollow(&path) {
+    let file = match dir.open(name) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Raw::Done(Loaded::Vanished),
         // O_NOFOLLOW fails with ELOOP on a link that replaced the file.
@@ -654,15 +946,21 @@ fn load_typed(
         }
         Err(e) => {
             // Rare path (permissions): report the size as a listing would.
-            let size = fs::symlink_metadata(&path).map_or(0, |m| m.len());
+            let size = fs::symlink_metadata(dir.path.join(name)).map_or(0, |m| m.len());
             return done(size, Code::Unreadable, e.to_string());
         }
     };
-    load_opened(path, file_name, key, opts, file, order)
+    load_opened(dir, p, opts, file)
 }
 
 /// The bytes of a text read per call while streaming it.
 const TEXT_CHUNK: usize = 64 << 10;
+
+thread_local! {
+    /// Each loading thread's text buffer: one allocation per thread, not
+    /// one per file.
+    static TEXT_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// What streaming a text gives: its SHA-1 (the key check) and its title;
 /// the text itself is never held (a listing of three 512 MiB texts costs
@@ -681,19 +979,25 @@ fn stream_text_of(cf: &CheckpointFile) -> io::Result<(Key, Option<Vec<u8>>)> {
     }
     let mut sha = sha1::Sha1::new();
     let mut title = text::TitleScanner::new();
-    let mut buf = vec![0u8; TEXT_CHUNK.min(len as usize)];
-    let mut pos = 0u64;
-    while pos < len {
-        let n = (len - pos).min(buf.len() as u64) as usize;
-        std::os::unix::fs::FileExt::read_exact_at(
-            cf.file(),
-            &mut buf[..n],
-            crate::format::TEXT_OFFSET + pos,
-        )?;
-        sha.update(&buf[..n]);
-        title.feed(&buf[..n]);
-        pos += n as u64;
-    }
+    TEXT_BUF.with_borrow_mut(|buf| {
+        let want = TEXT_CHUNK.min(len as usize);
+        if buf.len() < want {
+            buf.resize(want, 0);
+        }
+        let mut pos = 0u64;
+        while pos < len {
+            let n = (len - pos).min(TEXT_CHUNK as u64) as usize;
+            std::os::unix::fs::FileExt::read_exact_at(
+                cf.file(),
+                &mut buf[..n],
+                crate::format::TEXT_OFFSET + pos,
+            )?;
+            sha.update(&buf[..n]);
+            title.feed(&buf[..n]);
+            pos += n as u64;
+        }
+        Ok::<_, io::Error>(())
+    })?;
     Ok((Key::from_digest(&sha.finalize().into()), title.finish()))
 }
 
@@ -706,27 +1010,24 @@ pub(crate) fn load_open(path: &Path, key: Key, file: File, opts: ScanOptions) ->
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let raw = load_opened(path.to_path_buf(), file_name, key, opts, file, 0);
-    let mut ev = Evidence::default();
-    if let Raw::Checkpoint(r) = &raw {
-        ev.add(&r.detected);
-    }
-    let engine = dialect::infer_engine(&ev, opts.engine);
-    raw.finish(&engine)
+    let p = Pending {
+        name: stored_name(&key, &file_name),
+        key,
+        kind: EntryType::File,
+        order: 0,
+    };
+    let raw = load_opened(&ScanDir::of_file(path), p, opts, file);
+    finish_one(raw, opts)
 }
 
-fn load_opened(
-    path: PathBuf,
-    file_name: String,
-    key: Key,
-    opts: ScanOptions,
-    file: File,
-    order: u32,
-) -> Raw {
+fn load_opened(dir: &Arc<ScanDir>, p: Pending, opts: ScanOptions, file: File) -> Raw {
+    let order = p.order;
     let done = |size: u64, code: Code, error: String| {
+        let mut buf = [0u8; CANONICAL_NAME_MAX];
+        let name = name_in(&p.key, &p.name, &mut buf);
         Raw::Done(Loaded::Invalid(invalid_entry(
-            &path,
-            file_name.clone(),
+            &dir.path.join(name),
+            name.to_string(),
             size,
             code,
             error,
@@ -735,22 +1036,26 @@ fn load_opened(
     };
     // One fstat gives the size every length is checked against, the mode
     // and the inode.
-    let meta = match file.metadata() {
-        Ok(m) => m,
-        Err(e) => return done(0, Code::Unreadable, e.to_string()),
+    let st = match rustix::fs::fstat(&file) {
+        Ok(st) => st,
+        Err(e) => return done(0, Code::Unreadable, io::Error::from(e).to_string()),
     };
-    if !meta.is_file() {
+    if EntryType::of_mode(st.st_mode) != EntryType::File {
         return done(0, Code::NotAFile, NOT_A_FILE_ERROR.into());
     }
-    let id = FileId::of(&meta);
-    let mode = meta.mode() & 0o7777;
-    let cf = match CheckpointFile::from_file_sized(&path, file, meta.len()) {
+    let id = FileId {
+        dev: st.st_dev,
+        ino: st.st_ino,
+    };
+    let mode = st.st_mode & 0o7777;
+    let size = st.st_size.max(0) as u64;
+    let cf = match CheckpointFile::from_file_owned(PathBuf::new(), file, size) {
         Ok(cf) => cf,
-        Err(OpenError::Defect(d)) => return done(meta.len(), d.code(), d.to_string()),
-        Err(OpenError::Io(e)) => return done(meta.len(), Code::Unreadable, e.to_string()),
+        Err(OpenError::Defect(d)) => return done(size, d.code(), d.to_string()),
+        Err(OpenError::Io(e)) => return done(size, Code::Unreadable, e.to_string()),
     };
     let size = cf.size;
-    let detected = dialect::detect(&cf.header, cf.text_len, Some(&key), &cf);
+    let detected = dialect::detect(&cf.header, cf.text_len, Some(&p.key), &cf);
     let foreign_dialect = match &detected {
         Detected::NotKvc => {
             let d = Defect::Header(crate::format::HeaderError::BadMagic(cf.header.magic));
@@ -764,10 +1069,12 @@ fn load_opened(
     };
     if let Some(dialect) = foreign_dialect {
         let what = dialect::describe_foreign(&detected, &cf.header, &cf, cf.payload_offset());
+        let mut buf = [0u8; CANONICAL_NAME_MAX];
+        let name = name_in(&p.key, &p.name, &mut buf);
         return Raw::Done(Loaded::Foreign(Box::new(Foreign {
-            file: file_name,
-            path,
-            key,
+            file: name.to_string(),
+            path: dir.path.join(name),
+            key: p.key,
             size,
             dialect,
             header: cf.header.clone(),
@@ -794,37 +1101,41 @@ fn load_opened(
     let CheckpointFile {
         header, text_len, ..
     } = cf;
-    Raw::Checkpoint(Box::new(RawCheckpoint {
-        cp: Checkpoint {
-            key,
-            file: file_name,
-            path,
-            size,
-            mode,
-            header,
-            text_len,
-            text_title,
-            dialect: DialectId::D3,
-            assumed: false,
-            session_title: None,
-            loadable: Ok(()),
-            order,
-            id,
-            content_key: None,
+    let (dialect, lookalike) = match detected {
+        Detected::Known(d) => (d, None),
+        Detected::Ds4OrHanzo { hanzo_only } => (DialectId::D1, Some(hanzo_only)),
+        Detected::Unknown { .. } | Detected::NotKvc => unreachable!("returned above"),
+    };
+    let mut cp = Checkpoint {
+        key: p.key,
+        name: p.name,
+        dir: Arc::clone(dir),
+        size,
+        mode,
+        header,
+        text_len,
+        text_title: text_title.map(Vec::into_boxed_slice),
+        dialect,
+        assumed: false,
+        session_title: None,
+        loadable: Ok(()),
+        order,
+        id,
+        content_key: None,
+    };
+    let judged = [
+        judge(dialect, &cp, text_key.as_ref(), title.as_ref()),
+        match lookalike {
+            Some(_) => judge(DialectId::D20, &cp, text_key.as_ref(), title.as_ref()),
+            None => Ok(None),
         },
-        detected,
-        text_key,
-        title,
-    }))
-}
-
-/// A checkpoint-named entry waiting to be loaded.
-struct Pending {
-    name: String,
-    path: PathBuf,
-    key: Key,
-    file_type: fs::FileType,
-    order: u32,
+    ];
+    cp.session_title = title.and_then(|t| t.ok()).map(Box::new);
+    Raw::Checkpoint(RawCheckpoint {
+        cp,
+        lookalike,
+        judged,
+    })
 }
 
 /// Scan one directory. Fails only when the directory itself cannot be read.
@@ -838,8 +1149,14 @@ struct Pending {
 /// from `opts.engine`) once they are all read; then a D1/D20 look-alike
 /// gets its dialect and every checkpoint its place in or out of the
 /// engine's population.
+///
+/// Memory: a 64-byte pending entry per checkpoint-named file, then one
+/// loaded record each (about 200 bytes), which becomes the checkpoint in
+/// place (the list of loaded records is reused for the checkpoints).
 pub fn scan_dir(dir: &Path, opts: ScanOptions) -> Result<Scan> {
-    let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let fd = crate::sys::open_dir_fd(dir).map_err(|e| Error::io(dir, e))?;
+    let entries = rustix::fs::Dir::read_from(&fd).map_err(|e| Error::io(dir, e.into()))?;
+    let handle = ScanDir::new(dir.to_path_buf(), Some(fd));
     let mut scan = Scan {
         dir: dir.to_path_buf(),
         ..Scan::default()
@@ -847,37 +1164,50 @@ pub fn scan_dir(dir: &Path, opts: ScanOptions) -> Result<Scan> {
     let mut ev = Evidence::default();
     let mut pending = Vec::new();
     let mut companions: Vec<(Key, String, u64)> = Vec::new();
-    for (order, entry) in entries.enumerate() {
-        let order = u32::try_from(order).unwrap_or(u32::MAX);
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
+    let mut order = 0u32;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e.into()))?;
+        let raw_name = entry.file_name().to_bytes();
+        if raw_name == b"." || raw_name == b".." {
+            continue;
+        }
+        let this = order;
+        order = order.saturating_add(1);
+        let os_name = std::ffi::OsStr::from_bytes(raw_name);
+        let name = os_name.to_string_lossy();
         match classify_name(&name) {
             NameKind::State => {}
             NameKind::Checkpoint(key) => {
                 ev.sysprompt |= key == Key::Sysprompt;
-                // d_type from readdir: no lstat per file. std falls back to
-                // lstat itself on file systems that leave d_type unknown.
-                let file_type = match entry.file_type() {
-                    Ok(t) => t,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => {
-                        scan.invalid.push(invalid_entry(
-                            &entry.path(),
-                            name,
-                            0,
-                            Code::Unreadable,
-                            e.to_string(),
-                            order,
-                        ));
-                        continue;
+                // d_type from readdir: no lstat per file, unless the file
+                // system leaves d_type unknown.
+                let kind = match entry.file_type() {
+                    rustix::fs::FileType::RegularFile => EntryType::File,
+                    rustix::fs::FileType::Symlink => EntryType::Symlink,
+                    rustix::fs::FileType::Unknown => {
+                        match crate::sys::lstat_at(&handle_fd(&handle), os_name) {
+                            Ok(st) => EntryType::of_mode(st.st_mode),
+                            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                            Err(e) => {
+                                scan.invalid.push(invalid_entry(
+                                    &dir.join(os_name),
+                                    name.into_owned(),
+                                    0,
+                                    Code::Unreadable,
+                                    e.to_string(),
+                                    this,
+                                ));
+                                continue;
+                            }
+                        }
                     }
+                    _ => EntryType::Other,
                 };
                 pending.push(Pending {
-                    name,
-                    path: entry.path(),
+                    name: stored_name(&key, &name),
                     key,
-                    file_type,
-                    order,
+                    kind,
+                    order: this,
                 });
             }
             NameKind::Temp(kind) => {
@@ -886,14 +1216,15 @@ pub fn scan_dir(dir: &Path, opts: ScanOptions) -> Result<Scan> {
                 } else {
                     ev.ds4_temps += 1;
                 }
-                scan.temp_files.extend(temp_file(name, entry.path(), kind));
+                scan.temp_files
+                    .extend(temp_file(name.into_owned(), dir.join(os_name), kind));
             }
             NameKind::Companion(key) => {
-                let size = fs::symlink_metadata(entry.path()).map_or(0, |m| m.len());
-                companions.push((key, name, size));
+                let size = fs::symlink_metadata(dir.join(os_name)).map_or(0, |m| m.len());
+                companions.push((key, name.into_owned(), size));
             }
             NameKind::Other => {
-                let path = entry.path();
+                let path = dir.join(os_name);
                 let Ok(meta) = fs::symlink_metadata(&path) else {
                     continue;
                 };
@@ -902,7 +1233,7 @@ pub fn scan_dir(dir: &Path, opts: ScanOptions) -> Result<Scan> {
                     .then(|| block_store_kind(&name, &path))
                     .flatten();
                 scan.strays.push(Stray {
-                    file: name,
+                    file: name.into_owned(),
                     path,
                     // A symlink counts at its own size, as hanzo-engine's
                     // `DirEntry::metadata` sees it.
@@ -910,15 +1241,15 @@ pub fn scan_dir(dir: &Path, opts: ScanOptions) -> Result<Scan> {
                     is_dir: meta.is_dir(),
                     is_symlink: meta.file_type().is_symlink(),
                     known,
-                    order,
+                    order: this,
                 });
             }
         }
     }
     // Sort the small pending entries rather than the loaded checkpoints:
     // loading keeps the order, so the checkpoints come out sorted.
-    pending.sort_by(|a, b| a.name.cmp(&b.name));
-    let load_one = |p: Pending| load_typed(p.path, p.name, p.key, opts, p.file_type, p.order);
+    pending.sort_unstable_by(Pending::cmp_name);
+    let load_one = |p: Pending| load_typed(&handle, p, opts);
     let raws: Vec<Raw> = if pending.len() >= PARALLEL_MIN_FILES {
         pending.into_par_iter().map(load_one).collect()
     } else {
@@ -926,22 +1257,35 @@ pub fn scan_dir(dir: &Path, opts: ScanOptions) -> Result<Scan> {
     };
     for r in &raws {
         if let Raw::Checkpoint(c) = r {
-            ev.add(&c.detected);
+            ev.add(&c.detected());
         }
     }
     scan.engine = dialect::infer_engine(&ev, opts.engine);
-    scan.checkpoints.reserve(raws.len());
-    for r in raws {
-        match r.finish(&scan.engine) {
-            Loaded::Checkpoint(c) => scan.checkpoints.push(*c),
-            Loaded::Invalid(i) => scan.invalid.push(i),
-            Loaded::Foreign(mut f) => {
-                f.loadable = scan.engine.engine.reader().accepts(&f.header);
-                scan.foreign.push(*f)
+    let engine = scan.engine.clone();
+    let (invalid, foreign) = (&mut scan.invalid, &mut scan.foreign);
+    // Collected in place: the loaded records' allocation becomes the
+    // checkpoints' (a `Raw` is at least as large, same alignment), so the
+    // scan's peak is one record per file, not two.
+    scan.checkpoints = raws
+        .into_iter()
+        .filter_map(|r| match r.finish(&engine) {
+            Finished::Checkpoint(c) => Some(c),
+            Finished::Other(Loaded::Invalid(i)) => {
+                invalid.push(i);
+                None
             }
-            Loaded::Vanished => {}
-        }
-    }
+            Finished::Other(Loaded::Foreign(mut f)) => {
+                f.loadable = engine.engine.reader().accepts(&f.header);
+                foreign.push(*f);
+                None
+            }
+            Finished::Other(Loaded::Checkpoint(c)) => Some(*c),
+            Finished::Other(Loaded::Vanished) => None,
+        })
+        .collect();
+    // The reused allocation is sized for the larger loaded records: give
+    // back the difference (an mremap in place: 2.4 MB at 100,000).
+    scan.checkpoints.shrink_to_fit();
     for (key, name, size) in companions {
         match scan.foreign.iter_mut().find(|f| f.key == key) {
             Some(f) => f.companions.push((name, size)),
@@ -959,11 +1303,17 @@ pub fn scan_dir(dir: &Path, opts: ScanOptions) -> Result<Scan> {
             }
         }
     }
-    debug_assert!(scan.checkpoints.is_sorted_by(|a, b| a.file <= b.file));
+    debug_assert!(scan.checkpoints.is_sorted_by(|a, b| a.file() <= b.file()));
     scan.invalid.sort_by(|a, b| a.file.cmp(&b.file));
     scan.temp_files.sort_by(|a, b| a.file.cmp(&b.file));
     scan.strays.sort_by(|a, b| a.file.cmp(&b.file));
     Ok(scan)
+}
+
+/// The descriptor of a scan's own directory.
+fn handle_fd(h: &ScanDir) -> rustix::fd::BorrowedFd<'_> {
+    use rustix::fd::AsFd;
+    h.fd.as_ref().expect("a scan opens its directory").as_fd()
 }
 
 /// A temp file as a listing sees it; `None` when it vanished.
@@ -1068,6 +1418,25 @@ mod tests {
         for (name, want) in cases {
             assert_eq!(classify_name(&name), want, "{name}");
         }
+    }
+
+    #[test]
+    fn records_are_compact() {
+        // Issue 16: a scan of 100,000 checkpoints holds one record each.
+        eprintln!(
+            "Checkpoint {} bytes, Raw {} bytes, Pending {} bytes",
+            std::mem::size_of::<Checkpoint>(),
+            std::mem::size_of::<Raw>(),
+            std::mem::size_of::<Pending>()
+        );
+        assert!(std::mem::size_of::<Checkpoint>() <= 192);
+        assert!(std::mem::size_of::<Pending>() <= 64);
+        // The loaded records become the checkpoints in place.
+        assert!(std::mem::size_of::<Raw>() >= std::mem::size_of::<Checkpoint>());
+        assert_eq!(
+            std::mem::align_of::<Raw>(),
+            std::mem::align_of::<Checkpoint>()
+        );
     }
 
     #[test]

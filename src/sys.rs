@@ -364,6 +364,35 @@ pub(crate) fn open_read(path: &Path, follow: bool) -> io::Result<File> {
         .open(path)
 }
 
+/// [`open_read`] of `name` relative to the directory `dir`, never following
+/// a link: what a scan does per file. Relative to a descriptor the kernel
+/// looks up one component instead of walking the directory's path again
+/// (`path_openat`/`link_path_walk` were a tenth of a listing's profile).
+pub(crate) fn open_read_at(dir: &impl AsFd, name: &str) -> io::Result<File> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    Ok(File::from(fd))
+}
+
+/// `lstat` of `name` relative to the directory `dir`.
+pub(crate) fn lstat_at(dir: &impl AsFd, name: &OsStr) -> io::Result<rustix::fs::Stat> {
+    Ok(rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?)
+}
+
+/// Open the directory `path` for reading its entries and for opening
+/// files relative to it.
+pub(crate) fn open_dir_fd(path: &Path) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
 /// [`open_read`] read-write (a trailer rewritten in place).
 pub(crate) fn open_read_write(path: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -425,6 +454,24 @@ pub(crate) fn advise_sequential(file: &File, off: u64, len: u64) {
         std::num::NonZeroU64::new(len),
         rustix::fs::Advice::Sequential,
     );
+}
+
+/// Start writing `len` bytes at `off` of `file` back to the disk, without
+/// waiting (`sync_file_range(SYNC_FILE_RANGE_WRITE)`): the disk works on a
+/// file while the rest of it is still being written, and the `fsync` that
+/// makes it durable before its rename has little left to wait for. Only a
+/// hint: durability still comes from `fsync`, and failure changes nothing.
+pub(crate) fn start_writeback(file: &File, off: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(off), Ok(len)) = (libc::off64_t::try_from(off), libc::off64_t::try_from(len)) else {
+        return;
+    };
+    // SAFETY: sync_file_range reads no memory of ours: it takes the
+    // descriptor of a file this function borrows (open for the whole
+    // call), two integers and flags; its only effect is to queue writeback
+    // of that file's dirty pages. rustix has no wrapper for it.
+    let _ =
+        unsafe { libc::sync_file_range(file.as_raw_fd(), off, len, libc::SYNC_FILE_RANGE_WRITE) };
 }
 
 /// Is this error a filesystem saying "I can't do that operation" (as

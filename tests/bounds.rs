@@ -478,3 +478,72 @@ fn cat_and_show_stream_the_text() {
     assert_eq!(v["title"], "a very long one");
     assert!(rss < RSS_CEILING_KIB, "show: {rss} KiB");
 }
+
+/// A directory of `n` small checkpoints, distinct texts, one payload;
+/// modes as ds4 leaves them (0700, 0600), so verify finds nothing.
+fn many(dir: &Path, n: usize) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::create_dir_all(dir).unwrap();
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).unwrap();
+    let template = Ckpt::new(chat("template"));
+    for i in 0..n {
+        let mut c = template.clone();
+        c.text = chat(&format!("conversation {i}"));
+        let p = dir.join(c.file_name());
+        fs::write(&p, c.bytes()).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
+/// Issue 16: what a command holds per checkpoint of a large cache is a
+/// compact record (and the title when it shows it), not what the output
+/// or the files hold. Measured as the slope of peak RSS between 2,000 and
+/// 20,000 checkpoints (which cancels what any run costs), against a
+/// ceiling the records of before issue 16 exceeded (about 1,100 bytes a
+/// checkpoint for `ls --json`, 1,400 for `evict`, 1,500 for `verify`).
+#[test]
+fn memory_per_checkpoint_is_a_compact_record() {
+    let env = TestEnv::new();
+    let (small, large) = (1_000usize, 10_000usize);
+    let (a, b) = (env.root.path().join("a"), env.root.path().join("b"));
+    many(&a, small);
+    many(&b, large);
+    let now = NOW.to_string();
+    let cases: [&[&str]; 7] = [
+        &["ls", "--json", "--now", &now],
+        &["ls", "--now", &now],
+        &["ls", "--json", "--no-title", "--now", &now],
+        &[
+            "evict",
+            "--dry-run",
+            "--json",
+            "--budget",
+            "1TiB",
+            "--now",
+            &now,
+        ],
+        &["verify", "--json", "--now", &now],
+        &["stats", "--json", "--now", &now],
+        &["tree", "--json", "--now", &now],
+    ];
+    for args in cases {
+        let mut rss = [0u64; 2];
+        for (i, dir) in [&a, &b].into_iter().enumerate() {
+            let mut argv = args.to_vec();
+            argv.push(arg(dir));
+            let (out, peak) = run_measured(&env, &argv);
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            rss[i] = peak;
+        }
+        let per = (rss[1].saturating_sub(rss[0]) * 1024) / (large - small) as u64;
+        eprintln!(
+            "measured: {args:?}: {} -> {} KiB, {per} bytes a checkpoint",
+            rss[0], rss[1]
+        );
+        assert!(per <= 768, "{args:?}: {per} bytes a checkpoint");
+    }
+}

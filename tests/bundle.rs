@@ -881,6 +881,55 @@ fn a_bundle_cut_off_midway_installs_what_came_before_the_cut() {
     assert!(with_action(&v, "rejected")[0].1.contains("MANIFEST.json"));
 }
 
+/// An entry the target cannot take (here: larger than the file size limit,
+/// as a full disk would refuse it) is rejected on its own, its temp file
+/// removed, and the entries around it are installed: the writing thread
+/// reports the failure back at the end of the entry.
+#[test]
+fn an_entry_that_cannot_be_written_is_rejected_alone() {
+    let env = TestEnv::new();
+    let small = Ckpt::new(chat("a small one"));
+    let big = Ckpt::new(chat("a big one")).opaque_payload(3 << 20);
+    let other = Ckpt::new(chat("another small one"));
+    for c in [&small, &big, &other] {
+        env.add(c);
+    }
+    let bundle = env.export_to("b.tar", &["--all"]);
+    let target = env.root.path().join("limited");
+    // Writes past 1 MiB fail with EFBIG (SIGXFSZ ignored), in the target
+    // only: the bundle is read, stdout is a pipe.
+    let out = StdCommand::new("sh")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 2048; exec \"$0\" \"$@\"")
+        .arg(assert_cmd::cargo::cargo_bin("kvc"))
+        .args(["import", "--json", "--dir"])
+        .arg(&target)
+        .arg(&bundle)
+        .env_clear()
+        .env("HOME", env.root.path().join("home"))
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .current_dir(env.root.path())
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    assert_eq!(out.status.code(), Some(1), "{v:#}");
+    let rejected = with_action(&v, "rejected");
+    assert_eq!(rejected.len(), 1, "{v:#}");
+    assert_eq!(rejected[0].0, big.file_name());
+    assert!(
+        rejected[0].1.contains("could not be written"),
+        "{rejected:?}"
+    );
+    assert_eq!(v["counts"]["installed"], 2, "{v:#}");
+    for c in [&small, &other] {
+        assert_eq!(fs::read(target.join(c.file_name())).unwrap(), c.bytes());
+    }
+    assert!(!target.join(big.file_name()).exists());
+    assert_no_temp(&target);
+}
+
 // ---------------------------------------------------------------------------
 // Conflicts, stats, dry runs
 

@@ -78,9 +78,13 @@ fn parallel_scan_matches_loading_each_file_alone() {
         for n in &names {
             let key = Key::from_file_name(n).unwrap();
             match scan::load(&env.cache.join(n), key, opts) {
-                Loaded::Checkpoint(c) => {
-                    want_ok.push((c.file, c.size, c.mode, c.header, c.text_title))
-                }
+                Loaded::Checkpoint(c) => want_ok.push((
+                    c.file().into_owned(),
+                    c.size,
+                    c.mode,
+                    c.header.clone(),
+                    c.text_title.clone(),
+                )),
                 Loaded::Invalid(i) => want_bad.push((i.file, i.code, i.size)),
                 Loaded::Foreign(f) => panic!("{n} read as foreign: {}", f.what),
                 Loaded::Vanished => panic!("{n} vanished"),
@@ -91,7 +95,7 @@ fn parallel_scan_matches_loading_each_file_alone() {
             .iter()
             .map(|c| {
                 (
-                    c.file.clone(),
+                    c.file().into_owned(),
                     c.size,
                     c.mode,
                     c.header.clone(),
@@ -125,7 +129,7 @@ fn parallel_scan_matches_loading_each_file_alone() {
         );
         assert_eq!(s.temp_files.len(), 1);
         assert_eq!(s.strays.len(), 1);
-        assert!(s.checkpoints.windows(2).all(|w| w[0].file < w[1].file));
+        assert!(s.checkpoints.windows(2).all(|w| w[0].file() < w[1].file()));
     }
 }
 

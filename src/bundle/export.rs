@@ -118,14 +118,18 @@ pub fn select(dir: &Path, sel: &Selection, now: u64) -> Result<Selected> {
                 _ => None,
             })
             .collect();
-        let listed: Vec<(&Key, &str)> = (scan.checkpoints.iter())
-            .map(|c| (&c.key, c.file.as_str()))
-            .chain(invalid.iter().map(|(k, f)| (k, *f)))
-            .chain(scan.foreign.iter().map(|f| (&f.key, f.file.as_str())))
+        let listed: Vec<(&Key, std::borrow::Cow<'_, str>)> = (scan.checkpoints.iter())
+            .map(|c| (&c.key, c.file()))
+            .chain(invalid.iter().map(|(k, f)| (k, (*f).into())))
+            .chain(
+                scan.foreign
+                    .iter()
+                    .map(|f| (&f.key, f.file.as_str().into())),
+            )
             .collect();
         let mut names = HashSet::new();
         for k in &sel.keys {
-            let r = resolve::resolve_key_among(dir, listed.iter().copied(), k)?;
+            let r = resolve::resolve_key_among(dir, listed.iter().map(|(k, f)| (*k, &**f)), k)?;
             names.insert(r.file_name_on_disk);
         }
         for inv in &scan.invalid {
@@ -146,14 +150,14 @@ pub fn select(dir: &Path, sel: &Selection, now: u64) -> Result<Selected> {
     }
     let mut by_key: HashMap<Key, Checkpoint> = HashMap::new();
     for c in scan.checkpoints {
-        if wanted.as_ref().is_some_and(|w| !w.contains(&c.file)) || !sel.keeps(&c, now) {
+        if wanted.as_ref().is_some_and(|w| !w.contains(&*c.file())) || !sel.keeps(&c, now) {
             continue;
         }
         // Two names for one key (upper- and lower-case hex) would make two
         // entries with one name: keep the canonical one.
-        let canonical = c.file == c.key.file_name();
+        let canonical = c.is_named(&c.key.file_name());
         match by_key.get(&c.key) {
-            Some(prev) if prev.file == prev.key.file_name() || !canonical => {}
+            Some(prev) if prev.is_named(&prev.key.file_name()) || !canonical => {}
             _ => {
                 by_key.insert(c.key.clone(), c);
             }
@@ -370,21 +374,19 @@ pub fn export<W: BundleWrite>(
                 in_bundle: false,
             });
         };
-        let file = match open_nofollow(&c.path) {
+        let path = c.path();
+        let file = match open_nofollow(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 report.vanished.push(name);
                 continue;
             }
             Err(e) => {
-                left_out(
-                    format!("cannot open {}: {e}", c.path.display()),
-                    &mut report,
-                );
+                left_out(format!("cannot open {}: {e}", path.display()), &mut report);
                 continue;
             }
         };
-        let before = file.metadata().map_err(|e| Error::io(&c.path, e))?;
+        let before = file.metadata().map_err(|e| Error::io(&path, e))?;
         if !before.is_file() {
             left_out("not a regular file".into(), &mut report);
             continue;
@@ -411,7 +413,7 @@ pub fn export<W: BundleWrite>(
             Err(e) => Some(format!("cannot stat after reading: {e}")),
         };
         // The renamed-over case: the name now points at another file.
-        let replaced = match fs::symlink_metadata(&c.path) {
+        let replaced = match fs::symlink_metadata(&path) {
             Ok(m) if (m.dev(), m.ino()) == (before.dev(), before.ino()) => None,
             Ok(_) => Some("file was replaced while being exported".to_string()),
             Err(_) => None, // deleted after we opened it: our copy is whole

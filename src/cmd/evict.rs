@@ -100,7 +100,7 @@ fn titles(plan: &EvictPlan) -> Titles {
             };
             match kvc::scan::load(&v.path, key, opts) {
                 kvc::scan::Loaded::Checkpoint(c) => {
-                    Some((v.file.clone(), sanitize_line(&c.title()?)))
+                    Some((v.file.clone(), sanitize_line(c.title()?)))
                 }
                 _ => None,
             }

@@ -2,7 +2,7 @@
 
 use crate::cli::{LsArgs, SortKey};
 use crate::config;
-use crate::output::{self, CheckpointView, ForeignView, InvalidView, Report};
+use crate::output::{self, CheckpointRow, ForeignView, InvalidView, JsonOut, Report};
 use crate::Outcome;
 use anyhow::Result;
 use kvc::policy::{self, PolicyFrom, RankOptions, Standing};
@@ -82,14 +82,14 @@ struct DirView {
 }
 
 impl DirView {
-    /// The view of the `i`-th listed row, built now.
-    fn row_view(&self, i: usize) -> CheckpointView {
+    /// The `i`-th listed row: its record and standing, for JSON and table.
+    fn row(&self, i: usize) -> CheckpointRow<'_> {
         let j = self.order[i];
-        let (c, s) = (&self.checkpoints[j], &self.standings[j]);
-        if self.titles {
-            CheckpointView::new(c, s, self.now)
-        } else {
-            CheckpointView::without_title(c, s, self.now)
+        CheckpointRow {
+            checkpoint: &self.checkpoints[j],
+            standing: &self.standings[j],
+            now: self.now,
+            title: self.titles,
         }
     }
 }
@@ -102,7 +102,7 @@ impl Serialize for Rows<'_> {
         use serde::ser::SerializeSeq;
         let mut seq = s.serialize_seq(Some(self.0.order.len()))?;
         for i in 0..self.0.order.len() {
-            seq.serialize_element(&self.0.row_view(i))?;
+            seq.serialize_element(&self.0.row(i))?;
         }
         seq.end()
     }
@@ -157,6 +157,7 @@ fn dir_view(dir: PathBuf, only: Option<&str>, args: &LsArgs, now: u64) -> Result
 /// The listing of a scan, shown as `dir` (a path, or a remote's namespace).
 fn view_of(dir: String, mut scan: Scan, only: Option<&str>, args: &LsArgs, now: u64) -> DirView {
     let keep = |name: &str| only.is_none_or(|o| o == name);
+    let keep_cp = |c: &kvc::Checkpoint| only.is_none_or(|o| c.is_named(o));
     let engine = scan.engine.engine;
     let (policy, policy_from) = PolicyFrom::resolve(args.policy.policy(), engine);
     let rank = RankOptions {
@@ -177,9 +178,9 @@ fn view_of(dir: String, mut scan: Scan, only: Option<&str>, args: &LsArgs, now: 
         let mut k = 0;
         standings.retain(|_| {
             k += 1;
-            keep(&scan.checkpoints[k - 1].file)
+            keep_cp(&scan.checkpoints[k - 1])
         });
-        scan.checkpoints.retain(|c| keep(&c.file));
+        scan.checkpoints.retain(keep_cp);
         scan.invalid.retain(|i| keep(&i.file));
         scan.foreign.retain(|f| keep(&f.file));
         scan.temp_files.retain(|t| keep(&t.file));
@@ -197,7 +198,7 @@ fn view_of(dir: String, mut scan: Scan, only: Option<&str>, args: &LsArgs, now: 
                 };
                 w.insert(0, kvc::finding::Finding::error(d.code(), d.to_string()));
             }
-            (!w.is_empty()).then(|| (c.file.clone(), w))
+            (!w.is_empty()).then(|| (c.file().into_owned(), w))
         })
         .collect();
     let any_superseded = standings.iter().any(|s| s.superseded);
@@ -288,6 +289,12 @@ fn target(p: PathBuf) -> Result<(PathBuf, Option<String>)> {
 }
 
 pub fn run(args: LsArgs) -> Result<Outcome> {
+    let views = views(&args)?;
+    emit(views, &args)
+}
+
+/// The listing of every directory (or file) the arguments name.
+fn views(args: &LsArgs) -> Result<Vec<DirView>> {
     let mut given: Vec<PathBuf> = args.dirs.clone();
     given.extend(args.dir.iter().cloned());
     let targets = if given.is_empty() {
@@ -296,11 +303,10 @@ pub fn run(args: LsArgs) -> Result<Outcome> {
         given.into_iter().map(target).collect::<Result<Vec<_>>>()?
     };
     let now = config::now_or_clock(args.policy.now)?;
-    let views = targets
+    targets
         .into_iter()
-        .map(|(d, only)| dir_view(d, only.as_deref(), &args, now))
-        .collect::<Result<Vec<_>>>()?;
-    emit(views, &args)
+        .map(|(d, only)| dir_view(d, only.as_deref(), args, now))
+        .collect()
 }
 
 /// `kvc remote ls`: scans made from a remote's records (one per namespace,
@@ -358,39 +364,48 @@ impl LsReport {
         }
         let long = self.long;
         let titles = self.titles;
+        // Cells straight from the record (the row is built twice, to
+        // measure and to write: no view with every JSON field each time).
         let row = |i: usize| -> Vec<String> {
-            let c = d.row_view(i);
-            let mut row = vec![
+            let r = d.row(i);
+            let (c, s) = (r.checkpoint, r.standing);
+            let h = &c.header;
+            let mut row = Vec::with_capacity(16);
+            row.extend([
                 if long {
-                    c.key.clone()
+                    c.key.to_string()
                 } else {
-                    output::short_key(&c.key)
+                    c.key.short().to_string()
                 },
-                c.reason.clone(),
-                c.tokens.to_string(),
-                c.ctx_size.to_string(),
-                c.quant_bits.to_string(),
-            ];
+                h.reason.name().into_owned(),
+                h.tokens.to_string(),
+                h.ctx_size.to_string(),
+                h.quant_bits.to_string(),
+            ]);
             if long {
-                let model = match c.model {
-                    Some(name) => format!("{} {name}", c.model_id),
-                    None => c.model_id.to_string(),
+                let model = match r.model() {
+                    Some(name) => format!("{} {name}", h.model_id),
+                    None => h.model_id.to_string(),
                 };
-                row.extend([c.dialect.to_string(), model, c.payload_abi.to_string()]);
+                row.extend([
+                    c.dialect.as_str().to_string(),
+                    model,
+                    h.payload_abi.to_string(),
+                ]);
             }
-            row.extend([output::size(c.size), c.hits.to_string()]);
+            row.extend([output::size(c.size), h.hits.to_string()]);
             if long {
-                row.extend([output::timestamp(c.created), output::timestamp(c.last_used)]);
+                row.extend([output::timestamp(h.created), output::timestamp(h.last_used)]);
             } else {
-                row.push(output::ago(c.last_used, d.now));
+                row.push(output::ago(h.last_used, d.now));
             }
             row.extend([
-                c.flag_letters(),
-                output::score(c.score),
-                c.evict_rank.map_or("-".to_string(), |r| r.to_string()),
+                r.flag_letters(),
+                output::score(s.score),
+                s.rank.map_or("-".to_string(), |r| r.to_string()),
             ]);
             if titles {
-                row.push(c.title.unwrap_or_default());
+                row.push(r.title().unwrap_or_default());
             }
             row
         };
@@ -520,7 +535,83 @@ impl LsReport {
     }
 }
 
+impl LsReport {
+    /// One directory's object, its keys at `depth + 1`: what its
+    /// `Serialize` impl writes, the rows by hand.
+    fn write_dir_json(&self, d: &DirView, j: &mut JsonOut, depth: usize) -> io::Result<()> {
+        let k = depth + 1;
+        j.raw(b"{");
+        j.key(k, true, "dir");
+        j.str(&d.dir);
+        j.key(k, false, "engine");
+        j.value(k, &d.engine)?;
+        j.key(k, false, "policy");
+        j.str(d.policy);
+        j.key(k, false, "policy_from");
+        j.str(d.policy_from);
+        j.key(k, false, "now");
+        j.int(d.now);
+        j.key(k, false, "checkpoints");
+        j.raw(b"[");
+        let mut scratch = String::new();
+        for i in 0..d.order.len() {
+            j.line(k + 1, i == 0);
+            d.row(i).write_json(j, k + 1, &mut scratch)?;
+            j.flush_full()?;
+        }
+        if !d.order.is_empty() {
+            j.line(k, true);
+        }
+        j.raw(b"]");
+        j.key(k, false, "temp_files");
+        j.value(k, &d.temp_files)?;
+        j.key(k, false, "invalid");
+        j.value(k, &d.invalid)?;
+        j.key(k, false, "foreign");
+        j.value(k, &d.foreign)?;
+        j.key(k, false, "strays");
+        j.value(k, &d.strays)?;
+        j.key(k, false, "checkpoint_bytes");
+        j.int(d.checkpoint_bytes);
+        j.key(k, false, "loadable_bytes");
+        j.int(d.loadable_bytes);
+        j.key(k, false, "never_loaded");
+        j.value(k, &d.never_loaded)?;
+        j.key(k, false, "foreign_bytes");
+        j.int(d.foreign_bytes);
+        j.key(k, false, "total_bytes");
+        j.int(d.total_bytes);
+        j.line(depth, true);
+        j.raw(b"}");
+        Ok(())
+    }
+}
+
 impl Report for LsReport {
+    /// The bytes the `Serialize` impls give (a test compares them), with
+    /// each checkpoint written by hand straight into the output buffer
+    /// (`CheckpointRow::write_json`): no view and no serde call per field.
+    fn write_json(&self, out: &mut dyn Write) -> io::Result<()> {
+        let mut j = JsonOut::new(out);
+        j.raw(b"{");
+        j.key(1, true, "dirs");
+        j.raw(b"[");
+        for (i, d) in self.dirs.iter().enumerate() {
+            j.line(2, i == 0);
+            self.write_dir_json(d, &mut j, 2)?;
+        }
+        if !self.dirs.is_empty() {
+            j.line(1, true);
+        }
+        j.raw(b"]");
+        j.key(1, false, "checkpoint_bytes");
+        j.int(self.checkpoint_bytes);
+        j.key(1, false, "total_bytes");
+        j.int(self.total_bytes);
+        j.raw(b"\n}\n");
+        j.finish()
+    }
+
     fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
         let many = self.dirs.len() > 1;
         for (i, d) in self.dirs.iter().enumerate() {
@@ -541,5 +632,79 @@ impl Report for LsReport {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// The JSON written by hand is the `Serialize` impls' (pretty), byte
+    /// for byte, on every fixture: titles or not, several directories, a
+    /// file alone, every sort.
+    #[test]
+    fn the_listing_json_is_the_serialize_impls() {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut dirs: Vec<String> = std::fs::read_dir(&fixtures)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir())
+            .map(|p| p.display().to_string())
+            .collect();
+        dirs.sort();
+        let mut cases: Vec<Vec<String>> = Vec::new();
+        for d in &dirs {
+            for extra in [
+                &[][..],
+                &["--no-title"],
+                &["--sort", "size", "-r"],
+                &["--policy", "lru"],
+            ] {
+                let mut a = vec![d.clone()];
+                a.extend(extra.iter().map(|s| s.to_string()));
+                cases.push(a);
+            }
+        }
+        cases.push(dirs.clone());
+        let one = std::fs::read_dir(&dirs[0])
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "kv"))
+            .unwrap();
+        cases.push(vec![one.display().to_string()]);
+        for case in cases {
+            let mut argv = vec!["kvc", "ls", "--json", "--now", "1763710000"];
+            argv.extend(case.iter().map(String::as_str));
+            let crate::cli::Command::Ls(args) = crate::cli::Cli::parse_from(&argv).command else {
+                panic!("not ls");
+            };
+            let report = LsReport {
+                dirs: views(&args).unwrap(),
+                checkpoint_bytes: 0,
+                total_bytes: 0,
+                long: false,
+                titles: !args.no_title,
+            };
+            let mut by_serde = Vec::new();
+            let mut ser =
+                serde_json::Serializer::with_formatter(&mut by_serde, output::Pretty::default());
+            report.serialize(&mut ser).unwrap();
+            by_serde.push(b'\n');
+            let mut by_hand = Vec::new();
+            report.write_json(&mut by_hand).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&by_hand),
+                String::from_utf8_lossy(&by_serde),
+                "{argv:?}"
+            );
+            let mut by_serde_json = Vec::new();
+            serde_json::to_writer_pretty(&mut by_serde_json, &report).unwrap();
+            by_serde_json.push(b'\n');
+            assert_eq!(
+                by_hand, by_serde_json,
+                "{argv:?}: serde_json's own pretty printer"
+            );
+        }
     }
 }

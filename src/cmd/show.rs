@@ -142,9 +142,8 @@ impl InDir {
 
     fn position(&self, path: &Path) -> Option<usize> {
         let scan = self.scan.as_ref()?;
-        scan.checkpoints
-            .iter()
-            .position(|c| c.path.file_name() == path.file_name())
+        let name = path.file_name()?.to_str()?;
+        scan.checkpoints.iter().position(|c| c.is_named(name))
     }
 
     fn foreign(&self, path: &Path) -> Option<&scan::Foreign> {
@@ -385,7 +384,10 @@ pub fn run(args: ShowArgs) -> Result<Outcome> {
             unranked,
         ),
     };
-    checkpoint.text_title = text.as_ref().and_then(|t| t.title.clone());
+    checkpoint.text_title = text
+        .as_ref()
+        .and_then(|t| t.title.clone())
+        .map(Vec::into_boxed_slice);
     if envelope_ok && cf.header.ext_flags.has_session_title() {
         checkpoint.session_title =
             trailers::read_session_title(&cf, cf.payload_end(), cf.header.created)

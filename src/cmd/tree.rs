@@ -40,9 +40,6 @@ struct NodeView {
     /// Its text could not be read again (changed since the scan).
     unread: bool,
     title: Option<String>,
-    /// The last of its parent's children (for the table's rules).
-    #[serde(skip)]
-    last: bool,
 }
 
 #[derive(Serialize)]
@@ -146,7 +143,7 @@ fn node_view(scan: &Scan, f: &Forest, i: usize) -> NodeView {
     let c = &cps[i];
     NodeView {
         key: c.key.to_string(),
-        file: sanitize_line(c.file.as_bytes()),
+        file: sanitize_line(c.file().as_bytes()),
         parent: n.parent().map(key),
         link: n.link,
         depth: n.depth,
@@ -163,7 +160,6 @@ fn node_view(scan: &Scan, f: &Forest, i: usize) -> NodeView {
         covered: n.covered(),
         unread: n.unread,
         title: f.title(i).map(sanitize_line),
-        last: n.is_last_child(),
     }
 }
 
@@ -255,30 +251,62 @@ fn write_dot(r: &TreeReport<'_>, out: &mut dyn Write) -> io::Result<()> {
 /// thousands deep): the depth is printed instead.
 const MAX_INDENT: u32 = 24;
 
+/// The tree's rules before each row's key, row after row: whether the
+/// node at each depth is its parent's last child. Rows are asked for in
+/// order (twice: to measure, to write); any other order is replayed from
+/// the first row.
+struct Rules {
+    last_at: Vec<bool>,
+    next: usize,
+}
+
+impl Rules {
+    fn prefix(&mut self, report: &TreeReport, i: usize) -> String {
+        if i != self.next {
+            self.last_at.clear();
+            self.next = 0;
+        }
+        while self.next < i {
+            let n = &report.forest.nodes[report.forest.preorder[self.next]];
+            self.step(n.depth, n.is_last_child());
+        }
+        let n = &report.forest.nodes[report.forest.preorder[i]];
+        let (depth, is_last) = (n.depth, n.is_last_child());
+        self.step(depth, is_last);
+        let mut prefix = String::new();
+        let shown = depth.min(MAX_INDENT) as usize;
+        for &last in self.last_at.iter().take(shown).skip(1) {
+            prefix.push_str(if last { "   " } else { "│  " });
+        }
+        if depth > 0 {
+            prefix.push_str(if is_last { "└─ " } else { "├─ " });
+        }
+        if depth > MAX_INDENT {
+            prefix.push_str(&format!("[{depth}] "));
+        }
+        prefix
+    }
+
+    fn step(&mut self, depth: u32, is_last: bool) {
+        self.last_at.truncate(depth as usize);
+        self.last_at.push(is_last);
+        self.next += 1;
+    }
+}
+
 impl Report for TreeReport<'_> {
     fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
-        let mut t = output::table(&[
+        let header = [
             "KEY", "TOKENS", "SIZE", "REASON", "HITS", "FLAGS", "RANK", "TITLE",
-        ]);
-        // Whether the node at each depth is its parent's last child, for
-        // the tree's rules.
-        let mut last_at: Vec<bool> = Vec::new();
-        for i in 0..self.forest.preorder.len() {
+        ];
+        let rules = std::cell::RefCell::new(Rules {
+            last_at: Vec::new(),
+            next: 0,
+        });
+        // Rows built as they are measured and written, never all held.
+        let row = |i: usize| -> Vec<String> {
             let n = &self.node(i);
-            let is_last = n.last;
-            last_at.truncate(n.depth as usize);
-            last_at.push(is_last);
-            let mut prefix = String::new();
-            let shown = n.depth.min(MAX_INDENT) as usize;
-            for &last in last_at.iter().take(shown).skip(1) {
-                prefix.push_str(if last { "   " } else { "│  " });
-            }
-            if n.depth > 0 {
-                prefix.push_str(if is_last { "└─ " } else { "├─ " });
-            }
-            if n.depth > MAX_INDENT {
-                prefix.push_str(&format!("[{}] ", n.depth));
-            }
+            let prefix = rules.borrow_mut().prefix(self, i);
             let mut flags = String::new();
             if n.superseded {
                 flags.push('s');
@@ -295,20 +323,20 @@ impl Report for TreeReport<'_> {
             if flags.is_empty() {
                 flags.push('-');
             }
-            t.add_row([
-                Cell::new(format!("{prefix}{}", output::short_key(&n.key))),
-                Cell::new(n.tokens),
-                Cell::new(output::size(n.size)),
-                Cell::new(&n.reason),
-                Cell::new(n.hits),
-                Cell::new(flags),
-                Cell::new(n.evict_rank.map_or("-".to_string(), |r| r.to_string())),
-                Cell::new(n.title.as_deref().unwrap_or("")),
-            ]);
-        }
-        align_right(&mut t, &[1, 2, 4, 6]);
+            vec![
+                format!("{prefix}{}", output::short_key(&n.key)),
+                n.tokens.to_string(),
+                output::size(n.size),
+                n.reason.clone(),
+                n.hits.to_string(),
+                flags,
+                n.evict_rank.map_or("-".to_string(), |r| r.to_string()),
+                n.title.clone().unwrap_or_default(),
+            ]
+        };
         if !self.forest.preorder.is_empty() {
-            output::write_table(out, &t)?;
+            let n = self.forest.preorder.len();
+            output::write_rows_unfitted(out, &header, n, &row, &[1, 2, 4, 6])?;
         }
         let multi: Vec<ChainView> = (0..self.forest.chains.len())
             .filter(|&i| self.forest.chains[i].nodes > 1)

@@ -23,12 +23,83 @@ pub(crate) const SYSPROMPT_FILE: &str = "sysprompt.kv";
 pub(crate) const SYSPROMPT_KEY: &str = "sysprompt";
 pub(crate) const KV_EXT: &str = ".kv";
 
+/// 40 lower-case hex digits, held inline: a key costs 41 bytes in a
+/// checkpoint record instead of a 24-byte `String` and its 40-byte heap
+/// block (issue 16: 100,000 keys were 8 MB of allocations). Derefs to
+/// `str`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HexKey([u8; KEY_HEX_LEN]);
+
+impl HexKey {
+    /// `s` when it is 40 hex digits (either case), in lower case.
+    pub fn parse(s: &str) -> Option<HexKey> {
+        let b: &[u8; KEY_HEX_LEN] = s.as_bytes().try_into().ok()?;
+        if !b.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        Some(HexKey(b.map(|c| c.to_ascii_lowercase())))
+    }
+
+    /// The hex digits of a SHA-1 digest.
+    pub fn of_digest(d: &[u8; 20]) -> HexKey {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; KEY_HEX_LEN];
+        for (i, b) in d.iter().enumerate() {
+            out[2 * i] = DIGITS[(b >> 4) as usize];
+            out[2 * i + 1] = DIGITS[(b & 15) as usize];
+        }
+        HexKey(out)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ever built from hex digits (ASCII).
+        std::str::from_utf8(&self.0).expect("hex digits are ASCII")
+    }
+
+    /// The 40 ASCII hex digits.
+    pub fn as_bytes(&self) -> &[u8; KEY_HEX_LEN] {
+        &self.0
+    }
+
+    /// The 20 bytes the digits spell.
+    pub fn digest(&self) -> [u8; 20] {
+        let v = |c: u8| match c {
+            b'0'..=b'9' => c - b'0',
+            _ => c - b'a' + 10,
+        };
+        let mut out = [0u8; 20];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = (v(self.0[2 * i]) << 4) | v(self.0[2 * i + 1]);
+        }
+        out
+    }
+}
+
+impl std::ops::Deref for HexKey {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Debug for HexKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for HexKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What names a checkpoint: the SHA-1 of its text, or ds4-agent's fixed
 /// `sysprompt`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Key {
     /// 40 lower-case hex digits.
-    Hash(String),
+    Hash(HexKey),
     Sysprompt,
 }
 
@@ -49,11 +120,24 @@ impl Key {
         if name == SYSPROMPT_FILE {
             return Some(Key::Sysprompt);
         }
-        let stem = name.strip_suffix(KV_EXT)?;
-        if stem.len() == KEY_HEX_LEN && stem.bytes().all(|b| b.is_ascii_hexdigit()) {
-            Some(Key::Hash(stem.to_ascii_lowercase()))
-        } else {
-            None
+        HexKey::parse(name.strip_suffix(KV_EXT)?).map(Key::Hash)
+    }
+
+    /// The key of 40 hex digits (either case).
+    pub fn from_hex(s: &str) -> Option<Key> {
+        HexKey::parse(s).map(Key::Hash)
+    }
+
+    /// Whether `name` is this key's own file name, `<key>.kv` in lower
+    /// case (or `sysprompt.kv`): a scan then need not keep the name.
+    pub fn is_file_name(&self, name: &str) -> bool {
+        match self {
+            Key::Hash(h) => {
+                name.len() == KEY_HEX_LEN + KV_EXT.len()
+                    && name.as_bytes()[..KEY_HEX_LEN] == h.0
+                    && name.ends_with(KV_EXT)
+            }
+            Key::Sysprompt => name == SYSPROMPT_FILE,
         }
     }
 
@@ -61,12 +145,12 @@ impl Key {
     #[cfg(test)]
     pub(crate) fn of_text(text: &[u8]) -> Key {
         use sha1::{Digest, Sha1};
-        Key::Hash(hex(&Sha1::digest(text)))
+        Key::Hash(HexKey::of_digest(&Sha1::digest(text).into()))
     }
 
     /// The key a SHA-1 digest names.
     pub fn from_digest(d: &[u8; 20]) -> Key {
-        Key::Hash(hex(d))
+        Key::Hash(HexKey::of_digest(d))
     }
 
     /// `<key>.kv` in lower case, or `sysprompt.kv`.
@@ -79,7 +163,7 @@ impl Key {
 
     pub fn as_str(&self) -> &str {
         match self {
-            Key::Hash(h) => h,
+            Key::Hash(h) => h.as_str(),
             Key::Sysprompt => SYSPROMPT_KEY,
         }
     }
@@ -205,6 +289,17 @@ impl CheckpointFile {
         file: File,
         size: u64,
     ) -> Result<CheckpointFile, OpenError> {
+        Self::from_file_owned(path.to_path_buf(), file, size)
+    }
+
+    /// [`from_file_sized`](Self::from_file_sized) taking the path it keeps
+    /// (a scan passes an empty one: it names files by its own records, and
+    /// a path per file was an allocation per file).
+    pub(crate) fn from_file_owned(
+        path: PathBuf,
+        file: File,
+        size: u64,
+    ) -> Result<CheckpointFile, OpenError> {
         if size == 0 {
             return Err(Defect::Empty.into());
         }
@@ -216,7 +311,7 @@ impl CheckpointFile {
         let header = Header::decode(prefix[..HEADER_LEN].try_into().expect("48 bytes"));
         let text_len = u32::from_le_bytes(prefix[HEADER_LEN..].try_into().expect("4 bytes"));
         Ok(CheckpointFile {
-            path: path.to_path_buf(),
+            path,
             file,
             size,
             header,

@@ -559,7 +559,7 @@ fn population(scan: &Scan, prompt_bytes: u64, live: &Live) -> Vec<Work> {
     let reader = Engine::Ds4.reader();
     let mut work: Vec<Work> = Vec::new();
     for c in &scan.checkpoints {
-        let mut e = blank_entry(&c.file, &c.path, Some(c.key.clone()), c.order, c.size);
+        let mut e = blank_entry(&c.file(), &c.path(), Some(c.key.clone()), c.order, c.size);
         e.dialect = Some(c.dialect);
         e.header = Some(c.header.clone());
         e.text_len = Some(c.text_len);

@@ -297,7 +297,7 @@ impl Listing {
                             choice.engine,
                         );
                         cp.order = order as u32;
-                        cp.text_title = r.title.as_ref().map(|t| t.as_bytes().to_vec());
+                        cp.text_title = r.title.as_ref().map(|t| t.as_bytes().into());
                         scan.checkpoints.push(cp);
                     }
                     None => scan.invalid.push(Invalid {

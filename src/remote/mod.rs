@@ -371,7 +371,7 @@ mod unit {
         assert_eq!(u.bucket(), "kv-fleet");
         assert_eq!(u.prefix(), "caches/prod");
         assert_eq!(u.to_string(), "s3://kv-fleet/caches/prod");
-        let k = Key::Hash("ab".repeat(20));
+        let k = Key::from_hex(&"ab".repeat(20)).unwrap();
         assert_eq!(
             u.object("flash", &k).as_ref(),
             format!("caches/prod/flash/{}.kv", "ab".repeat(20))

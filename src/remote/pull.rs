@@ -799,7 +799,7 @@ fn budget_preview(
     let keys: BTreeSet<Key> = incoming.iter().map(|c| c.key.clone()).collect();
     scan.checkpoints.retain(|c| !keys.contains(&c.key));
     for mut c in incoming {
-        c.path = dir.join(c.key.file_name());
+        c.set_path(&dir.join(c.key.file_name()));
         scan.checkpoints.push(c);
     }
     scan.dir = dir.to_path_buf();

@@ -264,7 +264,7 @@ fn prepare(
     now: u64,
 ) -> std::result::Result<Prepared, NotPushed> {
     let reject = |m: String| NotPushed(PushAction::Rejected, m);
-    let mut f = open_nofollow(&c.path).map_err(|e| reject(format!("cannot open: {e}")))?;
+    let mut f = open_nofollow(&c.path()).map_err(|e| reject(format!("cannot open: {e}")))?;
     let meta = f
         .metadata()
         .map_err(|e| reject(format!("cannot stat: {e}")))?;
@@ -455,7 +455,7 @@ async fn run(
         progress.entry(&name);
         let mut entry = PushEntry {
             key: c.key.to_string(),
-            file: c.file.clone(),
+            file: c.file().into_owned(),
             object: remote.url.object_url(&remote.url.object(&ns, &c.key)),
             namespace: ns.clone(),
             action: PushAction::Present,

@@ -142,9 +142,9 @@ pub fn targets_all(dir: &Path, op: Op) -> Result<Targets> {
             continue;
         }
         match rewrite::tool_map_rule(c.dialect, &c.header) {
-            Ok(()) => out.paths.push(c.path),
+            Ok(()) => out.paths.push(c.path()),
             Err(why) => out.skipped.push(Skipped {
-                path: c.path,
+                path: c.path(),
                 why: why.to_string(),
             }),
         }
