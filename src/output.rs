@@ -234,8 +234,37 @@ const MIN_SHRINK_WIDTH: usize = 16;
 /// comfy-table's default cell padding, one space each side.
 const CELL_PADDING: usize = 2;
 /// Rows per comfy-table rendered at once by [`write_rows`]: memory stays
-/// at this many rows whatever the listing's length.
+/// at this many rows (times the threads rendering) whatever the
+/// listing's length.
 const CHUNK_ROWS: usize = 1024;
+
+/// The cells of row `i` of a table, built on demand (twice: to measure,
+/// then to render), from any thread.
+pub type RowFn<'a> = dyn Fn(usize) -> Vec<String> + Sync + 'a;
+
+/// Each column's widest cell over the header and every row, measured in
+/// parallel.
+fn measure(header: &[&str], n: usize, row: &RowFn) -> Vec<usize> {
+    use rayon::prelude::*;
+    let head: Vec<usize> = header.iter().map(|h| width(h)).collect();
+    (0..n)
+        .into_par_iter()
+        .fold(
+            || head.clone(),
+            |mut w, i| {
+                for (c, cell) in row(i).iter().enumerate() {
+                    if let Some(w) = w.get_mut(c) {
+                        *w = (*w).max(width(cell));
+                    }
+                }
+                w
+            },
+        )
+        .reduce(
+            || head.clone(),
+            |a, b| a.iter().zip(&b).map(|(x, y)| *x.max(y)).collect(),
+        )
+}
 
 /// `s` cut to `width` display columns, ending in `…` when cut.
 fn cut(s: &str, width: usize) -> String {
@@ -342,19 +371,12 @@ pub fn write_rows(
     out: &mut dyn Write,
     header: &[&str],
     n: usize,
-    row: &dyn Fn(usize) -> Vec<String>,
+    row: &RowFn,
     shrink: &[usize],
     expendable: &[usize],
     right: &[usize],
 ) -> io::Result<()> {
-    let mut content: Vec<usize> = header.iter().map(|h| width(h)).collect();
-    for i in 0..n {
-        for (c, cell) in row(i).iter().enumerate() {
-            if let Some(w) = content.get_mut(c) {
-                *w = (*w).max(width(cell));
-            }
-        }
-    }
+    let content = measure(header, n, row);
     let l = layout(&content, header, shrink, expendable);
     render_rows(out, header, n, row, &l, shrink, right)
 }
@@ -383,7 +405,11 @@ pub fn write_rows_unfitted(
         widths,
         budget: None,
     };
-    render_rows(out, header, n, row, &l, &[], right)
+    let chunks = Chunks::new(header, n, &l, &[], right);
+    for k in 0..chunks.count {
+        out.write_all(&chunks.render(k, row)?)?;
+    }
+    Ok(())
 }
 
 /// The cells of one row as the layout shows them: the kept columns, the
@@ -412,32 +438,79 @@ fn pick(l: &Layout, shrink: &[usize], cells: Vec<String>) -> Vec<String> {
 
 /// Write the rows through comfy-table, [`CHUNK_ROWS`] at a time, every
 /// column exactly as wide as the layout says, so the chunks line up as one
-/// table and memory stays at a chunk. (Writing each line by hand halved
-/// `kvc ls`'s instructions over 10,000 checkpoints, callgrind; the project
-/// does not hand-roll table layout, so comfy-table keeps the job: see
-/// doc/PERFORMANCE.md.)
+/// table. Chunks are rendered in parallel, one per thread, and written in
+/// order: memory stays at that many chunks. (comfy-table splits, measures
+/// and pads every cell again; writing each line by hand halved `kvc ls`'s
+/// instructions over 10,000 checkpoints, callgrind, but the project does
+/// not hand-roll table layout: see doc/PERFORMANCE.md.)
 fn render_rows(
     out: &mut dyn Write,
     header: &[&str],
     n: usize,
-    row: &dyn Fn(usize) -> Vec<String>,
+    row: &RowFn,
     l: &Layout,
     shrink: &[usize],
     right: &[usize],
 ) -> io::Result<()> {
-    let widths: Vec<usize> = l.keep.iter().map(|&c| l.widths[c]).collect();
-    let right: Vec<bool> = l.keep.iter().map(|c| right.contains(c)).collect();
-    let head = pick(l, shrink, header.iter().map(|h| h.to_string()).collect());
-    let mut start = 0;
-    loop {
-        let end = (start + CHUNK_ROWS).min(n);
-        let rows: Vec<Vec<String>> = (start..end).map(|i| pick(l, shrink, row(i))).collect();
-        let with_header = (start == 0).then_some(&head);
-        write_table(out, &comfy_chunk(with_header, rows, &widths, &right))?;
-        if end >= n {
-            return Ok(());
+    use rayon::prelude::*;
+    let chunks = Chunks::new(header, n, l, shrink, right);
+    let batch = rayon::current_num_threads().max(1);
+    for first in (0..chunks.count).step_by(batch) {
+        let texts: Vec<io::Result<Vec<u8>>> = (first..(first + batch).min(chunks.count))
+            .into_par_iter()
+            .map(|k| chunks.render(k, row))
+            .collect();
+        for text in texts {
+            out.write_all(&text?)?;
         }
-        start = end;
+    }
+    Ok(())
+}
+
+/// A table of `n` rows as chunks of [`CHUNK_ROWS`], each rendered alone.
+struct Chunks<'a> {
+    n: usize,
+    /// At least one: an empty table still has its header.
+    count: usize,
+    l: &'a Layout,
+    shrink: &'a [usize],
+    widths: Vec<usize>,
+    right: Vec<bool>,
+    head: Vec<String>,
+}
+
+impl<'a> Chunks<'a> {
+    fn new(
+        header: &[&str],
+        n: usize,
+        l: &'a Layout,
+        shrink: &'a [usize],
+        right: &[usize],
+    ) -> Chunks<'a> {
+        Chunks {
+            n,
+            count: n.div_ceil(CHUNK_ROWS).max(1),
+            l,
+            shrink,
+            widths: l.keep.iter().map(|&c| l.widths[c]).collect(),
+            right: l.keep.iter().map(|c| right.contains(c)).collect(),
+            head: pick(l, shrink, header.iter().map(|h| h.to_string()).collect()),
+        }
+    }
+
+    /// Chunk `k`'s lines (the header's too for the first).
+    fn render(&self, k: usize, row: &dyn Fn(usize) -> Vec<String>) -> io::Result<Vec<u8>> {
+        let start = k * CHUNK_ROWS;
+        let rows = (start..(start + CHUNK_ROWS).min(self.n))
+            .map(|i| pick(self.l, self.shrink, row(i)))
+            .collect();
+        let with_header = (k == 0).then_some(&self.head);
+        let mut text = Vec::new();
+        write_table(
+            &mut text,
+            &comfy_chunk(with_header, rows, &self.widths, &self.right),
+        )?;
+        Ok(text)
     }
 }
 
