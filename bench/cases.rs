@@ -1,5 +1,5 @@
 //! The benchmark cases: what kvc runs, what it is compared with, on which
-//! data. Adding one is a few lines in [`all`]; see README.md, "Performance".
+//! data. Adding one is a few lines in [`all`]; see doc/PERFORMANCE.md, "Adding a case".
 //!
 //! Command lines are written with placeholders, substituted per run:
 //! `{kvc}` the kvc binary, `{dir}` the dataset's cache directory,

@@ -73,7 +73,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand ls" -s r -l reverse -d 'Reverse 
 complete -c kvc -n "__fish_kvc_using_subcommand ls" -s l -l long -d 'Full keys, absolute times, model id and payload ABI'
 complete -c kvc -n "__fish_kvc_using_subcommand ls" -l no-title -d 'Do not read the texts: no titles, no key check (reads 52 bytes a file)'
 complete -c kvc -n "__fish_kvc_using_subcommand ls" -l reject-different-quant -d 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)'
-complete -c kvc -n "__fish_kvc_using_subcommand ls" -l json -d 'Print JSON (schema in README.md) instead of a table'
+complete -c kvc -n "__fish_kvc_using_subcommand ls" -l json -d 'Print JSON (schema in doc/GUIDE.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand ls" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand ls" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand show" -s d -l dir -d 'Cache directory, as DIR' -r -f -a "(__fish_complete_directories)"
@@ -89,7 +89,7 @@ always\t''
 never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand show" -l text -d 'Also show the whole text, with control characters escaped'
 complete -c kvc -n "__fish_kvc_using_subcommand show" -l reject-different-quant -d 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)'
-complete -c kvc -n "__fish_kvc_using_subcommand show" -l json -d 'Print JSON (schema in README.md) instead of a table'
+complete -c kvc -n "__fish_kvc_using_subcommand show" -l json -d 'Print JSON (schema in doc/GUIDE.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand show" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand show" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand cat" -s d -l dir -d 'Cache directory, as DIR' -r -f -a "(__fish_complete_directories)"
@@ -115,7 +115,7 @@ never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -l deep -d 'Also read every payload whole: token ids below vocab, finite logits, every byte readable'
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -s a -l all -d 'Also report stray files (names no engine reads)'
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -l strict -d 'Treat warnings as errors for the exit status'
-complete -c kvc -n "__fish_kvc_using_subcommand verify" -l json -d 'Print JSON (schema in README.md) instead of a table'
+complete -c kvc -n "__fish_kvc_using_subcommand verify" -l json -d 'Print JSON (schema in doc/GUIDE.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand verify" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -s d -l dir -d 'Cache directory, as DIR' -r -f -a "(__fish_complete_directories)"
@@ -140,7 +140,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand evict" -s n -l dry-run -d 'Show 
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -s q -l quiet -d 'Print nothing on success (for cron); problems still go to stderr'
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -s y -l yes -d 'Do not ask on a terminal before deleting more than 10% of a directory; for evict, also lift its own limit of 50% (an explicit --max-delete still applies)'
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -l reject-different-quant -d 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)'
-complete -c kvc -n "__fish_kvc_using_subcommand evict" -l json -d 'Print JSON (schema in README.md) instead of a table'
+complete -c kvc -n "__fish_kvc_using_subcommand evict" -l json -d 'Print JSON (schema in doc/GUIDE.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand evict" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -s d -l dir -d 'Cache directory, as a last DIR argument [default: $KVC_DIR, else ~/.ds4/kvcache]' -r -f -a "(__fish_complete_directories)"
@@ -154,7 +154,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand rm" -l include-agent -d 'Also ac
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -s q -l quiet -d 'Print nothing on success (for cron); problems still go to stderr'
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -s y -l yes -d 'Do not ask on a terminal before deleting more than 10% of a directory; for evict, also lift its own limit of 50% (an explicit --max-delete still applies)'
-complete -c kvc -n "__fish_kvc_using_subcommand rm" -l json -d 'Print JSON (schema in README.md) instead of a table'
+complete -c kvc -n "__fish_kvc_using_subcommand rm" -l json -d 'Print JSON (schema in doc/GUIDE.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand rm" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -s d -l dir -d 'Cache directory, as DIR' -r -f -a "(__fish_complete_directories)"
@@ -168,7 +168,7 @@ never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -s q -l quiet -d 'Print nothing on success (for cron); problems still go to stderr'
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -s y -l yes -d 'Do not ask on a terminal before deleting more than 10% of a directory; for evict, also lift its own limit of 50% (an explicit --max-delete still applies)'
-complete -c kvc -n "__fish_kvc_using_subcommand gc" -l json -d 'Print JSON (schema in README.md) instead of a table'
+complete -c kvc -n "__fish_kvc_using_subcommand gc" -l json -d 'Print JSON (schema in doc/GUIDE.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand gc" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand stats" -s d -l dir -d 'A cache directory, as DIR (repeatable)' -r -f -a "(__fish_complete_directories)"
@@ -189,7 +189,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand stats" -l color -d 'Colour sever
 always\t''
 never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand stats" -l reject-different-quant -d 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)'
-complete -c kvc -n "__fish_kvc_using_subcommand stats" -l json -d 'Print JSON (schema in README.md) instead of a table'
+complete -c kvc -n "__fish_kvc_using_subcommand stats" -l json -d 'Print JSON (schema in doc/GUIDE.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand stats" -l prometheus -d 'Write the node_exporter textfile format (metrics kvc_…) to standard output'
 complete -c kvc -n "__fish_kvc_using_subcommand stats" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand stats" -s V -l version -d 'Print version'
@@ -207,7 +207,7 @@ never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand tree" -l dot -d 'Write Graphviz DOT instead of a table (`kvc tree --dot | dot -Tsvg > tree.svg`)'
 complete -c kvc -n "__fish_kvc_using_subcommand tree" -l no-title -d 'Do not show titles (each text\'s first user turn)'
 complete -c kvc -n "__fish_kvc_using_subcommand tree" -l reject-different-quant -d 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)'
-complete -c kvc -n "__fish_kvc_using_subcommand tree" -l json -d 'Print JSON (schema in README.md) instead of a table'
+complete -c kvc -n "__fish_kvc_using_subcommand tree" -l json -d 'Print JSON (schema in doc/GUIDE.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand tree" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand tree" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand report" -s d -l dir -d 'Cache directory, as DIR' -r -f -a "(__fish_complete_directories)"
@@ -241,7 +241,7 @@ always\t''
 never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand log" -s r -l reverse -d 'Oldest first'
 complete -c kvc -n "__fish_kvc_using_subcommand log" -s l -l long -d 'Full keys'
-complete -c kvc -n "__fish_kvc_using_subcommand log" -l json -d 'Print JSON (schema in README.md) instead of a table'
+complete -c kvc -n "__fish_kvc_using_subcommand log" -l json -d 'Print JSON (schema in doc/GUIDE.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand log" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand log" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand export" -l reason -d 'Only checkpoints saved for this reason (repeatable: any of them)' -r
@@ -255,7 +255,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand export" -l color -d 'Colour seve
 always\t''
 never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand export" -l all -d 'Every checkpoint of the directory (filters still apply; a KEY argument may then only be the directory)'
-complete -c kvc -n "__fish_kvc_using_subcommand export" -l json -d 'Print JSON (schema in README.md) instead of a table'
+complete -c kvc -n "__fish_kvc_using_subcommand export" -l json -d 'Print JSON (schema in doc/GUIDE.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand export" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand export" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand import" -l on-conflict -d 'When the target already has a checkpoint with the same key (identical bytes count as present; unsafe next to a running hanzo-engine, see below)' -r -f -a "skip\t'Keep the existing checkpoint'
@@ -277,7 +277,7 @@ never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand import" -l reset-stats -d 'Zero the hit counts and set last_used to now in the installed copies'
 complete -c kvc -n "__fish_kvc_using_subcommand import" -l include-agent -d 'With replace or newer, also replace ds4-agent\'s explicit saves (sysprompt.kv, agent-system, agent-session), which are kept otherwise'
 complete -c kvc -n "__fish_kvc_using_subcommand import" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
-complete -c kvc -n "__fish_kvc_using_subcommand import" -l json -d 'Print JSON (schema in README.md) instead of a table'
+complete -c kvc -n "__fish_kvc_using_subcommand import" -l json -d 'Print JSON (schema in doc/GUIDE.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand import" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand import" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and not __fish_seen_subcommand_from ls export set prune strip help" -l color -d 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''
@@ -295,7 +295,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcomm
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from ls" -l color -d 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from ls" -l json -d 'Print JSON (schema in README.md) instead of a table'
+complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from ls" -l json -d 'Print JSON (schema in doc/GUIDE.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from ls" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from export" -s d -l dir -d 'Cache directory, as DIR' -r -f -a "(__fish_complete_directories)"
@@ -317,7 +317,7 @@ always\t''
 never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -l allow-missing -d 'Store entries whose DSML block does not occur in the text'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
-complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -l json -d 'Print JSON (schema in README.md) instead of a table'
+complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -l json -d 'Print JSON (schema in doc/GUIDE.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from set" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -l wait -d 'Wait at most this long for another kvc\'s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)' -r
@@ -332,7 +332,7 @@ always\t''
 never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -l all -d 'Every checkpoint of the directory that has something to rewrite (a KEY argument may then only be the directory)'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
-complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -l json -d 'Print JSON (schema in README.md) instead of a table'
+complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -l json -d 'Print JSON (schema in doc/GUIDE.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from prune" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from strip" -l wait -d 'Wait at most this long for another kvc\'s lock on a cache directory (after a second kvc says who holds it), then exit with status 3 (30s, 10m; 0 = do not wait)' -r
@@ -347,7 +347,7 @@ always\t''
 never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from strip" -l all -d 'Every checkpoint of the directory that has something to rewrite (a KEY argument may then only be the directory)'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from strip" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
-complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from strip" -l json -d 'Print JSON (schema in README.md) instead of a table'
+complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from strip" -l json -d 'Print JSON (schema in doc/GUIDE.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from strip" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from strip" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand trailer; and __fish_seen_subcommand_from help" -f -a "ls" -d 'List the entries of a checkpoint\'s tool-id map, and which of them ds4 uses (the last entry of an id wins)'
@@ -377,7 +377,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand match" -l color -d 'Colour sever
 always\t''
 never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand match" -l reject-different-quant -d 'As ds4-server\'s --kv-cache-reject-different-quant: skip checkpoints of other quant bits'
-complete -c kvc -n "__fish_kvc_using_subcommand match" -l json -d 'Print JSON (schema in README.md) instead of a table'
+complete -c kvc -n "__fish_kvc_using_subcommand match" -l json -d 'Print JSON (schema in doc/GUIDE.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand match" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand match" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand push" -l reason -d 'Only checkpoints saved for this reason (repeatable: any of them)' -r
@@ -399,7 +399,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand push" -l all -d 'Every checkpoin
 complete -c kvc -n "__fish_kvc_using_subcommand push" -l read-only -d 'Refuse to write to the remote (push, remote rm, remote gc fail before sending anything): for hosts that may only pull'
 complete -c kvc -n "__fish_kvc_using_subcommand push" -l allow-http -d 'Allow a plain-HTTP endpoint on another host (endpoints on this host are allowed without it)'
 complete -c kvc -n "__fish_kvc_using_subcommand push" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
-complete -c kvc -n "__fish_kvc_using_subcommand push" -l json -d 'Print JSON (schema in README.md) instead of a table'
+complete -c kvc -n "__fish_kvc_using_subcommand push" -l json -d 'Print JSON (schema in doc/GUIDE.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand push" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand push" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand pull" -l match -d 'The checkpoint ds4 mainline would load for this rendered prompt (a file; `-` for standard input)' -r -F
@@ -432,7 +432,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand pull" -l include-agent -d 'With 
 complete -c kvc -n "__fish_kvc_using_subcommand pull" -l read-only -d 'Refuse to write to the remote (push, remote rm, remote gc fail before sending anything): for hosts that may only pull'
 complete -c kvc -n "__fish_kvc_using_subcommand pull" -l allow-http -d 'Allow a plain-HTTP endpoint on another host (endpoints on this host are allowed without it)'
 complete -c kvc -n "__fish_kvc_using_subcommand pull" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
-complete -c kvc -n "__fish_kvc_using_subcommand pull" -l json -d 'Print JSON (schema in README.md) instead of a table'
+complete -c kvc -n "__fish_kvc_using_subcommand pull" -l json -d 'Print JSON (schema in doc/GUIDE.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand pull" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand pull" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand remote; and not __fish_seen_subcommand_from ls rm gc help" -l color -d 'Colour severities (error, warning) in the output: auto = on a terminal, unless $NO_COLOR is set or TERM=dumb' -r -f -a "auto\t''
@@ -470,7 +470,7 @@ complete -c kvc -n "__fish_kvc_using_subcommand remote; and __fish_seen_subcomma
 complete -c kvc -n "__fish_kvc_using_subcommand remote; and __fish_seen_subcommand_from ls" -l read-only -d 'Refuse to write to the remote (push, remote rm, remote gc fail before sending anything): for hosts that may only pull'
 complete -c kvc -n "__fish_kvc_using_subcommand remote; and __fish_seen_subcommand_from ls" -l allow-http -d 'Allow a plain-HTTP endpoint on another host (endpoints on this host are allowed without it)'
 complete -c kvc -n "__fish_kvc_using_subcommand remote; and __fish_seen_subcommand_from ls" -l reject-different-quant -d 'As ds4-server run with --kv-cache-reject-different-quant: only a checkpoint of the same quant bits supersedes a waypoint (policy ds4)'
-complete -c kvc -n "__fish_kvc_using_subcommand remote; and __fish_seen_subcommand_from ls" -l json -d 'Print JSON (schema in README.md) instead of a table'
+complete -c kvc -n "__fish_kvc_using_subcommand remote; and __fish_seen_subcommand_from ls" -l json -d 'Print JSON (schema in doc/GUIDE.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand remote; and __fish_seen_subcommand_from ls" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c kvc -n "__fish_kvc_using_subcommand remote; and __fish_seen_subcommand_from ls" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand remote; and __fish_seen_subcommand_from rm" -l model -d 'Only in this namespace (flash, pro, glm-5.2, …, d20)' -r
@@ -481,7 +481,7 @@ never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand remote; and __fish_seen_subcommand_from rm" -l read-only -d 'Refuse to write to the remote (push, remote rm, remote gc fail before sending anything): for hosts that may only pull'
 complete -c kvc -n "__fish_kvc_using_subcommand remote; and __fish_seen_subcommand_from rm" -l allow-http -d 'Allow a plain-HTTP endpoint on another host (endpoints on this host are allowed without it)'
 complete -c kvc -n "__fish_kvc_using_subcommand remote; and __fish_seen_subcommand_from rm" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
-complete -c kvc -n "__fish_kvc_using_subcommand remote; and __fish_seen_subcommand_from rm" -l json -d 'Print JSON (schema in README.md) instead of a table'
+complete -c kvc -n "__fish_kvc_using_subcommand remote; and __fish_seen_subcommand_from rm" -l json -d 'Print JSON (schema in doc/GUIDE.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand remote; and __fish_seen_subcommand_from rm" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand remote; and __fish_seen_subcommand_from rm" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand remote; and __fish_seen_subcommand_from gc" -l max-age -d 'Delete checkpoints not seen in use for longer than DURATION (30d, 12h)' -r -f
@@ -496,7 +496,7 @@ never\t''"
 complete -c kvc -n "__fish_kvc_using_subcommand remote; and __fish_seen_subcommand_from gc" -l read-only -d 'Refuse to write to the remote (push, remote rm, remote gc fail before sending anything): for hosts that may only pull'
 complete -c kvc -n "__fish_kvc_using_subcommand remote; and __fish_seen_subcommand_from gc" -l allow-http -d 'Allow a plain-HTTP endpoint on another host (endpoints on this host are allowed without it)'
 complete -c kvc -n "__fish_kvc_using_subcommand remote; and __fish_seen_subcommand_from gc" -s n -l dry-run -d 'Show what would be done and change nothing (no lock, not even kvc\'s own state)'
-complete -c kvc -n "__fish_kvc_using_subcommand remote; and __fish_seen_subcommand_from gc" -l json -d 'Print JSON (schema in README.md) instead of a table'
+complete -c kvc -n "__fish_kvc_using_subcommand remote; and __fish_seen_subcommand_from gc" -l json -d 'Print JSON (schema in doc/GUIDE.md) instead of a table'
 complete -c kvc -n "__fish_kvc_using_subcommand remote; and __fish_seen_subcommand_from gc" -s h -l help -d 'Print help'
 complete -c kvc -n "__fish_kvc_using_subcommand remote; and __fish_seen_subcommand_from gc" -s V -l version -d 'Print version'
 complete -c kvc -n "__fish_kvc_using_subcommand remote; and __fish_seen_subcommand_from help" -f -a "ls" -d 'List a remote\'s checkpoints with `kvc ls`\'s columns and JSON, one table per namespace'

@@ -47,7 +47,7 @@ pub enum Command {
     /// Check every checkpoint for corruption, truncation and mislabelling (exit 1 on any error)
     #[command(
         long_about = "Check cache directories and checkpoint files against FORMAT.md and report \
-every problem with a stable code (listed in README.md, section `kvc verify`).\n\n\
+every problem with a stable code (listed in doc/GUIDE.md, section `kvc verify`).\n\n\
 The default check reads each file's header, text and trailer, and the DSV4 payload header and \
 row-count arrays (a few positioned reads), so truncation, key mismatches, bad trailers and \
 payload header/size mismatches are found without reading the payload. --deep also streams every \
@@ -147,7 +147,7 @@ pub struct ManArgs {
 /// `--json`: one flag, one meaning everywhere.
 #[derive(Debug, Args, Clone, Copy)]
 pub struct OutputArgs {
-    /// Print JSON (schema in README.md) instead of a table
+    /// Print JSON (schema in doc/GUIDE.md) instead of a table
     #[arg(long)]
     pub json: bool,
 }
@@ -296,7 +296,7 @@ columns are left out; a pipe gets whole rows.";
 #[derive(Debug, Args)]
 #[command(
     after_help = LS_HELP,
-    after_long_help = long_help(LS_HELP, &[("Invalid files (code: meaning)", &uses(Uses::INVALID))], "kvc ls --json: README.md, section `kvc ls --json` (the CHECKPOINT object: section `JSON of ls and show`)")
+    after_long_help = long_help(LS_HELP, &[("Invalid files (code: meaning)", &uses(Uses::INVALID))], "kvc ls --json: doc/GUIDE.md, section `kvc ls --json` (the CHECKPOINT object: section `JSON of ls and show`)")
 )]
 pub struct LsArgs {
     /// Cache directories, or .kv files to list alone [default: $KVC_DIR, else ~/.ds4/kvcache]
@@ -364,7 +364,7 @@ pub enum TrailerCommand {
     Ls(TrailerLsArgs),
     /// Write a checkpoint's tool-id map to standard output as JSON (shadowed entries marked)
     #[command(
-        after_long_help = "JSON: README.md, section `kvc trailer`, \"JSON\"; the same form is the input of `kvc trailer set`."
+        after_long_help = "JSON: doc/GUIDE.md, section `kvc trailer`, \"JSON\"; the same form is the input of `kvc trailer set`."
     )]
     Export(TrailerExportArgs),
     /// Replace the tool-id map of checkpoints with one given as JSON
@@ -422,7 +422,7 @@ fn trailer_long_help(short: &str) -> String {
                 Code::Vanished,
             ],
         )],
-        "kvc trailer --json: README.md, section `kvc trailer`, \"JSON\"",
+        "kvc trailer --json: doc/GUIDE.md, section `kvc trailer`, \"JSON\"",
     )
 }
 
@@ -464,7 +464,7 @@ pub struct TrailerExportArgs {
     pub dir: CacheDir,
 }
 
-/// How a rewrite reaches the disk (README: "Crash safety").
+/// How a rewrite reaches the disk (doc/DESIGN.md: "Crash safety of trailer rewrites").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RewriteMethod {
     /// Clone where the filesystem can; else in place if that is strictly old-or-new (adding or removing a map), copy if not (replacing one)
@@ -661,7 +661,7 @@ confirmed; nothing deleted.";
 #[command(
     group(ArgGroup::new("criterion").args(["budget", "older_than", "include_unloadable"]).required(true).multiple(true)),
     after_help = EVICT_HELP,
-    after_long_help = long_help(EVICT_HELP, &[("Outcomes of victims (code: meaning)", &[Code::Planned, Code::Removed, Code::Vanished, Code::Touched, Code::Invalid, Code::Failed]), ("Why an entry is kept (code: meaning)", &uses(Uses::KEPT))], "kvc evict --json: README.md, section `kvc evict --json`")
+    after_long_help = long_help(EVICT_HELP, &[("Outcomes of victims (code: meaning)", &[Code::Planned, Code::Removed, Code::Vanished, Code::Touched, Code::Invalid, Code::Failed]), ("Why an entry is kept (code: meaning)", &uses(Uses::KEPT))], "kvc evict --json: doc/GUIDE.md, section `kvc evict --json`")
 )]
 pub struct EvictArgs {
     #[command(flatten)]
@@ -699,7 +699,7 @@ nothing is removed and kvc exits 4. On a terminal, removing more than 10% of a d
 #[derive(Debug, Args)]
 #[command(
     after_help = RM_HELP,
-    after_long_help = long_help(RM_HELP, &[("Outcomes (code: meaning)", &[Code::Planned, Code::Removed, Code::Vanished, Code::Changed, Code::Failed])], "kvc rm --json: README.md, section `kvc rm KEY... [DIR]`")
+    after_long_help = long_help(RM_HELP, &[("Outcomes (code: meaning)", &[Code::Planned, Code::Removed, Code::Vanished, Code::Changed, Code::Failed])], "kvc rm --json: doc/GUIDE.md, section `kvc rm KEY... [DIR]`")
 )]
 pub struct RmArgs {
     /// Keys, unique key prefixes (4+ hex digits), `sysprompt`, or paths to .kv files; then, optionally, the cache directory
@@ -733,7 +733,7 @@ first (--yes does not); without one nothing is asked.";
 #[derive(Debug, Args)]
 #[command(
     after_help = GC_HELP,
-    after_long_help = long_help(GC_HELP, &[("Verdicts (code: meaning)", &uses(Uses::VERDICT)), ("Outcomes (code: meaning)", &[Code::Planned, Code::Kept, Code::Removed, Code::Vanished, Code::Failed])], "kvc gc --json: README.md, section `kvc gc [DIR]`")
+    after_long_help = long_help(GC_HELP, &[("Verdicts (code: meaning)", &uses(Uses::VERDICT)), ("Outcomes (code: meaning)", &[Code::Planned, Code::Kept, Code::Removed, Code::Vanished, Code::Failed])], "kvc gc --json: doc/GUIDE.md, section `kvc gc [DIR]`")
 )]
 pub struct GcArgs {
     #[command(flatten)]
@@ -769,7 +769,7 @@ and quarantine records as freed.";
 #[derive(Debug, Args)]
 #[command(
     after_help = LOG_HELP,
-    after_long_help = long_help(LOG_HELP, &[], "kvc log --json: README.md, section `The journal and kvc log [DIR]`")
+    after_long_help = long_help(LOG_HELP, &[], "kvc log --json: doc/GUIDE.md, section `The journal and kvc log [DIR]`")
 )]
 pub struct LogArgs {
     #[command(flatten)]
@@ -819,7 +819,7 @@ dialects kvc does not read (`foreign` in kvc ls) are never exported: listed as a
 
 #[derive(Debug, Args)]
 #[command(after_help = EXPORT_HELP,
-    after_long_help = long_help(EXPORT_HELP, &[], "kvc export --json: README.md, section `Export JSON`; the bundle format: section `The bundle format`"))]
+    after_long_help = long_help(EXPORT_HELP, &[], "kvc export --json: doc/GUIDE.md, section `Export JSON`; the bundle format: doc/DESIGN.md, section `The bundle format`"))]
 pub struct ExportArgs {
     /// Keys, unique key prefixes (4+ hex digits), `sysprompt`, or paths to .kv files; then, optionally, the cache directory
     #[arg(value_name = "KEY", add = clap_complete::ArgValueCompleter::new(complete_key))]
@@ -887,7 +887,7 @@ Exit status: 1 when an entry was rejected, the stream was cut off, or \
 #[derive(Debug, Args)]
 #[command(
     after_help = IMPORT_HELP,
-    after_long_help = long_help(IMPORT_HELP, &[("Outcomes (code: meaning)", &[Code::Installed, Code::Replaced, Code::Present, Code::Skipped, Code::Rejected])], "kvc import --json: README.md, section `Import JSON`")
+    after_long_help = long_help(IMPORT_HELP, &[("Outcomes (code: meaning)", &[Code::Installed, Code::Replaced, Code::Present, Code::Skipped, Code::Rejected])], "kvc import --json: doc/GUIDE.md, section `Import JSON`")
 )]
 pub struct ImportArgs {
     /// Bundle file, or `-` for standard input
@@ -941,7 +941,7 @@ const MATCH_HELP: &str = "Live settings default to ds4-server's: --ctx 32768, --
 (--kv-cache-min-tokens), model 0 (flash), quant 2 and 4 both accepted. The output prints the \
 settings it assumed.\n\n\
 Verdicts: chosen, not-loadable, text-longer-than-prompt, tokens-below-min, other-model, \
-ctx-larger-than-live, other-quant, not-a-prefix, shorter-prefix, text-mismatch (README.md, \
+ctx-larger-than-live, other-quant, not-a-prefix, shorter-prefix, text-mismatch (doc/GUIDE.md, \
 `kvc match`).\n\n\
 Exit status: 0 a hit, 1 a miss (a full prefill), 2 bad input (no prompt file, an unreadable \
 directory, a terminal on standard input).";
@@ -949,7 +949,7 @@ directory, a terminal on standard input).";
 #[derive(Debug, Args)]
 #[command(
     after_help = MATCH_HELP,
-    after_long_help = long_help(MATCH_HELP, &[], "kvc match --json: README.md, section `kvc match --json`")
+    after_long_help = long_help(MATCH_HELP, &[], "kvc match --json: doc/GUIDE.md, section `kvc match --json`")
 )]
 pub struct MatchArgs {
     /// File of rendered prompt bytes, as the engine receives them; `-` or absent: standard input
@@ -1015,7 +1015,7 @@ fn verify_long_help() -> String {
         "\nJSON (--json): {dirs: [{dir, engine, findings, allowed, unloadable}], files: [{file, kind, \
 key, dialect, size, findings: [{code, severity, message}], allowed, quarantined_to}], summary: \
 {checkpoints, invalid, foreign, errors, warnings, allowed, ok, ...}}; the full schema is in \
-README.md, section `kvc verify`, \"JSON (--json)\".",
+doc/GUIDE.md, section `kvc verify`, \"JSON (--json)\".",
     );
     s
 }
@@ -1098,7 +1098,7 @@ line of its file, or `undated`. --since/--until take 2026-08-05, 2026-08-05T14:0
 clock) or a duration back from now (7d); --until with a date alone includes that day.\n\n\
 --prometheus writes the node_exporter textfile format to standard output; --prometheus-file PATH \
 writes it atomically (temp file, fsync, rename; mode 0644 so node_exporter can read it) and prints \
-nothing else. Metrics are listed in README.md (`kvc stats`).";
+nothing else. Metrics are listed in doc/GUIDE.md (`kvc stats`).";
 
 const TREE_HELP: &str = "Each checkpoint hangs under the checkpoint whose text is the longest \
 stored proper prefix of its own (same model id), found by streaming prefix hashes: no text is held. \

@@ -899,13 +899,7 @@ fn plan_dir_excluding(
     opts: &EvictOptions,
     exclude: &BTreeSet<String>,
 ) -> Result<EvictPlan> {
-    let scan = scan::scan_dir(
-        dir,
-        ScanOptions {
-            read_text: false,
-            engine: opts.engine,
-        },
-    )?;
+    let scan = scan::scan_dir(dir, ScanOptions::headers(opts.engine))?;
     Ok(plan_excluding(&scan, opts, exclude))
 }
 

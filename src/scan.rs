@@ -580,6 +580,20 @@ impl Default for Scan {
 }
 
 impl Scan {
+    /// The engine's ranking of the checkpoints (index-aligned with them),
+    /// as `kvc ls` shows it: the engine ranks what its budget counts (not
+    /// what it never loads, nor `sysprompt.kv`); eviction never picks an
+    /// agent save, so it gets a score but no rank.
+    pub fn standings(&self, opts: &crate::policy::RankOptions) -> Vec<crate::policy::Standing> {
+        let engine = self.engine.engine;
+        crate::policy::standings(
+            opts,
+            &self.checkpoints,
+            |c| c.is_counted(engine),
+            |c| c.is_agent_save(),
+        )
+    }
+
     /// Bytes of the readable checkpoints, whether the engine loads them or
     /// not.
     pub fn checkpoint_bytes(&self) -> u64 {
@@ -642,6 +656,26 @@ pub struct ScanOptions {
     /// `--engine`: the engine that reads the directory, instead of the one
     /// its files point to.
     pub engine: Option<Engine>,
+}
+
+impl ScanOptions {
+    /// Headers only (52 bytes a file), under `engine` or the one the
+    /// files point to: what every command that needs no title or name
+    /// check scans with.
+    pub fn headers(engine: Option<Engine>) -> ScanOptions {
+        ScanOptions {
+            read_text: false,
+            engine,
+        }
+    }
+
+    /// Every text too (titles, the name checked against the content).
+    pub fn texts(engine: Option<Engine>) -> ScanOptions {
+        ScanOptions {
+            read_text: true,
+            engine,
+        }
+    }
 }
 
 /// Open without following a symlink and without blocking on a FIFO someone

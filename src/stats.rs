@@ -15,7 +15,7 @@ use crate::evict::{self, EvictOptions};
 use crate::format::dialect::EngineChoice;
 use crate::format::{self, Engine};
 use crate::gc::{self, GcOptions};
-use crate::policy::{self, Policy, PolicyFrom, RankOptions, Standing};
+use crate::policy::{Policy, PolicyFrom, RankOptions, Standing};
 use crate::scan::{self, Checkpoint, Scan, ScanOptions};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -289,26 +289,6 @@ pub fn model_label(c: &Checkpoint) -> String {
         .map_or_else(|| id.to_string(), str::to_string)
 }
 
-/// The engine's ranking of a scan, as `kvc ls` computes it.
-pub fn standings(
-    scan: &Scan,
-    policy: Policy,
-    now: u64,
-    reject_different_quant: bool,
-) -> Vec<Standing> {
-    let engine = scan.engine.engine;
-    policy::standings(
-        &RankOptions {
-            policy,
-            now,
-            reject_different_quant,
-        },
-        &scan.checkpoints,
-        |c| c.is_counted(engine),
-        |c| c.is_agent_save(),
-    )
-}
-
 /// Stats of a scanned directory whose ranking is `standings` (aligned with
 /// `scan.checkpoints`). Runs the read-only plans of evict and gc.
 pub fn of_scan(
@@ -516,14 +496,12 @@ pub fn of_scan(
 /// Scan `dir` (headers only; texts are streamed where the policy needs
 /// them) and compute its stats.
 pub fn dir_stats(dir: &Path, opts: &StatsOptions) -> Result<DirStats> {
-    let scan = scan::scan_dir(
-        dir,
-        ScanOptions {
-            read_text: false,
-            engine: opts.engine,
-        },
-    )?;
+    let scan = scan::scan_dir(dir, ScanOptions::headers(opts.engine))?;
     let policy = PolicyFrom::resolve(opts.policy, scan.engine.engine);
-    let st = standings(&scan, policy.0, opts.now, opts.reject_different_quant);
+    let st = scan.standings(&RankOptions {
+        policy: policy.0,
+        now: opts.now,
+        reject_different_quant: opts.reject_different_quant,
+    });
     of_scan(&scan, &st, policy, opts)
 }

@@ -7,8 +7,9 @@
 //! the extent-sharing and copying calls of the trailer rewrites.
 //!
 //! The calls go through `rustix`, which wraps each one safely, so kvc
-//! itself has no `unsafe` block here (the crate denies undocumented ones:
-//! `clippy::undocumented_unsafe_blocks` in `lib.rs`).
+//! itself has one `unsafe` block here, for the one call rustix lacks
+//! (`sync_file_range`, import's writeback hint; the crate denies
+//! undocumented ones: `clippy::undocumented_unsafe_blocks` in `lib.rs`).
 //!
 //! The process checks err on the side of "yes, maybe": a wrong "no" lets
 //! `kvc gc` delete a file an engine is about to rename into place.

@@ -419,15 +419,13 @@ pub fn dir_forest(
     dir: &Path,
     opts: &TreeOptions,
 ) -> crate::Result<(Scan, (Policy, PolicyFrom), Forest)> {
-    let scan = scan::scan_dir(
-        dir,
-        ScanOptions {
-            read_text: false,
-            engine: opts.engine,
-        },
-    )?;
+    let scan = scan::scan_dir(dir, ScanOptions::headers(opts.engine))?;
     let policy = PolicyFrom::resolve(opts.policy, scan.engine.engine);
-    let st = crate::stats::standings(&scan, policy.0, opts.now, opts.reject_different_quant);
+    let st = scan.standings(&crate::policy::RankOptions {
+        policy: policy.0,
+        now: opts.now,
+        reject_different_quant: opts.reject_different_quant,
+    });
     // The standings live on in the nodes: dropped before the texts are
     // read, when the index grows (4 MB at 100,000).
     let nodes = nodes_of(&st, scan.checkpoints.len());

@@ -565,13 +565,7 @@ impl Contexts {
 }
 
 fn scan_engine(dir: &Path, opts: &VerifyOptions) -> Result<EngineChoice> {
-    let scan = scan::scan_dir(
-        dir,
-        ScanOptions {
-            read_text: false,
-            engine: opts.engine,
-        },
-    )?;
+    let scan = scan::scan_dir(dir, ScanOptions::headers(opts.engine))?;
     Ok(scan.engine)
 }
 

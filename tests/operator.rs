@@ -1146,7 +1146,7 @@ fn help_and_man_pages_carry_code_tables_and_json_pointers() {
             "verify --help lacks {c}"
         );
     }
-    assert!(verify.contains("JSON (--json)") && verify.contains("README.md"));
+    assert!(verify.contains("JSON (--json)") && verify.contains("doc/GUIDE.md"));
     // -h stays short.
     assert!(!help(&["verify", "-h"]).contains("payload-size"));
     let man = env.root.path().join("man1");

@@ -8,7 +8,7 @@
 //! allocated by the calling thread during the call.
 //!
 //! The same entry points are fuzzed by the cargo-fuzz targets in `fuzz/`
-//! (README.md, "Fuzzing and property tests"); these run in the normal `cargo test`, bounded to a
+//! (doc/DESIGN.md, "Fuzzing and property tests"); these run in the normal `cargo test`, bounded to a
 //! few seconds.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -842,7 +842,7 @@ fn append_entry(b: &mut Vec<u8>, name: &[u8], content: &[u8], f: &Framing) {
     b.resize(b.len().next_multiple_of(BLOCK), 0);
 }
 
-/// A digest record as README.md documents it (built with `json!`, not the
+/// A digest record as doc/DESIGN.md documents it (built with `json!`, not the
 /// library's `EntryRecord`), honest about `bytes` under the name `file`.
 fn record_value(file: &str, bytes: &[u8]) -> serde_json::Value {
     serde_json::json!({

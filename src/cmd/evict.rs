@@ -94,10 +94,7 @@ fn titles(plan: &EvictPlan) -> Titles {
         .iter()
         .filter_map(|v| {
             let key = v.key.clone()?;
-            let opts = kvc::ScanOptions {
-                read_text: true,
-                engine: Some(plan.engine.engine),
-            };
+            let opts = kvc::ScanOptions::texts(Some(plan.engine.engine));
             match kvc::scan::load(&v.path, key, opts) {
                 kvc::scan::Loaded::Checkpoint(c) => {
                     Some((v.file.clone(), sanitize_line(c.title()?)))
@@ -132,7 +129,7 @@ struct NeverLoaded {
     bytes: u64,
 }
 
-/// The plan (`--dry-run`) or what was done: one schema (README.md).
+/// The plan (`--dry-run`) or what was done: one schema (doc/GUIDE.md, `kvc evict --json`).
 #[derive(Serialize)]
 struct EvictReport {
     dir: String,

@@ -5,7 +5,7 @@ use crate::config;
 use crate::output::{self, CheckpointRow, ForeignView, InvalidView, JsonOut, Report};
 use crate::Outcome;
 use anyhow::Result;
-use kvc::policy::{self, PolicyFrom, RankOptions, Standing};
+use kvc::policy::{PolicyFrom, RankOptions, Standing};
 use kvc::scan::{self, Scan, ScanOptions};
 use kvc::sys::pid_alive;
 use kvc::text::sanitize_line;
@@ -165,15 +165,7 @@ fn view_of(dir: String, mut scan: Scan, only: Option<&str>, args: &LsArgs, now: 
         now,
         reject_different_quant: args.quant.reject_different_quant,
     };
-    // The engine ranks what its budget counts (not what it never loads,
-    // nor sysprompt.kv); eviction never picks agent saves.
-    let standings = policy::standings(
-        &rank,
-        &scan.checkpoints,
-        |c| c.is_counted(engine),
-        |c| c.is_agent_save(),
-    );
-    let mut standings = standings;
+    let mut standings = scan.standings(&rank);
     if only.is_some() {
         let mut k = 0;
         standings.retain(|_| {

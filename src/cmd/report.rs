@@ -24,15 +24,13 @@ pub fn run(args: ReportArgs) -> Result<Outcome> {
         temp_age: args.temp_age.temp_age,
         reject_different_quant: args.quant.reject_different_quant,
     };
-    let scan = scan::scan_dir(
-        &dir,
-        ScanOptions {
-            read_text: false,
-            engine: opts.engine,
-        },
-    )?;
+    let scan = scan::scan_dir(&dir, ScanOptions::headers(opts.engine))?;
     let policy = PolicyFrom::resolve(opts.policy, scan.engine.engine);
-    let standings = stats::standings(&scan, policy.0, now, opts.reject_different_quant);
+    let standings = scan.standings(&kvc::policy::RankOptions {
+        policy: policy.0,
+        now,
+        reject_different_quant: opts.reject_different_quant,
+    });
     let dir_stats = stats::of_scan(&scan, &standings, policy, &opts)?;
     let forest = tree::forest(&scan, &standings, true);
     let html = report::render(&ReportInput {

@@ -15,7 +15,7 @@ use kvc::format::checkpoint::{CheckpointFile, Key, OpenError};
 use kvc::format::dialect::{DialectId, Engine};
 use kvc::format::dsv4::{self, Dsv4Header};
 use kvc::format::trailer::{self as trailers, SessionTitle};
-use kvc::policy::{self, Policy, PolicyFrom, RankOptions, Standing};
+use kvc::policy::{Policy, PolicyFrom, RankOptions, Standing};
 use kvc::resolve;
 use kvc::scan::{self, Checkpoint, ScanOptions};
 use kvc::text::{self, sanitize_line, sanitize_text};
@@ -100,10 +100,7 @@ struct InDir {
 impl InDir {
     fn of(path: &Path, args: &ShowArgs, now: u64) -> InDir {
         let dir = kvc::session::parent_dir(path);
-        let opts = ScanOptions {
-            read_text: false,
-            engine: args.policy.engine.engine(),
-        };
+        let opts = ScanOptions::headers(args.policy.engine.engine());
         let Ok(scan) = scan::scan_dir(dir, opts) else {
             let engine = args.policy.engine.engine().unwrap_or(Engine::Ds4);
             return InDir {
@@ -119,12 +116,7 @@ impl InDir {
             now,
             reject_different_quant: args.quant.reject_different_quant,
         };
-        let standings = policy::standings(
-            &rank,
-            &scan.checkpoints,
-            |c| c.is_counted(engine),
-            |c| c.is_agent_save(),
-        );
+        let standings = scan.standings(&rank);
         InDir {
             scan: Some(scan),
             standings,

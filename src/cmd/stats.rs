@@ -17,7 +17,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
 
-/// Version of the JSON schema (README.md, `kvc stats`): bumped when a
+/// Version of the JSON schema (doc/GUIDE.md, `kvc stats`): bumped when a
 /// field changes meaning or goes away; new fields may appear.
 pub const SCHEMA_VERSION: u32 = 1;
 

@@ -355,13 +355,7 @@ impl MatchResult {
 /// answer for `prompt` under `live`. Fails only when the directory cannot
 /// be read.
 pub fn match_dir(dir: &Path, prompt: &Prompt, live: &Live) -> Result<MatchResult> {
-    let scan = scan::scan_dir(
-        dir,
-        ScanOptions {
-            read_text: false,
-            engine: None,
-        },
-    )?;
+    let scan = scan::scan_dir(dir, ScanOptions::headers(None))?;
     Ok(lookup(&scan, prompt, live))
 }
 
