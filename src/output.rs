@@ -55,12 +55,14 @@ pub trait Report: Serialize {
     fn write_human(&self, out: &mut dyn Write) -> io::Result<()>;
 
     /// The JSON form: the `Serialize` impl, pretty-printed, and a line
-    /// break. A report may write the same bytes faster by hand (`ls`),
-    /// its `Serialize` impl staying the reference a test compares with.
+    /// break. Serialized into a buffer of its own, so serde's many small
+    /// writes are not each a call through `out`.
     fn write_json(&self, out: &mut dyn Write) -> io::Result<()> {
-        let mut ser = serde_json::Serializer::with_formatter(&mut *out, Pretty::default());
+        let mut out = io::BufWriter::with_capacity(OUTPUT_BUFFER, out);
+        let mut ser = serde_json::Serializer::with_formatter(&mut out, Pretty::default());
         self.serialize(&mut ser)?;
-        writeln!(out)
+        writeln!(out)?;
+        out.flush()
     }
 }
 
@@ -98,15 +100,6 @@ pub struct Pretty {
 const BREAK: &[u8; 2 + 126] = b",\n                                                                                                                              ";
 
 impl Pretty {
-    /// The state serde_json's pretty printer is in when it writes a value
-    /// `depth` levels deep (after `"key": ` or an array's indentation).
-    pub fn at(depth: usize) -> Pretty {
-        Pretty {
-            depth,
-            has_value: false,
-        }
-    }
-
     /// A line break and the indentation of the current depth, after a
     /// comma unless `first`.
     fn line<W: ?Sized + Write>(&self, w: &mut W, first: bool) -> io::Result<()> {
@@ -761,150 +754,6 @@ impl From<&kvc::scan::Foreign> for ForeignView {
     }
 }
 
-/// JSON written by hand into a buffer, byte for byte as serde_json's
-/// pretty printer writes the same values ([`Pretty`]), for output where
-/// serde's per-token calls dominate: `kvc ls --json` writes 31 fields a
-/// checkpoint, and serde's pretty printer made about 250 small writes a
-/// row (two thirds of the listing's user-space instructions, callgrind).
-/// The caller says where each key goes (its depth, whether it is the
-/// first of its object); values that are not plain go through serde.
-pub struct JsonOut<'a> {
-    buf: Vec<u8>,
-    out: &'a mut dyn Write,
-}
-
-/// Whether serde_json writes `s` without escapes: no control character,
-/// quote or backslash.
-fn plain(s: &[u8]) -> bool {
-    // No early exit: the compiler vectorizes the whole pass (the
-    // short-circuiting `all` ran byte by byte: 11 % of a listing's
-    // instructions).
-    s.iter()
-        .fold(true, |ok, &b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'))
-}
-
-impl<'a> JsonOut<'a> {
-    pub fn new(out: &'a mut dyn Write) -> JsonOut<'a> {
-        JsonOut {
-            buf: Vec::with_capacity(OUTPUT_BUFFER + (OUTPUT_BUFFER >> 2)),
-            out,
-        }
-    }
-
-    /// Hand what is buffered to the writer once it is `OUTPUT_BUFFER` long.
-    pub fn flush_full(&mut self) -> io::Result<()> {
-        if self.buf.len() >= OUTPUT_BUFFER {
-            self.out.write_all(&self.buf)?;
-            self.buf.clear();
-        }
-        Ok(())
-    }
-
-    /// Write what is left.
-    pub fn finish(mut self) -> io::Result<()> {
-        self.out.write_all(&self.buf)?;
-        self.buf.clear();
-        Ok(())
-    }
-
-    pub fn raw(&mut self, b: &[u8]) {
-        self.buf.extend_from_slice(b);
-    }
-
-    /// A line break and the indentation of `depth`, after a comma unless
-    /// `first` (before a key or an array element).
-    pub fn line(&mut self, depth: usize, first: bool) {
-        let start = usize::from(first);
-        let end = 2 + 2 * depth;
-        if end <= BREAK.len() {
-            self.buf.extend_from_slice(&BREAK[start..end]);
-        } else {
-            self.buf.extend_from_slice(&BREAK[start..2]);
-            for _ in 0..depth {
-                self.buf.extend_from_slice(b"  ");
-            }
-        }
-    }
-
-    /// `"name": ` on its own line at `depth` (names are plain).
-    pub fn key(&mut self, depth: usize, first: bool, name: &str) {
-        debug_assert!(plain(name.as_bytes()));
-        self.line(depth, first);
-        self.buf.push(b'"');
-        self.buf.extend_from_slice(name.as_bytes());
-        self.buf.extend_from_slice(b"\": ");
-    }
-
-    /// A string, escaped as serde_json escapes it.
-    pub fn str(&mut self, s: &str) {
-        if plain(s.as_bytes()) {
-            self.buf.push(b'"');
-            self.buf.extend_from_slice(s.as_bytes());
-            self.buf.push(b'"');
-        } else {
-            serde_json::to_writer(&mut self.buf, s).expect("writing to memory");
-        }
-    }
-
-    /// A checkpoint's file name as a string; its path when `with_dir`
-    /// (what `file_name()` and `display_path()` show), without formatting:
-    /// a key's hex digits need no escaping.
-    pub fn file(&mut self, c: &Checkpoint, with_dir: bool) {
-        let dir = if with_dir { c.dir_prefix() } else { "" };
-        let name: &[u8] = match (c.stored_name(), &c.key) {
-            (Some(n), _) => n.as_bytes(),
-            (None, kvc::Key::Hash(h)) => h.as_bytes(),
-            (None, kvc::Key::Sysprompt) => b"sysprompt.kv",
-        };
-        let kv = matches!((c.stored_name(), &c.key), (None, kvc::Key::Hash(_)));
-        if !(plain(dir.as_bytes()) && plain(name)) {
-            let shown = if with_dir {
-                c.display_path().to_string()
-            } else {
-                c.file_name().to_string()
-            };
-            self.str(&shown);
-            return;
-        }
-        self.buf.push(b'"');
-        self.buf.extend_from_slice(dir.as_bytes());
-        self.buf.extend_from_slice(name);
-        if kv {
-            self.buf.extend_from_slice(b".kv");
-        }
-        self.buf.push(b'"');
-    }
-
-    /// A `Display` value as a string, formatted in `scratch`.
-    pub fn shown(&mut self, scratch: &mut String, v: impl std::fmt::Display) {
-        use std::fmt::Write as _;
-        scratch.clear();
-        write!(scratch, "{v}").expect("formatting into a String");
-        self.str(scratch);
-    }
-
-    pub fn int(&mut self, v: impl itoa::Integer) {
-        self.buf
-            .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
-    }
-
-    pub fn bool(&mut self, v: bool) {
-        self.buf
-            .extend_from_slice(if v { b"true" as &[u8] } else { b"false" });
-    }
-
-    pub fn null(&mut self) {
-        self.buf.extend_from_slice(b"null");
-    }
-
-    /// Any value, through serde at `depth` (what follows `"key": ` there).
-    pub fn value<T: Serialize + ?Sized>(&mut self, depth: usize, v: &T) -> io::Result<()> {
-        let mut ser = serde_json::Serializer::with_formatter(&mut self.buf, Pretty::at(depth));
-        v.serialize(&mut ser)?;
-        Ok(())
-    }
-}
-
 /// A value serde writes as a string through its `Display` (serde_json
 /// escapes it as it is formatted: no `String` in between).
 struct Shown<T>(T);
@@ -1036,130 +885,6 @@ impl CheckpointRow<'_> {
             c.is_loadable(),
             warned,
         )
-    }
-
-    /// The same JSON as the `Serialize` impl (a test holds them equal),
-    /// written by hand: the row's object, its keys at `depth + 1`.
-    pub fn write_json(
-        &self,
-        j: &mut JsonOut,
-        depth: usize,
-        scratch: &mut String,
-    ) -> io::Result<()> {
-        let (c, standing) = (self.checkpoint, self.standing);
-        let h = &c.header;
-        let spec = c.dialect.spec();
-        let d = depth + 1;
-        j.raw(b"{");
-        j.key(d, true, "key");
-        match &c.key {
-            kvc::Key::Hash(h) => {
-                j.raw(b"\"");
-                j.raw(h.as_bytes());
-                j.raw(b"\"");
-            }
-            kvc::Key::Sysprompt => j.str(c.key.as_str()),
-        }
-        j.key(d, false, "file");
-        j.file(c, false);
-        j.key(d, false, "path");
-        j.file(c, true);
-        j.key(d, false, "size");
-        j.int(c.size);
-        j.key(d, false, "mode");
-        j.shown(scratch, Mode(c.mode));
-        j.key(d, false, "reason");
-        j.str(&h.reason.name());
-        j.key(d, false, "reason_code");
-        j.int(h.reason.0);
-        j.key(d, false, "quant_bits");
-        j.int(h.quant_bits);
-        j.key(d, false, "tokens");
-        j.int(h.tokens);
-        j.key(d, false, "hits");
-        j.int(h.hits);
-        j.key(d, false, "ctx_size");
-        j.int(h.ctx_size);
-        j.key(d, false, "model_id");
-        j.int(h.model_id);
-        j.key(d, false, "payload_abi");
-        j.int(h.payload_abi);
-        j.key(d, false, "ext_flags");
-        j.int(h.ext_flags.0);
-        j.key(d, false, "flags");
-        if h.ext_flags.0 == 0 {
-            j.raw(b"[]");
-        } else {
-            j.value(d, &FlagNames(h.ext_flags))?;
-        }
-        j.key(d, false, "dialect");
-        j.str(c.dialect.as_str());
-        j.key(d, false, "dialect_assumed");
-        j.bool(c.assumed);
-        j.key(d, false, "model");
-        match spec
-            .mainline_models
-            .then(|| kvc::format::model_name(h.model_id))
-            .flatten()
-        {
-            Some(m) => j.str(m),
-            None => j.null(),
-        }
-        j.key(d, false, "fingerprint");
-        if spec.fingerprint {
-            j.shown(scratch, Fingerprint(h.reserved));
-        } else {
-            j.null();
-        }
-        j.key(d, false, "loadable");
-        j.bool(c.is_loadable());
-        j.key(d, false, "not_loaded");
-        match &c.loadable {
-            Ok(()) => j.null(),
-            Err(e) => j.shown(scratch, e),
-        }
-        j.key(d, false, "created");
-        j.int(h.created);
-        j.key(d, false, "last_used");
-        j.int(h.last_used);
-        j.key(d, false, "payload_bytes");
-        j.int(h.payload_bytes);
-        j.key(d, false, "text_bytes");
-        j.int(c.text_len);
-        j.key(d, false, "title");
-        match self.title.then(|| c.title()).flatten() {
-            Some(t) => j.str(&sanitize_line(t)),
-            None => j.null(),
-        }
-        j.key(d, false, "score");
-        match standing.score {
-            Some(s) => j.value(d, &s)?,
-            None => j.null(),
-        }
-        j.key(d, false, "evict_rank");
-        match standing.rank {
-            Some(r) => j.int(r),
-            None => j.null(),
-        }
-        j.key(d, false, "superseded");
-        j.bool(standing.superseded);
-        j.key(d, false, "agent_save");
-        j.bool(c.is_agent_save());
-        j.key(d, false, "warnings");
-        let warnings = header_warnings(h, spec, self.now);
-        if warnings.is_empty() {
-            j.raw(b"[]");
-        } else {
-            j.value(d, &warnings)?;
-        }
-        j.key(d, false, "content_key");
-        match &c.content_key {
-            Some(k) => j.str(k.as_str()),
-            None => j.null(),
-        }
-        j.line(depth, true);
-        j.raw(b"}");
-        Ok(())
     }
 }
 
@@ -1393,8 +1118,8 @@ mod tests {
         }
     }
 
-    /// `ls` writes a checkpoint from the record (`CheckpointRow`, by serde
-    /// and by hand); `show` builds a `CheckpointView`. Same JSON, on
+    /// `ls` writes a checkpoint from the record (`CheckpointRow`); `show`
+    /// builds a `CheckpointView`. Same JSON, on
     /// every fixture checkpoint, with and without titles.
     #[test]
     fn a_row_is_a_view() {
@@ -1436,11 +1161,6 @@ mod tests {
                     };
                     let want = serde_json::to_string_pretty(&view).unwrap();
                     assert_eq!(serde_json::to_string_pretty(&row).unwrap(), want);
-                    let mut by_hand = Vec::new();
-                    let mut j = JsonOut::new(&mut by_hand);
-                    row.write_json(&mut j, 0, &mut String::new()).unwrap();
-                    j.finish().unwrap();
-                    assert_eq!(String::from_utf8(by_hand).unwrap(), want);
                     n += 1;
                 }
             }

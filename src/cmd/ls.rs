@@ -2,7 +2,7 @@
 
 use crate::cli::{LsArgs, SortKey};
 use crate::config;
-use crate::output::{self, CheckpointRow, ForeignView, InvalidView, JsonOut, Report};
+use crate::output::{self, CheckpointRow, ForeignView, InvalidView, Report};
 use crate::Outcome;
 use anyhow::Result;
 use kvc::policy::{PolicyFrom, RankOptions, Standing};
@@ -527,83 +527,7 @@ impl LsReport {
     }
 }
 
-impl LsReport {
-    /// One directory's object, its keys at `depth + 1`: what its
-    /// `Serialize` impl writes, the rows by hand.
-    fn write_dir_json(&self, d: &DirView, j: &mut JsonOut, depth: usize) -> io::Result<()> {
-        let k = depth + 1;
-        j.raw(b"{");
-        j.key(k, true, "dir");
-        j.str(&d.dir);
-        j.key(k, false, "engine");
-        j.value(k, &d.engine)?;
-        j.key(k, false, "policy");
-        j.str(d.policy);
-        j.key(k, false, "policy_from");
-        j.str(d.policy_from);
-        j.key(k, false, "now");
-        j.int(d.now);
-        j.key(k, false, "checkpoints");
-        j.raw(b"[");
-        let mut scratch = String::new();
-        for i in 0..d.order.len() {
-            j.line(k + 1, i == 0);
-            d.row(i).write_json(j, k + 1, &mut scratch)?;
-            j.flush_full()?;
-        }
-        if !d.order.is_empty() {
-            j.line(k, true);
-        }
-        j.raw(b"]");
-        j.key(k, false, "temp_files");
-        j.value(k, &d.temp_files)?;
-        j.key(k, false, "invalid");
-        j.value(k, &d.invalid)?;
-        j.key(k, false, "foreign");
-        j.value(k, &d.foreign)?;
-        j.key(k, false, "strays");
-        j.value(k, &d.strays)?;
-        j.key(k, false, "checkpoint_bytes");
-        j.int(d.checkpoint_bytes);
-        j.key(k, false, "loadable_bytes");
-        j.int(d.loadable_bytes);
-        j.key(k, false, "never_loaded");
-        j.value(k, &d.never_loaded)?;
-        j.key(k, false, "foreign_bytes");
-        j.int(d.foreign_bytes);
-        j.key(k, false, "total_bytes");
-        j.int(d.total_bytes);
-        j.line(depth, true);
-        j.raw(b"}");
-        Ok(())
-    }
-}
-
 impl Report for LsReport {
-    /// The bytes the `Serialize` impls give (a test compares them), with
-    /// each checkpoint written by hand straight into the output buffer
-    /// (`CheckpointRow::write_json`): no view and no serde call per field.
-    fn write_json(&self, out: &mut dyn Write) -> io::Result<()> {
-        let mut j = JsonOut::new(out);
-        j.raw(b"{");
-        j.key(1, true, "dirs");
-        j.raw(b"[");
-        for (i, d) in self.dirs.iter().enumerate() {
-            j.line(2, i == 0);
-            self.write_dir_json(d, &mut j, 2)?;
-        }
-        if !self.dirs.is_empty() {
-            j.line(1, true);
-        }
-        j.raw(b"]");
-        j.key(1, false, "checkpoint_bytes");
-        j.int(self.checkpoint_bytes);
-        j.key(1, false, "total_bytes");
-        j.int(self.total_bytes);
-        j.raw(b"\n}\n");
-        j.finish()
-    }
-
     fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
         let many = self.dirs.len() > 1;
         for (i, d) in self.dirs.iter().enumerate() {
@@ -632,11 +556,12 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    /// The JSON written by hand is the `Serialize` impls' (pretty), byte
-    /// for byte, on every fixture: titles or not, several directories, a
-    /// file alone, every sort.
+    /// The JSON `kvc ls` writes (through `output::Pretty`) is what
+    /// serde_json's own pretty printer writes, byte for byte, on every
+    /// fixture: titles or not, several directories, a file alone, every
+    /// sort.
     #[test]
-    fn the_listing_json_is_the_serialize_impls() {
+    fn the_listing_json_is_serde_jsons_pretty_output() {
         let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
         let mut dirs: Vec<String> = std::fs::read_dir(&fixtures)
             .unwrap()
@@ -678,23 +603,14 @@ mod tests {
                 long: false,
                 titles: !args.no_title,
             };
-            let mut by_serde = Vec::new();
-            let mut ser =
-                serde_json::Serializer::with_formatter(&mut by_serde, output::Pretty::default());
-            report.serialize(&mut ser).unwrap();
-            by_serde.push(b'\n');
-            let mut by_hand = Vec::new();
-            report.write_json(&mut by_hand).unwrap();
-            assert_eq!(
-                String::from_utf8_lossy(&by_hand),
-                String::from_utf8_lossy(&by_serde),
-                "{argv:?}"
-            );
+            let mut written = Vec::new();
+            report.write_json(&mut written).unwrap();
             let mut by_serde_json = Vec::new();
             serde_json::to_writer_pretty(&mut by_serde_json, &report).unwrap();
             by_serde_json.push(b'\n');
             assert_eq!(
-                by_hand, by_serde_json,
+                String::from_utf8_lossy(&written),
+                String::from_utf8_lossy(&by_serde_json),
                 "{argv:?}: serde_json's own pretty printer"
             );
         }
