@@ -23,6 +23,7 @@ use crate::policy::{Policy, PolicyFrom, Standing};
 use crate::prefix::{self, Index, Needle, Sha1Digest};
 use crate::scan::{self, Checkpoint, Scan, ScanOptions};
 use crate::text;
+use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -212,54 +213,89 @@ impl<'a> Feed<'a> {
 /// Hang every text under its longest stored proper prefix (or its equal),
 /// reading the texts in `by_len` order through `source`, which feeds a
 /// text's bytes and says whether it read whole.
+///
+/// Texts of one length extend only shorter ones, all indexed by the time
+/// that length is reached: they are read in parallel, a batch at a time
+/// (memory stays at a batch's results), then linked in `by_len` order, so
+/// the forest does not depend on the threads.
 fn link(
     cps: &[Checkpoint],
     by_len: &[usize],
     titles: bool,
     nodes: &mut [Node],
     title_bytes: &mut Vec<u8>,
-    source: &mut dyn for<'x> FnMut(usize, &mut Feed<'x>) -> bool,
+    source: &(dyn for<'x> Fn(usize, &mut Feed<'x>) -> bool + Sync),
 ) {
     let mut index = Index::new();
-    let mut of_needle: Vec<u32> = Vec::new();
-    // Equal texts (same model, same length, same SHA-1): the first by name
-    // represents them; the rest hang under it. Only texts of the length
-    // being read can be equal, so the map holds one length at a time.
-    let mut first: HashMap<(u8, Sha1Digest), u32> = HashMap::new();
-    // Needles of the length being read go in once it is done: a text
-    // extends only strictly shorter ones.
-    let mut waiting: Vec<(usize, Needle)> = Vec::new();
-    let mut current = None;
-    for &i in by_len {
-        let c = &cps[i];
-        if current != Some(c.text_len) {
-            for (i, needle) in waiting.drain(..) {
-                index.insert(needle);
-                of_needle.push(i as u32);
+    let mut l = Linker {
+        nodes,
+        title_bytes,
+        of_needle: Vec::new(),
+        first: HashMap::new(),
+        waiting: Vec::new(),
+    };
+    for same_len in by_len.chunk_by(|&a, &b| cps[a].text_len == cps[b].text_len) {
+        for (i, needle) in l.waiting.drain(..) {
+            index.insert(needle);
+            l.of_needle.push(i as u32);
+        }
+        l.first.clear();
+        for batch in same_len.chunks(LINK_BATCH) {
+            let reads: Vec<Option<Read>> = batch
+                .par_iter()
+                .map(|&i| {
+                    let mut feed = Feed::new(&cps[i], &index, titles);
+                    source(i, &mut feed).then(|| feed.finish())
+                })
+                .collect();
+            for (&i, r) in batch.iter().zip(reads) {
+                l.link(&cps[i], i, r);
             }
-            first.clear();
-            current = Some(c.text_len);
         }
-        let mut feed = Feed::new(c, &index, titles);
-        if !source(i, &mut feed) {
+    }
+}
+
+/// Texts of one length read at once by [`link`].
+const LINK_BATCH: usize = 1024;
+
+/// What [`link`] builds and keeps from one length to the next.
+struct Linker<'a> {
+    nodes: &'a mut [Node],
+    title_bytes: &'a mut Vec<u8>,
+    /// The text of each needle in the index, by needle id.
+    of_needle: Vec<u32>,
+    /// Equal texts (same model, same length, same SHA-1): the first by
+    /// name represents them; the rest hang under it. Only texts of the
+    /// length being read can be equal, so the map holds one length at a
+    /// time.
+    first: HashMap<(u8, Sha1Digest), u32>,
+    /// Needles of the length being read go in once it is done: a text
+    /// extends only strictly shorter ones.
+    waiting: Vec<(usize, Needle)>,
+}
+
+impl Linker<'_> {
+    /// Link text `i` (`c`), read as `r` (`None`: not read whole).
+    fn link(&mut self, c: &Checkpoint, i: usize, r: Option<Read>) {
+        let nodes = &mut *self.nodes;
+        let Some(r) = r else {
             nodes[i].unread = true;
-            continue;
-        }
-        let r = feed.finish();
+            return;
+        };
         if let Some(t) = r.title {
             let len = t.len().min(u16::MAX as usize);
-            nodes[i].title_at = title_bytes.len() as u32;
+            nodes[i].title_at = self.title_bytes.len() as u32;
             nodes[i].title_len = len as u16;
-            title_bytes.extend_from_slice(&t[..len]);
+            self.title_bytes.extend_from_slice(&t[..len]);
         }
         if c.text_len == 0 {
-            continue;
+            return;
         }
-        let parent = match first.entry((c.header.model_id, r.full)) {
+        let parent = match self.first.entry((c.header.model_id, r.full)) {
             std::collections::hash_map::Entry::Occupied(e) => Some((*e.get(), Link::Equal)),
             std::collections::hash_map::Entry::Vacant(e) => {
                 e.insert(i as u32);
-                waiting.push((
+                self.waiting.push((
                     i,
                     Needle {
                         group: c.header.model_id,
@@ -268,7 +304,7 @@ fn link(
                         name: r.full,
                     },
                 ));
-                r.found.last().map(|&id| (of_needle[id], Link::Prefix))
+                r.found.last().map(|&id| (self.of_needle[id], Link::Prefix))
             }
         };
         // Children are appended in reading order: by text length, then
@@ -291,11 +327,11 @@ fn link(
 ///
 /// Texts are read shortest first, each once: every proper prefix of a
 /// text is shorter, so it is indexed by the time the text is streamed.
-/// One thread: each text needs the shorter ones indexed. Measured at
-/// 100,000 checkpoints on two shared cores, reading ahead on a second
-/// thread (a bounded channel of 64 KiB pieces) cost more CPU in hand-offs
-/// than it saved (2.2-2.6 s against 1.6-1.7 s), and two passes in
-/// parallel hash every text twice.
+/// Texts of the same length are read in parallel (see [`link`]). Tried
+/// before and dropped: reading ahead on a second thread (a bounded
+/// channel of 64 KiB pieces) cost more CPU in hand-offs than it saved
+/// (2.2-2.6 s against 1.6-1.7 s at 100,000), and two passes in parallel
+/// hash every text twice.
 pub fn forest(scan: &Scan, standings: &[Standing], titles: bool) -> Forest {
     build(scan, nodes_of(standings, scan.checkpoints.len()), titles)
 }
@@ -336,7 +372,7 @@ fn build(scan: &Scan, mut nodes: Vec<Node>, titles: bool) -> Forest {
         titles,
         &mut nodes,
         &mut title_bytes,
-        &mut |i, feed| prefix::stream_text(&cps[i], cps[i].text_len as u64, &mut |d| feed.feed(d)),
+        &|i, feed| prefix::stream_text(&cps[i], cps[i].text_len as u64, &mut |d| feed.feed(d)),
     );
     // Chains, depth first from each root.
     let mut roots: Vec<usize> = (0..n).filter(|&i| nodes[i].parent == NONE).collect();
