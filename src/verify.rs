@@ -681,7 +681,13 @@ pub fn verify_paths(
             for de in fs::read_dir(p).map_err(|e| Error::io(p, e))? {
                 let de = de.map_err(|e| Error::io(p, e))?;
                 let name = de.file_name();
-                if let Some(mut e) = Entry::new(de.path(), &name.to_string_lossy(), opts, false) {
+                // The path at its exact length: `DirEntry::path` grows it
+                // twice by doubling (160 bytes held for an 84-byte path:
+                // 7.6 MB at 100,000 files, each kept in its report).
+                let mut path = PathBuf::with_capacity(p.as_os_str().len() + 1 + name.len());
+                path.push(p);
+                path.push(&name);
+                if let Some(mut e) = Entry::new(path, &name.to_string_lossy(), opts, false) {
                     e.dir = u32::try_from(dir).ok();
                     e.ctx = u32::try_from(ctx).ok();
                     entries.push(e);
