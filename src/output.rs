@@ -1118,6 +1118,39 @@ mod tests {
         }
     }
 
+    /// Chunks rendered in parallel come out in order: a table of several
+    /// chunks (and one of none) written by `render_rows` is the one
+    /// written chunk after chunk on one thread.
+    #[test]
+    fn parallel_chunks_are_written_in_order() {
+        let header = ["N", "KEY", "TITLE"];
+        for n in [0, 1, CHUNK_ROWS, 3 * CHUNK_ROWS + 5] {
+            let rows: Vec<Vec<String>> = (0..n)
+                .map(|i| vec![i.to_string(), format!("{:x}", i * 7919), "漢".repeat(i % 5)])
+                .collect();
+            let row = |i: usize| rows[i].clone();
+            let mut one_thread = Vec::new();
+            write_rows_unfitted(&mut one_thread, &header, n, &row, &[0]).unwrap();
+            let l = Layout {
+                keep: (0..header.len()).collect(),
+                widths: measure(&header, n, &row),
+                budget: None,
+            };
+            let mut parallel = Vec::new();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(4)
+                .build()
+                .unwrap();
+            pool.install(|| render_rows(&mut parallel, &header, n, &row, &l, &[], &[0]))
+                .unwrap();
+            assert_eq!(
+                String::from_utf8(parallel).unwrap(),
+                String::from_utf8(one_thread).unwrap(),
+                "{n} rows"
+            );
+        }
+    }
+
     /// `ls` writes a checkpoint from the record (`CheckpointRow`); `show`
     /// builds a `CheckpointView`. Same JSON, on
     /// every fixture checkpoint, with and without titles.
