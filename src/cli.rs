@@ -308,15 +308,8 @@ pub struct LsArgs {
     /// Print only the full keys, one per line, in the listing's order (for pipes: `kvc ls -q | head -3`)
     #[arg(long, short = 'q', conflicts_with = "json")]
     pub quiet: bool,
-    /// Order of the rows
-    #[arg(long, value_enum, default_value_t = SortKey::Score)]
-    pub sort: SortKey,
-    /// Reverse the order
-    #[arg(long, short = 'r')]
-    pub reverse: bool,
-    /// Full keys, absolute times, model id and payload ABI
-    #[arg(long, short = 'l')]
-    pub long: bool,
+    #[command(flatten)]
+    pub rows: RowArgs,
     /// Do not read the texts: no titles, no key check (reads 52 bytes a file)
     #[arg(long)]
     pub no_title: bool,
@@ -1492,14 +1485,9 @@ interrupted push resumes its upload until then). On AWS, a lifecycle rule \
 Pulls leave no trace on a remote: hosts that pull a checkpoint do not make it younger. Run gc \
 from one host, e.g. daily from cron.";
 
-#[derive(Debug, Args)]
-pub struct RemoteLsArgs {
-    /// Only this namespace (flash, pro, glm-5.2, …, or a dialect such as d20)
-    #[arg(long, value_name = "NAME")]
-    pub model: Option<String>,
-    /// Print only the full keys, one per line
-    #[arg(long, short = 'q', conflicts_with = "json")]
-    pub quiet: bool,
+/// How a listing orders and shows its rows: `kvc ls` and `kvc remote ls`.
+#[derive(Clone, Copy, Debug, Args)]
+pub struct RowArgs {
     /// Order of the rows
     #[arg(long, value_enum, default_value_t = SortKey::Score)]
     pub sort: SortKey,
@@ -1509,6 +1497,18 @@ pub struct RemoteLsArgs {
     /// Full keys, absolute times, model id and payload ABI
     #[arg(long, short = 'l')]
     pub long: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoteLsArgs {
+    /// Only this namespace (flash, pro, glm-5.2, …, or a dialect such as d20)
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// Print only the full keys, one per line
+    #[arg(long, short = 'q', conflicts_with = "json")]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub rows: RowArgs,
     /// Do not show titles
     #[arg(long)]
     pub no_title: bool,

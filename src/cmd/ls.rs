@@ -178,7 +178,12 @@ fn view_of(dir: String, mut scan: Scan, only: Option<&str>, args: &LsArgs, now: 
         scan.temp_files.retain(|t| keep(&t.file));
         scan.strays.retain(|t| keep(&t.file));
     }
-    let order = sort_order(&scan.checkpoints, &standings, args.sort, args.reverse);
+    let order = sort_order(
+        &scan.checkpoints,
+        &standings,
+        args.rows.sort,
+        args.rows.reverse,
+    );
     let warned = scan
         .checkpoints
         .iter()
@@ -327,7 +332,7 @@ fn emit(views: Vec<DirView>, args: &LsArgs) -> Result<Outcome> {
         checkpoint_bytes: views.iter().map(|d| d.checkpoint_bytes).sum(),
         total_bytes: views.iter().map(|d| d.total_bytes).sum(),
         dirs: views,
-        long: args.long,
+        long: args.rows.long,
         titles: !args.no_title,
     };
     output::emit(&report, args.output.json)?;
