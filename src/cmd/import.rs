@@ -16,12 +16,36 @@ use std::os::fd::AsFd;
 
 /// Entries per action (`counts` in the JSON).
 #[derive(Serialize)]
-struct Counts {
+pub(crate) struct Counts {
     installed: usize,
     replaced: usize,
     present: usize,
     skipped: usize,
     rejected: usize,
+}
+
+impl Counts {
+    /// The entries of each outcome, counted by `count` (an import's or a
+    /// pull's report: both install through the same session).
+    pub(crate) fn of(count: impl Fn(Action) -> usize) -> Counts {
+        Counts {
+            installed: count(Action::Installed),
+            replaced: count(Action::Replaced),
+            present: count(Action::Present),
+            skipped: count(Action::Skipped),
+            rejected: count(Action::Rejected),
+        }
+    }
+}
+
+impl std::fmt::Display for Counts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} installed, {} replaced, {} present, {} skipped, {} rejected",
+            self.installed, self.replaced, self.present, self.skipped, self.rejected
+        )
+    }
 }
 
 #[derive(Serialize)]
@@ -36,7 +60,8 @@ struct ImportView {
     bytes_written: u64,
 }
 
-fn action_word(a: Action, dry_run: bool) -> &'static str {
+/// An outcome as a table shows it (`would …` in a dry run).
+pub(crate) fn action_word(a: Action, dry_run: bool) -> &'static str {
     match (a, dry_run) {
         (Action::Installed, false) => "installed",
         (Action::Installed, true) => "would install",
@@ -71,12 +96,7 @@ impl Report for ImportView {
         }
         writeln!(
             out,
-            "{} installed, {} replaced, {} present, {} skipped, {} rejected; {} {} {}",
-            c.installed,
-            c.replaced,
-            c.present,
-            c.skipped,
-            c.rejected,
+            "{c}; {} {} {}",
             output::size(self.bytes_written),
             if r.dry_run {
                 "would be written to"
@@ -199,13 +219,7 @@ pub fn run(args: ImportArgs) -> Result<Outcome> {
     let view = ImportView {
         dir: dir.display().to_string(),
         source: args.source.display().to_string(),
-        counts: Counts {
-            installed: report.count(Action::Installed),
-            replaced: report.count(Action::Replaced),
-            present: report.count(Action::Present),
-            skipped: report.count(Action::Skipped),
-            rejected: report.count(Action::Rejected),
-        },
+        counts: Counts::of(|a| report.count(a)),
         bytes_written: report.bytes_written(),
         report,
     };

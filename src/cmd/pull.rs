@@ -2,27 +2,19 @@
 //! `kvc::remote::pull`).
 
 use super::export::Bar;
+use super::import::{action_word, Counts};
 use crate::cli::PullArgs;
 use crate::config;
 use crate::output::{self, align_right, Report};
 use crate::Outcome;
 use anyhow::{bail, Context, Result};
 use comfy_table::Cell;
-use kvc::bundle::{Action, BudgetOptions, Selection};
+use kvc::bundle::{BudgetOptions, Selection};
 use kvc::matching::{Live, Prompt, DEFAULT_CTX, DEFAULT_MIN_TOKENS};
 use kvc::remote::pull::{self, PullOptions, PullReport};
 use serde::Serialize;
 use std::io::{self, IsTerminal, Write};
 use std::path::Path;
-
-#[derive(Serialize)]
-struct Counts {
-    installed: usize,
-    replaced: usize,
-    present: usize,
-    skipped: usize,
-    rejected: usize,
-}
 
 #[derive(Serialize)]
 struct PullView {
@@ -32,19 +24,6 @@ struct PullView {
     counts: Counts,
     /// Bytes written into the directory (installed and replaced).
     bytes_written: u64,
-}
-
-fn action_word(a: Action, dry_run: bool) -> &'static str {
-    match (a, dry_run) {
-        (Action::Installed, false) => "installed",
-        (Action::Installed, true) => "would install",
-        (Action::Replaced, false) => "replaced",
-        (Action::Replaced, true) => "would replace",
-        (Action::Present, _) => "present",
-        (Action::Skipped, false) => "skipped",
-        (Action::Skipped, true) => "would skip",
-        (Action::Rejected, _) => "rejected",
-    }
 }
 
 impl Report for PullView {
@@ -90,12 +69,7 @@ impl Report for PullView {
         }
         writeln!(
             out,
-            "{} installed, {} replaced, {} present, {} skipped, {} rejected; {} {} {} from {}",
-            c.installed,
-            c.replaced,
-            c.present,
-            c.skipped,
-            c.rejected,
+            "{c}; {} {} {} from {}",
             output::size(self.bytes_written),
             if r.dry_run {
                 "would be written to"
@@ -224,13 +198,7 @@ pub fn run(args: PullArgs) -> Result<Outcome> {
     let problems = report.has_problems();
     let view = PullView {
         dir: dir.display().to_string(),
-        counts: Counts {
-            installed: report.count(Action::Installed),
-            replaced: report.count(Action::Replaced),
-            present: report.count(Action::Present),
-            skipped: report.count(Action::Skipped),
-            rejected: report.count(Action::Rejected),
-        },
+        counts: Counts::of(|a| report.count(a)),
         bytes_written: report.bytes_written(),
         report,
     };
