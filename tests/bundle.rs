@@ -1834,3 +1834,51 @@ fn every_dialect_kvc_reads_round_trips_with_its_name_in_the_record() {
         assert_eq!(fs::read(target.join(c.file_name())).unwrap(), c.bytes());
     }
 }
+
+/// The human report ends in one line counting each outcome (the line
+/// `kvc pull` shares): a first import installs everything, a second finds
+/// it all present, a dry run says so.
+#[test]
+fn import_counts_each_outcome_in_its_summary_line() {
+    let env = TestEnv::new();
+    let set = sample_set();
+    for c in &set {
+        env.add(c);
+    }
+    let bundle = env.export_to("b.tar", &["--all"]);
+    let target = env.root.path().join("target");
+    let human = |extra: &[&str]| {
+        let mut args = vec![
+            "import",
+            bundle.to_str().unwrap(),
+            "--dir",
+            target.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let (code, out, err) = run(&env, &args);
+        assert_eq!(code, 0, "{err}");
+        String::from_utf8(out).unwrap()
+    };
+    let n = set.len();
+    let dry = human(&["--dry-run"]);
+    assert!(
+        dry.contains(&format!(
+            "dry run, nothing written: {n} installed, 0 replaced, 0 present, 0 skipped, 0 rejected; "
+        )),
+        "{dry}"
+    );
+    let first = human(&[]);
+    assert!(
+        first.contains(&format!(
+            "{n} installed, 0 replaced, 0 present, 0 skipped, 0 rejected; "
+        )),
+        "{first}"
+    );
+    let again = human(&[]);
+    assert!(
+        again.contains(&format!(
+            "0 installed, 0 replaced, {n} present, 0 skipped, 0 rejected; "
+        )),
+        "{again}"
+    );
+}

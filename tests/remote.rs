@@ -409,6 +409,13 @@ fn read_only_hosts_may_pull_and_nothing_else() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(names(&f.b).len(), 1);
+    // The summary line import's report also ends with.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("1 installed, 0 replaced, 0 present, 0 skipped, 0 rejected; ")
+            && stdout.contains(" from s3://"),
+        "{stdout}"
+    );
 }
 
 #[test]
