@@ -1837,7 +1837,7 @@ fn every_dialect_kvc_reads_round_trips_with_its_name_in_the_record() {
 
 /// The human report ends in one line counting each outcome (the line
 /// `kvc pull` shares): a first import installs everything, a second finds
-/// it all present, a dry run says so.
+/// it all present, a dry run says so; `--budget` adds its own line.
 #[test]
 fn import_counts_each_outcome_in_its_summary_line() {
     let env = TestEnv::new();
@@ -1880,5 +1880,11 @@ fn import_counts_each_outcome_in_its_summary_line() {
             "0 installed, 0 replaced, {n} present, 0 skipped, 0 rejected; "
         )),
         "{again}"
+    );
+    // --budget adds its line (the one `kvc pull --budget` writes too).
+    let budget = human(&["--dry-run", "--budget", "1GiB"]);
+    assert!(
+        budget.contains("budget 1 GiB (") && budget.contains("would evict 0 checkpoints (0 B); "),
+        "{budget}"
     );
 }

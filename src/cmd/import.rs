@@ -112,19 +112,7 @@ impl Report for ImportView {
             )?;
         }
         if let Some(b) = &r.budget {
-            let freed: u64 = b.evicted.iter().map(|e| e.size).sum();
-            writeln!(
-                out,
-                "budget {} ({}): {} {} checkpoint{} ({}); {} of checkpoints {}",
-                output::size(b.budget),
-                b.policy,
-                if r.dry_run { "would evict" } else { "evicted" },
-                b.evicted.len(),
-                if b.evicted.len() == 1 { "" } else { "s" },
-                output::size(freed),
-                output::size(b.bytes_after),
-                if r.dry_run { "after" } else { "now" },
-            )?;
+            write_budget(out, b, r.dry_run)?;
             for e in &b.evicted {
                 writeln!(
                     out,
@@ -145,9 +133,33 @@ impl Report for ImportView {
     }
 }
 
+/// The `--budget` line of an import's or a pull's report.
+pub(crate) fn write_budget(
+    out: &mut dyn Write,
+    b: &bundle::BudgetOutcome,
+    dry_run: bool,
+) -> io::Result<()> {
+    let freed: u64 = b.evicted.iter().map(|e| e.size).sum();
+    writeln!(
+        out,
+        "budget {} ({}): {} {} checkpoint{} ({}); {} of checkpoints {}",
+        output::size(b.budget),
+        b.policy,
+        if dry_run { "would evict" } else { "evicted" },
+        b.evicted.len(),
+        if b.evicted.len() == 1 { "" } else { "s" },
+        output::size(freed),
+        output::size(b.bytes_after),
+        if dry_run { "after" } else { "now" },
+    )
+}
+
 /// `--policy`, else the policy of the engine that reads the target
-/// directory, as `kvc evict` chooses it.
-fn budget_policy(dir: &std::path::Path, args: crate::cli::PolicyArgs) -> Result<kvc::Policy> {
+/// directory, as `kvc evict` chooses it (`kvc import` and `kvc pull`).
+pub(crate) fn budget_policy(
+    dir: &std::path::Path,
+    args: crate::cli::PolicyArgs,
+) -> Result<kvc::Policy> {
     if let Some(p) = args.policy() {
         return Ok(p);
     }

@@ -2,7 +2,7 @@
 //! `kvc::remote::pull`).
 
 use super::export::Bar;
-use super::import::{action_word, Counts};
+use super::import::{action_word, budget_policy, write_budget, Counts};
 use crate::cli::PullArgs;
 use crate::config;
 use crate::output::{self, align_right, Report};
@@ -80,19 +80,7 @@ impl Report for PullView {
             r.remote
         )?;
         if let Some(b) = &r.budget {
-            let freed: u64 = b.evicted.iter().map(|e| e.size).sum();
-            writeln!(
-                out,
-                "budget {} ({}): {} {} checkpoint{} ({}); {} of checkpoints {}",
-                output::size(b.budget),
-                b.policy,
-                if r.dry_run { "would evict" } else { "evicted" },
-                b.evicted.len(),
-                if b.evicted.len() == 1 { "" } else { "s" },
-                output::size(freed),
-                output::size(b.bytes_after),
-                if r.dry_run { "after" } else { "now" },
-            )?;
+            write_budget(out, b, r.dry_run)?;
             if !b.met {
                 writeln!(
                     out,
@@ -102,23 +90,6 @@ impl Report for PullView {
         }
         Ok(())
     }
-}
-
-/// `--policy`, else the policy of the engine that reads the target.
-fn budget_policy(dir: &Path, args: crate::cli::PolicyArgs) -> Result<kvc::Policy> {
-    if let Some(p) = args.policy() {
-        return Ok(p);
-    }
-    let engine = match args.engine.engine() {
-        Some(e) => e,
-        None if dir.is_dir() => {
-            kvc::scan_dir(dir, kvc::ScanOptions::default())?
-                .engine
-                .engine
-        }
-        None => kvc::format::Engine::Ds4,
-    };
-    Ok(kvc::Policy::for_engine(engine))
 }
 
 fn read_prompt(path: &Path) -> Result<Prompt> {
