@@ -765,6 +765,20 @@ fn stored_name(key: &Key, name: &str) -> Option<Box<str>> {
 }
 
 impl Pending {
+    /// It is no usable checkpoint: `code`, `error`.
+    fn invalid(&self, dir: &ScanDir, size: u64, code: Code, error: String) -> Raw {
+        let mut buf = [0u8; CANONICAL_NAME_MAX];
+        let name = name_in(&self.key, &self.name, &mut buf);
+        Raw::Done(Loaded::Invalid(invalid_entry(
+            &dir.path.join(name),
+            name.to_string(),
+            size,
+            code,
+            error,
+            self.order,
+        )))
+    }
+
     /// File-name order, as `ls` sorts: two lower-case names compare as
     /// their keys (same length, same suffix); anything else by its name.
     fn cmp_name(&self, other: &Pending) -> std::cmp::Ordering {
@@ -956,16 +970,7 @@ fn judge(
 fn load_typed(dir: &Arc<ScanDir>, p: Pending, opts: ScanOptions) -> Raw {
     let mut buf = [0u8; CANONICAL_NAME_MAX];
     let name = name_in(&p.key, &p.name, &mut buf);
-    let done = |size: u64, code: Code, error: String| {
-        Raw::Done(Loaded::Invalid(invalid_entry(
-            &dir.path.join(name),
-            name.to_string(),
-            size,
-            code,
-            error,
-            p.order,
-        )))
-    };
+    let done = |size: u64, code: Code, error: String| p.invalid(dir, size, code, error);
     match p.kind {
         EntryType::Symlink => return done(0, Code::Symlink, SYMLINK_ERROR.into()),
         EntryType::Other => return done(0, Code::NotAFile, NOT_A_FILE_ERROR.into()),
@@ -1056,18 +1061,7 @@ pub(crate) fn load_open(path: &Path, key: Key, file: File, opts: ScanOptions) ->
 
 fn load_opened(dir: &Arc<ScanDir>, p: Pending, opts: ScanOptions, file: File) -> Raw {
     let order = p.order;
-    let done = |size: u64, code: Code, error: String| {
-        let mut buf = [0u8; CANONICAL_NAME_MAX];
-        let name = name_in(&p.key, &p.name, &mut buf);
-        Raw::Done(Loaded::Invalid(invalid_entry(
-            &dir.path.join(name),
-            name.to_string(),
-            size,
-            code,
-            error,
-            order,
-        )))
-    };
+    let done = |size: u64, code: Code, error: String| p.invalid(dir, size, code, error);
     // One fstat gives the size every length is checked against, the mode
     // and the inode.
     let st = match rustix::fs::fstat(&file) {
