@@ -1888,3 +1888,31 @@ fn import_counts_each_outcome_in_its_summary_line() {
         "{budget}"
     );
 }
+
+/// Installed files are settled (directory fsync, then their journal
+/// records) in groups of 256: an import of more than one group journals
+/// every installed file once, in stream order, the last partial group
+/// included.
+#[test]
+fn every_installed_file_is_journaled_across_settle_groups() {
+    let env = TestEnv::new();
+    let set: Vec<Ckpt> = (0..300)
+        .map(|i| Ckpt::new(chat(&format!("conversation {i}"))))
+        .collect();
+    for c in &set {
+        env.add(c);
+    }
+    let bundle = env.export_to("b.tar", &["--all"]);
+    let target = env.root.path().join("target");
+    let (code, v) = import(&env, &bundle, &target, &[]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["counts"]["installed"], set.len());
+    let log = env.json(&["log", "-r", target.to_str().unwrap(), "--json"]);
+    let records = log["records"].as_array().unwrap();
+    let keys: Vec<&str> = records.iter().map(|r| r["key"].as_str().unwrap()).collect();
+    let mut want: Vec<String> = set.iter().map(|c| c.key()).collect();
+    want.sort();
+    assert_eq!(keys, want, "one record per installed file, in stream order");
+    assert!(records.iter().all(|r| r["op"] == "import"), "{log:#}");
+    assert_eq!(log["damaged"], 0);
+}
